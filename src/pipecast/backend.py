@@ -1,0 +1,203 @@
+"""The backend interface, the feature vocabulary, and the unsupported-feature rule (SPEC §13).
+
+A backend is a plugin (entry-point group ``pipecast.backends``) that subclasses
+:class:`Backend`. Capability is class-level data: ``features`` maps every
+:class:`Feature` to a :class:`Support` saying whether the target does it natively,
+through the pipecast step runtime, by approximation (allowed only with ``--lenient``),
+or not at all. :meth:`Backend.check` turns that table plus the pipeline's feature uses
+into diagnostics that name the target, the feature, the step and what to do instead.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipecast.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from pipecast.ir.models import Pipeline
+    from pipecast.passes.analysis import PipelineIndex
+
+
+class Feature(enum.StrEnum):
+    """Every IR feature a backend may or may not support. Values are user-facing names."""
+
+    PYTHON_STEP = "python steps"
+    CONTAINER_STEP = "container steps"
+    PARAMS = "parameters"
+    PARAM_OUTPUTS = "parameter outputs"
+    ARTIFACTS = "artifacts"
+    AFTER = "after (ordering without data)"
+    WHEN = "when (conditions)"
+    ELSE = "else branches"
+    GROUP_OUTPUTS = "group outputs"
+    FOR_EACH = "for_each (fan-out)"
+    PARALLELISM = "for_each parallelism"
+    NESTED_FOR_EACH = "nested for_each"
+    RETRY = "retry"
+    RETRY_BACKOFF = "retry backoff other than 1 or 2"
+    RETRY_JITTER = "retry jitter"
+    TIMEOUT = "timeout"
+    RESOURCES = "cpu and memory"
+    ACCELERATORS = "gpus and accelerators"
+    ENV = "environment variables"
+    SECRETS = "secrets"
+    CACHE = "cache"
+    FINALLY = "finally"
+    SCHEDULE = "schedule"
+    SCHEDULE_TIMEZONE = "schedule time zone"
+    PIPELINE_OUTPUTS = "pipeline outputs"
+
+
+SupportLevel = Literal["native", "runtime", "approximate", "unsupported"]
+
+
+@dataclass(frozen=True)
+class Support:
+    """How a target supports a feature.
+
+    Attributes:
+        level: ``native`` (the target does it), ``runtime`` (the pipecast step runtime does
+            it inside the container), ``approximate`` (an approximation exists: an error
+            unless ``--lenient``, then a warning), ``unsupported`` (always an error).
+        note: how it is done, or why not.
+        instead: for approximate/unsupported, what the user can do instead.
+    """
+
+    level: SupportLevel = "native"
+    note: str = ""
+    instead: str = ""
+
+    @property
+    def compiles(self) -> bool:
+        return self.level in ("native", "runtime")
+
+
+NATIVE = Support()
+
+
+def native(note: str = "") -> Support:
+    return Support("native", note)
+
+
+def runtime(note: str) -> Support:
+    return Support("runtime", note)
+
+
+def approximate(note: str, instead: str) -> Support:
+    return Support("approximate", note, instead)
+
+
+def unsupported(note: str, instead: str) -> Support:
+    return Support("unsupported", note, instead)
+
+
+class Settings(BaseModel):
+    """Base of every backend's target settings model (SPEC §11): strict, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmptySettings(Settings):
+    pass
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What :meth:`Backend.compile` returns: files (relative path → text) and warnings."""
+
+    files: dict[str, str]
+    diagnostics: list[Diagnostic]
+    summary: dict[str, Any]
+
+
+class Backend(abc.ABC):
+    """Base class of every target. Subclasses set the class attributes and implement ``emit``."""
+
+    name: ClassVar[str]
+    #: Human title for tables and docs.
+    title: ClassVar[str] = ""
+    #: Every :class:`Feature` → :class:`Support`; a missing feature counts as unsupported.
+    features: ClassVar[Mapping[Feature, Support]] = {}
+    settings_model: ClassVar[type[Settings]] = EmptySettings
+    #: The target's documentation, linked from docs and tables.
+    docs_url: ClassVar[str] = ""
+
+    def support(self, feature: Feature) -> Support:
+        return self.features.get(
+            feature, unsupported(f"{self.name} does not declare support for {feature}", "")
+        )
+
+    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+        """Diagnostics for every used feature this target cannot express.
+
+        Subclasses may extend this with value-dependent checks (limits, sizes).
+        """
+        from pipecast.passes.features import used_features
+
+        out: list[Diagnostic] = []
+        for use in used_features(index):
+            sup = self.support(use.feature)
+            if sup.compiles:
+                continue
+            where = f"step {use.step!r}" if use.step else "the pipeline"
+            if sup.level == "approximate" and lenient:
+                out.append(
+                    Diagnostic(
+                        f"{self.name}: {use.feature} used by {where} is approximated: {sup.note}",
+                        use.path,
+                        severity="warning",
+                        code="approximated",
+                    )
+                )
+                continue
+            hint = sup.instead or None
+            if sup.level == "approximate":
+                hint = (
+                    hint + "; or " if hint else ""
+                ) + "pass --lenient to accept the approximation"
+            out.append(
+                Diagnostic(
+                    f"target {self.name!r} does not support {use.feature} (used by {where})"
+                    + (f": {sup.note}" if sup.note else ""),
+                    use.path,
+                    hint=hint,
+                    code="unsupported-feature",
+                )
+            )
+        return out
+
+    @abc.abstractmethod
+    def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        """Compile a validated pipeline. Pure: no clock, no randomness, no network."""
+
+    def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        """Check compiled files with the target's own tools (used by tests and ``--check``)."""
+        return []
+
+    def deploy(
+        self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any
+    ) -> Any:
+        """Create or update the pipeline on the target (optional)."""
+        raise NotImplementedError(f"target {self.name!r} has no deploy yet")
+
+    def default_filename(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name}.json"
+
+    def write(self, out_dir: Path, files: Mapping[str, str]) -> list[Path]:
+        """Write compiled files atomically (temp file + rename), in sorted order."""
+        from pipecast.io import atomic_write
+
+        written = []
+        for rel in sorted(files):
+            target = out_dir / rel
+            atomic_write(target, files[rel])
+            written.append(target)
+        return written

@@ -1,0 +1,333 @@
+"""Pydantic models of the pipecast pipeline format (SPEC.md, version 1).
+
+The models are small, frozen and reject unknown keys. They check what a single node
+can check on its own (name patterns, value grammars, exclusive fields); everything
+that needs the whole pipeline (references, scope, types along edges, cycles) is in
+:mod:`pipecast.passes.validate`.
+
+Durations are normalised to seconds (``float``) when loaded, so ``"1h30m"`` and
+``5400`` give equal IRs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from pipecast.ir import values
+
+JsonValue = Any
+ParamType = Literal["str", "int", "float", "bool", "list", "dict"]
+OutputType = Literal[
+    "str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"
+]
+Duration = Annotated[float, BeforeValidator(values.parse_duration)]
+
+
+class Node(BaseModel):
+    """Base of every IR node: immutable, no unknown keys, aliases accepted by name too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_data(self) -> dict[str, Any]:
+        """The node as plain JSON data, in the file format (aliases, unset fields left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class Param(Node):
+    """A typed run-time parameter (SPEC §2). A parameter without ``default`` is required."""
+
+    type: ParamType
+    default: JsonValue = None
+    description: str | None = None
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> Param:
+        if self.has_default:
+            actual = values.json_type_of(self.default)
+            if actual is None or not values.type_accepts(self.type, actual):
+                raise ValueError(
+                    f"default {self.default!r} is not a {self.type}"
+                    + (f" (it is a {actual})" if actual else "")
+                )
+        return self
+
+
+class Retry(Node):
+    """Retry policy (SPEC §6). ``attempts`` counts every try, the first included."""
+
+    attempts: int = Field(1, ge=1, le=100)
+    delay: Duration = 1.0
+    backoff: float = Field(2.0, ge=1.0, le=100.0)
+    max_delay: Duration = 3600.0
+    jitter: bool = False
+
+
+class Resources(Node):
+    """Compute resources (SPEC §8). Memory keeps its written form; see ``memory_bytes``."""
+
+    cpu: float | None = Field(None, gt=0)
+    memory: str | int | None = None
+    gpu: int | None = Field(None, ge=0)
+    accelerator: str | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | int | None) -> str | int | None:
+        if v is not None:
+            values.parse_memory(v)
+        return v
+
+    @field_validator("accelerator")
+    @classmethod
+    def _accelerator(cls, v: str | None) -> str | None:
+        if v is not None and v not in values.ACCELERATORS:
+            raise ValueError(
+                f"unknown accelerator {v!r}; use one of: " + ", ".join(values.ACCELERATORS)
+            )
+        return v
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else values.parse_memory(self.memory)
+
+
+class PythonRun(Node):
+    """Run a python function ``module.path:function`` (SPEC §3.1)."""
+
+    python: str
+
+    @field_validator("python")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not values.PYTHON_TARGET_RE.match(v):
+            raise ValueError(f"{v!r} is not 'module.path:function'")
+        return v
+
+    @property
+    def module(self) -> str:
+        return self.python.split(":", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.python.split(":", 1)[1]
+
+
+class ContainerRun(Node):
+    """Run a container command (SPEC §3.1). ``command``/``args`` may hold ``{{ inputs.X }}``
+    and ``{{ outputs.Y }}`` placeholders."""
+
+    image: str = Field(min_length=1)
+    command: list[str] = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+
+
+def _run_kind(v: Any) -> str | None:
+    if isinstance(v, dict):
+        return "python" if "python" in v else "container"
+    if isinstance(v, PythonRun):
+        return "python"
+    if isinstance(v, ContainerRun):
+        return "container"
+    return None
+
+
+Run = Annotated[
+    Annotated[PythonRun, Tag("python")] | Annotated[ContainerRun, Tag("container")],
+    Discriminator(_run_kind),
+]
+
+
+class Defaults(Node):
+    """Task-step fields inherited by every task step (SPEC §2).
+
+    Inheritance is field by field for ``retry`` and ``resources`` and key by key for
+    ``env`` (see docs/semantics.md); a step's own value wins.
+    """
+
+    image: str | None = None
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cache: bool | None = None
+
+
+class TaskStep(Node):
+    """A task step (SPEC §3.1): has ``run``."""
+
+    run: Run
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    outputs: dict[str, OutputType] = Field(default_factory=dict)
+    after: list[str] = Field(default_factory=list)
+    when: str | None = None
+    image: str | None = None
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    cache: bool | None = None
+    description: str | None = None
+
+    @field_validator("env", "secrets")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not values.ENV_NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+        return v
+
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _io_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not values.IDENT_RE.match(name):
+                raise ValueError(
+                    f"{name!r} is not a valid input/output name (use a Python identifier)"
+                )
+        return v
+
+
+class ElseBranch(Node):
+    """The ``else`` branch of a ``when`` group (SPEC §3.2)."""
+
+    steps: dict[str, Step]
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class GroupStep(Node):
+    """A group step (SPEC §3.2): has ``steps`` and exactly one of ``for_each`` or ``when``."""
+
+    steps: dict[str, Step]
+    for_each: JsonValue = None
+    as_: str = Field("item", alias="as")
+    parallelism: int | None = Field(None, ge=1)
+    when: str | None = None
+    else_: ElseBranch | None = Field(None, alias="else")
+    outputs: dict[str, str] = Field(default_factory=dict)
+    after: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+    @property
+    def is_loop(self) -> bool:
+        return "for_each" in self.model_fields_set
+
+    @property
+    def is_condition(self) -> bool:
+        return self.when is not None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> GroupStep:
+        if self.is_loop == self.is_condition:
+            raise ValueError(
+                "a group needs exactly one of 'for_each' (fan-out) or 'when' (condition)"
+                + (
+                    ""
+                    if self.is_loop
+                    else "; a plain group of steps is not a thing: list the steps at this level"
+                )
+            )
+        if self.is_loop:
+            for key in ("else_",):
+                if getattr(self, key) is not None:
+                    raise ValueError("'else' belongs to a 'when' group, not to a 'for_each' group")
+        else:
+            extra = {"as_": "as", "parallelism": "parallelism"}
+            for field, alias in extra.items():
+                if field in self.model_fields_set:
+                    raise ValueError(
+                        f"'{alias}' belongs to a 'for_each' group, not to a 'when' group"
+                    )
+        if not values.IDENT_RE.match(self.as_):
+            raise ValueError(f"'as: {self.as_}' is not a valid loop variable name")
+        return self
+
+
+def _step_kind(v: Any) -> str | None:
+    if isinstance(v, dict):
+        return "group" if "steps" in v and "run" not in v else "task"
+    if isinstance(v, TaskStep):
+        return "task"
+    if isinstance(v, GroupStep):
+        return "group"
+    return None
+
+
+Step = Annotated[
+    Annotated[TaskStep, Tag("task")] | Annotated[GroupStep, Tag("group")],
+    Discriminator(_step_kind),
+]
+
+
+class Schedule(Node):
+    """``{cron, timezone}`` (SPEC §2); checked in :mod:`pipecast.passes.validate`."""
+
+    cron: str
+    timezone: str = "UTC"
+
+
+class Pipeline(Node):
+    """A whole pipeline (SPEC §2)."""
+
+    pipecast: Literal[1]
+    name: str
+    description: str | None = None
+    params: dict[str, Param] = Field(default_factory=dict)
+    schedule: Schedule | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    steps: dict[str, Step]
+    finally_: TaskStep | None = Field(None, alias="finally")
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not values.PIPELINE_NAME_RE.match(v):
+            raise ValueError(
+                f"pipeline name {v!r} must match ^[a-z][a-z0-9-]{{0,62}}$ "
+                "(lower-case letters, digits and '-', starting with a letter)"
+            )
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, v: dict[str, Param]) -> dict[str, Param]:
+        for name in v:
+            if not values.PARAM_NAME_RE.match(name):
+                raise ValueError(f"parameter name {name!r} must match ^[a-z_][a-z0-9_]{{0,62}}$")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _not_empty(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("a pipeline needs at least one step")
+        return v
+
+    def to_data(self) -> dict[str, Any]:
+        data = super().to_data()
+        data["pipecast"] = 1
+        return data
+
+
+ElseBranch.model_rebuild()
+GroupStep.model_rebuild()
+TaskStep.model_rebuild()
+Pipeline.model_rebuild()
+
+AnyStep = TaskStep | GroupStep

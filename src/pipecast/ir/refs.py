@@ -1,0 +1,166 @@
+"""References (SPEC §4): ``{{ params.P }}``, ``{{ steps.S.outputs.O }}``, loop variables,
+``{{ pipeline.status|name|run_id }}`` and, inside container commands, ``{{ inputs.X }}`` /
+``{{ outputs.Y }}``.
+
+A string value is a *template*: literal text and references. A value that is exactly one
+reference keeps the referenced value's type; anything else is a ``str`` in which values
+are rendered as JSON and strings bare (:func:`render`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+RefKind = Literal["param", "step", "loop", "pipeline", "inputs", "outputs"]
+
+_TEMPLATE_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_SEGMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PIPELINE_FIELDS = ("status", "name", "run_id")
+
+
+class RefSyntaxError(ValueError):
+    """A ``{{ ... }}`` whose inside is not a reference path."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One parsed reference.
+
+    Attributes:
+        kind: what it points at.
+        name: the parameter, step, loop variable, pipeline field or input/output name.
+        key: the output name of a step reference, or the dict key of a loop variable.
+    """
+
+    kind: RefKind
+    name: str
+    key: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The reference as a bare path, as written inside braces or in a condition."""
+        if self.kind == "param":
+            return f"params.{self.name}"
+        if self.kind == "step":
+            return f"steps.{self.name}.outputs.{self.key}"
+        if self.kind == "pipeline":
+            return f"pipeline.{self.name}"
+        if self.kind in ("inputs", "outputs"):
+            return f"{self.kind}.{self.name}"
+        return self.name if self.key is None else f"{self.name}.{self.key}"
+
+    def __str__(self) -> str:
+        return "{{ " + self.path + " }}"
+
+
+def parse_path(text: str, loop_vars: frozenset[str] | None = None) -> Ref:
+    """Parse a bare reference path such as ``steps.train.outputs.auc``.
+
+    Args:
+        text: the path.
+        loop_vars: names that are loop variables here. ``None`` accepts any other
+            one- or two-part name as a loop variable (validation then checks it).
+
+    Raises:
+        RefSyntaxError: when the path has no valid shape; the message shows the shapes.
+    """
+    parts = text.strip().split(".")
+    if not all(_SEGMENT_RE.match(p) for p in parts):
+        raise RefSyntaxError(f"{text.strip()!r} is not a reference path")
+    head = parts[0]
+    if head == "params" and len(parts) == 2:
+        return Ref("param", parts[1])
+    if head == "steps":
+        if len(parts) == 4 and parts[2] == "outputs":
+            return Ref("step", parts[1], parts[3])
+        raise RefSyntaxError(f"{text.strip()!r}: a step reference is steps.<step>.outputs.<output>")
+    if head == "pipeline" and len(parts) == 2:
+        return Ref("pipeline", parts[1])
+    if head in ("inputs", "outputs") and len(parts) == 2:
+        return Ref(head, parts[1])
+    if head == "params":
+        raise RefSyntaxError(f"{text.strip()!r}: a parameter reference is params.<name>")
+    if head in ("pipeline", "inputs", "outputs"):
+        raise RefSyntaxError(f"{text.strip()!r}: expected {head}.<name>")
+    if len(parts) <= 2 and (loop_vars is None or head in loop_vars):
+        return Ref("loop", head, parts[1] if len(parts) == 2 else None)
+    raise RefSyntaxError(
+        f"{text.strip()!r} is not a reference; use params.<name>, steps.<step>.outputs.<name>, "
+        "pipeline.<status|name|run_id> or a loop variable"
+    )
+
+
+Segment = str | Ref
+
+
+def parse_template(text: str) -> list[Segment]:
+    """Split a string into literal text and references.
+
+    Raises:
+        RefSyntaxError: for an unparsable ``{{ ... }}`` or an unbalanced brace pair.
+    """
+    segments: list[Segment] = []
+    pos = 0
+    for match in _TEMPLATE_RE.finditer(text):
+        if match.start() > pos:
+            segments.append(text[pos : match.start()])
+        segments.append(parse_path(match.group(1)))
+        pos = match.end()
+    if pos < len(text):
+        segments.append(text[pos:])
+    for seg in segments:
+        if isinstance(seg, str) and ("{{" in seg or "}}" in seg):
+            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}")
+    return segments
+
+
+def single_ref(value: Any) -> Ref | None:
+    """The reference if ``value`` is a string that is exactly one reference (type-keeping)."""
+    if not isinstance(value, str) or "{{" not in value:
+        return None
+    segments = parse_template(value.strip())
+    if len(segments) == 1 and isinstance(segments[0], Ref):
+        return segments[0]
+    return None
+
+
+def is_template(value: Any) -> bool:
+    """Whether ``value`` is a string containing at least one reference."""
+    return isinstance(value, str) and "{{" in value
+
+
+def refs_in(value: Any) -> Iterator[Ref]:
+    """Every reference in a value (only top-level strings carry references; see SPEC §4)."""
+    if isinstance(value, str) and "{{" in value:
+        for seg in parse_template(value):
+            if isinstance(seg, Ref):
+                yield seg
+
+
+def render_value(value: Any) -> str:
+    """How a value appears inside a mixed string: strings bare, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), sort_keys=False)
+
+
+def render(value: Any, lookup: Callable[[Ref], Any]) -> Any:
+    """Resolve a value: a single reference keeps its type, a mixed string becomes ``str``.
+
+    Args:
+        value: a literal JSON value or a template string.
+        lookup: returns the value of one reference.
+    """
+    if not is_template(value):
+        return value
+    segments = parse_template(value)
+    if len(segments) == 1 and isinstance(segments[0], Ref):
+        return lookup(segments[0])
+    stripped = value.strip()
+    if stripped != value and single_ref(stripped) is not None:
+        return lookup(parse_template(stripped)[0])  # type: ignore[arg-type]
+    return "".join(seg if isinstance(seg, str) else render_value(lookup(seg)) for seg in segments)

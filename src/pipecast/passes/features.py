@@ -1,0 +1,100 @@
+"""Which IR features a pipeline uses, and where (SPEC §13).
+
+Backends declare what they support per :class:`~pipecast.backend.Feature`;
+:func:`used_features` lists each use with the step and YAML path so that an unsupported
+feature can be reported precisely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipecast.backend import Feature
+from pipecast.diagnostics import YamlPath
+from pipecast.ir import values
+from pipecast.ir.models import ContainerRun, PythonRun
+from pipecast.passes.analysis import PipelineIndex
+
+
+@dataclass(frozen=True)
+class FeatureUse:
+    feature: Feature
+    step: str | None  # None: the pipeline itself
+    path: YamlPath
+
+
+def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
+    """Every use of every feature, in writing order."""
+    p = index.pipeline
+    if p.params:
+        yield FeatureUse(Feature.PARAMS, None, ("params",))
+    if p.schedule is not None:
+        yield FeatureUse(Feature.SCHEDULE, None, ("schedule",))
+        if p.schedule.timezone != "UTC":
+            yield FeatureUse(Feature.SCHEDULE_TIMEZONE, None, ("schedule", "timezone"))
+    if p.outputs:
+        yield FeatureUse(Feature.PIPELINE_OUTPUTS, None, ("outputs",))
+    if index.finally_node is not None:
+        yield FeatureUse(Feature.FINALLY, FINALLY_NAME, ("finally",))
+    for node in [*index.walk(), *([index.finally_node] if index.finally_node else [])]:
+        path = node.yaml_path
+        step = node.step
+        if step.after:
+            yield FeatureUse(Feature.AFTER, node.name, (*path, "after"))
+        if step.when is not None:
+            yield FeatureUse(Feature.WHEN, node.name, (*path, "when"))
+        if node.is_group:
+            group = node.group
+            if group.is_loop:
+                yield FeatureUse(Feature.FOR_EACH, node.name, (*path, "for_each"))
+                if group.parallelism is not None:
+                    yield FeatureUse(Feature.PARALLELISM, node.name, (*path, "parallelism"))
+                if any(g.group.is_loop for g in index.ancestors(node)):
+                    yield FeatureUse(Feature.NESTED_FOR_EACH, node.name, path)
+            if group.else_ is not None:
+                yield FeatureUse(Feature.ELSE, node.name, (*path, "else"))
+            if group.outputs:
+                yield FeatureUse(Feature.GROUP_OUTPUTS, node.name, (*path, "outputs"))
+            continue
+        task = node.task
+        if isinstance(task.run, PythonRun):
+            yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
+        elif isinstance(task.run, ContainerRun):
+            yield FeatureUse(Feature.CONTAINER_STEP, node.name, (*path, "run"))
+        if any(values.is_artifact(t) for t in task.outputs.values()):
+            yield FeatureUse(Feature.ARTIFACTS, node.name, (*path, "outputs"))
+        if any(not values.is_artifact(t) for t in task.outputs.values()):
+            yield FeatureUse(Feature.PARAM_OUTPUTS, node.name, (*path, "outputs"))
+        eff = index.effective(node)
+        retry = eff.retry
+        retry_path = (*path, "retry") if task.retry is not None else ("defaults", "retry")
+        if retry.attempts > 1:
+            yield FeatureUse(Feature.RETRY, node.name, retry_path)
+            if retry.backoff not in (1.0, 2.0):
+                yield FeatureUse(Feature.RETRY_BACKOFF, node.name, retry_path)
+            if retry.jitter:
+                yield FeatureUse(Feature.RETRY_JITTER, node.name, retry_path)
+        if eff.timeout is not None:
+            yield FeatureUse(Feature.TIMEOUT, node.name, _own_or_default(task, "timeout", path))
+        res = eff.resources
+        if res.cpu is not None or res.memory is not None:
+            yield FeatureUse(Feature.RESOURCES, node.name, _own_or_default(task, "resources", path))
+        if res.gpu or res.accelerator:
+            yield FeatureUse(
+                Feature.ACCELERATORS, node.name, _own_or_default(task, "resources", path)
+            )
+        if eff.env:
+            yield FeatureUse(Feature.ENV, node.name, _own_or_default(task, "env", path))
+        if eff.secrets:
+            yield FeatureUse(Feature.SECRETS, node.name, (*path, "secrets"))
+        if eff.cache:
+            yield FeatureUse(Feature.CACHE, node.name, _own_or_default(task, "cache", path))
+
+
+FINALLY_NAME = "finally"
+
+
+def _own_or_default(task: object, field: str, path: YamlPath) -> YamlPath:
+    own = field in getattr(task, "model_fields_set", set())
+    return (*path, field) if own else ("defaults", field)

@@ -1,0 +1,71 @@
+"""Backend discovery by entry point (group ``pipecast.backends``), loaded lazily.
+
+Listing backends reads entry-point metadata only; a backend's module (and the cloud
+SDKs it may import) is imported when that backend is asked for by name.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+
+from pipecast.backend import Backend
+from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.passes.analysis import nearest
+
+GROUP = "pipecast.backends"
+
+#: What to install for targets that ship as separate distributions.
+DISTRIBUTIONS = {
+    "stepfunctions": "pipecast-stepfunctions",
+    "vertex": "pipecast-vertex",
+    "azureml": "pipecast-azureml",
+    "airflow": "pipecast-airflow",
+}
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def available() -> list[str]:
+    """Names of installed backends, ``local`` first, then alphabetical."""
+    names = sorted(_entry_points())
+    return sorted(names, key=lambda n: (n != "local", n))
+
+
+@cache
+def get(name: str) -> Backend:
+    """Load and instantiate a backend by name.
+
+    Raises:
+        UserError: unknown name (with the nearest one), or the plugin failed to import
+            (with what to install).
+    """
+    eps = _entry_points()
+    ep = eps.get(name)
+    if ep is None:
+        known = available()
+        hint = nearest(name, known)
+        msg = f"unknown target {name!r}; installed targets: {', '.join(known) or 'none'}"
+        if name in DISTRIBUTIONS:
+            msg = f"target {name!r} is not installed"
+            fix = f"pip install {DISTRIBUTIONS[name]}"
+        else:
+            fix = f"did you mean {hint!r}?" if hint else "run 'pipecast targets' to list targets"
+        raise UserError(Diagnostic(msg, hint=fix, code="unknown-target"))
+    try:
+        cls = ep.load()
+    except ImportError as exc:
+        dist = DISTRIBUTIONS.get(name, f"the package that provides {name!r}")
+        raise UserError(
+            Diagnostic(
+                f"target {name!r} could not be loaded: {exc}",
+                hint=f"pip install {dist} (and its dependencies)",
+                code="backend-import",
+            )
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise UserError(f"entry point {name!r} does not name a pipecast Backend class")
+    return cls()

@@ -1,0 +1,101 @@
+"""The step description every cloud target hands to the pipecast step runtime.
+
+A backend builds one :class:`StepSpec` per task step with :func:`step_spec` and embeds it
+(compact JSON, see :meth:`StepSpec.to_arg`) in the container command
+``python -m pipecast.runtime run --spec '<json>' --convention <name> ...``. The runtime
+then needs nothing else from the pipeline file: it knows each input's type (to tell
+artifacts, which arrive as paths or URIs, from values), each output's type, and which
+gaps (retries, timeouts) it must fill for this target.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
+from pipecast.ir.refs import is_template
+from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+
+SecretStore = Literal["env", "aws", "gcp", "azure", "airflow"]
+
+
+class InputSpec(Node):
+    """One input: its static type (``any`` when unknown, ``list[Model]`` for collected
+    artifacts) and, for literal inputs, the value itself."""
+
+    type: str = ANY
+    value: Any = None
+    literal: bool = False
+
+
+class StepSpec(Node):
+    """What the runtime needs to run one task step (see the module docstring)."""
+
+    pipeline: str
+    step: str
+    run: PythonRun | ContainerRun
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    outputs: dict[str, OutputType] = Field(default_factory=dict)
+    #: Retries the runtime performs itself (``None``: the target retries natively).
+    retry: Retry | None = None
+    #: Per-attempt timeout the runtime enforces itself (``None``: the target does, or none).
+    timeout: float | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    secret_store: SecretStore = "env"
+
+    def to_arg(self) -> str:
+        """Compact, deterministic JSON for a command-line argument."""
+        return json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_arg(cls, text: str) -> StepSpec:
+        return cls.model_validate_json(text)
+
+
+def step_spec(
+    index: PipelineIndex,
+    node: StepNode,
+    *,
+    retry_in_runtime: bool = False,
+    timeout_in_runtime: bool = False,
+    secret_store: SecretStore = "env",
+) -> StepSpec:
+    """Build the runtime's description of a task step.
+
+    Args:
+        index: the pipeline's index.
+        node: a task node (``index.finally_node`` included).
+        retry_in_runtime: the target cannot retry this step natively, so the runtime does.
+        timeout_in_runtime: the target cannot enforce the timeout, so the runtime does.
+        secret_store: where the runtime resolves ``secrets`` by name.
+    """
+    task = node.task
+    eff = index.effective(node)
+    in_finally = node is index.finally_node
+    inputs: dict[str, InputSpec] = {}
+    for name, value in task.inputs.items():
+        type_ = index.value_type(value, node.scope, node.name, in_finally=in_finally) or ANY
+        if is_template(value):
+            inputs[name] = InputSpec(type=type_)
+        else:
+            inputs[name] = InputSpec(type=type_, value=value, literal=True)
+    return StepSpec(
+        pipeline=index.pipeline.name,
+        step=node.name,
+        run=task.run,
+        inputs=inputs,
+        outputs=dict(task.outputs),
+        retry=eff.retry if retry_in_runtime and eff.retry.attempts > 1 else None,
+        timeout=eff.timeout if timeout_in_runtime else None,
+        env=eff.env,
+        secrets=eff.secrets,
+        secret_store=secret_store,
+    )
