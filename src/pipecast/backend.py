@@ -160,9 +160,7 @@ class Backend(abc.ABC):
                 continue
             hint = sup.instead or None
             if sup.level == "approximate":
-                hint = (
-                    hint + "; or " if hint else ""
-                ) + "pass --lenient to accept the approximation"
+                hint = (hint + "; or " if hint else "") + "pass --lenient to accept the approximation"
             out.append(
                 Diagnostic(
                     f"target {self.name!r} does not support {use.feature} (used by {where})"
@@ -182,9 +180,7 @@ class Backend(abc.ABC):
         """Check compiled files with the target's own tools (used by tests and ``--check``)."""
         return []
 
-    def deploy(
-        self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any
-    ) -> Any:
+    def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
         """Create or update the pipeline on the target (optional)."""
         raise NotImplementedError(f"target {self.name!r} has no deploy yet")
 

@@ -34,6 +34,4 @@ def dump_yaml(data: Any) -> str:
     """Deterministic YAML: sorted keys, block style, safe dumper."""
     import yaml
 
-    return yaml.safe_dump(
-        data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100
-    )
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100)

@@ -28,9 +28,7 @@ from pipecast.ir import values
 
 JsonValue = Any
 ParamType = Literal["str", "int", "float", "bool", "list", "dict"]
-OutputType = Literal[
-    "str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"
-]
+OutputType = Literal["str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"]
 Duration = Annotated[float, BeforeValidator(values.parse_duration)]
 
 
@@ -96,9 +94,7 @@ class Resources(Node):
     @classmethod
     def _accelerator(cls, v: str | None) -> str | None:
         if v is not None and v not in values.ACCELERATORS:
-            raise ValueError(
-                f"unknown accelerator {v!r}; use one of: " + ", ".join(values.ACCELERATORS)
-            )
+            raise ValueError(f"unknown accelerator {v!r}; use one of: " + ", ".join(values.ACCELERATORS))
         return v
 
     @property
@@ -197,9 +193,7 @@ class TaskStep(Node):
     def _io_names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
             if not values.IDENT_RE.match(name):
-                raise ValueError(
-                    f"{name!r} is not a valid input/output name (use a Python identifier)"
-                )
+                raise ValueError(f"{name!r} is not a valid input/output name (use a Python identifier)")
         return v
 
 
@@ -250,9 +244,7 @@ class GroupStep(Node):
             extra = {"as_": "as", "parallelism": "parallelism"}
             for field, alias in extra.items():
                 if field in self.model_fields_set:
-                    raise ValueError(
-                        f"'{alias}' belongs to a 'for_each' group, not to a 'when' group"
-                    )
+                    raise ValueError(f"'{alias}' belongs to a 'for_each' group, not to a 'when' group")
         if not values.IDENT_RE.match(self.as_):
             raise ValueError(f"'as: {self.as_}' is not a valid loop variable name")
         return self

@@ -12,9 +12,7 @@ PIPELINE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PARAM_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PYTHON_TARGET_RE = re.compile(
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
-)
+PYTHON_TARGET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 RESERVED_STEP_NAMES = frozenset({"finally"})
@@ -100,9 +98,7 @@ def parse_memory(value: object) -> int:
             size = float(match.group(1)) * _MEMORY_UNITS[match.group(2)]
             if size > 0:
                 return int(size)
-    raise ValueError(
-        f"{value!r} is not a memory size; use e.g. '512Mi', '2Gi' or a number of bytes"
-    )
+    raise ValueError(f"{value!r} is not a memory size; use e.g. '512Mi', '2Gi' or a number of bytes")
 
 
 def type_accepts(declared: str, actual: str) -> bool:

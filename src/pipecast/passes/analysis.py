@@ -299,9 +299,7 @@ class PipelineIndex:
         if ref.kind == "pipeline":
             if ref.name == "status":
                 if not in_finally:
-                    return Resolution(
-                        None, "pipeline.status is only available in the 'finally' step"
-                    )
+                    return Resolution(None, "pipeline.status is only available in the 'finally' step")
                 return Resolution("str")
             if ref.name in ("name", "run_id"):
                 return Resolution("str")
@@ -335,9 +333,7 @@ class PipelineIndex:
         if ref.key is None:
             return Resolution(item_type)
         if item_type not in ("dict", ANY):
-            return Resolution(
-                None, f"loop variable {ref.name!r} holds {item_type} items, not dicts"
-            )
+            return Resolution(None, f"loop variable {ref.name!r} holds {item_type} items, not dicts")
         return Resolution(ANY)
 
     def loop_item_type(self, group: StepNode) -> str:
@@ -356,9 +352,7 @@ class PipelineIndex:
                 return "float"
         return ANY
 
-    def _resolve_step(
-        self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool
-    ) -> Resolution:
+    def _resolve_step(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool) -> Resolution:
         target = self.nodes.get(ref.name)
         if target is None:
             hint = _did_you_mean(ref.name, self.nodes, "steps.")
@@ -398,9 +392,7 @@ class PipelineIndex:
                 assert user_sibling.scope.owner is not None
                 user_sibling = self.nodes[user_sibling.scope.owner]
             if user_sibling is producer:
-                return Resolution(
-                    None, f"a step cannot reference {ref.name!r}, a group that encloses it"
-                )
+                return Resolution(None, f"a step cannot reference {ref.name!r}, a group that encloses it")
         out_type = self.output_type(target, ref.key or "")
         if out_type is None:
             outputs = self.output_names(target)
@@ -411,9 +403,7 @@ class PipelineIndex:
                 f"step {ref.name!r} has no output {ref.key!r} (its outputs: {listing})",
                 f"did you mean steps.{ref.name}.outputs.{hint}?" if hint else None,
             )
-        dep = (
-            (producer.scope, user_sibling.name, producer.name) if user_sibling is not None else None
-        )
+        dep = (producer.scope, user_sibling.name, producer.name) if user_sibling is not None else None
         return Resolution(out_type, target=target.name, dependency=dep)
 
     def output_names(self, node: StepNode) -> list[str]:
@@ -482,9 +472,7 @@ class PipelineIndex:
             for ref in cond.paths(expr):
                 yield (*node.yaml_path, "when"), ref
 
-    def group_output_refs(
-        self, node: StepNode
-    ) -> Iterator[tuple[Scope, str, tuple[str | int, ...], Ref]]:
+    def group_output_refs(self, node: StepNode) -> Iterator[tuple[Scope, str, tuple[str | int, ...], Ref]]:
         group = node.group
         assert node.body is not None
         for name, expr in group.outputs.items():
@@ -630,9 +618,7 @@ def _merge(model: Any, base: Any, override: Any) -> Any:
     return model(**data)
 
 
-def _template_refs(
-    value: Any, path: tuple[str | int, ...]
-) -> Iterator[tuple[tuple[str | int, ...], Ref]]:
+def _template_refs(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Ref]]:
     if isinstance(value, str) and "{{" in value:
         try:
             segments = parse_template(value)

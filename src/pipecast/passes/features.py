@@ -81,9 +81,7 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
         if res.cpu is not None or res.memory is not None:
             yield FeatureUse(Feature.RESOURCES, node.name, _own_or_default(task, "resources", path))
         if res.gpu or res.accelerator:
-            yield FeatureUse(
-                Feature.ACCELERATORS, node.name, _own_or_default(task, "resources", path)
-            )
+            yield FeatureUse(Feature.ACCELERATORS, node.name, _own_or_default(task, "resources", path))
         if eff.env:
             yield FeatureUse(Feature.ENV, node.name, _own_or_default(task, "env", path))
         if eff.secrets:
