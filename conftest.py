@@ -3,4 +3,4 @@
 One moto server and one Airflow home per test session keep the suite inside its CI budget.
 """
 
-pytest_plugins = ["tests.fixtures.moto_server"]
+pytest_plugins = ["tests.fixtures.moto_server", "tests.fixtures.airflow_env"]
