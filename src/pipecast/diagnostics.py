@@ -33,6 +33,10 @@ class SourceMap:
 
     file: str = "<pipeline>"
     positions: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+    #: Where each mapping value starts: ``(line, column, quote)``; ``quote`` is the number of
+    #: quote characters before the text on a single-line scalar, or -1 when the value spans
+    #: lines. Lets errors inside a string (a ``when`` condition) point at the exact column.
+    value_positions: dict[YamlPath, tuple[int, int, int]] = field(default_factory=dict)
 
     def locate(self, path: YamlPath) -> tuple[int, int] | None:
         """The position of the path, or of its nearest written ancestor."""
@@ -41,6 +45,13 @@ class SourceMap:
             if pos is not None:
                 return pos
         return None
+
+    def locate_in_value(self, path: YamlPath, offset: int) -> tuple[int, int] | None:
+        """The position of the character at 0-based ``offset`` inside a single-line string value."""
+        pos = self.value_positions.get(path)
+        if pos is None or pos[2] < 0:
+            return None
+        return pos[0], pos[1] + pos[2] + offset
 
 
 @dataclass(frozen=True)
