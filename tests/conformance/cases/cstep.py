@@ -1,0 +1,102 @@
+"""Step functions of the conformance cases. Tiny, deterministic, standard library only.
+
+Every target imports this module inside its step container/worker, so it must not
+depend on anything but the Python standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def emit(value):
+    """Return the input unchanged (one output)."""
+    return value
+
+
+def add(a, b):
+    return a + b
+
+
+def describe(s: str, i: int, f: float, b: bool, l: list, d: dict) -> str:  # noqa: E741
+    """Check that every parameter type arrives as itself, and summarise the values."""
+    assert isinstance(s, str), type(s)
+    assert isinstance(i, int) and not isinstance(i, bool), type(i)
+    assert isinstance(f, float | int) and not isinstance(f, bool), type(f)
+    assert isinstance(b, bool), type(b)
+    assert isinstance(l, list), type(l)
+    assert isinstance(d, dict), type(d)
+    return f"{s}|{i}|{f}|{b}|{json.dumps(l, sort_keys=True)}|{json.dumps(d, sort_keys=True)}"
+
+
+def all_types():
+    """Parameter outputs of every type."""
+    return {
+        "s": "hello world",
+        "i": 42,
+        "f": 2.5,
+        "b": True,
+        "l": [1, "two", 3.0],
+        "d": {"k": "v", "n": 1},
+    }
+
+
+def write_file(text: str, out: str) -> None:
+    Path(out).write_text(text)
+
+
+def write_folder(n: int, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    for k in range(n):
+        Path(out, f"part-{k}.txt").write_text(str(k))
+
+
+def read_file(path: str) -> str:
+    return Path(path).read_text()
+
+
+def count_folder(path: str) -> int:
+    return len(os.listdir(path))
+
+
+def square(x):
+    return x * x
+
+
+def total(values: list) -> float:
+    return float(sum(values))
+
+
+def flaky(run_id: str, key: str, failures: int) -> int:
+    """Fail the first ``failures`` attempts of this run (counted in a temp file), then
+    return the number of the attempt that succeeded."""
+    folder = Path(tempfile.gettempdir(), "pipecast-flaky")
+    folder.mkdir(exist_ok=True)
+    counter = folder / f"{run_id}-{key}"
+    attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(attempt))
+    if attempt <= failures:
+        raise RuntimeError(f"planned failure on attempt {attempt}")
+    return attempt
+
+
+def fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+def secret_length(name: str) -> int:
+    """The length of a secret's value (never the value itself)."""
+    return len(os.environ[name])
+
+
+def status(status: str) -> str:
+    return status
