@@ -1,0 +1,131 @@
+"""The conformance catalogue: cases (pipelines + hand-written expectations) and the
+per-backend exceptions, as data.
+
+A case is ``cases/<name>.yaml`` with ``cases/<name>.expected.yaml``. The expectation holds
+the final ``status``, a subset of the run record's ``steps`` (``status``, ``attempts``,
+``outputs``), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
+optionally ``runs:`` — several runs with different ``params``.
+
+Exceptions are markers tied to a :class:`~pipecast.backend.Feature`, turned into strict
+xfails: when a backend gains the feature, its marker must go (ibis's habit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipecast.backend import Feature
+
+CASES_DIR = Path(__file__).parent / "cases"
+Kind = Literal["notimpl", "notyet", "never"]
+
+
+@dataclass(frozen=True)
+class Expected:
+    params: dict[str, Any]
+    status: str
+    steps: dict[str, dict[str, Any]]
+    outputs: dict[str, Any] | None = None
+    order: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    runs: list[Expected]
+    secrets: dict[str, str]
+
+
+def load_case(name: str) -> Case:
+    path = CASES_DIR / f"{name}.yaml"
+    data = yaml.safe_load((CASES_DIR / f"{name}.expected.yaml").read_text())
+    raw_runs = data.get("runs") or [data]
+    runs = [
+        Expected(
+            params=r.get("params", {}),
+            status=r["status"],
+            steps=r.get("steps", {}),
+            outputs=r.get("outputs"),
+            order=data.get("order", []),
+        )
+        for r in raw_runs
+    ]
+    return Case(name, path, runs, data.get("secrets", {}))
+
+
+def case_names() -> list[str]:
+    return sorted(p.name[: -len(".expected.yaml")] for p in CASES_DIR.glob("*.expected.yaml"))
+
+
+@dataclass(frozen=True)
+class Exception_:
+    """A known gap of one backend on one case."""
+
+    kind: Kind
+    feature: Feature | None
+    reason: str
+    stage: Literal["compile", "execute"] = "execute"
+
+
+def notimpl(
+    feature: Feature | None, reason: str, stage: Literal["compile", "execute"] = "execute"
+) -> Exception_:
+    return Exception_("notimpl", feature, reason, stage)
+
+
+def notyet(reason: str, feature: Feature | None = None) -> Exception_:
+    """The target's local executor cannot run this yet (the compiled output is still checked)."""
+    return Exception_("notyet", feature, reason, "execute")
+
+
+def never(feature: Feature, reason: str) -> Exception_:
+    return Exception_("never", feature, reason, "compile")
+
+
+#: (backend, case) → exception. Filled from what each backend really does; every entry is a
+#: strict xfail, so a stale entry fails the suite.
+EXCEPTIONS: dict[tuple[str, str], Exception_] = {}
+
+
+def compare(expected: Expected, record: dict[str, Any]) -> list[str]:
+    """Differences between an expectation and a run record (empty when they agree)."""
+    problems: list[str] = []
+    if record.get("status") != expected.status:
+        problems.append(f"status: expected {expected.status!r}, got {record.get('status')!r}")
+    steps = record.get("steps", {})
+    for key, want in expected.steps.items():
+        got = steps.get(key)
+        if got is None:
+            problems.append(f"step {key!r}: missing from the record (has {sorted(steps)})")
+            continue
+        if "status" in want and got.get("status") != want["status"]:
+            problems.append(f"step {key!r}: status {got.get('status')!r}, expected {want['status']!r}")
+        if "attempts" in want and got.get("attempts") != want["attempts"]:
+            problems.append(f"step {key!r}: attempts {got.get('attempts')!r}, expected {want['attempts']!r}")
+        for out, value in want.get("outputs", {}).items():
+            actual = (got.get("outputs") or {}).get(out, "<missing>")
+            if not _same(actual, value):
+                problems.append(f"step {key!r}: output {out!r} = {actual!r}, expected {value!r}")
+    if expected.outputs is not None:
+        for out, value in expected.outputs.items():
+            actual = (record.get("outputs") or {}).get(out, "<missing>")
+            if not _same(actual, value):
+                problems.append(f"pipeline output {out!r} = {actual!r}, expected {value!r}")
+    return problems
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (a == b and type(a) is type(b))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) < 1e-9
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
