@@ -1,0 +1,127 @@
+"""The interface between the runtime core and one target's way of passing data.
+
+The core (:mod:`pipecast.runtime.core`) does the same thing on every target::
+
+    conv = MyConvention.from_args(args)             # parsed from the command line
+    inputs = conv.stage_inputs(spec, workdir)       # values + local paths of artifacts
+    paths = conv.output_paths(spec, workdir)        # where the step writes its outputs
+    ... retry loop of executor.run_attempt(...) ...
+    conv.write_outputs(spec, result, workdir)       # publish them where the target reads
+    # or, when the last attempt failed:
+    conv.write_failure(spec, result, workdir)
+
+A convention implements those four methods and nothing else: no retries, no timeouts,
+no secrets, no logging (the core does them identically for every target).
+
+Input values: ``spec.inputs[name]`` says each input's static type (``Dataset``,
+``list[Model]``, ``int``, ``any``...) and holds literal values (``literal=True``); the
+convention supplies the others. :meth:`Convention.literal_inputs`, :func:`parse_value` and
+:func:`is_artifact_input` are the shared helpers; artifacts arrive as local paths (``str``)
+or, for a collected fan-out, a list of local paths.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pipecast.passes.analysis import ANY, is_artifact_type
+from pipecast.runtime._values import is_artifact
+from pipecast.runtime.executor import AttemptResult
+from pipecast.runtime.spec import StepSpec
+
+
+class ConventionError(Exception):
+    """The target handed the runtime something it cannot use (missing input, bad URI, bad JSON).
+
+    The core reports it like a step failure (non-zero exit, one-line summary), without retrying.
+    """
+
+
+def is_artifact_input(spec: StepSpec, name: str) -> bool:
+    """Whether input ``name`` carries artifacts (a path/URI, or a list of them)."""
+    return is_artifact_type(spec.inputs[name].type)
+
+
+def is_artifact_output(spec: StepSpec, name: str) -> bool:
+    return is_artifact(spec.outputs[name])
+
+
+def parse_value(type_name: str, text: str) -> Any:
+    """A value a target passed as text: raw for ``str``, JSON for the other types.
+
+    For ``any`` (a type the compiler could not know), JSON if it parses, else the raw text.
+    """
+    if type_name == "str":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        if type_name == ANY:
+            return text
+        raise ConventionError(f"expected a JSON {type_name}, got {text[:60]!r}") from None
+
+
+def parse_json_arg(text: str, what: str) -> Any:
+    """A JSON command-line argument, or ``@file`` to read it from a file."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConventionError(f"cannot read {what} from {text[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConventionError(f"{what} is not valid JSON: {exc}") from None
+
+
+class Convention(abc.ABC):
+    """How one target passes inputs to a step and reads its outputs back."""
+
+    #: The ``--convention`` name.
+    name: ClassVar[str]
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this convention's own command-line options (they follow ``--convention NAME``)."""
+        return None
+
+    @classmethod
+    @abc.abstractmethod
+    def from_args(cls, args: argparse.Namespace) -> Convention:
+        """Build the convention from the parsed options of :meth:`add_arguments`."""
+
+    @staticmethod
+    def literal_inputs(spec: StepSpec) -> dict[str, Any]:
+        """Inputs whose value is written in the pipeline (embedded in the spec)."""
+        return {name: i.value for name, i in spec.inputs.items() if i.literal}
+
+    @abc.abstractmethod
+    def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
+        """Every input of the step: parameter values, and artifacts as local paths.
+
+        Download or locate artifacts here. Raise :class:`ConventionError` for missing inputs.
+        """
+
+    def output_paths(self, spec: StepSpec, workdir: Path) -> dict[str, Path] | None:
+        """Where the step writes each output locally (``None``: ``workdir/outputs/<name>``).
+
+        Parameter outputs are written there only by container steps; the executor returns
+        every parameter value either way.
+        """
+        return None
+
+    @abc.abstractmethod
+    def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> Any:
+        """Publish a successful attempt's outputs where the target reads them.
+
+        Returns what the target receives as the step's result (for example the JSON object
+        the callback worker sends with ``SendTaskSuccess``); ``None`` if nothing.
+        """
+
+    def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
+        """Record a failure where the target shows it (optional; the core already prints it)."""
+        return None
