@@ -18,7 +18,7 @@ from pipecast.loader import Loaded, load
 
 
 def load_checked(path: str | Path, params: Mapping[str, str] | None = None) -> Loaded:
-    """Load a pipeline and run every validation rule (SPEC §2–§10).
+    """Load a pipeline and run every validation rule (SPEC §2-§10).
 
     Args:
         path: the pipeline file (.yaml/.yml/.json/.py).
@@ -33,7 +33,10 @@ def load_checked(path: str | Path, params: Mapping[str, str] | None = None) -> L
     from pipecast.passes.validate import check_params, validate
 
     loaded = load(path)
-    diags = [d.located(loaded.source) for d in validate(loaded)]
+    diags = sorted(
+        (d.located(loaded.source) for d in validate(loaded)),
+        key=lambda d: (d.line or 0, d.column or 0),
+    )
     loaded.warnings.extend(raise_if_errors(diags))
     if params is not None:
         check_params(loaded.pipeline, dict(params))
