@@ -11,6 +11,7 @@ Durations are normalised to seconds (``float``) when loaded, so ``"1h30m"`` and
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -29,7 +31,19 @@ from pipecast.ir import values
 JsonValue = Any
 ParamType = Literal["str", "int", "float", "bool", "list", "dict"]
 OutputType = Literal["str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"]
-Duration = Annotated[float, BeforeValidator(values.parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(values.parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": values.DURATION_PATTERN},
+            ],
+            "description": "seconds, or <int><unit> parts with units ms s m h d (e.g. '1h30m')",
+        }
+    ),
+]
 
 
 class Node(BaseModel):
@@ -94,7 +108,9 @@ class Resources(Node):
     @classmethod
     def _accelerator(cls, v: str | None) -> str | None:
         if v is not None and v not in values.ACCELERATORS:
-            raise ValueError(f"unknown accelerator {v!r}; use one of: " + ", ".join(values.ACCELERATORS))
+            best = difflib.get_close_matches(v, values.ACCELERATORS, n=1)
+            tip = f" (did you mean {best[0]!r}?)" if best else ""
+            raise ValueError(f"unknown accelerator {v!r}{tip}; use one of: " + ", ".join(values.ACCELERATORS))
         return v
 
     @property

@@ -31,6 +31,8 @@ ACCELERATORS = (
     "nvidia-h100",
 )
 
+#: JSON Schema pattern of a duration string (the same grammar as :func:`parse_duration`).
+DURATION_PATTERN = r"^\s*(\d+|(\d+(ms|s|m|h|d))+)\s*$"
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 

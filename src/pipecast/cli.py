@@ -1,0 +1,414 @@
+"""The ``pipecast`` command line.
+
+Commands: ``validate``, ``compile``, ``export``, ``schema``, ``targets``, ``deploy``, plus
+those that command modules add (``run`` from the simulator, ``runtime`` tools, ...). A
+command module exports ``register(subparsers)``, which adds its sub-parsers and sets
+``func=<handler(args) -> int | None>`` with ``set_defaults``; it must import nothing heavy
+(the handler does). A module that fails to import is skipped, so the core commands always
+work.
+
+Exit codes: 0 ok, 1 the user's input is wrong (no traceback; ``--debug`` shows one),
+2 usage, 3 an internal error (a bug: please report it).
+
+This module imports no cloud SDK and no backend at import time: ``pipecast validate`` and
+``pipecast --help`` stay fast and work without the target packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipecast.diagnostics import Diagnostic, UserError
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+#: Command modules that add sub-commands through ``register(subparsers)``.
+COMMAND_MODULES = ("pipecast.simulator.cli", "pipecast.runtime.cli")
+#: Entry-point group for third-party command modules (same contract).
+COMMAND_GROUP = "pipecast.commands"
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def print_diagnostics(diags: Sequence[Diagnostic]) -> None:
+    """Warnings and errors go to stderr, one block each."""
+    for d in diags:
+        _stderr(d.render())
+
+
+def _summary(loaded: Any) -> dict[str, Any]:
+    index = loaded.index
+    nodes = list(index.walk())
+    tasks = sum(1 for n in nodes if n.is_task) + (1 if index.finally_node else 0)
+    groups = sum(1 for n in nodes if n.is_group)
+    nesting = max((len(index.loops(n)) for n in nodes if n.is_task), default=0)
+    return {
+        "pipeline": loaded.pipeline.name,
+        "steps": tasks,
+        "groups": groups,
+        "max_fan_out_nesting": nesting,
+        "params": len(loaded.pipeline.params),
+    }
+
+
+def _summary_text(s: dict[str, Any]) -> str:
+    return (
+        f"{s['steps']} task step{'s' if s['steps'] != 1 else ''}, {s['groups']} group"
+        f"{'s' if s['groups'] != 1 else ''}, fan-out nesting {s['max_fan_out_nesting']}"
+    )
+
+
+def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(Diagnostic(f"{flag} {item!r} is not name=value", code="usage"))
+        out[key.strip()] = value
+    return out
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipecast.api import load_checked
+
+    params = _key_values(args.param, "--param") if args.param else None
+    reports = []
+    failed = False
+    for file in args.files:
+        try:
+            loaded = load_checked(file, params)
+        except UserError as exc:
+            failed = True
+            reports.append({"file": file, "ok": False, "diagnostics": [d.to_dict() for d in exc.diagnostics]})
+            if not args.json:
+                print_diagnostics(exc.diagnostics)
+                _stderr(
+                    f"{file}: invalid ({len(exc.diagnostics)} error{'s' if len(exc.diagnostics) != 1 else ''})"
+                )
+            continue
+        summary = _summary(loaded)
+        reports.append(
+            {
+                "file": file,
+                "ok": True,
+                "diagnostics": [d.to_dict() for d in loaded.warnings],
+                "summary": summary,
+            }
+        )
+        if not args.json:
+            print_diagnostics(loaded.warnings)
+            print(f"{file}: ok: pipeline {loaded.pipeline.name!r}: {_summary_text(summary)}")
+    if args.json:
+        print(json.dumps(reports, indent=2, sort_keys=True))
+    return EXIT_USER if failed else EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pipecast import api, registry
+
+    loaded = api.load_checked(args.file)
+    print_diagnostics(loaded.warnings)
+    backend = registry.get(args.target)
+    settings = api.load_settings(backend, Path(args.settings) if args.settings else None, args.set or [])
+    result = api.compile_pipeline(loaded, args.target, settings, lenient=args.lenient)
+    print_diagnostics(result.diagnostics)
+    out_dir = Path(args.output) if args.output else Path("build") / args.target
+    written = api.write_outputs(result, out_dir)
+    summary = {
+        **_summary(loaded),
+        **result.summary,
+        "target": args.target,
+        "files": [str(p) for p in written],
+    }
+    if args.format == "json":
+        summary["diagnostics"] = [d.to_dict() for d in [*loaded.warnings, *result.diagnostics]]
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    else:
+        print(
+            f"{args.file}: compiled for {args.target}: {_summary_text(summary)}; "
+            f"wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out_dir}"
+        )
+        for path in written:
+            print(f"  {path}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipecast.api import load_checked
+    from pipecast.io import atomic_write, dump_json, dump_yaml
+
+    loaded = load_checked(args.file)
+    print_diagnostics(loaded.warnings)
+    data = loaded.pipeline.to_data()
+    out = args.output
+    as_json = args.format == "json" or (args.format is None and out and out.endswith(".json"))
+    text = dump_json(data) if as_json else dump_yaml(data)
+    if not out or out == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write(Path(out), text)
+        print(f"{args.file}: wrote {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pipecast.io import atomic_write, dump_json
+    from pipecast.schema import pipeline_schema
+
+    text = dump_json(pipeline_schema())
+    if args.output and args.output != "-":
+        atomic_write(Path(args.output), text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from pipecast import registry
+    from pipecast.backend import Feature
+
+    rows = []
+    for name in registry.available():
+        try:
+            backend = registry.get(name)
+        except UserError as exc:
+            rows.append({"name": name, "loadable": False, "error": exc.diagnostics[0].message})
+            continue
+        features = {}
+        for feature in Feature:
+            sup = backend.support(feature)
+            features[feature.value] = {"level": sup.level, "note": sup.note, "instead": sup.instead}
+        rows.append(
+            {
+                "name": name,
+                "loadable": True,
+                "title": backend.title or name,
+                "docs": backend.docs_url,
+                "settings": sorted(backend.settings_model.model_fields),
+                "features": features,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not rows:
+        print("no targets installed")
+        return EXIT_OK
+    symbols = {"native": "yes", "runtime": "runtime", "approximate": "approx", "unsupported": "-"}
+    loadable = [r for r in rows if r["loadable"]]
+    for r in rows:
+        if not r["loadable"]:
+            print(f"{r['name']}: not loadable: {r['error']}")
+    if loadable:
+        width = max(len(f.value) for f in Feature)
+        header = "feature".ljust(width) + "  " + "  ".join(r["name"].ljust(9) for r in loadable)
+        print(header)
+        print("-" * len(header))
+        for feature in Feature:
+            cells = "  ".join(symbols[r["features"][feature.value]["level"]].ljust(9) for r in loadable)
+            print(feature.value.ljust(width) + "  " + cells)
+        print("\nyes: native; runtime: done by the pipecast step runtime; approx: only with --lenient")
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pipecast import api, registry
+    from pipecast.passes.validate import check_params
+
+    params = _key_values(args.param, "--param")
+    loaded = api.load_checked(args.file)
+    print_diagnostics(loaded.warnings)
+    values = check_params(loaded.pipeline, params) if (args.run or params) else None
+    backend = registry.get(args.target)
+    settings = api.load_settings(backend, Path(args.settings) if args.settings else None, args.set or [])
+    result = api.compile_pipeline(loaded, args.target, settings, lenient=args.lenient)
+    print_diagnostics(result.diagnostics)
+    try:
+        outcome = backend.deploy(loaded.pipeline, result.files, settings, run=args.run, params=values)
+    except NotImplementedError as exc:
+        raise UserError(
+            Diagnostic(str(exc), hint="compile it and deploy with the target's own tools")
+        ) from None
+    if args.json:
+        print(json.dumps(outcome, indent=2, sort_keys=True, default=str))
+    elif outcome is not None:
+        print(
+            outcome
+            if isinstance(outcome, str)
+            else json.dumps(outcome, indent=2, sort_keys=True, default=str)
+        )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks for errors",
+    )
+    return common
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", "-t", required=True, help="a target name (see 'pipecast targets')")
+    p.add_argument("--settings", metavar="FILE", help="target settings file (YAML or TOML)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set one target setting (dotted keys for nested ones); repeatable, wins over --settings",
+    )
+    p.add_argument("--lenient", action="store_true", help="accept approximations of unsupported features")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="pipecast",
+        description="Compile one ML pipeline to Step Functions, Vertex AI, Azure ML and Airflow, "
+        "or run it locally.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"pipecast {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("validate", parents=[common], help="check pipeline files against every rule")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pipeline files (.yaml, .yml, .json, .py)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="also check a run-time parameter")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compile", parents=[common], help="compile a pipeline for a target")
+    p.add_argument("file", metavar="FILE")
+    _settings_args(p)
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: build/<target>)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("export", parents=[common], help="write the pipeline IR as YAML or JSON")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="OUT", help="OUT.yaml or OUT.json (default: YAML on stdout)")
+    p.add_argument("--format", choices=("yaml", "json"), help="force the format")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("schema", parents=[common], help="print the JSON Schema of pipeline files")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to a file")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("targets", parents=[common], help="list installed targets and their features")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("deploy", parents=[common], help="create or update the pipeline on a target")
+    p.add_argument("file", metavar="FILE")
+    _settings_args(p)
+    p.add_argument("--run", action="store_true", help="also start a run")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="run-time parameter")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_deploy)
+
+    _register_plugins(sub, common)
+    return parser
+
+
+def _register_plugins(sub: Any, common: argparse.ArgumentParser) -> None:
+    modules: list[Any] = []
+    for name in COMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue  # not built / not installed: the core commands still work
+    try:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=COMMAND_GROUP):
+            try:
+                modules.append(ep.load())
+            except Exception:  # a broken plugin must not break the CLI
+                continue
+    except Exception:
+        pass
+    for module in modules:
+        register: Callable[..., Any] | None = getattr(module, "register", None)
+        if register is None:
+            continue
+        try:
+            register(sub)
+        except Exception as exc:
+            _stderr(
+                f"warning: command module {getattr(module, '__name__', module)!r} failed to register: {exc}"
+            )
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pipecast")
+    except Exception:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or usage errors (2)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    debug = bool(getattr(args, "debug", False))
+    func = getattr(args, "func", None) or getattr(args, "handler", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code = func(args)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print_diagnostics(exc.diagnostics)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        _stderr("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _stderr(
+            f"pipecast: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in pipecast, please report it (run again with --debug for the traceback)."
+        )
+        return EXIT_INTERNAL
+    return EXIT_OK if code is None else int(code)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
