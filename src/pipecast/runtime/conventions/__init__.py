@@ -37,7 +37,7 @@ def load(name: str) -> type[Convention]:
         raise KeyError(f"unknown convention {name!r}; use one of: {', '.join(names())}")
     module = importlib.import_module(KNOWN[name])
     for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, Convention) and value.name == name:
+        if isinstance(value, type) and issubclass(value, Convention) and getattr(value, "name", None) == name:
             return value
     raise ImportError(f"{KNOWN[name]} defines no Convention subclass named {name!r}")
 

@@ -125,3 +125,38 @@ class Convention(abc.ABC):
     def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
         """Record a failure where the target shows it (optional; the core already prints it)."""
         return None
+
+
+# --------------------------------------------------------------------------- folder layout
+#
+# Some targets store every artifact as a folder (a SageMaker ProcessingOutput, an S3 prefix).
+# A file artifact is then kept as ``<folder>/<file name>`` next to a small marker naming it,
+# so the next step receives the file itself again, not a folder holding it.
+
+MARKER = ".pipecast-artifact.json"
+
+
+def store_in_folder(source: Path, folder: Path) -> None:
+    """Put the artifact at ``source`` (a file or a folder) into ``folder``."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, folder, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, folder / source.name)
+        (folder / MARKER).write_text(json.dumps({"file": source.name}), encoding="utf-8")
+
+
+def locate_in_folder(folder: Path) -> Path:
+    """The artifact stored in ``folder`` by :func:`store_in_folder` (the file, or the folder)."""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            name = json.loads(marker.read_text(encoding="utf-8"))["file"]
+        except (ValueError, KeyError, TypeError):
+            raise ConventionError(f"corrupt artifact marker {marker}") from None
+        if "/" in name or name in ("", ".", ".."):
+            raise ConventionError(f"artifact marker {marker} names an invalid file {name!r}")
+        return folder / name
+    return folder

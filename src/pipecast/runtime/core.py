@@ -1,0 +1,129 @@
+"""The runtime's one flow, identical on every target (what ``python -m pipecast.runtime run`` does).
+
+1. resolve the step's secrets by name from ``spec.secret_store`` (values masked in logs);
+2. stage the inputs through the target's convention (download artifacts when they are URIs);
+3. run attempts with :func:`pipecast.runtime.executor.run_attempt`: one attempt, or
+   ``spec.retry.attempts`` with :func:`pipecast.runtime.retry.retry_delay` between them when
+   the target cannot retry natively; each attempt limited to ``spec.timeout`` if set;
+4. publish the outputs through the convention, or report the failure.
+
+The simulator runs steps with the same executor and the same ``retry_delay``, so retries,
+timeouts, outputs and failures behave the same locally and in the cloud.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipecast.runtime.conventions.base import Convention, ConventionError
+from pipecast.runtime.executor import AttemptResult, ContainerMode, run_attempt
+from pipecast.runtime.retry import retry_delay
+from pipecast.runtime.secrets import SecretError, mask_text, resolve
+from pipecast.runtime.spec import StepSpec
+
+#: Exit codes of ``python -m pipecast.runtime run``.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 124
+
+
+class StepFailed(Exception):
+    """The step failed its last attempt (or could not start). ``str()`` is the one-line summary."""
+
+    def __init__(self, summary: str, *, timed_out: bool = False, attempts: int = 0) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.timed_out = timed_out
+        self.attempts = attempts
+
+    @property
+    def error_name(self) -> str:
+        """A short error name for targets that show one (``States.TaskFailed``-like)."""
+        return "pipecast.Timeout" if self.timed_out else "pipecast.StepFailed"
+
+
+@dataclass
+class StepOutcome:
+    """A successful step: its outputs (local) and what the convention published."""
+
+    outputs: dict[str, Any]
+    published: Any
+    attempts: int
+
+
+def run_step(
+    spec: StepSpec,
+    convention: Convention,
+    *,
+    workdir: Path | None = None,
+    python_path: Sequence[str] = (),
+    containers: ContainerMode = "host",
+    log_path: Path | None = None,
+    stderr: TextIO | None = None,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StepOutcome:
+    """Run a step to completion on this machine (see the module docstring).
+
+    Args:
+        workdir: scratch folder for staged inputs and outputs (a temporary one if ``None``).
+        log_path: where the step's stdout/stderr go (``None``: this process's own).
+        stderr: where progress notes (retries) go; ``sys.stderr`` by default.
+
+    Raises:
+        StepFailed: with the one-line summary (secret values masked).
+    """
+    err = stderr or sys.stderr
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix=f"pipecast-{spec.step}-") as tmp:
+            return run_step(
+                spec, convention, workdir=Path(tmp), python_path=python_path, containers=containers,
+                log_path=log_path, stderr=stderr, rng=rng, sleep=sleep,
+            )  # fmt: skip
+    workdir.mkdir(parents=True, exist_ok=True)
+    label = f"step {spec.step}"
+    try:
+        secret_env = resolve(spec.secrets, spec.secret_store)
+    except SecretError as exc:
+        raise StepFailed(f"{label} could not start: {exc}") from None
+    mask = sorted(set(secret_env.values()))
+    env = {**spec.env, **secret_env}
+    try:
+        inputs = convention.stage_inputs(spec, workdir)
+        paths = convention.output_paths(spec, workdir)
+    except ConventionError as exc:
+        raise StepFailed(mask_text(f"{label} could not start: {exc}", mask)) from None
+
+    attempts = spec.retry.attempts if spec.retry is not None else 1
+    result: AttemptResult | None = None
+    for attempt in range(1, attempts + 1):
+        result = run_attempt(
+            spec, inputs, workdir, timeout=spec.timeout, log_path=log_path, env=env,
+            python_path=python_path, containers=containers, output_paths=paths, mask=mask,
+        )  # fmt: skip
+        if result.ok:
+            break
+        if attempt < attempts:
+            assert spec.retry is not None
+            wait = retry_delay(spec.retry, attempt, rng)
+            note = f"pipecast: {label} attempt {attempt}/{attempts} failed: {result.error}; retrying in {wait:g}s"
+            print(mask_text(note, mask), file=err, flush=True)
+            sleep(wait)
+    assert result is not None
+    if not result.ok:
+        summary = f"{label} failed: {result.error}"
+        if attempts > 1:
+            summary += f" (attempt {attempts}/{attempts})"
+        summary = mask_text(summary, mask)
+        convention.write_failure(spec, summary, workdir)
+        raise StepFailed(summary, timed_out=result.timed_out, attempts=attempts)
+    try:
+        published = convention.write_outputs(spec, result, workdir)
+    except ConventionError as exc:
+        raise StepFailed(mask_text(f"{label} could not publish its outputs: {exc}", mask)) from None
+    return StepOutcome(outputs=result.outputs, published=published, attempts=attempt)
