@@ -1,0 +1,72 @@
+"""The SPEC §1 churn pipeline written with the pipecast Python DSL.
+
+It builds exactly the same IR as pipeline.yaml next to it (a test checks this):
+
+    pipecast validate examples/churn/pipeline.py
+    pipecast export examples/churn/pipeline.py -o /tmp/churn.yaml
+"""
+
+from typing import Annotated
+
+from churn.steps import alert, ingest, notify, register, train
+
+from pipecast.dsl import (
+    IN,
+    OUT,
+    PIPELINE,
+    Param,
+    container_step,
+    finally_,
+    for_each,
+    otherwise,
+    pipeline,
+    when,
+)
+
+# A container step: the command gets the list of AUCs as JSON and writes the best one.
+pick = container_step(
+    "pick",
+    image="python:3.11-slim",
+    command=[
+        "python",
+        "-c",
+        "import json,sys; a=json.loads(sys.argv[1]); open(sys.argv[2],'w').write(str(max(a)))",
+        IN.aucs,
+        OUT.best,
+    ],
+    outputs={"best": float},
+)
+
+
+@pipeline(
+    name="churn-training",
+    description="Train, evaluate and conditionally register a churn model.",
+    schedule={"cron": "0 2 * * *", "timezone": "UTC"},
+    defaults={
+        "image": "python:3.11-slim",
+        "retry": {"attempts": 3, "delay": "10s", "backoff": 2.0, "max_delay": "5m", "jitter": True},
+        "timeout": "1h",
+        "resources": {"cpu": 1, "memory": "2Gi"},
+    },
+)
+def churn_training(
+    data_uri: str = "s3://example/churn.csv",
+    min_auc: float = 0.8,
+    regions: list = Param(["eu", "us"]),
+    dry: Annotated[bool, "skip registration"] = False,
+):
+    ingested = ingest(uri=data_uri)
+
+    per_region = for_each(regions, as_="region", parallelism=2, name="per_region")
+    with per_region as region:
+        trained = train(table=ingested.outputs.table, region=region)
+        per_region.outputs(aucs=trained.outputs.auc, models=trained.outputs.model)
+
+    best = pick(aucs=per_region.outputs.aucs).outputs.best
+
+    with when((best >= min_auc) & ~dry, name="publish"):
+        register(models=per_region.outputs.models)
+    with otherwise():
+        alert(best=best)
+
+    finally_(notify, status=PIPELINE.status)
