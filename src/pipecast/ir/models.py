@@ -73,7 +73,7 @@ class Param(Node):
             actual = values.json_type_of(self.default)
             if actual is None or not values.type_accepts(self.type, actual):
                 raise ValueError(
-                    f"default {self.default!r} is not a {self.type}"
+                    f"default {self.default!r} is not {'an' if self.type == 'int' else 'a'} {self.type}"
                     + (f" (it is a {actual})" if actual else "")
                 )
         return self

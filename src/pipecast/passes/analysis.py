@@ -339,7 +339,10 @@ class PipelineIndex:
     def loop_item_type(self, group: StepNode) -> str:
         """The type of one item of a ``for_each`` group's list (``any`` when unknown)."""
         value = group.group.for_each
-        ref = single_ref(value) if isinstance(value, str) else None
+        try:
+            ref = single_ref(value) if isinstance(value, str) else None
+        except RefSyntaxError:
+            ref = None
         if ref is not None:
             res = self.resolve(ref, group.scope, dependent=group.name)
             return element_type(res.type or ANY) or ANY
@@ -444,7 +447,10 @@ class PipelineIndex:
     ) -> str | None:
         """The type of an input value: a literal's JSON type, a reference's type, or ``str``."""
         if isinstance(value, str) and "{{" in value:
-            ref = single_ref(value)
+            try:
+                ref = single_ref(value)
+            except RefSyntaxError:
+                return None  # validation reports the syntax error
             if ref is None:
                 return "str"
             return self.resolve(ref, scope, dependent=dependent, in_finally=in_finally).type

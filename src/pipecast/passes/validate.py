@@ -439,7 +439,7 @@ class _Checker:
         kind = self.expr_type(expr, path)
         if kind not in (None, ANY, "bool"):
             self.error(
-                f"condition {text!r} is a {kind}, not a boolean",
+                f"condition {text!r} is {_a(kind)}, not a boolean",
                 path,
                 hint="compare it, e.g. 'params.n > 0' or \"params.mode == 'fast'\"",
                 code="condition-type",
@@ -517,14 +517,14 @@ class _Checker:
         for kind in (left, right):
             if kind not in (*_NUMBERS, "str", "bool"):
                 self.error(
-                    f"'{text}' compares a {kind}; conditions compare numbers, strings and booleans",
+                    f"'{text}' compares {_a(kind)}; conditions compare numbers, strings and booleans",
                     path,
                     code="condition-type",
                 )
                 return
         if not _comparable(left, right):
             self.error(
-                f"'{text}' compares a {left} with a {right}",
+                f"'{text}' compares {_a(left)} with {_a(right)}",
                 path,
                 hint="compare numbers with numbers, strings with strings, booleans with booleans",
                 code="condition-type",
@@ -662,7 +662,7 @@ def parse_param_value(type_name: str, text: str) -> Any:
             "list": '\'["a", "b"]\'',
             "dict": "'{\"k\": 1}'",
         }
-        raise ValueError(f"{text!r} is not a {type_name} (e.g. {examples.get(type_name, '')})")
+        raise ValueError(f"{text!r} is not {_a(type_name)} (e.g. {examples.get(type_name, '')})")
     return float(value) if type_name == "float" else value
 
 
@@ -747,6 +747,11 @@ def _nested_templates(value: Any, path: YamlPath) -> Iterator[YamlPath]:
 def _describe(value: Any) -> str:
     kind = values.json_type_of(value)
     return f"{kind} {value!r}" if kind else "null"
+
+
+def _a(type_name: str) -> str:
+    """``int`` → ``an int``; ``list[float]`` → ``a list[float]``."""
+    return ("an " if type_name[:1] in "aeiouAEIOU" else "a ") + type_name
 
 
 def _comparable(a: str, b: str) -> bool:
