@@ -1,0 +1,1 @@
+"""pipecast backend for AWS Step Functions (Amazon States Language)."""

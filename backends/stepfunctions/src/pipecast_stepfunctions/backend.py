@@ -1,0 +1,109 @@
+"""The ``stepfunctions`` backend: pipeline → Amazon States Language + deploy files.
+
+https://docs.aws.amazon.com/step-functions/latest/dg/welcome.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pipecast.backend import (
+    Backend,
+    CompileResult,
+    Feature,
+    Support,
+    approximate,
+    native,
+    runtime,
+)
+from pipecast.diagnostics import Diagnostic
+from pipecast.io import dump_json
+from pipecast.ir.models import Pipeline
+from pipecast.passes.analysis import PipelineIndex
+
+from .settings import StepFunctionsSettings
+
+
+class StepFunctionsBackend(Backend):
+    """AWS Step Functions (standard workflows). See docs/targets/stepfunctions.md."""
+
+    name = "stepfunctions"
+    title = "AWS Step Functions"
+    docs_url = "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-amazon-states-language.html"
+    settings_model = StepFunctionsSettings
+    features: ClassVar[Mapping[Feature, Support]] = {
+        Feature.PYTHON_STEP: runtime(
+            "the step image runs `python -m pipecast.runtime`, which calls the function"
+        ),
+        Feature.CONTAINER_STEP: runtime(
+            "the pipecast runtime in the image fills {{ inputs.X }}/{{ outputs.Y }} and runs the command"
+        ),
+        Feature.PARAMS: native(
+            "defaults merged with the execution input (States.JsonMerge), then type-checked by a Choice"
+        ),
+        Feature.PARAM_OUTPUTS: native("carried in the state at $.steps.<step>.outputs"),
+        Feature.ARTIFACTS: runtime(
+            "S3 URIs under <artifact_root>/<pipeline>/<execution>/<step>/; the runtime uploads and downloads"
+        ),
+        Feature.AFTER: native("an ordering edge in the lowered Parallel structure"),
+        Feature.WHEN: native("Choice state"),
+        Feature.ELSE: native("the Choice state's Default branch"),
+        Feature.GROUP_OUTPUTS: native("a Pass state per branch / Map ResultSelector with $[*].<output>"),
+        Feature.FOR_EACH: native("Map state (INLINE, or DISTRIBUTED by setting or width)"),
+        Feature.PARALLELISM: native("Map MaxConcurrency"),
+        Feature.NESTED_FOR_EACH: native("nested Map states"),
+        Feature.RETRY: native(
+            "Retry: MaxAttempts = attempts - 1; delays in whole seconds (at least 1, rounded up with a warning)"
+        ),
+        Feature.RETRY_BACKOFF: native("Retry BackoffRate"),
+        Feature.RETRY_JITTER: native("Retry JitterStrategy FULL"),
+        Feature.TIMEOUT: native(
+            "TimeoutSeconds per attempt (whole seconds, at least 1); SageMaker MaxRuntimeInSeconds too"
+        ),
+        Feature.RESOURCES: native(
+            "SageMaker instance type from the resources table; Batch ResourceRequirements; not enforced with compute=callback (a warning says so)"
+        ),
+        Feature.ACCELERATORS: native(
+            "GPU instance types (SageMaker) / GPU count (Batch; the queue picks the GPU model)"
+        ),
+        Feature.ENV: runtime(
+            "passed to the runtime in the step spec (and as container environment on SageMaker/Batch)"
+        ),
+        Feature.SECRETS: runtime("resolved by name from AWS Secrets Manager by the runtime at run time"),
+        Feature.CACHE: approximate(
+            "Step Functions has no result cache: cached steps always run",
+            "drop 'cache' for this target, or run with the simulator",
+        ),
+        Feature.FINALLY: native(
+            "the body runs in a Parallel whose Catch leads to the finally step, then Fail"
+        ),
+        Feature.SCHEDULE: native("an EventBridge Scheduler schedule (schedule.json)"),
+        Feature.SCHEDULE_TIMEZONE: native("ScheduleExpressionTimezone of EventBridge Scheduler"),
+        Feature.PIPELINE_OUTPUTS: native("the execution output's 'outputs'"),
+    }
+
+    def default_filename(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name}.asl.json"
+
+    def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        from .compile import compile_pipeline
+
+        if not isinstance(settings, StepFunctionsSettings):
+            settings = StepFunctionsSettings.model_validate(settings or {})
+        return compile_pipeline(pipeline, index, settings)
+
+    def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        from .validate import validate_files
+
+        return validate_files(files)
+
+    def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
+        from .deploy import deploy
+
+        if not isinstance(settings, StepFunctionsSettings):
+            settings = StepFunctionsSettings.model_validate(settings or {})
+        return deploy(pipeline, files, settings, **options)
+
+
+__all__ = ["StepFunctionsBackend", "dump_json"]

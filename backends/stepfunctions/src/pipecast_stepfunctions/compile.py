@@ -1,0 +1,192 @@
+"""Compile orchestration: emit, check every limit, split if needed, and collect the files.
+
+Limits (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html):
+
+| limit                          | how it is checked                                                    |
+|--------------------------------|----------------------------------------------------------------------|
+| definition size 1 MB           | serialised size; above ``definition_split_bytes`` the top level is   |
+|                                | split into child state machines (``startExecution.sync:2``)          |
+| 25,000 history events          | estimated from the structure, retries and fan-out widths (literal    |
+|                                | lists and parameter defaults; unknown widths assume 10); ``auto`` map |
+|                                | mode moves the biggest fan-outs to DISTRIBUTED, else an error        |
+| names 80 characters            | :func:`.names.shorten` on every state and resource name              |
+| Batch ContainerOverrides 8,192 | rendered size per step (:mod:`.compute`)                             |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipecast.backend import CompileResult
+from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.io import dump_json
+from pipecast.ir.models import Pipeline
+from pipecast.passes.analysis import PipelineIndex
+
+from . import compute
+from .emitter import Emitter
+from .names import resource_name, shorten
+from .schedule import schedule_request
+from .settings import StepFunctionsSettings
+from .split import split_definition
+
+
+def state_machine_name(pipeline: Pipeline, settings: StepFunctionsSettings) -> str:
+    return shorten(settings.name_prefix + pipeline.name)
+
+
+def state_machine_arn(name: str, settings: StepFunctionsSettings) -> str:
+    partition, account = _account(settings.role_arn)
+    return f"arn:{partition}:states:{settings.region}:{account}:stateMachine:{name}"
+
+
+def _account(role_arn: str) -> tuple[str, str]:
+    parts = role_arn.split(":")
+    return parts[1], parts[4]
+
+
+def build(
+    pipeline: Pipeline, index: PipelineIndex, settings: StepFunctionsSettings
+) -> tuple[Emitter, dict[str, Any], tuple[int, int]]:
+    """Emit once; if the history estimate is over the limit and the map mode is ``auto``,
+    move the fan-outs that add the most events to DISTRIBUTED maps and emit again."""
+    em = Emitter(pipeline, index, settings)
+    definition, events = em.build()
+    limit = settings.max_history_events
+    if events[0] > limit and settings.map_mode == "auto":
+        moved: list[str] = []
+        estimate = events[0]
+        for info in sorted(em.maps, key=lambda m: (-m.events, m.group)):
+            if estimate <= limit:
+                break
+            moved.append(info.group)
+            estimate -= info.events - 8
+        em = Emitter(pipeline, index, settings, distributed=frozenset(moved))
+        definition, events = em.build()
+        for group in moved:
+            em.diagnostics.append(
+                Diagnostic(
+                    f"stepfunctions: fan-out {group!r} runs as a DISTRIBUTED map (child executions) to keep "
+                    f"the execution history under {limit} events",
+                    index.node(group).yaml_path,
+                    severity="warning",
+                    code="limit",
+                )
+            )
+    if events[0] > limit:
+        assumed = ", ".join(f"{g}={w}" for g, w in sorted(em.assumed_widths.items()))
+        raise UserError(
+            Diagnostic(
+                f"stepfunctions: an execution of {pipeline.name!r} would write about {events[0]} history events; "
+                f"Step Functions stops executions at {limit}"
+                + (f" (fan-out widths assumed: {assumed})" if assumed else ""),
+                ("steps",),
+                hint="set map_mode: auto or distributed (fan-outs then run as child executions), "
+                "or split the pipeline",
+                code="limit",
+            )
+        )
+    if events[1] > limit:
+        em.diagnostics.append(
+            Diagnostic(
+                f"stepfunctions: if every retry is used, an execution writes about {events[1]} history events "
+                f"(limit {limit})",
+                ("steps",),
+                severity="warning",
+                code="limit",
+            )
+        )
+    return em, definition, events
+
+
+def compile_pipeline(
+    pipeline: Pipeline, index: PipelineIndex, settings: StepFunctionsSettings
+) -> CompileResult:
+    em, definition, events = build(pipeline, index, settings)
+    diags = list(em.diagnostics)
+    for key in settings.placeholders_used():
+        diags.append(
+            Diagnostic(
+                f"stepfunctions: setting {key!r} is a placeholder ({getattr(settings, key)}); the output cannot "
+                "be deployed as is",
+                severity="warning",
+                hint=f"set {key} in the target settings file or with --set {key}=...",
+                code="placeholder",
+            )
+        )
+    if settings.compute == "callback" and any(
+        index.effective(n).resources.model_fields_set for n in index.tasks()
+    ):
+        diags.append(
+            Diagnostic(
+                "stepfunctions: with compute=callback, steps run wherever 'pipecast worker' runs; their "
+                "resources are not enforced",
+                severity="warning",
+                hint="use compute=sagemaker or batch to get machines sized per step",
+                code="ignored",
+            )
+        )
+    sm_name = state_machine_name(pipeline, settings)
+    files: dict[str, str] = {}
+    parts = split_definition(definition, settings.definition_split_bytes, sm_name, settings)
+    main_name = f"{pipeline.name}.asl.json"
+    children = []
+    for i, (child_name, child_def) in enumerate(parts.children, 1):
+        rel = f"{pipeline.name}.part-{i}.asl.json"
+        files[rel] = dump_json(child_def)
+        children.append({"name": child_name, "file": rel, "arn": state_machine_arn(child_name, settings)})
+    files[main_name] = dump_json(parts.main)
+    size = len(files[main_name].encode())
+    if size > 1_048_576:
+        raise UserError(
+            Diagnostic(
+                f"stepfunctions: the definition is {size} bytes; Step Functions accepts 1 MB, and "
+                f"splitting stopped: {parts.why_not}",
+                ("steps",),
+                hint="split the pipeline into smaller pipelines",
+                code="limit",
+            )
+        )
+    schedule = None
+    if pipeline.schedule is not None:
+        req = schedule_request(
+            pipeline.schedule,
+            resource_name(sm_name, 64),
+            state_machine_arn(sm_name, settings),
+            settings.role_arn,
+        )
+        files["schedule.json"] = dump_json(req)
+        schedule = "schedule.json"
+    job_defs = []
+    for name, image in sorted(em.job_definitions.items()):
+        rel = f"batch/{name}.json"
+        files[rel] = dump_json(compute.job_definition(em, name, image))
+        job_defs.append(rel)
+    manifest = {
+        "state_machine": {"name": sm_name, "file": main_name, "arn": state_machine_arn(sm_name, settings)},
+        "children": children,
+        "schedule": schedule,
+        "batch_job_definitions": job_defs,
+        "role_arn": settings.role_arn,
+        "region": settings.region,
+        "compute": settings.compute,
+        "states": {
+            name: {"kind": kind, "step": step} for name, (kind, step) in sorted(em.names.kinds.items())
+        },
+    }
+    files["deploy.json"] = dump_json(manifest)
+    summary = {
+        "state_machine": sm_name,
+        "compute": settings.compute,
+        "states": len(em.names.kinds),
+        "definition_bytes": size,
+        "child_state_machines": len(children),
+        "history_events_estimate": events[0],
+        "history_events_worst_case": events[1],
+        "history_events_limit": settings.max_history_events,
+    }
+    if em.assumed_widths:
+        summary["assumed_fan_out_widths"] = dict(sorted(em.assumed_widths.items()))
+    if em.names.shortened:
+        summary["shortened_names"] = len(em.names.shortened)
+    return CompileResult(files=files, diagnostics=diags, summary=summary)

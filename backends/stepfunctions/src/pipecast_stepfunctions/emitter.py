@@ -1,0 +1,626 @@
+"""Pipeline → Amazon States Language definition (data first: dicts, serialised by the backend).
+
+https://states-language.net/spec.html
+https://docs.aws.amazon.com/step-functions/latest/dg/concepts-amazon-states-language.html
+
+Each scope's sibling graph (``index.deps``) is lowered to a series-parallel expression
+(:func:`pipecast_stepfunctions.lowering.lower`) and emitted back to front, so every state
+knows its ``Next`` when it is built. The mapping of every IR feature is in
+docs/targets/stepfunctions.md; the state layout is in :mod:`.paths`.
+
+| IR                         | ASL                                                            |
+|----------------------------|----------------------------------------------------------------|
+| task step                  | Task state(s) of the compute (:mod:`.compute`)                 |
+| independent siblings       | ``Parallel`` + a join ``Pass`` (``States.JsonMerge``)          |
+| ``for_each``               | ``Map`` (``ItemsPath``, ``ItemSelector``, ``MaxConcurrency``)  |
+| ``when`` / ``else``        | ``Choice`` → branch → outputs ``Pass``                         |
+| ``retry``                  | ``Retry`` on the step's task state                             |
+| ``timeout``                | ``TimeoutSeconds``                                             |
+| ``finally``                | ``Parallel`` around the body, ``Catch`` → finally → ``Fail``   |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipecast.diagnostics import Diagnostic
+from pipecast.ir import condition as cond
+from pipecast.ir.models import Pipeline
+from pipecast.ir.refs import Ref, is_template, parse_template, refs_in, single_ref
+from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+
+from . import compute
+from .conditions import to_rule
+from .lowering import SP, Par, Seq, lower
+from .names import StateNames
+from .paths import format_string, ref_path, template
+from .settings import StepFunctionsSettings
+
+ROOT_KEYS = ("params", "pipeline", "steps")
+LOOP_KEYS = (*ROOT_KEYS, "loop", "index")
+FAILED_ERROR = "pipecast.PipelineFailed"
+
+Events = tuple[int, int]  # (expected, worst case)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where states are being emitted: one ``States`` object and what its state holds."""
+
+    states: dict[str, dict[str, Any]]
+    loops: tuple[StepNode, ...] = ()
+    keys: tuple[str, ...] = ROOT_KEYS
+
+
+@dataclass
+class MapInfo:
+    group: str
+    width: int
+    width_known: bool
+    events: int  # history events this Map adds when inline
+
+
+@dataclass
+class Emitter:
+    pipeline: Pipeline
+    index: PipelineIndex
+    settings: StepFunctionsSettings
+    distributed: frozenset[str] = frozenset()
+    names: StateNames = field(default_factory=StateNames)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    job_definitions: dict[str, str] = field(default_factory=dict)
+    maps: list[MapInfo] = field(default_factory=list)
+    assumed_widths: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ helpers
+
+    def add(self, frame: Frame, name: str, state: dict[str, Any], nxt: str | None) -> None:
+        if state["Type"] not in ("Choice", "Succeed", "Fail"):
+            if nxt is None:
+                state["End"] = True
+            else:
+                state["Next"] = nxt
+        frame.states[name] = state
+
+    def type_of(self, scope: Scope, dependent: str | None, in_finally: bool = False) -> Callable[[Ref], str]:
+        def type_of(ref: Ref) -> str:
+            if ref.kind == "pipeline":
+                return "str"
+            res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
+            return res.type or ANY
+
+        return type_of
+
+    def inputs_template(self, node: StepNode) -> dict[str, Any]:
+        in_finally = node is self.index.finally_node
+        return template(node.task.inputs, self.type_of(node.scope, node.name, in_finally), self.pipeline.name)
+
+    def prefix_call(self, node: StepNode, frame: Frame, *, with_bucket: bool = True, suffix: str = "") -> str:
+        """``States.Format`` of the step's artifact prefix:
+        ``<artifact root>/<pipeline>/<execution name>/<step>[/<i>...]`` (one index per loop)."""
+        s = self.settings
+        head = s.artifact_root if with_bucket else s.prefix
+        base = (head + "/" if head else "") + self.pipeline.name
+        pieces: list[str | None] = [base + "/", None, "/" + node.name]
+        for _ in frame.loops:
+            pieces += ["/", None]
+        pieces.append(suffix)
+        args = ["$.pipeline.run_id", *(f"$.index.{g.name}" for g in frame.loops)]
+        return f"States.Format({format_string(pieces)}, {', '.join(args)})"
+
+    def timeout_seconds(self, node: StepNode) -> int | None:
+        timeout = self.index.effective(node).timeout
+        if timeout is None:
+            return None
+        return max(1, math.ceil(timeout))
+
+    def retry_and_timeout(self, node: StepNode) -> dict[str, Any]:
+        """``Retry`` and ``TimeoutSeconds`` for a step's task state (SPEC §6, §7)."""
+        out: dict[str, Any] = {}
+        eff = self.index.effective(node)
+        timeout = self.timeout_seconds(node)
+        if timeout is not None:
+            out["TimeoutSeconds"] = timeout
+            if eff.timeout is not None and eff.timeout < 1:
+                self._warn(
+                    node, "timeout", f"timeout {eff.timeout:g}s is raised to 1 s (Step Functions' minimum)"
+                )
+        r = eff.retry
+        if r.attempts > 1:
+            # IntervalSeconds and MaxDelaySeconds are whole seconds >= 1:
+            # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+            interval = max(1, math.ceil(r.delay))
+            if r.delay < interval:
+                self._warn(
+                    node,
+                    "retry",
+                    f"retry delay {r.delay:g}s is raised to {interval} s (whole seconds, at least 1)",
+                )
+            retrier: dict[str, Any] = {
+                "ErrorEquals": ["States.ALL"],
+                "MaxAttempts": r.attempts - 1,
+                "IntervalSeconds": interval,
+                "BackoffRate": float(r.backoff),
+                "MaxDelaySeconds": max(interval, math.ceil(r.max_delay)),
+            }
+            if r.jitter:
+                retrier["JitterStrategy"] = "FULL"
+            out["Retry"] = [retrier]
+        return out
+
+    def _warn(self, node: StepNode, what: str, message: str) -> None:
+        own = what in node.task.model_fields_set
+        path = (*node.yaml_path, what) if own else ("defaults", what)
+        self.diagnostics.append(
+            Diagnostic(
+                f"stepfunctions: {message} (step {node.name!r})", path, severity="warning", code="rounded"
+            )
+        )
+
+    def task_events(self, node: StepNode, base: int) -> Events:
+        extra = self.index.effective(node).retry.attempts - 1
+        return base, base + extra * compute.RETRY_EVENTS
+
+    # ------------------------------------------------------------------ structure
+
+    def scope_sp(self, scope: Scope) -> SP:
+        deps = self.index.deps(scope)
+        names = list(scope.steps)
+        edges = [(d, n) for n, ds in deps.items() for d in ds]
+        return lower(names, edges)
+
+    def emit_scope(self, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        return self.emit_sp(self.scope_sp(scope), scope, frame, nxt)
+
+    def emit_sp(self, sp: SP, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        if isinstance(sp, str):
+            return self.emit_node(scope.steps[sp], frame, nxt)
+        if isinstance(sp, Seq):
+            total = (0, 0)
+            for item in reversed(sp.items):
+                nxt, ev = self.emit_sp(item, scope, frame, nxt)
+                total = _add(total, ev)
+            assert nxt is not None
+            return nxt, total
+        return self.emit_par(sp, scope, frame, nxt)
+
+    def emit_par(self, sp: Par, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        """Independent branches: a ``Parallel`` whose ``ResultSelector`` picks each branch's new
+        step entries, then a ``Pass`` that merges them into ``$.steps``."""
+        first = _leaves(sp)[0]
+        join = self.names.new(f"Join after {first}", "join")
+        par = self.names.new(f"Parallel from {first}", "parallel")
+        branches = []
+        selector: dict[str, str] = {}
+        # Entered, Started, Succeeded, Exited of the Parallel, plus the join Pass; every
+        # branch's events land in the same history, so they add up.
+        events: Events = (6, 6)
+        for i, branch in enumerate(sp.branches):
+            sub = replace(frame, states={})
+            start, ev = self.emit_sp(branch, scope, sub, None)
+            events = _add(events, ev)
+            branches.append({"StartAt": start, "States": sub.states})
+            for leaf in _leaves(branch):
+                selector[f"{leaf}.$"] = f"$[{i}].steps.{leaf}"
+        self.add(
+            frame,
+            join,
+            {
+                "Type": "Pass",
+                "Parameters": self.carry(frame, steps="States.JsonMerge($.steps, $.joined, false)"),
+            },
+            nxt,
+        )
+        self.add(
+            frame,
+            par,
+            {"Type": "Parallel", "Branches": branches, "ResultSelector": selector, "ResultPath": "$.joined"},
+            join,
+        )
+        return par, events
+
+    def carry(self, frame: Frame, *, steps: str | None = None, **extra: Any) -> dict[str, Any]:
+        """A payload template that keeps the frame's state keys (dropping scratch values)."""
+        out: dict[str, Any] = {f"{k}.$": f"$.{k}" for k in frame.keys}
+        if steps is not None:
+            del out["steps.$"]
+            out["steps.$"] = steps
+        out.update(extra)
+        return out
+
+    # ------------------------------------------------------------------ steps
+
+    def emit_node(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        step = node.step
+        if node.is_task:
+            if step.when is not None:
+                return self.emit_when(node, frame, nxt, lambda n: self.emit_task(node, frame, n), None)
+            return self.emit_task(node, frame, nxt)
+        group = node.group
+        if group.is_loop:
+            return self.emit_loop(node, frame, nxt)
+        return self.emit_when(
+            node,
+            frame,
+            nxt,
+            lambda n: self.emit_branch(node, node.body, group.outputs, frame, n, "then"),
+            (lambda n: self.emit_branch(node, node.else_body, group.else_.outputs, frame, n, "else"))
+            if group.else_ is not None and node.else_body is not None
+            else None,
+        )
+
+    def emit_task(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        built = compute.COMPUTES[self.settings.compute](self, node, frame, nxt)
+        return built.start, built.events
+
+    def emit_when(
+        self,
+        node: StepNode,
+        frame: Frame,
+        nxt: str | None,
+        then: Callable[[str | None], tuple[str, Events]],
+        other: Callable[[str | None], tuple[str, Events]] | None,
+    ) -> tuple[str, Events]:
+        """``Choice`` → then-branch or else-branch (or a skip ``Pass``) → ``nxt``."""
+        choice = self.names.new(f"{node.name} (when)", "choice", node.name)
+        then_start, then_ev = then(nxt)
+        if other is not None:
+            else_start, else_ev = other(nxt)
+        else:
+            else_start = self.names.new(f"{node.name} (skipped)", "skip", node.name)
+            self.add(
+                frame,
+                else_start,
+                {
+                    "Type": "Pass",
+                    "Result": {"outputs": {}, "skipped": True},
+                    "ResultPath": f"$.steps.{node.name}",
+                },
+                nxt,
+            )
+            else_ev = (2, 2)
+        expr = cond.parse_condition(node.step.when or "")
+        rule = to_rule(expr, self.type_of(node.scope, node.name), self.pipeline.name)
+        self.add(
+            frame,
+            choice,
+            {"Type": "Choice", "Choices": [{**rule, "Next": then_start}], "Default": else_start},
+            nxt,
+        )
+        return choice, (2 + max(then_ev[0], else_ev[0]), 2 + max(then_ev[1], else_ev[1]))
+
+    def emit_branch(
+        self,
+        node: StepNode,
+        body: Scope | None,
+        outputs: dict[str, str],
+        frame: Frame,
+        nxt: str | None,
+        label: str,
+    ) -> tuple[str, Events]:
+        """One branch of a ``when`` group, ending in a ``Pass`` that sets the group's outputs."""
+        assert body is not None
+        done = self.names.new(f"{node.name} ({label} outputs)", "group-outputs", node.name)
+        result = self.outputs_template(outputs, body)
+        self.add(
+            frame,
+            done,
+            {"Type": "Pass", "Parameters": {"outputs": result}, "ResultPath": f"$.steps.{node.name}"},
+            nxt,
+        )
+        start, ev = self.emit_scope(body, frame, done)
+        return start, _add(ev, (2, 2))
+
+    def outputs_template(self, outputs: dict[str, str], body: Scope) -> dict[str, Any]:
+        return template(outputs, self.type_of(body, None), self.pipeline.name)
+
+    def emit_loop(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        """``for_each`` → ``Map``; each iteration ends in a ``Pass`` with its outputs, and the
+        Map's ``ResultSelector`` turns the list of dicts into a dict of lists (item order)."""
+        group = node.group
+        assert node.body is not None
+        name = self.names.new(node.name, "map", node.name)
+        body_frame = Frame(states={}, loops=(*frame.loops, node), keys=LOOP_KEYS)
+        done = self.names.new(f"{node.name} (iteration outputs)", "iteration-outputs", node.name)
+        per_item = self.outputs_template(group.outputs, node.body)
+        self.add(
+            body_frame,
+            done,
+            {"Type": "Pass", "Parameters": per_item} if per_item else {"Type": "Pass", "Result": {}},
+            None,
+        )
+        start, body_ev = self.emit_scope(node.body, body_frame, done)
+        body_ev = _add(body_ev, (2, 2))
+
+        items_ref = single_ref(group.for_each) if is_template(group.for_each) else None
+        pre: str | None = None
+        if items_ref is None:
+            items_path = "$.items"
+            pre = self.names.new(f"{node.name} (items)", "items", node.name)
+        else:
+            items_path = ref_path(items_ref)
+        width, known = self.loop_width(node)
+        mode = self.map_mode(node, width, known)
+        selector = {
+            "params.$": "$.params",
+            "pipeline.$": "$.pipeline",
+            "steps": {f"{s}.$": f"$.steps.{s}" for s in self.outer_steps(node)},
+            "loop": {
+                **{f"{g.group.as_}.$": f"$.loop.{g.group.as_}" for g in frame.loops},
+                f"{group.as_}.$": "$$.Map.Item.Value",
+            },
+            "index": {
+                **{f"{g.name}.$": f"$.index.{g.name}" for g in frame.loops},
+                f"{node.name}.$": "$$.Map.Item.Index",
+            },
+        }
+        processor: dict[str, Any] = {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": start,
+            "States": body_frame.states,
+        }
+        if mode == "DISTRIBUTED":
+            processor["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+        state: dict[str, Any] = {
+            "Type": "Map",
+            "ItemsPath": items_path,
+            "ItemSelector": selector,
+            "ItemProcessor": processor,
+            "ResultSelector": {"outputs": {f"{o}.$": f"$[*].{o}" for o in group.outputs}},
+            "ResultPath": f"$.steps.{node.name}",
+        }
+        if group.parallelism is not None:
+            state["MaxConcurrency"] = group.parallelism
+        self.add(frame, name, state, nxt)
+        inline = (4 + width * (2 + body_ev[0]), 4 + width * (2 + body_ev[1]))
+        self.maps.append(MapInfo(node.name, width, known, inline[0]))
+        events = (8, 8) if mode == "DISTRIBUTED" else inline
+        if pre is not None:
+            self.add(frame, pre, {"Type": "Pass", "Result": group.for_each, "ResultPath": "$.items"}, name)
+            return pre, _add(events, (2, 2))
+        return name, events
+
+    def loop_width(self, node: StepNode) -> tuple[int, bool]:
+        """The fan-out width when it is known at compile time (a literal list, or a parameter's
+        default), else the ``assumed`` width used for estimates."""
+        value = node.group.for_each
+        if isinstance(value, list):
+            return len(value), True
+        ref = single_ref(value) if is_template(value) else None
+        if ref is not None and ref.kind == "param":
+            param = self.pipeline.params.get(ref.name)
+            if param is not None and param.has_default and isinstance(param.default, list):
+                return len(param.default), True
+        self.assumed_widths[node.name] = ASSUMED_WIDTH
+        return ASSUMED_WIDTH, False
+
+    def map_mode(self, node: StepNode, width: int, known: bool) -> str:
+        s = self.settings
+        if s.map_mode == "distributed" or node.name in self.distributed:
+            return "DISTRIBUTED"
+        if s.map_mode == "auto" and known and width > s.distributed_map_threshold:
+            return "DISTRIBUTED"
+        return "INLINE"
+
+    def outer_steps(self, node: StepNode) -> list[str]:
+        """Step entries from outside a loop body that its steps read (copied into each item)."""
+        assert node.body is not None
+        inside = {n.name for n in self.index.walk(node.body)}
+        found: set[str] = set()
+        for inner in self.index.walk(node.body):
+            for _path, ref in self.index.input_refs(inner):
+                if ref.kind == "step" and ref.name not in inside:
+                    found.add(ref.name)
+        for _scope, _name, _path, ref in self.index.group_output_refs(node):
+            if ref.kind == "step" and ref.name not in inside:
+                found.add(ref.name)
+        return sorted(found)
+
+    # ------------------------------------------------------------------ whole machine
+
+    def build(self) -> tuple[dict[str, Any], Events]:
+        """The complete state machine definition and its history-event estimate."""
+        p = self.pipeline
+        states: dict[str, dict[str, Any]] = {}
+        root = Frame(states)
+        events: Events = (2, 2)  # ExecutionStarted, ExecutionSucceeded/Failed
+
+        outputs = self.names.new("Pipeline outputs", "outputs")
+        self.add(
+            root,
+            outputs,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "outputs": self.outputs_template(p.outputs, self.index.root),
+                    "params.$": "$.params",
+                    "run_id.$": "$.pipeline.run_id",
+                },
+            },
+            None,
+        )
+        events = _add(events, (2, 2))
+        fin = self.index.finally_node
+        if fin is None:
+            body_start, ev = self.emit_scope(self.index.root, root, outputs)
+            events = _add(events, ev)
+        else:
+            body_start, ev = self.emit_with_finally(root, fin, outputs)
+            events = _add(events, ev)
+        first = self.emit_params(root, body_start)
+        events = _add(events, (6, 6))
+        definition = {
+            "Comment": f"pipecast pipeline {p.name}" + (f": {p.description}" if p.description else ""),
+            "StartAt": first,
+            "States": states,
+        }
+        return definition, events
+
+    def emit_with_finally(self, root: Frame, fin: StepNode, outputs: str) -> tuple[str, Events]:
+        """SPEC §10: the body runs in a one-branch ``Parallel`` whose ``Catch`` leads to the
+        finally step and then ``Fail``; on success the finally step runs, then the outputs."""
+        failed = self.names.new("Pipeline failed", "fail")
+        root.states[failed] = {
+            "Type": "Fail",
+            "Error": FAILED_ERROR,
+            "Cause": "a step failed; the finally step ran; see the execution history for the failed step",
+        }
+        fin_ok, ev_ok = self.emit_task(fin, root, outputs)
+        fin_fail, ev_fail = self._finally_copy(fin, root, failed)
+        on_ok = self.names.new("Status succeeded", "status")
+        on_fail = self.names.new("Status failed", "status")
+        status = {"name": self.pipeline.name, "run_id.$": "$.pipeline.run_id"}
+        self.add(
+            root,
+            on_ok,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "params.$": "$.params",
+                    "steps.$": "$.main.steps",
+                    "pipeline": {**status, "status": "succeeded"},
+                },
+            },
+            fin_ok,
+        )
+        self.add(
+            root,
+            on_fail,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "params.$": "$.params",
+                    "steps": {},
+                    "error.$": "$.error",
+                    "pipeline": {**status, "status": "failed"},
+                },
+            },
+            fin_fail,
+        )
+        main = self.names.new("Main", "main")
+        sub = Frame(states={})
+        start, ev = self.emit_scope(self.index.root, sub, None)
+        self.add(
+            root,
+            main,
+            {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": start, "States": sub.states}],
+                "ResultSelector": {"steps.$": "$[0].steps"},
+                "ResultPath": "$.main",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_fail}],
+            },
+            on_ok,
+        )
+        worst_tail = max(ev_ok[1], ev_fail[1])
+        return main, (4 + ev[0] + 2 + ev_ok[0], 4 + ev[1] + 2 + worst_tail)
+
+    def _finally_copy(self, fin: StepNode, root: Frame, nxt: str) -> tuple[str, Events]:
+        # The finally step appears twice (after success, after failure) so each path ends
+        # in the right terminal state without a second Choice.
+        saved = self.names.new
+        suffix = " (after failure)"
+
+        def renamed(wanted: str, kind: str, step: str | None = None) -> str:
+            return saved(wanted + suffix, kind, step)
+
+        self.names.new = renamed  # type: ignore[method-assign]
+        try:
+            return self.emit_task(fin, root, nxt)
+        finally:
+            self.names.new = saved  # type: ignore[method-assign]
+
+    def emit_params(self, root: Frame, nxt: str) -> str:
+        """Defaults merged with the execution input, then checks of required/typed params."""
+        p = self.pipeline
+        defaults = {k: v.default for k, v in p.params.items() if v.has_default}
+        init = self.names.new("Parameter defaults", "init")
+        start = self.names.new("Start", "init")
+        check_next = nxt
+        checks = []
+        for pname, param in p.params.items():
+            var = f"$.params.{pname}"
+            type_test = {
+                "str": "IsString",
+                "int": "IsNumeric",
+                "float": "IsNumeric",
+                "bool": "IsBoolean",
+            }.get(param.type)
+            if not param.has_default:
+                fail = self.names.new(f"Missing parameter {pname}", "fail")
+                root.states[fail] = {
+                    "Type": "Fail",
+                    "Error": "pipecast.MissingParameter",
+                    "Cause": f"parameter {pname!r} ({param.type}) has no default: pass it in the execution input",
+                }
+                checks.append({"Not": {"Variable": var, "IsPresent": True}, "Next": fail})
+            if type_test is not None:
+                fail = self.names.new(f"Invalid parameter {pname}", "fail")
+                root.states[fail] = {
+                    "Type": "Fail",
+                    "Error": "pipecast.InvalidParameter",
+                    "Cause": f"parameter {pname!r} must be a {param.type}",
+                }
+                checks.append(
+                    {
+                        "And": [
+                            {"Variable": var, "IsPresent": True},
+                            {"Not": {"Variable": var, type_test: True}},
+                        ],
+                        "Next": fail,
+                    }
+                )
+        if checks:
+            check = self.names.new("Check parameters", "check")
+            root.states[check] = {"Type": "Choice", "Choices": checks, "Default": nxt}
+            check_next = check
+        merged = "States.JsonMerge($, $$.Execution.Input, false)"
+        self.add(
+            root,
+            start,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "params.$": merged,
+                    "pipeline": {"name": p.name, "run_id.$": "$$.Execution.Name"},
+                    "steps": {},
+                },
+            },
+            check_next,
+        )
+        # A Pass Result is never read as a payload template, so any default is safe here.
+        self.add(root, init, {"Type": "Pass", "Result": defaults}, start)
+        return init
+
+
+ASSUMED_WIDTH = 10
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _add(a: Events, b: Events) -> Events:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _leaves(sp: SP) -> list[str]:
+    out: list[str] = []
+    stack: list[SP] = [sp]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Seq):
+            stack.extend(reversed(item.items))
+        else:
+            stack.extend(reversed(item.branches))
+    return out
+
+
+__all__ = ["Emitter", "Frame", "parse_template", "refs_in"]

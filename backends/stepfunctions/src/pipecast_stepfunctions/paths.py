@@ -1,0 +1,121 @@
+"""References as JSONPath and intrinsic functions, and payload templates.
+
+The state layout every generated state machine uses (docs/targets/stepfunctions.md)::
+
+    $.params.<P>                 parameters, defaults merged with the execution input
+    $.pipeline.name|run_id       run_id is the execution name
+    $.pipeline.status            only on the way into ``finally``
+    $.steps.<S>.outputs.<O>      each step's outputs (ResultPath of its state)
+    $.loop.<var>                 the current item of each enclosing for_each
+    $.index.<group>              the current index of each enclosing for_each
+
+Intrinsic functions: https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+Payload templates: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipecast.ir.refs import Ref, is_template, parse_template
+
+TypeOf = Callable[[Ref], str]
+
+
+def ref_path(ref: Ref) -> str:
+    """The JSONPath of a reference in the state layout (``pipeline.name`` excluded)."""
+    if ref.kind == "param":
+        return f"$.params.{ref.name}"
+    if ref.kind == "step":
+        return f"$.steps.{ref.name}.outputs.{ref.key}"
+    if ref.kind == "loop":
+        return f"$.loop.{ref.name}" + (f".{ref.key}" if ref.key else "")
+    if ref.kind == "pipeline":
+        return f"$.pipeline.{ref.name}"
+    raise ValueError(f"{ref} has no place in the state")
+
+
+def escape(text: str) -> str:
+    """Text for inside an intrinsic string literal, with ``' { } \\`` escaped."""
+    out = text.replace("\\", "\\\\")
+    for ch in "'{}":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def intrinsic_str(text: str) -> str:
+    """A string literal inside an intrinsic function (see :func:`escape`)."""
+    return "'" + escape(text) + "'"
+
+
+def format_string(pieces: list[str | None]) -> str:
+    """A ``States.Format`` template literal: text pieces escaped, ``None`` as a ``{}`` slot."""
+    return "'" + "".join("{}" if p is None else escape(p) for p in pieces) + "'"
+
+
+def format_call(segments: list[str | Ref], type_of: TypeOf, pipeline_name: str) -> str:
+    """``States.Format(...)`` for a mixed template: values as JSON, strings bare (SPEC §4).
+
+    Non-string values go through ``States.JsonToString`` because ``States.Format`` renders
+    objects as ``{k=v}``, not JSON. Literal text with braces is passed as an argument rather
+    than inside the format string, which keeps it out of ``{}`` placeholder parsing.
+    """
+    fmt: list[str | None] = []
+    args: list[str] = []
+    for seg in segments:
+        if isinstance(seg, Ref) and seg.kind == "pipeline" and seg.name == "name":
+            seg = pipeline_name
+        if isinstance(seg, str):
+            if "{" in seg or "}" in seg:
+                fmt.append(None)
+                args.append(intrinsic_str(seg))
+            else:
+                fmt.append(seg)
+            continue
+        path = ref_path(seg)
+        fmt.append(None)
+        args.append(path if type_of(seg) == "str" else f"States.JsonToString({path})")
+    inner = format_string(fmt)
+    return "States.Format(" + ", ".join([inner, *args]) + ")"
+
+
+def _has_path_keys(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(str(k).endswith(".$") or _has_path_keys(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_path_keys(v) for v in value)
+    return False
+
+
+def literal_entry(key: str, value: Any) -> tuple[str, Any]:
+    """A literal value as a payload-template entry.
+
+    A literal holding a key that ends in ``.$`` would be read as a path; such values go
+    through ``States.StringToJson`` instead.
+    """
+    if _has_path_keys(value):
+        import json
+
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return key + ".$", f"States.StringToJson({intrinsic_str(text)})"
+    return key, value
+
+
+def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tuple[str, Any]:
+    """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4)."""
+    if not is_template(value):
+        return literal_entry(key, value)
+    segments = parse_template(value)
+    stripped = parse_template(value.strip())
+    if len(stripped) == 1 and isinstance(stripped[0], Ref):
+        ref = stripped[0]
+        if ref.kind == "pipeline" and ref.name == "name":
+            return key, pipeline_name
+        return key + ".$", ref_path(ref)
+    return key + ".$", format_call(segments, type_of, pipeline_name)
+
+
+def template(values: dict[str, Any], type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
+    """A payload template for a name → IR value mapping."""
+    return dict(value_entry(k, v, type_of, pipeline_name) for k, v in values.items())

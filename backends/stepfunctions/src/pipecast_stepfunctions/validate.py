@@ -1,0 +1,95 @@
+"""Check compiled definitions with the real tools: statelint (PyPI) and asl-validator (npm).
+
+statelint reports every problem but misses a Task without ``Resource`` and bad JSONPath;
+asl-validator catches those but stops at the first state with schema errors. Both run
+when available; a missing tool is a warning, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipecast.diagnostics import Diagnostic
+
+REPO_TOOLS = Path(__file__).resolve().parents[4] / "tools" / "asl-validator"
+
+
+def asl_validator_command() -> list[str] | None:
+    """The asl-validator executable: ``$PIPECAST_ASL_VALIDATOR``, the repo's tools folder, or PATH."""
+    env = os.environ.get("PIPECAST_ASL_VALIDATOR")
+    if env:
+        return [env]
+    local = REPO_TOOLS / "node_modules" / ".bin" / "asl-validator"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("asl-validator")
+    return [found] if found else None
+
+
+def statelint_problems(definition: str) -> list[str] | None:
+    try:
+        from statelint.linter import Linter
+    except ImportError:
+        return None
+    return list(Linter.validate(json.loads(definition)))
+
+
+def asl_validator_problems(paths: list[Path]) -> dict[str, list[str]] | None:
+    cmd = asl_validator_command()
+    if cmd is None:
+        return None
+    out: dict[str, list[str]] = {}
+    for path in paths:
+        proc = subprocess.run(
+            [*cmd, "--json-path", str(path), "--silent"], capture_output=True, text=True, timeout=60
+        )
+        if proc.returncode != 0:
+            text = (proc.stdout + proc.stderr).strip()
+            if not text:
+                proc = subprocess.run(
+                    [*cmd, "--json-path", str(path)], capture_output=True, text=True, timeout=60
+                )
+                text = (proc.stdout + proc.stderr).strip()
+            out[path.name] = [text or f"asl-validator exited {proc.returncode}"]
+    return out
+
+
+def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
+    defs = {rel: text for rel, text in sorted(files.items()) if rel.endswith(".asl.json")}
+    diags: list[Diagnostic] = []
+    missing = []
+    for rel, text in defs.items():
+        problems = statelint_problems(text)
+        if problems is None:
+            missing.append("statelint (pip install statelint)")
+            break
+        diags.extend(Diagnostic(f"statelint: {p}", file=rel, code="asl-invalid") for p in problems)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for rel, text in defs.items():
+            p = Path(tmp) / rel
+            p.write_text(text, encoding="utf-8")
+            paths.append(p)
+        found = asl_validator_problems(paths)
+        if found is None:
+            missing.append("asl-validator (scripts/install-tools.sh, or npm install -g asl-validator)")
+        else:
+            for name, problems in sorted(found.items()):
+                diags.extend(
+                    Diagnostic(f"asl-validator: {p}", file=name, code="asl-invalid") for p in problems
+                )
+    for tool in missing:
+        diags.append(
+            Diagnostic(
+                f"stepfunctions: {tool} is not installed; output not checked with it",
+                severity="warning",
+                code="no-validator",
+            )
+        )
+    return diags
