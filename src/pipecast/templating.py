@@ -34,13 +34,42 @@ def py_literal(value: Any) -> str:
     same value and cannot break out of the literal (quotes, backslashes and newlines are
     escaped), so pipeline content can never become code.
     """
-    if isinstance(value, bool | int | float | str) or value is None:
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, bool | int | float) or value is None:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(py_literal(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot render {type(value).__name__} as a Python literal")
+
+
+def py_str(text: str) -> str:
+    """A Python string literal for ``text``, quoted the way ``ruff format`` (and black) quote it.
+
+    Escapes like ``repr`` (backslashes, the quote, newlines and every non-printable character),
+    but prefers double quotes unless the text holds more double than single quotes, so
+    generated files pass ``ruff format --check`` unchanged.
+    """
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == quote:
+            out.append("\\" + quote)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif not ch.isprintable():
+            out.append(repr(ch)[1:-1])
+        else:
+            out.append(ch)
+    return quote + "".join(out) + quote
 
 
 @cache

@@ -1,0 +1,195 @@
+"""The Airflow backend: one DAG file per pipeline, rendered from ``templates/airflow/dag.py.j2``.
+
+Mapping (Airflow docs: https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/dags.html)
+is in :mod:`pipecast_airflow.lowering`; docs/targets/airflow.md has the full table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pipecast.backend import (
+    Backend,
+    CompileResult,
+    Feature,
+    Support,
+    approximate,
+    native,
+    runtime,
+    unsupported,
+)
+from pipecast.diagnostics import Diagnostic
+from pipecast.ir.models import ContainerRun, Pipeline
+from pipecast.passes.analysis import PipelineIndex
+from pipecast_airflow.lowering import Lowering
+from pipecast_airflow.settings import AirflowSettings
+
+#: Imports per operator class, for Airflow 3 and Airflow 2.7+.
+IMPORTS = {
+    "3": {
+        "PythonOperator": "airflow.providers.standard.operators.python",
+        "BranchPythonOperator": "airflow.providers.standard.operators.python",
+        "EmptyOperator": "airflow.providers.standard.operators.empty",
+        "KubernetesPodOperator": "airflow.providers.cncf.kubernetes.operators.pod",
+        "DockerOperator": "airflow.providers.docker.operators.docker",
+    },
+    "2": {
+        "PythonOperator": "airflow.operators.python",
+        "BranchPythonOperator": "airflow.operators.python",
+        "EmptyOperator": "airflow.operators.empty",
+        "KubernetesPodOperator": "airflow.providers.cncf.kubernetes.operators.pod",
+        "DockerOperator": "airflow.providers.docker.operators.docker",
+    },
+}
+PARAM_TYPES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "object",
+}
+
+
+class AirflowBackend(Backend):
+    """Apache Airflow DAG files (Airflow 3 by default, Airflow 2.7+ with ``airflow_version: "2"``)."""
+
+    name = "airflow"
+    title = "Apache Airflow"
+    docs_url = "https://airflow.apache.org/docs/apache-airflow/stable/"
+    settings_model = AirflowSettings
+    features: ClassVar[dict[Feature, Support]] = {
+        Feature.PYTHON_STEP: native("PythonOperator runs the step through the pipecast runtime on the worker"),
+        Feature.CONTAINER_STEP: native(
+            "KubernetesPodOperator/DockerOperator; with operator 'python' the command runs on the "
+            "worker host (a warning; container_steps_on_host: false makes it an error)"
+        ),
+        Feature.PARAMS: native("DAG params with typed Param; dag_run.conf overrides"),
+        Feature.PARAM_OUTPUTS: native("XCom (return_value of each task)"),
+        Feature.ARTIFACTS: runtime("files under artifact_root, paths passed through XCom"),
+        Feature.AFTER: native("task dependencies"),
+        Feature.WHEN: native("branch task + join with trigger rule none_failed_min_one_success"),
+        Feature.ELSE: native("the branch task picks the else branch"),
+        Feature.GROUP_OUTPUTS: native("resolved from XCom by the consumer (collected for for_each)"),
+        Feature.FOR_EACH: native("mapped task group (dynamic task mapping), max_map_length 1024"),
+        Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
+        Feature.NESTED_FOR_EACH: unsupported(
+            "Airflow cannot expand a mapped task group inside another mapped task group",
+            "flatten the inner loop (for_each over the product of both lists), or use target local/vertex",
+        ),
+        Feature.RETRY: native("retries = attempts-1, retry_delay, retry_exponential_backoff, max_retry_delay"),
+        Feature.RETRY_BACKOFF: approximate(
+            "Airflow 3 uses the factor as retry_exponential_backoff and adds its own jitter "
+            "(waits in [delay, 2*delay)); Airflow 2 only knows factor 2",
+            "use backoff 1 or 2",
+        ),
+        Feature.RETRY_JITTER: native(
+            "Airflow's exponential backoff always jitters (in [delay, 2*delay)); with backoff 1 there is none"
+        ),
+        Feature.TIMEOUT: runtime("the runtime kills the step at the timeout; execution_timeout is a backstop"),
+        Feature.RESOURCES: native("kubernetes: container resources; docker: cpus/mem_limit; python: not enforced"),
+        Feature.ACCELERATORS: native("kubernetes: nvidia.com/gpu limit + node selector; docker: device_requests"),
+        Feature.ENV: runtime("set by the runtime for the step's process"),
+        Feature.SECRETS: runtime("Airflow Variables read by the runtime (kubernetes: Kubernetes secrets)"),
+        Feature.CACHE: unsupported(
+            "Airflow has no task output cache", "remove 'cache: true', or run with target local or vertex"
+        ),
+        Feature.FINALLY: native("teardown task (on_failure_fail_dagrun) that sees the run's task states"),
+        Feature.SCHEDULE: native("cron schedule, catchup=False"),
+        Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),
+        Feature.PIPELINE_OUTPUTS: native("a pipeline-outputs task returns them as its XCom"),
+    }
+
+    def default_filename(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name.replace('-', '_')}.py"
+
+    def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        from pipecast.templating import render
+
+        s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
+        lowered = Lowering(index, s).lower()
+        warnings = self._warnings(index, s)
+        imports: dict[str, list[str]] = {}
+        for cls in sorted(lowered.operators):
+            imports.setdefault(IMPORTS[s.airflow_version][cls], []).append(cls)
+        params = [
+            (name, p.default if p.has_default else None, p.has_default, PARAM_TYPES[p.type], p.description)
+            for name, p in pipeline.params.items()
+        ]
+        year, month, day = (int(x) for x in s.start_date.split("-"))
+        text = render(
+            "airflow/dag.py.j2",
+            pipeline=pipeline,
+            version=s.airflow_version,
+            imports=sorted(imports.items()),
+            params=params,
+            docs=[(tid, json.dumps(doc, sort_keys=True, separators=(",", ":"))) for tid, doc in lowered.docs.items()],
+            body=lowered.body,
+            has_groups=any(type(b).__name__ == "Group" for b in _walk(lowered.body)),
+            containers=bool({"KubernetesPodOperator", "DockerOperator"} & lowered.operators),
+            kubernetes="KubernetesPodOperator" in lowered.operators,
+            docker="DockerOperator" in lowered.operators,
+            start=(year, month, day),
+            timezone=pipeline.schedule.timezone if pipeline.schedule else "UTC",
+            cron=pipeline.schedule.cron if pipeline.schedule else None,
+            tags=s.tags,
+            has_outputs=bool(pipeline.outputs),
+            used={v for item in _walk(lowered.body) if hasattr(item, "up") for v in (item.up, item.down)}
+            | {item.items_var for item in _walk(lowered.body) if hasattr(item, "items_var")},
+            timedeltas=any(
+                kind == "seconds" for item in _walk(lowered.body) for _n, kind, _v in getattr(item, "kwargs", [])
+            ),
+        )
+        return CompileResult(
+            files={self.default_filename(pipeline): text},
+            diagnostics=warnings,
+            summary={"tasks": len(lowered.task_ids), "dag_id": pipeline.name},
+        )
+
+    def _warnings(self, index: PipelineIndex, s: AirflowSettings) -> list[Diagnostic]:
+        out = []
+        for node in index.tasks():
+            eff = index.effective(node)
+            if s.operator == "python" and isinstance(node.task.run, ContainerRun):
+                out.append(
+                    Diagnostic(
+                        f"airflow: container step {node.name!r} runs its command on the worker host "
+                        f"(operator 'python'); image {eff.image!r} is not used",
+                        (*node.yaml_path, "run"),
+                        hint="set operator: kubernetes or docker to run it in its image",
+                        severity="warning",
+                        code="approximated",
+                    )
+                )
+            res = eff.resources
+            if s.operator == "python" and (res.cpu or res.memory or res.gpu or res.accelerator):
+                out.append(
+                    Diagnostic(
+                        f"airflow: resources of step {node.name!r} are not enforced by operator 'python'",
+                        node.yaml_path,
+                        hint="set operator: kubernetes (or docker) to request them",
+                        severity="warning",
+                        code="approximated",
+                    )
+                )
+            if eff.retry.attempts > 1 and eff.retry.jitter and eff.retry.backoff == 1.0:
+                out.append(
+                    Diagnostic(
+                        f"airflow: retry jitter of step {node.name!r} is ignored: Airflow jitters only "
+                        "exponential backoff",
+                        node.yaml_path,
+                        severity="warning",
+                        code="approximated",
+                    )
+                )
+        return out
+
+
+def _walk(body: list[Any]) -> list[Any]:
+    out = []
+    for item in body:
+        out.append(item)
+        if hasattr(item, "body"):
+            out.extend(_walk(item.body))
+    return out

@@ -1,0 +1,375 @@
+"""Lower a validated pipeline to the shape of an Airflow DAG: tasks, mapped task groups,
+edges, trigger rules, and the per-task documents the runtime reads at run time.
+
+The DAG file is dumb on purpose: every value a task needs (the step spec, where each input
+comes from) is a JSON document stored in the file as a string literal and read only inside
+the task callable, so parsing the file builds operators and nothing else.
+
+Shape (one ``when`` or ``for_each`` group becomes helper tasks, never a user-visible rename):
+
+* task step ``s``: task ``s`` (inside a loop: ``<loop>.s``, the mapped task group's prefix);
+* ``when`` group or task with ``when`` ``w``: ``w-condition`` (a branch task that evaluates
+  the condition and picks the entry tasks of the branch that runs, always with ``w-join``),
+  the branch's tasks, and ``w-join`` (trigger rule ``none_failed_min_one_success``) so steps
+  after the group run whether or not the branch ran;
+* ``for_each`` group ``g``: ``g-items`` (resolves the list), the mapped task group ``g``
+  expanded over it, and ``g-done`` (``none_failed_min_one_success``: an empty list skips the
+  mapped tasks but not the steps after the group);
+* ``finally``: a teardown task downstream of everything, which fails the run when it fails;
+* pipeline ``outputs``: a ``pipeline-outputs`` task returning them as its XCom.
+
+Helper ids contain ``-``, which step names cannot, so they never clash with a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecast.ir import condition as cond
+from pipecast.ir.models import ContainerRun
+from pipecast.ir.refs import Ref, parse_template
+from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
+from pipecast.runtime.spec import step_spec
+
+#: Airflow's ``[core] max_map_length`` default: the most items one mapped task expands to.
+MAX_MAP_LENGTH = 1024
+#: Extra time Airflow waits past the step's own timeout (the runtime enforces the timeout and
+#: kills the step's whole process tree; Airflow's ``execution_timeout`` is the backstop).
+TIMEOUT_GRACE = 60.0
+
+
+@dataclass
+class Op:
+    """One operator: ``var = cls(task_id=..., ...)``.
+
+    Attributes:
+        kwargs: ``(name, kind, value)``; ``kind`` tells the template how to render the value:
+            ``lit`` (a Python literal through the escaping filter), ``seconds`` (a timedelta),
+            ``code`` (a fixed code fragment from this module, never pipeline text).
+    """
+
+    var: str
+    cls: str
+    task_id: str
+    kwargs: list[tuple[str, str, Any]] = field(default_factory=list)
+    teardown: bool = False
+
+    @property
+    def local_id(self) -> str:
+        """The id as written in the file: Airflow prefixes the task group's id itself."""
+        return self.task_id.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Group:
+    """A mapped task group expanded over the XCom of its items task."""
+
+    var: str
+    group_id: str
+    items_var: str
+    body: list[Op | Group | Edge] = field(default_factory=list)
+
+
+@dataclass
+class Edge:
+    up: str
+    down: str
+
+
+@dataclass
+class Lowered:
+    body: list[Op | Group | Edge]
+    docs: dict[str, dict[str, Any]]
+    task_ids: list[str]
+    operators: set[str]
+
+
+class Lowering:
+    """Builds :class:`Lowered` for one pipeline (see the module docstring)."""
+
+    def __init__(self, index: PipelineIndex, settings: Any) -> None:
+        self.index = index
+        self.settings = settings
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.task_ids: list[str] = []
+        self.operators: set[str] = set()
+
+    # ------------------------------------------------------------------ ids
+
+    def prefix(self, node: StepNode) -> str:
+        return "".join(f"{g.name}." for g in self.index.loops(node))
+
+    def tid(self, node: StepNode, suffix: str = "") -> str:
+        return self.prefix(node) + node.name + suffix
+
+    def entry(self, node: StepNode) -> str:
+        """The variable of the first task of a sibling (what its dependencies point at)."""
+        if node.is_group:
+            return f"i_{node.name}" if node.group.is_loop else f"c_{node.name}"
+        return f"c_{node.name}" if node.step.when is not None else f"t_{node.name}"
+
+    def exit(self, node: StepNode) -> str:
+        """The variable of the last task of a sibling (what steps after it wait for)."""
+        if node.is_group:
+            return f"d_{node.name}" if node.group.is_loop else f"j_{node.name}"
+        return f"j_{node.name}" if node.step.when is not None else f"t_{node.name}"
+
+    def entries(self, scope: Scope) -> list[str]:
+        """Task ids that start a branch: siblings with no dependency inside it."""
+        deps = self.index.deps(scope)
+        out = []
+        for name in self.index.toposort(scope):
+            if deps[name]:
+                continue
+            node = scope.steps[name]
+            if node.is_group:
+                suffix = "-items" if node.group.is_loop else "-condition"
+                out.append(self.tid(node, suffix))
+            else:
+                out.append(self.tid(node, "-condition" if node.step.when is not None else ""))
+        return out
+
+    # ------------------------------------------------------------------ values
+
+    def source(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool = False) -> dict[str, Any]:
+        """Where the runtime finds one reference's value at run time."""
+        if ref.kind == "param":
+            return {"param": ref.name}
+        if ref.kind == "pipeline":
+            return {"pipeline": ref.name}
+        if ref.kind == "loop":
+            group = self.index.loop_vars(scope)[ref.name]
+            return {"loop": self.tid(group, "-items"), "key": ref.key}
+        res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
+        assert res.ok and res.target is not None, res.error
+        return self.output_source(self.index.nodes[res.target], ref.key or "")
+
+    def output_source(self, node: StepNode, output: str) -> dict[str, Any]:
+        if node.is_task:
+            src: dict[str, Any] = {"xcom": self.tid(node), "output": output}
+            if self.index.loops(node):
+                src["mapped"] = True
+            if self.uses_operator(node) == "docker":
+                src["json"] = True
+            return src
+        group = node.group
+        assert node.body is not None
+        then = self.value(group.outputs[output], node.body, None)
+        if group.is_loop:
+            return {"collect": self.tid(node, "-items"), "each": then}
+        other = None
+        if group.else_ is not None and node.else_body is not None:
+            other = self.value(group.else_.outputs[output], node.else_body, None)
+        return {
+            "switch": self.tid(node, "-condition"),
+            "then_entry": self.entries(node.body)[0],
+            "then": then,
+            "else": other,
+            **({"mapped": True} if self.index.loops(node) else {}),
+        }
+
+    def value(self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False) -> dict[str, Any]:
+        """A binding: a literal, or a template whose references have sources."""
+        if not (isinstance(value, str) and "{{" in value):
+            return {"value": value}
+        refs = {
+            seg.path: self.source(seg, scope, dependent, in_finally)
+            for seg in parse_template(value)
+            if isinstance(seg, Ref)
+        }
+        return {"template": value, "refs": dict(sorted(refs.items()))}
+
+    # ------------------------------------------------------------------ operators
+
+    def uses_operator(self, node: StepNode) -> str:
+        """The operator kind that runs a task: container steps never run as plain python."""
+        op = self.settings.operator
+        return op
+
+    # ------------------------------------------------------------------ lowering
+
+    def lower(self) -> Lowered:
+        body = self.scope_body(self.index.root)
+        root_exits = [self.exit(self.index.root.steps[n]) for n in self.index.toposort(self.index.root)]
+        pipeline = self.index.pipeline
+        if pipeline.outputs:
+            outputs = {
+                name: self.value(expr, self.index.root, None) for name, expr in pipeline.outputs.items()
+            }
+            self.add_doc("pipeline-outputs", {"kind": "outputs", "outputs": outputs})
+            body.append(self.python_op("o_pipeline_outputs", "pipeline-outputs", "_outputs"))
+            body.extend(Edge(up, "o_pipeline_outputs") for up in root_exits)
+            root_exits = [*root_exits, "o_pipeline_outputs"]
+        fin = self.index.finally_node
+        if fin is not None:
+            op = self.task_op(fin, "t_finally", "finally")
+            op.teardown = True
+            body.append(op)
+            body.extend(Edge(up, "t_finally") for up in root_exits)
+        return Lowered(body, dict(sorted(self.docs.items())), self.task_ids, self.operators)
+
+    def add_doc(self, task_id: str, doc: dict[str, Any]) -> None:
+        self.docs[task_id] = doc
+        self.task_ids.append(task_id)
+
+    def scope_body(self, scope: Scope) -> list[Op | Group | Edge]:
+        out: list[Op | Group | Edge] = []
+        deps = self.index.deps(scope)
+        for name in self.index.toposort(scope):
+            node = scope.steps[name]
+            out.extend(self.sibling(node))
+            out.extend(Edge(self.exit(scope.steps[d]), self.entry(node)) for d in deps[name])
+        return out
+
+    def sibling(self, node: StepNode) -> list[Op | Group | Edge]:
+        if node.is_task and node.step.when is None:
+            return [self.task_op(node, f"t_{node.name}", self.tid(node))]
+        if node.is_task:
+            return self.when(node, [self.task_op(node, f"t_{node.name}", self.tid(node))], None, None)
+        group = node.group
+        assert node.body is not None
+        if group.is_loop:
+            return self.loop(node)
+        return self.when(
+            node,
+            self.scope_body(node.body),
+            node.body,
+            node.else_body,
+        )
+
+    def when(
+        self, node: StepNode, then_body: list[Op | Group | Edge], then: Scope | None, other: Scope | None
+    ) -> list[Op | Group | Edge]:
+        """Branch task, the branches, and the join (see the module docstring)."""
+        text = node.step.when
+        assert text is not None
+        expr = cond.parse_condition(text)
+        # Conditions read sibling outputs like the step itself does (a task's own `when` is
+        # resolved in its scope on its behalf; a group's in the group's scope).
+        refs = {
+            ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(expr)
+        }
+        cid, jid = self.tid(node, "-condition"), self.tid(node, "-join")
+        then_ids = self.entries(then) if then is not None else [self.tid(node)]
+        else_ids = self.entries(other) if other is not None else []
+        self.add_doc(
+            cid,
+            {
+                "kind": "branch",
+                "when": text,
+                "refs": dict(sorted(refs.items())),
+                "then": then_ids,
+                "else": else_ids,
+                "join": jid,
+            },
+        )
+        cvar, jvar = f"c_{node.name}", f"j_{node.name}"
+        out: list[Op | Group | Edge] = [self.python_op(cvar, cid, "_branch", cls="BranchPythonOperator")]
+        branches = [then_body]
+        then_exits = (
+            [self.exit(then.steps[n]) for n in self.index.toposort(then)] if then else [f"t_{node.name}"]
+        )
+        then_entries = (
+            [self.entry(then.steps[n]) for n in self.index.toposort(then) if not self.index.deps(then)[n]]
+            if then
+            else [f"t_{node.name}"]
+        )
+        exits = list(then_exits)
+        entries = list(then_entries)
+        if other is not None:
+            branches.append(self.scope_body(other))
+            deps = self.index.deps(other)
+            order = self.index.toposort(other)
+            exits += [self.exit(other.steps[n]) for n in order]
+            entries += [self.entry(other.steps[n]) for n in order if not deps[n]]
+        for branch in branches:
+            out.extend(branch)
+        self.operators.add("EmptyOperator")
+        out.append(
+            Op(jvar, "EmptyOperator", jid, [("trigger_rule", "lit", "none_failed_min_one_success")])
+        )
+        out.extend(Edge(cvar, e) for e in entries)
+        out.extend(Edge(e, jvar) for e in exits)
+        out.append(Edge(cvar, jvar))
+        return out
+
+    def loop(self, node: StepNode) -> list[Op | Group | Edge]:
+        group = node.group
+        assert node.body is not None
+        if isinstance(group.for_each, list) and len(group.for_each) > MAX_MAP_LENGTH:
+            from pipecast.diagnostics import Diagnostic, UserError
+
+            raise UserError(
+                Diagnostic(
+                    f"airflow: for_each of {node.name!r} has {len(group.for_each)} items; Airflow maps "
+                    f"at most {MAX_MAP_LENGTH} ([core] max_map_length)",
+                    (*node.yaml_path, "for_each"),
+                    hint="split the list, or raise max_map_length in airflow.cfg",
+                )
+            )
+        iid = self.tid(node, "-items")
+        self.add_doc(
+            iid,
+            {"kind": "items", "for_each": self.value(group.for_each, node.scope, node.name)},
+        )
+        ivar, gvar, dvar = f"i_{node.name}", f"g_{node.name}", f"d_{node.name}"
+        body = self.scope_body(node.body)
+        if group.parallelism is not None:
+            for item in body:
+                if isinstance(item, Op):
+                    item.kwargs.append(("max_active_tis_per_dagrun", "lit", group.parallelism))
+        self.operators.add("EmptyOperator")
+        return [
+            self.python_op(ivar, iid, "_items"),
+            Group(gvar, node.name, ivar, body),
+            Op(dvar, "EmptyOperator", self.tid(node, "-done"), [("trigger_rule", "lit", "none_failed_min_one_success")]),
+            Edge(ivar, dvar),
+            Edge(gvar, dvar),
+        ]
+
+    def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
+        self.operators.add(cls)
+        return Op(
+            var,
+            cls,
+            task_id,
+            [("python_callable", "code", func), ("op_kwargs", "key", task_id)],
+        )
+
+    def task_op(self, node: StepNode, var: str, task_id: str) -> Op:
+        """The operator of one task step, with retries and timeout mapped natively."""
+        from pipecast_airflow import operators
+
+        eff = self.index.effective(node)
+        in_finally = node is self.index.finally_node
+        spec = step_spec(self.index, node, timeout_in_runtime=True, secret_store=self.settings.secret_store)
+        inputs = {
+            name: self.value(value, node.scope, node.name, in_finally)
+            for name, value in node.task.inputs.items()
+            if isinstance(value, str) and "{{" in value
+        }
+        doc: dict[str, Any] = {
+            "kind": "step",
+            "spec": spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            "inputs": inputs,
+            "python_path": list(self.settings.python_path),
+            "artifact_root": self.settings.artifact_root,
+        }
+        if isinstance(node.task.run, ContainerRun):
+            doc["containers"] = "host"
+        self.add_doc(task_id, doc)
+        op = operators.build(self, node, var, task_id, eff)
+        retry = eff.retry
+        if retry.attempts > 1:
+            op.kwargs.append(("retries", "lit", retry.attempts - 1))
+            op.kwargs.append(("retry_delay", "seconds", retry.delay))
+            if retry.backoff != 1.0:
+                factor: Any = retry.backoff
+                if self.settings.airflow_version == "2":
+                    factor = True  # Airflow 2 takes a flag: factor 2
+                op.kwargs.append(("retry_exponential_backoff", "lit", factor))
+                op.kwargs.append(("max_retry_delay", "seconds", retry.max_delay))
+        if eff.timeout is not None:
+            op.kwargs.append(("execution_timeout", "seconds", eff.timeout + TIMEOUT_GRACE))
+        return op

@@ -1,0 +1,163 @@
+"""The operator of one task step, by the ``operator`` setting.
+
+* ``python``: ``PythonOperator`` calling ``_step`` in the generated file, which runs the step
+  through the pipecast runtime on the worker (the user function in a child process).
+* ``kubernetes``: ``KubernetesPodOperator`` running ``python -m pipecast.runtime run`` in the
+  step's image; outputs come back through the pod's XCom sidecar (``/airflow/xcom/return.json``).
+* ``docker``: ``DockerOperator`` running the same command; outputs come back as the last line
+  of the container's output.
+
+Container operators get the step spec and the resolved inputs from two Jinja macros of the DAG
+(``pipecast_spec``, ``pipecast_inputs``) whose arguments are only task ids: pipeline text never
+enters a templated field, so a ``{{ }}`` in a value stays data.
+
+Resources, per Kubernetes (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/):
+
+| pipecast | kubernetes | docker |
+|---|---|---|
+| cpu | requests/limits ``cpu`` | ``cpus`` |
+| memory | requests/limits ``memory`` (bytes) | ``mem_limit`` (bytes) |
+| gpu | limits ``nvidia.com/gpu`` | ``device_requests`` count |
+| accelerator | node selector ``cloud.google.com/gke-accelerator``-style label | (ignored with gpu) |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.ir.models import ContainerRun
+from pipecast.ir.values import is_artifact
+from pipecast.passes.analysis import EffectiveTask, StepNode
+
+if TYPE_CHECKING:
+    from pipecast_airflow.lowering import Lowering, Op
+
+#: Node-selector values per portable accelerator name (GKE's ``cloud.google.com/gke-accelerator``
+#: label; https://cloud.google.com/kubernetes-engine/docs/how-to/gpus).
+ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+ACCELERATORS = {
+    "nvidia-t4": "nvidia-tesla-t4",
+    "nvidia-l4": "nvidia-l4",
+    "nvidia-a10g": "nvidia-a10g",
+    "nvidia-v100": "nvidia-tesla-v100",
+    "nvidia-a100": "nvidia-tesla-a100",
+    "nvidia-a100-80gb": "nvidia-a100-80gb",
+    "nvidia-h100": "nvidia-h100-80gb",
+}
+XCOM_FILE = "/airflow/xcom/return.json"
+
+
+def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask) -> Op:
+    from pipecast_airflow.lowering import Op
+
+    kind = low.settings.operator
+    if kind == "python":
+        if isinstance(node.task.run, ContainerRun) and not low.settings.container_steps_on_host:
+            raise UserError(
+                Diagnostic(
+                    f"airflow: step {node.name!r} is a container step and operator 'python' runs "
+                    "steps on the worker",
+                    (*node.yaml_path, "run"),
+                    hint="set operator: kubernetes or docker, or container_steps_on_host: true",
+                    code="unsupported-feature",
+                )
+            )
+        low.operators.add("PythonOperator")
+        return Op(var, "PythonOperator", task_id, [("python_callable", "code", "_step"), ("op_kwargs", "key", task_id)])
+    if not eff.image:
+        raise UserError(
+            Diagnostic(
+                f"airflow: step {node.name!r} needs an image to run with operator {kind!r}",
+                node.yaml_path,
+                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast)",
+            )
+        )
+    args = [
+        "-m",
+        "pipecast.runtime",
+        "run",
+        "--convention",
+        "airflow",
+        "--spec",
+        ("macro", f"pipecast_spec({task_id!r})"),
+        "--inputs",
+        ("macro", f"pipecast_inputs({task_id!r}, ti, params, run_id)"),
+    ]
+    if low.settings.artifact_root:
+        args += ["--artifact-root", low.settings.artifact_root]
+    res = eff.resources
+    if kind == "kubernetes":
+        low.operators.add("KubernetesPodOperator")
+        args += ["--xcom-file", XCOM_FILE]
+        kwargs: list[tuple[str, str, Any]] = [
+            ("name", "lit", task_id.replace(".", "-").replace("_", "-")[:63]),
+            ("namespace", "lit", low.settings.namespace),
+            ("image", "lit", eff.image),
+            ("cmds", "lit", ["python"]),
+            ("arguments", "args", args),
+            ("do_xcom_push", "lit", True),
+            ("get_logs", "lit", True),
+        ]
+        requests: dict[str, Any] = {}
+        limits: dict[str, Any] = {}
+        if res.cpu is not None:
+            requests["cpu"] = limits["cpu"] = str(res.cpu)
+        if res.memory_bytes is not None:
+            requests["memory"] = limits["memory"] = str(res.memory_bytes)
+        if res.gpu:
+            limits["nvidia.com/gpu"] = str(res.gpu)
+        if requests or limits:
+            kwargs.append(("container_resources", "k8s_resources", {"requests": requests, "limits": limits}))
+        if res.accelerator:
+            kwargs.append(("node_selector", "lit", {ACCELERATOR_LABEL: ACCELERATORS[res.accelerator]}))
+        if eff.secrets:
+            kwargs.append(
+                (
+                    "secrets",
+                    "k8s_secrets",
+                    [(env, name, low.settings.secret_key) for env, name in sorted(eff.secrets.items())],
+                )
+            )
+        if any(is_artifact(t) for t in node.task.outputs.values()):
+            if not low.settings.artifact_volume_claim or not low.settings.artifact_root:
+                raise UserError(
+                    Diagnostic(
+                        f"airflow: step {node.name!r} writes artifacts; with operator 'kubernetes' set "
+                        "artifact_root and artifact_volume_claim (a PVC mounted there in every pod)",
+                        (*node.yaml_path, "outputs"),
+                    )
+                )
+        if low.settings.artifact_volume_claim and low.settings.artifact_root:
+            kwargs.append(
+                ("volumes", "k8s_volumes", (low.settings.artifact_volume_claim, low.settings.artifact_root))
+            )
+        return Op(var, "KubernetesPodOperator", task_id, kwargs)
+    low.operators.add("DockerOperator")
+    args += ["--xcom-stdout"]
+    kwargs = [
+        ("image", "lit", eff.image),
+        ("command", "args", ["python", *args]),
+        ("docker_url", "lit", low.settings.docker_url),
+        ("do_xcom_push", "lit", True),
+        ("mount_tmp_dir", "lit", False),
+    ]
+    if res.cpu is not None:
+        kwargs.append(("cpus", "lit", float(res.cpu)))
+    if res.memory_bytes is not None:
+        kwargs.append(("mem_limit", "lit", res.memory_bytes))
+    if res.gpu:
+        kwargs.append(("device_requests", "docker_gpus", res.gpu))
+    if low.settings.artifact_root:
+        kwargs.append(("mounts", "docker_mounts", low.settings.artifact_root))
+    if eff.secrets:
+        raise UserError(
+            Diagnostic(
+                f"airflow: operator 'docker' cannot pass secrets to step {node.name!r} without putting "
+                "them in the task's rendered fields",
+                (*node.yaml_path, "secrets"),
+                hint="use operator kubernetes (Kubernetes secrets) or python (Airflow Variables)",
+                code="unsupported-feature",
+            )
+        )
+    return Op(var, "DockerOperator", task_id, kwargs)

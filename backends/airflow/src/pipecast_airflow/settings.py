@@ -1,0 +1,46 @@
+"""Target settings of the Airflow backend (SPEC §11)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipecast.backend import Settings
+
+
+class AirflowSettings(Settings):
+    """How a pipeline becomes an Airflow DAG file.
+
+    Attributes:
+        airflow_version: ``"3"`` (``airflow.sdk`` imports, the default) or ``"2"`` (Airflow 2.7+).
+        operator: ``python`` (tasks run the step through the pipecast runtime on the worker),
+            ``kubernetes`` (one pod per step, KubernetesPodOperator) or ``docker`` (DockerOperator).
+        python_path: folders put first on ``sys.path`` when a python step imports its module
+            on the worker (the pipeline's own folder, as deployed).
+        artifact_root: a folder every worker (and, for container operators, every container) can
+            reach, where artifacts are stored; empty: ``$AIRFLOW_HOME/pipecast-artifacts``.
+        secret_store: where secrets are read by name: ``airflow`` (Airflow Variables) or ``env``.
+        start_date: the DAG's ``start_date`` (``YYYY-MM-DD``) in the schedule's time zone.
+        tags: DAG tags.
+        namespace: Kubernetes namespace of the step pods.
+        artifact_volume_claim: Kubernetes PVC mounted at ``artifact_root`` in step pods
+            (needed for artifacts with the kubernetes operator).
+        secret_key: the key inside each Kubernetes secret that holds the value.
+        docker_url: the Docker daemon the docker operator talks to.
+        container_steps_on_host: with operator ``python``, run container steps' commands on the
+            worker host (the image is ignored, with a warning) instead of failing to compile.
+    """
+
+    airflow_version: Literal["2", "3"] = "3"
+    operator: Literal["python", "kubernetes", "docker"] = "python"
+    python_path: list[str] = Field(default_factory=list)
+    artifact_root: str = ""
+    secret_store: Literal["airflow", "env"] = "airflow"
+    start_date: str = Field("2024-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    tags: list[str] = Field(default_factory=lambda: ["pipecast"])
+    namespace: str = "default"
+    artifact_volume_claim: str = ""
+    secret_key: str = "value"
+    docker_url: str = "unix://var/run/docker.sock"
+    container_steps_on_host: bool = True

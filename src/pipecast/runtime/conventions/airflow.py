@@ -1,0 +1,283 @@
+"""The Airflow convention: what a generated DAG file's tasks call on the worker.
+
+A generated DAG file (pipecast_airflow) stores one JSON document per task and hands it to
+the functions here, inside the task callable, with Airflow's task context:
+
+* :func:`run_step` (``PythonOperator``): resolve the step's inputs (params, XCom of upstream
+  tasks, loop items, ``pipeline.*``), run the step through the runtime core (the user function
+  in a child process, retries by Airflow, the timeout by the runtime), return its outputs as
+  the task's XCom.
+* :func:`branch` (``BranchPythonOperator``): evaluate a ``when`` condition and return the
+  task ids to follow.
+* :func:`items` : resolve a ``for_each`` list (the XCom a mapped task group expands over).
+* :func:`outputs`: the pipeline's outputs.
+* :func:`spec_arg` / :func:`inputs_arg`: Jinja macros for container operators, which then run
+  ``python -m pipecast.runtime run --convention airflow`` in the image
+  (:class:`AirflowConvention`: inputs as JSON, outputs to the XCom sidecar file or stdout).
+
+Binding documents (built by ``pipecast_airflow.lowering``): ``{"value": v}`` or
+``{"template": "...", "refs": {path: source}}``; a source is one of ``{"param": p}``,
+``{"pipeline": f}``, ``{"loop": items_task, "key": k}``, ``{"xcom": task, "output": o,
+"mapped": bool, "json": bool}``, ``{"collect": items_task, "each": binding}`` or
+``{"switch": condition_task, "then_entry": id, "then": binding, "else": binding}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipecast.runtime.conventions.base import Convention, ConventionError, is_artifact_input
+from pipecast.runtime.executor import AttemptResult
+from pipecast.runtime.spec import StepSpec
+
+#: Task states that make ``pipeline.status`` ``failed`` in the finally step.
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+MAX_MAP_LENGTH = 1024
+
+
+class AirflowConvention(Convention):
+    """Inputs already resolved (by the worker or a Jinja macro); outputs as one JSON object."""
+
+    name = "airflow"
+
+    def __init__(
+        self,
+        inputs: Mapping[str, Any],
+        artifact_dir: Path,
+        *,
+        xcom_file: Path | None = None,
+        xcom_stdout: bool = False,
+    ) -> None:
+        self.inputs = dict(inputs)
+        self.artifact_dir = artifact_dir
+        self.xcom_file = xcom_file
+        self.xcom_stdout = xcom_stdout
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--inputs", default="{}", help="resolved inputs as JSON (or @file)")
+        parser.add_argument("--artifact-root", default="", help="where artifacts are stored")
+        parser.add_argument("--xcom-file", default=None, help="write outputs here (KubernetesPodOperator)")
+        parser.add_argument("--xcom-stdout", action="store_true", help="print outputs last (DockerOperator)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> AirflowConvention:
+        from pipecast.runtime.conventions.base import parse_json_arg
+
+        inputs = parse_json_arg(args.inputs, "--inputs")
+        if not isinstance(inputs, dict):
+            raise ConventionError("--inputs must be a JSON object")
+        root = Path(args.artifact_root or os.path.join(tempfile.gettempdir(), "pipecast-artifacts"))
+        run = inputs.pop("-run", {}) if isinstance(inputs.get("-run"), dict) else {}
+        folder = root.joinpath(*[_safe(str(run.get(k, ""))) for k in ("dag", "run", "task")])
+        return cls(
+            inputs,
+            folder,
+            xcom_file=Path(args.xcom_file) if args.xcom_file else None,
+            xcom_stdout=args.xcom_stdout,
+        )
+
+    def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
+        values = {**self.literal_inputs(spec), **self.inputs}
+        missing = sorted(set(spec.inputs) - set(values))
+        if missing:
+            raise ConventionError(f"missing inputs: {', '.join(missing)}")
+        for name in spec.inputs:
+            if is_artifact_input(spec, name):
+                for path in values[name] if isinstance(values[name], list) else [values[name]]:
+                    if path is not None and not Path(str(path)).exists():
+                        raise ConventionError(
+                            f"artifact input {name!r} is not at {path} (is artifact_root shared by every worker?)"
+                        )
+        return values
+
+    def output_paths(self, spec: StepSpec, workdir: Path) -> dict[str, Path] | None:
+        from pipecast.runtime._values import is_artifact
+
+        return {name: self.artifact_dir / name for name, t in spec.outputs.items() if is_artifact(t)}
+
+    def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> Any:
+        outputs = {name: result.outputs.get(name) for name in sorted(spec.outputs)}
+        text = json.dumps(outputs, sort_keys=True)
+        if self.xcom_file is not None:
+            self.xcom_file.parent.mkdir(parents=True, exist_ok=True)
+            self.xcom_file.write_text(text, encoding="utf-8")
+        if self.xcom_stdout:
+            print(text, flush=True)
+        return outputs
+
+
+def _safe(text: str) -> str:
+    """A path segment from a run id or task id (``:``/``+`` and separators replaced)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "_"
+
+
+# ---------------------------------------------------------------------------- resolving
+
+
+class _Resolver:
+    """Resolves binding documents against one task instance's context."""
+
+    def __init__(self, ti: Any, params: Mapping[str, Any], run_id: str, dag_id: str) -> None:
+        self.ti = ti
+        self.params = params
+        self.run_id = run_id
+        self.dag_id = dag_id
+        self.index = getattr(ti, "map_index", -1)
+        if self.index is None:
+            self.index = -1
+        self._items: dict[str, list[Any]] = {}
+
+    def pull(self, task_id: str, map_index: int | None) -> Any:
+        if map_index is None or map_index < 0:
+            return self.ti.xcom_pull(task_ids=task_id, map_indexes=-1)
+        return self.ti.xcom_pull(task_ids=task_id, map_indexes=map_index)
+
+    def items_of(self, task_id: str) -> list[Any]:
+        if task_id not in self._items:
+            value = self.pull(task_id, None)
+            self._items[task_id] = list(value or [])
+        return self._items[task_id]
+
+    def binding(self, doc: Mapping[str, Any], index: int) -> Any:
+        from pipecast.ir.refs import render
+
+        if "value" in doc:
+            return doc["value"]
+        refs = doc["refs"]
+        return render(doc["template"], lambda ref: self.source(refs[ref.path], index))
+
+    def source(self, src: Mapping[str, Any], index: int) -> Any:
+        if "param" in src:
+            return self.params[src["param"]]
+        if "pipeline" in src:
+            field = src["pipeline"]
+            if field == "name":
+                return self.dag_id
+            if field == "run_id":
+                return self.run_id
+            return self.status()
+        if "loop" in src:
+            item = self.items_of(src["loop"])[index]
+            return item if src.get("key") is None else item[src["key"]]
+        if "xcom" in src:
+            value = self.pull(src["xcom"], index if src.get("mapped") else None)
+            if src.get("json") and isinstance(value, str):
+                value = json.loads(value)
+            return None if value is None else value.get(src["output"])
+        if "collect" in src:
+            count = len(self.items_of(src["collect"]))
+            return [self.binding(src["each"], i) for i in range(count)]
+        if "switch" in src:
+            chosen = self.pull(src["switch"], index if src.get("mapped") else None) or []
+            if isinstance(chosen, str):
+                chosen = [chosen]
+            branch = src["then"] if src["then_entry"] in chosen else src.get("else")
+            return None if branch is None else self.binding(branch, index)
+        raise ConventionError(f"unknown binding source {sorted(src)}")
+
+    def status(self) -> str:
+        """``succeeded`` unless a task of this run failed (read from the run's task states)."""
+        own = getattr(self.ti, "task_id", None)
+        states: dict[str, Any] = {}
+        getter = getattr(type(self.ti), "get_task_states", None)
+        if getter is not None:  # Airflow 3: through the execution API
+            found = getter(dag_id=self.dag_id, run_ids=[self.run_id])
+            states = dict(found.get(self.run_id, {}))
+        else:  # Airflow 2: the task instance can read its run from the database
+            for ti in self.ti.get_dagrun().get_task_instances():
+                states[f"{ti.task_id}_{ti.map_index}"] = ti.state
+        for key, state in states.items():
+            if key == own:
+                continue
+            if str(getattr(state, "value", state)) in FAILED_STATES:
+                return "failed"
+        return "succeeded"
+
+
+def _resolver(context: Mapping[str, Any]) -> _Resolver:
+    ti = context["ti"]
+    return _Resolver(ti, context.get("params") or {}, context["run_id"], ti.dag_id)
+
+
+def _inputs(doc: Mapping[str, Any], res: _Resolver) -> dict[str, Any]:
+    return {name: res.binding(b, res.index) for name, b in doc.get("inputs", {}).items()}
+
+
+def _artifact_root(doc: Mapping[str, Any]) -> Path:
+    root = doc.get("artifact_root") or os.path.join(
+        os.environ.get("AIRFLOW_HOME", tempfile.gettempdir()), "pipecast-artifacts"
+    )
+    return Path(root)
+
+
+def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one task step on this worker and return its outputs (the task's XCom)."""
+    from pipecast.runtime.core import StepFailed
+    from pipecast.runtime.core import run_step as core_run
+
+    res = _resolver(context)
+    spec = StepSpec.model_validate(doc["spec"])
+    task = res.ti.task_id + (f"_{res.index}" if res.index >= 0 else "")
+    folder = _artifact_root(doc).joinpath(_safe(res.dag_id), _safe(res.run_id), _safe(task))
+    conv = AirflowConvention(_inputs(doc, res), folder)
+    try:
+        outcome = core_run(
+            spec,
+            conv,
+            python_path=list(doc.get("python_path", [])),
+            containers=doc.get("containers", "host"),
+        )
+    except StepFailed as exc:
+        # A plain exception: Airflow retries it (retries = attempts - 1) and logs the summary.
+        raise RuntimeError(exc.summary) from None
+    return dict(outcome.published)
+
+
+def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """Evaluate a ``when`` condition: the entry tasks of the branch to run, and the join."""
+    from pipecast.ir import condition as cond
+
+    res = _resolver(context)
+    refs = doc["refs"]
+    holds = cond.evaluate(cond.parse_condition(doc["when"]), lambda ref: res.source(refs[ref.path], res.index))
+    chosen = list(doc["then"] if holds else doc["else"])
+    return [*chosen, doc["join"]]
+
+
+def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
+    """The list a ``for_each`` group fans out over."""
+    res = _resolver(context)
+    value = res.binding(doc["for_each"], res.index)
+    if not isinstance(value, list):
+        raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
+    if len(value) > MAX_MAP_LENGTH:
+        raise ConventionError(
+            f"for_each has {len(value)} items; Airflow maps at most {MAX_MAP_LENGTH} ([core] max_map_length)"
+        )
+    return value
+
+
+def outputs(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    res = _resolver(context)
+    return {name: res.binding(b, -1) for name, b in doc["outputs"].items()}
+
+
+def spec_arg(doc: Mapping[str, Any]) -> str:
+    """The ``--spec`` argument of a container task (a Jinja macro's result is not re-rendered)."""
+    return StepSpec.model_validate(doc["spec"]).to_arg()
+
+
+def inputs_arg(doc: Mapping[str, Any], ti: Any, params: Mapping[str, Any], run_id: str) -> str:
+    """The ``--inputs`` argument of a container task: resolved inputs plus where to store artifacts."""
+    res = _Resolver(ti, params, run_id, ti.dag_id)
+    values = _inputs(doc, res)
+    task = ti.task_id + (f"_{res.index}" if res.index >= 0 else "")
+    values["-run"] = {"dag": res.dag_id, "run": run_id, "task": task}
+    return json.dumps(values, sort_keys=True)
