@@ -1,0 +1,1 @@
+"""pipecast backend for Vertex AI Pipelines: compiles a pipeline to a KFP v2 PipelineSpec."""

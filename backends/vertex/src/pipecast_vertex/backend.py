@@ -1,0 +1,168 @@
+"""The Vertex AI Pipelines target: a KFP v2 PipelineSpec, a schedule request, and deploy.
+
+Docs: https://cloud.google.com/vertex-ai/docs/pipelines/introduction and
+https://www.kubeflow.org/docs/components/pipelines/reference/pipeline-spec/
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
+from pipecast.diagnostics import Diagnostic
+from pipecast.ir.refs import single_ref
+from pipecast.passes.analysis import is_artifact_type
+from pipecast_vertex.settings import VertexSettings
+
+if TYPE_CHECKING:
+    from pipecast.ir.models import Pipeline
+    from pipecast.passes.analysis import PipelineIndex
+
+
+class VertexBackend(Backend):
+    """Compiles to a KFP v2 PipelineSpec that Vertex AI Pipelines (or Kubeflow) runs unchanged."""
+
+    name = "vertex"
+    title = "Vertex AI Pipelines"
+    docs_url = "https://cloud.google.com/vertex-ai/docs/pipelines/introduction"
+    settings_model = VertexSettings
+    features: ClassVar[Mapping[Feature, Support]] = {
+        Feature.PYTHON_STEP: native("container executor running the pipecast runtime"),
+        Feature.CONTAINER_STEP: native("container executor; the runtime fills {{ inputs/outputs }}"),
+        Feature.PARAMS: native("root.inputDefinitions.parameters, typed, with defaults"),
+        Feature.PARAM_OUTPUTS: native("outputDefinitions.parameters (executor_output.json)"),
+        Feature.ARTIFACTS: native("system.Dataset/Model/Metrics/Artifact under the pipeline root"),
+        Feature.AFTER: native("dependentTasks"),
+        Feature.WHEN: native("condition sub-DAG with triggerPolicy.condition (CEL)"),
+        Feature.ELSE: native("two condition tasks; outputs through valueFromOneof"),
+        Feature.GROUP_OUTPUTS: native("DAG outputs; collected lists for for_each"),
+        Feature.FOR_EACH: native("parameterIterator"),
+        Feature.PARALLELISM: native("iteratorPolicy.parallelismLimit"),
+        Feature.NESTED_FOR_EACH: native("nested parameterIterator DAGs"),
+        Feature.RETRY: native("retryPolicy (maxRetryCount = attempts - 1, backoff fields)"),
+        Feature.RETRY_BACKOFF: native("retryPolicy.backoffFactor takes any factor"),
+        Feature.RETRY_JITTER: runtime("retryPolicy has no jitter: such steps retry inside the runtime"),
+        Feature.TIMEOUT: runtime("PipelineTaskSpec has no timeout: the runtime kills the attempt"),
+        Feature.RESOURCES: native("container resource limits (Vertex honours limits only)"),
+        Feature.ACCELERATORS: native("container accelerator {type, count}; see the accelerator table"),
+        Feature.ENV: native("container env"),
+        Feature.SECRETS: runtime("the runtime reads Google Secret Manager by secret name"),
+        Feature.CACHE: native("cachingOptions.enableCache (off unless the step asks)"),
+        Feature.FINALLY: native("exit handler: ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus"),
+        Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),
+        Feature.SCHEDULE_TIMEZONE: native("cron with a TZ= prefix"),
+        Feature.PIPELINE_OUTPUTS: native("root DAG outputs"),
+    }
+
+    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+        """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
+        from pipecast_vertex.resources import accelerator_problem
+
+        out = super().check(index, lenient=lenient)
+        for node in index.tasks():
+            problem = accelerator_problem(index.effective(node).resources)
+            if problem:
+                own = node.task.resources is not None
+                path = (*node.yaml_path, "resources") if own else ("defaults", "resources")
+                out.append(
+                    Diagnostic(
+                        f"target 'vertex': step {node.name!r}: {problem[0]}",
+                        path,
+                        hint=problem[1],
+                        code="unsupported-accelerator",
+                    )
+                )
+        for node in index.walk():
+            if not node.is_group:
+                continue
+            group = node.group
+            exprs = [(("outputs", k), v) for k, v in group.outputs.items()]
+            if group.else_ is not None:
+                exprs += [(("else", "outputs", k), v) for k, v in group.else_.outputs.items()]
+            for rel, expr in exprs:
+                out.extend(_output_shape(index, expr, (*node.yaml_path, *rel), f"group {node.name!r}"))
+            if group.is_loop:
+                ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+                if ref is not None and ref.kind == "step":
+                    res_type = index.output_type(index.nodes[ref.name], ref.key or "") or "any"
+                    if is_artifact_type(res_type):
+                        out.append(
+                            Diagnostic(
+                                f"target 'vertex': group {node.name!r} fans out over artifacts "
+                                f"({res_type}); pipecast compiles for_each to a parameterIterator",
+                                (*node.yaml_path, "for_each"),
+                                hint="fan out over a list of parameters (for example the artifacts' "
+                                "names) and pass the collected artifacts as one input",
+                                code="unsupported-feature",
+                            )
+                        )
+                if ref is not None and ref.kind == "loop" and ref.key is not None:
+                    out.append(
+                        Diagnostic(
+                            f"target 'vertex': group {node.name!r} fans out over a key of a loop item; "
+                            "KFP iterators read whole parameters",
+                            (*node.yaml_path, "for_each"),
+                            hint="add a step that returns the inner list and fan out over its output",
+                            code="unsupported-feature",
+                        )
+                    )
+        for name, expr in index.pipeline.outputs.items():
+            out.extend(_output_shape(index, expr, ("outputs", name), "the pipeline"))
+        return out
+
+    def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        from pipecast.io import dump_json, dump_yaml
+        from pipecast_vertex.compiler import compile_spec
+        from pipecast_vertex.schedule import schedule_request
+
+        data, diagnostics = compile_spec(pipeline, index, settings)
+        text = dump_json(data) if settings.format == "json" else dump_yaml(data)
+        files = {self.spec_filename(pipeline, settings): text}
+        if pipeline.schedule is not None:
+            files[f"{pipeline.name}.schedule.json"] = dump_json(schedule_request(pipeline, data, settings))
+        summary = {
+            "tasks": sum(1 for _ in index.tasks()),
+            "components": len(data.get("components", {})),
+            "executors": len(data["deploymentSpec"]["executors"]),
+            "bytes": len(text.encode()),
+        }
+        return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
+
+    @staticmethod
+    def spec_filename(pipeline: Pipeline, settings: VertexSettings) -> str:
+        return f"{pipeline.name}.{settings.format}"
+
+    def default_filename(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name}.yaml"
+
+    def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        """Strict protobuf parse, pipecast's reference checks, and kfp's component loader."""
+        from pipecast_vertex.validate import validate_files
+
+        return validate_files(files)
+
+    def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
+        """Submit a run with ``aiplatform.PipelineJob`` and create the schedule, if any.
+
+        Options: ``params`` (run-time parameter values), ``credentials``.
+        """
+        from pipecast_vertex.deploy import deploy
+
+        return deploy(pipeline, files, settings, **options)
+
+
+def _output_shape(index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str) -> list[Diagnostic]:
+    ref = single_ref(expr) if isinstance(expr, str) else None
+    if ref is not None and ref.kind == "step":
+        return []
+    return [
+        Diagnostic(
+            f"target 'vertex': an output of {owner} must be exactly one step output reference "
+            f"({json.dumps(expr)} is not): KFP DAG outputs come from tasks",
+            path,
+            hint="add a step that computes the value and expose its output",
+            code="unsupported-feature",
+        )
+    ]

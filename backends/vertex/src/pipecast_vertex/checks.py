@@ -1,0 +1,177 @@
+"""Reference checks of a compiled PipelineSpec, for what a protobuf parse cannot see.
+
+``json_format.ParseDict(spec, PipelineSpec())`` checks field names and enums, but names
+are plain strings to it: a ``componentRef`` to a missing component, a ``dependentTasks``
+entry naming no task, an executor label with no executor, or an input bound to an output
+that its producer does not declare all parse fine and fail only on Vertex. This module
+checks every such name, on the JSON form of the spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Spec = dict[str, Any]
+
+
+def check_references(spec: Spec) -> list[str]:
+    """Every dangling or inconsistent name in the spec, as readable problems (empty: fine)."""
+    problems: list[str] = []
+    components: dict[str, Any] = spec.get("components", {})
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    used: set[str] = set()
+    for name, comp in components.items():
+        label = comp.get("executorLabel")
+        if label is not None and label not in executors:
+            problems.append(f"component {name!r}: executor {label!r} does not exist")
+        if label is None and "dag" not in comp:
+            problems.append(f"component {name!r} has neither an executor nor a DAG")
+        if "dag" in comp:
+            _check_dag(f"component {name!r}", comp, components, problems, used)
+    _check_dag("root", spec.get("root", {}), components, problems, used)
+    for name in sorted(set(components) - used):
+        problems.append(f"component {name!r} is not used by any task")
+    labels = {c.get("executorLabel") for c in components.values()}
+    for label in sorted(set(executors) - labels):
+        problems.append(f"executor {label!r} is not used by any component")
+    return problems
+
+
+def _io(comp: dict[str, Any], side: str, kind: str) -> dict[str, Any]:
+    return comp.get(side, {}).get(kind, {})
+
+
+def _check_dag(
+    where: str, comp: dict[str, Any], components: dict[str, Any], problems: list[str], used: set[str]
+) -> None:
+    dag = comp.get("dag", {})
+    tasks: dict[str, Any] = dag.get("tasks", {})
+    own_params = _io(comp, "inputDefinitions", "parameters")
+    own_artifacts = _io(comp, "inputDefinitions", "artifacts")
+    for tname, task in tasks.items():
+        at = f"{where}, task {tname!r}"
+        ref = task.get("componentRef", {}).get("name")
+        target = components.get(ref or "")
+        if target is None:
+            problems.append(f"{at}: componentRef {ref!r} does not exist")
+            continue
+        used.add(ref or "")
+        for dep in task.get("dependentTasks", []):
+            if dep not in tasks:
+                problems.append(f"{at}: dependentTasks entry {dep!r} is not a task of this DAG")
+            elif dep == tname:
+                problems.append(f"{at}: depends on itself")
+        inputs = task.get("inputs", {})
+        params = inputs.get("parameters", {})
+        arts = inputs.get("artifacts", {})
+        t_params = _io(target, "inputDefinitions", "parameters")
+        t_arts = _io(target, "inputDefinitions", "artifacts")
+        for name, binding in params.items():
+            if name not in t_params:
+                problems.append(f"{at}: input parameter {name!r} is not declared by {ref!r}")
+            if "componentInputParameter" in binding:
+                source = binding["componentInputParameter"]
+                if source not in own_params:
+                    problems.append(f"{at}: input {name!r} reads {source!r}, not an input of {where}")
+            elif "taskOutputParameter" in binding:
+                _check_producer(at, name, binding["taskOutputParameter"], "outputParameterKey",
+                                "parameters", tasks, components, problems)
+            elif "taskFinalStatus" in binding:
+                if binding["taskFinalStatus"].get("producerTask") not in tasks:
+                    problems.append(f"{at}: taskFinalStatus of {name!r} names no task of this DAG")
+            elif "runtimeValue" not in binding:
+                problems.append(f"{at}: input parameter {name!r} has no source")
+        for name, binding in arts.items():
+            if name not in t_arts:
+                problems.append(f"{at}: input artifact {name!r} is not declared by {ref!r}")
+            if "componentInputArtifact" in binding:
+                source = binding["componentInputArtifact"]
+                if source not in own_artifacts:
+                    problems.append(f"{at}: input {name!r} reads {source!r}, not an input artifact of {where}")
+            elif "taskOutputArtifact" in binding:
+                _check_producer(at, name, binding["taskOutputArtifact"], "outputArtifactKey",
+                                "artifacts", tasks, components, problems)
+            else:
+                problems.append(f"{at}: input artifact {name!r} has no source")
+        item = task.get("parameterIterator", {}).get("itemInput")
+        if "parameterIterator" in task:
+            items = task["parameterIterator"].get("items", {})
+            if "inputParameter" in items and items["inputParameter"] not in params:
+                problems.append(f"{at}: iterator items {items['inputParameter']!r} is not an input of the task")
+            if item not in t_params:
+                problems.append(f"{at}: iterator itemInput {item!r} is not declared by {ref!r}")
+        for name, definition in t_params.items():
+            bound = name in params or name == item
+            if not bound and not definition.get("isOptional") and "defaultValue" not in definition:
+                problems.append(f"{at}: required input parameter {name!r} of {ref!r} is not bound")
+        for name in t_arts:
+            if name not in arts:
+                problems.append(f"{at}: input artifact {name!r} of {ref!r} is not bound")
+    outputs = dag.get("outputs", {})
+    out_params = _io(comp, "outputDefinitions", "parameters")
+    out_arts = _io(comp, "outputDefinitions", "artifacts")
+    for name, spec in outputs.get("parameters", {}).items():
+        if name not in out_params:
+            problems.append(f"{where}: DAG output {name!r} is not in outputDefinitions")
+        selectors = (
+            [spec["valueFromParameter"]]
+            if "valueFromParameter" in spec
+            else spec.get("valueFromOneof", {}).get("parameterSelectors", [])
+        )
+        if not selectors:
+            problems.append(f"{where}: DAG output {name!r} has no source")
+        for sel in selectors:
+            _check_subtask(where, name, sel, "outputParameterKey", "parameters", tasks, components, problems)
+    for name, spec in outputs.get("artifacts", {}).items():
+        if name not in out_arts:
+            problems.append(f"{where}: DAG output artifact {name!r} is not in outputDefinitions")
+        for sel in spec.get("artifactSelectors", []):
+            _check_subtask(where, name, sel, "outputArtifactKey", "artifacts", tasks, components, problems)
+    if "dag" in comp:
+        for name in out_params:
+            if name not in outputs.get("parameters", {}):
+                problems.append(f"{where}: output {name!r} is declared but never produced")
+        for name in out_arts:
+            if name not in outputs.get("artifacts", {}):
+                problems.append(f"{where}: output artifact {name!r} is declared but never produced")
+
+
+def _check_producer(
+    at: str,
+    name: str,
+    binding: dict[str, Any],
+    key_field: str,
+    kind: str,
+    tasks: dict[str, Any],
+    components: dict[str, Any],
+    problems: list[str],
+) -> None:
+    producer = binding.get("producerTask")
+    if producer not in tasks:
+        problems.append(f"{at}: input {name!r} reads task {producer!r}, not a task of this DAG")
+        return
+    comp = components.get(tasks[producer].get("componentRef", {}).get("name", ""), {})
+    key = binding.get(key_field)
+    if key not in _io(comp, "outputDefinitions", kind):
+        problems.append(f"{at}: input {name!r} reads output {key!r}, which task {producer!r} does not declare")
+
+
+def _check_subtask(
+    where: str,
+    name: str,
+    sel: dict[str, Any],
+    key_field: str,
+    kind: str,
+    tasks: dict[str, Any],
+    components: dict[str, Any],
+    problems: list[str],
+) -> None:
+    producer = sel.get("producerSubtask")
+    if producer not in tasks:
+        problems.append(f"{where}: output {name!r} reads task {producer!r}, not a task of this DAG")
+        return
+    comp = components.get(tasks[producer].get("componentRef", {}).get("name", ""), {})
+    if sel.get(key_field) not in _io(comp, "outputDefinitions", kind):
+        problems.append(
+            f"{where}: output {name!r} reads {sel.get(key_field)!r}, which task {producer!r} does not declare"
+        )

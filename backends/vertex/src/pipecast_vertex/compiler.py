@@ -1,0 +1,673 @@
+"""Build the KFP v2 ``PipelineSpec`` protobuf for a validated pipeline.
+
+Mapping (https://www.kubeflow.org/docs/components/pipelines/reference/pipeline-spec/ and
+https://cloud.google.com/vertex-ai/docs/pipelines/build-pipeline):
+
+==========================  =================================================================
+pipecast                    PipelineSpec
+==========================  =================================================================
+params                      ``root.inputDefinitions.parameters`` (typed, with defaults)
+task step                   a task → ``comp-<task>`` → ``exec-<task>`` (container running
+                            ``python -m pipecast.runtime run --convention kfp``)
+parameter / artifact out    ``outputDefinitions.parameters`` / ``.artifacts`` (system.*)
+reference to a sibling      ``taskOutputParameter`` / ``taskOutputArtifact``
+reference from outside      a channel input ``pipelinechannel--...`` of each enclosing DAG
+for_each                    a DAG task with ``parameterIterator`` and ``iteratorPolicy``;
+                            group outputs are collected (``LIST`` / ``isArtifactList``)
+when (no else)              a DAG task with ``triggerPolicy.condition`` (CEL)
+when + else                 a DAG of two condition tasks; outputs via ``valueFromOneof``
+after                       ``dependentTasks``
+retry                       ``retryPolicy`` (maxRetryCount = attempts - 1)
+cache                       ``cachingOptions.enableCache`` (false unless the step asks)
+finally                     exit handler: the steps in ``pipeline--body``, the finally task
+                            with ``ALL_UPSTREAM_TASKS_COMPLETED`` and a ``taskFinalStatus``
+==========================  =================================================================
+
+Mixed strings (``"s3://{{ params.b }}/x"``), ``pipeline.*`` and loop-item keys are rendered
+by the runtime: the task receives each referenced value as a channel input and the
+template goes in ``--templates``. Literal inputs are embedded in the step spec.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+from pipecast.diagnostics import Diagnostic
+from pipecast.ir import condition as cond
+from pipecast.ir import values
+from pipecast.ir.models import GroupStep, Pipeline
+from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
+from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
+from pipecast.runtime.spec import step_spec
+from pipecast_vertex import naming as n
+from pipecast_vertex.conditions import negate, to_cel
+from pipecast_vertex.resources import container_resources
+from pipecast_vertex.settings import VertexSettings, placeholder
+
+SCHEMA_VERSION = "2.1.0"
+SDK_VERSION = "pipecast-0.1.0"
+PT = pb.ParameterType.ParameterTypeEnum
+_PARAM_TYPES = {
+    "str": PT.STRING,
+    "int": PT.NUMBER_INTEGER,
+    "float": PT.NUMBER_DOUBLE,
+    "bool": PT.BOOLEAN,
+    "list": PT.LIST,
+    "dict": PT.STRUCT,
+    ANY: PT.STRING,  # what kfp declares for loop items of untyped lists
+}
+_ARTIFACTS = {
+    "Dataset": "system.Dataset",
+    "Model": "system.Model",
+    "Metrics": "system.Metrics",
+    "Artifact": "system.Artifact",
+}
+
+
+def parameter_type(type_name: str) -> int:
+    if element_type(type_name) is not None and type_name != ANY:
+        return PT.LIST
+    return _PARAM_TYPES[type_name]
+
+
+def artifact_base(type_name: str) -> tuple[str, bool]:
+    """``Model`` → (system.Model, False); ``list[Model]`` → (system.Model, True)."""
+    inner, is_list = type_name, False
+    while (el := element_type(inner)) is not None and el != ANY:
+        inner, is_list = el, True
+    return _ARTIFACTS.get(inner, "system.Artifact"), is_list
+
+
+@dataclass(frozen=True)
+class Chan:
+    """A value that crosses a DAG boundary.
+
+    Attributes:
+        kind: ``param``, ``step`` (a step or group output), ``loop`` (a loop item),
+            ``status`` or ``run_id``.
+        name: the parameter, step or group name.
+        key: the output name for ``step``.
+        type: the pipecast type.
+    """
+
+    kind: str
+    name: str
+    key: str | None
+    type: str
+
+    @property
+    def input_name(self) -> str:
+        if self.kind == "param":
+            return n.param_channel(self.name)
+        if self.kind == "step":
+            return n.output_channel(self.name, self.key or "")
+        if self.kind == "loop":
+            return n.item_channel(self.name)
+        return n.STATUS_INPUT if self.kind == "status" else n.RUN_ID_INPUT
+
+    @property
+    def artifact(self) -> bool:
+        return self.kind == "step" and is_artifact_type(self.type)
+
+
+Needs = dict[str, Chan]
+
+
+class Compiler:
+    """Compiles one pipeline; use :func:`compile_spec`."""
+
+    def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings) -> None:
+        self.p = pipeline
+        self.index = index
+        self.settings = settings
+        self.spec = pb.PipelineSpec()
+        self.executors: dict[str, dict[str, Any]] = {}
+        self._executor_keys: dict[str, str] = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    # ------------------------------------------------------------------ entry
+
+    def build(self) -> pb.PipelineSpec:
+        spec = self.spec
+        spec.pipeline_info.name = self.p.name
+        if self.p.description:
+            spec.pipeline_info.description = self.p.description
+        spec.schema_version = SCHEMA_VERSION
+        spec.sdk_version = SDK_VERSION
+        if self.settings.pipeline_root:
+            spec.default_pipeline_root = self.settings.pipeline_root
+        root = spec.root
+        for name, param in self.p.params.items():
+            pdef = root.input_definitions.parameters[name]
+            pdef.parameter_type = parameter_type(param.type)
+            if param.description:
+                pdef.description = param.description
+            if param.has_default:
+                pdef.default_value.CopyFrom(_value(param.default))
+                pdef.is_optional = True
+        if self.index.finally_node is None:
+            needs = self._scope(self.index.root, root.dag, top=True)
+            assert not needs, needs
+            self._pipeline_outputs(root, root.dag, producer_prefix=None)
+        else:
+            body = pb.ComponentSpec()
+            needs = self._scope(self.index.root, body.dag, top=False)
+            comp = n.component_name(n.BODY_TASK)
+            task = root.dag.tasks[n.BODY_TASK]
+            task.task_info.name = n.BODY_TASK
+            task.component_ref.name = comp
+            self._declare_needs(body, needs)
+            self._bind_all(task, needs, self.index.root, top=True)
+            self._pipeline_outputs(body, body.dag, producer_prefix=None)
+            if self.p.outputs:
+                for name, out in body.output_definitions.parameters.items():
+                    root.output_definitions.parameters[name].CopyFrom(out)
+                    sel = root.dag.outputs.parameters[name].value_from_parameter
+                    sel.producer_subtask, sel.output_parameter_key = n.BODY_TASK, name
+                for name, art in body.output_definitions.artifacts.items():
+                    root.output_definitions.artifacts[name].CopyFrom(art)
+                    a = root.dag.outputs.artifacts[name].artifact_selectors.add()
+                    a.producer_subtask, a.output_artifact_key = n.BODY_TASK, name
+            spec.components[comp].CopyFrom(body)
+            self._finally(root.dag)
+        exec_struct = struct_pb2.Struct()
+        exec_struct.update({"executors": self.executors})
+        spec.deployment_spec.CopyFrom(exec_struct)
+        return spec
+
+    # ------------------------------------------------------------------ scopes
+
+    def _scope(self, scope: Scope, dag: pb.DagSpec, *, top: bool) -> Needs:
+        """Add the tasks of ``scope`` to ``dag``; return the channels it needs from outside."""
+        needs: Needs = {}
+        deps = self.index.deps(scope)
+        for name in self.index.toposort(scope):
+            node = scope.steps[name]
+            task = dag.tasks[n.task_name(name)]
+            task.task_info.name = n.task_name(name)
+            for dep in deps[name]:
+                task.dependent_tasks.append(n.task_name(dep))
+            if node.is_task:
+                if node.task.when is not None:
+                    self._when_task(node, task, scope, needs, top)
+                else:
+                    self._task(node, task, scope, needs, top)
+            elif node.group.is_loop:
+                self._loop(node, task, dag, scope, needs, top)
+            else:
+                self._when_group(node, task, scope, needs, top)
+        return needs
+
+    # ------------------------------------------------------------------ channels
+
+    def _chan(self, ref: Ref, scope: Scope, user: str | None) -> Chan:
+        """The channel a reference reads (pipeline.* included)."""
+        if ref.kind == "param":
+            return Chan("param", ref.name, None, self.p.params[ref.name].type)
+        if ref.kind == "loop":
+            group = self.index.loop_vars(scope)[ref.name]
+            return Chan("loop", group.name, None, self.index.loop_item_type(group))
+        if ref.kind == "pipeline":
+            return Chan("status" if ref.name == "status" else "run_id", ref.name, None, "str")
+        target = self.index.nodes[ref.name]
+        out_type = self.index.output_type(target, ref.key or "") or ANY
+        return Chan("step", ref.name, ref.key, out_type)
+
+    def _local(self, chan: Chan, scope: Scope | None) -> bool:
+        """Whether a step channel is produced by a sibling in ``scope`` (a direct edge).
+
+        ``scope`` is ``None`` for a DAG pipecast adds (condition wrapper, branches): nothing
+        is produced inside it, so every value comes in as a channel.
+        """
+        return scope is not None and chan.kind == "step" and self.index.nodes[chan.name].scope is scope
+
+    def _bind(
+        self,
+        inputs: pb.TaskInputsSpec,
+        input_name: str,
+        chan: Chan,
+        scope: Scope | None,
+        needs: Needs,
+        top: bool,
+        selector: str | None = None,
+    ) -> None:
+        """Bind task input ``input_name`` to ``chan`` as seen from ``scope``."""
+        if chan.kind == "run_id":
+            inputs.parameters[input_name].runtime_value.constant.string_value = "{{$.pipeline_job_uuid}}"
+            return
+        if chan.artifact:
+            spec = inputs.artifacts[input_name]
+            if self._local(chan, scope):
+                spec.task_output_artifact.producer_task = n.task_name(chan.name)
+                spec.task_output_artifact.output_artifact_key = chan.key or ""
+            else:
+                spec.component_input_artifact = chan.input_name
+                needs[chan.input_name] = chan
+            return
+        pspec = inputs.parameters[input_name]
+        if chan.kind == "step" and self._local(chan, scope):
+            pspec.task_output_parameter.producer_task = n.task_name(chan.name)
+            pspec.task_output_parameter.output_parameter_key = chan.key or ""
+        elif chan.kind == "param" and top:
+            pspec.component_input_parameter = chan.name
+        else:
+            pspec.component_input_parameter = chan.input_name
+            own_item = (
+                chan.kind == "loop"
+                and scope is not None
+                and scope.owner == chan.name
+                and scope.branch == "body"
+            )
+            if not own_item:
+                needs[chan.input_name] = chan
+        if selector:
+            pspec.parameter_expression_selector = selector
+
+    def _bind_all(self, task: pb.PipelineTaskSpec, needs: Needs, scope: Scope, top: bool) -> Needs:
+        """Bind every channel a child DAG needs, from the parent's scope; return the parent's needs."""
+        parent_needs: Needs = {}
+        for name in sorted(needs):
+            self._bind(task.inputs, name, needs[name], scope, parent_needs, top)
+        return parent_needs
+
+    @staticmethod
+    def _declare(defs: pb.ComponentInputsSpec, name: str, type_name: str) -> None:
+        if is_artifact_type(type_name):
+            schema, is_list = artifact_base(type_name)
+            art = defs.artifacts[name]
+            art.artifact_type.schema_title = schema
+            art.artifact_type.schema_version = "0.0.1"
+            if is_list:
+                art.is_artifact_list = True
+        else:
+            defs.parameters[name].parameter_type = parameter_type(type_name)
+
+    def _declare_needs(self, comp: pb.ComponentSpec, needs: Needs) -> None:
+        for name in sorted(needs):
+            chan = needs[name]
+            if chan.kind == "status":
+                comp.input_definitions.parameters[name].parameter_type = PT.TASK_FINAL_STATUS
+            else:
+                self._declare(comp.input_definitions, name, chan.type)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _task(
+        self, node: StepNode, task: pb.PipelineTaskSpec, scope: Scope | None, needs: Needs, top: bool
+    ) -> None:
+        """A task step: component, executor and input bindings."""
+        step = node.task
+        tname = n.task_name(node.name)
+        comp_name = n.component_name(tname)
+        comp = self.spec.components[comp_name]
+        task.component_ref.name = comp_name
+        in_finally = node is self.index.finally_node
+        templates: dict[str, dict[str, Any]] = {}
+        for name, value in step.inputs.items():
+            if not is_template(value):
+                continue  # literal: embedded in the step spec
+            ref = single_ref(value)
+            type_ = self.index.value_type(value, node.scope, node.name, in_finally=in_finally) or ANY
+            if ref is not None and ref.kind in ("param", "step") or (
+                ref is not None and ref.kind == "loop" and ref.key is None
+            ):
+                chan = self._chan(ref, node.scope, node.name)
+                self._declare(comp.input_definitions, name, chan.type if chan.artifact else type_)
+                self._bind(task.inputs, name, chan, scope, needs, top)
+                continue
+            refs: dict[str, list[Any]] = {}
+            for seg in parse_template(value):
+                if not isinstance(seg, Ref) or (seg.kind == "pipeline" and seg.name == "name"):
+                    continue
+                chan = self._chan(seg, node.scope, node.name)
+                refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
+                if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
+                    if chan.kind == "status":
+                        comp.input_definitions.parameters[chan.input_name].parameter_type = (
+                            PT.TASK_FINAL_STATUS
+                        )
+                    else:
+                        self._declare(comp.input_definitions, chan.input_name, chan.type)
+                elif chan.artifact:
+                    self._declare(comp.input_definitions, chan.input_name, chan.type)
+                if chan.kind == "status":
+                    continue  # bound by _finally
+                self._bind(task.inputs, chan.input_name, chan, scope, needs, top)
+            templates[name] = {"template": value, "refs": refs}
+        for name, type_ in step.outputs.items():
+            if values.is_artifact(type_):
+                art = comp.output_definitions.artifacts[name]
+                art.artifact_type.schema_title = _ARTIFACTS[type_]
+                art.artifact_type.schema_version = "0.0.1"
+            else:
+                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
+        eff = self.index.effective(node)
+        runtime_retry = eff.retry.attempts > 1 and eff.retry.jitter
+        if eff.retry.attempts > 1 and not runtime_retry:
+            rp = task.retry_policy
+            rp.max_retry_count = eff.retry.attempts - 1
+            rp.backoff_duration.FromNanoseconds(round(eff.retry.delay * 1e9))
+            rp.backoff_factor = eff.retry.backoff
+            rp.backoff_max_duration.FromNanoseconds(round(eff.retry.max_delay * 1e9))
+        task.caching_options.enable_cache = eff.cache
+        spec = step_spec(
+            self.index,
+            node,
+            retry_in_runtime=runtime_retry,
+            timeout_in_runtime=True,
+            secret_store="gcp",
+        )
+        image = eff.image or self.settings.image
+        if not image:
+            image = placeholder("image")
+            self.diagnostics.append(
+                Diagnostic(
+                    f"vertex: step {node.name!r} has no image; the spec holds the placeholder {image!r}",
+                    node.yaml_path,
+                    hint="set defaults.image (or the step's image), or --set image=<registry/image:tag>",
+                    severity="warning",
+                    code="placeholder",
+                )
+            )
+        args = ["--spec", spec.to_arg(), "--convention", "kfp", "--executor-input", "{{$}}"]
+        if templates:
+            args += ["--templates", json.dumps(templates, sort_keys=True, separators=(",", ":"))]
+        container: dict[str, Any] = {
+            "image": image,
+            "command": [self.settings.python, "-m", "pipecast.runtime", "run"],
+            "args": args,
+        }
+        if eff.env:
+            container["env"] = [{"name": k, "value": v} for k, v in sorted(eff.env.items())]
+        resources = container_resources(eff.resources)
+        if resources:
+            container["resources"] = resources
+        comp.executor_label = self._executor(tname, {"container": container})
+
+    def _executor(self, tname: str, executor: dict[str, Any]) -> str:
+        """Register an executor; identical executors are shared (one label)."""
+        key = json.dumps(executor, sort_keys=True)
+        label = self._executor_keys.get(key)
+        if label is None:
+            label = n.executor_label(tname)
+            self._executor_keys[key] = label
+            self.executors[label] = executor
+        return label
+
+    def _when_task(
+        self, node: StepNode, task: pb.PipelineTaskSpec, scope: Scope, needs: Needs, top: bool
+    ) -> None:
+        """``when`` on a task: a condition DAG (``comp-<task>--when``) holding the task."""
+        tname = n.task_name(node.name)
+        comp_name = n.component_name(tname, "when")
+        body = pb.ComponentSpec()
+        inner = body.dag.tasks[tname]
+        inner.task_info.name = tname
+        inner_needs: Needs = {}
+        self._task(node, inner, None, inner_needs, top=False)
+        self._condition(
+            task, node.task.when or "", node, scope, inner_needs, needs, top, negated=False, comp=body
+        )
+        self._declare_needs(body, inner_needs)
+        task.component_ref.name = comp_name
+        self.spec.components[comp_name].CopyFrom(body)
+
+    def _condition(
+        self,
+        task: pb.PipelineTaskSpec,
+        text: str,
+        node: StepNode,
+        scope: Scope | None,
+        body_needs: Needs,
+        needs: Needs,
+        top: bool,
+        *,
+        negated: bool,
+        comp: pb.ComponentSpec,
+    ) -> None:
+        """Set ``triggerPolicy.condition`` and bind the body's and the condition's channels."""
+        expr = cond.parse_condition(text)
+        extra: dict[str, tuple[Chan, str | None]] = {}
+
+        def lookup(ref: Ref) -> tuple[str, str]:
+            if ref.kind == "loop" and ref.key is not None:
+                chan = self._chan(Ref("loop", ref.name), node.scope, node.name)
+                name = n.item_key_channel(chan.name, ref.key)
+                extra[name] = (chan, f'parseJson(string_value)["{ref.key}"]')
+                return name, ANY
+            chan = self._chan(ref, node.scope, node.name)
+            body_needs.setdefault(chan.input_name, chan)
+            return chan.input_name, chan.type
+
+        cel = to_cel(expr, lookup)
+        task.trigger_policy.condition = negate(cel) if negated else cel
+        for name in sorted(body_needs):
+            self._bind(task.inputs, name, body_needs[name], scope, needs, top)
+        for name, (chan, selector) in sorted(extra.items()):
+            self._bind(task.inputs, name, chan, scope, needs, top, selector=selector)
+            comp.input_definitions.parameters[name].parameter_type = PT.STRING
+
+    def _when_group(
+        self, node: StepNode, task: pb.PipelineTaskSpec, scope: Scope, needs: Needs, top: bool
+    ) -> None:
+        group = node.group
+        tname = n.task_name(node.name)
+        assert node.body is not None
+        then_comp = pb.ComponentSpec()
+        then_needs = self._scope(node.body, then_comp.dag, top=False)
+        self._group_outputs(then_comp, node, node.body, group.outputs, collect=False)
+        if group.else_ is None:
+            self._condition(
+                task, group.when or "", node, scope, then_needs, needs, top, negated=False, comp=then_comp
+            )
+            self._declare_needs(then_comp, then_needs)
+            task.component_ref.name = n.component_name(tname)
+            self.spec.components[task.component_ref.name].CopyFrom(then_comp)
+            return
+        # if/else: a DAG of two condition tasks, like kfp's dsl.If/dsl.Else.
+        assert node.else_body is not None
+        else_comp = pb.ComponentSpec()
+        else_needs = self._scope(node.else_body, else_comp.dag, top=False)
+        self._group_outputs(else_comp, node, node.else_body, group.else_.outputs, collect=False)
+        branches = pb.ComponentSpec()
+        branch_needs: Needs = {}
+        for suffix, comp, body_needs, negated in (
+            ("then", then_comp, then_needs, False),
+            ("else", else_comp, else_needs, True),
+        ):
+            btask = branches.dag.tasks[f"{tname}--{suffix}"]
+            btask.task_info.name = f"{tname}--{suffix}"
+            self._condition(
+                btask,
+                group.when or "",
+                node,
+                None,
+                body_needs,
+                branch_needs,
+                False,
+                negated=negated,
+                comp=comp,
+            )
+            self._declare_needs(comp, body_needs)
+            btask.component_ref.name = n.component_name(tname, suffix)
+            self.spec.components[btask.component_ref.name].CopyFrom(comp)
+        # Branch-task inputs are bound as channels of the branches DAG, which the outer task binds.
+        for name in group.outputs:
+            if name in then_comp.output_definitions.artifacts:
+                branches.output_definitions.artifacts[name].CopyFrom(
+                    then_comp.output_definitions.artifacts[name]
+                )
+                spec = branches.dag.outputs.artifacts[name]
+                for suffix in ("then", "else"):
+                    sel = spec.artifact_selectors.add()
+                    sel.producer_subtask, sel.output_artifact_key = f"{tname}--{suffix}", name
+            else:
+                branches.output_definitions.parameters[name].CopyFrom(
+                    then_comp.output_definitions.parameters[name]
+                )
+                oneof = branches.dag.outputs.parameters[name].value_from_oneof
+                for suffix in ("then", "else"):
+                    sel = oneof.parameter_selectors.add()
+                    sel.producer_subtask, sel.output_parameter_key = f"{tname}--{suffix}", name
+        self._declare_needs(branches, branch_needs)
+        for name in sorted(branch_needs):
+            self._bind(task.inputs, name, branch_needs[name], scope, needs, top)
+        task.component_ref.name = n.component_name(tname, "branches")
+        self.spec.components[task.component_ref.name].CopyFrom(branches)
+
+    def _group_outputs(
+        self, comp: pb.ComponentSpec, node: StepNode, body: Scope, outputs: dict[str, str], *, collect: bool
+    ) -> None:
+        """DAG outputs of a group body: one step output each (collected into lists by a loop)."""
+        for name, expr in outputs.items():
+            ref = single_ref(expr)
+            assert ref is not None and ref.kind == "step"  # checked by Backend.check
+            target = self.index.nodes[ref.name]
+            inner = self.index.output_type(target, ref.key or "") or ANY
+            type_ = f"list[{inner}]" if collect else inner
+            if is_artifact_type(inner):
+                self._declare_output(comp, name, type_)
+                sel = comp.dag.outputs.artifacts[name].artifact_selectors.add()
+                sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""
+            else:
+                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
+                vp = comp.dag.outputs.parameters[name].value_from_parameter
+                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), ref.key or ""
+
+    @staticmethod
+    def _declare_output(comp: pb.ComponentSpec, name: str, type_name: str) -> None:
+        schema, is_list = artifact_base(type_name)
+        art = comp.output_definitions.artifacts[name]
+        art.artifact_type.schema_title = schema
+        art.artifact_type.schema_version = "0.0.1"
+        if is_list:
+            art.is_artifact_list = True
+
+    def _loop(
+        self,
+        node: StepNode,
+        task: pb.PipelineTaskSpec,
+        dag: pb.DagSpec,
+        scope: Scope,
+        needs: Needs,
+        top: bool,
+    ) -> None:
+        """for_each: a DAG task with a ``parameterIterator`` over the items."""
+        group = node.group
+        tname = n.task_name(node.name)
+        assert node.body is not None
+        body = pb.ComponentSpec()
+        body_needs = self._scope(node.body, body.dag, top=False)
+        self._group_outputs(body, node, node.body, group.outputs, collect=True)
+        item = n.item_channel(node.name)
+        body.input_definitions.parameters[item].parameter_type = parameter_type(
+            self.index.loop_item_type(node)
+        )
+        items_ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
+        if items_chan is not None:
+            body_needs.setdefault(items_chan.input_name, items_chan)
+        self._declare_needs(body, body_needs)
+        # kfp.local replaces every taskOutputParameter input of a loop task with the loop
+        # item, and reads the items by input name only; a loop that takes step outputs gets
+        # a plain wrapper DAG so the loop task itself only sees component inputs. Vertex
+        # runs both shapes alike.
+        wrap = any(c.kind == "step" and not c.artifact and self._local(c, scope) for c in body_needs.values())
+        if wrap:
+            wrapper = pb.ComponentSpec()
+            loop_task = wrapper.dag.tasks[f"{tname}--loop"]
+            loop_task.task_info.name = f"{tname}--loop"
+            for name in sorted(body_needs):
+                chan = body_needs[name]
+                if chan.artifact:
+                    loop_task.inputs.artifacts[name].component_input_artifact = name
+                else:
+                    loop_task.inputs.parameters[name].component_input_parameter = name
+            self._declare_needs(wrapper, body_needs)
+            for out, definition in body.output_definitions.parameters.items():
+                wrapper.output_definitions.parameters[out].CopyFrom(definition)
+                vp = wrapper.dag.outputs.parameters[out].value_from_parameter
+                vp.producer_subtask, vp.output_parameter_key = loop_task.task_info.name, out
+            for out, art in body.output_definitions.artifacts.items():
+                wrapper.output_definitions.artifacts[out].CopyFrom(art)
+                sel = wrapper.dag.outputs.artifacts[out].artifact_selectors.add()
+                sel.producer_subtask, sel.output_artifact_key = loop_task.task_info.name, out
+            self._iterate(loop_task, node, items_chan)
+            loop_task.component_ref.name = n.component_name(tname, "loop")
+            self.spec.components[loop_task.component_ref.name].CopyFrom(body)
+            for name in sorted(body_needs):
+                self._bind(task.inputs, name, body_needs[name], scope, needs, top)
+            task.component_ref.name = n.component_name(tname)
+            self.spec.components[task.component_ref.name].CopyFrom(wrapper)
+            return
+        for name in sorted(body_needs):
+            self._bind(task.inputs, name, body_needs[name], scope, needs, top)
+        self._iterate(task, node, items_chan)
+        task.component_ref.name = n.component_name(tname)
+        self.spec.components[task.component_ref.name].CopyFrom(body)
+
+    def _iterate(self, task: pb.PipelineTaskSpec, node: StepNode, items_chan: Chan | None) -> None:
+        group: GroupStep = node.group
+        it = task.parameter_iterator
+        it.item_input = n.item_channel(node.name)
+        if items_chan is None:
+            it.items.raw = json.dumps(group.for_each, sort_keys=True, separators=(",", ":"))
+        else:
+            it.items.input_parameter = items_chan.input_name
+        if group.parallelism:
+            task.iterator_policy.parallelism_limit = group.parallelism
+
+    # ------------------------------------------------------------------ pipeline level
+
+    def _pipeline_outputs(self, comp: pb.ComponentSpec, dag: pb.DagSpec, producer_prefix: str | None) -> None:
+        for name, expr in self.p.outputs.items():
+            ref = single_ref(expr)
+            assert ref is not None and ref.kind == "step"
+            target = self.index.nodes[ref.name]
+            type_ = self.index.output_type(target, ref.key or "") or ANY
+            if is_artifact_type(type_):
+                self._declare_output(comp, name, type_)
+                sel = dag.outputs.artifacts[name].artifact_selectors.add()
+                sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""
+            else:
+                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
+                vp = dag.outputs.parameters[name].value_from_parameter
+                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), ref.key or ""
+
+    def _finally(self, dag: pb.DagSpec) -> None:
+        """The exit task: runs after the body whatever happened, and sees its final status."""
+        node = self.index.finally_node
+        assert node is not None
+        task = dag.tasks[n.FINALLY_TASK]
+        task.task_info.name = n.FINALLY_TASK
+        needs: Needs = {}
+        self._task(node, task, self.index.root, needs, top=True)
+        assert not needs, needs
+        comp = self.spec.components[task.component_ref.name]
+        # Always take the status: it is what marks an exit task (kfp.local looks for it).
+        comp.input_definitions.parameters[n.STATUS_INPUT].parameter_type = PT.TASK_FINAL_STATUS
+        comp.input_definitions.parameters[n.STATUS_INPUT].is_optional = True
+        task.inputs.parameters[n.STATUS_INPUT].task_final_status.producer_task = n.BODY_TASK
+        task.dependent_tasks.append(n.BODY_TASK)
+        task.trigger_policy.strategy = pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+
+
+def _value(v: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    json_format.ParseDict(v, out)
+    return out
+
+
+def compile_spec(
+    pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings
+) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """The PipelineSpec as JSON data (``MessageToDict``), and warnings."""
+    compiler = Compiler(pipeline, index, settings)
+    spec = compiler.build()
+    data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
+    return data, compiler.diagnostics

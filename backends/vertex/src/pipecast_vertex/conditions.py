@@ -1,0 +1,92 @@
+"""``when`` expressions (SPEC §5) → KFP trigger conditions (CEL).
+
+A condition task reads its values from its own input parameters:
+``inputs.parameter_values['<input>']``, the shape the kfp SDK compiles ``dsl.If`` to.
+Parameter values travel as ``google.protobuf.Value``, where every number is a double, so
+comparisons of two integers cast both sides with ``int(...)`` (as the kfp SDK does) and
+comparisons that involve a float compare doubles with float literals. Negation is written
+``!(...)``, the form kfp.local's evaluator also understands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from pipecast.ir import condition as c
+from pipecast.ir.refs import Ref
+
+#: Resolves a path to (the condition task's input name, the value's pipecast type).
+Lookup = Callable[[Ref], tuple[str, str]]
+
+
+def _literal(value: object, as_float: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, int) and as_float:
+        return repr(float(value))
+    return json.dumps(value)
+
+
+def _type(expr: c.Expr, lookup: Lookup) -> str:
+    if isinstance(expr, c.Path):
+        return lookup(expr.ref)[1]
+    if isinstance(expr, c.Literal):
+        v = expr.value
+        if isinstance(v, bool):
+            return "bool"
+        return "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str"
+    return "bool"
+
+
+def _operand(expr: c.Expr, lookup: Lookup, numeric: str | None) -> str:
+    if isinstance(expr, c.Path):
+        name, _ = lookup(expr.ref)
+        text = f"inputs.parameter_values['{name}']"
+        return f"int({text})" if numeric == "int" else text
+    if isinstance(expr, c.Literal):
+        return _literal(expr.value, as_float=numeric == "float")
+    return "(" + to_cel(expr, lookup) + ")"
+
+
+def _numeric(left: c.Expr, right: c.Expr, lookup: Lookup) -> str | None:
+    kinds = {_type(left, lookup), _type(right, lookup)}
+    if kinds == {"int"}:
+        return "int"
+    if kinds <= {"int", "float", "any"} and "float" in kinds:
+        return "float"
+    return None
+
+
+def to_cel(expr: c.Expr, lookup: Lookup) -> str:
+    """Translate a parsed ``when`` expression into a CEL trigger condition."""
+    if isinstance(expr, c.Path):
+        # A bare boolean path: compare explicitly, as kfp does (CEL has no truthiness).
+        return f"inputs.parameter_values['{lookup(expr.ref)[0]}'] == true"
+    if isinstance(expr, c.Literal):
+        return _literal(expr.value, as_float=False)
+    if isinstance(expr, c.Not):
+        return "!(" + to_cel(expr.operand, lookup) + ")"
+    if isinstance(expr, c.BoolOp):
+        op = " && " if expr.op == "and" else " || "
+        return op.join("(" + to_cel(o, lookup) + ")" for o in expr.operands)
+    if isinstance(expr, c.Compare):
+        numeric = _numeric(expr.left, expr.right, lookup)
+        left = _operand(expr.left, lookup, numeric)
+        right = _operand(expr.right, lookup, numeric)
+        return f"{left} {expr.op} {right}"
+    if isinstance(expr, c.In):
+        kinds = {_type(o, lookup) for o in expr.options}
+        numeric = "int" if kinds == {"int"} and _type(expr.operand, lookup) == "int" else None
+        if "float" in kinds:
+            numeric = "float"
+        operand = _operand(expr.operand, lookup, numeric)
+        options = ", ".join(_literal(o.value, as_float=numeric == "float") for o in expr.options)
+        return f"{operand} in [{options}]"
+    raise TypeError(f"not a condition node: {expr!r}")
+
+
+def negate(cel: str) -> str:
+    return f"!({cel})"
