@@ -93,6 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             loaded = load_checked(file, params)
         except UserError as exc:
+            if getattr(args, "debug", False):
+                traceback.print_exc()
             failed = True
             reports.append({"file": file, "ok": False, "diagnostics": [d.to_dict() for d in exc.diagnostics]})
             if not args.json:

@@ -171,6 +171,7 @@ for _tag, _re, _first in (
     ("tag:yaml.org,2002:null", _NULL_RE, ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:int", _INT_RE, "-+0123456789"),
     ("tag:yaml.org,2002:float", _FLOAT_RE, "-+0123456789."),
+    ("tag:yaml.org,2002:merge", re.compile(r"^<<$"), "<"),
 ):
     _Loader.add_implicit_resolver(_tag, _re, list(_first))
 
@@ -204,8 +205,8 @@ class _Builder:
                 return self._mapping(node, path, depth)
             out = []
             for i, item in enumerate(node.value):
-                self._mark(path + (i,), item)
-                out.append(self.build(item, path + (i,), depth + 1))
+                self._mark((*path, i), item)
+                out.append(self.build(item, (*path, i), depth + 1))
             return out
         finally:
             self.open.discard(id(node))
@@ -237,21 +238,21 @@ class _Builder:
             if key in seen:
                 self._problem(
                     f"duplicate key {key!r} (first written on line {seen[key]})",
-                    path + (key,),
+                    (*path, key),
                     key_node,
                     hint="remove one of them; YAML would silently keep only the last",
                     code="duplicate-key",
                 )
             seen[key] = line
-            self._mark(path + (key,), key_node)
-            self.source.value_positions.setdefault(path + (key,), _value_pos(value_node))
-            out[key] = self.build(value_node, path + (key,), depth + 1)
+            self._mark((*path, key), key_node)
+            self.source.value_positions.setdefault((*path, key), _value_pos(value_node))
+            out[key] = self.build(value_node, (*path, key), depth + 1)
         for key_node, value_node in merged:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is None or key in out:
                 continue  # explicit keys win over merged ones (YAML merge semantics)
-            self._mark(path + (key,), key_node)
-            out[key] = self.build(value_node, path + (key,), depth + 1)
+            self._mark((*path, key), key_node)
+            out[key] = self.build(value_node, (*path, key), depth + 1)
         return out
 
     def _scalar(self, node: yaml.ScalarNode, path: YamlPath) -> Any:
