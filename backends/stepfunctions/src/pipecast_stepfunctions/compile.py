@@ -162,7 +162,13 @@ def compile_pipeline(
         rel = f"batch/{name}.json"
         files[rel] = dump_json(compute.job_definition(em, name, image))
         job_defs.append(rel)
+    specs = {}
+    for step, spec in sorted(em.specs.items()):
+        rel = f"specs/{step}.json"
+        files[rel] = dump_json(spec)
+        specs[rel] = f"s3://{settings.bucket}/{compute.spec_key(em, index.node(step))}"
     manifest = {
+        "specs": specs,
         "state_machine": {"name": sm_name, "file": main_name, "arn": state_machine_arn(sm_name, settings)},
         "children": children,
         "schedule": schedule,

@@ -20,17 +20,17 @@ land in the state like the callback's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import StepNode
 from pipecast.runtime.spec import step_spec
 
 from .instances import batch_requirements, describe, pick_instance
 from .names import resource_name
-from .paths import literal_entry
+from .paths import intrinsic_str, literal_entry
 
 if TYPE_CHECKING:
     from .emitter import Emitter, Frame
@@ -80,7 +80,8 @@ def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Buil
         "Type": "Task",
         "Resource": SQS_WAIT,
         "Parameters": {"QueueUrl": em.settings.queue_url, "MessageBody": body},
-        "ResultSelector": {"outputs.$": "$.outputs"},
+        # The worker answers SendTaskSuccess with the flat outputs object.
+        "ResultSelector": {"outputs.$": "$"},
         "ResultPath": f"$.steps.{node.name}",
         **em.retry_and_timeout(node),
     }
@@ -88,61 +89,38 @@ def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Buil
     return Built(name, em.task_events(node, TASK_EVENTS))
 
 
-def _s3_states(
-    em: Emitter, node: StepNode, frame: Frame, run_state: dict[str, Any], nxt: str | None
-) -> Built:
-    """putObject(request) → run_state → getObject(outputs), named after the step."""
-    put = em.names.new(f"{node.name} (request)", "request", node.name)
-    run = em.names.new(node.name, "task", node.name)
-    get = em.names.new(f"{node.name} (outputs)", "outputs", node.name)
-    key_of = _key_expr(em, node, frame)
-    em.add(
-        frame,
-        put,
-        {
-            "Type": "Task",
-            "Resource": S3_PUT,
-            "Parameters": {
-                "Bucket": em.settings.bucket,
-                "Key.$": key_of("request.json"),
-                "Body": request(em, node, frame),
-            },
-            "ResultPath": None,
-        },
-        run,
-    )
-    em.add(frame, run, {**run_state, "ResultPath": None, **em.retry_and_timeout(node)}, get)
-    em.add(
-        frame,
-        get,
-        {
-            "Type": "Task",
-            "Resource": S3_GET,
-            "Parameters": {"Bucket": em.settings.bucket, "Key.$": key_of("outputs.json")},
-            "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
-            "ResultPath": f"$.steps.{node.name}",
-        },
-        nxt,
-    )
-    expected, worst = em.task_events(node, TASK_EVENTS)
-    return Built(put, (expected + 2 * SDK_EVENTS, worst + 2 * SDK_EVENTS))
+def _need_image(node: StepNode, image: str | None, service: str) -> str:
+    if not image:
+        raise UserError(
+            Diagnostic(
+                f"step {node.name!r} has no image: {service} runs every step in a container",
+                node.yaml_path,
+                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed)",
+                code="no-image",
+            )
+        )
+    return image
 
 
-def _key_expr(em: Emitter, node: StepNode, frame: Frame) -> Callable[[str], str]:
-    def key_of(filename: str) -> str:
-        return em.prefix_call(node, frame, with_bucket=False, suffix="/" + filename)
-
-    return key_of
+def _spec(em: Emitter, node: StepNode) -> dict[str, Any]:
+    spec = step_spec(em.index, node, retry_in_runtime=False, timeout_in_runtime=False, secret_store="aws")
+    return spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
-def request_uri_args(em: Emitter, node: StepNode, frame: Frame) -> str:
-    uri = em.prefix_call(node, frame, with_bucket=True, suffix="/request.json")
-    return f"States.Array('--request', {uri})"
+def spec_key(em: Emitter, node: StepNode) -> str:
+    """Where deploy uploads a step's static StepSpec (SageMaker reads it as a ProcessingInput)."""
+    s = em.settings
+    return (s.prefix + "/" if s.prefix else "") + f"{em.pipeline.name}/_pipecast/specs/{node.name}.json"
+
+
+SM_ROOT = "/opt/ml/processing"
 
 
 def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
+    """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
     s = em.settings
     eff = em.index.effective(node)
+    image = _need_image(node, eff.image, "SageMaker")
     itype = s.instance_types.get(node.name)
     if itype is None:
         row = pick_instance(eff.resources)
@@ -158,38 +136,134 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 )
             )
         itype = row.type
-    env = {k: v for k, v in sorted(eff.env.items())}
+    em.specs[node.name] = _spec(em, node)
+    task = node.task
+    artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]
+    params_out = [o for o, t in task.outputs.items() if not is_artifact(t)]
+    put = em.names.new(f"{node.name} (inputs)", "request", node.name)
+    run = em.names.new(node.name, "task", node.name)
+    get = em.names.new(f"{node.name} (outputs)", "outputs", node.name) if params_out else None
+    merge = em.names.new(f"{node.name} (merge outputs)", "outputs", node.name) if params_out and artifacts else None
     job_prefix = resource_name(node.name.replace("_", "-"), 26).strip("-_") or "step"
+    outputs_cfg = [
+        {
+            "OutputName": o,
+            "S3Output": {
+                "S3Uri.$": em.prefix_call(node, frame, suffix=f"/{o}"),
+                "LocalPath": f"{SM_ROOT}/output/{o}",
+                "S3UploadMode": "EndOfJob",
+            },
+        }
+        for o in artifacts
+    ]
+    outputs_cfg.append(
+        {
+            "OutputName": "pipecast-outputs",
+            "S3Output": {
+                "S3Uri.$": em.prefix_call(node, frame, suffix="/pipecast-outputs"),
+                "LocalPath": f"{SM_ROOT}/output/pipecast-outputs",
+                "S3UploadMode": "EndOfJob",
+            },
+        }
+    )
     params: dict[str, Any] = {
         "ProcessingJobName.$": f"States.Format('{job_prefix}-{{}}', States.UUID())",
         "RoleArn": s.role_arn,
         "AppSpecification": {
-            "ImageUri": eff.image or "",
-            "ContainerEntrypoint": [*RUNTIME_ENTRY, "--convention", "sagemaker"],
-            "ContainerArguments.$": request_uri_args(em, node, frame),
+            "ImageUri": image,
+            "ContainerEntrypoint": [
+                *RUNTIME_ENTRY,
+                "--spec",
+                f"@{SM_ROOT}/input/pipecast-spec/{node.name}.json",
+                "--convention",
+                "sagemaker",
+                "--inputs",
+                f"@{SM_ROOT}/input/pipecast-request/inputs.json",
+            ],
         },
+        "ProcessingInputs": [
+            {
+                "InputName": "pipecast-spec",
+                "S3Input": {
+                    "S3Uri": f"s3://{s.bucket}/{spec_key(em, node)}",
+                    "LocalPath": f"{SM_ROOT}/input/pipecast-spec",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+            {
+                "InputName": "pipecast-request",
+                "S3Input": {
+                    "S3Uri.$": em.prefix_call(node, frame, suffix="/pipecast-request/inputs.json"),
+                    "LocalPath": f"{SM_ROOT}/input/pipecast-request",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+        ],
+        "ProcessingOutputConfig": {"Outputs": outputs_cfg},
         "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": itype,
-                "VolumeSizeInGB": s.sagemaker_volume_gb,
-            }
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": itype, "VolumeSizeInGB": s.sagemaker_volume_gb}
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": em.timeout_seconds(node) or 86400},
     }
-    if env:
-        params["Environment"] = env
-    if not eff.image:
-        raise UserError(
-            Diagnostic(
-                f"step {node.name!r} has no image: SageMaker runs every step in a container",
-                node.yaml_path,
-                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed)",
-                code="no-image",
-            )
+    if eff.env:
+        params["Environment"] = dict(sorted(eff.env.items()))
+    em.add(
+        frame,
+        put,
+        {
+            "Type": "Task",
+            "Resource": S3_PUT,
+            "Parameters": {
+                "Bucket": s.bucket,
+                "Key.$": em.prefix_call(node, frame, with_bucket=False, suffix="/pipecast-request/inputs.json"),
+                "Body": em.inputs_template(node),
+            },
+            "ResultPath": None,
+        },
+        run,
+    )
+    run_state: dict[str, Any] = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
+    if artifacts or not params_out:
+        # The job description lists the outputs in the order given: artifact i is Outputs[i].
+        run_state["ResultSelector"] = {
+            "outputs": {f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri" for i, o in enumerate(artifacts)}
+        }
+        run_state["ResultPath"] = f"$.steps.{node.name}"
+    else:
+        run_state["ResultPath"] = None
+    em.add(frame, run, {**run_state, **em.retry_and_timeout(node)}, get or nxt)
+    events = em.task_events(node, TASK_EVENTS)
+    events = (events[0] + SDK_EVENTS, events[1] + SDK_EVENTS)
+    if get is not None:
+        key = em.prefix_call(node, frame, with_bucket=False, suffix="/pipecast-outputs/outputs.json")
+        em.add(
+            frame,
+            get,
+            {
+                "Type": "Task",
+                "Resource": S3_GET,
+                "Parameters": {"Bucket": s.bucket, "Key.$": key},
+                "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
+                "ResultPath": "$.fetched" if merge else f"$.steps.{node.name}",
+            },
+            merge or nxt,
         )
-    run_state = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
-    return _s3_states(em, node, frame, run_state, nxt)
+        events = (events[0] + SDK_EVENTS, events[1] + SDK_EVENTS)
+    if merge is not None:
+        em.add(
+            frame,
+            merge,
+            {
+                "Type": "Pass",
+                "Parameters": {"outputs.$": f"States.JsonMerge($.steps.{node.name}.outputs, $.fetched.outputs, false)"},
+                "ResultPath": f"$.steps.{node.name}",
+            },
+            nxt,
+        )
+        events = (events[0] + 2, events[1] + 2)
+    return Built(put, events)
 
 
 def job_definition_name(em: Emitter, image: str) -> str:
@@ -200,42 +274,48 @@ def job_definition_name(em: Emitter, image: str) -> str:
 
 
 def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
+    """Pass(inputs → $.request) → submitJob.sync → getObject(outputs.json)."""
     s = em.settings
     eff = em.index.effective(node)
-    if not eff.image:
-        raise UserError(
-            Diagnostic(
-                f"step {node.name!r} has no image: AWS Batch runs every step in a container",
-                node.yaml_path,
-                hint="set 'image' on the step or in 'defaults'",
-                code="no-image",
-            )
-        )
-    jobdef = job_definition_name(em, eff.image)
-    em.job_definitions[jobdef] = eff.image
+    image = _need_image(node, eff.image, "AWS Batch")
+    jobdef = job_definition_name(em, image)
+    em.job_definitions[jobdef] = image
+    spec_json = json.dumps(_spec(em, node), sort_keys=True, separators=(",", ":"))
+    result_uri = em.prefix_call(node, frame, suffix="/pipecast-outputs/outputs.json")
+    command = (
+        "States.Array("
+        + ", ".join(intrinsic_str(a) for a in [*RUNTIME_ENTRY, "--spec", spec_json, "--convention", "s3", "--inputs"])
+        + ", States.JsonToString($.request), '--artifact-prefix', "
+        + em.prefix_call(node, frame)
+        + ", '--result', "
+        + result_uri
+        + ")"
+    )
     overrides: dict[str, Any] = {
-        "Command.$": "States.Array('python', '-m', 'pipecast.runtime', 'run', '--convention', 's3', "
-        + request_uri_args(em, node, frame)[len("States.Array(") :],
+        "Command.$": command,
         "ResourceRequirements": batch_requirements(eff.resources),
     }
     if eff.env:
         overrides["Environment"] = [{"Name": k, "Value": v} for k, v in sorted(eff.env.items())]
-    # The limit counts the rendered overrides; the request URI adds at most the artifact
-    # prefix, an 80-character execution name and the loop indices.
-    size = len(json.dumps(overrides, separators=(",", ":"))) + len(s.artifact_root) + 80 + 64
+    # The limit counts the rendered overrides: the static part, plus the inputs (estimated
+    # from their literal form, references as 256 characters) and three URIs.
+    inputs_estimate = len(json.dumps(node.task.inputs)) + 256 * len(node.task.inputs)
+    size = len(json.dumps(overrides, separators=(",", ":"))) + inputs_estimate + 3 * (len(s.artifact_root) + 160)
     if size > BATCH_OVERRIDES_LIMIT:
         raise UserError(
             Diagnostic(
                 f"stepfunctions (batch): the container overrides of step {node.name!r} take about {size} "
                 f"characters; AWS Batch allows {BATCH_OVERRIDES_LIMIT}",
-                (*node.yaml_path, "env"),
-                hint="move large environment values into the image or a secret",
+                node.yaml_path,
+                hint="move large environment values or literal inputs into the image, a parameter or a secret",
                 code="limit",
             )
         )
-    job_name = resource_name(node.name, 100)
+    req = em.names.new(f"{node.name} (inputs)", "request", node.name)
+    run = em.names.new(node.name, "task", node.name)
+    get = em.names.new(f"{node.name} (outputs)", "outputs", node.name)
     params: dict[str, Any] = {
-        "JobName": job_name,
+        "JobName": resource_name(node.name, 100),
         "JobQueue": s.batch_job_queue,
         "JobDefinition": jobdef,
         "ContainerOverrides": overrides,
@@ -243,8 +323,30 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     timeout = em.timeout_seconds(node)
     if timeout is not None and timeout >= 60:  # Batch's minimum attempt duration
         params["Timeout"] = {"AttemptDurationSeconds": timeout}
-    run_state = {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": params}
-    return _s3_states(em, node, frame, run_state, nxt)
+    em.add(frame, req, {"Type": "Pass", "Parameters": em.inputs_template(node), "ResultPath": "$.request"}, run)
+    em.add(
+        frame,
+        run,
+        {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": params, "ResultPath": None, **em.retry_and_timeout(node)},
+        get,
+    )
+    em.add(
+        frame,
+        get,
+        {
+            "Type": "Task",
+            "Resource": S3_GET,
+            "Parameters": {
+                "Bucket": s.bucket,
+                "Key.$": em.prefix_call(node, frame, with_bucket=False, suffix="/pipecast-outputs/outputs.json"),
+            },
+            "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
+            "ResultPath": f"$.steps.{node.name}",
+        },
+        nxt,
+    )
+    expected, worst = em.task_events(node, TASK_EVENTS)
+    return Built(req, (expected + 2 + SDK_EVENTS, worst + 2 + SDK_EVENTS))
 
 
 def job_definition(em: Emitter, name: str, image: str) -> dict[str, Any]:

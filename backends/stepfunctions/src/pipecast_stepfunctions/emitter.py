@@ -72,6 +72,7 @@ class Emitter:
     names: StateNames = field(default_factory=StateNames)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     job_definitions: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     maps: list[MapInfo] = field(default_factory=list)
     assumed_widths: dict[str, int] = field(default_factory=dict)
 
