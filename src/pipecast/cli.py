@@ -185,7 +185,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
     from pipecast import registry
     from pipecast.backend import Feature
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.available():
         try:
             backend = registry.get(name)

@@ -595,9 +595,9 @@ class _Checker:
             return
         for problem in cron.check_cron(schedule.cron):
             self.error(problem, ("schedule", "cron"), hint=cron.CRON_HINT, code="cron")
-        problem = cron.check_timezone(schedule.timezone)
-        if problem is not None:
-            self.error(problem[0], ("schedule", "timezone"), hint=problem[1], code="timezone")
+        tz_problem = cron.check_timezone(schedule.timezone)
+        if tz_problem is not None:
+            self.error(tz_problem[0], ("schedule", "timezone"), hint=tz_problem[1], code="timezone")
 
     def check_defaults(self) -> None:
         d = self.pipeline.defaults
