@@ -153,7 +153,9 @@ class VertexBackend(Backend):
         return deploy(pipeline, files, settings, **options)
 
 
-def _output_shape(index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str) -> list[Diagnostic]:
+def _output_shape(
+    index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str
+) -> list[Diagnostic]:
     ref = single_ref(expr) if isinstance(expr, str) else None
     if ref is not None and ref.kind == "step":
         return []

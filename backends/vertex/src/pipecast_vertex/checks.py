@@ -74,8 +74,16 @@ def _check_dag(
                 if source not in own_params:
                     problems.append(f"{at}: input {name!r} reads {source!r}, not an input of {where}")
             elif "taskOutputParameter" in binding:
-                _check_producer(at, name, binding["taskOutputParameter"], "outputParameterKey",
-                                "parameters", tasks, components, problems)
+                _check_producer(
+                    at,
+                    name,
+                    binding["taskOutputParameter"],
+                    "outputParameterKey",
+                    "parameters",
+                    tasks,
+                    components,
+                    problems,
+                )
             elif "taskFinalStatus" in binding:
                 if binding["taskFinalStatus"].get("producerTask") not in tasks:
                     problems.append(f"{at}: taskFinalStatus of {name!r} names no task of this DAG")
@@ -87,17 +95,29 @@ def _check_dag(
             if "componentInputArtifact" in binding:
                 source = binding["componentInputArtifact"]
                 if source not in own_artifacts:
-                    problems.append(f"{at}: input {name!r} reads {source!r}, not an input artifact of {where}")
+                    problems.append(
+                        f"{at}: input {name!r} reads {source!r}, not an input artifact of {where}"
+                    )
             elif "taskOutputArtifact" in binding:
-                _check_producer(at, name, binding["taskOutputArtifact"], "outputArtifactKey",
-                                "artifacts", tasks, components, problems)
+                _check_producer(
+                    at,
+                    name,
+                    binding["taskOutputArtifact"],
+                    "outputArtifactKey",
+                    "artifacts",
+                    tasks,
+                    components,
+                    problems,
+                )
             else:
                 problems.append(f"{at}: input artifact {name!r} has no source")
         item = task.get("parameterIterator", {}).get("itemInput")
         if "parameterIterator" in task:
             items = task["parameterIterator"].get("items", {})
             if "inputParameter" in items and items["inputParameter"] not in params:
-                problems.append(f"{at}: iterator items {items['inputParameter']!r} is not an input of the task")
+                problems.append(
+                    f"{at}: iterator items {items['inputParameter']!r} is not an input of the task"
+                )
             if item not in t_params:
                 problems.append(f"{at}: iterator itemInput {item!r} is not declared by {ref!r}")
         for name, definition in t_params.items():
@@ -153,7 +173,9 @@ def _check_producer(
     comp = components.get(tasks[producer].get("componentRef", {}).get("name", ""), {})
     key = binding.get(key_field)
     if key not in _io(comp, "outputDefinitions", kind):
-        problems.append(f"{at}: input {name!r} reads output {key!r}, which task {producer!r} does not declare")
+        problems.append(
+            f"{at}: input {name!r} reads output {key!r}, which task {producer!r} does not declare"
+        )
 
 
 def _check_subtask(

@@ -313,7 +313,7 @@ class Compiler:
                 continue  # literal: embedded in the step spec
             ref = single_ref(value)
             type_ = self.index.value_type(value, node.scope, node.name, in_finally=in_finally) or ANY
-            if ref is not None and ref.kind in ("param", "step") or (
+            if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
                 chan = self._chan(ref, node.scope, node.name)
@@ -328,9 +328,9 @@ class Compiler:
                 refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
                 if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
                     if chan.kind == "status":
-                        comp.input_definitions.parameters[chan.input_name].parameter_type = (
-                            PT.TASK_FINAL_STATUS
-                        )
+                        comp.input_definitions.parameters[
+                            chan.input_name
+                        ].parameter_type = PT.TASK_FINAL_STATUS
                     else:
                         self._declare(comp.input_definitions, chan.input_name, chan.type)
                 elif chan.artifact:
@@ -654,7 +654,9 @@ class Compiler:
         comp.input_definitions.parameters[n.STATUS_INPUT].is_optional = True
         task.inputs.parameters[n.STATUS_INPUT].task_final_status.producer_task = n.BODY_TASK
         task.dependent_tasks.append(n.BODY_TASK)
-        task.trigger_policy.strategy = pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+        task.trigger_policy.strategy = (
+            pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+        )
 
 
 def _value(v: Any) -> struct_pb2.Value:

@@ -22,8 +22,7 @@ def _require(settings: VertexSettings) -> None:
         raise UserError(
             Diagnostic(
                 "vertex deploy needs " + " and ".join(missing),
-                hint="set them in the settings file or pass "
-                + " ".join(f"--set {k}=..." for k in missing),
+                hint="set them in the settings file or pass " + " ".join(f"--set {k}=..." for k in missing),
                 code="settings",
             )
         )

@@ -1,0 +1,234 @@
+"""``kfp``: the KFP v2 executor protocol (Vertex AI Pipelines, Kubeflow Pipelines, kfp.local).
+
+The backend runs ``python -m pipecast.runtime run --spec ... --convention kfp
+--executor-input {{$}} [--templates JSON]``; the orchestrator replaces ``{{$}}`` with the
+ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto,
+``ExecutorInput``):
+
+* ``inputs.parameterValues``: parameter inputs. Numbers are protobuf doubles, so values are
+  converted back to the declared type (``int``), and integral numbers inside lists and dicts
+  come back as ints.
+* ``inputs.artifacts[name].artifacts[].uri``: artifact inputs; ``gs://b/p`` is read at
+  ``/gcs/b/p`` (Cloud Storage FUSE on Vertex), other URIs (kfp.local) are local paths.
+* ``outputs.artifacts[name].artifacts[0].uri``: where an artifact output goes (same mapping).
+* ``outputs.outputFile``: the ``executor_output.json`` the step writes its parameter outputs to.
+
+``--templates`` holds the inputs the runtime renders itself (mixed strings, ``pipeline.*``,
+loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null]}}}``.
+``pipeline.status`` arrives as KFP's ``PipelineTaskFinalStatus`` and becomes
+``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
+attempt (step, task folder, status, outputs): a debugging aid the tests also read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipecast.ir.refs import render
+from pipecast.passes.analysis import ANY, element_type
+from pipecast.runtime.conventions.base import (
+    Convention,
+    ConventionError,
+    is_artifact_input,
+    is_artifact_output,
+    parse_json_arg,
+)
+from pipecast.runtime.executor import AttemptResult
+from pipecast.runtime.spec import StepSpec
+
+_MOUNTS = (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/"))
+TRACE_ENV = "PIPECAST_KFP_TRACE"
+
+
+def local_path(uri: str) -> str:
+    """Where an artifact URI is on this machine (KFP's FUSE mounts; plain paths as they are)."""
+    for prefix, mount in _MOUNTS:
+        if uri.startswith(prefix):
+            return mount + uri[len(prefix) :]
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    return uri
+
+
+def _ints(value: Any) -> Any:
+    """Integral doubles inside lists/dicts back to ints (protobuf Values have one number type)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    return value
+
+
+def coerce(type_name: str, value: Any) -> Any:
+    """A parameter value from the executor input, as the declared pipecast type."""
+    if type_name in ("list", "dict", ANY) or element_type(type_name) is not None:
+        if isinstance(value, str) and type_name != ANY:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConventionError(f"expected a JSON {type_name}, got {value[:60]!r}") from None
+        return _ints(value)
+    if type_name == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def final_status(value: Any) -> str:
+    """KFP's ``PipelineTaskFinalStatus`` → ``"succeeded"``/``"failed"`` (SPEC §4)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = {"state": value}
+    state = str((value or {}).get("state", "")).upper() if isinstance(value, dict) else ""
+    return "succeeded" if state == "SUCCEEDED" else "failed"
+
+
+class KfpConvention(Convention):
+    """Reads the KFP ExecutorInput; writes ``executor_output.json`` and artifact files."""
+
+    name = "kfp"
+
+    def __init__(self, executor_input: dict[str, Any], templates: dict[str, Any] | None = None) -> None:
+        self.executor_input = executor_input
+        self.templates = templates or {}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--executor-input", required=True, help="the KFP ExecutorInput JSON ({{$}})")
+        parser.add_argument("--templates", default="{}", help="inputs the runtime renders (JSON)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> KfpConvention:
+        return cls(
+            parse_json_arg(args.executor_input, "--executor-input"),
+            parse_json_arg(args.templates, "--templates"),
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def _section(self, *keys: str) -> dict[str, Any]:
+        node: Any = self.executor_input
+        for key in keys:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        return node if isinstance(node, dict) else {}
+
+    def _artifact_paths(self, name: str) -> list[str]:
+        entry = self._section("inputs", "artifacts").get(name)
+        if not entry:
+            raise ConventionError(f"the executor input has no artifact {name!r}")
+        return [local_path(a.get("uri", "")) for a in entry.get("artifacts", [])]
+
+    def _channel(self, name: str) -> Any:
+        params = self._section("inputs", "parameterValues")
+        if name in params:
+            return params[name]
+        if name in self._section("inputs", "artifacts"):
+            paths = self._artifact_paths(name)
+            return paths[0] if len(paths) == 1 else paths
+        raise ConventionError(f"the executor input has no value {name!r}")
+
+    def _render(self, spec: StepSpec, template: dict[str, Any]) -> Any:
+        refs: dict[str, list[Any]] = template.get("refs", {})
+
+        def lookup(ref: Any) -> Any:
+            if ref.kind == "pipeline" and ref.name == "name":
+                return spec.pipeline
+            channel, key = refs.get(ref.path, [None, None])
+            if channel is None:
+                raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
+            value = self._channel(channel)
+            if ref.kind == "pipeline" and ref.name == "status":
+                return final_status(value)
+            value = coerce(ANY, value)
+            if isinstance(value, str) and key is not None:
+                value = json.loads(value)
+            return value[key] if key is not None else value
+
+        return render(template["template"], lookup)
+
+    def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
+        values = self.literal_inputs(spec)
+        params = self._section("inputs", "parameterValues")
+        for name, ispec in spec.inputs.items():
+            if ispec.literal:
+                continue
+            if name in self.templates:
+                values[name] = self._render(spec, self.templates[name])
+            elif is_artifact_input(spec, name):
+                paths = self._artifact_paths(name)
+                values[name] = paths if element_type(ispec.type) not in (None, ANY) else paths[0]
+            elif name in params:
+                values[name] = coerce(ispec.type, params[name])
+            else:
+                raise ConventionError(f"the executor input has no value for input {name!r}")
+        return values
+
+    # ------------------------------------------------------------------ outputs
+
+    def _output_artifact(self, name: str) -> dict[str, Any]:
+        entry = self._section("outputs", "artifacts").get(name) or {}
+        artifacts = entry.get("artifacts") or []
+        if not artifacts:
+            raise ConventionError(f"the executor input has no output artifact {name!r}")
+        return dict(artifacts[0])
+
+    def output_paths(self, spec: StepSpec, workdir: Path) -> dict[str, Path] | None:
+        paths = {}
+        for name in spec.outputs:
+            if is_artifact_output(spec, name):
+                path = Path(local_path(self._output_artifact(name).get("uri", "")))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                paths[name] = path
+        return paths
+
+    def _output_file(self) -> Path | None:
+        out = self._section("outputs").get("outputFile")
+        return Path(local_path(out)) if out else None
+
+    def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> dict[str, Any]:
+        parameters: dict[str, Any] = {}
+        artifacts: dict[str, Any] = {}
+        for name in spec.outputs:
+            if is_artifact_output(spec, name):
+                artifact = self._output_artifact(name)
+                artifact.setdefault("metadata", {})
+                artifacts[name] = {"artifacts": [artifact]}
+            else:
+                parameters[name] = result.outputs[name]
+        document = {"parameterValues": parameters, "artifacts": artifacts}
+        target = self._output_file()
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
+        self._trace(spec, "succeeded", dict(result.outputs))
+        return document
+
+    def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
+        self._trace(spec, "failed", None, error)
+
+    def _trace(self, spec: StepSpec, status: str, outputs: Any, error: str | None = None) -> None:
+        trace = os.environ.get(TRACE_ENV)
+        if not trace:
+            return
+        target = self._output_file()
+        line = {
+            "step": spec.step,
+            "task_dir": str(target.parent) if target else None,
+            "status": status,
+            "outputs": outputs,
+            "error": error,
+        }
+        with open(trace, "a", encoding="utf-8") as fh:  # one short line: atomic enough with O_APPEND
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+__all__ = ["KfpConvention", "coerce", "final_status", "local_path"]
