@@ -219,11 +219,19 @@ def cmd_targets(args: argparse.Namespace) -> int:
             print(f"{r['name']}: not loadable: {r['error']}")
     if loadable:
         width = max(len(f.value) for f in Feature)
-        header = "feature".ljust(width) + "  " + "  ".join(r["name"].ljust(9) for r in loadable)
+        cols = [max(len(r["name"]), 7) for r in loadable]
+        header = (
+            "feature".ljust(width)
+            + "  "
+            + "  ".join(r["name"].ljust(c) for r, c in zip(loadable, cols, strict=True))
+        )
         print(header)
         print("-" * len(header))
         for feature in Feature:
-            cells = "  ".join(symbols[r["features"][feature.value]["level"]].ljust(9) for r in loadable)
+            cells = "  ".join(
+                symbols[r["features"][feature.value]["level"]].ljust(c)
+                for r, c in zip(loadable, cols, strict=True)
+            )
             print(feature.value.ljust(width) + "  " + cells)
         print("\nyes: native; runtime: done by the pipecast step runtime; approx: only with --lenient")
     return EXIT_OK
