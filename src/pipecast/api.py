@@ -122,7 +122,7 @@ def load_settings(backend: Any, settings_file: Path | None = None, sets: Sequenc
     model: type[Settings] = backend.settings_model
     name = getattr(backend, "name", "")
     data: dict[str, Any] = {}
-    origin = "settings"
+    origin = "--set"
     if settings_file is not None:
         data = read_settings_file(Path(settings_file))
         origin = str(settings_file)
