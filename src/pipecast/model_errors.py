@@ -262,7 +262,7 @@ def describe_validation_error(err: ErrorDetails, data: Any) -> Diagnostic | None
         best = nearest(str(value), options) if isinstance(value, str) else None
         if best:
             hint = f"did you mean {best!r}?"
-        if path and path[-1] == "type" or (len(path) >= 2 and path[-2] == "outputs"):
+        if (path and path[-1] == "type") or (len(path) >= 2 and path[-2] == "outputs"):
             msg = f"unknown type {value!r}; types are: {', '.join(options)}"
     elif kind in _EXPECTED:
         msg = f"expected {_EXPECTED[kind]}, got {_what(value)}"
