@@ -1,0 +1,119 @@
+"""The SPEC §12 run record of one execution, rebuilt from its history.
+
+Each ``...StateEntered`` event carries the state's input, which holds ``$.index`` (the
+loop indices), so a step's run key (``train[1]``) comes from the event itself. Task
+events (``TaskScheduled``, ``TaskFailed``...) are tied to their state by following
+``previousEventId`` back to the nearest ``TaskStateEntered``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pipecast.ir.models import Pipeline
+from pipecast.passes.analysis import PipelineIndex
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value else None)
+
+
+def run_record(
+    pipeline: Pipeline, manifest: Mapping[str, Any], desc: Mapping[str, Any], events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    index = PipelineIndex(pipeline)
+    kinds: Mapping[str, Any] = manifest["states"]
+    by_id = {ev["id"]: ev for ev in events}
+    entered_at: dict[int, tuple[str, str]] = {}  # TaskStateEntered id -> (step, key)
+    steps: dict[str, dict[str, Any]] = {}
+    choices: dict[str, list[tuple[int, ...]]] = {}
+
+    def key_of(step: str, state_input: Any) -> tuple[str, tuple[int, ...]]:
+        node = index.node(step)
+        idx = state_input.get("index", {}) if isinstance(state_input, dict) else {}
+        loops = index.loops(node) if step != "finally" else []
+        indices = tuple(int(idx.get(g.name, 0)) for g in loops if g.name != step)
+        return index.run_key(node, indices), indices
+
+    def owner(ev: dict[str, Any]) -> tuple[str, str] | None:
+        prev = ev.get("previousEventId")
+        hops = 0
+        while prev and hops < 10_000:
+            e = by_id.get(prev)
+            if e is None:
+                return None
+            if e["id"] in entered_at:
+                return entered_at[e["id"]]
+            prev = e.get("previousEventId")
+            hops += 1
+        return None
+
+    for ev in events:
+        kind = ev["type"]
+        det = ev.get("stateEnteredEventDetails") or ev.get("stateExitedEventDetails")
+        if det is not None:
+            info = kinds.get(det.get("name", ""))
+            if not info or not info.get("step"):
+                continue
+            step, role = info["step"], info["kind"]
+            data = json.loads(det.get("input") or det.get("output") or "null")
+            key, indices = key_of(step, data)
+            entry = steps.setdefault(key, {"status": "running"})
+            if kind.endswith("Entered"):
+                entry.setdefault("started", _iso(ev.get("timestamp")))
+                if role == "task":
+                    entered_at[ev["id"]] = (step, key)
+                if role == "choice":
+                    choices.setdefault(step, []).append(indices)
+                    entry["status"] = "succeeded"
+                if role == "skip":
+                    entry["status"] = "skipped"
+            else:
+                entry["ended"] = _iso(ev.get("timestamp"))
+                if role in ("task", "outputs", "map", "group-outputs") and entry["status"] != "skipped":
+                    entry["status"] = "succeeded"
+                out = (data or {}).get("steps", {}).get(step) if isinstance(data, dict) else None
+                if isinstance(out, dict) and "outputs" in out and index.node(step).is_task and out["outputs"]:
+                    entry["outputs"] = out["outputs"]
+        elif kind == "TaskScheduled":
+            own = owner(ev)
+            if own:
+                e = steps[own[1]]
+                e["attempts"] = e.get("attempts", 0) + 1
+        elif kind in ("TaskFailed", "TaskTimedOut"):
+            own = owner(ev)
+            if own:
+                steps[own[1]]["status"] = "failed"
+    status = "succeeded" if desc["status"] == "SUCCEEDED" else "failed"
+    for entry in steps.values():
+        if entry["status"] == "running":
+            entry["status"] = "failed" if status == "failed" else "succeeded"
+    # Steps that never started: skipped when an enclosing condition was decided, else not run.
+    for node in index.walk():
+        if any(k == node.name or k.startswith(node.name + "[") for k in steps):
+            continue
+        conds = [g for g in [node, *index.ancestors(node)] if g.step.when is not None]
+        decided = [ix for g in conds for ix in choices.get(g.name, [])]
+        loops = [g for g in index.loops(node)]
+        if decided:
+            for ix in decided:
+                steps[index.run_key(node, ix[: len(loops)])] = {"status": "skipped"}
+        elif not loops:
+            steps[node.name] = {"status": "not_run"}
+    outputs: dict[str, Any] = {}
+    if desc.get("output"):
+        outputs = json.loads(desc["output"]).get("outputs", {})
+    params = json.loads(desc.get("input") or "{}")
+    defaults = {k: p.default for k, p in pipeline.params.items() if p.has_default}
+    return {
+        "pipeline": pipeline.name,
+        "run_id": desc.get("name") or desc["executionArn"].rsplit(":", 1)[-1],
+        "status": status,
+        "params": {**defaults, **params},
+        "outputs": outputs,
+        "steps": dict(sorted(steps.items())),
+        "started": _iso(desc.get("startDate")),
+        "ended": _iso(desc.get("stopDate")),
+    }
