@@ -1,7 +1,7 @@
 """The conformance catalogue: cases (pipelines + hand-written expectations) and the
 per-backend exceptions, as data.
 
-A case is ``cases/<name>.yaml`` with ``cases/<name>.expected.yaml``. The expectation holds
+A case is ``cases/<name>.yaml`` with ``expected/<name>.yaml``. The expectation holds
 the final ``status``, a subset of the run record's ``steps`` (``status``, ``attempts``,
 ``outputs``), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
 optionally ``runs:`` — several runs with different ``params``.
@@ -21,6 +21,7 @@ import yaml
 from pipecast.backend import Feature
 
 CASES_DIR = Path(__file__).parent / "cases"
+EXPECTED_DIR = Path(__file__).parent / "expected"
 Kind = Literal["notimpl", "notyet", "never"]
 
 
@@ -43,7 +44,7 @@ class Case:
 
 def load_case(name: str) -> Case:
     path = CASES_DIR / f"{name}.yaml"
-    data = yaml.safe_load((CASES_DIR / f"{name}.expected.yaml").read_text())
+    data = yaml.safe_load((EXPECTED_DIR / f"{name}.yaml").read_text())
     raw_runs = data.get("runs") or [data]
     runs = [
         Expected(
@@ -59,7 +60,7 @@ def load_case(name: str) -> Case:
 
 
 def case_names() -> list[str]:
-    return sorted(p.name[: -len(".expected.yaml")] for p in CASES_DIR.glob("*.expected.yaml"))
+    return sorted(p.stem for p in EXPECTED_DIR.glob("*.yaml"))
 
 
 @dataclass(frozen=True)
