@@ -135,6 +135,7 @@ class AirflowBackend(Backend):
             cron=pipeline.schedule.cron if pipeline.schedule else None,
             tags=s.tags,
             has_outputs=bool(pipeline.outputs),
+            has_finally=pipeline.finally_ is not None,
             used={v for item in _walk(lowered.body) if hasattr(item, "up") for v in (item.up, item.down)}
             | {item.items_var for item in _walk(lowered.body) if hasattr(item, "items_var")},
             timedeltas=any(

@@ -161,13 +161,19 @@ class Lowering:
         other = None
         if group.else_ is not None and node.else_body is not None:
             other = self.value(group.else_.outputs[output], node.else_body, None)
-        return {
-            "switch": self.tid(node, "-condition"),
-            "then_entry": self.entries(node.body)[0],
-            "then": then,
-            "else": other,
-            **({"mapped": True} if self.index.loops(node) else {}),
+        # Which branch ran: the consumer evaluates the group's condition again on the same
+        # (immutable) inputs, so it needs nothing from the branch task itself.
+        return {"switch": self.condition_doc(node), "then": then, "else": other}
+
+    def condition_doc(self, node: StepNode) -> dict[str, Any]:
+        """A ``when`` condition with a source per path it reads (resolved in the step's scope)."""
+        text = node.step.when
+        assert text is not None
+        refs = {
+            ref.path: self.source(ref, node.scope, node.name)
+            for ref in cond.paths(cond.parse_condition(text))
         }
+        return {"when": text, "refs": dict(sorted(refs.items()))}
 
     def value(self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False) -> dict[str, Any]:
         """A binding: a literal, or a template whose references have sources."""
@@ -203,10 +209,18 @@ class Lowering:
             root_exits = [*root_exits, "o_pipeline_outputs"]
         fin = self.index.finally_node
         if fin is not None:
+            # `finally` runs whatever happened upstream (all_done). Airflow derives the run's
+            # state from its leaves, so a last `pipeline-status` task (all_done) fails when any
+            # task failed, the finally step included: the run fails exactly when SPEC §10 says.
             op = self.task_op(fin, "t_finally", "finally")
-            op.teardown = True
+            op.kwargs.append(("trigger_rule", "lit", "all_done"))
             body.append(op)
             body.extend(Edge(up, "t_finally") for up in root_exits)
+            self.add_doc("pipeline-status", {"kind": "status"})
+            status = self.python_op("s_pipeline_status", "pipeline-status", "_status")
+            status.kwargs.append(("trigger_rule", "lit", "all_done"))
+            body.append(status)
+            body.append(Edge("t_finally", "s_pipeline_status"))
         return Lowered(body, dict(sorted(self.docs.items())), self.task_ids, self.operators)
 
     def add_doc(self, task_id: str, doc: dict[str, Any]) -> None:
@@ -244,12 +258,6 @@ class Lowering:
         """Branch task, the branches, and the join (see the module docstring)."""
         text = node.step.when
         assert text is not None
-        expr = cond.parse_condition(text)
-        # Conditions read sibling outputs like the step itself does (a task's own `when` is
-        # resolved in its scope on its behalf; a group's in the group's scope).
-        refs = {
-            ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(expr)
-        }
         cid, jid = self.tid(node, "-condition"), self.tid(node, "-join")
         then_ids = self.entries(then) if then is not None else [self.tid(node)]
         else_ids = self.entries(other) if other is not None else []
@@ -257,8 +265,7 @@ class Lowering:
             cid,
             {
                 "kind": "branch",
-                "when": text,
-                "refs": dict(sorted(refs.items())),
+                **self.condition_doc(node),
                 "then": then_ids,
                 "else": else_ids,
                 "join": jid,
@@ -285,6 +292,12 @@ class Lowering:
             entries += [self.entry(other.steps[n]) for n in order if not deps[n]]
         for branch in branches:
             out.extend(branch)
+        # Each entry task checks the condition again and skips itself when its branch was not
+        # chosen: inside a mapped task group Airflow 3.3 does not skip per map index.
+        guard = self.condition_doc(node)
+        for ids, expect in ((then_ids, True), (else_ids, False)):
+            for tid in ids:
+                self.docs[tid]["guard"] = {**guard, "expect": expect}
         self.operators.add("EmptyOperator")
         out.append(
             Op(jvar, "EmptyOperator", jid, [("trigger_rule", "lit", "none_failed_min_one_success")])

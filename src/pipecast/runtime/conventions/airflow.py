@@ -175,12 +175,18 @@ class _Resolver:
             count = len(self.items_of(src["collect"]))
             return [self.binding(src["each"], i) for i in range(count)]
         if "switch" in src:
-            chosen = self.pull(src["switch"], index if src.get("mapped") else None) or []
-            if isinstance(chosen, str):
-                chosen = [chosen]
-            branch = src["then"] if src["then_entry"] in chosen else src.get("else")
+            branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
             return None if branch is None else self.binding(branch, index)
         raise ConventionError(f"unknown binding source {sorted(src)}")
+
+    def holds(self, doc: Mapping[str, Any], index: int) -> bool:
+        """Evaluate a ``when`` condition document (SPEC §5)."""
+        from pipecast.ir import condition as cond
+
+        refs = doc["refs"]
+        return bool(
+            cond.evaluate(cond.parse_condition(doc["when"]), lambda ref: self.source(refs[ref.path], index))
+        )
 
     def status(self) -> str:
         """``succeeded`` unless a task of this run failed (read from the run's task states)."""
@@ -201,9 +207,18 @@ class _Resolver:
         return "succeeded"
 
 
-def _resolver(context: Mapping[str, Any]) -> _Resolver:
+def _resolver(context: Mapping[str, Any], doc: Mapping[str, Any] | None = None) -> _Resolver:
+    """The resolver of a task instance; skips the task when its branch guard does not hold."""
     ti = context["ti"]
-    return _Resolver(ti, context.get("params") or {}, context["run_id"], ti.dag_id)
+    res = _Resolver(ti, context.get("params") or {}, context["run_id"], ti.dag_id)
+    guard = (doc or {}).get("guard")
+    if guard is not None and res.holds(guard, res.index) != guard["expect"]:
+        try:
+            from airflow.sdk.exceptions import AirflowSkipException
+        except ImportError:  # Airflow 2
+            from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+        raise AirflowSkipException("the branch of this step was not chosen")
+    return res
 
 
 def _inputs(doc: Mapping[str, Any], res: _Resolver) -> dict[str, Any]:
@@ -222,7 +237,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
     from pipecast.runtime.core import StepFailed
     from pipecast.runtime.core import run_step as core_run
 
-    res = _resolver(context)
+    res = _resolver(context, doc)
     spec = StepSpec.model_validate(doc["spec"])
     task = res.ti.task_id + (f"_{res.index}" if res.index >= 0 else "")
     folder = _artifact_root(doc).joinpath(_safe(res.dag_id), _safe(res.run_id), _safe(task))
@@ -242,18 +257,14 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
 
 def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
     """Evaluate a ``when`` condition: the entry tasks of the branch to run, and the join."""
-    from pipecast.ir import condition as cond
-
-    res = _resolver(context)
-    refs = doc["refs"]
-    holds = cond.evaluate(cond.parse_condition(doc["when"]), lambda ref: res.source(refs[ref.path], res.index))
-    chosen = list(doc["then"] if holds else doc["else"])
+    res = _resolver(context, doc)
+    chosen = list(doc["then"] if res.holds(doc, res.index) else doc["else"])
     return [*chosen, doc["join"]]
 
 
 def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
     """The list a ``for_each`` group fans out over."""
-    res = _resolver(context)
+    res = _resolver(context, doc)
     value = res.binding(doc["for_each"], res.index)
     if not isinstance(value, list):
         raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
@@ -262,6 +273,14 @@ def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
             f"for_each has {len(value)} items; Airflow maps at most {MAX_MAP_LENGTH} ([core] max_map_length)"
         )
     return value
+
+
+def status(doc: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The last task of a pipeline with ``finally``: fails the run when any task failed."""
+    state = _resolver(context).status()
+    if state != "succeeded":
+        raise RuntimeError("pipeline failed: a step failed (see the failed tasks of this run)")
+    return state
 
 
 def outputs(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""Run generated DAG files under ``dag.test()`` in one process and print what happened as JSON.
+
+Usage: ``python harness.py JOBS_JSON`` where the JSON is a list of ``{"file", "dag_id", "conf"}``.
+Airflow must already be configured through the environment (the ``airflow_env`` fixture).
+Output: one JSON line per job: import errors, the run state, and per task instance
+``{state, tries, xcom}`` keyed ``task_id`` or ``task_id[i]`` for mapped instances.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def run(job: dict) -> dict:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.monotonic()
+    bag = DagBag(dag_folder=job["file"], safe_mode=True)
+    errors = {str(k): str(v)[-2000:] for k, v in bag.import_errors.items()}
+    out: dict = {"file": job["file"], "import_errors": errors, "dags": sorted(bag.dag_ids)}
+    if errors or not job.get("execute", True):
+        return out
+    dag = bag.get_dag(job["dag_id"])
+    dr = dag.test(run_conf=job.get("conf") or None)
+    tasks = {}
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(
+            XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value")
+        ).all()
+        xcoms = {(r.task_id, r.map_index): r.value for r in rows}
+        for ti in dr.get_task_instances(session=session):
+            key = ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else "")
+            value = xcoms.get((ti.task_id, ti.map_index))
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value}
+    out.update(state=str(dr.state), tasks=tasks, seconds=round(time.monotonic() - started, 2))
+    return out
+
+
+def main() -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+    for job in json.loads(sys.argv[1]):
+        print("PIPECAST-RESULT " + json.dumps(run(job), default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
