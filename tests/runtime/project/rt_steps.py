@@ -57,7 +57,7 @@ def count_files(items):
     return sorted(Path(p).read_text() for p in items)
 
 
-def boom(msg="bad input"):
+def boom(msg="bad input", **_ignored):
     raise ValueError(msg + "\nsecond line")
 
 

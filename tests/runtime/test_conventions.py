@@ -1,0 +1,146 @@
+"""Each convention against real storage: local paths, S3 in moto, a SageMaker processing root."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipecast.runtime import conventions
+from pipecast.runtime.conventions.base import MARKER, ConventionError
+from pipecast.runtime.conventions.local import LocalConvention
+from pipecast.runtime.conventions.s3 import S3Convention
+from pipecast.runtime.conventions.sagemaker import SageMakerConvention
+from pipecast.runtime.core import StepFailed, run_step
+from tests.runtime.conftest import PROJECT, make_spec
+
+ART_SPEC = dict(
+    run="artifacts",
+    outputs={"model": "Model", "report": "Artifact", "n": "int"},
+    inputs={"data": {"type": "Dataset"}},
+)
+
+
+def art_spec():
+    return make_spec(ART_SPEC["run"], ART_SPEC["outputs"], inputs=ART_SPEC["inputs"])
+
+
+def test_load_by_name():
+    assert conventions.load("s3") is S3Convention
+    with pytest.raises(KeyError, match="unknown convention 'x'"):
+        conventions.load("x")
+
+
+def test_local_convention_paths(tmp_path):
+    data = tmp_path / "in.txt"
+    data.write_text("abc")
+    conv = LocalConvention(
+        {"data": str(data)}, {"model": str(tmp_path / "out" / "m.txt")}, str(tmp_path / "result.json")
+    )
+    out = run_step(art_spec(), conv, workdir=tmp_path / "w", python_path=[str(PROJECT)])
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["n"] == 3 and result["model"] == str(tmp_path / "out" / "m.txt")
+    assert Path(result["model"]).read_text() == "ABC" and out.published == result
+
+
+@pytest.fixture
+def bucket(aws_env):
+    name = "pipecast-rt-tests"
+    s3 = boto3.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=name)
+    return name
+
+
+def test_s3_convention_downloads_and_uploads(tmp_path, bucket):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="in/data.csv", Body=b"hello")
+    conv = S3Convention({"data": f"s3://{bucket}/in/data.csv"}, f"s3://{bucket}/run1/train")
+    out = run_step(art_spec(), conv, workdir=tmp_path, python_path=[str(PROJECT)])
+    assert out.published == {
+        "model": f"s3://{bucket}/run1/train/model",
+        "n": 5,
+        "report": f"s3://{bucket}/run1/train/report/",
+    }
+    body = s3.get_object(Bucket=bucket, Key="run1/train/model")["Body"].read()
+    assert body == b"HELLO"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="run1/train/report/")["Contents"]}
+    assert {"run1/train/report/part-0.txt", "run1/train/report/sub/part-1.txt"} <= keys
+
+    # The folder artifact flows into the next step as a folder; a collected list as a list.
+    spec = make_spec("count_files", {"texts": "list"}, inputs={"items": {"type": "list[Model]"}})
+    s3.put_object(Bucket=bucket, Key="m/0", Body=b"b")
+    s3.put_object(Bucket=bucket, Key="m/1", Body=b"a")
+    conv = S3Convention(
+        {"items": [f"s3://{bucket}/m/0", f"s3://{bucket}/m/1"]}, None, f"s3://{bucket}/r.json"
+    )
+    out = run_step(spec, conv, workdir=tmp_path / "2", python_path=[str(PROJECT)])
+    assert out.published == {"texts": ["a", "b"]}
+    assert json.loads(s3.get_object(Bucket=bucket, Key="r.json")["Body"].read()) == {"texts": ["a", "b"]}
+
+
+def test_s3_folder_artifact_round_trip_and_prefix_without_slash(tmp_path, bucket):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="sm/out/model/part-0.txt", Body=b"x")  # as SageMaker writes
+    spec = make_spec("count_files", {"texts": "list"}, inputs={"items": {"type": "list[Artifact]"}})
+    # part-0.txt read via the folder: count_files reads each path, so give the file inside.
+    conv = S3Convention({"items": [f"s3://{bucket}/sm/out/model/part-0.txt"]})
+    assert run_step(spec, conv, workdir=tmp_path, python_path=[str(PROJECT)]).published == {"texts": ["x"]}
+    from pipecast.runtime import s3io
+
+    folder = s3io.download(f"s3://{bucket}/sm/out/model", tmp_path / "dl")
+    assert folder.is_dir() and (folder / "part-0.txt").read_text() == "x"
+    with pytest.raises(ConventionError, match="does not exist"):
+        s3io.download(f"s3://{bucket}/nothing/here", tmp_path / "dl2")
+
+
+def test_s3_missing_prefix_is_an_error(tmp_path, bucket):
+    conv = S3Convention({"data": "/etc/hostname"})
+    with pytest.raises(StepFailed, match="pass --artifact-prefix"):
+        run_step(art_spec(), conv, workdir=tmp_path, python_path=[str(PROJECT)])
+
+
+def test_sagemaker_convention_layout(tmp_path):
+    root = tmp_path / "opt-ml-processing"
+    (root / "input" / "data").mkdir(parents=True)
+    (root / "input" / "data" / "table.csv").write_text("rows")
+    (root / "input" / "data" / MARKER).write_text(json.dumps({"file": "table.csv"}))
+    conv = SageMakerConvention({}, root)
+    out = run_step(art_spec(), conv, workdir=tmp_path / "w", python_path=[str(PROJECT)])
+    assert out.published == {"n": 4}
+    assert json.loads((root / "output" / "pipecast-outputs" / "outputs.json").read_text()) == {"n": 4}
+    # A file artifact: the file plus a marker, so the next step gets the file again.
+    model = root / "output" / "model"
+    assert (model / "model").read_text() == "ROWS"
+    assert json.loads((model / MARKER).read_text()) == {"file": "model"}
+    assert (root / "output" / "report" / "sub" / "part-1.txt").read_text() == "one"
+
+    # The next step reads the output folder as its input folder.
+    nxt = tmp_path / "next"
+    (nxt / "input").mkdir(parents=True)
+    model.rename(nxt / "input" / "data")
+    out = run_step(
+        art_spec(), SageMakerConvention({}, nxt), workdir=tmp_path / "w2", python_path=[str(PROJECT)]
+    )
+    assert (nxt / "output" / "model" / "model").read_text() == "ROWS"
+
+
+def test_sagemaker_missing_input_and_failure_file(tmp_path):
+    root = tmp_path / "root"
+    with pytest.raises(StepFailed, match=r"artifact input 'data' is missing: no folder .*input/data"):
+        run_step(
+            art_spec(), SageMakerConvention({}, root), workdir=tmp_path / "w", python_path=[str(PROJECT)]
+        )
+    with pytest.raises(StepFailed):
+        run_step(
+            make_spec("boom"),
+            SageMakerConvention({}, root),
+            workdir=tmp_path / "w",
+            python_path=[str(PROJECT)],
+        )
+    assert (
+        root / "output" / "pipecast-outputs" / "error.txt"
+    ).read_text() == "step s failed: ValueError: bad input\n"
