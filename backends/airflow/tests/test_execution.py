@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
-
 from af_helpers import CASES, compile_file, place, run_dags
 
 pytestmark = pytest.mark.airflow
@@ -49,8 +47,11 @@ STATES = {
 
 
 def _expected(name: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    data = yaml.safe_load((CASES / f"{name}.expected.yaml").read_text())
-    return data.get("runs") or [data], data.get("secrets", {})
+    from tests.conformance.catalogue import load_case
+
+    case = load_case(name)
+    runs = [{"params": r.params, "status": r.status, "steps": r.steps} for r in case.runs]
+    return runs, case.secrets
 
 
 def _jobs() -> list[tuple[str, int, dict[str, Any]]]:

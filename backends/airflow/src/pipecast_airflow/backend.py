@@ -60,7 +60,9 @@ class AirflowBackend(Backend):
     docs_url = "https://airflow.apache.org/docs/apache-airflow/stable/"
     settings_model = AirflowSettings
     features: ClassVar[dict[Feature, Support]] = {
-        Feature.PYTHON_STEP: native("PythonOperator runs the step through the pipecast runtime on the worker"),
+        Feature.PYTHON_STEP: native(
+            "PythonOperator runs the step through the pipecast runtime on the worker"
+        ),
         Feature.CONTAINER_STEP: native(
             "KubernetesPodOperator/DockerOperator; with operator 'python' the command runs on the "
             "worker host (a warning; container_steps_on_host: false makes it an error)"
@@ -78,7 +80,9 @@ class AirflowBackend(Backend):
             "Airflow cannot expand a mapped task group inside another mapped task group",
             "flatten the inner loop (for_each over the product of both lists), or use target local/vertex",
         ),
-        Feature.RETRY: native("retries = attempts-1, retry_delay, retry_exponential_backoff, max_retry_delay"),
+        Feature.RETRY: native(
+            "retries = attempts-1, retry_delay, retry_exponential_backoff, max_retry_delay"
+        ),
         Feature.RETRY_BACKOFF: approximate(
             "Airflow 3 uses the factor as retry_exponential_backoff and adds its own jitter "
             "(waits in [delay, 2*delay)); Airflow 2 only knows factor 2",
@@ -87,13 +91,20 @@ class AirflowBackend(Backend):
         Feature.RETRY_JITTER: native(
             "Airflow's exponential backoff always jitters (in [delay, 2*delay)); with backoff 1 there is none"
         ),
-        Feature.TIMEOUT: runtime("the runtime kills the step at the timeout; execution_timeout is a backstop"),
-        Feature.RESOURCES: native("kubernetes: container resources; docker: cpus/mem_limit; python: not enforced"),
-        Feature.ACCELERATORS: native("kubernetes: nvidia.com/gpu limit + node selector; docker: device_requests"),
+        Feature.TIMEOUT: runtime(
+            "the runtime kills the step at the timeout; execution_timeout is a backstop"
+        ),
+        Feature.RESOURCES: native(
+            "kubernetes: container resources; docker: cpus/mem_limit; python: not enforced"
+        ),
+        Feature.ACCELERATORS: native(
+            "kubernetes: nvidia.com/gpu limit + node selector; docker: device_requests"
+        ),
         Feature.ENV: runtime("set by the runtime for the step's process"),
         Feature.SECRETS: runtime("Airflow Variables read by the runtime (kubernetes: Kubernetes secrets)"),
-        Feature.CACHE: unsupported(
-            "Airflow has no task output cache", "remove 'cache: true', or run with target local or vertex"
+        Feature.CACHE: approximate(
+            "Airflow has no task output cache: the step runs every time",
+            "remove 'cache: true', or run with target local or vertex",
         ),
         Feature.FINALLY: native("teardown task (on_failure_fail_dagrun) that sees the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
@@ -110,9 +121,7 @@ class AirflowBackend(Backend):
         s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
         lowered = Lowering(index, s).lower()
         warnings = self._warnings(index, s)
-        imports: dict[str, list[str]] = {}
-        for cls in sorted(lowered.operators):
-            imports.setdefault(IMPORTS[s.airflow_version][cls], []).append(cls)
+        imports = self._imports(lowered, s, bool(pipeline.params))
         params = [
             (name, p.default if p.has_default else None, p.has_default, PARAM_TYPES[p.type], p.description)
             for name, p in pipeline.params.items()
@@ -122,9 +131,12 @@ class AirflowBackend(Backend):
             "airflow/dag.py.j2",
             pipeline=pipeline,
             version=s.airflow_version,
-            imports=sorted(imports.items()),
+            imports=imports,
             params=params,
-            docs=[(tid, json.dumps(doc, sort_keys=True, separators=(",", ":"))) for tid, doc in lowered.docs.items()],
+            docs=[
+                (tid, json.dumps(doc, sort_keys=True, separators=(",", ":")))
+                for tid, doc in lowered.docs.items()
+            ],
             body=lowered.body,
             has_groups=any(type(b).__name__ == "Group" for b in _walk(lowered.body)),
             containers=bool({"KubernetesPodOperator", "DockerOperator"} & lowered.operators),
@@ -139,7 +151,9 @@ class AirflowBackend(Backend):
             used={v for item in _walk(lowered.body) if hasattr(item, "up") for v in (item.up, item.down)}
             | {item.items_var for item in _walk(lowered.body) if hasattr(item, "items_var")},
             timedeltas=any(
-                kind == "seconds" for item in _walk(lowered.body) for _n, kind, _v in getattr(item, "kwargs", [])
+                kind == "seconds"
+                for item in _walk(lowered.body)
+                for _n, kind, _v in getattr(item, "kwargs", [])
             ),
         )
         return CompileResult(
@@ -147,6 +161,43 @@ class AirflowBackend(Backend):
             diagnostics=warnings,
             summary={"tasks": len(lowered.task_ids), "dag_id": pipeline.name},
         )
+
+    @staticmethod
+    def _imports(lowered: Any, s: AirflowSettings, params: bool) -> list[tuple[str, list[str]]]:
+        """``from module import names`` lines in isort order (modules sorted, names by type)."""
+        imports: dict[str, set[str]] = {}
+        for cls in lowered.operators:
+            imports.setdefault(IMPORTS[s.airflow_version][cls], set()).add(cls)
+        items = _walk(lowered.body)
+        kinds = {kind for item in items for _n, kind, _v in getattr(item, "kwargs", [])}
+        groups = any(hasattr(item, "items_var") for item in items)
+        if s.airflow_version == "3":
+            imports["airflow.sdk"] = {
+                "DAG",
+                *(["Param"] if params else []),
+                *(["task_group"] if groups else []),
+            }
+        else:
+            imports["airflow.models.dag"] = {"DAG"}
+            if params:
+                imports["airflow.models.param"] = {"Param"}
+            if groups:
+                imports["airflow.decorators"] = {"task_group"}
+        if "k8s_secrets" in kinds:
+            imports["airflow.providers.cncf.kubernetes.secret"] = {"Secret"}
+        if kinds & {"k8s_resources", "k8s_volumes"}:
+            imports["kubernetes.client"] = {"models as k8s"}
+        docker = {"docker_gpus": "DeviceRequest", "docker_mounts": "Mount"}
+        for kind, name in docker.items():
+            if kind in kinds:
+                imports.setdefault("docker.types", set()).add(name)
+
+        def order(name: str) -> tuple[int, str]:
+            # isort's order-by-type: CONSTANTS, Classes, then functions and modules.
+            kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+            return kind, name
+
+        return [(module, sorted(names, key=order)) for module, names in sorted(imports.items())]
 
     def _warnings(self, index: PipelineIndex, s: AirflowSettings) -> list[Diagnostic]:
         out = []

@@ -132,7 +132,9 @@ class Lowering:
 
     # ------------------------------------------------------------------ values
 
-    def source(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool = False) -> dict[str, Any]:
+    def source(
+        self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool = False
+    ) -> dict[str, Any]:
         """Where the runtime finds one reference's value at run time."""
         if ref.kind == "param":
             return {"param": ref.name}
@@ -175,7 +177,9 @@ class Lowering:
         }
         return {"when": text, "refs": dict(sorted(refs.items()))}
 
-    def value(self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False) -> dict[str, Any]:
+    def value(
+        self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False
+    ) -> dict[str, Any]:
         """A binding: a literal, or a template whose references have sources."""
         if not (isinstance(value, str) and "{{" in value):
             return {"value": value}
@@ -299,9 +303,7 @@ class Lowering:
             for tid in ids:
                 self.docs[tid]["guard"] = {**guard, "expect": expect}
         self.operators.add("EmptyOperator")
-        out.append(
-            Op(jvar, "EmptyOperator", jid, [("trigger_rule", "lit", "none_failed_min_one_success")])
-        )
+        out.append(Op(jvar, "EmptyOperator", jid, [("trigger_rule", "lit", "none_failed_min_one_success")]))
         out.extend(Edge(cvar, e) for e in entries)
         out.extend(Edge(e, jvar) for e in exits)
         out.append(Edge(cvar, jvar))
@@ -336,7 +338,12 @@ class Lowering:
         return [
             self.python_op(ivar, iid, "_items"),
             Group(gvar, node.name, ivar, body),
-            Op(dvar, "EmptyOperator", self.tid(node, "-done"), [("trigger_rule", "lit", "none_failed_min_one_success")]),
+            Op(
+                dvar,
+                "EmptyOperator",
+                self.tid(node, "-done"),
+                [("trigger_rule", "lit", "none_failed_min_one_success")],
+            ),
             Edge(ivar, dvar),
             Edge(gvar, dvar),
         ]

@@ -64,7 +64,12 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
                 )
             )
         low.operators.add("PythonOperator")
-        return Op(var, "PythonOperator", task_id, [("python_callable", "code", "_step"), ("op_kwargs", "key", task_id)])
+        return Op(
+            var,
+            "PythonOperator",
+            task_id,
+            [("python_callable", "code", "_step"), ("op_kwargs", "key", task_id)],
+        )
     if not eff.image:
         raise UserError(
             Diagnostic(

@@ -1,0 +1,172 @@
+"""Compile-time properties of generated DAG files (no Airflow import needed)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from af_helpers import CASES, REPO, compile_file
+
+from pipecast.diagnostics import UserError
+
+pytestmark = pytest.mark.airflow
+
+HERE = Path(__file__).parent
+EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
+CASE_FILES = sorted(CASES.glob("*.yaml"))
+UNSUPPORTED = {"nested_for_each"}
+PIPELINES = [
+    *EXAMPLES,
+    *(p for p in CASE_FILES if p.stem not in UNSUPPORTED),
+    HERE / "pipelines" / "hostile.yaml",
+]
+STDLIB = set(sys.stdlib_module_names)
+#: Top-level imports allowed in a generated file: Airflow, the standard library, pendulum
+#: (Airflow's own time library); the kubernetes/docker clients only in files using them.
+ALLOWED = {"airflow", "pendulum", "__future__"}
+
+
+def _ids(p: Path) -> str:
+    return p.parent.name if p.name == "pipeline.yaml" else p.stem
+
+
+def _top_imports(text: str) -> set[str]:
+    tree = ast.parse(text)
+    out = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            out.add((node.module or "").split(".")[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    out_dir = tmp_path_factory.mktemp("compiled")
+    files = {}
+    for path in PIPELINES:
+        for operator in ("python", "kubernetes", "docker"):
+            settings = {"operator": operator}
+            if operator != "python":
+                settings |= {"artifact_root": "/mnt/artifacts", "artifact_volume_claim": "artifacts"}
+            try:
+                name, text = compile_file(path, settings)
+            except UserError as exc:
+                if "does not support nested for_each" in str(exc):
+                    continue  # a named error, tested below
+                # Container operators refuse some settings by name (e.g. docker + secrets).
+                assert operator != "python", exc
+                assert "airflow:" in str(exc)
+                continue
+            target = out_dir / operator / name
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(text)
+            files[f"{_ids(path)}/{operator}"] = (target, text)
+    return files
+
+
+def _nested(path: Path) -> bool:
+    from pipecast.api import load_checked
+    from pipecast.backend import Feature
+    from pipecast.passes.features import used_features
+
+    return any(u.feature == Feature.NESTED_FOR_EACH for u in used_features(load_checked(path).index))
+
+
+def test_every_pipeline_compiles_with_operator_python(compiled):
+    expected = {f"{_ids(p)}/python" for p in PIPELINES if not _nested(p)}
+    assert expected <= set(compiled)
+    assert len(expected) >= len(PIPELINES) - 2
+
+
+def test_ruff_check_and_format_pass(compiled):
+    folders = sorted({str(path.parent) for path, _ in compiled.values()})
+    ruff = [sys.executable, "-m", "ruff"]
+    check = subprocess.run(
+        [*ruff, "check", "--isolated", "--extend-select", "I", *folders], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout[-3000:]
+    fmt = subprocess.run(
+        [*ruff, "format", "--isolated", "--check", "--diff", *folders], capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+def test_top_level_imports_are_airflow_and_stdlib_only(compiled):
+    for key, (_path, text) in compiled.items():
+        imports = _top_imports(text) - STDLIB - ALLOWED
+        if key.endswith("/kubernetes"):
+            imports -= {"kubernetes"}
+        if key.endswith("/docker"):
+            imports -= {"docker"}
+        assert imports == set(), key
+        assert "pipecast" not in _top_imports(text)
+        assert ("kubernetes" in _top_imports(text)) == ("KubernetesPodOperator" in text), key
+
+
+def test_safe_mode_discovery_markers(compiled):
+    for _path, text in compiled.values():
+        assert "airflow" in text and "DAG" in text
+
+
+def test_output_is_byte_deterministic():
+    path = CASES / "for_each.yaml"
+    assert compile_file(path)[1] == compile_file(path)[1]
+
+
+def test_airflow_2_imports():
+    _name, text = compile_file(CASES / "when_in_for_each.yaml", {"airflow_version": "2"})
+    assert "from airflow.models.dag import DAG" in text
+    assert "from airflow.operators.python import" in text
+    assert "airflow.sdk" not in text and "airflow.providers.standard" not in text
+    compile(text, "dag.py", "exec")
+
+
+def test_retry_mapping():
+    _name, text = compile_file(REPO / "examples" / "churn" / "pipeline.yaml", lenient=True)
+    # attempts 3, delay 10s, backoff 2, max 5m (SPEC §6) -> Airflow's fields.
+    assert "retries=2," in text
+    assert "retry_delay=datetime.timedelta(seconds=10.0)," in text
+    assert "retry_exponential_backoff=2.0," in text
+    assert "max_retry_delay=datetime.timedelta(seconds=300.0)," in text
+    # timeout 1h: enforced by the runtime; execution_timeout is the backstop.
+    assert "execution_timeout=datetime.timedelta(seconds=3660.0)," in text
+
+
+@pytest.mark.parametrize(("case", "feature"), [("cache", "cache"), ("nested_for_each", "nested for_each")])
+def test_unsupported_features_are_named_errors(case, feature):
+    with pytest.raises(UserError) as err:
+        compile_file(CASES / f"{case}.yaml", lenient=False)
+    assert f"target 'airflow' does not support {feature}" in str(err.value)
+
+
+def test_container_step_with_operator_python_can_be_an_error():
+    with pytest.raises(UserError, match="container step"):
+        compile_file(CASES / "container.yaml", {"container_steps_on_host": False})
+
+
+def test_hostile_values_stay_data(compiled):
+    _path, text = compiled["hostile/python"]
+    tree = ast.parse(text)
+    # Nothing but the fixed callables and the DAG: no call to anything the pipeline named.
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert "__import__" not in names and "os" not in names
+    from pipecast.api import load_checked
+
+    pipeline = load_checked(HERE / "pipelines" / "hostile.yaml").pipeline
+    consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert pipeline.description in consts
+    assert pipeline.params["text"].default in consts
+    assert pipeline.params["text"].description in consts
+
+
+def test_kubernetes_operator_maps_resources_and_accelerators(compiled):
+    _path, text = compiled["churn/kubernetes"]
+    assert "KubernetesPodOperator(" in text
+    assert '"nvidia.com/gpu": "1"' in text
+    assert '"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"' in text
+    assert "{{ pipecast_inputs(" in text
