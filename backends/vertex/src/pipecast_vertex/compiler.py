@@ -360,7 +360,7 @@ class Compiler:
             node,
             retry_in_runtime=runtime_retry,
             timeout_in_runtime=True,
-            secret_store="gcp",
+            secret_store=self.settings.secret_store,
         )
         image = eff.image or self.settings.image
         if not image:

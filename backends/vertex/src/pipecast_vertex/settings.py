@@ -38,6 +38,8 @@ class VertexSettings(Settings):
         image: image for python steps that set none (``defaults.image`` wins); it must
             contain the step code and pipecast.
         python: the interpreter in the images that runs ``-m pipecast.runtime``.
+        secret_store: where the runtime resolves ``secrets`` by name: ``gcp`` (Google Secret
+            Manager, the default) or ``env`` (variables already in the container).
         enable_caching: the job-level caching switch passed on deploy; ``None`` keeps
             each step's ``cache`` setting (off unless the step asks).
     """
@@ -51,6 +53,7 @@ class VertexSettings(Settings):
     format: Literal["yaml", "json"] = "yaml"
     image: str | None = None
     python: str = "python"
+    secret_store: Literal["gcp", "env"] = "gcp"
     enable_caching: bool | None = None
 
     @field_validator("pipeline_root")
