@@ -26,7 +26,9 @@ def compile_file(path: Path | str, **settings: Any) -> tuple[Any, Any, StepFunct
     return loaded, result, s
 
 
-def run_in_moto(path: Path | str, params: dict[str, Any] | None = None, timeout: float = 90) -> dict[str, Any]:
+def run_in_moto(
+    path: Path | str, params: dict[str, Any] | None = None, timeout: float = 90
+) -> dict[str, Any]:
     """Compile with compute=callback, deploy to moto, run it with ``pipecast worker``; the run record."""
     import boto3
 
@@ -45,14 +47,34 @@ def run_in_moto(path: Path | str, params: dict[str, Any] | None = None, timeout:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(path).resolve().parent)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "pipecast.runtime", "worker", "--queue-url", queue, "--wait", "1", "--concurrency", "8"],
+        [
+            sys.executable,
+            "-m",
+            "pipecast.runtime",
+            "worker",
+            "--queue-url",
+            queue,
+            "--wait",
+            "1",
+            "--concurrency",
+            "8",
+        ],
         env=env,
         cwd=str(Path(path).resolve().parent),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        out = BACKEND.deploy(loaded.pipeline, result.files, s, run=True, params=params or {}, progress=False, poll=0.2, timeout=timeout)
+        out = BACKEND.deploy(
+            loaded.pipeline,
+            result.files,
+            s,
+            run=True,
+            params=params or {},
+            progress=False,
+            poll=0.2,
+            timeout=timeout,
+        )
     finally:
         worker.terminate()
         try:

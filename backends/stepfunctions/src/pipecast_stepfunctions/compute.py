@@ -143,7 +143,11 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     put = em.names.new(f"{node.name} (inputs)", "request", node.name)
     run = em.names.new(node.name, "task", node.name)
     get = em.names.new(f"{node.name} (outputs)", "outputs", node.name) if params_out else None
-    merge = em.names.new(f"{node.name} (merge outputs)", "outputs", node.name) if params_out and artifacts else None
+    merge = (
+        em.names.new(f"{node.name} (merge outputs)", "outputs", node.name)
+        if params_out and artifacts
+        else None
+    )
     job_prefix = resource_name(node.name.replace("_", "-"), 26).strip("-_") or "step"
     outputs_cfg = [
         {
@@ -203,7 +207,11 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
         ],
         "ProcessingOutputConfig": {"Outputs": outputs_cfg},
         "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": itype, "VolumeSizeInGB": s.sagemaker_volume_gb}
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": itype,
+                "VolumeSizeInGB": s.sagemaker_volume_gb,
+            }
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": em.timeout_seconds(node) or 86400},
     }
@@ -217,7 +225,9 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
             "Resource": S3_PUT,
             "Parameters": {
                 "Bucket": s.bucket,
-                "Key.$": em.prefix_call(node, frame, with_bucket=False, suffix="/pipecast-request/inputs.json"),
+                "Key.$": em.prefix_call(
+                    node, frame, with_bucket=False, suffix="/pipecast-request/inputs.json"
+                ),
                 "Body": em.inputs_template(node),
             },
             "ResultPath": None,
@@ -228,7 +238,10 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     if artifacts or not params_out:
         # The job description lists the outputs in the order given: artifact i is Outputs[i].
         run_state["ResultSelector"] = {
-            "outputs": {f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri" for i, o in enumerate(artifacts)}
+            "outputs": {
+                f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri"
+                for i, o in enumerate(artifacts)
+            }
         }
         run_state["ResultPath"] = f"$.steps.{node.name}"
     else:
@@ -257,7 +270,9 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
             merge,
             {
                 "Type": "Pass",
-                "Parameters": {"outputs.$": f"States.JsonMerge($.steps.{node.name}.outputs, $.fetched.outputs, false)"},
+                "Parameters": {
+                    "outputs.$": f"States.JsonMerge($.steps.{node.name}.outputs, $.fetched.outputs, false)"
+                },
                 "ResultPath": f"$.steps.{node.name}",
             },
             nxt,
@@ -284,7 +299,9 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     result_uri = em.prefix_call(node, frame, suffix="/pipecast-outputs/outputs.json")
     command = (
         "States.Array("
-        + ", ".join(intrinsic_str(a) for a in [*RUNTIME_ENTRY, "--spec", spec_json, "--convention", "s3", "--inputs"])
+        + ", ".join(
+            intrinsic_str(a) for a in [*RUNTIME_ENTRY, "--spec", spec_json, "--convention", "s3", "--inputs"]
+        )
         + ", States.JsonToString($.request), '--artifact-prefix', "
         + em.prefix_call(node, frame)
         + ", '--result', "
@@ -300,7 +317,9 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     # The limit counts the rendered overrides: the static part, plus the inputs (estimated
     # from their literal form, references as 256 characters) and three URIs.
     inputs_estimate = len(json.dumps(node.task.inputs)) + 256 * len(node.task.inputs)
-    size = len(json.dumps(overrides, separators=(",", ":"))) + inputs_estimate + 3 * (len(s.artifact_root) + 160)
+    size = (
+        len(json.dumps(overrides, separators=(",", ":"))) + inputs_estimate + 3 * (len(s.artifact_root) + 160)
+    )
     if size > BATCH_OVERRIDES_LIMIT:
         raise UserError(
             Diagnostic(
@@ -323,11 +342,19 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     timeout = em.timeout_seconds(node)
     if timeout is not None and timeout >= 60:  # Batch's minimum attempt duration
         params["Timeout"] = {"AttemptDurationSeconds": timeout}
-    em.add(frame, req, {"Type": "Pass", "Parameters": em.inputs_template(node), "ResultPath": "$.request"}, run)
+    em.add(
+        frame, req, {"Type": "Pass", "Parameters": em.inputs_template(node), "ResultPath": "$.request"}, run
+    )
     em.add(
         frame,
         run,
-        {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": params, "ResultPath": None, **em.retry_and_timeout(node)},
+        {
+            "Type": "Task",
+            "Resource": BATCH_SYNC,
+            "Parameters": params,
+            "ResultPath": None,
+            **em.retry_and_timeout(node),
+        },
         get,
     )
     em.add(
@@ -338,7 +365,9 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
             "Resource": S3_GET,
             "Parameters": {
                 "Bucket": s.bucket,
-                "Key.$": em.prefix_call(node, frame, with_bucket=False, suffix="/pipecast-outputs/outputs.json"),
+                "Key.$": em.prefix_call(
+                    node, frame, with_bucket=False, suffix="/pipecast-outputs/outputs.json"
+                ),
             },
             "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
             "ResultPath": f"$.steps.{node.name}",

@@ -87,10 +87,22 @@ def deploy(
             result["schedule"] = _put_schedule(_client("scheduler", settings), req)
         if run:
             ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps(dict(params or {})))
-            result["run"] = follow(sfn, ex["executionArn"], pipeline, manifest, progress=progress and not json_output, poll=poll, timeout=timeout)
+            result["run"] = follow(
+                sfn,
+                ex["executionArn"],
+                pipeline,
+                manifest,
+                progress=progress and not json_output,
+                poll=poll,
+                timeout=timeout,
+            )
     except (BotoCoreError, ClientError) as exc:
         raise UserError(
-            Diagnostic(f"stepfunctions deploy failed: {exc}", hint="check credentials, region, role_arn and AWS_ENDPOINT_URL", code="deploy")
+            Diagnostic(
+                f"stepfunctions deploy failed: {exc}",
+                hint="check credentials, region, role_arn and AWS_ENDPOINT_URL",
+                code="deploy",
+            )
         ) from None
     return result
 
@@ -142,7 +154,9 @@ def follow(
         if desc["status"] in TERMINAL:
             break
         if timeout is not None and time.monotonic() - start > timeout:
-            raise UserError(Diagnostic(f"execution {execution_arn} did not finish within {timeout:g}s", code="timeout"))
+            raise UserError(
+                Diagnostic(f"execution {execution_arn} did not finish within {timeout:g}s", code="timeout")
+            )
         time.sleep(poll)
     from .record import run_record
 
@@ -158,5 +172,5 @@ def _progress_line(ev: dict[str, Any], states: Mapping[str, Any]) -> str | None:
             verb = "started" if kind.endswith("Entered") else "done"
             return f"  {info['step']}: {verb}"
     if kind in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
-        return f"  execution: {kind[len('Execution'):].lower()}"
+        return f"  execution: {kind[len('Execution') :].lower()}"
     return None

@@ -195,30 +195,40 @@ class Emitter:
         join = self.names.new(f"Join after {first}", "join")
         par = self.names.new(f"Parallel from {first}", "parallel")
         branches = []
-        selector: dict[str, str] = {}
-        # Entered, Started, Succeeded, Exited of the Parallel, plus the join Pass; every
-        # branch's events land in the same history, so they add up.
-        events: Events = (6, 6)
+        # Entered, Started, Succeeded, Exited of the Parallel; each branch ends in a Pass that
+        # outputs only its new step entries; join Passes merge them (8 per Pass) into $.steps.
+        # (moto mis-reads "$[0]" paths, so branch results are read with States.ArrayGetItem.)
+        events: Events = (4, 4)
         for i, branch in enumerate(sp.branches):
             sub = replace(frame, states={})
-            start, ev = self.emit_sp(branch, scope, sub, None)
-            events = _add(events, ev)
+            leaves = _leaves(branch)
+            end = self.names.new(f"Branch {i + 1} of {first} done", "branch-end")
+            self.add(
+                sub, end, {"Type": "Pass", "Parameters": {f"{n}.$": f"$.steps.{n}" for n in leaves}}, None
+            )
+            start, ev = self.emit_sp(branch, scope, sub, end)
+            events = _add(events, _add(ev, (2, 2)))
             branches.append({"StartAt": start, "States": sub.states})
-            for leaf in _leaves(branch):
-                selector[f"{leaf}.$"] = f"$[{i}].steps.{leaf}"
-        self.add(
-            frame,
-            join,
-            {
-                "Type": "Pass",
-                "Parameters": self.carry(frame, steps="States.JsonMerge($.steps, $.joined, false)"),
-            },
-            nxt,
-        )
+        chunks = [list(range(k, min(k + 8, len(branches)))) for k in range(0, len(branches), 8)]
+        join_next = nxt
+        for c, chunk in reversed(list(enumerate(chunks))):
+            merged = "$.steps"
+            for i in chunk:
+                merged = f"States.JsonMerge({merged}, States.ArrayGetItem($.joined, {i}), false)"
+            keep = {"joined.$": "$.joined"} if c < len(chunks) - 1 else {}
+            name = join if c == 0 else self.names.new(f"Join after {first} #{c + 1}", "join")
+            self.add(
+                frame,
+                name,
+                {"Type": "Pass", "Parameters": {**self.carry(frame, steps=merged), **keep}},
+                join_next,
+            )
+            join_next = name
+            events = _add(events, (2, 2))
         self.add(
             frame,
             par,
-            {"Type": "Parallel", "Branches": branches, "ResultSelector": selector, "ResultPath": "$.joined"},
+            {"Type": "Parallel", "Branches": branches, "ResultPath": "$.joined"},
             join,
         )
         return par, events
@@ -481,7 +491,7 @@ class Emitter:
                 "Type": "Pass",
                 "Parameters": {
                     "params.$": "$.params",
-                    "steps.$": "$.main.steps",
+                    "steps.$": "$.main.state.steps",
                     "pipeline": {**status, "status": "succeeded"},
                 },
             },
@@ -510,7 +520,7 @@ class Emitter:
             {
                 "Type": "Parallel",
                 "Branches": [{"StartAt": start, "States": sub.states}],
-                "ResultSelector": {"steps.$": "$[0].steps"},
+                "ResultSelector": {"state.$": "States.ArrayGetItem($, 0)"},
                 "ResultPath": "$.main",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_fail}],
             },
@@ -586,7 +596,8 @@ class Emitter:
                 "Type": "Pass",
                 "Parameters": {
                     "params.$": merged,
-                    "pipeline": {"name": p.name, "run_id.$": "$$.Execution.Name"},
+                    # The execution name is the run id (moto 5.2 leaves it null).
+                    "pipeline": {"name": p.name, "run_id.$": RUN_ID},
                     "steps": {},
                 },
             },
@@ -598,6 +609,7 @@ class Emitter:
 
 
 ASSUMED_WIDTH = 10
+RUN_ID = "$$.Execution.Name"
 
 
 def _compact(value: Any) -> str:
