@@ -8,6 +8,7 @@ Output: one JSON line per job: import errors, the run state, and per task instan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -37,10 +38,8 @@ def run(job: dict) -> dict:
             key = ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else "")
             value = xcoms.get((ti.task_id, ti.map_index))
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):
                     value = json.loads(value)
-                except ValueError:
-                    pass
             tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value}
     out.update(state=str(dr.state), tasks=tasks, seconds=round(time.monotonic() - started, 2))
     return out

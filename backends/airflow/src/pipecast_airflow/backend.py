@@ -106,7 +106,7 @@ class AirflowBackend(Backend):
             "Airflow has no task output cache: the step runs every time",
             "remove 'cache: true', or run with target local or vertex",
         ),
-        Feature.FINALLY: native("teardown task (on_failure_fail_dagrun) that sees the run's task states"),
+        Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),
         Feature.PIPELINE_OUTPUTS: native("a pipeline-outputs task returns them as its XCom"),

@@ -15,7 +15,8 @@ Shape (one ``when`` or ``for_each`` group becomes helper tasks, never a user-vis
 * ``for_each`` group ``g``: ``g-items`` (resolves the list), the mapped task group ``g``
   expanded over it, and ``g-done`` (``none_failed_min_one_success``: an empty list skips the
   mapped tasks but not the steps after the group);
-* ``finally``: a teardown task downstream of everything, which fails the run when it fails;
+* ``finally``: a task downstream of everything with trigger rule ``all_done``, then a
+  ``pipeline-status`` leaf (``all_done``) that fails the run when any task failed;
 * pipeline ``outputs``: a ``pipeline-outputs`` task returning them as its XCom.
 
 Helper ids contain ``-``, which step names cannot, so they never clash with a step.

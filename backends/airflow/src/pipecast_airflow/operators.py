@@ -124,15 +124,16 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
                     [(env, name, low.settings.secret_key) for env, name in sorted(eff.secrets.items())],
                 )
             )
-        if any(is_artifact(t) for t in node.task.outputs.values()):
-            if not low.settings.artifact_volume_claim or not low.settings.artifact_root:
-                raise UserError(
-                    Diagnostic(
-                        f"airflow: step {node.name!r} writes artifacts; with operator 'kubernetes' set "
-                        "artifact_root and artifact_volume_claim (a PVC mounted there in every pod)",
-                        (*node.yaml_path, "outputs"),
-                    )
+        if any(is_artifact(t) for t in node.task.outputs.values()) and not (
+            low.settings.artifact_volume_claim and low.settings.artifact_root
+        ):
+            raise UserError(
+                Diagnostic(
+                    f"airflow: step {node.name!r} writes artifacts; with operator 'kubernetes' set "
+                    "artifact_root and artifact_volume_claim (a PVC mounted there in every pod)",
+                    (*node.yaml_path, "outputs"),
                 )
+            )
         if low.settings.artifact_volume_claim and low.settings.artifact_root:
             kwargs.append(
                 ("volumes", "k8s_volumes", (low.settings.artifact_volume_claim, low.settings.artifact_root))
