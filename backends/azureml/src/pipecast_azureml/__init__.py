@@ -1,0 +1,1 @@
+"""pipecast backend for Azure ML pipeline jobs (CLI v2 YAML)."""

@@ -1,0 +1,127 @@
+"""The Azure ML target: a CLI v2 pipeline job YAML, component files, a schedule, and deploy.
+
+Docs: https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pipecast.backend import Backend, CompileResult, Feature, Support, approximate, native, runtime
+from pipecast.diagnostics import Diagnostic
+from pipecast_azureml.settings import AzureMLSettings
+
+if TYPE_CHECKING:
+    from pipecast.ir.models import Pipeline
+    from pipecast.passes.analysis import PipelineIndex
+
+#: The environment variable Azure ML's SDK/CLI needs to load if_else and parallel_for nodes.
+PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
+
+
+class AzureMLBackend(Backend):
+    """Compiles to an Azure ML pipeline job that ``az ml job create`` submits unchanged."""
+
+    name = "azureml"
+    title = "Azure ML pipelines"
+    docs_url = "https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline"
+    settings_model = AzureMLSettings
+    features: ClassVar[Mapping[Feature, Support]] = {
+        Feature.PYTHON_STEP: native("command job running the pipecast runtime"),
+        Feature.CONTAINER_STEP: native("command job in the step's image; the runtime fills {{ inputs/outputs }}"),
+        Feature.PARAMS: native("pipeline inputs (plain values; list/dict as JSON text)"),
+        Feature.PARAM_OUTPUTS: native(
+            "primitive outputs: the runtime writes them to run history (azureml.pipeline.control)"
+        ),
+        Feature.ARTIFACTS: native("uri_folder outputs on the default datastore"),
+        Feature.AFTER: native("a control binding (after__X <- X.outputs.pipecast_done): Azure ML orders by data"),
+        Feature.WHEN: native(
+            "if_else node fed by a generated condition job; needs AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
+        ),
+        Feature.ELSE: native("if_else false_block (a pipeline component node)"),
+        Feature.GROUP_OUTPUTS: native("for_each: parallel_for aggregated outputs; when-groups cannot have them"),
+        Feature.FOR_EACH: native("parallel_for over a pipeline component body; needs the private-features env var"),
+        Feature.PARALLELISM: native("parallel_for max_concurrency"),
+        Feature.NESTED_FOR_EACH: native("parallel_for inside a parallel_for body (validated by the SDK)"),
+        Feature.RETRY: runtime("command jobs have no retry settings: the runtime retries inside the job"),
+        Feature.RETRY_BACKOFF: runtime("the runtime waits min(delay * backoff^(n-1), max_delay)"),
+        Feature.RETRY_JITTER: runtime("the runtime draws the jitter"),
+        Feature.TIMEOUT: native("limits.timeout (with retries, the runtime times each attempt)"),
+        Feature.RESOURCES: native("a VM size from the resources table → compute target or instance_type"),
+        Feature.ACCELERATORS: native("GPU VM sizes from the resources table (no L4 / A10G on Azure)"),
+        Feature.ENV: native("environment_variables"),
+        Feature.SECRETS: runtime("the runtime reads Azure Key Vault by secret name (key_vault_url)"),
+        Feature.CACHE: native("component is_deterministic (reuse) only when the step asks"),
+        Feature.FINALLY: native("settings.on_finalize; pipeline.status read by the runtime from run history"),
+        Feature.SCHEDULE: native("a schedule YAML (cron trigger); deploy creates it"),
+        Feature.SCHEDULE_TIMEZONE: native("trigger.time_zone (IANA mapped to Windows names)"),
+        Feature.PIPELINE_OUTPUTS: native("pipeline job outputs bound from jobs"),
+    }
+
+    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+        """Feature support plus what only Azure ML limits (time zones)."""
+        from pipecast.diagnostics import UserError
+        from pipecast_azureml.schedule import windows_zone
+
+        out = super().check(index, lenient=lenient)
+        schedule = index.pipeline.schedule
+        if schedule is not None:
+            try:
+                windows_zone(schedule.timezone)
+            except UserError as exc:
+                out.extend(exc.diagnostics)
+        return out
+
+    def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        from pipecast_azureml.compiler import Compiler, uses_control_flow
+        from pipecast_azureml.render import render_yaml
+        from pipecast_azureml.schedule import schedule_document
+
+        result = Compiler(pipeline, index, settings).compile()
+        private = uses_control_flow(index)
+        job_file = self.default_filename(pipeline)
+        files = {job_file: render_yaml(result.job, private=private)}
+        for rel, data in sorted(result.components.items()):
+            files[rel] = render_yaml(data, private=private)
+        if pipeline.schedule is not None:
+            files[f"{pipeline.name}.schedule.yml"] = render_yaml(schedule_document(pipeline, job_file))
+        diagnostics = list(result.diagnostics)
+        if private:
+            diagnostics.append(
+                Diagnostic(
+                    f"target 'azureml': this job uses if_else/parallel_for nodes; set {PRIVATE_FEATURES_ENV}=true "
+                    "where you run az ml job create or the SDK",
+                    severity="warning",
+                    code="private-features",
+                )
+            )
+        summary = {
+            "jobs": result.jobs,
+            "components": len(result.components),
+            "control_bindings": len(result.control_bindings),
+            "bytes": sum(len(t.encode()) for t in files.values()),
+            "private_features": private,
+        }
+        return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
+
+    def default_filename(self, pipeline: Pipeline) -> str:
+        return f"{pipeline.name}.yml"
+
+    def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        """pipecast's own checks, then ``azure.ai.ml.load_job`` + ``job._validate()``."""
+        from pipecast_azureml.validate import validate_files
+
+        return validate_files(files)
+
+    def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
+        """Submit the job with ``MLClient.jobs.create_or_update`` and create the schedule, if any.
+
+        Options: ``params`` (input values), ``credential``, ``run`` (ignored: submitting runs it).
+        """
+        from pipecast_azureml.deploy import deploy
+
+        return deploy(pipeline, files, settings, **options)
+
+
+__all__ = ["PRIVATE_FEATURES_ENV", "AzureMLBackend", "approximate"]

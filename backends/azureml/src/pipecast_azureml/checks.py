@@ -1,0 +1,178 @@
+"""pipecast's own checks of compiled Azure ML files: what ``load_job``/``_validate()`` miss.
+
+* every ``${{inputs.X}}`` / ``${{outputs.Y}}`` in a command is declared by its component;
+* every ``${{parent.inputs.X}}`` is an input of the enclosing pipeline, every
+  ``${{parent.outputs.Y}}`` an output of it;
+* every ``${{parent.jobs.J...}}`` points at an existing job of the same pipeline, and
+  ``.outputs.O`` at an output that job has;
+* pipeline nodes point at component files that exist;
+* the jobs of each pipeline form no cycle;
+* ``settings.on_finalize`` names a job.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pipecast.diagnostics import Diagnostic
+
+_EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+_PRIMITIVE = {"string", "integer", "number", "boolean"}
+
+
+def _problem(file: str, where: str, message: str) -> Diagnostic:
+    return Diagnostic(f"{where}: {message}", file=file, code="azureml-check")
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string inside ``value`` with its dotted path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{path}[{i}]")]
+    return []
+
+
+class _Files:
+    def __init__(self, docs: Mapping[str, Any]) -> None:
+        self.docs = docs
+
+    def component(self, base: str, ref: str) -> tuple[str, Any] | None:
+        rel = posixpath.normpath(posixpath.join(posixpath.dirname(base), ref))
+        doc = self.docs.get(rel)
+        return (rel, doc) if isinstance(doc, dict) else None
+
+
+def _job_outputs(files: _Files, file: str, jobs: dict[str, Any], name: str) -> set[str] | None:
+    """The outputs a job exposes (``None`` when it cannot be known)."""
+    job = jobs.get(name)
+    if not isinstance(job, dict):
+        return None
+    kind = job.get("type")
+    if kind == "command":
+        comp = job.get("component")
+        return set((comp or {}).get("outputs") or {}) if isinstance(comp, dict) else None
+    if kind == "pipeline":
+        found = files.component(file, str(job.get("component", "")))
+        return set((found[1].get("outputs") or {})) if found else None
+    if kind == "parallel_for":
+        body = _EXPR.fullmatch(str(job.get("body", "")).strip())
+        if body and body.group(1).startswith("parent.jobs."):
+            return _job_outputs(files, file, jobs, body.group(1).split(".")[2])
+        return None
+    return set()
+
+
+def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    jobs = doc.get("jobs") or {}
+    inputs = set(doc.get("inputs") or {})
+    outputs = set(doc.get("outputs") or {})
+    deps: dict[str, set[str]] = {name: set() for name in jobs}
+    for name, job in jobs.items():
+        where = f"jobs.{name}"
+        if not isinstance(job, dict):
+            out.append(_problem(file, where, "is not a mapping"))
+            continue
+        comp = job.get("component")
+        if job.get("type") == "command" and isinstance(comp, dict):
+            declared_in = set(comp.get("inputs") or {})
+            declared_out = set(comp.get("outputs") or {})
+            for m in _EXPR.finditer(str(comp.get("command", ""))):
+                parts = m.group(1).split(".")
+                if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):
+                    out.append(_problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared input"))
+                elif parts[0] == "outputs" and (len(parts) != 2 or parts[1] not in declared_out):
+                    out.append(_problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared output"))
+            for bound in job.get("inputs") or {}:
+                if bound not in declared_in:
+                    out.append(_problem(file, f"{where}.inputs.{bound}", "the component declares no such input"))
+            for bound in job.get("outputs") or {}:
+                if bound not in declared_out:
+                    out.append(_problem(file, f"{where}.outputs.{bound}", "the component declares no such output"))
+        if job.get("type") == "pipeline":
+            found = files.component(file, str(comp))
+            if found is None:
+                out.append(_problem(file, f"{where}.component", f"component file {comp!r} does not exist"))
+            else:
+                declared_in = set(found[1].get("inputs") or {})
+                for bound in job.get("inputs") or {}:
+                    if bound not in declared_in:
+                        out.append(_problem(file, f"{where}.inputs.{bound}", f"{found[0]} declares no such input"))
+        for path, text in _strings({k: v for k, v in job.items() if k != "component"}, where):
+            for m in _EXPR.finditer(text):
+                parts = m.group(1).split(".")
+                if parts[0] != "parent":
+                    continue
+                if parts[1:2] == ["inputs"] and (len(parts) != 3 or parts[2] not in inputs):
+                    out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such input"))
+                elif parts[1:2] == ["outputs"] and (len(parts) != 3 or parts[2] not in outputs):
+                    out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such output"))
+                elif parts[1:2] == ["jobs"]:
+                    target = parts[2] if len(parts) > 2 else ""
+                    if target not in jobs:
+                        out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: no job {target!r}"))
+                        continue
+                    if target == name:
+                        out.append(_problem(file, path, "a job binds to itself"))
+                        continue
+                    deps[name].add(target)
+                    if len(parts) == 5 and parts[3] == "outputs":
+                        have = _job_outputs(files, file, jobs, target)
+                        if have is not None and parts[4] not in have:
+                            out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: job {target!r} has no output {parts[4]!r}"))
+    final = (doc.get("settings") or {}).get("on_finalize")
+    if final is not None and final not in jobs:
+        out.append(_problem(file, "settings.on_finalize", f"no job {final!r}"))
+    cycle = _find_cycle(deps)
+    if cycle:
+        out.append(_problem(file, "jobs", "cycle: " + " -> ".join(cycle)))
+    return out
+
+
+def _find_cycle(deps: dict[str, set[str]]) -> list[str] | None:
+    color: dict[str, int] = {}
+    for start in sorted(deps):
+        if start in color:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, sorted(deps[start]))]
+        path = [start]
+        color[start] = 1
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                color[node] = 2
+                stack.pop()
+                path.pop()
+                continue
+            nxt = todo.pop()
+            if color.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in color and nxt in deps:
+                color[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, sorted(deps[nxt])))
+    return None
+
+
+def check_files(files: Mapping[str, str]) -> list[Diagnostic]:
+    """Run every check over the compiled files (relative path → YAML text)."""
+    import yaml
+
+    docs: dict[str, Any] = {}
+    out: list[Diagnostic] = []
+    for rel, text in files.items():
+        try:
+            docs[rel] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            out.append(_problem(rel, "<file>", f"not valid YAML: {exc}"))
+    index = _Files(docs)
+    for rel, doc in sorted(docs.items()):
+        if isinstance(doc, dict) and doc.get("type") == "pipeline":
+            out.extend(check_pipeline(index, rel, doc))
+    return out

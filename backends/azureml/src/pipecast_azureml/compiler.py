@@ -1,0 +1,693 @@
+"""The IR → an Azure ML pipeline job (CLI v2 YAML) plus one pipeline component per group.
+
+Pipeline job YAML: https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline
+Command jobs: https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command
+Control flow (if_else, parallel_for): https://learn.microsoft.com/azure/machine-learning/how-to-use-pipeline-component
+and ``azure.ai.ml.dsl._condition`` / ``_parallel_for`` (private SDK modules).
+
+| IR                        | Azure ML                                                              |
+|---------------------------|-----------------------------------------------------------------------|
+| task step                 | ``command`` job with an inline command component running the runtime |
+| data edge                 | input binding ``${{parent.jobs.X.outputs.Y}}``                        |
+| ``after`` without data    | a control binding: input ``after__X`` ← ``X.outputs.pipecast_done``   |
+| parameter                 | pipeline input (plain value); ``${{parent.inputs.P}}``               |
+| ``when``/``else`` group   | ``G__cond`` command (runtime evaluates §5) → ``if_else`` ``G__if`` with |
+|                           | ``true_block`` ``G`` / ``false_block`` ``G__else`` (pipeline nodes)    |
+| ``for_each`` group        | ``parallel_for`` ``G`` over body ``G__body`` (a pipeline node); items |
+|                           | inline for literal lists, else from a ``G__items`` command job        |
+| group / pipeline outputs  | component/job outputs bound with ``${{parent.outputs.O}}``            |
+| ``finally``               | ``settings.on_finalize``                                              |
+| retry / timeout           | runtime retries inside the job; ``limits.timeout``                    |
+
+Every group compiles to its own pipeline component file (``components/<group>.yml``)
+because Azure ML loads pipeline components only from files. Values that cross a component
+boundary travel as component inputs named after what they carry: ``P`` (a parameter),
+``S__O`` (a step output), ``item__v`` (a loop variable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.ir import condition as cond
+from pipecast.ir.models import Pipeline, PythonRun, TaskStep
+from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
+from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+from pipecast.runtime.spec import InputSpec, StepSpec, step_spec
+from pipecast_azureml import naming
+from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
+from pipecast_azureml.settings import AzureMLSettings, placeholder
+from pipecast_azureml.types import azure_type, item_text, param_input_value
+
+#: Azure ML's limit on the nodes of one pipeline job (https://aka.ms/azure-machine-learning-limits).
+MAX_JOBS = 30_000
+PRIMITIVE_TYPES = ("string", "integer", "number", "boolean")
+CONVENTION_MODULE = "pipecast.runtime.conventions.azureml"
+
+# A value source: ("param", P, None) | ("step", S, O) | ("loop", v, None)
+Source = tuple[str, str, str | None]
+
+
+@dataclass
+class Component:
+    """One pipeline (the job itself, or a group body) being built."""
+
+    scope: Scope
+    is_root: bool
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: channel → source, for what the parent must pass in
+    external: dict[str, Source] = field(default_factory=dict)
+    #: job name → the sibling step (of ``scope``) it belongs to
+    owner: dict[str, str] = field(default_factory=dict)
+    #: sibling → siblings whose jobs it binds to by data
+    bound: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    job: dict[str, Any]
+    components: dict[str, dict[str, Any]]
+    diagnostics: list[Diagnostic]
+    jobs: int
+    control_bindings: list[tuple[str, str]]
+
+
+class Compiler:
+    """Builds the job and its component files; see the module docstring."""
+
+    def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: AzureMLSettings) -> None:
+        self.pipeline = pipeline
+        self.index = index
+        self.settings = settings
+        self.components: dict[str, dict[str, Any]] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self.job_count = 0
+        self.control_bindings: list[tuple[str, str]] = []
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ entry
+
+    def compile(self) -> Result:
+        self._check_names()
+        root = Component(scope=self.index.root, is_root=True)
+        for name, param in self.pipeline.params.items():
+            root.inputs[name] = self._param_input(name, param.type, param.default, param.has_default)
+        self._scope(root)
+        tags: dict[str, str] = {}
+        for out, expr in self.pipeline.outputs.items():
+            ref = single_ref(expr)
+            if ref is not None and ref.kind == "step":
+                type_name = self.index.output_type(self.index.node(ref.name), ref.key or "") or ANY
+                if azure_type(type_name) in PRIMITIVE_TYPES:
+                    # Pipeline jobs take only asset outputs: name where the value is instead.
+                    tags[f"pipecast.output.{out}"] = f"{ref.name}.outputs.{ref.key}"
+                    continue
+            self._bind_output(root, out, expr, ("outputs", out))
+        settings: dict[str, Any] = {
+            "default_compute": None if self.settings.serverless else f"azureml:{self.settings.default_compute}",
+            "default_datastore": f"azureml:{self.settings.datastore}",
+            "continue_on_step_failure": self.settings.continue_on_step_failure,
+        }
+        if self.index.finally_node is not None:
+            fin = self.index.finally_node
+            root.jobs["finally"] = self._task_job(root, fin)
+            settings["on_finalize"] = "finally"
+        job: dict[str, Any] = {
+            "$schema": naming.SCHEMA_PIPELINE,
+            "type": "pipeline",
+            "display_name": self.pipeline.name,
+            "experiment_name": self.settings.experiment_name or self.pipeline.name,
+            "settings": {k: v for k, v in settings.items() if v is not None},
+            "jobs": root.jobs,
+        }
+        if tags:
+            job["tags"] = tags
+        if self.pipeline.description:
+            job["description"] = self.pipeline.description
+        if root.inputs:
+            job["inputs"] = {k: v["value"] for k, v in root.inputs.items() if "value" in v}
+            missing = [k for k, v in root.inputs.items() if "value" not in v]
+            for name in missing:
+                # A required parameter: Azure ML takes the value at submit time (--set inputs.P=...).
+                job["inputs"][name] = None
+        if root.outputs:
+            job["outputs"] = root.outputs
+        if self.job_count > MAX_JOBS:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': the pipeline compiles to {self.job_count} jobs; an Azure ML "
+                    f"pipeline job holds at most {MAX_JOBS}",
+                    ("steps",),
+                    hint="split the pipeline, or move fan-out into for_each groups (a parallel_for "
+                    "counts once, whatever the number of items)",
+                    code="limit",
+                )
+            )
+        return Result(job, self.components, self.diagnostics, self.job_count, self.control_bindings)
+
+    def _check_names(self) -> None:
+        taken = set(self.index.nodes)
+        for node in self.index.walk():
+            if not node.is_group and node.task.when is None:
+                continue
+            for what in (naming.COND, naming.IF, naming.ELSE, naming.BODY, naming.ITEMS):
+                gen = naming.role(node.name, what)
+                if gen in taken:
+                    raise UserError(
+                        Diagnostic(
+                            f"target 'azureml': step name {gen!r} collides with the job pipecast "
+                            f"generates for {node.name!r}",
+                            self.index.nodes[gen].yaml_path,
+                            hint="rename the step (names with '__' are reserved for generated jobs)",
+                            code="name-collision",
+                        )
+                    )
+
+    def _param_input(self, name: str, type_name: str, default: Any, has_default: bool) -> dict[str, Any]:
+        decl: dict[str, Any] = {"type": azure_type(type_name)}
+        if has_default:
+            decl["value"] = param_input_value(type_name, default)
+        return decl
+
+    # ------------------------------------------------------------------ scopes
+
+    def _scope(self, comp: Component) -> None:
+        scope = comp.scope
+        for name in self.index.toposort(scope):
+            node = scope.steps[name]
+            comp.bound.setdefault(name, set())
+            if node.is_group:
+                if node.group.is_loop:
+                    self._loop(comp, node)
+                else:
+                    self._condition_group(comp, node)
+            else:
+                self._task(comp, node)
+        self._control_edges(comp)
+
+    def _add(self, comp: Component, sibling: str, job_name: str, job: dict[str, Any]) -> None:
+        comp.jobs[job_name] = job
+        comp.owner[job_name] = sibling
+        self.job_count += 1
+
+    # ------------------------------------------------------------------ values
+
+    def _source(self, ref: Ref) -> Source:
+        if ref.kind == "param":
+            return ("param", ref.name, None)
+        if ref.kind == "step":
+            return ("step", ref.name, ref.key)
+        if ref.kind == "loop":
+            return ("loop", ref.name, None)
+        raise AssertionError(ref)
+
+    def _source_type(self, source: Source) -> str:
+        kind, name, key = source
+        if kind == "param":
+            return self.pipeline.params[name].type
+        if kind == "step":
+            return self.index.output_type(self.index.node(name), key or "") or ANY
+        return ANY  # loop items travel as text; the runtime parses them by the input's type
+
+    def _bind(self, comp: Component, source: Source, user: str | None) -> str:
+        """The binding expression for ``source`` inside ``comp``; records dependencies."""
+        kind, name, key = source
+        if kind == "param":
+            if not comp.is_root:
+                self._need(comp, name, source)
+            return f"${{{{parent.inputs.{name}}}}}"
+        if kind == "loop":
+            channel = naming.loop_channel(name)
+            if comp.scope.loop_var != name:
+                self._need(comp, channel, source)
+            return f"${{{{parent.inputs.{channel}}}}}"
+        producer = self.index.node(name)
+        if producer.scope is comp.scope:
+            if producer.is_group and producer.group.is_condition:
+                raise UserError(
+                    Diagnostic(
+                        f"target 'azureml': outputs of when-group {name!r} cannot be read: Azure ML "
+                        "if_else nodes have no outputs",
+                        (*producer.yaml_path, "outputs"),
+                        hint="read the value after the group from a step that always runs, or move "
+                        "the reader into the group",
+                        code="unsupported-feature",
+                    )
+                )
+            if user is not None:
+                comp.bound.setdefault(user, set()).add(name)
+            return f"${{{{parent.jobs.{name}.outputs.{key}}}}}"
+        channel = naming.step_channel(name, key or "")
+        self._need(comp, channel, source)
+        return f"${{{{parent.inputs.{channel}}}}}"
+
+    def _need(self, comp: Component, channel: str, source: Source) -> None:
+        if channel not in comp.inputs:
+            comp.inputs[channel] = {"type": azure_type(self._source_type(source))}
+            comp.external[channel] = source
+
+    # ------------------------------------------------------------------ tasks
+
+    def _task(self, comp: Component, node: StepNode) -> None:
+        job = self._task_job(comp, node)
+        if node.task.when is None:
+            self._add(comp, node.name, node.name, job)
+            return
+        # `when` on a task: a condition job and an if_else whose true block is the task itself.
+        cond_name = naming.role(node.name, naming.COND)
+        self._add(comp, node.name, cond_name, self._cond_job(comp, node, node.task.when))
+        self._add(comp, node.name, node.name, job)
+        self._add(
+            comp,
+            node.name,
+            naming.role(node.name, naming.IF),
+            {
+                "type": "if_else",
+                "condition": f"${{{{parent.jobs.{cond_name}.outputs.result}}}}",
+                "true_block": f"${{{{parent.jobs.{node.name}}}}}",
+            },
+        )
+
+    def _task_job(self, comp: Component, node: StepNode) -> dict[str, Any]:
+        task = node.task
+        eff = self.index.effective(node)
+        retries = eff.retry.attempts > 1
+        spec = step_spec(
+            self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
+            secret_store="azure",
+        )  # fmt: skip
+        in_decl: dict[str, dict[str, Any]] = {}
+        in_bind: dict[str, str] = {}
+        args: list[str] = []
+        templates: dict[str, Any] = {}
+        channels: dict[Source, str] = {}
+        user = node.name if node is not self.index.finally_node else None
+        for name, value in task.inputs.items():
+            if not is_template(value):
+                continue
+            ref = single_ref(value)
+            if ref is not None and ref.kind in ("param", "step") or (
+                ref is not None and ref.kind == "loop" and ref.key is None
+            ):
+                source = self._source(ref)
+                in_decl[name] = {"type": azure_type(self._source_type(source))}
+                in_bind[name] = self._bind(comp, source, user)
+                args.append(f"{name}=${{{{inputs.{name}}}}}")
+                continue
+            refs: dict[str, list[Any]] = {}
+            for r in refs_in(value):
+                if r.kind == "pipeline":
+                    refs[r.path] = [None, None]
+                    continue
+                source = self._source(r)
+                channel = channels.get(source)
+                if channel is None:
+                    channel = f"{naming.REF_PREFIX}{len(channels)}"
+                    channels[source] = channel
+                    in_decl[channel] = {"type": azure_type(self._source_type(source))}
+                    in_bind[channel] = self._bind(comp, source, user)
+                    args.append(f"{channel}=${{{{inputs.{channel}}}}}")
+                refs[r.path] = [channel, r.key if r.kind == "loop" else None]
+            templates[name] = {"template": value, "refs": refs}
+        outputs = {o: {"type": azure_type(t)} for o, t in task.outputs.items()}
+        out_args = [f"{o}=${{{{outputs.{o}}}}}" for o in task.outputs]
+        command = self._runtime_command(spec, args, out_args, templates)
+        component: dict[str, Any] = {
+            "type": "command",
+            "command": command,
+            "environment": self._environment(eff.image, node),
+            "is_deterministic": bool(eff.cache),
+        }
+        if in_decl:
+            component["inputs"] = in_decl
+        if outputs:
+            component["outputs"] = outputs
+        job: dict[str, Any] = {"type": "command", "component": component}
+        if in_bind:
+            job["inputs"] = in_bind
+        env = dict(eff.env)
+        if eff.secrets:
+            env["PIPECAST_AZURE_KEYVAULT_URL"] = self.settings.key_vault_url or self._placeholder(
+                "key_vault_url", node, "secrets need the Key Vault URL"
+            )
+        if env:
+            job["environment_variables"] = env
+        if eff.timeout is not None:
+            job["limits"] = {"timeout": _job_timeout(eff)}
+        self._compute(job, node, eff.resources)
+        return job
+
+    def _runtime_command(
+        self, spec: StepSpec, args: list[str], out_args: list[str], templates: dict[str, Any]
+    ) -> str:
+        parts = [
+            self.settings.python, "-m", "pipecast.runtime", "run",
+            "--spec", shlex.quote(spec.to_arg()), "--convention", "azureml",
+        ]  # fmt: skip
+        for a in args:
+            parts += ["--in", shlex.quote(a)]
+        for a in out_args:
+            parts += ["--out", shlex.quote(a)]
+        if templates:
+            parts += ["--templates", shlex.quote(json.dumps(templates, sort_keys=True, separators=(",", ":")))]
+        return " ".join(parts)
+
+    def _environment(self, image: str | None, node: StepNode | None) -> Any:
+        if image:
+            return {"image": image}
+        if self.settings.image:
+            return {"image": self.settings.image}
+        if self.settings.environment:
+            return self.settings.environment
+        return {"image": self._placeholder("image", node, "python steps need an image with pipecast")}
+
+    def _placeholder(self, setting: str, node: StepNode | None, why: str) -> str:
+        if setting not in self._warned:
+            self._warned.add(setting)
+            self.diagnostics.append(
+                Diagnostic(
+                    f"target 'azureml': setting {setting!r} is not set ({why}); the output holds the "
+                    f"placeholder {placeholder(setting)!r} and deploy refuses it",
+                    node.yaml_path if node is not None else (),
+                    hint=f"pass --set {setting}=... or add it to the settings file",
+                    severity="warning",
+                    code="placeholder",
+                )
+            )
+        return placeholder(setting)
+
+    def _compute(self, job: dict[str, Any], node: StepNode, res: Any) -> None:
+        if not needs_vm(res):
+            if self.settings.serverless:
+                job["resources"] = {"instance_type": "Standard_DS3_v2"}
+            return
+        own = node.task.resources is not None
+        path = (*node.yaml_path, "resources") if own else ("defaults", "resources")
+        try:
+            vm = pick_vm(res)
+        except NoVmSize as exc:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': step {node.name!r}: {exc}", path, hint=exc.hint, code="resources"
+                )
+            ) from None
+        if self.settings.serverless:
+            job["resources"] = {"instance_type": vm.name}
+            return
+        compute = self.settings.computes.get(vm.name)
+        if compute is None and vm.gpus:
+            # A GPU step cannot run on the default (CPU) cluster: mark it and let deploy refuse.
+            compute = self._placeholder(
+                "computes", node, f"step {node.name!r} needs a {vm.name} ({vm.gpus} x {vm.accelerator}); "
+                f"set computes.{vm.name}=<gpu cluster> or serverless=true",
+            )
+            job["compute"] = f"azureml:{compute}"
+            return
+        if compute is not None and compute != self.settings.default_compute:
+            job["compute"] = f"azureml:{compute}"
+
+    # ------------------------------------------------------------------ generated jobs
+
+    def _generated_job(
+        self, comp: Component, name: str, function: str, inputs: dict[str, tuple[Any, str]],
+        literals: dict[str, Any], outputs: dict[str, str], user: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A command job running one of the convention module's helper functions."""
+        spec_inputs = {k: InputSpec(value=v, literal=True) for k, v in literals.items()}
+        in_decl: dict[str, Any] = {}
+        in_bind: dict[str, str] = {}
+        args = []
+        for channel, (source, type_name) in inputs.items():
+            spec_inputs[channel] = InputSpec(type=type_name)
+            in_decl[channel] = {"type": azure_type(type_name)}
+            in_bind[channel] = self._bind(comp, source, user)
+            args.append(f"{channel}=${{{{inputs.{channel}}}}}")
+        spec = StepSpec(
+            pipeline=self.pipeline.name,
+            step=name,
+            run=PythonRun(python=f"{CONVENTION_MODULE}:{function}"),
+            inputs=spec_inputs,
+            outputs={o: "bool" if t == "boolean" else "str" for o, t in outputs.items()},
+        )
+        out_args = [f"{o}=${{{{outputs.{o}}}}}" for o in outputs]
+        component: dict[str, Any] = {
+            "type": "command",
+            "command": self._runtime_command(spec, args, out_args, {}),
+            "environment": self._environment(self.pipeline.defaults.image, None),
+            "is_deterministic": False,
+            "outputs": {o: {"type": t, "is_control": True} for o, t in outputs.items()},
+        }
+        if in_decl:
+            component["inputs"] = in_decl
+        job: dict[str, Any] = {"type": "command", "component": component}
+        if in_bind:
+            job["inputs"] = in_bind
+        if self.settings.serverless:
+            job["resources"] = {"instance_type": "Standard_DS2_v2"}
+        return job
+
+    def _cond_job(self, comp: Component, node: StepNode, when: str) -> dict[str, Any]:
+        """The job that evaluates a `when` expression (SPEC §5) and outputs a control boolean."""
+        expr = cond.parse_condition(when)
+        inputs: dict[str, tuple[Any, str]] = {}
+        channels: dict[Source, str] = {}
+        refs: dict[str, list[Any]] = {}
+        loop_vars = self.index.loop_vars(node.scope)
+        for ref in cond.paths(expr):
+            if ref.kind == "loop" and ref.name not in loop_vars:
+                continue
+            source = self._source(ref)
+            channel = channels.get(source)
+            if channel is None:
+                channel = f"v{len(channels)}"
+                channels[source] = channel
+                type_name = self._source_type(source)
+                if ref.kind == "loop":
+                    type_name = self.index.loop_item_type(loop_vars[ref.name])
+                inputs[channel] = (source, type_name)
+            refs[ref.path] = [channel, ref.key if ref.kind == "loop" else None]
+        return self._generated_job(
+            comp, naming.role(node.name, naming.COND), "evaluate_when", inputs,
+            {"when": when, "refs": refs}, {"result": "boolean"}, node.name,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ groups
+
+    def _child(self, comp: Component, node: StepNode, scope: Scope, branch: str) -> tuple[Component, str]:
+        """Compile a group body/branch into a component file; returns it and its relative path."""
+        child = Component(scope=scope, is_root=False)
+        if scope.loop_var is not None:
+            child.inputs[naming.loop_channel(scope.loop_var)] = {"type": "string"}
+        self._scope(child)
+        group = node.group
+        exprs = group.outputs if branch != naming.ELSE else (group.else_.outputs if group.else_ else {})
+        if group.is_condition and exprs:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': when-group {node.name!r} declares outputs; Azure ML if_else "
+                    "nodes cannot pass a value from whichever branch ran",
+                    (*node.yaml_path, "outputs"),
+                    hint="remove the group outputs and read the value in a step inside each branch",
+                    code="unsupported-feature",
+                )
+            )
+        for out, expr in exprs.items():
+            self._bind_output(child, out, expr, (*node.yaml_path, "outputs", out))
+        rel = naming.component_file(node.name, "" if branch in ("", naming.BODY) else branch)
+        data: dict[str, Any] = {
+            "$schema": naming.SCHEMA_COMPONENT,
+            "name": naming.component_name(self.pipeline.name, node.name, branch if branch == naming.ELSE else ""),
+            "display_name": node.name + (" (else)" if branch == naming.ELSE else ""),
+            "type": "pipeline",
+            "jobs": child.jobs,
+        }
+        if child.inputs:
+            data["inputs"] = child.inputs
+        if child.outputs:
+            data["outputs"] = child.outputs
+        if node.step.description:
+            data["description"] = node.step.description
+        self.components[rel] = data
+        return child, rel
+
+    def _bind_output(self, comp: Component, out: str, expr: str, path: tuple[str | int, ...]) -> None:
+        ref = single_ref(expr)
+        if ref is None or ref.kind != "step":
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': output {out!r} must be exactly one step output reference "
+                    f"({json.dumps(expr)} is not): Azure ML outputs are bound from jobs",
+                    path,
+                    hint="add a step that computes the value and expose its output",
+                    code="unsupported-feature",
+                )
+            )
+        producer = comp.scope.steps[ref.name]
+        job = comp.jobs[ref.name]
+        outs = job.setdefault("outputs", {})
+        if ref.key in outs:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': output {ref.key!r} of {ref.name!r} is exposed twice; an Azure ML "
+                    "job output binds to one parent output",
+                    path,
+                    hint="expose it once and reuse that output",
+                    code="unsupported-feature",
+                )
+            )
+        outs[ref.key] = f"${{{{parent.outputs.{out}}}}}"
+        type_name = self.index.output_type(producer, ref.key or "") or ANY
+        comp.outputs[out] = {"type": azure_type(type_name)}
+
+    def _node_inputs(self, comp: Component, child: Component, user: str) -> dict[str, str]:
+        return {ch: self._bind(comp, src, user) for ch, src in sorted(child.external.items())}
+
+    def _pipeline_node(self, comp: Component, child: Component, rel: str, user: str) -> dict[str, Any]:
+        # The job file sits above components/; component files sit beside each other.
+        target = rel if comp.is_root else rel.removeprefix("components/")
+        node_job: dict[str, Any] = {"type": "pipeline", "component": "./" + target}
+        inputs = self._node_inputs(comp, child, user)
+        if inputs:
+            node_job["inputs"] = inputs
+        return node_job
+
+    def _condition_group(self, comp: Component, node: StepNode) -> None:
+        group = node.group
+        assert group.when is not None and node.body is not None
+        cond_name = naming.role(node.name, naming.COND)
+        self._add(comp, node.name, cond_name, self._cond_job(comp, node, group.when))
+        then, rel = self._child(comp, node, node.body, "")
+        self._add(comp, node.name, node.name, self._pipeline_node(comp, then, rel, node.name))
+        if_job: dict[str, Any] = {
+            "type": "if_else",
+            "condition": f"${{{{parent.jobs.{cond_name}.outputs.result}}}}",
+            "true_block": f"${{{{parent.jobs.{node.name}}}}}",
+        }
+        if node.else_body is not None:
+            other, rel_else = self._child(comp, node, node.else_body, naming.ELSE)
+            else_name = naming.role(node.name, naming.ELSE)
+            self._add(comp, node.name, else_name, self._pipeline_node(comp, other, rel_else, node.name))
+            if_job["false_block"] = f"${{{{parent.jobs.{else_name}}}}}"
+        self._add(comp, node.name, naming.role(node.name, naming.IF), if_job)
+
+    def _loop(self, comp: Component, node: StepNode) -> None:
+        group = node.group
+        assert node.body is not None and node.body.loop_var is not None
+        var_channel = naming.loop_channel(node.body.loop_var)
+        body, rel = self._child(comp, node, node.body, naming.BODY)
+        body_name = naming.role(node.name, naming.BODY)
+        self._add(comp, node.name, body_name, self._pipeline_node(comp, body, rel, node.name))
+        loop: dict[str, Any] = {"type": "parallel_for", "body": f"${{{{parent.jobs.{body_name}}}}}"}
+        ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        if ref is None:
+            # A literal list: the items are known now.
+            loop["items"] = json.dumps([{var_channel: item_text(v)} for v in group.for_each], sort_keys=True)
+        else:
+            items_name = naming.role(node.name, naming.ITEMS)
+            source = self._source(ref)
+            type_name = self._source_type(source) if ref.kind != "loop" else "list"
+            channel_type = type_name
+            job = self._generated_job(
+                comp, items_name, "loop_items", {"values": (source, channel_type)},
+                {"name": var_channel, "key": ref.key if ref.kind == "loop" else None},
+                {"items": "string"}, node.name,
+            )  # fmt: skip
+            self._add(comp, node.name, items_name, job)
+            loop["items"] = f"${{{{parent.jobs.{items_name}.outputs.items}}}}"
+        if group.parallelism is not None:
+            loop["max_concurrency"] = group.parallelism
+        # parallel_for shares its outputs (aggregated) with the body: nothing to declare here.
+        self._add(comp, node.name, node.name, loop)
+
+    # ------------------------------------------------------------------ after
+
+    def _control_edges(self, comp: Component) -> None:
+        """Add control bindings for sibling edges no data binding already gives (``after``)."""
+        deps = self.index.deps(comp.scope)
+        for user, producers in deps.items():
+            for producer in producers:
+                if producer in comp.bound.get(user, set()):
+                    continue
+                source_job, output = self._done_output(comp, producer)
+                target = self._waiting_job(comp, user)
+                job = comp.jobs[target]
+                name = naming.AFTER_PREFIX + producer
+                job.setdefault("inputs", {})[name] = f"${{{{parent.jobs.{source_job}.outputs.{output}}}}}"
+                decl = self._declared_inputs(comp, job)
+                decl[name] = {"type": self._output_type(comp, source_job, output)}
+                comp.bound.setdefault(user, set()).add(producer)
+                self.control_bindings.append((target, source_job))
+
+    def _done_output(self, comp: Component, producer: str) -> tuple[str, str]:
+        node = comp.scope.steps[producer]
+        if node.is_task:
+            job = comp.jobs[producer]
+            outs = job["component"].setdefault("outputs", {})
+            outs.setdefault(naming.DONE, {"type": "uri_folder"})
+            return producer, naming.DONE
+        if node.group.is_loop and node.group.outputs:
+            first = sorted(node.group.outputs)[0]
+            return producer, first
+        raise UserError(
+            Diagnostic(
+                f"target 'azureml': a step waits for group {producer!r} without reading its outputs; "
+                "Azure ML orders jobs only by data, and "
+                + (
+                    "an if_else node has no outputs to wait on"
+                    if node.group.is_condition
+                    else "this for_each group has no outputs to bind to"
+                ),
+                node.yaml_path,
+                hint="wait for a step after the group instead, or give the for_each group an output",
+                code="unsupported-feature",
+            )
+        )
+
+    def _waiting_job(self, comp: Component, user: str) -> str:
+        node = comp.scope.steps[user]
+        if node.is_task:
+            return naming.role(user, naming.COND) if node.task.when is not None else user
+        if node.group.is_condition:
+            return naming.role(user, naming.COND)
+        return naming.role(user, naming.BODY)
+
+    def _declared_inputs(self, comp: Component, job: dict[str, Any]) -> dict[str, Any]:
+        if job["type"] == "command":
+            return job["component"].setdefault("inputs", {})
+        rel = job["component"].removeprefix("./")
+        if not rel.startswith("components/"):
+            rel = "components/" + rel
+        return self.components[rel].setdefault("inputs", {})
+
+    def _output_type(self, comp: Component, job_name: str, output: str) -> str:
+        job = comp.jobs[job_name]
+        if job["type"] == "command":
+            return str(job["component"]["outputs"][output]["type"])
+        body = comp.jobs[naming.role(job_name, naming.BODY)]
+        rel = "components/" + body["component"].removeprefix("./").removeprefix("components/")
+        inner = self.components[rel]["outputs"][output]["type"]
+        return "string" if inner in ("string", "integer", "number", "boolean") else "mltable"
+
+
+def _job_timeout(eff: Any) -> int:
+    """``limits.timeout`` in seconds: one attempt, or every attempt plus the waits between them."""
+    attempts = eff.retry.attempts
+    total = eff.timeout * attempts
+    for n in range(1, attempts):
+        total += min(eff.retry.delay * eff.retry.backoff ** (n - 1), eff.retry.max_delay)
+    return max(1, math.ceil(total))
+
+
+def uses_control_flow(index: PipelineIndex) -> bool:
+    """Whether the job needs ``AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED`` (if_else / parallel_for)."""
+    return any(n.is_group or (isinstance(n.step, TaskStep) and n.step.when is not None) for n in index.walk())
+
+
+__all__ = ["MAX_JOBS", "Compiler", "Result", "uses_control_flow"]

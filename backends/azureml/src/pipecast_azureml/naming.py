@@ -1,0 +1,46 @@
+"""Names pipecast gives Azure ML jobs, inputs and files (stable: the same pipeline, the same names).
+
+A step keeps its own name as its job name. Groups and control flow add jobs named
+``<group>__<role>`` (two underscores), which the IR cannot hold as step names only when a
+user writes the same ``__`` name: :func:`check_collisions` reports that before compiling.
+"""
+
+from __future__ import annotations
+
+import re
+
+SCHEMA_PIPELINE = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json"
+SCHEMA_COMPONENT = "https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json"
+
+COND, IF, ELSE, BODY, ITEMS = "cond", "if", "else", "body", "items"
+#: The output every job that another job waits on (``after``) declares, and the input prefix.
+DONE = "pipecast_done"
+AFTER_PREFIX = "after__"
+LOOP_PREFIX = "item__"
+REF_PREFIX = "pipecast_ref"
+
+
+def role(group: str, what: str) -> str:
+    """The job that plays ``what`` for ``group`` (``train__cond``)."""
+    return f"{group}__{what}"
+
+
+def step_channel(step: str, output: str) -> str:
+    """A component input carrying ``steps.<step>.outputs.<output>`` into a group's component."""
+    return f"{step}__{output}"
+
+
+def loop_channel(var: str) -> str:
+    """A component input carrying loop variable ``var`` (the whole item)."""
+    return LOOP_PREFIX + var
+
+
+def component_name(pipeline: str, group: str, branch: str = "") -> str:
+    """A pipeline component's name: lower-case letters, digits and ``_`` (Azure ML's rule)."""
+    base = f"{pipeline}_{group}" + (f"_{branch}" if branch else "")
+    return re.sub(r"[^a-z0-9_]", "_", base.lower())
+
+
+def component_file(group: str, branch: str = "") -> str:
+    """Where a group's (or branch's) pipeline component is written, relative to the job file."""
+    return f"components/{group}{'__' + branch if branch else ''}.yml"
