@@ -29,19 +29,27 @@ class AzureMLBackend(Backend):
     settings_model = AzureMLSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("command job running the pipecast runtime"),
-        Feature.CONTAINER_STEP: native("command job in the step's image; the runtime fills {{ inputs/outputs }}"),
+        Feature.CONTAINER_STEP: native(
+            "command job in the step's image; the runtime fills {{ inputs/outputs }}"
+        ),
         Feature.PARAMS: native("pipeline inputs (plain values; list/dict as JSON text)"),
         Feature.PARAM_OUTPUTS: native(
             "primitive outputs: the runtime writes them to run history (azureml.pipeline.control)"
         ),
         Feature.ARTIFACTS: native("uri_folder outputs on the default datastore"),
-        Feature.AFTER: native("a control binding (after__X <- X.outputs.pipecast_done): Azure ML orders by data"),
+        Feature.AFTER: native(
+            "a control binding (after__X <- X.outputs.pipecast_done): Azure ML orders by data"
+        ),
         Feature.WHEN: native(
             "if_else node fed by a generated condition job; needs AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
         ),
         Feature.ELSE: native("if_else false_block (a pipeline component node)"),
-        Feature.GROUP_OUTPUTS: native("for_each: parallel_for aggregated outputs; when-groups cannot have them"),
-        Feature.FOR_EACH: native("parallel_for over a pipeline component body; needs the private-features env var"),
+        Feature.GROUP_OUTPUTS: native(
+            "for_each: parallel_for aggregated outputs; when-groups cannot have them"
+        ),
+        Feature.FOR_EACH: native(
+            "parallel_for over a pipeline component body; needs the private-features env var"
+        ),
         Feature.PARALLELISM: native("parallel_for max_concurrency"),
         Feature.NESTED_FOR_EACH: native("parallel_for inside a parallel_for body (validated by the SDK)"),
         Feature.RETRY: runtime("command jobs have no retry settings: the runtime retries inside the job"),

@@ -59,7 +59,7 @@ def _job_outputs(files: _Files, file: str, jobs: dict[str, Any], name: str) -> s
         return set((comp or {}).get("outputs") or {}) if isinstance(comp, dict) else None
     if kind == "pipeline":
         found = files.component(file, str(job.get("component", "")))
-        return set((found[1].get("outputs") or {})) if found else None
+        return set(found[1].get("outputs") or {}) if found else None
     if kind == "parallel_for":
         body = _EXPR.fullmatch(str(job.get("body", "")).strip())
         if body and body.group(1).startswith("parent.jobs."):
@@ -86,15 +86,31 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
             for m in _EXPR.finditer(str(comp.get("command", ""))):
                 parts = m.group(1).split(".")
                 if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):
-                    out.append(_problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared input"))
+                    out.append(
+                        _problem(
+                            file,
+                            f"{where}.component.command",
+                            f"${{{{{m.group(1)}}}}} is not a declared input",
+                        )
+                    )
                 elif parts[0] == "outputs" and (len(parts) != 2 or parts[1] not in declared_out):
-                    out.append(_problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared output"))
+                    out.append(
+                        _problem(
+                            file,
+                            f"{where}.component.command",
+                            f"${{{{{m.group(1)}}}}} is not a declared output",
+                        )
+                    )
             for bound in job.get("inputs") or {}:
                 if bound not in declared_in:
-                    out.append(_problem(file, f"{where}.inputs.{bound}", "the component declares no such input"))
+                    out.append(
+                        _problem(file, f"{where}.inputs.{bound}", "the component declares no such input")
+                    )
             for bound in job.get("outputs") or {}:
                 if bound not in declared_out:
-                    out.append(_problem(file, f"{where}.outputs.{bound}", "the component declares no such output"))
+                    out.append(
+                        _problem(file, f"{where}.outputs.{bound}", "the component declares no such output")
+                    )
         if job.get("type") == "pipeline":
             found = files.component(file, str(comp))
             if found is None:
@@ -103,7 +119,9 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
                 declared_in = set(found[1].get("inputs") or {})
                 for bound in job.get("inputs") or {}:
                     if bound not in declared_in:
-                        out.append(_problem(file, f"{where}.inputs.{bound}", f"{found[0]} declares no such input"))
+                        out.append(
+                            _problem(file, f"{where}.inputs.{bound}", f"{found[0]} declares no such input")
+                        )
         for path, text in _strings({k: v for k, v in job.items() if k != "component"}, where):
             for m in _EXPR.finditer(text):
                 parts = m.group(1).split(".")
@@ -112,7 +130,9 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
                 if parts[1:2] == ["inputs"] and (len(parts) != 3 or parts[2] not in inputs):
                     out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such input"))
                 elif parts[1:2] == ["outputs"] and (len(parts) != 3 or parts[2] not in outputs):
-                    out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such output"))
+                    out.append(
+                        _problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such output")
+                    )
                 elif parts[1:2] == ["jobs"]:
                     target = parts[2] if len(parts) > 2 else ""
                     if target not in jobs:
@@ -125,7 +145,13 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
                     if len(parts) == 5 and parts[3] == "outputs":
                         have = _job_outputs(files, file, jobs, target)
                         if have is not None and parts[4] not in have:
-                            out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: job {target!r} has no output {parts[4]!r}"))
+                            out.append(
+                                _problem(
+                                    file,
+                                    path,
+                                    f"${{{{{m.group(1)}}}}}: job {target!r} has no output {parts[4]!r}",
+                                )
+                            )
     final = (doc.get("settings") or {}).get("on_finalize")
     if final is not None and final not in jobs:
         out.append(_problem(file, "settings.on_finalize", f"no job {final!r}"))

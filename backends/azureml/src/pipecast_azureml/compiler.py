@@ -111,7 +111,9 @@ class Compiler:
                     continue
             self._bind_output(root, out, expr, ("outputs", out))
         settings: dict[str, Any] = {
-            "default_compute": None if self.settings.serverless else f"azureml:{self.settings.default_compute}",
+            "default_compute": None
+            if self.settings.serverless
+            else f"azureml:{self.settings.default_compute}",
             "default_datastore": f"azureml:{self.settings.datastore}",
             "continue_on_step_failure": self.settings.continue_on_step_failure,
         }
@@ -293,7 +295,7 @@ class Compiler:
             if not is_template(value):
                 continue
             ref = single_ref(value)
-            if ref is not None and ref.kind in ("param", "step") or (
+            if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
                 source = self._source(ref)
@@ -356,7 +358,10 @@ class Compiler:
         for a in out_args:
             parts += ["--out", shlex.quote(a)]
         if templates:
-            parts += ["--templates", shlex.quote(json.dumps(templates, sort_keys=True, separators=(",", ":")))]
+            parts += [
+                "--templates",
+                shlex.quote(json.dumps(templates, sort_keys=True, separators=(",", ":"))),
+            ]
         return " ".join(parts)
 
     def _environment(self, image: str | None, node: StepNode | None) -> Any:
@@ -405,7 +410,9 @@ class Compiler:
         if compute is None and vm.gpus:
             # A GPU step cannot run on the default (CPU) cluster: mark it and let deploy refuse.
             compute = self._placeholder(
-                "computes", node, f"step {node.name!r} needs a {vm.name} ({vm.gpus} x {vm.accelerator}); "
+                "computes",
+                node,
+                f"step {node.name!r} needs a {vm.name} ({vm.gpus} x {vm.accelerator}); "
                 f"set computes.{vm.name}=<gpu cluster> or serverless=true",
             )
             job["compute"] = f"azureml:{compute}"
@@ -503,7 +510,9 @@ class Compiler:
         rel = naming.component_file(node.name, "" if branch in ("", naming.BODY) else branch)
         data: dict[str, Any] = {
             "$schema": naming.SCHEMA_COMPONENT,
-            "name": naming.component_name(self.pipeline.name, node.name, branch if branch == naming.ELSE else ""),
+            "name": naming.component_name(
+                self.pipeline.name, node.name, branch if branch == naming.ELSE else ""
+            ),
             "display_name": node.name + (" (else)" if branch == naming.ELSE else ""),
             "type": "pipeline",
             "jobs": child.jobs,

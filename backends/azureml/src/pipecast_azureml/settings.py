@@ -84,7 +84,8 @@ class AzureMLSettings(Settings):
 
                 best = nearest(size, list(VM_SIZES))
                 raise ValueError(
-                    f"unknown VM size {size!r}" + (f" (did you mean {best!r}?)" if best else "")
+                    f"unknown VM size {size!r}"
+                    + (f" (did you mean {best!r}?)" if best else "")
                     + "; the sizes pipecast picks are listed in docs/targets/azureml.md"
                 )
             out[size] = cls._compute(name)

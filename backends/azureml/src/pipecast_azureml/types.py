@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from pipecast.ir import values
 from pipecast.passes.analysis import ANY, element_type, is_artifact_type
+from pipecast.runtime.conventions.azureml import item_text  # the runtime parses what we write
+
+__all__ = ["PRIMITIVE", "azure_type", "item_text", "param_input_value"]
 
 PRIMITIVE = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
@@ -42,10 +45,3 @@ def param_input_value(type_name: str, value: object) -> object:
     if type_name in ("list", "dict"):
         return json.dumps(value, sort_keys=True, separators=(", ", ": "))
     return value
-
-
-def item_text(value: object) -> str:
-    """One ``for_each`` item as the ``string`` the loop body receives: strings raw, else JSON."""
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))

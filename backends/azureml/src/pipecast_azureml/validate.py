@@ -42,9 +42,7 @@ def private_features() -> Any:
 
 def job_files(files: Mapping[str, str]) -> list[str]:
     """The pipeline job files among the compiled files (not components, not schedules)."""
-    return sorted(
-        rel for rel, text in files.items() if "/" not in rel and "pipelineJob.schema.json" in text
-    )
+    return sorted(rel for rel, text in files.items() if "/" not in rel and "pipelineJob.schema.json" in text)
 
 
 def load_and_validate(path: Path) -> list[Diagnostic]:

@@ -1,0 +1,302 @@
+"""``azureml``: Azure ML command jobs (mounted inputs/outputs passed as command arguments).
+
+The backend compiles each task step to a command job whose command is::
+
+    python -m pipecast.runtime run --spec '<json>' --convention azureml \\
+        --in 'NAME=${{inputs.NAME}}' ... --out 'NAME=${{outputs.NAME}}' ... [--templates JSON]
+
+Azure ML replaces ``${{inputs.X}}`` with the value of a primitive input (``string``,
+``integer``, ``number``, ``boolean``: lists and dicts arrive as JSON text) or the mounted
+path of an asset input, and ``${{outputs.Y}}`` with a path to write
+(https://learn.microsoft.com/azure/machine-learning/reference-yaml-core-syntax).
+
+* Artifact inputs (``uri_folder``) hold the artifact as stored by
+  :func:`~pipecast.runtime.conventions.base.store_in_folder` (a file sits next to a marker);
+  collected artifacts (``mltable``, what ``parallel_for`` aggregates) are a folder with one
+  entry per iteration, or an ``MLTable`` file listing their paths.
+* Artifact outputs are written locally, then stored in the mounted output folder.
+* Parameter outputs are written to their output path (a ``str`` as raw text, other types as
+  JSON) and published to the run's history as the ``azureml.pipeline.control`` property,
+  which is where Azure ML reads primitive and control outputs (what mldesigner does). That
+  needs ``mlflow`` + ``azureml-mlflow`` in the image; outside Azure ML (no
+  ``MLFLOW_TRACKING_URI``) only the files are written.
+* ``--templates`` holds the inputs the runtime renders itself (mixed strings, keys of loop
+  items, ``pipeline.*``): ``{input: {"template": str, "refs": {path: [channel|null, key|null]}}}``.
+  ``pipeline.run_id`` is the pipeline job's run id (``AZUREML_ROOT_RUN_ID``);
+  ``pipeline.status`` (``finally`` only) comes from ``PIPECAST_PIPELINE_STATUS`` if set, else
+  from the statuses of the pipeline's child runs in run history.
+
+:func:`evaluate_when` and :func:`loop_items` are the python functions of the jobs the
+backend generates for ``when`` conditions and ``for_each`` items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipecast.ir import condition as cond
+from pipecast.ir.refs import Ref, render
+from pipecast.passes.analysis import ANY, element_type
+from pipecast.runtime.conventions.base import (
+    Convention,
+    ConventionError,
+    is_artifact_input,
+    is_artifact_output,
+    locate_in_folder,
+    parse_json_arg,
+    parse_value,
+    store_in_folder,
+)
+from pipecast.runtime.executor import AttemptResult
+from pipecast.runtime.spec import StepSpec
+
+CONTROL_PROPERTY = "azureml.pipeline.control"
+STATUS_ENV = "PIPECAST_PIPELINE_STATUS"
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConventionError(f"{option} {item!r} is not NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def item_text(value: Any) -> str:
+    """One ``for_each`` item as the text a loop body receives: strings raw, everything else JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def parse_text(type_name: str, text: str) -> Any:
+    """A primitive value as Azure ML passes it (booleans may come as ``True``/``False``)."""
+    if type_name == "bool" and text in ("True", "False"):
+        return text == "True"
+    return parse_value(type_name, text)
+
+
+def collected_paths(folder: Path) -> list[str]:
+    """The artifacts in an aggregated (``mltable``) input, in iteration order."""
+    table = folder / "MLTable"
+    if table.is_file():
+        import yaml
+
+        data = yaml.safe_load(table.read_text(encoding="utf-8")) or {}
+        paths = []
+        for entry in data.get("paths") or []:
+            raw = next(iter(entry.values())) if isinstance(entry, dict) and entry else str(entry)
+            path = Path(str(raw).removeprefix("file://"))
+            paths.append(str(locate_in_folder(path if path.is_absolute() else folder / path)))
+        return paths
+    entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=_natural)
+    return [str(locate_in_folder(p) if p.is_dir() else p) for p in entries]
+
+
+def _natural(path: Path) -> tuple[int, int | str]:
+    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
+
+
+class AzureMLConvention(Convention):
+    """Reads ``--in``/``--out`` pairs that Azure ML filled in; see the module docstring."""
+
+    name = "azureml"
+
+    def __init__(
+        self, given: dict[str, str], outputs: dict[str, str], templates: dict[str, Any] | None = None
+    ) -> None:
+        self.given = given
+        self.outputs = outputs
+        self.templates = templates or {}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=VALUE",
+                            help="an input: its value, or the mounted path of an asset")  # fmt: skip
+        parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH",
+                            help="where Azure ML collects an output")  # fmt: skip
+        parser.add_argument("--templates", default="{}", help="inputs the runtime renders (JSON)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> AzureMLConvention:
+        return cls(
+            _pairs(args.inputs, "--in"),
+            _pairs(args.outputs, "--out"),
+            parse_json_arg(args.templates, "--templates"),
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def _channel(self, name: str, type_name: str = ANY) -> Any:
+        if name not in self.given:
+            raise ConventionError(f"no value for {name!r}: the command has no --in {name}=...")
+        return parse_text(type_name, self.given[name])
+
+    def _render(self, spec: StepSpec, template: dict[str, Any]) -> Any:
+        refs: dict[str, list[Any]] = template.get("refs", {})
+
+        def lookup(ref: Ref) -> Any:
+            if ref.kind == "pipeline":
+                return pipeline_field(spec, ref.name)
+            channel, key = refs.get(ref.path, [None, None])
+            if channel is None:
+                raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
+            value = self._channel(channel)
+            if key is not None:
+                if isinstance(value, str):
+                    value = json.loads(value)
+                return value[key]
+            return value
+
+        return render(template["template"], lookup)
+
+    def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
+        values = self.literal_inputs(spec)
+        for name, ispec in spec.inputs.items():
+            if ispec.literal:
+                continue
+            if name in self.templates:
+                values[name] = self._render(spec, self.templates[name])
+            elif is_artifact_input(spec, name):
+                path = Path(self.given.get(name, ""))
+                if name not in self.given or not path.exists():
+                    raise ConventionError(f"artifact input {name!r} is not mounted (got {str(path)!r})")
+                collected = element_type(ispec.type) not in (None, ANY)
+                values[name] = collected_paths(path) if collected else str(locate_in_folder(path))
+            else:
+                values[name] = self._channel(name, ispec.type)
+        return values
+
+    # ------------------------------------------------------------------ outputs
+
+    def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> dict[str, Any]:
+        published: dict[str, Any] = {}
+        for name in spec.outputs:
+            target = self.outputs.get(name)
+            if target is None:
+                raise ConventionError(f"no path for output {name!r}: the command has no --out {name}=...")
+            value = result.outputs[name]
+            if is_artifact_output(spec, name):
+                store_in_folder(Path(value), Path(target))
+                published[name] = target
+                continue
+            path = Path(target)
+            if path.is_dir():
+                path = path / "output"  # Azure ML may hand a folder for a primitive output
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = value if spec.outputs[name] == "str" else json.dumps(value, sort_keys=True)
+            path.write_text(text, encoding="utf-8")
+            published[name] = value
+        primitives = {n: v for n, v in published.items() if not is_artifact_output(spec, n)}
+        if primitives:
+            publish_control_outputs(primitives)
+        return published
+
+
+def publish_control_outputs(values: dict[str, Any]) -> None:
+    """Write primitive outputs to run history (``azureml.pipeline.control``), as mldesigner does.
+
+    Lists and dicts travel as JSON text (their Azure ML type is ``string``). Outside Azure ML
+    (no ``MLFLOW_TRACKING_URI``) there is no run history and nothing is sent.
+    """
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    content = {
+        k: (json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v) for k, v in values.items()
+    }
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+        from mlflow.utils.rest_utils import http_request
+    except ImportError:
+        raise ConventionError(
+            "parameter outputs on Azure ML need mlflow and azureml-mlflow in the step image"
+        ) from None
+    run = mlflow.active_run() or mlflow.start_run()
+    creds = MlflowClient()._tracking_client.store.get_host_creds()
+    creds.host = creds.host.replace("mlflow/v2.0", "mlflow/v1.0").replace("mlflow/v1.0", "history/v1.0")
+    response = http_request(
+        host_creds=creds,
+        endpoint=f"/experimentids/{run.info.experiment_id}/runs/{run.info.run_id}",
+        method="PATCH",
+        json={"runId": run.info.run_id, "properties": {CONTROL_PROPERTY: json.dumps(content)}},
+    )
+    if response.status_code != 200:
+        raise ConventionError(
+            f"run history refused the outputs: HTTP {response.status_code} {response.text[:200]}"
+        )
+
+
+def pipeline_field(spec: StepSpec, field: str) -> str:
+    """``pipeline.name`` / ``pipeline.run_id`` / ``pipeline.status`` inside an Azure ML job."""
+    if field == "name":
+        return spec.pipeline
+    if field == "run_id":
+        return os.environ.get("AZUREML_ROOT_RUN_ID") or os.environ.get("AZUREML_RUN_ID") or "local"
+    if field == "status":
+        return pipeline_status()
+    raise ConventionError(f"unknown pipeline field {field!r}")
+
+
+def pipeline_status() -> str:
+    """``succeeded`` unless a step of this pipeline run failed (read from run history)."""
+    given = os.environ.get(STATUS_ENV)
+    if given in ("succeeded", "failed"):
+        return given
+    root = os.environ.get("AZUREML_ROOT_RUN_ID")
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        run = client.get_run(root) if root else None
+        assert run is not None
+        children = client.search_runs(
+            [run.info.experiment_id], filter_string=f"tags.mlflow.rootRunId = '{root}'", max_results=50000
+        )
+    except Exception as exc:  # no run history here: say so, and assume the worst
+        print(
+            f"pipecast: cannot read the pipeline's status ({type(exc).__name__}); reporting 'failed'",
+            file=sys.stderr,
+        )
+        return "failed"
+    failed = any(c.info.status in ("FAILED", "KILLED") for c in children)
+    return "failed" if failed else "succeeded"
+
+
+# --------------------------------------------------------------------------- generated jobs
+
+
+def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
+    """Evaluate a SPEC §5 condition; ``refs`` maps each path to ``[input name, loop-item key]``."""
+
+    def lookup(ref: Ref) -> Any:
+        channel, key = refs[ref.path]
+        value = values[channel]
+        if key is not None:
+            if isinstance(value, str):
+                value = json.loads(value)
+            value = value[key]
+        return value
+
+    return bool(cond.evaluate(cond.parse_condition(when), lookup))
+
+
+def loop_items(values: Any, name: str, key: str | None = None) -> str:
+    """``parallel_for`` items for a list: ``[{"<name>": "<item text>"}, ...]`` as JSON text."""
+    if key is not None:
+        if isinstance(values, str):
+            values = json.loads(values)
+        values = values[key]
+    if isinstance(values, str):
+        values = json.loads(values)
+    if not isinstance(values, list):
+        raise TypeError(f"for_each needs a list, got {type(values).__name__}")
+    return json.dumps([{name: item_text(v)} for v in values], sort_keys=True)
+
+
+__all__ = ["AzureMLConvention", "evaluate_when", "item_text", "loop_items", "publish_control_outputs"]
