@@ -24,6 +24,15 @@ def run(job: dict) -> dict:
     if errors or not job.get("execute", True):
         return out
     dag = bag.get_dag(job["dag_id"])
+    out["structure"] = {
+        t.task_id: {
+            "upstream": sorted(t.upstream_task_ids),
+            "retries": t.retries,
+            "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
+            "operator": type(t).__name__,
+        }
+        for t in dag.tasks
+    }
     dr = dag.test(run_conf=job.get("conf") or None)
     tasks = {}
     from airflow.models.xcom import XComModel

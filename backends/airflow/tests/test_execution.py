@@ -6,6 +6,7 @@ semantics, SPEC §12). All DAGs run in one child process to keep Airflow start-u
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,7 +77,62 @@ def results(airflow_env) -> dict[tuple[str, int], dict]:
         for i, run in enumerate(runs):
             jobs.append({"file": str(path), "dag_id": dag_id, "conf": run.get("params") or {}})
             keys.append((name, i))
+    hostile = Path(__file__).parent / "pipelines" / "hostile.yaml"
+    file_name, text = compile_file(hostile)
+    jobs.append(
+        {"file": str(place(airflow_env.dags, file_name, text)), "dag_id": "hostile-values", "conf": {}}
+    )
+    keys.append(("hostile", 0))
     return dict(zip(keys, run_dags(airflow_env.dags, jobs, env), strict=True))
+
+
+def test_hostile_values_come_back_unchanged(results):
+    from pipecast.api import load_checked
+
+    result = results[("hostile", 0)]
+    assert result["import_errors"] == {} and result["state"] == "success"
+    pipeline = load_checked(Path(__file__).parent / "pipelines" / "hostile.yaml").pipeline
+    got = result["tasks"]["echo_it"]["xcom"]["output"]
+    assert got == {
+        "value": pipeline.params["text"].default,
+        "blob": pipeline.params["blob"].default,
+        "fixed": pipeline.steps["echo_it"].inputs["fixed"],
+    }
+
+
+def test_structure_when(results):
+    tasks = results[("when_true", 0)]["structure"]
+    assert tasks["gate-condition"]["operator"] == "BranchPythonOperator"
+    assert tasks["gate-condition"]["upstream"] == ["score"]
+    assert tasks["deploy"]["upstream"] == ["gate-condition"]
+    assert tasks["gate-join"] == {
+        "upstream": ["deploy", "gate-condition"],
+        "retries": 0,
+        "trigger_rule": "none_failed_min_one_success",
+        "operator": "EmptyOperator",
+    }
+    assert tasks["after_gate"]["upstream"] == ["gate-join"]
+
+
+def test_structure_retries_and_finally(results):
+    assert results[("retry_recovers", 0)]["structure"]["flaky"]["retries"] == 2
+    tasks = results[("finally_failure", 0)]["structure"]
+    assert tasks["finally"]["trigger_rule"] == "all_done"
+    assert tasks["finally"]["upstream"] == ["broken", "later", "ok"]
+    assert tasks["pipeline-status"] == {
+        "upstream": ["finally"],
+        "retries": 0,
+        "trigger_rule": "all_done",
+        "operator": "PythonOperator",
+    }
+
+
+def test_structure_for_each(results):
+    tasks = results[("for_each", 0)]["structure"]
+    assert tasks["fan.sq"]["upstream"] == ["fan-items"]  # the mapped group expands over it
+    assert tasks["fan-done"]["upstream"] == ["fan-items", "fan.sq"]
+    assert tasks["fan-done"]["trigger_rule"] == "none_failed_min_one_success"
+    assert tasks["sum"]["upstream"] == ["fan-done"]
 
 
 def _step_view(tasks: dict[str, dict]) -> dict[str, dict]:
