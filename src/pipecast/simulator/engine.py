@@ -1,0 +1,655 @@
+"""The scheduler: the reference semantics of SPEC §3–§10 and §12.
+
+One thread owns all state. Work arrives as events from a clock (:mod:`.clock`): attempt
+results posted by executor threads, retry timers, or — in a dry run — virtual timers.
+Every scope instance (the pipeline's top level, one ``for_each`` iteration, the branch of a
+``when`` group that runs) is a :class:`Frame` with a count of unfinished dependencies per
+step, so starting and finishing a step costs O(its edges): the whole run is O(steps).
+
+Decisions the SPEC leaves open are documented in docs/simulator.md:
+
+* run-record keys use 0-based iteration indices (``train[0]`` is the first item);
+* a step that reads an output of a skipped step (a task whose own ``when`` was false) is
+  skipped too, with the reason; ``after``-only dependents of a skipped step still run;
+* after a failure, running steps finish (retries included); nothing new starts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipecast.ir import condition as cond
+from pipecast.ir.models import TaskStep
+from pipecast.ir.refs import Ref, render, single_ref
+from pipecast.passes.analysis import PipelineIndex, Scope, StepNode, is_artifact_type
+from pipecast.runtime.retry import retry_delay
+from pipecast.simulator.values import Art, Missing, to_local, to_record
+
+TERMINAL = frozenset({"succeeded", "failed", "skipped", "cached", "not_run"})
+DONE_OK = frozenset({"succeeded", "skipped", "cached"})
+
+
+class StepError(Exception):
+    """A run-time problem of one step that is not the user's function failing (e.g. a
+    ``for_each`` value that is not a list): the step fails with this message."""
+
+
+@dataclass(eq=False, slots=True)
+class Frame:
+    """One instance of a scope: the top level, one iteration, or a branch that runs."""
+
+    scope: Scope
+    parent: Frame | None
+    owner: Inst | None
+    indices: tuple[int, ...]
+    loop_var: str | None = None
+    item: Any = None
+    insts: dict[str, Inst] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Inst:
+    """One instance of a step (a task or a group) in a frame."""
+
+    node: StepNode
+    frame: Frame
+    key: str
+    status: str = "pending"
+    outputs: dict[str, Any] | None = None
+    attempts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    inputs: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # groups
+    frames: list[Frame] = field(default_factory=list)
+    queued: list[Frame] = field(default_factory=list)
+    active: int = 0
+    remaining: int = 0
+    child_failed: bool = False
+    # dry-run critical path
+    cause: Inst | None = None
+    last_child: Inst | None = None
+
+
+@dataclass
+class AttemptOutcome:
+    """What an executor reports for one attempt (artifact outputs as local paths)."""
+
+    ok: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    timed_out: bool = False
+
+
+class Hooks:
+    """Observers of a run: progress display, target profiles. Methods are no-ops here."""
+
+    def on_start(self, inst: Inst) -> None: ...
+    def on_done(self, inst: Inst) -> None: ...
+    def on_loop(self, inst: Inst, items: list[Any]) -> None: ...
+
+
+class Engine:
+    """Runs one pipeline. See the module docstring; build it with :func:`pipecast.simulator.run_pipeline`.
+
+    Args:
+        index: the validated pipeline's index.
+        params: resolved parameter values.
+        run_id: the run's id (``pipeline.run_id``).
+        clock: a :class:`~.clock.RealClock` or :class:`~.clock.VirtualClock`.
+        launch: starts one attempt: ``launch(engine, inst, attempt, call)``; it must post
+            ``("done", inst, attempt, AttemptOutcome)`` to the clock when the attempt ends.
+        max_parallel: concurrent attempts at most.
+        fail: fault injection: step name or run key → number of first attempts to fail
+            (``None``: all).
+        seed: seeds retry jitter.
+        reuse: called before a task starts: ``{status, outputs, attempts, extra}`` to reuse an
+            earlier result (resume, cache), or ``None`` to run it.
+        on_change: called after each state change (record writing, journal).
+    """
+
+    def __init__(
+        self,
+        index: PipelineIndex,
+        params: dict[str, Any],
+        run_id: str,
+        clock: Any,
+        launch: Callable[[Engine, Inst, int], None],
+        *,
+        max_parallel: int,
+        fail: dict[str, int | None] | None = None,
+        seed: int | None = None,
+        reuse: Callable[[Inst], dict[str, Any] | None] | None = None,
+        hooks: list[Hooks] | None = None,
+        on_change: Callable[[Inst], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.params = params
+        self.run_id = run_id
+        self.clock = clock
+        self.launch_fn = launch
+        self.max_parallel = max(1, max_parallel)
+        self.fail = fail or {}
+        self.rng = random.Random(seed)
+        self.reuse = reuse
+        self.hooks = hooks or []
+        self.on_change = on_change
+        self.failing = False
+        self.phase = "steps"  # steps -> finally -> done
+        self.running = 0
+        self.retry_waits = 0
+        self.slots: list[tuple[int, tuple[int, ...], int, Inst]] = []
+        self._seq = 0
+        self.insts: dict[str, Inst] = {}
+        self.finally_inst: Inst | None = None
+        self.status = "running"
+        self.started_wall = datetime.now(UTC)
+        self.started_clock = clock.now()
+        self._users: dict[int, dict[str, list[str]]] = {}
+        self._deps: dict[int, dict[str, list[str]]] = {}
+        self._conds: dict[int, cond.Expr] = {}
+        self.root = self._new_frame(index.root, None, None, ())
+        self.last_done: Inst | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def wall(self, t: float | None) -> str | None:
+        """A clock time as ISO 8601 (UTC, millisecond precision)."""
+        if t is None:
+            return None
+        from datetime import timedelta
+
+        return (self.started_wall + timedelta(seconds=t - self.started_clock)).isoformat(
+            timespec="milliseconds"
+        ).replace("+00:00", "Z")
+
+    def _scope_graph(self, scope: Scope) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        deps = self._deps.get(id(scope))
+        if deps is None:
+            deps = self.index.deps(scope)
+            users: dict[str, list[str]] = {n: [] for n in deps}
+            for name, ds in deps.items():
+                for d in ds:
+                    users[d].append(name)
+            self._deps[id(scope)] = deps
+            self._users[id(scope)] = users
+        return deps, self._users[id(scope)]
+
+    def _new_frame(
+        self, scope: Scope, parent: Frame | None, owner: Inst | None, indices: tuple[int, ...], item: Any = None
+    ) -> Frame:
+        deps, _ = self._scope_graph(scope)
+        frame = Frame(scope, parent, owner, indices, scope.loop_var, item)
+        run_key = self.index.run_key
+        for name, node in scope.steps.items():
+            key = run_key(node, indices)
+            inst = Inst(node, frame, key)
+            frame.insts[name] = inst
+            frame.waiting[name] = len(deps[name])
+            self.insts[key] = inst
+        frame.pending = len(scope.steps)
+        return frame
+
+    def lookup_for(self, frame: Frame, in_finally: bool = False) -> Callable[[Ref], Any]:
+        """The value of a reference as seen from a frame."""
+        nodes = self.index.nodes
+
+        def lookup(ref: Ref) -> Any:
+            kind = ref.kind
+            if kind == "param":
+                return self.params[ref.name]
+            if kind == "step":
+                scope = nodes[ref.name].scope
+                f: Frame | None = frame
+                while f is not None and f.scope is not scope:
+                    f = f.parent
+                if f is None:
+                    raise StepError(f"step {ref.name!r} is not visible here")
+                inst = f.insts[ref.name]
+                out = inst.outputs
+                if out is None or ref.key not in out:
+                    raise Missing(ref.name)
+                return out[ref.key]
+            if kind == "loop":
+                f = frame
+                while f is not None and f.loop_var != ref.name:
+                    f = f.parent
+                if f is None:
+                    raise StepError(f"loop variable {ref.name!r} is not defined here")
+                if ref.key is None:
+                    return f.item
+                if not isinstance(f.item, dict) or ref.key not in f.item:
+                    raise StepError(f"loop item {f.item!r} has no key {ref.key!r} ({{{{ {ref.path} }}}})")
+                return f.item[ref.key]
+            if kind == "pipeline":
+                if ref.name == "status":
+                    return "failed" if self.failing else "succeeded"
+                if ref.name == "name":
+                    return self.index.pipeline.name
+                return self.run_id
+            raise StepError(f"{{{{ {ref.path} }}}} cannot be resolved here")
+
+        return lookup
+
+    @staticmethod
+    def resolve_value(value: Any, lookup: Callable[[Ref], Any]) -> Any:
+        """SPEC §4: a single reference keeps its type; a mixed string renders paths and JSON."""
+        if not isinstance(value, str) or "{{" not in value:
+            return value
+        ref = single_ref(value)
+        if ref is not None:
+            return lookup(ref)
+        return render(value, lambda r: to_local(lookup(r)))
+
+    def _condition(self, node: StepNode, text: str, lookup: Callable[[Ref], Any]) -> bool:
+        expr = self._conds.get(id(node))
+        if expr is None:
+            expr = self._conds[id(node)] = cond.parse_condition(text)
+        try:
+            result = cond.evaluate(expr, lookup)
+        except TypeError as exc:
+            raise StepError(f"condition {text!r}: {exc}") from None
+        if not isinstance(result, bool):
+            raise StepError(f"condition {text!r} gave {result!r}, not a boolean")
+        return result
+
+    # ------------------------------------------------------------------ driving
+
+    def run(self) -> None:
+        """Run to the end (blocking)."""
+        self._activate(self.root)
+        if not self.root.scope.steps:
+            self._frame_done(self.root)
+        while True:
+            self._pump()
+            if self._finished():
+                break
+            if self.slots and self.running < self.max_parallel:
+                continue  # finally was just queued
+            event = self.clock.next()
+            self._handle(event)
+            # Drain what else is already waiting before scheduling again (fewer wake-ups).
+            while (more := self.clock.poll()) is not None:
+                self._handle(more)
+        self._finalize()
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "done":
+            self._attempt_done(event[1], event[2], event[3])
+        elif kind == "retry":
+            self.retry_waits -= 1
+            self._queue_slot(event[1])
+
+    def _finished(self) -> bool:
+        """True when the run is over; moves on to ``finally`` when the steps are."""
+        if self.running or self.retry_waits or self.slots:
+            return False
+        if self.phase == "steps" and (self.failing or self.root.pending == 0):
+            self._enter_finally()
+            return self.phase == "done" or (not self.slots and not self.running)
+        return self.phase == "done"
+
+    def _enter_finally(self) -> None:
+        node = self.index.finally_node
+        if node is None:
+            self.phase = "done"
+            return
+        self.phase = "finally"
+        inst = Inst(node, self.root, "finally")
+        inst.cause = self.last_done
+        self.finally_inst = inst
+        self.insts["finally"] = inst
+        self._start_task(inst)
+
+    def _pump(self) -> None:
+        while self.slots and self.running < self.max_parallel:
+            *_, inst = heapq.heappop(self.slots)
+            if self.failing and inst.attempts == 0 and inst is not self.finally_inst:
+                continue  # never started: not_run at the end
+            self._launch(inst)
+        if self.failing and self.slots:
+            # Running steps may still retry; everything that has not started never will.
+            kept = [s for s in self.slots if s[3].attempts > 0 or s[3] is self.finally_inst]
+            if len(kept) != len(self.slots):
+                self.slots = kept
+                heapq.heapify(self.slots)
+
+    def _queue_slot(self, inst: Inst) -> None:
+        self._seq += 1
+        heapq.heappush(self.slots, (inst.node.index, inst.frame.indices, self._seq, inst))
+
+    # ------------------------------------------------------------------ readiness
+
+    def _activate(self, frame: Frame) -> None:
+        for name, count in list(frame.waiting.items()):
+            if count == 0:
+                inst = frame.insts[name]
+                if inst.cause is None and frame.owner is not None:
+                    inst.cause = frame.owner.cause
+                self._ready(inst)
+
+    def _ready(self, inst: Inst) -> None:
+        if self.failing or inst.status != "pending":
+            return
+        if inst.node.is_group:
+            self._start_group(inst)
+        else:
+            self._start_task(inst)
+
+    def _start_task(self, inst: Inst) -> None:
+        node = inst.node
+        task: TaskStep = node.task
+        in_finally = inst is self.finally_inst
+        lookup = self.lookup_for(inst.frame, in_finally)
+        try:
+            if task.when is not None and not self._condition(node, task.when, lookup):
+                self._finish(inst, "skipped", reason=f"condition is false: {task.when}")
+                return
+            inst.inputs = {name: self.resolve_value(v, lookup) for name, v in task.inputs.items()}
+        except Missing as m:
+            self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")
+            return
+        except StepError as exc:
+            self._finish(inst, "failed", error=str(exc))
+            return
+        if self.reuse is not None:
+            reused = self.reuse(inst)
+            if reused is not None:
+                inst.outputs = reused["outputs"]
+                inst.attempts = reused.get("attempts", 0)
+                inst.extra.update(reused.get("extra", {}))
+                self._finish(inst, reused["status"])
+                return
+        inst.status = "queued"
+        self._queue_slot(inst)
+
+    def _launch(self, inst: Inst) -> None:
+        attempt = inst.attempts + 1
+        inst.attempts = attempt
+        inst.status = "running"
+        if inst.started is None:
+            inst.started = self.clock.now()
+        self.running += 1
+        for hook in self.hooks:
+            hook.on_start(inst)
+        if self.on_change:
+            self.on_change(inst)
+        self.launch_fn(self, inst, attempt)
+
+    def injected(self, inst: Inst, attempt: int) -> bool:
+        """Whether fault injection (``--fail``) fails this attempt."""
+        if not self.fail:
+            return False
+        for name in (inst.key, inst.node.name):
+            if name in self.fail:
+                n = self.fail[name]
+                return n is None or attempt <= n
+        return False
+
+    def _attempt_done(self, inst: Inst, attempt: int, outcome: AttemptOutcome) -> None:
+        self.running -= 1
+        if outcome.ok:
+            outputs = {}
+            for name, type_name in inst.node.task.outputs.items():
+                value = outcome.outputs.get(name)
+                outputs[name] = Art(value) if is_artifact_type(type_name) else value
+            inst.outputs = outputs
+            inst.error = None
+            self._finish(inst, "succeeded")
+            return
+        inst.error = outcome.error
+        inst.extra.setdefault("errors", []).append(outcome.error)
+        retry = self.index.effective(inst.node).retry
+        if attempt < retry.attempts:
+            delay = retry_delay(retry, attempt, self.rng)
+            inst.status = "retrying"
+            self.retry_waits += 1
+            self.clock.at(self.clock.now() + delay, ("retry", inst))
+            if self.on_change:
+                self.on_change(inst)
+            return
+        self._finish(inst, "failed", error=outcome.error)
+
+    # ------------------------------------------------------------------ groups
+
+    def _start_group(self, inst: Inst) -> None:
+        node = inst.node
+        group = node.group
+        inst.started = self.clock.now()
+        inst.status = "running"
+        lookup = self.lookup_for(inst.frame)
+        try:
+            if group.is_loop:
+                items = self.resolve_value(group.for_each, lookup)
+                if not isinstance(items, list):
+                    raise StepError(f"for_each must give a list, got {type(items).__name__} {items!r}")
+                for hook in self.hooks:
+                    hook.on_loop(inst, items)
+                assert node.body is not None
+                base = inst.frame.indices
+                inst.frames = [
+                    self._new_frame(node.body, inst.frame, inst, (*base, i), item) for i, item in enumerate(items)
+                ]
+                inst.remaining = len(items)
+                inst.queued = list(reversed(inst.frames))
+                if self.on_change:
+                    self.on_change(inst)
+                if not items:
+                    self._group_done(inst)
+                    return
+                limit = group.parallelism or len(items)
+                while inst.queued and inst.active < limit:
+                    self._start_iteration(inst)
+                return
+            assert group.when is not None and node.body is not None
+            holds = self._condition(node, group.when, lookup)
+        except Missing as m:
+            self._skip_subtree(node, inst.frame.indices, f"reads an output of skipped step {m.step!r}")
+            self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")
+            return
+        except StepError as exc:
+            inst.child_failed = True
+            self._finish(inst, "failed", error=str(exc))
+            return
+        reason = f"condition is false: {group.when}"
+        if holds:
+            if node.else_body is not None:
+                self._skip_scope(node.else_body, inst.frame.indices, f"condition is true: {group.when}")
+            branch = node.body
+        elif node.else_body is not None:
+            self._skip_scope(node.body, inst.frame.indices, reason)
+            branch = node.else_body
+        else:
+            self._skip_scope(node.body, inst.frame.indices, reason)
+            self._finish(inst, "skipped", reason=reason)
+            return
+        inst.extra["branch"] = "then" if holds else "else"
+        frame = self._new_frame(branch, inst.frame, inst, inst.frame.indices)
+        inst.frames = [frame]
+        inst.remaining = 1
+        if self.on_change:
+            self.on_change(inst)
+        self._activate(frame)
+        if frame.pending == 0:
+            self._frame_done(frame)
+
+    def _start_iteration(self, inst: Inst) -> None:
+        frame = inst.queued.pop()
+        inst.active += 1
+        self._activate(frame)
+        if frame.pending == 0:
+            self._frame_done(frame)
+
+    def _frame_done(self, frame: Frame) -> None:
+        owner = frame.owner
+        if owner is None:
+            return  # the top level: _finished() moves on to finally
+        owner.remaining -= 1
+        if owner.node.group.is_loop:
+            owner.active -= 1
+            if owner.queued and not self.failing:
+                nxt = owner.queued[-1]
+                for inst in nxt.insts.values():
+                    if inst.cause is None:
+                        inst.cause = self.last_done
+                self._start_iteration(owner)
+        if owner.remaining == 0:
+            self._group_done(owner)
+
+    def _group_done(self, inst: Inst) -> None:
+        node = inst.node
+        group = node.group
+        outputs: dict[str, Any] = {}
+        if group.is_loop:
+            for name, expr in group.outputs.items():
+                try:
+                    outputs[name] = [self.resolve_value(expr, self.lookup_for(f)) for f in inst.frames]
+                except Missing:
+                    pass  # a skipped step in some iteration: readers of this output are skipped
+                except StepError as exc:
+                    self._finish(inst, "failed", error=str(exc))
+                    return
+        else:
+            frame = inst.frames[0]
+            exprs = group.outputs if frame.scope is node.body else (group.else_.outputs if group.else_ else {})
+            lookup = self.lookup_for(frame)
+            for name, expr in exprs.items():
+                try:
+                    outputs[name] = self.resolve_value(expr, lookup)
+                except Missing:
+                    pass
+                except StepError as exc:
+                    self._finish(inst, "failed", error=str(exc))
+                    return
+        inst.outputs = outputs
+        self._finish(inst, "succeeded")
+
+    # ------------------------------------------------------------------ skipping
+
+    def _skip_scope(self, scope: Scope, indices: tuple[int, ...], reason: str, status: str = "skipped") -> None:
+        """Record every step of a scope that will not run (the branch not taken)."""
+        for node in scope.steps.values():
+            self._skip_subtree(node, indices, reason, status)
+            key = self.index.run_key(node, indices)
+            if key not in self.insts:
+                inst = Inst(node, Frame(scope, None, None, indices), key, status=status, reason=reason)
+                self.insts[key] = inst
+                if self.on_change:
+                    self.on_change(inst)
+
+    def _skip_subtree(self, node: StepNode, indices: tuple[int, ...], reason: str, status: str = "skipped") -> None:
+        """Record the inner steps of a group that will not run (not through a for_each)."""
+        if node.is_group and not node.group.is_loop:
+            assert node.body is not None
+            self._skip_scope(node.body, indices, reason, status)
+            if node.else_body is not None:
+                self._skip_scope(node.else_body, indices, reason, status)
+
+    # ------------------------------------------------------------------ finishing
+
+    def _finish(self, inst: Inst, status: str, *, error: str | None = None, reason: str | None = None) -> None:
+        inst.status = status
+        inst.ended = self.clock.now()
+        if inst.started is None:
+            inst.started = inst.ended
+        if error is not None:
+            inst.error = error
+        if reason is not None:
+            inst.reason = reason
+        if status == "skipped" and inst.outputs is None:
+            inst.outputs = {}
+        self.last_done = inst
+        for hook in self.hooks:
+            hook.on_done(inst)
+        if self.on_change:
+            self.on_change(inst)
+        if inst is self.finally_inst:
+            self.phase = "done"
+            return
+        frame = inst.frame
+        if frame.owner is not None:
+            frame.owner.last_child = inst
+        if status == "failed":
+            self.failing = True
+            owner = frame.owner
+            f: Frame | None = frame
+            while f is not None and f.owner is not None:
+                f.owner.child_failed = True
+                f = f.owner.frame
+            del owner
+            frame.pending -= 1
+            return
+        frame.pending -= 1
+        _, users = self._scope_graph(frame.scope)
+        for user in users[inst.node.name]:
+            frame.waiting[user] -= 1
+            if frame.waiting[user] == 0:
+                nxt = frame.insts[user]
+                nxt.cause = inst
+                self._ready(nxt)
+        if frame.pending == 0:
+            self._frame_done(frame)
+
+    def _finalize(self) -> None:
+        failed = self.failing or (self.finally_inst is not None and self.finally_inst.status == "failed")
+        now = self.clock.now()
+        for inst in list(self.insts.values()):
+            if inst.status in TERMINAL:
+                continue
+            if inst.node.is_group and inst.status == "running":
+                inst.status = "failed" if inst.child_failed else "not_run"
+                inst.ended = now
+            else:
+                inst.status = "not_run"
+            if inst.node.is_group and inst.status == "not_run" and not inst.frames:
+                self._skip_subtree(inst.node, inst.frame.indices, "", "not_run")
+            if self.on_change:
+                self.on_change(inst)
+        self.status = "failed" if failed else "succeeded"
+
+    # ------------------------------------------------------------------ results
+
+    def pipeline_outputs(self) -> dict[str, Any]:
+        """The pipeline's ``outputs`` (SPEC §2), resolved at the top level."""
+        out: dict[str, Any] = {}
+        lookup = self.lookup_for(self.root)
+        for name, expr in self.index.pipeline.outputs.items():
+            try:
+                out[name] = self.resolve_value(expr, lookup)
+            except (Missing, StepError):
+                continue
+        return out
+
+    def entry(self, inst: Inst) -> dict[str, Any]:
+        """The run-record entry of one step instance (SPEC §12)."""
+        e: dict[str, Any] = {"status": inst.status}
+        if inst.node.is_task:
+            e["attempts"] = inst.attempts
+        if inst.outputs and inst.status in DONE_OK:
+            e["outputs"] = {k: to_record(v) for k, v in inst.outputs.items()}
+        if inst.started is not None:
+            e["started"] = self.wall(inst.started)
+        if inst.ended is not None:
+            e["ended"] = self.wall(inst.ended)
+        if inst.error:
+            e["error"] = inst.error
+        if inst.reason:
+            e["reason"] = inst.reason
+        if inst.inputs is not None and inst.status not in ("skipped",):
+            e["inputs"] = {k: to_record(v) for k, v in inst.inputs.items()}
+        if inst.node.is_group and inst.node.group.is_loop and inst.frames:
+            e["iterations"] = len(inst.frames)
+        for k, v in inst.extra.items():
+            e[k] = v
+        return e
