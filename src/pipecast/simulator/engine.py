@@ -169,9 +169,11 @@ class Engine:
             return None
         from datetime import timedelta
 
-        return (self.started_wall + timedelta(seconds=t - self.started_clock)).isoformat(
-            timespec="milliseconds"
-        ).replace("+00:00", "Z")
+        return (
+            (self.started_wall + timedelta(seconds=t - self.started_clock))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
 
     def _scope_graph(self, scope: Scope) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         deps = self._deps.get(id(scope))
@@ -186,7 +188,12 @@ class Engine:
         return deps, self._users[id(scope)]
 
     def _new_frame(
-        self, scope: Scope, parent: Frame | None, owner: Inst | None, indices: tuple[int, ...], item: Any = None
+        self,
+        scope: Scope,
+        parent: Frame | None,
+        owner: Inst | None,
+        indices: tuple[int, ...],
+        item: Any = None,
     ) -> Frame:
         deps, _ = self._scope_graph(scope)
         frame = Frame(scope, parent, owner, indices, scope.loop_var, item)
@@ -439,7 +446,8 @@ class Engine:
                 assert node.body is not None
                 base = inst.frame.indices
                 inst.frames = [
-                    self._new_frame(node.body, inst.frame, inst, (*base, i), item) for i, item in enumerate(items)
+                    self._new_frame(node.body, inst.frame, inst, (*base, i), item)
+                    for i, item in enumerate(items)
                 ]
                 inst.remaining = len(items)
                 inst.queued = list(reversed(inst.frames))
@@ -522,7 +530,9 @@ class Engine:
                     return
         else:
             frame = inst.frames[0]
-            exprs = group.outputs if frame.scope is node.body else (group.else_.outputs if group.else_ else {})
+            exprs = (
+                group.outputs if frame.scope is node.body else (group.else_.outputs if group.else_ else {})
+            )
             lookup = self.lookup_for(frame)
             for name, expr in exprs.items():
                 try:
@@ -537,7 +547,9 @@ class Engine:
 
     # ------------------------------------------------------------------ skipping
 
-    def _skip_scope(self, scope: Scope, indices: tuple[int, ...], reason: str, status: str = "skipped") -> None:
+    def _skip_scope(
+        self, scope: Scope, indices: tuple[int, ...], reason: str, status: str = "skipped"
+    ) -> None:
         """Record every step of a scope that will not run (the branch not taken)."""
         for node in scope.steps.values():
             self._skip_subtree(node, indices, reason, status)
@@ -548,7 +560,9 @@ class Engine:
                 if self.on_change:
                     self.on_change(inst)
 
-    def _skip_subtree(self, node: StepNode, indices: tuple[int, ...], reason: str, status: str = "skipped") -> None:
+    def _skip_subtree(
+        self, node: StepNode, indices: tuple[int, ...], reason: str, status: str = "skipped"
+    ) -> None:
         """Record the inner steps of a group that will not run (not through a for_each)."""
         if node.is_group and not node.group.is_loop:
             assert node.body is not None
@@ -558,7 +572,9 @@ class Engine:
 
     # ------------------------------------------------------------------ finishing
 
-    def _finish(self, inst: Inst, status: str, *, error: str | None = None, reason: str | None = None) -> None:
+    def _finish(
+        self, inst: Inst, status: str, *, error: str | None = None, reason: str | None = None
+    ) -> None:
         inst.status = status
         inst.ended = self.clock.now()
         if inst.started is None:

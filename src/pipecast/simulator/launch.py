@@ -88,7 +88,12 @@ class RealLauncher:
     def __call__(self, engine: Engine, inst: Inst, attempt: int) -> None:
         if engine.injected(inst, attempt):
             engine.clock.post(
-                ("done", inst, attempt, AttemptOutcome(False, error=f"injected failure (--fail), attempt {attempt}"))
+                (
+                    "done",
+                    inst,
+                    attempt,
+                    AttemptOutcome(False, error=f"injected failure (--fail), attempt {attempt}"),
+                )
             )
             return
         node = inst.node
@@ -106,7 +111,16 @@ class RealLauncher:
             env[var] = self.secret_values[secret]
         inputs = {name: to_local(v) for name, v in (inst.inputs or {}).items()}
         self.threads.submit(
-            self._run, engine, inst, attempt, inputs, self.folder / "steps" / key, log, env, eff.timeout, artifacts
+            self._run,
+            engine,
+            inst,
+            attempt,
+            inputs,
+            self.folder / "steps" / key,
+            log,
+            env,
+            eff.timeout,
+            artifacts,
         )
 
     def _run(

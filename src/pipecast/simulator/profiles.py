@@ -56,14 +56,22 @@ class ProfileCheck(Hooks):
         n = len(items)
         if self.target == "airflow" and n > AIRFLOW_MAX_MAP:
             self._add(
-                inst.key, "max_map_length", n, AIRFLOW_MAX_MAP, "error",
+                inst.key,
+                "max_map_length",
+                n,
+                AIRFLOW_MAX_MAP,
+                "error",
                 f"for_each over {n} items exceeds Airflow's max_map_length ({AIRFLOW_MAX_MAP}); the mapped "
                 "task fails (raise [core] max_map_length or batch the items)",
             )
         if self.target == "stepfunctions":
             if n > SFN_INLINE_MAP:
                 self._add(
-                    inst.key, "inline_map_concurrency", n, SFN_INLINE_MAP, "warning",
+                    inst.key,
+                    "inline_map_concurrency",
+                    n,
+                    SFN_INLINE_MAP,
+                    "warning",
                     f"for_each over {n} items: an inline Map runs at most {SFN_INLINE_MAP} iterations at "
                     "once; a DISTRIBUTED Map is needed for wider fan-out",
                 )
@@ -85,7 +93,11 @@ class ProfileCheck(Hooks):
                     self._payload(inst.key, "state output", inst.outputs)
             if self.target == "azureml" and self.tasks == AZUREML_MAX_STEPS + 1:
                 self._add(
-                    None, "steps", self.tasks, AZUREML_MAX_STEPS, "error",
+                    None,
+                    "steps",
+                    self.tasks,
+                    AZUREML_MAX_STEPS,
+                    "error",
                     f"more than {AZUREML_MAX_STEPS} step runs in one pipeline job",
                 )
             return
@@ -99,17 +111,31 @@ class ProfileCheck(Hooks):
                 count = _count_artifacts(value)
                 if count > VERTEX_COLLECTED_ARTIFACTS:
                     self._add(
-                        inst.key, "collected_artifacts", count, VERTEX_COLLECTED_ARTIFACTS, "error",
+                        inst.key,
+                        "collected_artifacts",
+                        count,
+                        VERTEX_COLLECTED_ARTIFACTS,
+                        "error",
                         f"output {name!r} collects {count} artifacts from a ParallelFor; Vertex AI "
                         f"allows at most {VERTEX_COLLECTED_ARTIFACTS}",
                     )
 
     def _payload(self, step: str, what: str, value: Any) -> None:
-        size = len(json.dumps(to_record(value) if not isinstance(value, dict) else
-                              {k: to_record(v) for k, v in value.items()}, separators=(",", ":")).encode())
+        size = len(
+            json.dumps(
+                to_record(value)
+                if not isinstance(value, dict)
+                else {k: to_record(v) for k, v in value.items()},
+                separators=(",", ":"),
+            ).encode()
+        )
         if size > SFN_PAYLOAD:
             self._add(
-                step, "payload_size", size, SFN_PAYLOAD, "error",
+                step,
+                "payload_size",
+                size,
+                SFN_PAYLOAD,
+                "error",
                 f"{what} is {size} bytes; Step Functions passes at most {SFN_PAYLOAD} bytes (256 KiB) "
                 "between states: pass large values as artifacts",
             )
@@ -117,7 +143,11 @@ class ProfileCheck(Hooks):
     def finish(self) -> None:
         if self.target == "stepfunctions" and self.history > SFN_HISTORY:
             self._add(
-                None, "history_events", self.history, SFN_HISTORY, "error",
+                None,
+                "history_events",
+                self.history,
+                SFN_HISTORY,
+                "error",
                 f"this run needs about {self.history} history events; a Step Functions standard "
                 f"execution fails at {SFN_HISTORY}: fan out with a DISTRIBUTED Map or split the pipeline",
             )

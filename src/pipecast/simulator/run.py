@@ -43,7 +43,9 @@ def new_run_id(pipeline: str) -> str:
     return f"{pipeline}-{stamp}-{_random.token_hex(3)}"
 
 
-def parse_fail(specs: Iterable[str] | Mapping[str, int | None] | None, index: PipelineIndex) -> dict[str, int | None]:
+def parse_fail(
+    specs: Iterable[str] | Mapping[str, int | None] | None, index: PipelineIndex
+) -> dict[str, int | None]:
     """``--fail STEP[:N]`` → ``{step or run key: N or None (all attempts)}``."""
     if not specs:
         return {}
@@ -81,7 +83,9 @@ def read_record(folder: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise UserError(Diagnostic(f"no run record at {path}", hint="check the run id with 'pipecast runs'")) from None
+        raise UserError(
+            Diagnostic(f"no run record at {path}", hint="check the run id with 'pipecast runs'")
+        ) from None
     journal = folder / JOURNAL
     if journal.exists():
         for line in journal.read_text().splitlines():
@@ -207,15 +211,25 @@ def run_pipeline(
             )
         run_id = resume
         given = {**previous.get("params", {}), **dict(params or {})}
-        if params and any(previous.get("params", {}).get(k) != v for k, v in check_params(pipeline, dict(params)).items() if k in params):
-            raise UserError(Diagnostic("--resume continues a run with its own parameters; do not change them"))
+        if params and any(
+            previous.get("params", {}).get(k) != v
+            for k, v in check_params(pipeline, dict(params)).items()
+            if k in params
+        ):
+            raise UserError(
+                Diagnostic("--resume continues a run with its own parameters; do not change them")
+            )
         params_v = check_params(pipeline, given)
     else:
         params_v = check_params(pipeline, dict(params or {}))
     run_id = run_id or new_run_id(pipeline.name)
     folder = root / run_id
     if not dry_run and not resume and (folder / RECORD).exists():
-        raise UserError(Diagnostic(f"run {run_id!r} already exists in {root}", hint="pick another --run-id, or --resume it"))
+        raise UserError(
+            Diagnostic(
+                f"run {run_id!r} already exists in {root}", hint="pick another --run-id, or --resume it"
+            )
+        )
     fail_map = parse_fail(fail, index)
     if profile is not None and profile not in PROFILES:
         hint = nearest(profile, list(PROFILES))
@@ -276,7 +290,12 @@ def run_pipeline(
                 extra = {"resumed": True}
                 if "cached_from" in old:
                     extra["cached_from"] = old["cached_from"]
-                return {"status": old["status"], "outputs": outputs, "attempts": old.get("attempts", 1), "extra": extra}
+                return {
+                    "status": old["status"],
+                    "outputs": outputs,
+                    "attempts": old.get("attempts", 1),
+                    "extra": extra,
+                }
         if cache is None or not index.effective(inst.node).cache:
             return None
         key = cache.key(_definition(index, inst), inst.inputs or {}, inst.node.task.run)

@@ -36,7 +36,9 @@ def _last_task(inst: Inst | None) -> Inst | None:
 
 def critical_path(engine: Engine) -> list[str]:
     """Walk back from the task that ended last through what made each step ready."""
-    tasks = [i for i in engine.insts.values() if i.node.is_task and i.ended is not None and i.status != "not_run"]
+    tasks = [
+        i for i in engine.insts.values() if i.node.is_task and i.ended is not None and i.status != "not_run"
+    ]
     if not tasks:
         return []
     cur: Inst | None = max(tasks, key=lambda i: (i.ended, i.node.index))
@@ -60,7 +62,9 @@ def render_timeline(data: dict[str, Any], width: int = 40, limit: int = 60) -> s
         a = int(r["start"] / total * width)
         b = max(a + 1, int(r["end"] / total * width))
         bar = " " * a + ("#" if r["status"] in ("succeeded", "cached") else "x") * (b - a)
-        lines.append(f"  {r['step'][:name_w]:<{name_w}} |{bar:<{width}}| {r['start']:g}s-{r['end']:g}s {r['status']}")
+        lines.append(
+            f"  {r['step'][:name_w]:<{name_w}} |{bar:<{width}}| {r['start']:g}s-{r['end']:g}s {r['status']}"
+        )
     if len(rows) > limit:
         lines.append(f"  ... {len(rows) - limit} more")
     if data["critical_path"]:

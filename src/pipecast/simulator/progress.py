@@ -1,0 +1,125 @@
+"""What ``pipecast run`` shows: a live progress bar on a terminal, and a summary table."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from pipecast.passes.analysis import PipelineIndex
+from pipecast.simulator.engine import Hooks, Inst
+
+_STYLE = {"succeeded": "green", "cached": "cyan", "skipped": "dim", "failed": "red", "not_run": "yellow"}
+
+
+class LiveProgress(Hooks):
+    """A rich progress bar (stderr) counting finished task runs; the total grows as
+    fan-outs expand."""
+
+    def __init__(self, index: PipelineIndex) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[running]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        static = sum(1 for n in index.tasks() if not index.loops(n))
+        self._task = self._progress.add_task(index.pipeline.name, total=static, running="")
+        self._loop_tasks = sum(1 for n in index.tasks() if index.loops(n))
+        self._running: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def on_loop(self, inst: Inst, items: list[Any]) -> None:
+        assert inst.node.body is not None
+        inner = sum(1 for _ in _tasks_in(inst))
+        self._progress.update(self._task, total=(self._progress.tasks[0].total or 0) + inner * len(items))
+
+    def on_start(self, inst: Inst) -> None:
+        self._running[inst.key] = None
+        self._show()
+
+    def on_done(self, inst: Inst) -> None:
+        if inst.node.is_task:
+            self._running.pop(inst.key, None)
+            self._progress.advance(self._task)
+            self._show()
+
+    def _show(self) -> None:
+        names = list(self._running)
+        text = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        self._progress.update(self._task, running=text)
+
+
+def _tasks_in(inst: Inst) -> Any:
+    from pipecast.passes.analysis import Scope
+
+    def walk(scope: Scope) -> Any:
+        for node in scope.steps.values():
+            if node.is_task:
+                yield node
+            elif node.group.is_loop:
+                continue  # counted when that loop expands
+            else:
+                yield from walk(node.body)  # type: ignore[arg-type]
+                if node.else_body is not None:
+                    yield from walk(node.else_body)
+
+    return walk(inst.node.body)  # type: ignore[arg-type]
+
+
+def _seconds(entry: dict[str, Any]) -> float | None:
+    try:
+        a = datetime.fromisoformat(entry["started"].replace("Z", "+00:00"))
+        b = datetime.fromisoformat(entry["ended"].replace("Z", "+00:00"))
+    except (KeyError, AttributeError, ValueError):
+        return None
+    return (b - a).total_seconds()
+
+
+def print_summary(record: dict[str, Any], limit: int = 200) -> None:
+    """The run's status, attempts and duration per step, as a table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{record['pipeline']} · {record['run_id']}", title_justify="left")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("attempts", justify="right")
+    table.add_column("duration", justify="right")
+    table.add_column("note", overflow="fold", max_width=60)
+    steps = record.get("steps", {})
+    for i, (key, e) in enumerate(steps.items()):
+        if i >= limit:
+            table.add_row(f"... {len(steps) - limit} more", "", "", "", "")
+            break
+        status = e.get("status", "")
+        secs = _seconds(e)
+        note = e.get("error") or e.get("reason") or ""
+        if "cached_from" in e:
+            note = f"from run {e['cached_from']['run_id']}"
+        table.add_row(
+            key,
+            f"[{_STYLE.get(status, 'white')}]{status}[/]",
+            str(e.get("attempts", "")) if "attempts" in e else "",
+            f"{secs:.2f}s" if secs is not None else "",
+            note,
+        )
+    console.print(table)
+    for v in (record.get("profile") or {}).get("violations", []):
+        color = "red" if v["severity"] == "error" else "yellow"
+        console.print(f"[{color}]{v['target']} {v['severity']}[/]: {v['step'] or 'pipeline'}: {v['message']}")
+    status = record.get("status", "")
+    console.print(f"run {record['run_id']}: [{_STYLE.get(status, 'white')}]{status}[/]")
