@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipecast.backend import Backend, CompileResult, Feature, Support, approximate, native, runtime
+from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
 
@@ -70,15 +70,25 @@ class AzureMLBackend(Backend):
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """Feature support plus what only Azure ML limits (time zones)."""
         from pipecast.diagnostics import UserError
+        from pipecast_azureml.compiler import Compiler
         from pipecast_azureml.schedule import windows_zone
 
         out = super().check(index, lenient=lenient)
+        if any(d.severity == "error" for d in out):
+            return out
         schedule = index.pipeline.schedule
         if schedule is not None:
             try:
                 windows_zone(schedule.timezone)
             except UserError as exc:
                 out.extend(exc.diagnostics)
+        # What Azure ML cannot express depends on the pipeline's shape (outputs of when-groups,
+        # waiting on a when-group, accelerators Azure lacks): a dry compile finds it, so the
+        # error carries the pipeline file's line like every other check.
+        try:
+            Compiler(index.pipeline, index, AzureMLSettings(serverless=True)).compile()
+        except UserError as exc:
+            out.extend(exc.diagnostics)
         return out
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
@@ -132,4 +142,4 @@ class AzureMLBackend(Backend):
         return deploy(pipeline, files, settings, **options)
 
 
-__all__ = ["PRIVATE_FEATURES_ENV", "AzureMLBackend", "approximate"]
+__all__ = ["PRIVATE_FEATURES_ENV", "AzureMLBackend"]

@@ -111,7 +111,8 @@ class Compiler:
                     continue
             self._bind_output(root, out, expr, ("outputs", out))
         settings: dict[str, Any] = {
-            "default_compute": None
+            # Serverless compute is the reserved name "serverless" (jobs then set instance_type).
+            "default_compute": "azureml:serverless"
             if self.settings.serverless
             else f"azureml:{self.settings.default_compute}",
             "default_datastore": f"azureml:{self.settings.datastore}",
@@ -652,7 +653,8 @@ class Compiler:
                     "an if_else node has no outputs to wait on"
                     if node.group.is_condition
                     else "this for_each group has no outputs to bind to"
-                ),
+                )
+                + "; a control binding to its branches would skip this step whenever the branch is skipped",
                 node.yaml_path,
                 hint="wait for a step after the group instead, or give the for_each group an output",
                 code="unsupported-feature",
