@@ -30,7 +30,7 @@ from pipecast.runtime.spec import step_spec
 
 from .instances import batch_requirements, describe, pick_instance
 from .names import resource_name
-from .paths import intrinsic_str, literal_entry
+from .paths import literal_entry
 
 if TYPE_CHECKING:
     from .emitter import Emitter, Frame
@@ -60,17 +60,36 @@ def request(em: Emitter, node: StepNode, frame: Frame) -> dict[str, Any]:
     """The runtime request as a payload template (see the module docstring)."""
     # Step Functions retries natively and enforces TimeoutSeconds; the runtime also kills
     # the step at the timeout so a timed-out callback attempt stops using the worker.
+    # callback: the worker retries (moto reuses one task token across Step Functions retries,
+    # so a native Retry cannot be executed there; the runtime also honours sub-second delays
+    # and jitter exactly as the simulator does).
     spec = step_spec(
         em.index,
         node,
-        retry_in_runtime=False,
+        retry_in_runtime=em.settings.compute == "callback",
         timeout_in_runtime=em.settings.compute == "callback",
         secret_store="aws",
     )
     spec_data = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    key, spec_value = literal_entry("spec", spec_data)
+    key, spec_value = spec_entry(spec_data)
     inputs = em.inputs_template(node)
     return {key: spec_value, "inputs": inputs, "artifact_prefix.$": em.prefix_call(node, frame)}
+
+
+def _awkward(value: Any, in_array: bool = False) -> bool:
+    if isinstance(value, dict):
+        return any(str(k).endswith(".$") or _awkward(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_awkward(v, True) for v in value)
+    # asl-validator rejects empty and multi-line strings inside arrays (valid ASL).
+    return in_array and isinstance(value, str) and (value == "" or "\n" in value or "\r" in value)
+
+
+def spec_entry(spec_data: dict[str, Any]) -> tuple[str, Any]:
+    """The StepSpec as an object, or as its JSON text when an object would be misread."""
+    if _awkward(spec_data):
+        return "spec", json.dumps(spec_data, sort_keys=True, separators=(",", ":"))
+    return literal_entry("spec", spec_data)
 
 
 def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
@@ -83,10 +102,12 @@ def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Buil
         # The worker answers SendTaskSuccess with the flat outputs object.
         "ResultSelector": {"outputs.$": "$"},
         "ResultPath": f"$.steps.{node.name}",
-        **em.retry_and_timeout(node),
     }
+    total = em.total_timeout(node)
+    if total is not None:
+        state["TimeoutSeconds"] = total
     em.add(frame, name, state, nxt)
-    return Built(name, em.task_events(node, TASK_EVENTS))
+    return Built(name, (TASK_EVENTS, TASK_EVENTS))
 
 
 def _need_image(node: StepNode, image: str | None, service: str) -> str:
@@ -95,7 +116,8 @@ def _need_image(node: StepNode, image: str | None, service: str) -> str:
             Diagnostic(
                 f"step {node.name!r} has no image: {service} runs every step in a container",
                 node.yaml_path,
-                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed)",
+                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed), "
+                "or default_image in the target settings",
                 code="no-image",
             )
         )
@@ -120,7 +142,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
     s = em.settings
     eff = em.index.effective(node)
-    image = _need_image(node, eff.image, "SageMaker")
+    image = _need_image(node, eff.image or s.default_image, "SageMaker")
     itype = s.instance_types.get(node.name)
     if itype is None:
         row = pick_instance(eff.resources)
@@ -292,24 +314,18 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     """Pass(inputs → $.request) → submitJob.sync → getObject(outputs.json)."""
     s = em.settings
     eff = em.index.effective(node)
-    image = _need_image(node, eff.image, "AWS Batch")
+    image = _need_image(node, eff.image or s.default_image, "AWS Batch")
     jobdef = job_definition_name(em, image)
     em.job_definitions[jobdef] = image
     spec_json = json.dumps(_spec(em, node), sort_keys=True, separators=(",", ":"))
-    result_uri = em.prefix_call(node, frame, suffix="/pipecast-outputs/outputs.json")
-    command = (
-        "States.Array("
-        + ", ".join(
-            intrinsic_str(a) for a in [*RUNTIME_ENTRY, "--spec", spec_json, "--convention", "s3", "--inputs"]
-        )
-        + ", States.JsonToString($.request), '--artifact-prefix', "
-        + em.prefix_call(node, frame)
-        + ", '--result', "
-        + result_uri
-        + ")"
-    )
+    # The job definition's command takes these through Ref:: placeholders (job parameters).
+    job_params = {
+        "spec": spec_json,
+        "inputs.$": "States.JsonToString($.request)",
+        "prefix.$": em.prefix_call(node, frame),
+        "result.$": em.prefix_call(node, frame, suffix="/pipecast-outputs/outputs.json"),
+    }
     overrides: dict[str, Any] = {
-        "Command.$": command,
         "ResourceRequirements": batch_requirements(eff.resources),
     }
     if eff.env:
@@ -337,6 +353,7 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
         "JobName": resource_name(node.name, 100),
         "JobQueue": s.batch_job_queue,
         "JobDefinition": jobdef,
+        "Parameters": job_params,
         "ContainerOverrides": overrides,
     }
     timeout = em.timeout_seconds(node)
@@ -383,7 +400,19 @@ def job_definition(em: Emitter, name: str, image: str) -> dict[str, Any]:
     s = em.settings
     props: dict[str, Any] = {
         "image": image,
-        "command": [*RUNTIME_ENTRY, "--help"],
+        "command": [
+            *RUNTIME_ENTRY,
+            "--spec",
+            "Ref::spec",
+            "--convention",
+            "s3",
+            "--inputs",
+            "Ref::inputs",
+            "--artifact-prefix",
+            "Ref::prefix",
+            "--result",
+            "Ref::result",
+        ],
         "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
     }
     if s.batch_job_role_arn:

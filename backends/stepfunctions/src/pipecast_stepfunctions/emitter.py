@@ -118,6 +118,17 @@ class Emitter:
             return None
         return max(1, math.ceil(timeout))
 
+    def total_timeout(self, node: StepNode) -> int | None:
+        """Whole-step time limit when the runtime retries: every attempt plus every wait."""
+        from pipecast.runtime.retry import backoff_delay
+
+        eff = self.index.effective(node)
+        if eff.timeout is None:
+            return None
+        r = eff.retry
+        waits = sum(backoff_delay(r, n) for n in range(1, r.attempts))
+        return max(1, math.ceil(eff.timeout * r.attempts + waits + 60))
+
     def retry_and_timeout(self, node: StepNode) -> dict[str, Any]:
         """``Retry`` and ``TimeoutSeconds`` for a step's task state (SPEC §6, §7)."""
         out: dict[str, Any] = {}

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from itertools import accumulate, repeat
+from operator import add
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -78,10 +80,21 @@ SP = str | Seq | Par
 """A series-parallel expression; a ``str`` is a node name."""
 
 
-# How many prime-piece cut candidates to lower fully, by piece size. Trying more than
-# one costs time (each is a recursive lowering) but lets a cut whose lower bound is a
-# little worse win when its halves lower better; small pieces can afford it.
-_TRY_LIMITS: tuple[tuple[int, int], ...] = ((24, 6), (64, 4), (256, 2))
+# Search knobs (see _Lowerer). Strength by piece size: pilot search up to _MODE_BY_SIZE's
+# largest size, greedy beyond it, so a 10,000-step DAG lowers in well under a second.
+_FULL = -1
+_MODE_BY_SIZE: tuple[tuple[int, int], ...] = ((2000, 1),)
+_WORK_PER_NODE = 1000
+_WORK_BASE = 0
+_HARD_FACTOR = 2
+_TOP_BOUNDS = 4
+# Cut orders as (alpha, frac): sort key alpha*ASAP start + (1-alpha)*ALAP start + frac*duration.
+_GREEDY_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0))
+_SEARCH_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+# Cut scores as (weight, kind): kind 0 is bound + weight * imbalance, kind 1 is the
+# bound's excess over the longest path per node of the smaller side (to the power weight).
+_GREEDY_SCORES: tuple[tuple[float, int], ...] = ((0.3, 0),)
+_SEARCH_SCORES: tuple[tuple[float, int], ...] = ((0.0, 0), (0.1, 0), (0.3, 0), (1.0, 0), (1.0, 1))
 # Pieces up to this size are memoised (a candidate's halves recur across candidates);
 # bigger ones are only ever lowered once, so keeping their keys would waste memory.
 _MEMO_MAX = 512
@@ -176,8 +189,7 @@ class _Piece:
 
     def __init__(self, g: _Graph, nodes: list[int]) -> None:
         self.nodes = nodes
-        pos = {v: i for i, v in enumerate(nodes)}
-        get = pos.get
+        get = {v: i for i, v in enumerate(nodes)}.get
         self.succs: list[list[int]] = []
         self.preds: list[list[int]] = [[] for _ in nodes]
         preds = self.preds
@@ -295,21 +307,48 @@ def _flat_par(branches: list[SP]) -> SP:
     return out[0] if len(out) == 1 else Par(tuple(out))
 
 
-# A lowering step asks for sub-results by yielding a node list and receiving
-# (cost, expression); the driver runs these generators on an explicit stack.
+def _level_cost(piece: _Piece, dur: list[float]) -> tuple[float, list[int]]:
+    """Makespan of the level-by-level lowering of a piece, and each node's level."""
+    n = len(dur)
+    depth = [0] * n
+    preds = piece.preds
+    for i in range(n):
+        best = -1
+        for p in preds[i]:
+            if depth[p] > best:
+                best = depth[p]
+        depth[i] = best + 1
+    longest = [0.0] * (max(depth) + 1)
+    for i in range(n):
+        if dur[i] > longest[depth[i]]:
+            longest[depth[i]] = dur[i]
+    return sum(longest), depth
+
+
+def _level_expr(g: _Graph, nodes: list[int], depth: list[int]) -> SP:
+    levels: list[list[int]] = [[] for _ in range(max(depth) + 1)]
+    for i, v in enumerate(nodes):
+        levels[depth[i]].append(v)
+    # Input order inside each Parallel.
+    return _flat_seq([_flat_par([g.names[v] for v in sorted(level)]) for level in levels])
+
+
+# A lowering step asks for sub-results by yielding (node list, mode) and receiving
+# (cost, expression); the driver runs these generators on an explicit stack, so deep
+# decompositions never touch Python's recursion limit.
 _Result = tuple[float, SP]
-_Step = Generator[list[int], _Result, _Result]
+_Request = tuple[list[int], int]
+_Step = Generator[_Request, _Result, _Result]
 
 
-def _trampoline(first: _Step, make: object) -> _Result:
+def _trampoline(first: _Step, make: Callable[[list[int], int], _Step]) -> _Result:
     """Run a generator-based recursion without using the Python call stack."""
-    assert callable(make)
     stack: list[_Step] = [first]
     value: _Result | None = None
     while True:
         gen = stack[-1]
         try:
-            request = gen.send(value) if value is not None else next(gen)
+            request = next(gen) if value is None else gen.send(value)
         except StopIteration as stop:
             stack.pop()
             if not stack:
@@ -317,50 +356,102 @@ def _trampoline(first: _Step, make: object) -> _Result:
                 return result
             value = stop.value
             continue
-        stack.append(make(request))
+        stack.append(make(*request))
         value = None
 
 
+class _Cut:
+    """A candidate barrier: ``left`` (a down-set) runs before ``right``."""
+
+    __slots__ = ("bound", "left", "right", "right_bound")
+
+    def __init__(self, bound: float, right_bound: float, left: list[int], right: list[int]):
+        self.bound = bound  # longest(left) + longest(right): no lowering through it is faster
+        self.right_bound = right_bound  # longest(right)
+        self.left = left
+        self.right = right
+
+
 class _Lowerer:
+    """Decompose exactly, and search barrier cuts where the DAG is not series-parallel.
+
+    ``mode`` is the search strength for a piece: 0 is greedy (one cut, chosen by its
+    lower bound with a balance bonus); ``m > 0`` is a pilot search that scores several
+    candidate cuts by lowering their sides with strength ``m - 1`` and then lowers
+    the winner with strength ``m``. ``_FULL`` asks for the strength the piece's size
+    and the remaining work budget allow.
+    """
+
     def __init__(self, g: _Graph, *, exact_only: bool = False) -> None:
         self.g = g
-        self.memo: dict[tuple[int, ...], _Result] = {}
+        self.memo: dict[tuple[int, tuple[int, ...]], _Result] = {}
         # exact_only: stop at the first prime piece (used by is_series_parallel).
         self.exact_only = exact_only
         self.found_prime = False
+        # Search effort is counted in nodes of prime pieces processed; past the budget
+        # everything left is lowered greedily. Counting work, not time, keeps the
+        # result deterministic.
+        self.work = 0
+        self.budget = _WORK_PER_NODE * len(g.names) + _WORK_BASE
 
     def run(self) -> _Result:
-        return _trampoline(self.solve(list(self.g.topo)), self.solve)
+        return _trampoline(self.solve(list(self.g.topo), _FULL), self.solve)
 
-    def solve(self, nodes: list[int]) -> _Step:
+    def leaf(self, v: int) -> _Result:
+        return (self.g.dur[v], self.g.names[v])
+
+    def solve(self, nodes: list[int], mode: int) -> _Step:
         g = self.g
-        if len(nodes) == 1:
-            v = nodes[0]
-            return (g.dur[v], g.names[v])
-        key = tuple(nodes) if len(nodes) <= _MEMO_MAX else None
-        if key is not None and key in self.memo:
-            return self.memo[key]
+        n = len(nodes)
+        if n == 1:
+            return self.leaf(nodes[0])
+        full = mode == _FULL
+        if full:
+            mode = 0
+            for size, strength in _MODE_BY_SIZE:
+                if n <= size:
+                    mode = strength
+                    break
+        if mode > 1 and self.work > self.budget:
+            mode = 1
+        if mode and self.work > _HARD_FACTOR * self.budget:
+            mode = 0
+        key = (mode, tuple(nodes)) if n <= _MEMO_MAX else None
+        if key is not None:
+            hit = self.memo.get(key)
+            if hit is not None:
+                return hit
+        sub_mode = _FULL if full else mode
         piece = _Piece(g, nodes)
         result: _Result
         groups = _components(piece)
         if len(groups) > 1:
             # Branch order: by the earliest (in input order) node they contain.
             subsets = sorted(([nodes[i] for i in grp] for grp in groups), key=min)
-            costs: list[float] = []
-            exprs: list[SP] = []
+            results: list[_Result] = []
             for sub in subsets:
-                c, e = yield sub
-                costs.append(c)
-                exprs.append(e)
-            result = (max(costs), _flat_par(exprs))
+                results.append(self.leaf(sub[0]) if len(sub) == 1 else (yield sub, 0))
+            if mode:
+                # Only the longest branches decide a Parallel's makespan: search those,
+                # longest first, and stop once the rest already fit under the maximum.
+                longest = 0.0
+                for i in sorted(range(len(results)), key=lambda j: -results[j][0]):
+                    if results[i][0] <= longest:
+                        break
+                    if len(subsets[i]) > 2:
+                        better = yield subsets[i], sub_mode
+                        if better[0] < results[i][0]:
+                            results[i] = better
+                    longest = max(longest, results[i][0])
+            result = (max(r[0] for r in results), _flat_par([r[1] for r in results]))
         else:
             cuts = _series_cuts(piece)
             if cuts:
                 total = 0.0
-                exprs = []
-                bounds = [0, *cuts, len(nodes)]
+                exprs: list[SP] = []
+                bounds = [0, *cuts, n]
                 for a, b in zip(bounds, bounds[1:], strict=False):
-                    c, e = yield nodes[a:b]
+                    c, e = self.leaf(nodes[a]) if b - a == 1 else (yield nodes[a:b], sub_mode)
                     total += c
                     exprs.append(e)
                 result = (total, _flat_seq(exprs))
@@ -368,19 +459,62 @@ class _Lowerer:
                 self.found_prime = True
                 result = (math.inf, g.names[nodes[0]])
             else:
-                result = yield from self.solve_prime(piece)
+                result = yield from self.solve_prime(piece, mode, sub_mode)
         if key is not None:
             self.memo[key] = result
         return result
 
-    def solve_prime(self, piece: _Piece) -> _Step:
+    def solve_prime(self, piece: _Piece, mode: int, sub_mode: int) -> _Step:
         """Lower a connected piece that has no series cut (it contains an N)."""
         g = self.g
         nodes = piece.nodes
-        n = len(nodes)
+        self.work += len(nodes)
         dur = [g.dur[v] for v in nodes]
+        lp, cands = self.candidates(piece, dur, mode)
+        best_expr: SP | None = None
+        if mode == 0:
+            cut = cands[0]
+            lc, le = yield cut.left, 0
+            rc, re = yield cut.right, 0
+            return (lc + rc, _flat_seq([le, re]))
+        # The level-by-level lowering of the piece is always a candidate: it seeds the
+        # bound that prunes cuts, and keeps the piece no worse than the baseline.
+        best_cost, depth = _level_cost(piece, dur)
+        # Pilot search: score each candidate by lowering its sides one strength lower,
+        # keep the best, then lower that one at full strength. A candidate whose lower
+        # bound cannot beat the best score so far is skipped.
+        pick: _Cut | None = None
+        pick_cost = math.inf
+        for cut in cands:
+            if cut.bound >= best_cost or best_cost <= lp:
+                break
+            lc, le = yield cut.left, mode - 1
+            if lc + cut.right_bound >= best_cost:
+                continue  # the right side cannot make up for it
+            rc, re = yield cut.right, mode - 1
+            if lc + rc < best_cost:
+                best_cost, best_expr = lc + rc, _flat_seq([le, re])
+            if lc + rc < pick_cost:
+                pick, pick_cost = cut, lc + rc
+        if pick is not None and pick.bound < pick_cost:
+            lc, le = yield pick.left, sub_mode
+            rc, re = yield pick.right, sub_mode
+            if lc + rc < best_cost:
+                best_cost, best_expr = lc + rc, _flat_seq([le, re])
+        if best_expr is None:
+            best_expr = _level_expr(g, nodes, depth)
+        return (best_cost, best_expr)
+
+    def candidates(self, piece: _Piece, dur: list[float], mode: int) -> tuple[float, list[_Cut]]:
+        """Candidate barrier cuts of a prime piece, best lower bound first.
+
+        Returns:
+            The piece's longest path and the candidate cuts.
+        """
+        nodes = piece.nodes
+        n = len(nodes)
         preds, succs = piece.preds, piece.succs
-        head = [0.0] * n  # longest path ending with i, i included (earliest finish)
+        head = [0.0] * n  # longest path ending with i, i included: earliest finish
         for i in range(n):
             best = 0.0
             for p in preds[i]:
@@ -394,79 +528,81 @@ class _Lowerer:
                 if tail[s] > best:
                     best = tail[s]
             tail[i] = best + dur[i]
+        lp = max(head)
+        early = [h - d for h, d in zip(head, dur, strict=True)]  # earliest start
+        late = [lp - t for t in tail]  # latest start
 
-        # Orders whose every prefix is a down-set (ties broken by topological position,
-        # which keeps u before v when u -> v). For a prefix S the cost of putting S
-        # first is at least max(head in S) + max(tail outside S): both are exact
-        # inside a down-set and its complement, so one pass per order scores all cuts.
-        orders = (
-            sorted(range(n), key=lambda i: (head[i], i)),  # earliest finish
-            sorted(range(n), key=lambda i: (-tail[i], i)),  # latest start
-            sorted(range(n), key=lambda i: (head[i] - dur[i], i)),  # earliest start
-            sorted(range(n), key=lambda i: (dur[i] - tail[i], i)),  # latest finish
-        )
-        scored: list[tuple[float, int, int]] = []
-        for oid, order in enumerate(orders):
-            suffix = [0.0] * (n + 1)
-            for k in range(n - 1, -1, -1):
-                t = tail[order[k]]
-                suffix[k] = t if t > suffix[k + 1] else suffix[k + 1]
-            pmax = 0.0
-            for k in range(1, n):
-                h = head[order[k - 1]]
-                if h > pmax:
-                    pmax = h
-                scored.append((pmax + suffix[k], oid, k))
-        scored.sort()
-
-        tries = 1
-        for size, count in _TRY_LIMITS:
-            if n <= size:
-                tries = count
-                break
-        seen: set[frozenset[int]] = set()
-        best_cost = math.inf
-        best_expr: SP | None = None
-        for _bound, oid, k in scored:
-            if len(seen) >= tries:
-                break
-            order = orders[oid]
-            first = frozenset(order[:k])
-            if first in seen:
+        # Every prefix of an order that is monotone along edges is a down-set, i.e. a
+        # valid "runs first" side. For prefix S, max(head in S) + max(tail outside S)
+        # is a lower bound on any lowering that puts S first (both are exact inside a
+        # down-set and its complement), so one pass per order scores all its cuts.
+        # The bound alone favours peeling one short node off an end, which makes no
+        # progress; a bonus for balanced cuts (in node count) steers away from that.
+        spans = range(1, n)
+        imbalance = [lp * abs(2 * k - n) / n for k in spans]
+        smaller = [min(k, n - k) for k in spans]
+        scorers: list[list[float] | tuple[float, list[int]]] = []
+        for weight, kind in _GREEDY_SCORES if mode == 0 else _SEARCH_SCORES:
+            if kind == 0:
+                scorers.append([weight * x for x in imbalance])
+            else:
+                scorers.append((weight, smaller))
+        best: list[tuple[float, float, int, int]] = [(math.inf, 0.0, 0, 0)] * len(scorers)
+        orders: list[list[int]] = []
+        top = 0 if mode == 0 else _TOP_BOUNDS
+        pool: list[tuple[float, int, int]] = []
+        for oid, (alpha, frac) in enumerate(_GREEDY_ORDERS if mode == 0 else _SEARCH_ORDERS):
+            # A start time between ASAP (alpha=1) and ALAP (alpha=0), plus a fraction
+            # of the duration: monotone along edges, and the stable sort keeps
+            # topological order among ties.
+            keys = [
+                alpha * e + (1.0 - alpha) * la + frac * d
+                for e, la, d in zip(early, late, dur, strict=True)
+            ]
+            order = sorted(range(n), key=keys.__getitem__)
+            orders.append(order)
+            pre = list(accumulate((head[i] for i in order), max))
+            suf = list(accumulate((tail[i] for i in reversed(order)), max))
+            bounds = list(map(add, pre[:-1], reversed(suf[:-1])))  # cut after k = 1..n-1
+            if top:
+                pool.extend(heapq.nsmallest(top, zip(bounds, repeat(oid), spans)))
+            for si, scorer in enumerate(scorers):
+                if isinstance(scorer, list):
+                    scores = list(map(add, bounds, scorer))
+                else:
+                    power, small = scorer
+                    scores = [(b - lp) / m**power for b, m in zip(bounds, small, strict=True)]
+                j = min(range(n - 1), key=scores.__getitem__)
+                if scores[j] < best[si][0]:
+                    best[si] = (scores[j], bounds[j], oid, j + 1)
+        chosen = [(bound, oid, k) for _score, bound, oid, k in best]
+        quota = len(chosen) + top
+        if top:
+            # Pool entries repeat across orders; take enough to find `top` distinct ones.
+            chosen.extend(heapq.nsmallest(top * len(orders), pool))
+        seen: set[tuple[int, ...]] = set()
+        cands: list[_Cut] = []
+        for bound, oid, k in chosen:
+            first = sorted(orders[oid][:k])
+            key = tuple(first)
+            if key in seen:
                 continue
-            seen.add(first)
-            left = [nodes[i] for i in range(n) if i in first]
-            right = [nodes[i] for i in range(n) if i not in first]
-            lc, le = yield left
-            rc, re = yield right
-            if lc + rc < best_cost:
-                best_cost = lc + rc
-                best_expr = _flat_seq([le, re])
-
-        level_cost, level_expr = _level_piece(g, piece)
-        if best_expr is None or level_cost < best_cost:
-            return (level_cost, level_expr)
-        return (best_cost, best_expr)
-
-
-def _level_piece(g: _Graph, piece: _Piece) -> _Result:
-    """Level-by-level lowering of a piece: a barrier after each unit-depth level."""
-    n = len(piece.nodes)
-    depth = [0] * n
-    for i in range(n):
-        for p in piece.preds[i]:
-            if depth[p] + 1 > depth[i]:
-                depth[i] = depth[p] + 1
-    levels: list[list[int]] = [[] for _ in range(max(depth) + 1 if n else 0)]
-    for i in range(n):
-        levels[depth[i]].append(piece.nodes[i])
-    cost = 0.0
-    parts: list[SP] = []
-    for level in levels:
-        level.sort()  # input order inside a Parallel
-        cost += max(g.dur[v] for v in level)
-        parts.append(_flat_par([g.names[v] for v in level]))
-    return (cost, _flat_seq(parts))
+            seen.add(key)
+            inside = bytearray(n)
+            for i in first:
+                inside[i] = 1
+            cands.append(
+                _Cut(
+                    bound,
+                    bound - max(head[i] for i in first),
+                    [nodes[i] for i in first],
+                    [nodes[i] for i in range(n) if not inside[i]],
+                )
+            )
+            if len(seen) >= quota:
+                break
+        cands.sort(key=lambda c: c.bound)  # stable: ties keep the scorer order
+        return lp, cands
 
 
 # ----------------------------------------------------------------------- public API
@@ -502,12 +638,14 @@ def lower(
             a missing or invalid duration.
     """
     g = _Graph(nodes, edges, durations)
-    cost, expr = _Lowerer(g).run()
-    # The decomposition already tries level lowering on every prime piece; comparing
-    # on the whole DAG as well makes "never worse than level lowering" hold by
-    # construction rather than by argument.
-    level_cost, level_expr = _level_piece(g, _Piece(g, list(g.topo)))
-    return level_expr if level_cost < cost else expr
+    _cost, expr = _Lowerer(g).run()
+    # Prime pieces already weigh level lowering; comparing on the whole DAG as well
+    # makes "never worse than level lowering" hold by construction.
+    piece = _Piece(g, list(g.topo))
+    _level, depth = _level_cost(piece, g.dur)
+    level = _level_expr(g, piece.nodes, depth)
+    times = dict(zip(g.names, g.dur, strict=True))
+    return level if makespan(level, times) < makespan(expr, times) else expr
 
 
 def level_lowering(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> SP:
@@ -527,7 +665,8 @@ def level_lowering(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> SP
         ValueError: On invalid input, as for :func:`lower`.
     """
     g = _Graph(nodes, edges, None)
-    return _level_piece(g, _Piece(g, list(g.topo)))[1]
+    piece = _Piece(g, list(g.topo))
+    return _level_expr(g, piece.nodes, _level_cost(piece, g.dur)[1])
 
 
 def is_series_parallel(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> bool:

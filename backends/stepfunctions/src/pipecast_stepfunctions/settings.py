@@ -41,6 +41,8 @@ class StepFunctionsSettings(Settings):
         batch_job_queue: Batch job queue (name or ARN) of the batch compute.
         batch_job_role_arn: optional IAM role of Batch jobs.
         batch_platform: ``EC2`` or ``FARGATE`` job definitions.
+        default_image: image for python steps that name none (pipeline or defaults), for
+            sagemaker/batch.
         sagemaker_volume_gb: EBS volume per processing instance.
         instance_types: SageMaker instance type per step name, overriding the resources
             table (e.g. ``{"train": "ml.g5.2xlarge"}``).
@@ -60,6 +62,7 @@ class StepFunctionsSettings(Settings):
     batch_job_queue: str = PLACEHOLDERS["batch_job_queue"]
     batch_job_role_arn: str | None = None
     batch_platform: Literal["EC2", "FARGATE"] = "EC2"
+    default_image: str | None = None
     sagemaker_volume_gb: int = Field(30, ge=1, le=16384)
     instance_types: dict[str, str] = Field(default_factory=dict)
     map_mode: MapMode = "auto"

@@ -1,0 +1,92 @@
+"""Shared helpers of the Step Functions tests: compile, and run in moto with the real worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipecast_stepfunctions.backend import StepFunctionsBackend
+from pipecast_stepfunctions.settings import StepFunctionsSettings
+
+from pipecast.loader import load
+
+REPO = Path(__file__).resolve().parents[3]
+BACKEND = StepFunctionsBackend()
+ROLE = "arn:aws:iam::123456789012:role/pipecast-test"
+
+
+def compile_file(path: Path | str, **settings: Any) -> tuple[Any, Any, StepFunctionsSettings]:
+    loaded = load(path)
+    s = StepFunctionsSettings(**settings)
+    result = BACKEND.emit(loaded.pipeline, loaded.index, s)
+    return loaded, result, s
+
+
+def run_in_moto(
+    path: Path | str, params: dict[str, Any] | None = None, timeout: float = 90
+) -> dict[str, Any]:
+    """Compile with compute=callback, deploy to moto, run it with ``pipecast worker``; the run record."""
+    import boto3
+
+    tag = uuid.uuid4().hex[:8]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=f"pipecast-{tag}")["QueueUrl"]
+    bucket = f"pipecast-test-{tag}"
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=bucket)
+    loaded, result, s = compile_file(
+        path,
+        compute="callback",
+        queue_url=queue,
+        artifact_root=f"s3://{bucket}/runs",
+        role_arn=ROLE,
+        name_prefix=f"t{tag}-",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(path).resolve().parent)}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipecast.runtime",
+            "worker",
+            "--queue-url",
+            queue,
+            "--wait",
+            "1",
+            "--concurrency",
+            "8",
+        ],
+        env=env,
+        cwd=str(Path(path).resolve().parent),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out = BACKEND.deploy(
+            loaded.pipeline,
+            result.files,
+            s,
+            run=True,
+            params=params or {},
+            progress=False,
+            poll=0.2,
+            timeout=timeout,
+        )
+    finally:
+        worker.terminate()
+        try:
+            _, err = worker.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            _, err = worker.communicate()
+    record = out["run"]
+    record["_worker_log"] = err.decode(errors="replace")
+    return record
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=1, sort_keys=True, default=str)

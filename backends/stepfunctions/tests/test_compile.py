@@ -1,0 +1,207 @@
+"""Compile every example and test pipeline for every compute and check the output with the
+real tools (statelint + asl-validator), botocore's request models, determinism and limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sfn_helpers import REPO, compile_file
+
+from pipecast.diagnostics import UserError
+
+pytestmark = pytest.mark.stepfunctions
+
+EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
+CASES = (
+    sorted((REPO / "tests" / "conformance" / "cases").glob("**/*.yaml"))
+    if (REPO / "tests/conformance/cases").exists()
+    else []
+)
+
+
+def _compile_or_skip(path: Path, **settings):
+    try:
+        return compile_file(path, **settings)
+    except UserError as exc:
+        if any(d.code in ("unsupported-feature", "resources", "no-image") for d in exc.diagnostics):
+            pytest.skip(f"not compilable for this target: {exc.diagnostics[0].message}")
+        raise
+
+
+@pytest.mark.parametrize("compute", ["callback", "sagemaker", "batch"])
+@pytest.mark.parametrize("path", EXAMPLES + CASES, ids=lambda p: str(p.relative_to(REPO)))
+def test_valid_asl(path: Path, compute: str) -> None:
+    from pipecast_stepfunctions.backend import StepFunctionsBackend
+
+    _loaded, result, _s = _compile_or_skip(path, compute=compute, default_image="python:3.11-slim")
+    problems = [d for d in StepFunctionsBackend().validate_output(result.files) if d.severity == "error"]
+    assert not problems, "\n".join(d.render() for d in problems)
+    tools = [d for d in StepFunctionsBackend().validate_output(result.files) if d.code == "no-validator"]
+    assert not tools, "statelint and asl-validator must both be installed for this test"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_deterministic(path: Path) -> None:
+    a = compile_file(path, compute="sagemaker")[1].files
+    b = compile_file(path, compute="sagemaker")[1].files
+    assert a == b
+
+
+def _task_states(states: dict):
+    for name, st in states.items():
+        yield name, st
+        for br in st.get("Branches", []):
+            yield from _task_states(br["States"])
+        if "ItemProcessor" in st:
+            yield from _task_states(st["ItemProcessor"]["States"])
+
+
+def _strip_paths(value):
+    """Request parameters with JSONPath keys (``X.$``) dropped, as botocore sees them."""
+    if isinstance(value, dict):
+        return {k: _strip_paths(v) for k, v in value.items() if not k.endswith(".$")}
+    if isinstance(value, list):
+        return [_strip_paths(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "compute,operation,service",
+    [("sagemaker", "CreateProcessingJob", "sagemaker"), ("batch", "SubmitJob", "batch")],
+)
+def test_request_shapes_pass_botocore(compute: str, operation: str, service: str) -> None:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    _loaded, result, _s = compile_file(REPO / "examples/churn/pipeline.yaml", compute=compute)
+    definition = json.loads(result.files["churn-training.asl.json"])
+    checked = 0
+    for _name, st in _task_states(definition["States"]):
+        if st.get("Resource", "").endswith(".sync") and service in st["Resource"]:
+            params = _strip_paths(st["Parameters"])
+            # Fill the keys given as paths with a valid stand-in so required members exist.
+            if service == "sagemaker":
+                params["ProcessingJobName"] = "x"
+                for out in params["ProcessingOutputConfig"]["Outputs"]:
+                    out["S3Output"]["S3Uri"] = "s3://b/k"
+                for inp in params["ProcessingInputs"]:
+                    inp["S3Input"].setdefault("S3Uri", "s3://b/k")
+            else:
+                # Step Functions takes Batch parameters in PascalCase; the API is camelCase.
+                params = _camel(params)
+                params["parameters"] = {
+                    "inputs": "{}",
+                    "prefix": "s3://b/p",
+                    "result": "s3://b/r",
+                    **params.get("parameters", {}),
+                }
+            report = ParamValidator().validate(params, shape)
+            assert not report.has_errors(), report.generate_report()
+            checked += 1
+    assert checked >= 5
+    if compute == "batch":
+        jd_shape = model.operation_model("RegisterJobDefinition").input_shape
+        for rel, text in result.files.items():
+            if rel.startswith("batch/"):
+                report = ParamValidator().validate(json.loads(text), jd_shape)
+                assert not report.has_errors(), report.generate_report()
+
+
+def test_instance_table_is_in_botocore() -> None:
+    import botocore.session
+    from pipecast_stepfunctions.instances import TABLE
+
+    enum = set(
+        botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingInstanceType").enum
+    )
+    assert {row.type for row in TABLE} <= enum
+
+
+def _camel(value, keep=False):
+    if isinstance(value, dict):
+        return {
+            (k if keep else k[0].lower() + k[1:]): _camel(v, keep or k == "Parameters")
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_camel(v, keep) for v in value]
+    return value
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "pipeline.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_long_names_are_shortened_deterministically(tmp_path: Path) -> None:
+    long = "s" + "x" * 62
+    p = _write(
+        tmp_path,
+        f"""pipecast: 1
+name: p
+steps:
+  {long}:
+    for_each: [1, 2]
+    steps:
+      inner: {{run: {{image: alpine, command: [echo]}}}}
+""",
+    )
+    _l, result, _s = compile_file(p, compute="callback")
+    states = json.loads(result.files["p.asl.json"])["States"]
+    names = [n for n, _ in _task_states(states)]
+    assert all(len(n) <= 80 for n in names)
+    assert any("~" in n for n in names)
+    assert result.summary["shortened_names"] >= 1
+    assert compile_file(p, compute="callback")[1].files == result.files
+
+
+def test_history_estimate_and_limit(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        """pipecast: 1
+name: wide
+params:
+  items: {type: list, default: [%s]}
+steps:
+  fan:
+    for_each: "{{ params.items }}"
+    steps:
+      work: {run: {image: alpine, command: [echo]}}
+"""
+        % ", ".join(str(i) for i in range(2000)),
+    )
+    _l, result, _s = compile_file(p, compute="callback", map_mode="inline")
+    assert result.summary["history_events_estimate"] > 2000 * 6
+    with pytest.raises(UserError, match="history events"):
+        compile_file(p, compute="callback", map_mode="inline", max_history_events=10_000)
+    # auto: the fan-out moves to a DISTRIBUTED map and the estimate drops.
+    _l, auto, _s = compile_file(
+        p, compute="callback", max_history_events=10_000, distributed_map_threshold=5000
+    )
+    assert auto.summary["history_events_estimate"] < 100
+    assert "DISTRIBUTED" in auto.files["wide.asl.json"]
+
+
+def test_split_over_size_limit(tmp_path: Path) -> None:
+    steps = "\n".join(
+        f"  s{i}:\n    run: {{image: alpine, command: [echo, '{'x' * 200}']}}\n"
+        + (f"    after: [s{i - 1}]" if i else "")
+        for i in range(400)
+    )
+    p = _write(tmp_path, f"pipecast: 1\nname: big\nsteps:\n{steps}\n")
+    _l, result, _s = compile_file(p, compute="callback", definition_split_bytes=200_000)
+    parts = [f for f in result.files if ".part-" in f]
+    assert parts, sorted(result.files)
+    assert result.summary["child_state_machines"] == len(parts)
+    assert all(len(result.files[f].encode()) <= 200_000 for f in [*parts, "big.asl.json"])
+    main = result.files["big.asl.json"]
+    assert "states:startExecution.sync:2" in main
+    from pipecast_stepfunctions.backend import StepFunctionsBackend
+
+    problems = [d for d in StepFunctionsBackend().validate_output(result.files) if d.severity == "error"]
+    assert not problems, problems
