@@ -151,6 +151,7 @@ class Group:
                     hint="a group output names an output of a step inside the group, e.g. t.outputs.auc",
                 )
             types[key] = inner
+            builder.mark((*body.path, "outputs"), where)
             builder.mark((*body.path, "outputs", key), where)
 
     def _output_types(self) -> dict[str, str]:
