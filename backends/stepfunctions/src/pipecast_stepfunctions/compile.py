@@ -137,11 +137,12 @@ def compile_pipeline(
         children.append({"name": child_name, "file": rel, "arn": state_machine_arn(child_name, settings)})
     files[main_name] = dump_json(parts.main)
     size = len(files[main_name].encode())
-    if size > 1_048_576:
+    too_big = [rel for rel, text in files.items() if rel.endswith(".asl.json") and len(text.encode()) > 1_048_576]
+    if too_big:
         raise UserError(
             Diagnostic(
-                f"stepfunctions: the definition is {size} bytes; Step Functions accepts 1 MB, and "
-                f"splitting stopped: {parts.why_not}",
+                f"stepfunctions: {', '.join(too_big)} is over 1 MB even after splitting into "
+                f"{len(children)} child state machines" + (f": {parts.why_not}" if parts.why_not else ""),
                 ("steps",),
                 hint="split the pipeline into smaller pipelines",
                 code="limit",

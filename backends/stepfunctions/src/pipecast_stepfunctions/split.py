@@ -35,28 +35,39 @@ def split_definition(definition: dict[str, Any], limit: int, base_name: str, set
     """Return the definition unchanged when it fits, else a parent plus children."""
     if _size(definition) <= limit:
         return Split(definition)
+    budget = max(limit // 2, limit - 50_000)
+    out = Split(json.loads(json.dumps(definition)))
+    _split_container(out.main, budget, base_name, settings, out)
+    return out
+
+
+def _split_container(container: dict[str, Any], budget: int, base_name: str, settings: Any, out: Split) -> None:
+    """Move runs of consecutive states of one ``States`` object into child machines; states
+    too big on their own are split inside (Parallel branches, Map item processors)."""
     from .compile import state_machine_arn
     from .names import shorten
 
-    states: dict[str, dict[str, Any]] = definition["States"]
-    chain = _top_chain(definition)
-    # Only plain links (Next) may move: Choice/Fail/terminal states stay in the parent.
-    movable = [
-        n for n in chain if "Next" in states[n] and states[n]["Type"] in ("Task", "Parallel", "Map", "Pass")
-    ]
-    budget = max(limit // 2, limit - 50_000)
+    states: dict[str, dict[str, Any]] = container["States"]
+    chain = _top_chain(container)
+    for name in chain:
+        st = states[name]
+        if _size(st) <= budget:
+            continue
+        inner = st.get("Branches", []) + ([st["ItemProcessor"]] if "ItemProcessor" in st else [])
+        for sub in inner:
+            if _size(sub) > budget // 4:
+                _split_container(sub, budget, base_name, settings, out)
+        if _size(st) > budget:
+            out.why_not = out.why_not or (
+                f"state {name!r} is {_size(st)} bytes even after splitting its branches into child machines"
+            )
+    movable = [n for n in chain if "Next" in states[n] and states[n]["Type"] in ("Task", "Parallel", "Map", "Pass")]
     runs: list[list[str]] = []
     current: list[str] = []
     current_size = 0
     prev: str | None = None
     for name in movable:
         size = _size(states[name])
-        if size > budget:
-            return Split(
-                definition,
-                why_not=f"state {name!r} alone is {size} bytes (a single Parallel/Map cannot be moved "
-                "into a child state machine as a whole by this version)",
-            )
         contiguous = prev is not None and states[prev].get("Next") == name
         if current and (not contiguous or current_size + size > budget):
             runs.append(current)
@@ -66,21 +77,22 @@ def split_definition(definition: dict[str, Any], limit: int, base_name: str, set
         prev = name
     if current:
         runs.append(current)
-    children: list[tuple[str, dict[str, Any]]] = []
-    new_states = dict(states)
-    for i, run in enumerate(runs, 1):
+    if sum(_size(states[n]) for n in movable) < budget // 4 and not out.children:
+        return
+    for run in runs:
+        if len(run) == 1 and states[run[0]]["Type"] == "Task" and "startExecution" in states[run[0]].get("Resource", ""):
+            continue
+        i = len(out.children) + 1
         child_name = shorten(f"{base_name}-part-{i}")
-        child_states = {n: dict(states[n]) for n in run}
+        child_states = {n: states[n] for n in run}
         last = run[-1]
         after = child_states[last].pop("Next")
         child_states[last]["End"] = True
-        children.append(
-            (child_name, {"Comment": f"part {i} of {base_name}", "StartAt": run[0], "States": child_states})
-        )
+        out.children.append((child_name, {"Comment": f"part {i} of {base_name}", "StartAt": run[0], "States": child_states}))
         for n in run:
-            del new_states[n]
+            del states[n]
         call = shorten(f"Run part {i}")
-        new_states[call] = {
+        states[call] = {
             "Type": "Task",
             "Resource": START_SYNC,
             "Parameters": {"StateMachineArn": state_machine_arn(child_name, settings), "Input.$": "$"},
@@ -88,12 +100,10 @@ def split_definition(definition: dict[str, Any], limit: int, base_name: str, set
             "OutputPath": "$.state",
             "Next": after,
         }
-        for st in new_states.values():
+        for st in states.values():
             _retarget(st, run[0], call)
-        if definition["StartAt"] == run[0]:
-            definition = {**definition, "StartAt": call}
-    main = {**definition, "States": new_states}
-    return Split(main, children)
+        if container["StartAt"] == run[0]:
+            container["StartAt"] = call
 
 
 def _retarget(state: dict[str, Any], old: str, new: str) -> None:
