@@ -137,7 +137,9 @@ def compile_pipeline(
         children.append({"name": child_name, "file": rel, "arn": state_machine_arn(child_name, settings)})
     files[main_name] = dump_json(parts.main)
     size = len(files[main_name].encode())
-    too_big = [rel for rel, text in files.items() if rel.endswith(".asl.json") and len(text.encode()) > 1_048_576]
+    too_big = [
+        rel for rel, text in files.items() if rel.endswith(".asl.json") and len(text.encode()) > 1_048_576
+    ]
     if too_big:
         raise UserError(
             Diagnostic(

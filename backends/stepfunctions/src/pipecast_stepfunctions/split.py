@@ -41,7 +41,9 @@ def split_definition(definition: dict[str, Any], limit: int, base_name: str, set
     return out
 
 
-def _split_container(container: dict[str, Any], budget: int, base_name: str, settings: Any, out: Split) -> None:
+def _split_container(
+    container: dict[str, Any], budget: int, base_name: str, settings: Any, out: Split
+) -> None:
     """Move runs of consecutive states of one ``States`` object into child machines; states
     too big on their own are split inside (Parallel branches, Map item processors)."""
     from .compile import state_machine_arn
@@ -61,7 +63,9 @@ def _split_container(container: dict[str, Any], budget: int, base_name: str, set
             out.why_not = out.why_not or (
                 f"state {name!r} is {_size(st)} bytes even after splitting its branches into child machines"
             )
-    movable = [n for n in chain if "Next" in states[n] and states[n]["Type"] in ("Task", "Parallel", "Map", "Pass")]
+    movable = [
+        n for n in chain if "Next" in states[n] and states[n]["Type"] in ("Task", "Parallel", "Map", "Pass")
+    ]
     runs: list[list[str]] = []
     current: list[str] = []
     current_size = 0
@@ -80,7 +84,11 @@ def _split_container(container: dict[str, Any], budget: int, base_name: str, set
     if sum(_size(states[n]) for n in movable) < budget // 4 and not out.children:
         return
     for run in runs:
-        if len(run) == 1 and states[run[0]]["Type"] == "Task" and "startExecution" in states[run[0]].get("Resource", ""):
+        if (
+            len(run) == 1
+            and states[run[0]]["Type"] == "Task"
+            and "startExecution" in states[run[0]].get("Resource", "")
+        ):
             continue
         i = len(out.children) + 1
         child_name = shorten(f"{base_name}-part-{i}")
@@ -88,7 +96,9 @@ def _split_container(container: dict[str, Any], budget: int, base_name: str, set
         last = run[-1]
         after = child_states[last].pop("Next")
         child_states[last]["End"] = True
-        out.children.append((child_name, {"Comment": f"part {i} of {base_name}", "StartAt": run[0], "States": child_states}))
+        out.children.append(
+            (child_name, {"Comment": f"part {i} of {base_name}", "StartAt": run[0], "States": child_states})
+        )
         for n in run:
             del states[n]
         call = shorten(f"Run part {i}")
