@@ -26,7 +26,9 @@ from pipecast.dsl import PIPELINE, Param, Retry, finally_, pipeline
         "env": {"TZ": "UTC"},
     },
 )
-def daily_sales(day: str = Param("2024-01-31", description="the business day to process"), customers: int = 60):
+def daily_sales(
+    day: str = Param("2024-01-31", description="the business day to process"), customers: int = 60
+):
     flaky_source = extract_orders.options(
         retry=Retry(attempts=5, delay="10ms", backoff=3.0, max_delay="2s", jitter=True)
     )

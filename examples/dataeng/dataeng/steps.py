@@ -107,7 +107,9 @@ def report(
         "unmatched_orders": unmatched,
     }
     Path(out).write_text(json.dumps(doc, indent=2, sort_keys=True))
-    return f"total {total} over {len(doc['revenue_by_channel'])} channels; {unmatched} orders without customer"
+    return (
+        f"total {total} over {len(doc['revenue_by_channel'])} channels; {unmatched} orders without customer"
+    )
 
 
 @step
