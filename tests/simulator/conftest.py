@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-STEPS = '''
+STEPS = """
 import json, os, sys, time
 
 def emit(value):
@@ -108,7 +108,7 @@ def show_secret(name):
 
 def big(n):
     return "x" * n
-'''
+"""
 
 
 class Env:

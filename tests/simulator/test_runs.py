@@ -97,12 +97,29 @@ def test_resume_after_sigkill(sim):
     flag = sim.tmp / "slow"
     flag.write_text("")
     path = sim.write(RESUMABLE.replace("CA", str(sim.tmp / "ca")).replace("FLAG", str(flag)))
-    cmd = [sys.executable, "-m", "pipecast", "run", str(path), "--run-dir", str(sim.runs), "--run-id", "r1", "--json"]
-    proc = subprocess.Popen(cmd, cwd=sim.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipecast",
+        "run",
+        str(path),
+        "--run-dir",
+        str(sim.runs),
+        "--run-id",
+        "r1",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=sim.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     journal = sim.runs / "r1" / "journal.jsonl"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count("\n") >= 4 and (sim.runs / "r1" / "logs" / "b.1.log").exists():
+        if (
+            journal.exists()
+            and journal.read_text().count("\n") >= 4
+            and (sim.runs / "r1" / "logs" / "b.1.log").exists()
+        ):
             break
         time.sleep(0.05)
     else:
@@ -139,7 +156,13 @@ def test_profiles_report_target_limits(sim):
                 outputs: {out: Model}
             outputs: {models: "{{ steps.m.outputs.out }}"}
         """
-    rec = sim.run(wide, params={"items": json.dumps(list(range(1025)))}, dry_run=True, profile="airflow", max_parallel=64)
+    rec = sim.run(
+        wide,
+        params={"items": json.dumps(list(range(1025)))},
+        dry_run=True,
+        profile="airflow",
+        max_parallel=64,
+    )
     (v,) = rec["profile"]["violations"]
     assert (v["step"], v["check"], v["value"], v["limit"]) == ("fan", "max_map_length", 1025, 1024)
     rec = sim.run(wide, params={"items": json.dumps(list(range(101)))}, dry_run=True, profile="vertex")
@@ -163,17 +186,26 @@ def test_profiles_report_target_limits(sim):
     (v,) = rec["profile"]["violations"]
     assert (v["step"], v["check"], v["limit"]) == ("s", "payload_size", 262144)
     assert v["value"] > 300000
-    rec = sim.run(wide, params={"items": json.dumps(list(range(4000)))}, dry_run=True, profile="stepfunctions",
-                  max_parallel=500)
+    rec = sim.run(
+        wide,
+        params={"items": json.dumps(list(range(4000)))},
+        dry_run=True,
+        profile="stepfunctions",
+        max_parallel=500,
+    )
     assert "history_events" in [v["check"] for v in rec["profile"]["violations"]]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipecast", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipecast", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_json_runs_and_show(sim):
-    path = sim.write("pipecast: 1\nname: cli\nsteps:\n  a: {run: {python: 'steps:emit'}, inputs: {value: 7}, outputs: {output: int}}\n")
+    path = sim.write(
+        "pipecast: 1\nname: cli\nsteps:\n  a: {run: {python: 'steps:emit'}, inputs: {value: 7}, outputs: {output: int}}\n"
+    )
     res = _cli("run", str(path), "--json", "--run-id", "one", cwd=sim.tmp)
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
@@ -222,9 +254,16 @@ def test_examples_run_and_repeat(example, tmp_path):
     loaded = load_checked(example)
     results = []
     for i in range(2):
-        rec = run_pipeline(loaded, run_dir=tmp_path / "runs", containers="host", seed=1, run_id=f"r{i}", no_cache=True)
-        assert rec["status"] == "succeeded", {k: e.get("error") for k, e in rec["steps"].items() if e.get("error")}
+        rec = run_pipeline(
+            loaded, run_dir=tmp_path / "runs", containers="host", seed=1, run_id=f"r{i}", no_cache=True
+        )
+        assert rec["status"] == "succeeded", {
+            k: e.get("error") for k, e in rec["steps"].items() if e.get("error")
+        }
         results.append(
-            {k: (e["status"], json.dumps(e.get("outputs"), sort_keys=True).replace(f"/r{i}/", "/R/")) for k, e in rec["steps"].items()}
+            {
+                k: (e["status"], json.dumps(e.get("outputs"), sort_keys=True).replace(f"/r{i}/", "/R/"))
+                for k, e in rec["steps"].items()
+            }
         )
     assert results[0] == results[1]

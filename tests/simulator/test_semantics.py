@@ -44,7 +44,18 @@ def test_parameter_types_pass_between_steps(sim):
     )
     assert rec["status"] == "succeeded"
     assert outputs(rec, "check")["output"] == [
-        "int", "float", "str", "bool", "list", "dict", 3, 2.5, "a b", True, [1, "x"], {"k": [1, 2]}
+        "int",
+        "float",
+        "str",
+        "bool",
+        "list",
+        "dict",
+        3,
+        2.5,
+        "a b",
+        True,
+        [1, "x"],
+        {"k": [1, 2]},
     ]
     assert outputs(rec, "mixed")["output"] == 'i=3 l=[1, "x"] s=a b'
     assert outputs(rec, "widen")["output"] == 3.0
@@ -172,7 +183,9 @@ def test_backoff_and_max_delay_in_virtual_time(sim):
     )
     assert rec["steps"]["s"]["attempts"] == 4
     assert rec["timeline"]["duration"] == 94
-    assert rec["timeline"]["tasks"] == [{"step": "s", "start": 0.0, "end": 94.0, "status": "failed", "attempts": 4}]
+    assert rec["timeline"]["tasks"] == [
+        {"step": "s", "start": 0.0, "end": 94.0, "status": "failed", "attempts": 4}
+    ]
 
 
 def test_jitter_is_seeded_and_bounded(sim):
@@ -266,8 +279,14 @@ steps:
 def test_when_else_and_skips(sim):
     hi = sim.run(WHEN)
     assert statuses(hi) | {} == {
-        "a": "succeeded", "g": "succeeded", "hi": "succeeded", "lo": "skipped", "use": "succeeded",
-        "maybe": "skipped", "reader": "skipped", "follower": "succeeded",
+        "a": "succeeded",
+        "g": "succeeded",
+        "hi": "succeeded",
+        "lo": "skipped",
+        "use": "succeeded",
+        "maybe": "skipped",
+        "reader": "skipped",
+        "follower": "succeeded",
     }
     assert outputs(hi, "use")["output"] == "high"
     lo = sim.run(WHEN, params={"x": 2})
@@ -299,7 +318,13 @@ def test_when_group_without_else_is_skipped_and_later_steps_run(sim):
         """
     )
     assert rec["status"] == "succeeded"
-    assert statuses(rec) == {"g": "skipped", "inner": "skipped", "nested": "skipped", "deep": "skipped", "later": "succeeded"}
+    assert statuses(rec) == {
+        "g": "skipped",
+        "inner": "skipped",
+        "nested": "skipped",
+        "deep": "skipped",
+        "later": "succeeded",
+    }
 
 
 def _overlap(folder: Path) -> int:
@@ -442,7 +467,10 @@ def test_finally_after_success_and_failure(sim):
     bad = sim.run(FINALLY, params={"bad": "true"})
     assert bad["status"] == "failed"
     assert statuses(bad) == {
-        "ok": "succeeded", "maybe_bad": "failed", "later": "not_run", "finally": "succeeded"
+        "ok": "succeeded",
+        "maybe_bad": "failed",
+        "later": "not_run",
+        "finally": "succeeded",
     }
     assert outputs(bad, "finally")["output"] == "failed"
     assert "ValueError: kaput" in bad["steps"]["maybe_bad"]["error"]
@@ -486,7 +514,12 @@ def test_failure_stops_new_steps_but_running_ones_finish(sim):
         """,
         max_parallel=2,
     )
-    assert statuses(rec) == {"slow": "succeeded", "bad": "failed", "queued": "not_run", "after_slow": "not_run"}
+    assert statuses(rec) == {
+        "slow": "succeeded",
+        "bad": "failed",
+        "queued": "not_run",
+        "after_slow": "not_run",
+    }
     assert rec["status"] == "failed"
 
 
@@ -512,7 +545,9 @@ def test_crashes_fail_only_their_step(sim):
     assert "SIGSEGV" in rec["steps"]["seg"]["error"]
     assert "MemoryError" in rec["steps"]["mem"]["error"]
     # the simulator keeps working afterwards
-    again = sim.run("pipecast: 1\nname: after\nsteps:\n  a: {run: {python: 'steps:emit'}, inputs: {value: 1}}\n")
+    again = sim.run(
+        "pipecast: 1\nname: after\nsteps:\n  a: {run: {python: 'steps:emit'}, inputs: {value: 1}}\n"
+    )
     assert again["status"] == "succeeded"
 
 
@@ -544,7 +579,9 @@ def test_fault_injection(sim):
 
 def test_dry_run_timeline_and_critical_path(sim, tmp_path):
     mock = tmp_path / "mock.yaml"
-    mock.write_text("a: {duration: 2s}\nb: {duration: 3s}\nc: {duration: 5s}\nd: {duration: 1s, outputs: {output: 42}}\n")
+    mock.write_text(
+        "a: {duration: 2s}\nb: {duration: 3s}\nc: {duration: 5s}\nd: {duration: 1s, outputs: {output: 42}}\n"
+    )
     rec = sim.run(
         """
         pipecast: 1
@@ -562,7 +599,10 @@ def test_dry_run_timeline_and_critical_path(sim, tmp_path):
     tl = rec["timeline"]
     assert tl["duration"] == 8
     assert [(r["step"], r["start"], r["end"]) for r in tl["tasks"]] == [
-        ("a", 0, 2), ("b", 2, 5), ("c", 2, 7), ("d", 7, 8)
+        ("a", 0, 2),
+        ("b", 2, 5),
+        ("c", 2, 7),
+        ("d", 7, 8),
     ]
     assert tl["critical_path"] == ["a", "c", "d"]
     assert outputs(rec, "d")["output"] == 42
@@ -596,4 +636,6 @@ def test_secrets_reach_the_step_and_never_the_record_or_logs(sim, tmp_path):
     from pipecast.diagnostics import UserError
 
     with pytest.raises(UserError, match="API_TOKEN"):
-        sim.run("pipecast: 1\nname: sec2\nsteps:\n  s: {run: {python: 'steps:emit'}, inputs: {value: 1}, secrets: {T: api-token}}\n")
+        sim.run(
+            "pipecast: 1\nname: sec2\nsteps:\n  s: {run: {python: 'steps:emit'}, inputs: {value: 1}, secrets: {T: api-token}}\n"
+        )

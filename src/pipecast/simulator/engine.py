@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipecast.ir import condition as cond
-from pipecast.ir.models import TaskStep
+from pipecast.ir.models import Retry, TaskStep
 from pipecast.ir.refs import Ref, render, single_ref
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode, is_artifact_type
 from pipecast.runtime.retry import retry_delay
 from pipecast.simulator.values import Art, Missing, to_local, to_record
 
+_DEFAULT_RETRY = Retry()
 TERMINAL = frozenset({"succeeded", "failed", "skipped", "cached", "not_run"})
 DONE_OK = frozenset({"succeeded", "skipped", "cached"})
 
@@ -155,9 +156,12 @@ class Engine:
         self.status = "running"
         self.started_wall = datetime.now(UTC)
         self.started_clock = clock.now()
+        self._epoch = self.started_wall.timestamp()
         self._users: dict[int, dict[str, list[str]]] = {}
         self._deps: dict[int, dict[str, list[str]]] = {}
         self._conds: dict[int, cond.Expr] = {}
+        self._effective: dict[int, Any] = {}
+        self._templates: dict[tuple[int, str], tuple[int, Any]] = {}
         self.root = self._new_frame(index.root, None, None, ())
         self.last_done: Inst | None = None
 
@@ -257,6 +261,41 @@ class Engine:
         if ref is not None:
             return lookup(ref)
         return render(value, lambda r: to_local(lookup(r)))
+
+    def effective(self, node: StepNode) -> Any:
+        """``index.effective(node)``, computed once per node."""
+        eff = self._effective.get(id(node))
+        if eff is None:
+            eff = self._effective[id(node)] = self.index.effective(node)
+        return eff
+
+    def retry_timeout(self, node: StepNode) -> tuple[Retry, float | None]:
+        """The effective retry policy and timeout; cheap when neither is set anywhere
+        (the common case, and the one that matters for 10,000-step dry runs)."""
+        task = node.task
+        d = self.index.pipeline.defaults
+        if task.retry is None and d.retry is None:
+            return _DEFAULT_RETRY, task.timeout if task.timeout is not None else d.timeout
+        eff = self.effective(node)
+        return eff.retry, eff.timeout
+
+    def _resolve_input(self, node: StepNode, name: str, value: Any, lookup: Callable[[Ref], Any]) -> Any:
+        """:meth:`resolve_value` with the template parsed once per step input."""
+        key = (id(node), name)
+        parsed = self._templates.get(key)
+        if parsed is None:
+            if not isinstance(value, str) or "{{" not in value:
+                parsed = (0, value)
+            else:
+                ref = single_ref(value)
+                parsed = (1, ref) if ref is not None else (2, value)
+            self._templates[key] = parsed
+        kind, data = parsed
+        if kind == 0:
+            return data
+        if kind == 1:
+            return lookup(data)
+        return render(data, lambda r: to_local(lookup(r)))
 
     def _condition(self, node: StepNode, text: str, lookup: Callable[[Ref], Any]) -> bool:
         expr = self._conds.get(id(node))
@@ -363,7 +402,9 @@ class Engine:
             if task.when is not None and not self._condition(node, task.when, lookup):
                 self._finish(inst, "skipped", reason=f"condition is false: {task.when}")
                 return
-            inst.inputs = {name: self.resolve_value(v, lookup) for name, v in task.inputs.items()}
+            inst.inputs = {
+                name: self._resolve_input(node, name, v, lookup) for name, v in task.inputs.items()
+            }
         except Missing as m:
             self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")
             return
@@ -417,7 +458,7 @@ class Engine:
             return
         inst.error = outcome.error
         inst.extra.setdefault("errors", []).append(outcome.error)
-        retry = self.index.effective(inst.node).retry
+        retry = self.retry_timeout(inst.node)[0]
         if attempt < retry.attempts:
             delay = retry_delay(retry, attempt, self.rng)
             inst.status = "retrying"

@@ -97,7 +97,7 @@ class RealLauncher:
             )
             return
         node = inst.node
-        eff = engine.index.effective(node)
+        eff = engine.effective(node)
         key = safe_key(inst.key)
         log = self.folder / "logs" / f"{key}.{attempt}.log"
         inst.extra.setdefault("logs", []).append(str(log.relative_to(self.folder)))
@@ -170,7 +170,7 @@ class VirtualLauncher:
     def __call__(self, engine: Engine, inst: Inst, attempt: int) -> None:
         m = self.mock.get(inst.key) or self.mock.get(inst.node.name) or {}
         duration = irvalues.parse_duration(m.get("duration", 1.0))
-        timeout = engine.index.effective(inst.node).timeout
+        timeout = engine.retry_timeout(inst.node)[1]
         fail = m.get("fail", 0)
         fails = fail is True or (isinstance(fail, int) and not isinstance(fail, bool) and attempt <= fail)
         if engine.injected(inst, attempt) or fails:

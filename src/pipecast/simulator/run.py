@@ -296,7 +296,7 @@ def run_pipeline(
                     "attempts": old.get("attempts", 1),
                     "extra": extra,
                 }
-        if cache is None or not index.effective(inst.node).cache:
+        if cache is None or not engine.effective(inst.node).cache:
             return None
         key = cache.key(_definition(index, inst), inst.inputs or {}, inst.node.task.run)
         hit = cache.get(key, dict(types))
