@@ -1,4 +1,4 @@
-"""The scheduler: the reference semantics of SPEC §3–§10 and §12.
+"""The scheduler: the reference semantics of SPEC §3-§10 and §12.
 
 One thread owns all state. Work arrives as events from a clock (:mod:`.clock`): attempt
 results posted by executor threads, retry timers, or — in a dry run — virtual timers.
@@ -428,6 +428,8 @@ class Engine:
         inst.status = "running"
         if inst.started is None:
             inst.started = self.clock.now()
+        # Per-attempt times for the run report's timeline (retry waits are the gaps).
+        inst.extra.setdefault("attempt_times", []).append({"started": self.wall(self.clock.now())})
         self.running += 1
         for hook in self.hooks:
             hook.on_start(inst)
@@ -447,6 +449,9 @@ class Engine:
 
     def _attempt_done(self, inst: Inst, attempt: int, outcome: AttemptOutcome) -> None:
         self.running -= 1
+        times = inst.extra.get("attempt_times")
+        if times:
+            times[-1].update(ended=self.wall(self.clock.now()), ok=outcome.ok)
         if outcome.ok:
             outputs = {}
             for name, type_name in inst.node.task.outputs.items():

@@ -246,11 +246,9 @@ def run_pipeline(
     tasks = list(index.tasks())
     secret_values: dict[str, str] = {}
     if not dry_run:
-        given_secrets: Mapping[str, str]
-        if isinstance(secrets, str | Path):
-            given_secrets = sec.read_dotenv(Path(secrets))
-        else:
-            given_secrets = secrets or {}
+        given_secrets: Mapping[str, str] = (
+            sec.read_dotenv(Path(secrets)) if isinstance(secrets, str | Path) else (secrets or {})
+        )
         used = [(n.name, s) for n in tasks for s in index.effective(n).secrets.values()]
         secret_values = sec.resolve(used, given_secrets)
     mask = sorted({v for v in secret_values.values() if v}, key=len, reverse=True)
