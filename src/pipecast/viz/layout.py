@@ -52,16 +52,18 @@ def _fit(text: str, width: float, char_w: float) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
 
 
-def _node_size(graph: Graph, nid: str) -> tuple[float, float]:
+def _node_size(graph: Graph, nid: str, badges: dict[str, str] | None = None) -> tuple[float, float]:
     n = graph.nodes[nid]
-    w = max(len(n.name) * CHAR_W + 24, len(n.subtitle) * SUB_CHAR_W + 20, MIN_W)
-    h = NODE_H + (WHEN_H if n.when else 0)
+    badge = (badges or {}).get(nid, "")
+    w = max(len(n.name) * CHAR_W + 24, len(n.subtitle) * SUB_CHAR_W + 20, len(badge) * SUB_CHAR_W + 20, MIN_W)
+    h = NODE_H + (WHEN_H if n.when else 0) + (WHEN_H if badge else 0)
     return min(w, MAX_W), h
 
 
 class _Layouter:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, badges: dict[str, str] | None = None) -> None:
         self.g = graph
+        self.badges = badges
         self.rel: dict[str, tuple[float, float]] = {}  # item → offset inside its parent's content
         self.size: dict[str, tuple[float, float]] = {}
 
@@ -109,7 +111,7 @@ class _Layouter:
 
         assert isinstance(node, StepNode)
         if iid in self.g.nodes:
-            self.size[iid] = _node_size(self.g, iid)
+            self.size[iid] = _node_size(self.g, iid, self.badges)
             return
         cluster = self.g.clusters[iid]
         assert node.body is not None
@@ -132,9 +134,9 @@ class _Layouter:
         self.size[iid] = (max(content_w + 2 * PAD, min(title_w, 420), 150), head + content_h + PAD)
 
 
-def layout(graph: Graph) -> Layout:
-    """Absolute boxes for every node and cluster of ``graph``."""
-    lay = _Layouter(graph)
+def layout(graph: Graph, badges: dict[str, str] | None = None) -> Layout:
+    """Absolute boxes for every node and cluster of ``graph`` (``badges``: an extra line per node)."""
+    lay = _Layouter(graph, badges)
     width, height, top = lay.scope(graph.index.root)
     margin = 16.0
     boxes: dict[str, Box] = {}
@@ -153,7 +155,7 @@ def layout(graph: Graph) -> Layout:
     total_h = margin + height
     if graph.finally_id is not None:
         rule_y = total_h + GAP_Y / 2 + 6
-        w, h = _node_size(graph, graph.finally_id)
+        w, h = _node_size(graph, graph.finally_id, badges)
         width = max(width, w)
         boxes[graph.finally_id] = Box(margin + (width - w) / 2, rule_y + GAP_Y / 2 + 8, w, h)
         total_h = rule_y + GAP_Y / 2 + 8 + h
@@ -213,9 +215,9 @@ def svg(
         status: node id → (status class, badge text), for run reports.
         critical: node ids on the critical path (drawn with a thick outline).
     """
-    lay = layout(graph)
-    boxes = lay.boxes
     status = status or {}
+    lay = layout(graph, {k: v[1] for k, v in status.items() if v[1] and k in graph.nodes})
+    boxes = lay.boxes
     critical = critical or set()
     out = [
         f'<svg id="pc-graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
