@@ -86,7 +86,7 @@ class AzureMLBackend(Backend):
         # waiting on a when-group, accelerators Azure lacks): a dry compile finds it, so the
         # error carries the pipeline file's line like every other check.
         try:
-            Compiler(index.pipeline, index, AzureMLSettings(serverless=True)).compile()
+            Compiler(index.pipeline, index, AzureMLSettings(serverless=True), dry=True).compile()
         except UserError as exc:
             out.extend(exc.diagnostics)
         return out

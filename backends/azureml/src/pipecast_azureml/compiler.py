@@ -82,7 +82,11 @@ class Result:
 class Compiler:
     """Builds the job and its component files; see the module docstring."""
 
-    def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: AzureMLSettings) -> None:
+    def __init__(
+        self, pipeline: Pipeline, index: PipelineIndex, settings: AzureMLSettings, *, dry: bool = False
+    ) -> None:
+        """``dry``: find what cannot be expressed without writing commands (used by ``check``)."""
+        self.dry = dry
         self.pipeline = pipeline
         self.index = index
         self.settings = settings
@@ -282,10 +286,6 @@ class Compiler:
         task = node.task
         eff = self.index.effective(node)
         retries = eff.retry.attempts > 1
-        spec = step_spec(
-            self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
-            secret_store="azure",
-        )  # fmt: skip
         in_decl: dict[str, dict[str, Any]] = {}
         in_bind: dict[str, str] = {}
         args: list[str] = []
@@ -321,7 +321,13 @@ class Compiler:
             templates[name] = {"template": value, "refs": refs}
         outputs = {o: {"type": azure_type(t)} for o, t in task.outputs.items()}
         out_args = [f"{o}=${{{{outputs.{o}}}}}" for o in task.outputs]
-        command = self._runtime_command(spec, args, out_args, templates)
+        command = ""
+        if not self.dry:
+            spec = step_spec(
+                self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
+                secret_store="azure",
+            )  # fmt: skip
+            command = self._runtime_command(spec, args, out_args, templates)
         component: dict[str, Any] = {
             "type": "command",
             "command": command,
