@@ -60,7 +60,7 @@ def build_job(pipeline: Pipeline, files: Mapping[str, str], params: Mapping[str,
         overrides = [{f"inputs.{k}": v} for k, v in sorted((params or {}).items())]
         job = load_job(Path(tmp) / f"{pipeline.name}.yml", params_override=overrides)
         # Components are read now: the job no longer needs the folder.
-        job.component  # noqa: B018
+        job.component  # type: ignore[attr-defined]  # noqa: B018
     return job
 
 

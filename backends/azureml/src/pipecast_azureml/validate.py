@@ -55,7 +55,7 @@ def load_and_validate(path: Path) -> list[Diagnostic]:
             job = load_job(path)
         except Exception as exc:  # the SDK raises marshmallow/ValidationException with the details
             return [Diagnostic(f"azure.ai.ml.load_job: {exc}", file=path.name, code="azureml-sdk")]
-        result = job._validate()
+        result = job._validate()  # type: ignore[attr-defined]
     if result.passed:
         return []
     return [
