@@ -1,0 +1,1 @@
+"""Step code of the hyper-parameter sweep example."""
