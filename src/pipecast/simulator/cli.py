@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="ignore cache: true")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an earlier run: reuse its succeeded steps")
     p.add_argument("--seed", type=int, help="seed for retry jitter")
+    p.add_argument("--report", action="store_true", help="write an HTML report of the run and print its path")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("runs", help="list local runs")
@@ -111,6 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             from pipecast.simulator.timeline import render_timeline
 
             print(render_timeline(record["timeline"]))
+    if getattr(args, "report", False) and not args.dry_run:
+        from pipecast.simulator.run import DEFAULT_RUNS
+        from pipecast.viz.report import write_report
+
+        root = Path(args.run_dir) if args.run_dir else DEFAULT_RUNS
+        print(f"report: {write_report(root / record['run_id'])}", file=sys.stderr if args.json else sys.stdout)
     violations = (record.get("profile") or {}).get("violations", [])
     if record["status"] != "succeeded" or any(v["severity"] == "error" for v in violations):
         return 1
