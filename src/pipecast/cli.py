@@ -63,6 +63,16 @@ def _summary(loaded: Any) -> dict[str, Any]:
     }
 
 
+def _color(text: str, code: str, stream: Any = None) -> str:
+    """ANSI colour only when writing to a terminal and NO_COLOR is unset (https://no-color.org)."""
+    import os
+
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or not getattr(stream, "isatty", lambda: False)():
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
 def _summary_text(s: dict[str, Any]) -> str:
     return (
         f"{s['steps']} task step{'s' if s['steps'] != 1 else ''}, {s['groups']} group"
@@ -114,7 +124,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
         if not args.json:
             print_diagnostics(loaded.warnings)
-            print(f"{file}: ok: pipeline {loaded.pipeline.name!r}: {_summary_text(summary)}")
+            print(
+                f"{file}: {_color('ok', '32')}: pipeline {loaded.pipeline.name!r}: {_summary_text(summary)}"
+            )
     if args.json:
         print(json.dumps(reports, indent=2, sort_keys=True))
     return EXIT_USER if failed else EXIT_OK
@@ -142,9 +154,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:
         print(
-            f"{args.file}: compiled for {args.target}: {_summary_text(summary)}; "
+            f"{args.file}: {_color('compiled', '32')} for {args.target}: {_summary_text(summary)}; "
             f"wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out_dir}"
         )
+        if "history_events_estimate" in summary:  # Step Functions: 25,000 events per execution
+            print(
+                f"  estimated history events: {summary['history_events_estimate']:,}"
+                + (
+                    f" (worst case {summary['history_events_worst_case']:,})"
+                    if "history_events_worst_case" in summary
+                    else ""
+                )
+                + (f" of {summary['history_events_limit']:,}" if "history_events_limit" in summary else "")
+            )
         for path in written:
             print(f"  {path}")
     return EXIT_OK
