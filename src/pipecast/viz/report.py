@@ -448,17 +448,17 @@ def render_report(folder: Path, out: Path) -> str:
                 + (f", {_fmt(r.duration)}" if r.duration is not None else "")
                 for r in by_name.get(name, [])
             }
-            item["settings"] = {"run": instances or {"-": "no record"}, **item["settings"]}
+            item["settings"] = {"instances": instances or {"-": "no record"}, **item["settings"]}
 
     table = []
     for r in rows:
         outputs = []
         for name, value in sorted((r.entry.get("outputs") or {}).items()):
-            items = value if isinstance(value, list) else [value]
-            links = [_rel_link(v, page_dir) for v in items]
-            if items and all(links):
+            listed = value if isinstance(value, list) else [value]
+            links = [_rel_link(v, page_dir) for v in listed]
+            if listed and all(links):
                 outputs.extend(
-                    {"name": name, "value": v, "link": link} for v, link in zip(items, links, strict=True)
+                    {"name": name, "value": v, "link": link} for v, link in zip(listed, links, strict=True)
                 )
             else:
                 outputs.append({"name": name, "value": value, "link": None})
