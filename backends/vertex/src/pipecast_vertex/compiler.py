@@ -175,9 +175,6 @@ class Compiler:
                     a.producer_subtask, a.output_artifact_key = n.BODY_TASK, name
             spec.components[comp].CopyFrom(body)
             self._finally(root.dag)
-        exec_struct = struct_pb2.Struct()
-        exec_struct.update({"executors": self.executors})
-        spec.deployment_spec.CopyFrom(exec_struct)
         return spec
 
     # ------------------------------------------------------------------ scopes
@@ -672,4 +669,7 @@ def compile_spec(
     compiler = Compiler(pipeline, index, settings)
     spec = compiler.build()
     data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
+    # deploymentSpec is a free Struct: the executors are plain JSON already, so they skip the
+    # protobuf round trip (a third of the compile time on large pipelines).
+    data["deploymentSpec"] = {"executors": compiler.executors}
     return data, compiler.diagnostics
