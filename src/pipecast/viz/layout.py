@@ -287,7 +287,8 @@ def svg(
             )
         if st and st[1]:
             out.append(
-                f'<text class="pc-badge" x="{b.x + b.w - 8:.1f}" y="{b.y + 18:.1f}">{escape(st[1])}</text>'
+                f'<text class="pc-badge pc-node-badge" x="{b.x + 10:.1f}" y="{b.y + 48 + (WHEN_H if n.when else 0):.1f}">'
+                f"{escape(_fit(st[1], b.w, SUB_CHAR_W))}</text>"
             )
         out.append(f"<title>{escape(n.name + ': ' + n.subtitle)}</title></g>")
     out.append("</g></svg>")
