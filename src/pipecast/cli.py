@@ -203,10 +203,34 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _targets_table(args: argparse.Namespace) -> int:
+    """``targets --table`` / ``--check-readme`` / ``--update-readme`` (pipecast.features_table)."""
+    from pipecast import features_table
+
+    if args.check_readme:
+        if features_table.check_readme(args.check_readme):
+            return EXIT_OK
+        print(
+            f"{args.check_readme}: the feature table is stale; run: {features_table.REFRESH}", file=sys.stderr
+        )
+        return EXIT_USER
+    if args.update_readme:
+        changed = features_table.update_readme(args.update_readme)
+        print(
+            f"{args.update_readme}: " + ("feature table updated" if changed else "up to date"),
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    sys.stdout.write(features_table.render_table(args.format))
+    return EXIT_OK
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
     from pipecast import registry
     from pipecast.backend import Feature
 
+    if args.table or args.check_readme or args.update_readme:
+        return _targets_table(args)
     rows: list[dict[str, Any]] = []
     for name in registry.available():
         try:
@@ -351,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("targets", parents=[common], help="list installed targets and their features")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--table", action="store_true", help="print the feature table (features x targets)")
+    p.add_argument("--format", choices=("markdown", "text"), default="markdown", help="table format")
+    p.add_argument("--check-readme", metavar="FILE", help="exit 1 when FILE's embedded table is stale")
+    p.add_argument("--update-readme", metavar="FILE", help="rewrite the table embedded in FILE")
     p.set_defaults(func=cmd_targets)
 
     p = sub.add_parser("deploy", parents=[common], help="create or update the pipeline on a target")

@@ -1,0 +1,345 @@
+"""The conformance suite: every case x every installed backend (ibis's backend suite).
+
+Stages, each its own test so a failure says where it broke:
+
+* ``test_compile``: compiles through :func:`pipecast.api.compile_pipeline`, byte for byte the
+  same twice and from another working directory;
+* ``test_golden``: equal to ``tests/golden/<backend>/<case>/`` (``--update-golden`` rewrites);
+* ``test_validate``: the target's own checker accepts it (``backend.validate_output``; for
+  Airflow, ``DagBag`` import errors);
+* ``test_execute``: runs on the target's local executor and matches the hand-written
+  expectation (``catalogue.compare``); Azure ML, which has none, gets its graph-equivalence check.
+
+A case that uses a feature the backend declares unsupported (or approximate) is not compiled
+by those stages: ``test_unsupported`` proves it fails with the ``unsupported-feature``
+diagnostic instead (and, for approximations, compiles with ``--lenient`` and a warning).
+Known gaps are :data:`catalogue.EXCEPTIONS` entries, turned into strict xfails plus a
+``notimpl``/``notyet``/``never`` marker. Run one backend's part with ``-m <backend>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipecast import registry
+from pipecast.api import compile_pipeline, load_checked
+from pipecast.backend import Feature
+from pipecast.diagnostics import UserError
+from pipecast.loader import Loaded
+from pipecast.passes.features import used_features
+from tests.conformance import targets
+from tests.conformance.catalogue import (
+    CASES_DIR,
+    EXCEPTIONS,
+    EXPECTED_DIR,
+    Case,
+    case_names,
+    compare,
+    load_case,
+)
+from tests.conformance.records import airflow_record, complete
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+BACKENDS = registry.available()
+CASES = case_names()
+#: Backends with a registered pytest marker (pyproject.toml); a third-party backend runs unmarked.
+MARKED = {"local", "stepfunctions", "vertex", "azureml", "airflow"}
+#: Airflow runs in batches (one child process each); each batch is one xdist group.
+AIRFLOW_BATCHES = 2
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
+
+
+# ------------------------------------------------------------------------------ the plan
+
+
+@cache
+def case(name: str) -> Case:
+    return load_case(name)
+
+
+def load(name: str) -> Loaded:
+    return load_checked(CASES_DIR / f"{name}.yaml")
+
+
+@cache
+def features_of(name: str) -> frozenset[Feature]:
+    return frozenset(u.feature for u in used_features(load(name).index))
+
+
+def declared_gaps(name: str, backend: str) -> dict[Feature, str]:
+    """Features the case uses that the backend declares approximate or unsupported."""
+    b = registry.get(backend)
+    return {f: b.support(f).level for f in features_of(name) if not b.support(f).compiles}
+
+
+def blocked(name: str, backend: str) -> bool:
+    """The case cannot compile for this backend, by the backend's own declaration."""
+    return "unsupported" in declared_gaps(name, backend).values()
+
+
+def lenient(name: str, backend: str) -> bool:
+    return bool(declared_gaps(name, backend))
+
+
+@cache
+def compiled_files(name: str, backend: str) -> dict[str, str]:
+    """The compile stage's output (cached per worker; callers must not mutate it)."""
+    result = compile_pipeline(
+        load(name), backend, targets.settings_for(backend, case(name)), lenient=lenient(name, backend)
+    )
+    return dict(result.files)
+
+
+def _compile_xfail(name: str, backend: str) -> bool:
+    exc = EXCEPTIONS.get((backend, name))
+    return exc is not None and exc.stage == "compile"
+
+
+def airflow_group(name: str) -> str:
+    runnable = [c for c in CASES if not blocked(c, "airflow") and not _compile_xfail(c, "airflow")]
+    return f"airflow-{runnable.index(name) % AIRFLOW_BATCHES}" if name in runnable else "airflow-none"
+
+
+def airflow_group_cases(group: str) -> list[Case]:
+    return [case(c) for c in CASES if airflow_group(c) == group]
+
+
+def _params(stage: str) -> Iterator[Any]:
+    for backend in BACKENDS:
+        for name in CASES:
+            if blocked(name, backend):
+                continue
+            marks: list[Any] = [getattr(pytest.mark, backend)] if backend in MARKED else []
+            exc = EXCEPTIONS.get((backend, name))
+            if exc is not None and (exc.stage == "compile" or stage == "execute"):
+                marks += [
+                    pytest.mark.xfail(strict=True, reason=f"{exc.kind}: {exc.reason}"),
+                    getattr(pytest.mark, exc.kind),
+                ]
+            if backend == "airflow" and stage in ("validate", "execute"):
+                marks.append(pytest.mark.xdist_group(airflow_group(name)))
+            yield pytest.param(name, backend, id=f"{name}-{backend}", marks=marks)
+
+
+def _gap_params() -> Iterator[Any]:
+    for backend in BACKENDS:
+        for name in CASES:
+            if declared_gaps(name, backend):
+                marks = [getattr(pytest.mark, backend)] if backend in MARKED else []
+                yield pytest.param(name, backend, id=f"{name}-{backend}", marks=marks)
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+@pytest.mark.parametrize(("name", "backend"), list(_params("compile")))
+def test_compile(name: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiles, with only the declared approximations as warnings, byte-deterministically."""
+    settings = targets.settings_for(backend, case(name))
+    first = compile_pipeline(load(name), backend, settings, lenient=lenient(name, backend))
+    second = compile_pipeline(load(name), backend, settings, lenient=lenient(name, backend))
+    assert first.files, "no files"
+    _same_files(first.files, second.files, "compiled twice")
+    approximated = {d.message for d in first.diagnostics if d.code == "approximated"}
+    for feature in declared_gaps(name, backend):
+        assert any(feature.value in m for m in approximated), f"no 'approximated' warning for {feature}"
+    # Another working directory and a relative path: the output must not depend on either.
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.relpath(CASES_DIR / f"{name}.yaml", tmp_path)
+    third = compile_pipeline(load_checked(relative), backend, settings, lenient=lenient(name, backend))
+    _same_files(first.files, third.files, f"compiled from {tmp_path}")
+
+
+@pytest.mark.parametrize(("name", "backend"), list(_params("golden")))
+def test_golden(name: str, backend: str, update_golden: bool) -> None:
+    """Equal to the reviewed golden files (``pytest tests/conformance --update-golden``)."""
+    files = compiled_files(name, backend)
+    folder = GOLDEN / backend / name
+    if update_golden:
+        if folder.exists():
+            for old in sorted(folder.rglob("*"), reverse=True):
+                old.unlink() if old.is_file() else old.rmdir()
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text, encoding="utf-8", newline="")
+        return
+    assert folder.is_dir(), f"no golden files in {folder}: run pytest tests/conformance --update-golden"
+    stored = {
+        p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+    _same_files(stored, files, "golden (refresh with: pytest tests/conformance --update-golden)")
+
+
+@pytest.mark.parametrize(("name", "backend"), list(_params("validate")))
+def test_validate(name: str, backend: str, request: pytest.FixtureRequest) -> None:
+    """The target's own checker accepts the output (no tool may be missing)."""
+    files = compiled_files(name, backend)
+    if backend == "airflow":
+        # Airflow's checker is its DagBag: the batch imports every file in a fresh process.
+        results = request.getfixturevalue("airflow_batches")(airflow_group(name), name)
+        for result in results:
+            assert result["import_errors"] == {}, result["import_errors"]
+            assert len(result["dags"]) == 1, result["dags"]
+        return
+    if backend == "local":
+        plan = json.loads(next(iter(files.values())))
+        index = load(name).index
+        expected = {n.name for n in index.walk()} | ({"finally"} if index.finally_node else set())
+        assert set(plan["steps"]) == expected
+        return
+    diags = registry.get(backend).validate_output(files)
+    bad = [d for d in diags if d.severity == "error" or d.code == "no-validator"]
+    assert not bad, "\n".join(d.render() for d in bad)
+
+
+@pytest.mark.parametrize(("name", "backend"), list(_params("execute")))
+def test_execute(
+    name: str,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Runs on the target's local executor with the expected results (Azure ML: graph check)."""
+    c = case(name)
+    files = compiled_files(name, backend)
+    loaded = load(name)
+    if backend == "azureml":
+        from azml_helpers import check_graph
+
+        check_graph(loaded, files)
+        return
+    records = _execute(c, backend, loaded, files, tmp_path, monkeypatch, request)
+    problems = []
+    for i, (run, record) in enumerate(zip(c.runs, records, strict=True)):
+        if backend in ("vertex", "airflow"):
+            # These executors report tasks only; groups and never-started steps are derived.
+            complete(record, list(run.steps), loaded.index)
+        problems += [f"run {i} (params {run.params}): {p}" for p in compare(run, record)]
+    detail = json.dumps(
+        [{k: v for k, v in r.items() if k in ("status", "steps", "outputs")} for r in records],
+        indent=1,
+        sort_keys=True,
+        default=str,
+    )
+    assert not problems, "\n".join(problems) + "\nrecords:\n" + detail[-6000:]
+
+
+def _execute(
+    c: Case,
+    backend: str,
+    loaded: Loaded,
+    files: dict[str, str],
+    tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> list[dict[str, Any]]:
+    if backend == "local":
+        monkeypatch.chdir(tmp)
+        return targets.run_local(c, loaded, tmp)
+    if backend == "stepfunctions":
+        request.getfixturevalue("aws_env")
+        return targets.run_stepfunctions(c)
+    if backend == "vertex":
+        return targets.run_vertex(c, files, tmp, monkeypatch)
+    if backend == "airflow":
+        results = request.getfixturevalue("airflow_batches")(airflow_group(c.name), c.name)
+        return [airflow_record(r) for r in results]
+    pytest.fail(f"no local executor is wired for backend {backend!r}: add it to tests/conformance/targets.py")
+
+
+# ------------------------------------------------------------------------------ declarations
+
+
+@pytest.mark.parametrize(("name", "backend"), list(_gap_params()))
+def test_unsupported(name: str, backend: str) -> None:
+    """A declared-unsupported (or approximate) feature fails to compile, naming target and feature;
+    an approximation compiles with ``lenient`` and says so."""
+    gaps = declared_gaps(name, backend)
+    settings = targets.settings_for(backend, case(name))
+    with pytest.raises(UserError) as err:
+        compile_pipeline(load(name), backend, settings)
+    diags = [d for d in err.value.diagnostics if d.code == "unsupported-feature"]
+    assert diags, [d.render() for d in err.value.diagnostics]
+    for feature in gaps:
+        hits = [d for d in diags if feature.value in d.message and repr(backend) in d.message]
+        assert hits, f"no unsupported-feature diagnostic names {feature.value!r}"
+        assert all(d.line is not None for d in hits), "the diagnostic must point into the pipeline file"
+    if "unsupported" not in gaps.values():
+        assert all("--lenient" in (d.hint or "") for d in diags)
+        compile_pipeline(load(name), backend, settings, lenient=True)
+
+
+def test_exception_markers_match_declarations() -> None:
+    """Every marker names a real case and backend; a ``notimpl``/``never`` marker tied to a
+    feature must be on a feature the backend does not declare as supported, and no marker may
+    duplicate a declared-unsupported feature (that case is already proven by test_unsupported)."""
+    problems = []
+    for (backend, name), exc in sorted(EXCEPTIONS.items()):
+        if name not in CASES:
+            problems.append(f"{backend}/{name}: no such case")
+            continue
+        if backend not in BACKENDS:
+            continue  # a backend that is not installed here
+        if not exc.reason:
+            problems.append(f"{backend}/{name}: a marker needs a reason")
+        if blocked(name, backend):
+            problems.append(f"{backend}/{name}: redundant: the backend declares a used feature unsupported")
+        if exc.kind in ("notimpl", "never") and exc.feature is not None:
+            level = registry.get(backend).support(exc.feature).level
+            if level in ("native", "runtime"):
+                problems.append(
+                    f"{backend}/{name}: {exc.kind} marker on {exc.feature.value!r}, which {backend} "
+                    f"declares {level}: fix the backend or its declaration, not the suite"
+                )
+            if exc.feature not in features_of(name):
+                problems.append(f"{backend}/{name}: the case does not use {exc.feature.value!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_catalogue_is_complete() -> None:
+    """Every case has an expectation and vice versa, and every case loads and validates."""
+    cases = sorted(p.stem for p in CASES_DIR.glob("*.yaml"))
+    expected = sorted(p.stem for p in EXPECTED_DIR.glob("*.yaml"))
+    assert cases == expected
+    for name in cases:
+        c = case(name)
+        assert c.runs and all(r.status in ("succeeded", "failed") for r in c.runs), name
+        load(name)
+
+
+def test_goldens_have_no_orphans() -> None:
+    """Golden folders exist only for (backend, case) pairs the suite compiles."""
+    live = {(b, n) for b in BACKENDS for n in CASES if not blocked(n, b)}
+    found = {(p.parent.name, p.name) for p in GOLDEN.glob("*/*") if p.is_dir()}
+    orphans = sorted(f"{b}/{n}" for b, n in found - live if b in BACKENDS)
+    assert not orphans, f"stale golden folders (delete them): {orphans}"
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _same_files(want: dict[str, str], got: dict[str, str], what: str) -> None:
+    if want == got:
+        return
+    lines = [f"output differs from {what}"]
+    if set(want) != set(got):
+        lines.append(f"files: expected {sorted(want)}, got {sorted(got)}")
+    for rel in sorted(set(want) & set(got)):
+        if want[rel] != got[rel]:
+            diff = difflib.unified_diff(
+                want[rel].splitlines(), got[rel].splitlines(), f"expected/{rel}", f"got/{rel}", lineterm=""
+            )
+            lines.extend(list(diff)[:80])
+    pytest.fail("\n".join(lines), pytrace=False)
