@@ -171,7 +171,9 @@ def load_rows(record: dict[str, Any], index: Any | None) -> list[Row]:
                 node = None
         is_task = node.is_task if node is not None else "attempts" in entry
         start, end = _time(entry.get("started")), _time(entry.get("ended"))
-        retry = index.effective(node).retry if node is not None and node.is_task else None
+        retry = (
+            index.effective(node).retry if index is not None and node is not None and node.is_task else None
+        )
         row = Row(key, name, entry, is_task, start, end)
         if is_task:
             row.attempts = _attempts(entry, start, end, retry)
@@ -452,7 +454,7 @@ def render_report(folder: Path, out: Path) -> str:
 
     table = []
     for r in rows:
-        outputs = []
+        outputs: list[dict[str, Any]] = []
         for name, value in sorted((r.entry.get("outputs") or {}).items()):
             listed = value if isinstance(value, list) else [value]
             links = [_rel_link(v, page_dir) for v in listed]
