@@ -24,7 +24,7 @@ command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq >/dev/null 2>&1 \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1) \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) \
       && echo "tools: installed ${missing[*]}" \
       || echo "tools: apt-get install ${missing[*]} failed"
   else
