@@ -21,25 +21,56 @@ CASES = (
 )
 
 
-def _compile_or_skip(path: Path, **settings):
-    try:
-        return compile_file(path, **settings)
-    except UserError as exc:
-        if any(d.code in ("unsupported-feature", "resources", "no-image") for d in exc.diagnostics):
-            pytest.skip(f"not compilable for this target: {exc.diagnostics[0].message}")
-        raise
+COMPUTES = ("callback", "sagemaker", "batch")
 
 
-@pytest.mark.parametrize("compute", ["callback", "sagemaker", "batch"])
+@pytest.fixture(scope="module")
+def asl_checked(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every example and case compiled for every compute, and every definition checked by
+    one asl-validator run (Node starts once, not once per file)."""
+    from pipecast_stepfunctions.validate import asl_validator_problems
+
+    tmp = tmp_path_factory.mktemp("asl")
+    compiled: dict = {}
+    paths: list[Path] = []
+    for path in EXAMPLES + CASES:
+        for compute in COMPUTES:
+            try:
+                _l, result, _s = compile_file(path, compute=compute, default_image="python:3.11-slim")
+            except UserError as exc:
+                compiled[(path, compute)] = exc
+                continue
+            names = {}
+            for rel, text in sorted(result.files.items()):
+                if rel.endswith(".asl.json"):
+                    p = tmp / f"{len(paths)}.asl.json"
+                    p.write_text(text, encoding="utf-8")
+                    paths.append(p)
+                    names[rel] = p.name
+            compiled[(path, compute)] = (result, names)
+    found = asl_validator_problems(paths)
+    assert found is not None, "asl-validator must be installed (scripts/install-tools.sh)"
+    return {"compiled": compiled, "asl_validator": found}
+
+
+@pytest.mark.parametrize("compute", COMPUTES)
 @pytest.mark.parametrize("path", EXAMPLES + CASES, ids=lambda p: str(p.relative_to(REPO)))
-def test_valid_asl(path: Path, compute: str) -> None:
-    from pipecast_stepfunctions.backend import StepFunctionsBackend
+def test_valid_asl(path: Path, compute: str, asl_checked: dict) -> None:
+    from pipecast_stepfunctions.validate import statelint_problems
 
-    _loaded, result, _s = _compile_or_skip(path, compute=compute, default_image="python:3.11-slim")
-    problems = [d for d in StepFunctionsBackend().validate_output(result.files) if d.severity == "error"]
-    assert not problems, "\n".join(d.render() for d in problems)
-    tools = [d for d in StepFunctionsBackend().validate_output(result.files) if d.code == "no-validator"]
-    assert not tools, "statelint and asl-validator must both be installed for this test"
+    entry = asl_checked["compiled"][(path, compute)]
+    if isinstance(entry, UserError):
+        # Only a documented "cannot express" error may stop compilation (never a crash).
+        codes = {d.code for d in entry.diagnostics}
+        assert codes & {"unsupported-feature", "resources"}, entry
+        pytest.skip(f"not compilable for this target: {entry.diagnostics[0].message}")
+    result, names = entry
+    assert names, sorted(result.files)
+    for rel, name in names.items():
+        problems = statelint_problems(result.files[rel])
+        assert problems is not None, "statelint must be installed"
+        assert not problems, f"{rel}: {problems}"
+        assert not asl_checked["asl_validator"].get(name), f"{rel}: {asl_checked['asl_validator'][name]}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -166,14 +197,13 @@ def test_history_estimate_and_limit(tmp_path: Path) -> None:
         """pipecast: 1
 name: wide
 params:
-  items: {type: list, default: [%s]}
+  items: {type: list, default: [ITEMS]}
 steps:
   fan:
     for_each: "{{ params.items }}"
     steps:
       work: {run: {image: alpine, command: [echo]}}
-"""
-        % ", ".join(str(i) for i in range(2000)),
+""".replace("ITEMS", ", ".join(str(i) for i in range(2000))),
     )
     _l, result, _s = compile_file(p, compute="callback", map_mode="inline")
     assert result.summary["history_events_estimate"] > 2000 * 6
@@ -205,3 +235,64 @@ def test_split_over_size_limit(tmp_path: Path) -> None:
 
     problems = [d for d in StepFunctionsBackend().validate_output(result.files) if d.severity == "error"]
     assert not problems, problems
+
+
+def test_wide_fan_out_and_chain_split_into_small_machines(tmp_path: Path) -> None:
+    """A 600-wide Parallel, a 300-step chain and a big loop body: every definition stays under
+    the budget, the tree of child machines passes both validators, and each step still has
+    exactly one task state across all machines."""
+    wide = "\n".join(
+        f"  w{i}: {{run: {{image: alpine, command: [echo, '{'x' * 300}']}}}}" for i in range(600)
+    )
+    chain = "\n".join(
+        f"  c{i}: {{run: {{image: alpine, command: [echo]}}, after: [{f'c{i - 1}' if i else 'w0'}]}}"
+        for i in range(300)
+    )
+    inner = "\n".join(
+        f"      i{i}: {{run: {{image: alpine, command: [echo, '{'y' * 300}']}}}}" for i in range(200)
+    )
+    p = _write(
+        tmp_path,
+        f"pipecast: 1\nname: big\nsteps:\n{wide}\n{chain}\n  loop:\n    for_each: [1, 2]\n    steps:\n{inner}\n",
+    )
+    limit = 100_000
+    _l, result, _s = compile_file(p, compute="callback", definition_split_bytes=limit)
+    defs = {k: json.loads(v) for k, v in result.files.items() if k.endswith(".asl.json")}
+    assert len(defs) > 5
+    assert all(len(result.files[k].encode()) <= limit for k in defs), {k: len(result.files[k]) for k in defs}
+    tasks = [
+        st["Parameters"]["MessageBody"]["spec_uri"]
+        for d in defs.values()
+        for _n, st in _task_states(d["States"])
+        if st.get("Resource", "").endswith("waitForTaskToken")
+    ]
+    assert len(tasks) == 600 + 300 + 200
+    assert all("/_pipecast/specs/" in t for t in tasks)
+    # Every child machine is started by exactly one stub somewhere.
+    started = [
+        st["Parameters"]["StateMachineArn"]
+        for d in defs.values()
+        for _n, st in _task_states(d["States"])
+        if st.get("Resource", "").startswith("arn:aws:states:::states:startExecution")
+    ]
+    assert sorted(c["arn"] for c in json.loads(result.files["deploy.json"])["children"]) == sorted(started)
+    from pipecast_stepfunctions.backend import StepFunctionsBackend
+
+    problems = [d for d in StepFunctionsBackend().validate_output(result.files) if d.severity == "error"]
+    assert not problems, problems
+
+
+def test_single_state_over_the_limit_is_explained(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        f"pipecast: 1\nname: huge\nsteps:\n  s: {{run: {{image: alpine, command: [echo, '{'z' * 1_100_000}']}}}}\n",
+    )
+    # The command lives in the step spec (S3), not in the definition: it compiles.
+    _l, result, _s = compile_file(p, compute="callback")
+    assert len(result.files["huge.asl.json"]) < 10_000
+    p = _write(
+        tmp_path,
+        f"pipecast: 1\nname: huge\nsteps:\n  s: {{run: {{image: alpine, command: [echo]}}, inputs: {{x: '{'z' * 1_100_000}'}}}}\n",
+    )
+    with pytest.raises(UserError, match="a single state cannot be split"):
+        compile_file(p, compute="callback")

@@ -4,7 +4,7 @@ A state machine hands a step to workers with a ``arn:aws:states:::sqs:sendMessag
 task whose message body is (see docs/runtime.md)::
 
     {"taskToken": "<$$.Task.Token>",
-     "spec": {...StepSpec JSON object (or that JSON as a string)...},
+     "spec_uri": "s3://.../<step>-<hash>.json",   (or "spec": the StepSpec object / JSON text)
      "inputs": {"name": value or "s3://..." artifact URI, ...},
      "artifact_prefix": "s3://bucket/prefix/step"}
 
@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 from pipecast.runtime.executor import ContainerMode
@@ -35,6 +36,37 @@ MAX_CAUSE = 32_768
 
 def _log(message: str) -> None:
     print(f"pipecast worker: {message}", file=sys.stderr, flush=True)
+
+
+@lru_cache(maxsize=256)
+def _fetch_spec(uri: str) -> str:
+    """A StepSpec stored on S3. Backends store specs under content-addressed keys (the
+    key names the content's hash), so caching by URI is safe across redeploys."""
+    from pipecast.runtime import s3io
+
+    bucket, key = s3io.split(uri)
+    try:
+        body = s3io.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise ValueError(f"cannot read the step spec {uri}: {exc}") from None
+    return str(body.decode("utf-8"))
+
+
+def _message_spec(body: dict[str, Any]) -> Any:
+    """The StepSpec of a message: ``spec_uri`` (fetched from S3) or an inline ``spec``."""
+    from pipecast.runtime.spec import StepSpec
+
+    uri = body.get("spec_uri")
+    if uri is not None:
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            raise ValueError(f"'spec_uri' must be an s3:// URI, got {uri!r}")
+        return StepSpec.model_validate_json(_fetch_spec(uri))
+    raw_spec = body.get("spec")
+    if raw_spec is None:
+        raise ValueError("the message has neither 'spec_uri' nor 'spec'")
+    if isinstance(raw_spec, str):
+        return StepSpec.model_validate_json(raw_spec)
+    return StepSpec.model_validate(raw_spec)
 
 
 class Worker:
@@ -127,7 +159,6 @@ class Worker:
         from pipecast.runtime.conventions.base import ConventionError
         from pipecast.runtime.conventions.s3 import S3Convention
         from pipecast.runtime.core import StepFailed, run_step
-        from pipecast.runtime.spec import StepSpec
 
         token: str | None = None
         try:
@@ -137,12 +168,7 @@ class Worker:
             token = body.get("taskToken")
             if not token:
                 raise ValueError("the message has no taskToken")
-            raw_spec = body.get("spec")
-            spec = (
-                StepSpec.model_validate_json(raw_spec)
-                if isinstance(raw_spec, str)
-                else StepSpec.model_validate(raw_spec)
-            )
+            spec = _message_spec(body)
             inputs = body.get("inputs") or {}
             if not isinstance(inputs, dict):
                 raise ValueError("'inputs' must be a JSON object")

@@ -5,6 +5,7 @@ https://docs.aws.amazon.com/step-functions/latest/dg/welcome.html
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -91,7 +92,15 @@ class StepFunctionsBackend(Backend):
 
         if not isinstance(settings, StepFunctionsSettings):
             settings = StepFunctionsSettings.model_validate(settings or {})
-        return compile_pipeline(pipeline, index, settings)
+        # Compiling allocates hundreds of thousands of small dicts that all stay alive; the
+        # cyclic collector would rescan them again and again (super-linear time) for nothing.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return compile_pipeline(pipeline, index, settings)
+        finally:
+            if enabled:
+                gc.enable()
 
     def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
         from .validate import validate_files

@@ -25,24 +25,33 @@ from pipecast.passes.analysis import PipelineIndex
 
 from . import compute
 from .emitter import Emitter
-from .names import resource_name, shorten
+from .names import resource_name, state_machine_arn, state_machine_name
 from .schedule import schedule_request
 from .settings import StepFunctionsSettings
-from .split import split_definition
+from .split import biggest_states, compact
+
+HARD_LIMIT = 1_048_576  # bytes of one definition (Step Functions quota)
 
 
-def state_machine_name(pipeline: Pipeline, settings: StepFunctionsSettings) -> str:
-    return shorten(settings.name_prefix + pipeline.name)
+def _worst(
+    em: Emitter, built: tuple[dict[str, Any], tuple[int, int]]
+) -> tuple[dict[str, Any], tuple[int, int]]:
+    """The definition, and the history estimate of the busiest machine (parent or child:
+    each execution has its own history)."""
+    definition, main = built
+    every = [main, *(c.events for c in em.children)]
+    return definition, (max(e[0] for e in every), max(e[1] for e in every))
 
 
-def state_machine_arn(name: str, settings: StepFunctionsSettings) -> str:
-    partition, account = _account(settings.role_arn)
-    return f"arn:{partition}:states:{settings.region}:{account}:stateMachine:{name}"
-
-
-def _account(role_arn: str) -> tuple[str, str]:
-    parts = role_arn.split(":")
-    return parts[1], parts[4]
+def definition_text(definition: dict[str, Any], limit: int) -> str:
+    """Indented JSON for small definitions (readable, diffable), compact JSON for big ones
+    (what counts against the size limit, and far faster to write)."""
+    text = compact(definition) + "\n"
+    if len(text) < 64_000:
+        pretty = dump_json(definition)
+        if len(pretty.encode()) <= limit:
+            return pretty
+    return text
 
 
 def build(
@@ -51,7 +60,7 @@ def build(
     """Emit once; if the history estimate is over the limit and the map mode is ``auto``,
     move the fan-outs that add the most events to DISTRIBUTED maps and emit again."""
     em = Emitter(pipeline, index, settings)
-    definition, events = em.build()
+    definition, events = _worst(em, em.build())
     limit = settings.max_history_events
     if events[0] > limit and settings.map_mode == "auto":
         moved: list[str] = []
@@ -62,7 +71,7 @@ def build(
             moved.append(info.group)
             estimate -= info.events - 8
         em = Emitter(pipeline, index, settings, distributed=frozenset(moved))
-        definition, events = em.build()
+        definition, events = _worst(em, em.build())
         for group in moved:
             em.diagnostics.append(
                 Diagnostic(
@@ -128,28 +137,33 @@ def compile_pipeline(
         )
     sm_name = state_machine_name(pipeline, settings)
     files: dict[str, str] = {}
-    parts = split_definition(definition, settings.definition_split_bytes, sm_name, settings)
+    limit = min(settings.definition_split_bytes, HARD_LIMIT)
     main_name = f"{pipeline.name}.asl.json"
     children = []
-    for i, (child_name, child_def) in enumerate(parts.children, 1):
+    definitions = {}
+    for i, child in enumerate(em.children, 1):
         rel = f"{pipeline.name}.part-{i}.asl.json"
-        files[rel] = dump_json(child_def)
-        children.append({"name": child_name, "file": rel, "arn": state_machine_arn(child_name, settings)})
-    files[main_name] = dump_json(parts.main)
+        files[rel] = definition_text(child.definition, limit)
+        definitions[rel] = child.definition
+        children.append({"name": child.name, "file": rel, "arn": state_machine_arn(child.name, settings)})
+    files[main_name] = definition_text(definition, limit)
+    definitions[main_name] = definition
     size = len(files[main_name].encode())
-    too_big = [
-        rel for rel, text in files.items() if rel.endswith(".asl.json") and len(text.encode()) > 1_048_576
-    ]
-    if too_big:
-        raise UserError(
-            Diagnostic(
-                f"stepfunctions: {', '.join(too_big)} is over 1 MB even after splitting into "
-                f"{len(children)} child state machines" + (f": {parts.why_not}" if parts.why_not else ""),
-                ("steps",),
-                hint="split the pipeline into smaller pipelines",
-                code="limit",
+    for rel, child_def in definitions.items():
+        actual = len(files[rel].encode())
+        if actual > HARD_LIMIT:
+            (state, state_size), *_ = biggest_states(child_def)
+            raise UserError(
+                Diagnostic(
+                    f"stepfunctions: {rel} is {actual} bytes, over the 1 MB definition limit even after "
+                    f"splitting into {len(children)} child state machines; its biggest state, {state!r}, "
+                    f"takes {state_size} bytes (a single state cannot be split)",
+                    ("steps",),
+                    hint="move large literal inputs, env values or conditions out of the pipeline file "
+                    "(into parameters, artifacts or the image), or split the pipeline",
+                    code="limit",
+                )
             )
-        )
     schedule = None
     if pipeline.schedule is not None:
         req = schedule_request(
@@ -166,10 +180,10 @@ def compile_pipeline(
         files[rel] = dump_json(compute.job_definition(em, name, image))
         job_defs.append(rel)
     specs = {}
-    for step, spec in sorted(em.specs.items()):
+    for step, (key, text) in sorted(em.specs.items()):
         rel = f"specs/{step}.json"
-        files[rel] = dump_json(spec)
-        specs[rel] = f"s3://{settings.bucket}/{compute.spec_key(em, index.node(step))}"
+        files[rel] = text + "\n"
+        specs[rel] = f"s3://{settings.bucket}/{key}"
     manifest = {
         "specs": specs,
         "state_machine": {"name": sm_name, "file": main_name, "arn": state_machine_arn(sm_name, settings)},
@@ -183,7 +197,7 @@ def compile_pipeline(
             name: {"kind": kind, "step": step} for name, (kind, step) in sorted(em.names.kinds.items())
         },
     }
-    files["deploy.json"] = dump_json(manifest)
+    files["deploy.json"] = definition_text(manifest, HARD_LIMIT)
     summary = {
         "state_machine": sm_name,
         "compute": settings.compute,

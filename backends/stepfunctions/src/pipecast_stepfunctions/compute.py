@@ -7,14 +7,20 @@ https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#co
 
 Every compute hands the pipecast step runtime the same *request*::
 
-    {"spec": <StepSpec>, "inputs": {<name>: <value>}, "artifact_prefix": "s3://.../<step>[/<i>...]"}
+    {"spec_uri": "s3://.../_pipecast/specs/<step>-<hash>.json",
+     "inputs": {<name>: <value>}, "artifact_prefix": "s3://.../<step>[/<i>...]"}
 
-``callback`` sends it (plus ``taskToken``) as the SQS message that ``pipecast worker``
-answers with ``SendTaskSuccess({"outputs": {...}})``. ``sagemaker`` and ``batch`` write it
-to ``<artifact_prefix>/request.json`` (an ``aws-sdk:s3:putObject`` state), run
-``python -m pipecast.runtime run --convention <sagemaker|s3> --request <uri>``, and read
-``<artifact_prefix>/outputs.json`` back (``aws-sdk:s3:getObject``) so parameter outputs
-land in the state like the callback's.
+The StepSpec (a few KB per step) is never embedded in the state machine: ``compile`` writes
+it to ``specs/<step>.json`` and ``deploy`` uploads it to a content-addressed key under the
+artifact root, so a Task state stays small whatever the step looks like, and executions
+started before a redeploy keep reading the spec they were compiled with.
+
+``callback`` sends the request (plus ``taskToken``) as the SQS message that
+``pipecast worker`` answers with ``SendTaskSuccess({"outputs": {...}})``. ``sagemaker``
+maps the spec in as a ProcessingInput and writes the inputs to S3 first (an
+``aws-sdk:s3:putObject`` state); ``batch`` passes ``@<spec_uri>`` as a job parameter. Both
+read ``<artifact_prefix>/pipecast-outputs/outputs.json`` back (``aws-sdk:s3:getObject``) so
+parameter outputs land in the state like the callback's.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from pipecast.runtime.spec import step_spec
 
 from .instances import batch_requirements, describe, pick_instance
 from .names import resource_name
-from .paths import literal_entry
 
 if TYPE_CHECKING:
     from .emitter import Emitter, Frame
@@ -58,38 +63,18 @@ class Built:
 
 def request(em: Emitter, node: StepNode, frame: Frame) -> dict[str, Any]:
     """The runtime request as a payload template (see the module docstring)."""
-    # Step Functions retries natively and enforces TimeoutSeconds; the runtime also kills
-    # the step at the timeout so a timed-out callback attempt stops using the worker.
-    # callback: the worker retries (moto reuses one task token across Step Functions retries,
-    # so a native Retry cannot be executed there; the runtime also honours sub-second delays
-    # and jitter exactly as the simulator does).
+    # callback: the worker retries and enforces the per-attempt timeout (moto reuses one task
+    # token across Step Functions retries, so a native Retry cannot be executed there; the
+    # runtime also honours sub-second delays and jitter exactly as the simulator does).
+    callback = em.settings.compute == "callback"
     spec = step_spec(
-        em.index,
-        node,
-        retry_in_runtime=em.settings.compute == "callback",
-        timeout_in_runtime=em.settings.compute == "callback",
-        secret_store="aws",
+        em.index, node, retry_in_runtime=callback, timeout_in_runtime=callback, secret_store="aws"
     )
-    spec_data = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    key, spec_value = spec_entry(spec_data)
-    inputs = em.inputs_template(node)
-    return {key: spec_value, "inputs": inputs, "artifact_prefix.$": em.prefix_call(node, frame)}
-
-
-def _awkward(value: Any, in_array: bool = False) -> bool:
-    if isinstance(value, dict):
-        return any(str(k).endswith(".$") or _awkward(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_awkward(v, True) for v in value)
-    # asl-validator rejects empty and multi-line strings inside arrays (valid ASL).
-    return in_array and isinstance(value, str) and (value == "" or "\n" in value or "\r" in value)
-
-
-def spec_entry(spec_data: dict[str, Any]) -> tuple[str, Any]:
-    """The StepSpec as an object, or as its JSON text when an object would be misread."""
-    if _awkward(spec_data):
-        return "spec", json.dumps(spec_data, sort_keys=True, separators=(",", ":"))
-    return literal_entry("spec", spec_data)
+    return {
+        "spec_uri": em.store_spec(node, spec.to_arg()),
+        "inputs": em.inputs_template(node),
+        "artifact_prefix.$": em.prefix_call(node, frame),
+    }
 
 
 def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
@@ -124,15 +109,10 @@ def _need_image(node: StepNode, image: str | None, service: str) -> str:
     return image
 
 
-def _spec(em: Emitter, node: StepNode) -> dict[str, Any]:
+def _static_spec(em: Emitter, node: StepNode) -> str:
+    """The StepSpec for computes that retry and time out natively (sagemaker, batch)."""
     spec = step_spec(em.index, node, retry_in_runtime=False, timeout_in_runtime=False, secret_store="aws")
-    return spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-
-
-def spec_key(em: Emitter, node: StepNode) -> str:
-    """Where deploy uploads a step's static StepSpec (SageMaker reads it as a ProcessingInput)."""
-    s = em.settings
-    return (s.prefix + "/" if s.prefix else "") + f"{em.pipeline.name}/_pipecast/specs/{node.name}.json"
+    return spec.to_arg()
 
 
 SM_ROOT = "/opt/ml/processing"
@@ -141,7 +121,7 @@ SM_ROOT = "/opt/ml/processing"
 def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
     s = em.settings
-    eff = em.index.effective(node)
+    eff = em.eff(node)
     image = _need_image(node, eff.image or s.default_image, "SageMaker")
     itype = s.instance_types.get(node.name)
     if itype is None:
@@ -158,7 +138,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 )
             )
         itype = row.type
-    em.specs[node.name] = _spec(em, node)
+    spec_uri = em.store_spec(node, _static_spec(em, node))
     task = node.task
     artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]
     params_out = [o for o, t in task.outputs.items() if not is_artifact(t)]
@@ -200,7 +180,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
             "ContainerEntrypoint": [
                 *RUNTIME_ENTRY,
                 "--spec",
-                f"@{SM_ROOT}/input/pipecast-spec/{node.name}.json",
+                f"@{SM_ROOT}/input/pipecast-spec/{spec_uri.rsplit('/', 1)[1]}",
                 "--convention",
                 "sagemaker",
                 "--inputs",
@@ -211,7 +191,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
             {
                 "InputName": "pipecast-spec",
                 "S3Input": {
-                    "S3Uri": f"s3://{s.bucket}/{spec_key(em, node)}",
+                    "S3Uri": spec_uri,
                     "LocalPath": f"{SM_ROOT}/input/pipecast-spec",
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
@@ -313,14 +293,14 @@ def job_definition_name(em: Emitter, image: str) -> str:
 def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     """Pass(inputs → $.request) → submitJob.sync → getObject(outputs.json)."""
     s = em.settings
-    eff = em.index.effective(node)
+    eff = em.eff(node)
     image = _need_image(node, eff.image or s.default_image, "AWS Batch")
     jobdef = job_definition_name(em, image)
     em.job_definitions[jobdef] = image
-    spec_json = json.dumps(_spec(em, node), sort_keys=True, separators=(",", ":"))
-    # The job definition's command takes these through Ref:: placeholders (job parameters).
+    # The job definition's command takes these through Ref:: placeholders (job parameters);
+    # the runtime reads ``--spec @s3://...`` from S3.
     job_params = {
-        "spec": spec_json,
+        "spec": "@" + em.store_spec(node, _static_spec(em, node)),
         "inputs.$": "States.JsonToString($.request)",
         "prefix.$": em.prefix_call(node, frame),
         "result.$": em.prefix_call(node, frame, suffix="/pipecast-outputs/outputs.json"),

@@ -21,9 +21,10 @@ docs/targets/stepfunctions.md; the state layout is in :mod:`.paths`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipecast.diagnostics import Diagnostic
@@ -35,24 +36,14 @@ from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from . import compute
 from .conditions import to_rule
 from .lowering import SP, Par, Seq, lower
-from .names import StateNames
+from .names import StateNames, state_machine_arn, state_machine_name
 from .paths import format_string, ref_path, template
 from .settings import StepFunctionsSettings
+from .split import Child, Events, Frame, Outliner, Unit
 
 ROOT_KEYS = ("params", "pipeline", "steps")
 LOOP_KEYS = (*ROOT_KEYS, "loop", "index")
 FAILED_ERROR = "pipecast.PipelineFailed"
-
-Events = tuple[int, int]  # (expected, worst case)
-
-
-@dataclass(frozen=True)
-class Frame:
-    """Where states are being emitted: one ``States`` object and what its state holds."""
-
-    states: dict[str, dict[str, Any]]
-    loops: tuple[StepNode, ...] = ()
-    keys: tuple[str, ...] = ROOT_KEYS
 
 
 @dataclass
@@ -64,7 +55,7 @@ class MapInfo:
 
 
 @dataclass
-class Emitter:
+class Emitter(Outliner):
     pipeline: Pipeline
     index: PipelineIndex
     settings: StepFunctionsSettings
@@ -72,19 +63,42 @@ class Emitter:
     names: StateNames = field(default_factory=StateNames)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     job_definitions: dict[str, str] = field(default_factory=dict)
-    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: step name → (S3 key, compact StepSpec JSON); deploy uploads them.
+    specs: dict[str, tuple[str, str]] = field(default_factory=dict)
     maps: list[MapInfo] = field(default_factory=list)
     assumed_widths: dict[str, int] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+    _inner: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    _eff: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        # Measured sizes are compact JSON; keep a margin for the few root states.
+        self.budget_bytes = int(s.definition_split_bytes * 0.95)
+        self.budget_events = int(s.max_history_events * 0.9)
+        self.base_name = state_machine_name(self.pipeline, s)
+
+    def arn_of(self, name: str) -> str:
+        return state_machine_arn(name, self.settings)
 
     # ------------------------------------------------------------------ helpers
 
-    def add(self, frame: Frame, name: str, state: dict[str, Any], nxt: str | None) -> None:
-        if state["Type"] not in ("Choice", "Succeed", "Fail"):
-            if nxt is None:
-                state["End"] = True
-            else:
-                state["Next"] = nxt
-        frame.states[name] = state
+    def eff(self, node: StepNode) -> Any:
+        """``index.effective(node)``, computed once per step (it merges defaults each call)."""
+        found = self._eff.get(node.name)
+        if found is None:
+            found = self._eff[node.name] = self.index.effective(node)
+        return found
+
+    def store_spec(self, node: StepNode, text: str) -> str:
+        """Keep a step's StepSpec for upload; its content-addressed ``s3://`` URI."""
+        s = self.settings
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        key = (s.prefix + "/" if s.prefix else "") + (
+            f"{self.pipeline.name}/_pipecast/specs/{node.name}-{digest}.json"
+        )
+        self.specs[node.name] = (key, text)
+        return f"s3://{s.bucket}/{key}"
 
     def type_of(self, scope: Scope, dependent: str | None, in_finally: bool = False) -> Callable[[Ref], str]:
         def type_of(ref: Ref) -> str:
@@ -113,7 +127,7 @@ class Emitter:
         return f"States.Format({format_string(pieces)}, {', '.join(args)})"
 
     def timeout_seconds(self, node: StepNode) -> int | None:
-        timeout = self.index.effective(node).timeout
+        timeout = self.eff(node).timeout
         if timeout is None:
             return None
         return max(1, math.ceil(timeout))
@@ -122,7 +136,7 @@ class Emitter:
         """Whole-step time limit when the runtime retries: every attempt plus every wait."""
         from pipecast.runtime.retry import backoff_delay
 
-        eff = self.index.effective(node)
+        eff = self.eff(node)
         if eff.timeout is None:
             return None
         r = eff.retry
@@ -132,7 +146,7 @@ class Emitter:
     def retry_and_timeout(self, node: StepNode) -> dict[str, Any]:
         """``Retry`` and ``TimeoutSeconds`` for a step's task state (SPEC §6, §7)."""
         out: dict[str, Any] = {}
-        eff = self.index.effective(node)
+        eff = self.eff(node)
         timeout = self.timeout_seconds(node)
         if timeout is not None:
             out["TimeoutSeconds"] = timeout
@@ -173,7 +187,7 @@ class Emitter:
         )
 
     def task_events(self, node: StepNode, base: int) -> Events:
-        extra = self.index.effective(node).retry.attempts - 1
+        extra = self.eff(node).retry.attempts - 1
         return base, base + extra * compute.RETRY_EVENTS
 
     # ------------------------------------------------------------------ structure
@@ -191,36 +205,65 @@ class Emitter:
         if isinstance(sp, str):
             return self.emit_node(scope.steps[sp], frame, nxt)
         if isinstance(sp, Seq):
-            total = (0, 0)
-            for item in reversed(sp.items):
-                nxt, ev = self.emit_sp(item, scope, frame, nxt)
-                total = _add(total, ev)
-            assert nxt is not None
-            return nxt, total
+            units = [
+                self.unit(frame, lambda sub, item=item: self.emit_sp(item, scope, sub, None))
+                for item in sp.items
+            ]
+            return self.link_sequence(self.fit_sequence(units, frame), frame, nxt)
         return self.emit_par(sp, scope, frame, nxt)
 
     def emit_par(self, sp: Par, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
-        """Independent branches: a ``Parallel`` whose ``ResultSelector`` picks each branch's new
-        step entries, then a ``Pass`` that merges them into ``$.steps``."""
+        """Independent branches: a ``Parallel`` whose branches each end in a ``Pass`` that
+        outputs only their new step entries, then ``Pass`` states that merge them into
+        ``$.steps``."""
         first = _leaves(sp)[0]
+        units = []
+        for i, branch in enumerate(sp.branches):
+            leaves = tuple(_leaves(branch))
+
+            def emit(
+                sub: Frame, branch: SP = branch, leaves: tuple[str, ...] = leaves, i: int = i
+            ) -> tuple[str, Events]:
+                end = self.names.new(f"Branch {i + 1} of {first} done", "branch-end")
+                self.add(sub, end, _pick(leaves), None)
+                start, ev = self.emit_sp(branch, scope, sub, end)
+                return start, _add(ev, (2, 2))
+
+            unit = self.unit(frame, emit)
+            unit.leaves = leaves
+            units.append(unit)
+        return self.parallel(units, first, frame, nxt)
+
+    def parallel(self, units: list[Unit], first: str, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        """The ``Parallel`` state of branch units and its joins; branches over budget are
+        grouped into child machines first (see :mod:`.split`)."""
+        while len(units) > 1 and not self.fits(units, branch=True):
+            groups = self.runs(units, branch=True)
+            if len(groups) == len(units) and all(u.stub for u in units):
+                break
+            new: list[Unit] = []
+            for group in groups:
+                if len(group) == 1:
+                    new.append(group[0] if group[0].stub else self.outline(group[0], frame))
+                    continue
+                leaves = tuple(n for u in group for n in u.leaves)
+                sub = frame.child()
+                end = self.names.new(f"Branches from {leaves[0]} done", "branch-end")
+                self.add(sub, end, _pick(leaves), None)
+                start, ev = self.parallel(group, leaves[0], sub, end)
+                new.append(self.outline(Unit(start, sub, _add(ev, (2, 2)), leaves=leaves), frame))
+            units = new
+        if len(units) == 1 and units[0].frame.size > self.budget_bytes:
+            units = [self.outline(units[0], frame)]
         join = self.names.new(f"Join after {first}", "join")
         par = self.names.new(f"Parallel from {first}", "parallel")
-        branches = []
-        # Entered, Started, Succeeded, Exited of the Parallel; each branch ends in a Pass that
-        # outputs only its new step entries; join Passes merge them (8 per Pass) into $.steps.
-        # (moto mis-reads "$[0]" paths, so branch results are read with States.ArrayGetItem.)
+        # Entered, Started, Succeeded, Exited of the Parallel; each join Pass merges up to 8
+        # branch results into $.steps (moto mis-reads "$[0]" paths, so branch results are
+        # read with States.ArrayGetItem).
         events: Events = (4, 4)
-        for i, branch in enumerate(sp.branches):
-            sub = replace(frame, states={})
-            leaves = _leaves(branch)
-            end = self.names.new(f"Branch {i + 1} of {first} done", "branch-end")
-            self.add(
-                sub, end, {"Type": "Pass", "Parameters": {f"{n}.$": f"$.steps.{n}" for n in leaves}}, None
-            )
-            start, ev = self.emit_sp(branch, scope, sub, end)
-            events = _add(events, _add(ev, (2, 2)))
-            branches.append({"StartAt": start, "States": sub.states})
-        chunks = [list(range(k, min(k + 8, len(branches)))) for k in range(0, len(branches), 8)]
+        for u in units:
+            events = _add(events, u.events)
+        chunks = [list(range(k, min(k + 8, len(units)))) for k in range(0, len(units), 8)]
         join_next = nxt
         for c, chunk in reversed(list(enumerate(chunks))):
             merged = "$.steps"
@@ -236,12 +279,8 @@ class Emitter:
             )
             join_next = name
             events = _add(events, (2, 2))
-        self.add(
-            frame,
-            par,
-            {"Type": "Parallel", "Branches": branches, "ResultPath": "$.joined"},
-            join,
-        )
+        branches = [self.seal(u) for u in units]
+        self.add(frame, par, {"Type": "Parallel", "Branches": branches, "ResultPath": "$.joined"}, join)
         return par, events
 
     def carry(self, frame: Frame, *, steps: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -259,7 +298,7 @@ class Emitter:
         step = node.step
         if node.is_task:
             if step.when is not None:
-                return self.emit_when(node, frame, nxt, lambda n: self.emit_task(node, frame, n), None)
+                return self.emit_when(node, frame, nxt, lambda sub: self.emit_task(node, sub, None), None)
             return self.emit_task(node, frame, nxt)
         group = node.group
         if group.is_loop:
@@ -268,8 +307,8 @@ class Emitter:
             node,
             frame,
             nxt,
-            lambda n: self.emit_branch(node, node.body, group.outputs, frame, n, "then"),
-            (lambda n: self.emit_branch(node, node.else_body, group.else_.outputs, frame, n, "else"))
+            lambda sub: self.emit_branch(node, node.body, group.outputs, sub, "then"),
+            (lambda sub: self.emit_branch(node, node.else_body, group.else_.outputs, sub, "else"))
             if group.else_ is not None and node.else_body is not None
             else None,
         )
@@ -283,14 +322,23 @@ class Emitter:
         node: StepNode,
         frame: Frame,
         nxt: str | None,
-        then: Callable[[str | None], tuple[str, Events]],
-        other: Callable[[str | None], tuple[str, Events]] | None,
+        then: Callable[[Frame], tuple[str, Events]],
+        other: Callable[[Frame], tuple[str, Events]] | None,
     ) -> tuple[str, Events]:
         """``Choice`` → then-branch or else-branch (or a skip ``Pass``) → ``nxt``."""
         choice = self.names.new(f"{node.name} (when)", "choice", node.name)
-        then_start, then_ev = then(nxt)
+        units = [self.unit(frame, then)]
         if other is not None:
-            else_start, else_ev = other(nxt)
+            units.append(self.unit(frame, other))
+        # Only one branch runs: the size counts both, the history only the longer.
+        while not self.fits(units, events=False) and not all(u.stub for u in units):
+            big = max((u for u in units if not u.stub), key=lambda u: u.frame.size)
+            units[units.index(big)] = self.outline(big, frame)
+        then_start = self.place(units[0], frame, nxt)
+        then_ev = units[0].events
+        if other is not None:
+            else_start = self.place(units[1], frame, nxt)
+            else_ev = units[1].events
         else:
             else_start = self.names.new(f"{node.name} (skipped)", "skip", node.name)
             self.add(
@@ -320,7 +368,6 @@ class Emitter:
         body: Scope | None,
         outputs: dict[str, str],
         frame: Frame,
-        nxt: str | None,
         label: str,
     ) -> tuple[str, Events]:
         """One branch of a ``when`` group, ending in a ``Pass`` that sets the group's outputs."""
@@ -331,7 +378,7 @@ class Emitter:
             frame,
             done,
             {"Type": "Pass", "Parameters": {"outputs": result}, "ResultPath": f"$.steps.{node.name}"},
-            nxt,
+            None,
         )
         start, ev = self.emit_scope(body, frame, done)
         return start, _add(ev, (2, 2))
@@ -355,7 +402,11 @@ class Emitter:
             None,
         )
         start, body_ev = self.emit_scope(node.body, body_frame, done)
-        body_ev = _add(body_ev, (2, 2))
+        body = Unit(start, body_frame, _add(body_ev, (2, 2)))
+        if not self.fits([body]):
+            # Each iteration runs the body as a child execution.
+            body = self.outline(body, body_frame)
+        body_ev = body.events
 
         items_ref = single_ref(group.for_each) if is_template(group.for_each) else None
         pre: str | None = None
@@ -379,11 +430,7 @@ class Emitter:
                 f"{node.name}.$": "$$.Map.Item.Index",
             },
         }
-        processor: dict[str, Any] = {
-            "ProcessorConfig": {"Mode": "INLINE"},
-            "StartAt": start,
-            "States": body_frame.states,
-        }
+        processor: dict[str, Any] = {"ProcessorConfig": {"Mode": "INLINE"}, **self.seal(body)}
         if mode == "DISTRIBUTED":
             processor["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
         state: dict[str, Any] = {
@@ -447,7 +494,7 @@ class Emitter:
         """The complete state machine definition and its history-event estimate."""
         p = self.pipeline
         states: dict[str, dict[str, Any]] = {}
-        root = Frame(states)
+        root = Frame(states, keys=ROOT_KEYS)
         events: Events = (2, 2)  # ExecutionStarted, ExecutionSucceeded/Failed
 
         outputs = self.names.new("Pipeline outputs", "outputs")
@@ -467,8 +514,9 @@ class Emitter:
         events = _add(events, (2, 2))
         fin = self.index.finally_node
         if fin is None:
-            body_start, ev = self.emit_scope(self.index.root, root, outputs)
-            events = _add(events, ev)
+            body = self.body_unit(root)
+            body_start = self.place(body, root, outputs)
+            events = _add(events, body.events)
         else:
             body_start, ev = self.emit_with_finally(root, fin, outputs)
             events = _add(events, ev)
@@ -480,6 +528,11 @@ class Emitter:
             "States": states,
         }
         return definition, events
+
+    def body_unit(self, root: Frame) -> Unit:
+        """The pipeline's steps as one unit, in a child machine when over budget."""
+        body = self.unit(root, lambda sub: self.emit_scope(self.index.root, sub, None))
+        return body if self.fits([body]) else self.outline(body, root)
 
     def emit_with_finally(self, root: Frame, fin: StepNode, outputs: str) -> tuple[str, Events]:
         """SPEC §10: the body runs in a one-branch ``Parallel`` whose ``Catch`` leads to the
@@ -523,14 +576,14 @@ class Emitter:
             fin_fail,
         )
         main = self.names.new("Main", "main")
-        sub = Frame(states={})
-        start, ev = self.emit_scope(self.index.root, sub, None)
+        body = self.body_unit(root)
+        ev = body.events
         self.add(
             root,
             main,
             {
                 "Type": "Parallel",
-                "Branches": [{"StartAt": start, "States": sub.states}],
+                "Branches": [self.seal(body)],
                 "ResultSelector": {"state.$": "States.ArrayGetItem($, 0)"},
                 "ResultPath": "$.main",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_fail}],
@@ -607,7 +660,6 @@ class Emitter:
                 "Type": "Pass",
                 "Parameters": {
                     "params.$": merged,
-                    # The execution name is the run id (moto 5.2 leaves it null).
                     "pipeline": {"name": p.name, "run_id.$": RUN_ID},
                     "steps": {},
                 },
@@ -620,17 +672,19 @@ class Emitter:
 
 
 ASSUMED_WIDTH = 10
-RUN_ID = "$$.Execution.Name"
-
-
-def _compact(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+# The run id is the execution name, read from the execution ARN
+# (arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>) because moto
+# leaves $$.Execution.Name empty; on AWS both are the same.
+RUN_ID = "States.ArrayGetItem(States.StringSplit($$.Execution.Id, ':'), 7)"
 
 
 def _add(a: Events, b: Events) -> Events:
     return a[0] + b[0], a[1] + b[1]
+
+
+def _pick(leaves: tuple[str, ...]) -> dict[str, Any]:
+    """A branch's last state: only the step entries the branch added."""
+    return {"Type": "Pass", "Parameters": {f"{n}.$": f"$.steps.{n}" for n in leaves}}
 
 
 def _leaves(sp: SP) -> list[str]:

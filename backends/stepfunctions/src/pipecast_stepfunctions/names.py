@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 MAX_NAME = 80
 # Characters ASL state names may not contain would confuse JSONPath/console links; the
@@ -55,3 +56,14 @@ class StateNames:
             n += 1
         self.kinds[name] = (kind, step)
         return name
+
+
+def state_machine_name(pipeline: Any, settings: Any) -> str:
+    """``<name_prefix><pipeline>``, shortened to 80 characters."""
+    return shorten(settings.name_prefix + pipeline.name)
+
+
+def state_machine_arn(name: str, settings: Any) -> str:
+    """The ARN a state machine of that name gets in the account of ``settings.role_arn``."""
+    parts = settings.role_arn.split(":")
+    return f"arn:{parts[1]}:states:{settings.region}:{parts[4]}:stateMachine:{name}"

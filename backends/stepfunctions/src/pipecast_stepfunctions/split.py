@@ -1,148 +1,265 @@
-"""Splitting a definition over the size limit into child state machines.
+"""Keeping every definition under the size and history limits with child state machines.
 
+https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html
 
-The top level of a generated definition is a chain of states (parameters, then the
-lowered root sequence, then the outputs). When the definition is too big, runs of
-consecutive top-level states whose combined size is large are moved into child state
-machines; the parent starts each child with ``states:startExecution.sync:2`` and takes
-the child's final state (``$.Output``) as its own state, so the state layout is the same
-on both sides. A single top-level state that is bigger than the limit by itself (a huge
-``Parallel`` or ``Map``) cannot be moved whole, and splitting stops with that reason.
+The emitter builds every structural piece (an item of a sequence, a ``Parallel`` branch, a
+``Map`` iteration, a ``when`` branch, the whole body) as a :class:`Unit`: its own ``States``
+object with one entry state and a list of exit states (states that ``End``), plus its size
+and history-event estimate, both computed once when its states are added (a container's
+size is the sum of its parts, never re-serialised, so the work is linear in the output).
+A unit is linked into its parent by turning its exits' ``End`` into ``Next``.
+
+When the pieces at one level are over budget, they are *outlined*: moved into a child state
+machine and replaced by one ``Task`` that runs it with ``states:startExecution.sync:2``,
+passes the whole state as input and continues with the child's output, so the state
+layout is identical on both sides. The rules, applied bottom-up:
+
+* a sequence over budget is cut into consecutive runs that fit; each run becomes a child;
+* a ``Parallel`` over budget groups its branches into runs that fit; each group becomes a
+  child running a ``Parallel`` of just those branches (a single big branch becomes a child
+  by itself), so even a 10,000-wide fan-out ends up as a tree of small machines;
+* a ``Map`` iteration or a ``when`` branch over budget becomes a child by itself;
+* when the stubs themselves are too many, they are grouped again (one more level).
+
+What cannot be split: a *single state* over the limit (a task whose literal inputs or
+environment are huge, a ``Choice`` with an enormous condition). ``compile`` reports the
+file, the state and its size, with the hint to move large literals out of the pipeline.
+Child executions write their own history, so outlining also keeps each execution under the
+25,000-event limit.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 START_SYNC = "arn:aws:states:::states:startExecution.sync:2"
+#: Entered, Scheduled, Started, Submitted, Succeeded, Exited of a startExecution.sync task.
+STUB_EVENTS = 6
+
+Events = tuple[int, int]  # (expected, worst case)
+
+
+def compact(value: Any) -> str:
+    """The compact JSON form big definitions are written in (sizes are measured on it)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def size_of(value: Any) -> int:
+    """Length of :func:`compact` (key order does not change it, so no sorting)."""
+    return len(_measure(value))
+
+
+_measure = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
-class Split:
-    main: dict[str, Any]
-    children: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    why_not: str = ""
+class Frame:
+    """One ``States`` object being filled, and what the state holds there.
+
+    Attributes:
+        states: state name → state.
+        loops: the enclosing ``for_each`` groups (outermost first).
+        keys: the top-level keys of the state payload at this level.
+        size: compact JSON size of ``states`` (bytes, ASCII-escaped: an upper bound).
+        exits: states added with ``End`` (linked to the next piece by :meth:`Outliner.place`).
+    """
+
+    states: dict[str, dict[str, Any]]
+    loops: tuple[Any, ...] = ()
+    keys: tuple[str, ...] = ()
+    size: int = 0
+    exits: list[str] = field(default_factory=list)
+
+    def child(self) -> Frame:
+        return Frame({}, self.loops, self.keys)
 
 
-def _size(value: Any) -> int:
-    return len(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode())
+@dataclass
+class Unit:
+    """A self-contained piece: entry ``start``, its states in ``frame``, its events."""
+
+    start: str
+    frame: Frame
+    events: Events
+    stub: bool = False
+    leaves: tuple[str, ...] = ()
 
 
-def split_definition(definition: dict[str, Any], limit: int, base_name: str, settings: Any) -> Split:
-    """Return the definition unchanged when it fits, else a parent plus children."""
-    if _size(definition) <= limit:
-        return Split(definition)
-    budget = max(limit // 2, limit - 50_000)
-    out = Split(json.loads(json.dumps(definition)))
-    _split_container(out.main, budget, base_name, settings, out)
-    return out
+@dataclass
+class Child:
+    name: str
+    definition: dict[str, Any]
+    events: Events
 
 
-def _split_container(
-    container: dict[str, Any], budget: int, base_name: str, settings: Any, out: Split
-) -> None:
-    """Move runs of consecutive states of one ``States`` object into child machines; states
-    too big on their own are split inside (Parallel branches, Map item processors)."""
-    from .compile import state_machine_arn
-    from .names import shorten
+class Outliner:
+    """Unit bookkeeping and outlining, mixed into the emitter (which provides ``names``)."""
 
-    states: dict[str, dict[str, Any]] = container["States"]
-    chain = _top_chain(container)
-    for name in chain:
-        st = states[name]
-        if _size(st) <= budget:
-            continue
-        inner = st.get("Branches", []) + ([st["ItemProcessor"]] if "ItemProcessor" in st else [])
-        for sub in inner:
-            if _size(sub) > budget // 4:
-                _split_container(sub, budget, base_name, settings, out)
-        if _size(st) > budget:
-            out.why_not = out.why_not or (
-                f"state {name!r} is {_size(st)} bytes even after splitting its branches into child machines"
-            )
-    movable = [
-        n for n in chain if "Next" in states[n] and states[n]["Type"] in ("Task", "Parallel", "Map", "Pass")
-    ]
-    runs: list[list[str]] = []
-    current: list[str] = []
-    current_size = 0
-    prev: str | None = None
-    for name in movable:
-        size = _size(states[name])
-        contiguous = prev is not None and states[prev].get("Next") == name
-        if current and (not contiguous or current_size + size > budget):
-            runs.append(current)
-            current, current_size = [], 0
-        current.append(name)
-        current_size += size
-        prev = name
-    if current:
-        runs.append(current)
-    if sum(_size(states[n]) for n in movable) < budget // 4 and not out.children:
-        return
-    for run in runs:
-        if (
-            len(run) == 1
-            and states[run[0]]["Type"] == "Task"
-            and "startExecution" in states[run[0]].get("Resource", "")
-        ):
-            continue
-        i = len(out.children) + 1
-        child_name = shorten(f"{base_name}-part-{i}")
-        child_states = {n: states[n] for n in run}
-        last = run[-1]
-        after = child_states[last].pop("Next")
-        child_states[last]["End"] = True
-        out.children.append(
-            (child_name, {"Comment": f"part {i} of {base_name}", "StartAt": run[0], "States": child_states})
-        )
-        for n in run:
-            del states[n]
-        call = shorten(f"Run part {i}")
-        states[call] = {
-            "Type": "Task",
-            "Resource": START_SYNC,
-            "Parameters": {"StateMachineArn": state_machine_arn(child_name, settings), "Input.$": "$"},
-            "ResultSelector": {"state.$": "$.Output"},
-            "OutputPath": "$.state",
-            "Next": after,
+    names: Any
+    budget_bytes: int
+    budget_events: int
+    base_name: str
+    children: list[Child]
+    _inner: dict[int, tuple[dict[str, Any], int]]
+    arn_of: Callable[[str], str]
+
+    # ------------------------------------------------------------------ states and sizes
+
+    def add(self, frame: Frame, name: str, state: dict[str, Any], nxt: str | None) -> None:
+        """Add a state to a frame: ``Next`` (or ``End``), and its size."""
+        if state["Type"] not in ("Choice", "Succeed", "Fail"):
+            if nxt is None:
+                state["End"] = True
+                frame.exits.append(name)
+            else:
+                state["Next"] = nxt
+        frame.states[name] = state
+        frame.size += len(name) + 4 + self._state_size(state)
+
+    def _state_size(self, state: dict[str, Any]) -> int:
+        if "Branches" not in state and "ItemProcessor" not in state:
+            return size_of(state)
+        stub = dict(state)
+        inner = 0
+        if "Branches" in state:
+            stub["Branches"] = [{**b, "States": {}} for b in state["Branches"]]
+            inner += sum(self._sealed_size(b["States"]) for b in state["Branches"])
+        if "ItemProcessor" in state:
+            stub["ItemProcessor"] = {**state["ItemProcessor"], "States": {}}
+            inner += self._sealed_size(state["ItemProcessor"]["States"])
+        return size_of(stub) + inner
+
+    def _sealed_size(self, states: dict[str, Any]) -> int:
+        found = self._inner.pop(id(states), None)
+        return size_of(states) if found is None else found[1]
+
+    def seal(self, unit: Unit) -> dict[str, Any]:
+        """``{"StartAt", "States"}`` of a unit, for a ``Branches`` entry or an ``ItemProcessor``."""
+        # The entry keeps the dict alive, so its id cannot be reused while it is recorded.
+        self._inner[id(unit.frame.states)] = (unit.frame.states, unit.frame.size)
+        return {"StartAt": unit.start, "States": unit.frame.states}
+
+    # ------------------------------------------------------------------ units
+
+    def unit(self, parent: Frame, emit: Callable[[Frame], tuple[str, Events]]) -> Unit:
+        """Emit a piece into a fresh frame (same loops/keys as ``parent``) with no successor."""
+        sub = parent.child()
+        start, events = emit(sub)
+        return Unit(start, sub, events)
+
+    def place(self, unit: Unit, frame: Frame, nxt: str | None) -> str:
+        """Link a unit's exits to ``nxt`` (or keep them as exits) and move it into ``frame``."""
+        states = unit.frame.states
+        if nxt is None:
+            frame.exits.extend(unit.frame.exits)
+        else:
+            for name in unit.frame.exits:
+                del states[name]["End"]
+                states[name]["Next"] = nxt
+            frame.size += len(unit.frame.exits) * (len(nxt) - 1)
+        frame.states.update(states)
+        frame.size += unit.frame.size
+        return unit.start
+
+    def fits(self, units: list[Unit], *, events: bool = True, branch: bool = False) -> bool:
+        weigh = branch_weight if branch else _size
+        if sum(weigh(u) for u in units) > self.budget_bytes:
+            return False
+        return not events or sum(u.events[0] for u in units) <= self.budget_events
+
+    def runs(self, units: list[Unit], *, branch: bool = False) -> list[list[Unit]]:
+        """Consecutive units grouped greedily so that each group fits the budgets."""
+        weigh = branch_weight if branch else _size
+        out: list[list[Unit]] = []
+        run: list[Unit] = []
+        size = events = 0
+        for u in units:
+            w = weigh(u)
+            if run and (size + w > self.budget_bytes or events + u.events[0] > self.budget_events):
+                out.append(run)
+                run, size, events = [], 0, 0
+            run.append(u)
+            size += w
+            events += u.events[0]
+        if run:
+            out.append(run)
+        return out
+
+    def link_sequence(self, units: list[Unit], frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        total: Events = (0, 0)
+        for u in reversed(units):
+            nxt = self.place(u, frame, nxt)
+            total = (total[0] + u.events[0], total[1] + u.events[1])
+        assert nxt is not None
+        return nxt, total
+
+    def fit_sequence(self, units: list[Unit], parent: Frame) -> list[Unit]:
+        """Outline runs of a sequence until it fits (see the module docstring)."""
+        while not self.fits(units):
+            new: list[Unit] = []
+            for run in self.runs(units):
+                if len(run) == 1 and run[0].stub:
+                    new.append(run[0])
+                    continue
+                merged = run[0]
+                if len(run) > 1:
+                    sub = parent.child()
+                    start, events = self.link_sequence(run, sub, None)
+                    merged = Unit(start, sub, events)
+                new.append(self.outline(merged, parent))
+            if len(new) == len(units) and all(u.stub for u in units):
+                break
+            units = new
+        return units
+
+    def outline(self, unit: Unit, parent: Frame) -> Unit:
+        """Move a unit into a child state machine; return the stub that runs it."""
+        i = len(self.children) + 1
+        name = self._child_name(i)
+        definition = {
+            "Comment": f"part {i} of {self.base_name} (pipecast child state machine)",
+            "StartAt": unit.start,
+            "States": unit.frame.states,
         }
-        for st in states.values():
-            _retarget(st, run[0], call)
-        if container["StartAt"] == run[0]:
-            container["StartAt"] = call
+        self.children.append(Child(name, definition, (unit.events[0] + 2, unit.events[1] + 2)))
+        stub = parent.child()
+        state_name = self.names.new(f"Run part {i}", "part")
+        self.add(
+            stub,
+            state_name,
+            {
+                "Type": "Task",
+                "Resource": START_SYNC,
+                "Parameters": {"StateMachineArn": self.arn_of(name), "Input.$": "$"},
+                # The child's output is the state after its last state (same layout).
+                "OutputPath": "$.Output",
+            },
+            None,
+        )
+        return Unit(state_name, stub, (STUB_EVENTS, STUB_EVENTS), stub=True, leaves=unit.leaves)
+
+    def _child_name(self, i: int) -> str:
+        from .names import shorten
+
+        return shorten(f"{self.base_name}-part-{i}")
 
 
-def _retarget(state: dict[str, Any], old: str, new: str) -> None:
-    if state.get("Next") == old:
-        state["Next"] = new
-    if state.get("Default") == old:
-        state["Default"] = new
-    for rule in state.get("Choices", []):
-        if rule.get("Next") == old:
-            rule["Next"] = new
-    for catcher in state.get("Catch", []):
-        if catcher.get("Next") == old:
-            catcher["Next"] = new
+def _size(unit: Unit) -> int:
+    return unit.frame.size
 
 
-def _top_chain(definition: dict[str, Any]) -> list[str]:
-    """Top-level states in execution order, following Next and Choice Defaults."""
-    states = definition["States"]
-    order: list[str] = []
-    seen: set[str] = set()
-    todo = [definition["StartAt"]]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in states:
-            continue
-        seen.add(name)
-        order.append(name)
-        st = states[name]
-        nxt = [st.get("Next"), st.get("Default"), *(r.get("Next") for r in st.get("Choices", []))]
-        nxt += [c.get("Next") for c in st.get("Catch", [])]
-        todo.extend(reversed([n for n in nxt if n]))
-    return order
+def branch_weight(unit: Unit) -> int:
+    """A ``Parallel`` branch's size plus what it adds around it: its ``Branches`` entry, its
+    share of the join ``Pass`` states (a ``States.JsonMerge`` term and 1/8 of a join's
+    carried keys) and its step entries in a group's final ``Pass``."""
+    return unit.frame.size + len(unit.start) + 200 + sum(2 * len(n) + 16 for n in unit.leaves)
+
+
+def biggest_states(definition: dict[str, Any], top: int = 1) -> list[tuple[str, int]]:
+    """The largest top-level states of a definition (for the error when splitting cannot help)."""
+    sizes = [(name, len(compact(st))) for name, st in definition["States"].items()]
+    return sorted(sizes, key=lambda x: (-x[1], x[0]))[:top]

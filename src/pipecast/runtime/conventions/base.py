@@ -66,8 +66,16 @@ def parse_value(type_name: str, text: str) -> Any:
 
 
 def parse_json_arg(text: str, what: str) -> Any:
-    """A JSON command-line argument, or ``@file`` to read it from a file."""
-    if text.startswith("@"):
+    """A JSON command-line argument, or ``@file`` / ``@s3://bucket/key`` to read it from there."""
+    if text.startswith("@s3://"):
+        from pipecast.runtime import s3io
+
+        bucket, key = s3io.split(text[1:])
+        try:
+            text = s3io.client().get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        except Exception as exc:
+            raise ConventionError(f"cannot read {what} from {text[1:]}: {exc}") from None
+    elif text.startswith("@"):
         try:
             text = Path(text[1:]).read_text(encoding="utf-8")
         except OSError as exc:
