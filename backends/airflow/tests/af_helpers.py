@@ -18,9 +18,13 @@ CASES = REPO / "tests" / "conformance" / "cases"
 
 
 def compile_file(path: Path, settings: dict[str, Any] | None = None, lenient: bool = True) -> tuple[str, str]:
-    """Compile a pipeline for Airflow; returns (file name, text)."""
+    """Compile a pipeline for Airflow; returns (file name, text).
+
+    ``project_dir`` defaults to the pipeline's folder as an absolute path (the code is where
+    the test reads it); tests of the deployment layouts pass their own.
+    """
     loaded = load_checked(path)
-    merged = {"python_path": [str(path.parent.resolve())], **(settings or {})}
+    merged = {"project_dir": str(path.parent.resolve()), **(settings or {})}
     result = compile_pipeline(loaded, "airflow", merged, lenient=lenient)
     ((name, text),) = result.files.items()
     return name, text
@@ -46,10 +50,32 @@ def run_dags(dags: Path, jobs: list[dict[str, Any]], extra_env: dict[str, str] |
     return results
 
 
+#: Airflow task-instance states -> run-record statuses (SPEC §12).
+STATES = {
+    "success": "succeeded",
+    "failed": "failed",
+    "skipped": "skipped",
+    "upstream_failed": "not_run",
+    "None": "not_run",
+}
+
+
+def step_view(tasks: dict[str, dict]) -> dict[str, dict]:
+    """Airflow task instances keyed like the run record: ``step`` / ``step[i]``."""
+    out = {}
+    for key, ti in tasks.items():
+        base, _, index = key.partition("[")
+        name = base.rsplit(".", 1)[-1]
+        if "-" in name:
+            continue  # pipecast's helper tasks (conditions, joins, items, status)
+        out[name + (f"[{index}" if index else "")] = ti
+    return out
+
+
 def place(dags: Path, name: str, text: str) -> Path:
     target = dags / name
     target.write_text(text, encoding="utf-8")
     return target
 
 
-__all__ = ["CASES", "REPO", "compile_file", "place", "run_dags", "shutil"]
+__all__ = ["CASES", "REPO", "STATES", "compile_file", "place", "run_dags", "shutil", "step_view"]

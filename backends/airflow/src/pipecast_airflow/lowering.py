@@ -374,7 +374,8 @@ class Lowering:
             "kind": "step",
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
             "inputs": inputs,
-            "python_path": list(self.settings.python_path),
+            # Relative entries are resolved on the worker against the DAG file's folder.
+            "python_path": [self.settings.project_dir, *self.settings.python_path],
             "artifact_root": self.settings.artifact_root,
         }
         if isinstance(node.task.run, ContainerRun):

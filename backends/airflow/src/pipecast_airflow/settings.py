@@ -16,8 +16,14 @@ class AirflowSettings(Settings):
         airflow_version: ``"3"`` (``airflow.sdk`` imports, the default) or ``"2"`` (Airflow 2.7+).
         operator: ``python`` (tasks run the step through the pipecast runtime on the worker),
             ``kubernetes`` (one pod per step, KubernetesPodOperator) or ``docker`` (DockerOperator).
-        python_path: folders put first on ``sys.path`` when a python step imports its module
-            on the worker (the pipeline's own folder, as deployed).
+        project_dir: the pipeline project's folder (its step modules) as the workers see it,
+            put first on ``sys.path`` when a python step imports its module (SPEC §3.1). A
+            relative path is resolved at run time against the folder of the DAG file, so the
+            default ``.`` means "the step modules are deployed beside the DAG file in the dags
+            folder" and ``../my-project`` a project deployed next to the dags folder; an
+            absolute path is used as is. Code installed as a package needs nothing here.
+        python_path: more folders put on ``sys.path`` after ``project_dir`` (relative ones
+            resolved the same way).
         artifact_root: a folder every worker (and, for container operators, every container) can
             reach, where artifacts are stored; empty: ``$AIRFLOW_HOME/pipecast-artifacts``.
         secret_store: where secrets are read by name: ``airflow`` (Airflow Variables) or ``env``.
@@ -34,6 +40,7 @@ class AirflowSettings(Settings):
 
     airflow_version: Literal["2", "3"] = "3"
     operator: Literal["python", "kubernetes", "docker"] = "python"
+    project_dir: str = "."
     python_path: list[str] = Field(default_factory=list)
     artifact_root: str = ""
     secret_store: Literal["airflow", "env"] = "airflow"

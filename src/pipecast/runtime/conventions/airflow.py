@@ -232,6 +232,21 @@ def _artifact_root(doc: Mapping[str, Any]) -> Path:
     return Path(root)
 
 
+def python_path(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """Folders first on ``sys.path`` of a python step: the project folder, then the others.
+
+    Relative entries (the ``project_dir`` setting defaults to ``.``) are resolved against the
+    folder of the DAG file (``dag.fileloc``), where the team deployed it; then come the
+    folders of ``$PIPECAST_PYTHON_PATH`` (a deployment-wide override, as for the runtime CLI).
+    """
+    dag = context.get("dag")
+    fileloc = getattr(dag, "fileloc", None)
+    base = Path(fileloc).resolve().parent if fileloc else Path.cwd()
+    out = [str(base / entry) if not os.path.isabs(entry) else entry for entry in doc.get("python_path", [])]
+    out += [p for p in os.environ.get("PIPECAST_PYTHON_PATH", "").split(os.pathsep) if p]
+    return [os.path.normpath(p) for p in dict.fromkeys(out)]
+
+
 def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Run one task step on this worker and return its outputs (the task's XCom)."""
     from pipecast.runtime.core import StepFailed
@@ -246,7 +261,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
         outcome = core_run(
             spec,
             conv,
-            python_path=list(doc.get("python_path", [])),
+            python_path=python_path(doc, context),
             containers=doc.get("containers", "host"),
         )
     except StepFailed as exc:
