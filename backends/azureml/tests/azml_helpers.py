@@ -117,10 +117,9 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 var = f"item__{node.group.as_}"
                 if isinstance(node.group.for_each, list):
                     items = json.loads(loop["items"])
-                    assert [
-                        json.loads(i[var]) if not isinstance(v, str) else i[var]
-                        for i, v in zip(items, node.group.for_each, strict=True)
-                    ] == node.group.for_each
+                    # Every item travels as one line of JSON without '$' (see item_text).
+                    assert [json.loads(i[var]) for i in items] == node.group.for_each
+                    assert "$" not in loop["items"] and "\n" not in loop["items"]
                 else:
                     assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
                     ref = single_ref(node.group.for_each)

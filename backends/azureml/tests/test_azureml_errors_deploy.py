@@ -41,6 +41,7 @@ def test_own_checks_catch_what_the_sdk_misses(tmp_path):
     assert check_files(files) == []
     doc = yaml.safe_load(files["t.yml"])
     doc["jobs"]["b"]["component"]["command"] += " ${{inputs.missing}}"
+    doc["jobs"]["a"]["component"]["command"] += "\necho '${{outputs.x}}'"
     doc["jobs"]["b"]["inputs"]["x"] = "${{parent.jobs.nope.outputs.x}}"
     doc["jobs"]["a"]["inputs"] = {"y": "${{parent.jobs.b.outputs.x}}"}
     doc["jobs"]["a"]["component"]["inputs"] = {"y": {"type": "integer"}}
@@ -48,6 +49,7 @@ def test_own_checks_catch_what_the_sdk_misses(tmp_path):
     text = "\n".join(d.message for d in check_files(files))
     assert "${{inputs.missing}} is not a declared input" in text
     assert "no job 'nope'" in text
+    assert "puts an Azure ML expression where the shell parses the value" in text
     assert "job 'b' has no output 'x'" in text
     doc["jobs"]["b"]["inputs"]["x"] = "${{parent.jobs.a.outputs.x}}"
     doc["jobs"]["b"]["component"]["outputs"] = {"x": {"type": "integer"}}

@@ -117,7 +117,7 @@ def test_loop_items_and_collected_inputs(tmp_path):
     from pipecast.runtime.conventions.azureml import collected_paths, loop_items
 
     assert json.loads(loop_items('[1, "x", {"k": 2}]', "item__v")) == [
-        {"item__v": "1"}, {"item__v": "x"}, {"item__v": '{"k":2}'},
+        {"item__v": "1"}, {"item__v": '"x"'}, {"item__v": '{"k":2}'},
     ]  # fmt: skip
     assert json.loads(loop_items({"xs": [True]}, "item__x", key="xs")) == [{"item__x": "true"}]
     for i in (10, 2, 1):

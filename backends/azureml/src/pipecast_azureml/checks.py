@@ -1,6 +1,8 @@
 """pipecast's own checks of compiled Azure ML files: what ``load_job``/``_validate()`` miss.
 
-* every ``${{inputs.X}}`` / ``${{outputs.Y}}`` in a command is declared by its component;
+* every ``${{inputs.X}}`` / ``${{outputs.Y}}`` in a command is declared by its component, and
+  sits alone in a quoted here-document (Azure ML pastes values unquoted: anywhere else a
+  quote or ``$(...)`` in a value would break or inject into the command);
 * every ``${{parent.inputs.X}}`` is an input of the enclosing pipeline, every
   ``${{parent.outputs.Y}}`` an output of it;
 * every ``${{parent.jobs.J...}}`` points at an existing job of the same pipeline, and
@@ -68,6 +70,27 @@ def _job_outputs(files: _Files, file: str, jobs: dict[str, Any], name: str) -> s
     return set()
 
 
+def _unsafe_substitutions(file: str, where: str, command: str) -> list[Diagnostic]:
+    """Azure ML pastes values into the command text unquoted: each ``${{...}}`` must be a whole
+    line inside a quoted here-document (``<<'END'``), the one place the shell reads nothing."""
+    out = []
+    lines = command.split("\n")
+    for i, line in enumerate(lines):
+        if "${{" not in line and "$[[" not in line:
+            continue
+        opener = re.search(r"<<-?'([A-Za-z_][A-Za-z0-9_]*)'$", lines[i - 1]) if i else None
+        if not (_EXPR.fullmatch(line) and opener and i + 1 < len(lines) and lines[i + 1] == opener.group(1)):
+            out.append(
+                _problem(
+                    file,
+                    where,
+                    f"line {i + 1} ({line[:60]!r}) puts an Azure ML expression where the shell parses "
+                    "the value; it must be the only line of a quoted here-document",
+                )
+            )
+    return out
+
+
 def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     jobs = doc.get("jobs") or {}
@@ -83,6 +106,9 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
         if job.get("type") == "command" and isinstance(comp, dict):
             declared_in = set(comp.get("inputs") or {})
             declared_out = set(comp.get("outputs") or {})
+            out.extend(
+                _unsafe_substitutions(file, f"{where}.component.command", str(comp.get("command", "")))
+            )
             for m in _EXPR.finditer(str(comp.get("command", ""))):
                 parts = m.group(1).split(".")
                 if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):

@@ -38,6 +38,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir.models import Pipeline, PythonRun, TaskStep
 from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
@@ -288,7 +289,7 @@ class Compiler:
         retries = eff.retry.attempts > 1
         in_decl: dict[str, dict[str, Any]] = {}
         in_bind: dict[str, str] = {}
-        args: list[str] = []
+        args: list[tuple[str, str]] = []
         templates: dict[str, Any] = {}
         channels: dict[Source, str] = {}
         user = node.name if node is not self.index.finally_node else None
@@ -302,7 +303,7 @@ class Compiler:
                 source = self._source(ref)
                 in_decl[name] = {"type": azure_type(self._source_type(source))}
                 in_bind[name] = self._bind(comp, source, user)
-                args.append(f"{name}=${{{{inputs.{name}}}}}")
+                args.append((_value_file(source, name), f"${{{{inputs.{name}}}}}"))
                 continue
             refs: dict[str, list[Any]] = {}
             for r in refs_in(value):
@@ -316,11 +317,11 @@ class Compiler:
                     channels[source] = channel
                     in_decl[channel] = {"type": azure_type(self._source_type(source))}
                     in_bind[channel] = self._bind(comp, source, user)
-                    args.append(f"{channel}=${{{{inputs.{channel}}}}}")
+                    args.append((_value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
                 refs[r.path] = [channel, r.key if r.kind == "loop" else None]
             templates[name] = {"template": value, "refs": refs}
         outputs = {o: {"type": azure_type(t)} for o, t in task.outputs.items()}
-        out_args = [f"{o}=${{{{outputs.{o}}}}}" for o in task.outputs]
+        out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in task.outputs]
         command = ""
         if not self.dry:
             spec = step_spec(
@@ -341,7 +342,9 @@ class Compiler:
         job: dict[str, Any] = {"type": "command", "component": component}
         if in_bind:
             job["inputs"] = in_bind
-        env = dict(eff.env)
+        # The runtime sets the step's env from the spec; environment_variables repeats it for
+        # Azure ML's UI, except values Azure ML would read as its own expressions (${{ }}, $[[ ]]).
+        env = {k: v for k, v in eff.env.items() if not needs_encoding(v)}
         if eff.secrets:
             env["PIPECAST_AZURE_KEYVAULT_URL"] = self.settings.key_vault_url or self._placeholder(
                 "key_vault_url", node, "secrets need the Key Vault URL"
@@ -354,22 +357,28 @@ class Compiler:
         return job
 
     def _runtime_command(
-        self, spec: StepSpec, args: list[str], out_args: list[str], templates: dict[str, Any]
-    ) -> str:
+        self, spec: StepSpec, args: list[tuple[str, str]], out_args: list[tuple[str, str]],
+        templates: dict[str, Any],
+    ) -> str:  # fmt: skip
+        """The command: every Azure ML substitution in a quoted here-document, then the runtime.
+
+        Azure ML pastes values into the command text unquoted; a quoted here-document body is
+        the one place where the shell reads nothing in them (see the ``azureml`` convention).
+        The JSON arguments are compile-time text made single-quote- and expression-safe.
+        """
+        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)"]
+        for file, expr in [*args, *out_args]:
+            lines += [f"cat > \"$PIPECAST_VALUES/{file}\" <<'{HEREDOC_END}'", expr, HEREDOC_END]
         parts = [
-            self.settings.python, "-m", "pipecast.runtime", "run",
-            "--spec", shlex.quote(spec.to_arg()), "--convention", "azureml",
+            shlex.quote(self.settings.python), "-m", "pipecast.runtime", "run",
+            "--spec", f"'{_shell_safe(spec.to_arg())}'", "--convention", "azureml",
         ]  # fmt: skip
-        for a in args:
-            parts += ["--in", shlex.quote(a)]
-        for a in out_args:
-            parts += ["--out", shlex.quote(a)]
+        if args or out_args:
+            parts += ["--values", '"$PIPECAST_VALUES"']
         if templates:
-            parts += [
-                "--templates",
-                shlex.quote(json.dumps(templates, sort_keys=True, separators=(",", ":"))),
-            ]
-        return " ".join(parts)
+            parts += ["--templates", f"'{safe_json(templates)}'"]
+        lines.append(" ".join(parts))
+        return "\n".join(lines)
 
     def _environment(self, image: str | None, node: StepNode | None) -> Any:
         if image:
@@ -442,7 +451,7 @@ class Compiler:
             spec_inputs[channel] = InputSpec(type=type_name)
             in_decl[channel] = {"type": azure_type(type_name)}
             in_bind[channel] = self._bind(comp, source, user)
-            args.append(f"{channel}=${{{{inputs.{channel}}}}}")
+            args.append((_value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
         spec = StepSpec(
             pipeline=self.pipeline.name,
             step=name,
@@ -450,7 +459,7 @@ class Compiler:
             inputs=spec_inputs,
             outputs={o: "bool" if t == "boolean" else "str" for o, t in outputs.items()},
         )
-        out_args = [f"{o}=${{{{outputs.{o}}}}}" for o in outputs]
+        out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in outputs]
         component: dict[str, Any] = {
             "type": "command",
             "command": self._runtime_command(spec, args, out_args, {}),
@@ -691,6 +700,16 @@ class Compiler:
         rel = "components/" + body["component"].removeprefix("./").removeprefix("components/")
         inner = self.components[rel]["outputs"][output]["type"]
         return "string" if inner in ("string", "integer", "number", "boolean") else "mltable"
+
+
+def _value_file(source: Source, name: str) -> str:
+    """The file in ``$PIPECAST_VALUES`` an input lands in: loop items are JSON (``item.``)."""
+    return f"item.{name}" if source[0] == "loop" else f"in.{name}"
+
+
+def _shell_safe(json_text: str) -> str:
+    """Compile-time JSON (ASCII, one line) for a single-quoted shell word Azure ML leaves alone."""
+    return json_text.replace("$", "\\u0024").replace("'", "\\u0027")
 
 
 def _job_timeout(eff: Any) -> int:

@@ -74,13 +74,27 @@ def _quoted(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _block(text: str) -> bool:
+    """Whether ``text`` reads back unchanged from a ``|-`` literal block (commands read best so)."""
+    return (
+        "\n" in text
+        and not text.endswith("\n")
+        and not text.startswith((" ", "\n"))
+        and all(ch == "\n" or (ch.isprintable() and _yaml_printable(ch)) for ch in text)
+        and not any(line.endswith(" ") or line.startswith(" ") for line in text.split("\n"))
+    )
+
+
 def _lines(value: Any, indent: int, out: list[str]) -> None:
     pad = " " * indent
     if isinstance(value, dict):
         for key in sorted(value):
             child = value[key]
             head = f"{pad}{_scalar(key)}:"
-            if isinstance(child, dict | list) and child:
+            if isinstance(child, str) and _block(child):
+                out.append(f"{head} |-")
+                out.extend(f"{pad}  {line}" if line else "" for line in child.split("\n"))
+            elif isinstance(child, dict | list) and child:
                 out.append(head + _comment(key, None))
                 _lines(child, indent + (2 if isinstance(child, dict) else 0), out)
             else:

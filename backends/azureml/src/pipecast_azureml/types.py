@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pipecast.ir import values
 from pipecast.passes.analysis import ANY, element_type, is_artifact_type
-from pipecast.runtime.conventions.azureml import item_text  # the runtime parses what we write
+from pipecast.runtime.conventions.azureml import encode_text, item_text  # the runtime parses what we write
 
 __all__ = ["PRIMITIVE", "azure_type", "item_text", "param_input_value"]
 
@@ -39,9 +39,16 @@ def azure_type(type_name: str) -> str:
 
 
 def param_input_value(type_name: str, value: object) -> object:
-    """A pipeline-level input value: plain scalars; lists and dicts as JSON text."""
+    """A pipeline-level input value: plain scalars; lists and dicts as JSON text.
+
+    Azure ML reads ``${{...}}``/``$[[...]]`` in a literal value as its own expression, so JSON
+    text escapes ``$`` (``\\u0024``, the same JSON) and a string that holds one is encoded
+    (:func:`~pipecast.runtime.conventions.azureml.encode_text`; the runtime decodes it).
+    """
     import json
 
-    if type_name in ("list", "dict"):
-        return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+    if type_name in ("list", "dict") or (type_name == ANY and isinstance(value, list | dict)):
+        return json.dumps(value, sort_keys=True, separators=(", ", ": ")).replace("$", "\\u0024")
+    if isinstance(value, str):
+        return encode_text(value)
     return value

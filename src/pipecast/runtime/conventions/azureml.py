@@ -1,14 +1,34 @@
-"""``azureml``: Azure ML command jobs (mounted inputs/outputs passed as command arguments).
+"""``azureml``: Azure ML command jobs (inputs/outputs handed over in quoted here-documents).
 
-The backend compiles each task step to a command job whose command is::
+Azure ML replaces ``${{inputs.X}}`` in a command's *text* with the value of a primitive input
+(``string``, ``integer``, ``number``, ``boolean``: lists and dicts arrive as JSON text) or the
+mounted path of an asset input, and ``${{outputs.Y}}`` with a path to write
+(https://learn.microsoft.com/azure/machine-learning/reference-yaml-core-syntax). It does no
+quoting, so a value must never land where the shell parses it. The backend therefore writes
+every substitution as the body of a *quoted* here-document, which the shell copies verbatim
+(no expansion of quotes, backslashes, ``$(...)``, backticks, newlines)::
 
-    python -m pipecast.runtime run --spec '<json>' --convention azureml \\
-        --in 'NAME=${{inputs.NAME}}' ... --out 'NAME=${{outputs.NAME}}' ... [--templates JSON]
+    set -e
+    PIPECAST_VALUES=$(mktemp -d)
+    cat > "$PIPECAST_VALUES/in.NAME" <<'PIPECAST_VALUE_END'
+    ${{inputs.NAME}}
+    PIPECAST_VALUE_END
+    ...
+    python -m pipecast.runtime run --spec '<json>' --convention azureml --values "$PIPECAST_VALUES"
 
-Azure ML replaces ``${{inputs.X}}`` with the value of a primitive input (``string``,
-``integer``, ``number``, ``boolean``: lists and dicts arrive as JSON text) or the mounted
-path of an asset input, and ``${{outputs.Y}}`` with a path to write
-(https://learn.microsoft.com/azure/machine-learning/reference-yaml-core-syntax).
+``--values DIR`` reads ``in.NAME`` (a value or mounted path), ``item.NAME`` (a ``for_each``
+item, JSON: see :func:`item_text`) and ``out.NAME`` (where Azure ML collects the output),
+each without the newline the here-document adds. The only text that ends a here-document
+early is a line ``PIPECAST_VALUE_END``: the compiler never writes one (values it writes are
+encoded, see :func:`encode_text`), and this runtime refuses to publish a parameter output
+holding one (it would reach the next job's command). ``--in NAME=VALUE`` / ``--out NAME=PATH``
+remain for running a step by hand.
+
+Text that Azure ML would read as its own expression (``${{...}}``, ``$[[...]]``) must not
+appear in a literal value either: pipeline input values are bindings in Azure ML's REST
+format. Compile-time strings holding ``${{``/``$[[`` (or the here-document end line) are
+written as ``pipecast:json:<JSON>`` with ``$`` escaped (``\\u0024``); this runtime decodes
+that form for every primitive input, so a user may pass such a value that way too.
 
 * Artifact inputs (``uri_folder``) hold the artifact as stored by
   :func:`~pipecast.runtime.conventions.base.store_in_folder` (a file sits next to a marker);
@@ -57,6 +77,46 @@ from pipecast.runtime.spec import StepSpec
 
 CONTROL_PROPERTY = "azureml.pipeline.control"
 STATUS_ENV = "PIPECAST_PIPELINE_STATUS"
+#: The line that ends the quoted here-documents holding substituted values.
+HEREDOC_END = "PIPECAST_VALUE_END"
+#: Prefix of an encoded string value (JSON text without ``$``, newlines or control characters).
+ENCODED_PREFIX = "pipecast:json:"
+
+
+def safe_json(value: Any) -> str:
+    """JSON text Azure ML and the shell leave alone: ASCII, one line, no ``$`` and no ``'``.
+
+    ``$`` and ``'`` only occur inside JSON strings, where ``\\u0024``/``\\u0027`` mean the same.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.replace("$", "\\u0024").replace("'", "\\u0027")
+
+
+def needs_encoding(text: str) -> bool:
+    """Whether a string cannot travel raw as an Azure ML literal value (see the module docstring)."""
+    return (
+        "${{" in text or "$[[" in text or HEREDOC_END in text.split("\n") or text.startswith(ENCODED_PREFIX)
+    )
+
+
+def encode_text(text: str) -> str:
+    """``text`` as an Azure ML literal value: raw when safe, else ``pipecast:json:<safe JSON>``."""
+    return ENCODED_PREFIX + safe_json(text) if needs_encoding(text) else text
+
+
+def decode_text(text: str) -> str:
+    """The inverse of :func:`encode_text` (raw text passes through)."""
+    if text.startswith(ENCODED_PREFIX):
+        try:
+            value = json.loads(text[len(ENCODED_PREFIX) :])
+        except ValueError:
+            raise ConventionError(
+                f"a value starts with {ENCODED_PREFIX!r} but is not JSON after it"
+            ) from None
+        if not isinstance(value, str):
+            raise ConventionError(f"{ENCODED_PREFIX!r} must be followed by a JSON string")
+        return value
+    return text
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:
@@ -70,8 +130,35 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 
 
 def item_text(value: Any) -> str:
-    """One ``for_each`` item as the text a loop body receives: strings raw, everything else JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """One ``for_each`` item as the text a loop body receives: :func:`safe_json` of the item.
+
+    Items may come from data (a step's list output), so they are always encoded: one line of
+    JSON without ``$`` cannot end a here-document or form an Azure ML expression.
+    """
+    return safe_json(value)
+
+
+def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """``--values DIR``: (inputs, outputs, names of item inputs), each file minus the here-doc newline."""
+    given: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+    items: set[str] = set()
+    if not folder.is_dir():
+        raise ConventionError(f"--values {str(folder)!r} is not a folder")
+    for path in sorted(folder.iterdir()):
+        kind, _, name = path.name.partition(".")
+        text = path.read_text(encoding="utf-8")
+        text = text[:-1] if text.endswith("\n") else text
+        if kind == "in":
+            given[name] = text
+        elif kind == "item":
+            given[name] = text
+            items.add(name)
+        elif kind == "out":
+            outputs[name] = text
+        else:
+            raise ConventionError(f"unexpected file {path.name!r} in --values")
+    return given, outputs, items
 
 
 def parse_text(type_name: str, text: str) -> Any:
@@ -108,11 +195,16 @@ class AzureMLConvention(Convention):
     name = "azureml"
 
     def __init__(
-        self, given: dict[str, str], outputs: dict[str, str], templates: dict[str, Any] | None = None
+        self,
+        given: dict[str, str],
+        outputs: dict[str, str],
+        templates: dict[str, Any] | None = None,
+        items: set[str] | None = None,
     ) -> None:
         self.given = given
         self.outputs = outputs
         self.templates = templates or {}
+        self.items = items or set()
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -120,22 +212,35 @@ class AzureMLConvention(Convention):
                             help="an input: its value, or the mounted path of an asset")  # fmt: skip
         parser.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME=PATH",
                             help="where Azure ML collects an output")  # fmt: skip
+        parser.add_argument("--values", default=None, metavar="DIR",
+                            help="a folder of in.NAME / item.NAME / out.NAME files (what the compiled command writes)")  # fmt: skip
         parser.add_argument("--templates", default="{}", help="inputs the runtime renders (JSON)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AzureMLConvention:
-        return cls(
-            _pairs(args.inputs, "--in"),
-            _pairs(args.outputs, "--out"),
-            parse_json_arg(args.templates, "--templates"),
-        )
+        given = _pairs(args.inputs, "--in")
+        outputs = _pairs(args.outputs, "--out")
+        items: set[str] = set()
+        if args.values:
+            more_in, more_out, items = read_values(Path(args.values))
+            given |= more_in
+            outputs |= more_out
+        return cls(given, outputs, parse_json_arg(args.templates, "--templates"), items)
 
     # ------------------------------------------------------------------ inputs
 
     def _channel(self, name: str, type_name: str = ANY) -> Any:
         if name not in self.given:
             raise ConventionError(f"no value for {name!r}: the command has no --in {name}=...")
-        return parse_text(type_name, self.given[name])
+        text = self.given[name]
+        if name in self.items:
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ConventionError(
+                    f"loop item {name!r} is not the JSON pipecast writes ({text[:60]!r})"
+                ) from None
+        return parse_text(type_name, decode_text(text))
 
     def _render(self, spec: StepSpec, template: dict[str, Any]) -> Any:
         refs: dict[str, list[Any]] = template.get("refs", {})
@@ -147,11 +252,7 @@ class AzureMLConvention(Convention):
             if channel is None:
                 raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
             value = self._channel(channel)
-            if key is not None:
-                if isinstance(value, str):
-                    value = json.loads(value)
-                return value[key]
-            return value
+            return value[key] if key is not None else value
 
         return render(template["template"], lookup)
 
@@ -185,11 +286,17 @@ class AzureMLConvention(Convention):
                 store_in_folder(Path(value), Path(target))
                 published[name] = target
                 continue
+            text = value if spec.outputs[name] == "str" else json.dumps(value, sort_keys=True)
+            if HEREDOC_END in str(text).split("\n"):
+                # The value reaches the next job's command inside a here-document it would end.
+                raise ConventionError(
+                    f"output {name!r} contains a line {HEREDOC_END!r}, which Azure ML would paste into "
+                    "the next job's command and end its value early; change the value"
+                )
             path = Path(target)
             if path.is_dir():
                 path = path / "output"  # Azure ML may hand a folder for a primitive output
             path.parent.mkdir(parents=True, exist_ok=True)
-            text = value if spec.outputs[name] == "str" else json.dumps(value, sort_keys=True)
             path.write_text(text, encoding="utf-8")
             published[name] = value
         primitives = {n: v for n, v in published.items() if not is_artifact_output(spec, n)}
@@ -276,12 +383,8 @@ def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
 
     def lookup(ref: Ref) -> Any:
         channel, key = refs[ref.path]
-        value = values[channel]
-        if key is not None:
-            if isinstance(value, str):
-                value = json.loads(value)
-            value = value[key]
-        return value
+        value = values[channel]  # loop items arrive decoded (item.NAME)
+        return value[key] if key is not None else value
 
     return bool(cond.evaluate(cond.parse_condition(when), lookup))
 
@@ -289,14 +392,24 @@ def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
 def loop_items(values: Any, name: str, key: str | None = None) -> str:
     """``parallel_for`` items for a list: ``[{"<name>": "<item text>"}, ...]`` as JSON text."""
     if key is not None:
-        if isinstance(values, str):
-            values = json.loads(values)
         values = values[key]
-    if isinstance(values, str):
+    if isinstance(values, str):  # a list output or list parameter travels as JSON text
         values = json.loads(values)
     if not isinstance(values, list):
         raise TypeError(f"for_each needs a list, got {type(values).__name__}")
     return json.dumps([{name: item_text(v)} for v in values], sort_keys=True)
 
 
-__all__ = ["AzureMLConvention", "evaluate_when", "item_text", "loop_items", "publish_control_outputs"]
+__all__ = [
+    "ENCODED_PREFIX",
+    "HEREDOC_END",
+    "AzureMLConvention",
+    "decode_text",
+    "encode_text",
+    "evaluate_when",
+    "item_text",
+    "loop_items",
+    "publish_control_outputs",
+    "read_values",
+    "safe_json",
+]
