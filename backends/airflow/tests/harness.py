@@ -1,6 +1,7 @@
 """Run generated DAG files under ``dag.test()`` in one process and print what happened as JSON.
 
-Usage: ``python harness.py JOBS_JSON`` where the JSON is a list of ``{"file", "dag_id", "conf"}``.
+Usage: ``python harness.py JOBS_JSON`` where the JSON is a list of ``{"file", "dag_id", "conf"}``
+(optional: ``"execute": false`` to load only, ``"fields": [...]`` operator attributes to report).
 Airflow must already be configured through the environment (the ``airflow_env`` fixture).
 Output: one JSON line per job: import errors, the run state, and per task instance
 ``{state, tries, xcom}`` keyed ``task_id`` or ``task_id[i]`` for mapped instances.
@@ -21,7 +22,7 @@ def run(job: dict) -> dict:
     bag = DagBag(dag_folder=job["file"], safe_mode=True)
     errors = {str(k): str(v)[-2000:] for k, v in bag.import_errors.items()}
     out: dict = {"file": job["file"], "import_errors": errors, "dags": sorted(bag.dag_ids)}
-    if errors or not job.get("execute", True):
+    if errors:
         return out
     dag = bag.get_dag(job["dag_id"])
     out["structure"] = {
@@ -30,9 +31,12 @@ def run(job: dict) -> dict:
             "retries": t.retries,
             "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
             "operator": type(t).__name__,
+            **{f: _plain(getattr(t, f)) for f in job.get("fields", []) if hasattr(t, f)},
         }
         for t in dag.tasks
     }
+    if not job.get("execute", True):
+        return out
     dr = dag.test(run_conf=job.get("conf") or None)
     tasks = {}
     from airflow.models.xcom import XComModel
@@ -52,6 +56,22 @@ def run(job: dict) -> dict:
             tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value}
     out.update(state=str(dr.state), tasks=tasks, seconds=round(time.monotonic() - started, 2))
     return out
+
+
+def _plain(value: object) -> object:
+    """An operator field as JSON: Kubernetes models through ``to_dict``, others through vars."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return _plain(to_dict())
+    if hasattr(value, "__dict__"):
+        return {"type": type(value).__name__, **{k: _plain(v) for k, v in sorted(vars(value).items())}}
+    return str(value)
 
 
 def main() -> None:

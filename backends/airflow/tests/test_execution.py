@@ -28,6 +28,34 @@ EXAMPLES = ["churn", "containers", "dataeng"]
 ARTIFACT_TYPES = {"Dataset", "Model", "Metrics", "Artifact"}
 
 
+SHARED = {"artifact_root": "/mnt/artifacts", "artifact_volume_claim": "artifacts"}
+CONTAINER_DAGS = {
+    "kubernetes": (HERE / "pipelines" / "operators.yaml", {"operator": "kubernetes", **SHARED}),
+    "docker": (REPO / "examples" / "dataeng" / "pipeline.yaml", {"operator": "docker", **SHARED}),
+}
+OPERATOR_FIELDS = [
+    "image",
+    "cmds",
+    "arguments",
+    "command",
+    "namespace",
+    "container_resources",
+    "node_selector",
+    "tolerations",
+    "secrets",
+    "volumes",
+    "volume_mounts",
+    "do_xcom_push",
+    "cpus",
+    "mem_limit",
+    "device_requests",
+    "mounts",
+    "docker_url",
+    "environment",
+    "env_vars",
+]
+
+
 def _simulate(name: str, tmp: Path) -> dict[str, Any]:
     from pipecast.simulator import run_pipeline
 
@@ -55,13 +83,27 @@ def results(airflow_env, tmp_path_factory) -> dict[str, Any]:
     shutil.copy(HERE / "pipelines" / "hostile_steps.py", dags / "hostile_steps.py")
     file_name, text = compile_file(hostile, {"project_dir": "."})
     jobs.append({"file": str(place(dags, file_name, text)), "dag_id": "hostile-values"})
+    # Container operators: loaded in a DagBag only (no cluster or Docker daemon here).
+    names = [*EXAMPLES, "hostile"]
+    for key, (path, settings) in CONTAINER_DAGS.items():
+        out = tmp_path_factory.mktemp(key)
+        file_name, text = compile_file(path, settings)
+        jobs.append(
+            {
+                "file": str(place(out, file_name, text)),
+                "dag_id": load_checked(path).pipeline.name,
+                "execute": False,
+                "fields": OPERATOR_FIELDS,
+            }
+        )
+        names.append(key)
     sims = tmp_path_factory.mktemp("simulator")
     with ThreadPoolExecutor(1) as pool:
         airflow = pool.submit(run_dags, dags, jobs)
         simulated = {name: _simulate(name, sims) for name in EXAMPLES}
         ran = airflow.result()
     return {
-        "airflow": dict(zip([*EXAMPLES, "hostile"], ran, strict=True)),
+        "airflow": dict(zip(names, ran, strict=True)),
         "simulator": simulated,
     }
 
@@ -158,3 +200,82 @@ def test_hostile_values_come_back_unchanged(results):
         "blob": pipeline.params["blob"].default,
         "fixed": pipeline.steps["echo_it"].inputs["fixed"],
     }
+
+
+def _spec(text: str, task_id: str) -> dict[str, Any]:
+    """The step spec a container task passes with ``--spec`` (from the file's TASKS)."""
+    import ast
+    import json
+
+    tree = ast.parse(text)
+    (tasks,) = [
+        n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "TASKS"
+    ]
+    return json.loads(ast.literal_eval(tasks)[task_id])["spec"]
+
+
+def test_kubernetes_pod_operator_fields(results):
+    result = results["airflow"]["kubernetes"]
+    assert result["import_errors"] == {}
+    train, score = result["structure"]["train"], result["structure"]["score"]
+    assert train["operator"] == "KubernetesPodOperator"
+    assert train["image"] == "registry.example.com/team/steps:1.2"
+    assert score["image"] == "python:3.11-slim"  # a container step runs in its own image
+    assert train["cmds"] == ["python"]
+    args = train["arguments"]
+    assert args[:5] == ["-m", "pipecast.runtime", "run", "--convention", "airflow"]
+    assert args[args.index("--xcom-file") + 1] == "/airflow/xcom/return.json"
+    assert args[args.index("--artifact-root") + 1] == "/mnt/artifacts"
+    assert train["do_xcom_push"] is True and train["retries"] == 1
+    resources = train["container_resources"]
+    assert resources["requests"] == {"cpu": "2.0", "memory": str(4 * 2**30)}
+    assert resources["limits"] == {"cpu": "2.0", "memory": str(4 * 2**30), "nvidia.com/gpu": "1"}
+    assert train["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    (toleration,) = train["tolerations"]
+    assert (toleration["key"], toleration["operator"], toleration["effect"]) == (
+        "nvidia.com/gpu",
+        "Exists",
+        "NoSchedule",
+    )
+    assert not score.get("node_selector") and not score.get("tolerations")
+    # The secret reaches the pod by name only, as the variable the runtime's env store reads.
+    (secret,) = train["secrets"]
+    assert secret["deploy_type"] == "env"
+    assert secret["deploy_target"] == "PIPECAST_SECRET_TEAM_API_TOKEN"
+    assert (secret["secret"], secret["key"]) == ("team-api-token", "value")
+    assert [v["persistent_volume_claim"]["claim_name"] for v in train["volumes"]] == ["artifacts"]
+    assert [m["mount_path"] for m in train["volume_mounts"]] == ["/mnt/artifacts"]
+    path, settings = CONTAINER_DAGS["kubernetes"]
+    spec = _spec(compile_file(path, settings)[1], "train")
+    assert spec["env"] == {"TZ": "UTC"} and spec["secrets"] == {"API_TOKEN": "team-api-token"}
+    assert spec.get("secret_store", "env") == "env"
+
+
+def test_docker_operator_fields(results):
+    result = results["airflow"]["docker"]
+    assert result["import_errors"] == {}
+    tasks = result["structure"]
+    docker = {name: t for name, t in tasks.items() if t["operator"] == "DockerOperator"}
+    assert set(docker) == {
+        "extract_orders",
+        "extract_customers",
+        "daily_revenue",
+        "enrich",
+        "segment_sizes",
+        "audit",
+        "report",
+        "finally",
+    }
+    report = docker["report"]
+    assert report["image"] == "python:3.11-slim"
+    command = report["command"]
+    assert command[:6] == ["python", "-m", "pipecast.runtime", "run", "--convention", "airflow"]
+    assert command[-1] == "--xcom-stdout"
+    assert report["cpus"] == 0.5 and report["mem_limit"] == 512 * 2**20
+    assert report["do_xcom_push"] is True
+    assert report["docker_url"] == "unix://var/run/docker.sock"
+    assert [(m["Source"], m["Target"], m["Type"]) for m in report["mounts"]] == [
+        ("/mnt/artifacts", "/mnt/artifacts", "bind")
+    ]
+    path, settings = CONTAINER_DAGS["docker"]
+    assert _spec(compile_file(path, settings)[1], "report")["env"] == {"TZ": "UTC"}

@@ -77,7 +77,10 @@ class AirflowBackend(Backend):
         Feature.FOR_EACH: native("mapped task group (dynamic task mapping), max_map_length 1024"),
         Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
         Feature.NESTED_FOR_EACH: unsupported(
-            "Airflow cannot expand a mapped task group inside another mapped task group",
+            "Airflow 3.3 cannot expand inside an expanded task group: a mapped task group in a "
+            "mapped task group fails at run time ('Cannot expand ...; missing upstream values') and "
+            "'.expand' of a task in one fails to load ('operator expansion in an expanded task "
+            "group is not yet supported')",
             "flatten the inner loop (for_each over the product of both lists), or use target local/vertex",
         ),
         Feature.RETRY: native(
@@ -185,7 +188,7 @@ class AirflowBackend(Backend):
                 imports["airflow.decorators"] = {"task_group"}
         if "k8s_secrets" in kinds:
             imports["airflow.providers.cncf.kubernetes.secret"] = {"Secret"}
-        if kinds & {"k8s_resources", "k8s_volumes"}:
+        if kinds & {"k8s_resources", "k8s_volumes", "k8s_tolerations"}:
             imports["kubernetes.client"] = {"models as k8s"}
         docker = {"docker_gpus": "DeviceRequest", "docker_mounts": "Mount"}
         for kind, name in docker.items():

@@ -19,6 +19,7 @@ Resources, per Kubernetes (https://kubernetes.io/docs/concepts/configuration/man
 | memory | requests/limits ``memory`` (bytes) | ``mem_limit`` (bytes) |
 | gpu | limits ``nvidia.com/gpu`` | ``device_requests`` count |
 | accelerator | node selector ``cloud.google.com/gke-accelerator``-style label | (ignored with gpu) |
+| gpu or accelerator | toleration ``nvidia.com/gpu`` ``Exists`` ``NoSchedule`` | |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import EffectiveTask, StepNode
+from pipecast.runtime.secrets import env_names
 
 if TYPE_CHECKING:
     from pipecast_airflow.lowering import Lowering, Op
@@ -46,6 +48,8 @@ ACCELERATORS = {
     "nvidia-h100": "nvidia-h100-80gb",
 }
 XCOM_FILE = "/airflow/xcom/return.json"
+#: The taint of GPU nodes a GPU pod tolerates: (key, operator, effect).
+GPU_TAINT = ("nvidia.com/gpu", "Exists", "NoSchedule")
 
 
 def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask) -> Op:
@@ -116,12 +120,21 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
             kwargs.append(("container_resources", "k8s_resources", {"requests": requests, "limits": limits}))
         if res.accelerator:
             kwargs.append(("node_selector", "lit", {ACCELERATOR_LABEL: ACCELERATORS[res.accelerator]}))
+        if res.gpu or res.accelerator:
+            # GPU node pools are tainted nvidia.com/gpu:NoSchedule (GKE adds this toleration
+            # itself; EKS/AKS pools and the NVIDIA operator's docs expect the pod to carry it).
+            kwargs.append(("tolerations", "k8s_tolerations", GPU_TAINT))
         if eff.secrets:
             kwargs.append(
                 (
                     "secrets",
                     "k8s_secrets",
-                    [(env, name, low.settings.secret_key) for env, name in sorted(eff.secrets.items())],
+                    # The runtime (secret store `env`) reads PIPECAST_SECRET_<NAME> and sets the
+                    # step's own variable: the value never enters the spec or a rendered field.
+                    [
+                        (env_names(name)[0], name, low.settings.secret_key)
+                        for name in sorted(set(eff.secrets.values()))
+                    ],
                 )
             )
         if any(is_artifact(t) for t in node.task.outputs.values()) and not (
