@@ -1,141 +1,255 @@
 """Execute compiled state machines in moto (compute=callback) with the real ``pipecast worker``.
 
-Each test deploys through the backend's own ``deploy(run=True)`` and checks the run record
-built from the execution history against expectations written from SPEC semantics.
+Every pipeline is deployed through the backend's own ``deploy`` (state machine, step specs on
+S3), all executions start at once and one worker subprocess serves them all, so the file
+costs about as much as its slowest pipeline. Each run record is rebuilt from the execution
+history by the backend and compared with the conformance expectations (cases) or with the
+simulator's record of the same pipeline (examples).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sfn_helpers import REPO, run_in_moto
+from sfn_helpers import BACKEND, REPO, ROLE, compile_file
 
 pytestmark = [pytest.mark.stepfunctions, pytest.mark.slow]
 
+sys.path.insert(0, str(REPO / "tests" / "conformance"))
+from catalogue import compare, load_case  # noqa: E402
 
-def _pipeline(tmp_path: Path, body: str, code: str = "") -> Path:
-    (tmp_path / "stepsmod.py").write_text(code)
-    p = tmp_path / "pipeline.yaml"
-    p.write_text(body)
-    return p
+CASES = [
+    "linear",
+    "diamond",
+    "non_series_parallel",
+    "after",
+    "output_types",
+    "artifacts",
+    "when_true",
+    "when_false",
+    "else_outputs",
+    "for_each",
+    "nested_for_each",
+    "when_in_for_each",
+    "retry_recovers",
+    "retry_exhausted",
+    "finally_failure",
+    "finally_success",
+    "timeout",
+    "container",
+    "param_types",
+    "env",
+]
+EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
+TIMEOUT = 120.0
 
 
-STEPS = """
-import os, pathlib
-
-def add(a, b):
-    return a + b
-
-def flaky(marker):
-    p = pathlib.Path(marker)
-    n = int(p.read_text()) + 1 if p.exists() else 1
-    p.write_text(str(n))
-    if n < 3:
-        raise RuntimeError(f"attempt {n} fails")
-    return n
-
-def boom():
-    raise RuntimeError("always fails")
-
-def note(status):
-    return status
-"""
+def _runs() -> list[tuple[str, Path, dict[str, Any]]]:
+    """(label, pipeline file, params) of every execution this file checks."""
+    out = []
+    for name in CASES:
+        case = load_case(name)
+        for i, exp in enumerate(case.runs):
+            out.append((f"case:{name}:{i}", case.path, exp.params))
+    for name in EXAMPLES:
+        out.append((f"example:{name}", REPO / "examples" / name / "pipeline.yaml", {}))
+    return out
 
 
-def test_churn_example(aws_env: str) -> None:
-    rec = run_in_moto(REPO / "examples/churn/pipeline.yaml")
-    assert rec["status"] == "succeeded", rec
-    steps = rec["steps"]
-    assert {k for k in steps if k.startswith("train[")} == {"train[0]", "train[1]"}
-    assert steps["pick"]["outputs"]["best"] == max(
-        steps["train[0]"]["outputs"]["auc"], steps["train[1]"]["outputs"]["auc"]
+@pytest.fixture(scope="module")
+def records(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Deploy and run every pipeline concurrently; the run records by label (plus the
+    simulator's records of the examples, computed while moto runs)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", moto_server)
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.delenv("AWS_PROFILE", raising=False)
+        yield _run_all(tmp_path_factory)
+
+
+def _run_all(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import boto3
+    from pipecast_stepfunctions.deploy import TERMINAL, history
+    from pipecast_stepfunctions.record import run_record
+
+    from pipecast.simulator import run_pipeline
+
+    tag = uuid.uuid4().hex[:8]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=f"pipecast-exec-{tag}")["QueueUrl"]
+    bucket = f"pipecast-exec-{tag}"
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=bucket)
+    started: dict[str, tuple[str, Any, dict[str, Any]]] = {}
+    deployed: dict[Path, tuple[Any, dict[str, Any], str]] = {}
+    for label, path, params in _runs():
+        if path not in deployed:
+            loaded, result, s = compile_file(
+                path,
+                compute="callback",
+                queue_url=queue,
+                artifact_root=f"s3://{bucket}/runs",
+                role_arn=ROLE,
+                name_prefix=f"x{tag}-",
+            )
+            out = BACKEND.deploy(loaded.pipeline, result.files, s)
+            deployed[path] = (loaded, json.loads(result.files["deploy.json"]), out["arn"])
+        loaded, manifest, arn = deployed[path]
+        run_name = f"{label.replace(':', '-').replace('_', '-')}-{tag}"
+        ex = sfn.start_execution(stateMachineArn=arn, name=run_name, input=json.dumps(params))
+        started[label] = (ex["executionArn"], loaded, manifest)
+
+    python_path = [REPO / "tests/conformance/cases", *(REPO / "examples" / n for n in EXAMPLES)]
+    workdir = tmp_path_factory.mktemp("worker")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pipecast.runtime", "worker", "--queue-url", queue, "--wait", "1"]
+        + ["--concurrency", "12", "--heartbeat", "5", "--containers", "host"]
+        + [a for p in python_path for a in ("--python-path", str(p))],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, python_path))},
+        cwd=str(workdir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert steps["finally"]["status"] == "succeeded"
-    # Exactly one branch of the condition ran.
-    assert {steps["register"]["status"], steps["alert"]["status"]} == {"succeeded", "skipped"}
+    simulated: dict[str, Any] = {}
+    try:
+        sim_root = tmp_path_factory.mktemp("sim")
+        for name in EXAMPLES:
+            simulated[name] = run_pipeline(
+                REPO / "examples" / name / "pipeline.yaml", run_dir=sim_root, containers="host"
+            )
+        out: dict[str, Any] = {}
+        deadline = time.monotonic() + TIMEOUT
+        pending = dict(started)
+        while pending and time.monotonic() < deadline:
+            for label, (arn, loaded, manifest) in list(pending.items()):
+                desc = sfn.describe_execution(executionArn=arn)
+                if desc["status"] in TERMINAL:
+                    out[label] = run_record(loaded.pipeline, manifest, desc, history(sfn, arn))
+                    del pending[label]
+            time.sleep(0.3)
+    finally:
+        worker.terminate()
+        try:
+            _, err = worker.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            _, err = worker.communicate()
+    assert not pending, f"executions still running after {TIMEOUT}s: {sorted(pending)}\n{err[-3000:]}"
+    return {"records": out, "simulated": simulated, "worker_log": err, "bucket": bucket}
 
 
-def test_retry_then_success_and_exhausted_with_finally(aws_env: str, tmp_path: Path) -> None:
-    marker = tmp_path / "count"
-    p = _pipeline(
-        tmp_path,
-        f"""pipecast: 1
-name: retries
-steps:
-  flaky:
-    run: {{python: "stepsmod:flaky"}}
-    inputs: {{marker: "{marker}"}}
-    outputs: {{n: int}}
-    retry: {{attempts: 3, delay: 0.01, backoff: 1}}
-  boom:
-    run: {{python: "stepsmod:boom"}}
-    after: [flaky]
-    retry: {{attempts: 2, delay: 0.01}}
-finally:
-  run: {{python: "stepsmod:note"}}
-  inputs: {{status: "{{{{ pipeline.status }}}}"}}
-  outputs: {{s: str}}
-""",
-        STEPS,
+@pytest.mark.parametrize("name", CASES)
+def test_conformance_case(records: dict[str, Any], name: str) -> None:
+    case = load_case(name)
+    for i, exp in enumerate(case.runs):
+        rec = records["records"][f"case:{name}:{i}"]
+        problems = compare(exp, rec)
+        assert not problems, (
+            f"{name} run {i}: " + "; ".join(problems) + "\n" + json.dumps(rec, indent=1, default=str)
+        )
+
+
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """Statuses and parameter outputs of every step, and the final status. Artifact URIs
+    (file:// for the simulator, s3:// here) and times differ by design."""
+
+    def values(outputs: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (outputs or {}).items()
+            if not (isinstance(v, str) and v.startswith(("s3://", "file://", "/")))
+            and not (isinstance(v, list) and v and all(isinstance(x, str) and "://" in x for x in v))
+        }
+
+    return {
+        "status": record["status"],
+        "outputs": values(record.get("outputs")),
+        "steps": {
+            k: {"status": v["status"], "outputs": values(v.get("outputs"))}
+            for k, v in record["steps"].items()
+        },
+    }
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_matches_simulator(records: dict[str, Any], name: str) -> None:
+    ours = _comparable(records["records"][f"example:{name}"])
+    theirs = _comparable(records["simulated"][name])
+    diff = [
+        f"{k}: stepfunctions {ours['steps'].get(k)} != simulator {theirs['steps'].get(k)}"
+        for k in sorted(set(ours["steps"]) | set(theirs["steps"]))
+        if ours["steps"].get(k) != theirs["steps"].get(k)
+    ]
+    if ours["status"] != theirs["status"] or ours["outputs"] != theirs["outputs"]:
+        diff.append(
+            f"status/outputs: {ours['status']} {ours['outputs']} != {theirs['status']} {theirs['outputs']}"
+        )
+    assert not diff, "\n".join(diff)
+    # Artifacts are S3 objects under <root>/<pipeline>/<execution name>/<step>/...
+    rec = records["records"][f"example:{name}"]
+    uris = [
+        v
+        for e in rec["steps"].values()
+        for v in (e.get("outputs") or {}).values()
+        if isinstance(v, str) and v.startswith("s3://")
+    ]
+    for uri in uris:
+        assert uri.startswith(f"s3://{records['bucket']}/runs/{rec['pipeline']}/{rec['run_id']}/"), uri
+
+
+def test_each_execution_gets_its_own_artifact_prefix(records: dict[str, Any]) -> None:
+    """moto leaves $$.Execution.Name empty: the run id comes from the execution ARN, so two
+    executions of one machine never share artifacts."""
+    run_ids = [r["run_id"] for r in records["records"].values()]
+    assert all(run_ids) and len(set(run_ids)) == len(run_ids)
+    rec = records["records"]["case:artifacts:0"]
+    uris = [
+        v
+        for e in rec["steps"].values()
+        for v in (e.get("outputs") or {}).values()
+        if isinstance(v, str) and v.startswith("s3://")
+    ]
+    assert uris and all(f"/{rec['run_id']}/" in u for u in uris)
+
+
+def test_deploy_is_idempotent(aws_env: str) -> None:
+    import boto3
+
+    tag = uuid.uuid4().hex[:8]
+    path = REPO / "tests/conformance/cases/schedule.yaml"
+    loaded, result, s = compile_file(
+        path,
+        compute="callback",
+        queue_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/q{tag}",
+        artifact_root=f"s3://pipecast-idem-{tag}/runs",
+        role_arn=ROLE,
+        name_prefix=f"i{tag}-",
     )
-    rec = run_in_moto(p)
-    assert rec["status"] == "failed", rec
-    assert rec["steps"]["flaky"]["status"] == "succeeded", rec["_worker_log"]
-    # compute=callback: the worker retries inside one task (see docs), so the marker file
-    # proves the three attempts.
-    assert marker.read_text() == "3"
-    assert rec["steps"]["flaky"]["outputs"] == {"n": 3}
-    assert rec["steps"]["boom"]["status"] == "failed"
-    assert rec["steps"]["finally"]["status"] == "succeeded"
-    assert rec["steps"]["finally"]["outputs"] == {"s": "failed"}
-
-
-def test_when_else_fan_out_nested_and_non_sp_dag(aws_env: str, tmp_path: Path) -> None:
-    p = _pipeline(
-        tmp_path,
-        """pipecast: 1
-name: shapes
-params:
-  xs: {type: list, default: [1, 2]}
-  flag: {type: bool, default: true}
-steps:
-  a: {run: {python: "stepsmod:add"}, inputs: {a: 1, b: 1}, outputs: {v: int}}
-  b: {run: {python: "stepsmod:add"}, inputs: {a: 2, b: 2}, outputs: {v: int}}
-  c: {run: {python: "stepsmod:add"}, inputs: {a: "{{ steps.a.outputs.v }}", b: 0}, outputs: {v: int}}
-  d: {run: {python: "stepsmod:add"}, inputs: {a: "{{ steps.a.outputs.v }}", b: "{{ steps.b.outputs.v }}"}, outputs: {v: int}}
-  outer:
-    for_each: "{{ params.xs }}"
-    as: x
-    steps:
-      inner:
-        for_each: [10, 20]
-        as: y
-        steps:
-          cell: {run: {python: "stepsmod:add"}, inputs: {a: "{{ x }}", b: "{{ y }}"}, outputs: {v: int}}
-        outputs: {vs: "{{ steps.cell.outputs.v }}"}
-    outputs: {rows: "{{ steps.inner.outputs.vs }}"}
-  yes:
-    when: "params.flag and steps.d.outputs.v > 5"
-    steps:
-      t: {run: {python: "stepsmod:add"}, inputs: {a: 1, b: 0}, outputs: {v: int}}
-    outputs: {v: "{{ steps.t.outputs.v }}"}
-    else:
-      steps:
-        e: {run: {python: "stepsmod:add"}, inputs: {a: 0, b: 0}, outputs: {v: int}}
-      outputs: {v: "{{ steps.e.outputs.v }}"}
-outputs:
-  rows: "{{ steps.outer.outputs.rows }}"
-  branch: "{{ steps.yes.outputs.v }}"
-  c: "{{ steps.c.outputs.v }}"
-""",
-        STEPS,
-    )
-    rec = run_in_moto(p)
-    assert rec["status"] == "succeeded", rec
-    assert rec["outputs"] == {"rows": [[11, 21], [12, 22]], "branch": 1, "c": 2}
-    assert rec["steps"]["e"]["status"] == "skipped"
-    assert rec["steps"]["cell[1][0]"]["outputs"] == {"v": 12}
-    rec = run_in_moto(p, params={"flag": False})
-    assert rec["outputs"]["branch"] == 0
-    assert rec["steps"]["t"]["status"] == "skipped"
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=f"pipecast-idem-{tag}")
+    first = BACKEND.deploy(loaded.pipeline, result.files, s)
+    second = BACKEND.deploy(loaded.pipeline, result.files, s)
+    assert [v["action"] for v in first["state_machines"].values()] == ["created"]
+    assert [v["action"] for v in second["state_machines"].values()] == ["updated"]
+    assert (first["schedule"], second["schedule"]) == ("created", "updated")
+    assert first["arn"] == second["arn"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    names = [
+        m["name"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith(f"i{tag}-")
+    ]
+    assert len(names) == 1
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    schedules = [x for x in scheduler.list_schedules()["Schedules"] if x["Name"].startswith(f"i{tag}-")]
+    assert len(schedules) == 1
+    assert schedules[0]["Target"]["Arn"] == first["arn"]

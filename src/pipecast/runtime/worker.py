@@ -6,7 +6,8 @@ task whose message body is (see docs/runtime.md)::
     {"taskToken": "<$$.Task.Token>",
      "spec_uri": "s3://.../<step>-<hash>.json",   (or "spec": the StepSpec object / JSON text)
      "inputs": {"name": value or "s3://..." artifact URI, ...},
-     "artifact_prefix": "s3://bucket/prefix/step"}
+     "artifact_prefix": "s3://bucket/prefix/step",
+     "envelope": true}   (optional: answer {"outputs": {...}, "attempts": n} instead of the flat outputs)
 
 The worker long-polls the queue, runs each step with the runtime core and the ``s3``
 convention (several at once, so the iterations of a ``Map`` run in parallel), sends
@@ -199,7 +200,13 @@ class Worker:
             stop.set()
             beat.join()
         _log(f"step {spec.step} succeeded")
-        self._send("send_task_success", taskToken=token, output=json.dumps(outcome.published, sort_keys=True))
+        # "envelope": the state machine also wants the attempt count (retries happen here).
+        output = (
+            {"outputs": outcome.published, "attempts": outcome.attempts}
+            if body.get("envelope")
+            else outcome.published
+        )
+        self._send("send_task_success", taskToken=token, output=json.dumps(output, sort_keys=True))
 
     def _heartbeat(self, token: str, message: dict[str, Any], stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat):

@@ -193,6 +193,9 @@ def compile_pipeline(
         "role_arn": settings.role_arn,
         "region": settings.region,
         "compute": settings.compute,
+        "runtime_attempts": {
+            n.name: em.eff(n).retry.attempts for n in index.tasks() if settings.compute == "callback"
+        },
         "states": {
             name: {"kind": kind, "step": step} for name, (kind, step) in sorted(em.names.kinds.items())
         },

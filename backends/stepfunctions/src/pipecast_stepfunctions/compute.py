@@ -79,13 +79,13 @@ def request(em: Emitter, node: StepNode, frame: Frame) -> dict[str, Any]:
 
 def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     name = em.names.new(node.name, "task", node.name)
-    body = {"taskToken.$": "$$.Task.Token", **request(em, node, frame)}
+    body = {"taskToken.$": "$$.Task.Token", **request(em, node, frame), "envelope": True}
     state: dict[str, Any] = {
         "Type": "Task",
         "Resource": SQS_WAIT,
         "Parameters": {"QueueUrl": em.settings.queue_url, "MessageBody": body},
-        # The worker answers SendTaskSuccess with the flat outputs object.
-        "ResultSelector": {"outputs.$": "$"},
+        # The worker answers SendTaskSuccess with {"outputs": {...}, "attempts": n}.
+        "ResultSelector": {"outputs.$": "$.outputs", "attempts.$": "$.attempts"},
         "ResultPath": f"$.steps.{node.name}",
     }
     total = em.total_timeout(node)

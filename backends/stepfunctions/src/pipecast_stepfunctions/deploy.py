@@ -15,6 +15,7 @@ from typing import Any
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import Pipeline
 
+from .names import shorten
 from .settings import StepFunctionsSettings
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -86,7 +87,9 @@ def deploy(
             req["Target"]["Arn"] = arn
             result["schedule"] = _put_schedule(_client("scheduler", settings), req)
         if run:
-            ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps(dict(params or {})))
+            ex = sfn.start_execution(
+                stateMachineArn=arn, name=execution_name(pipeline), input=json.dumps(dict(params or {}))
+            )
             result["run"] = follow(
                 sfn,
                 ex["executionArn"],
@@ -119,6 +122,19 @@ def _put_schedule(scheduler: Any, req: dict[str, Any]) -> str:
         return "created"
     scheduler.update_schedule(**req)
     return "updated"
+
+
+def execution_name(pipeline: Pipeline) -> str:
+    """``<pipeline>-<UTC time>-<random>``: the run id, and the artifact folder of the run.
+
+    Always named: an unnamed execution gets a UUID on AWS but ``None`` in moto (so every
+    run there would share one artifact prefix and the second start would be refused).
+    """
+    import datetime
+    import uuid
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return shorten(f"{pipeline.name}-{stamp}-{uuid.uuid4().hex[:8]}")
 
 
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:

@@ -75,8 +75,10 @@ def run_record(
                 if role in ("task", "outputs", "map", "group-outputs") and entry["status"] != "skipped":
                     entry["status"] = "succeeded"
                 out = (data or {}).get("steps", {}).get(step) if isinstance(data, dict) else None
-                if isinstance(out, dict) and "outputs" in out and index.node(step).is_task and out["outputs"]:
+                if isinstance(out, dict) and "outputs" in out and out["outputs"] and role != "choice":
                     entry["outputs"] = out["outputs"]
+                if role == "task" and isinstance(out, dict) and isinstance(out.get("attempts"), int):
+                    entry["attempts"] = out["attempts"]  # retried by the callback worker
         elif kind == "TaskScheduled":
             own = owner(ev)
             if own:
@@ -86,21 +88,24 @@ def run_record(
             own = owner(ev)
             if own:
                 steps[own[1]]["status"] = "failed"
+                # The callback worker fails a task only after its last attempt.
+                runtime_attempts = manifest.get("runtime_attempts", {}).get(own[0])
+                if runtime_attempts and kind == "TaskFailed":
+                    steps[own[1]]["attempts"] = runtime_attempts
     status = "succeeded" if desc["status"] == "SUCCEEDED" else "failed"
     for entry in steps.values():
         if entry["status"] == "running":
             entry["status"] = "failed" if status == "failed" else "succeeded"
     # Steps that never started: skipped when an enclosing condition was decided, else not run.
     for node in index.walk():
-        if any(k == node.name or k.startswith(node.name + "[") for k in steps):
-            continue
         conds = [g for g in [node, *index.ancestors(node)] if g.step.when is not None]
         decided = [ix for g in conds for ix in choices.get(g.name, [])]
-        loops = [g for g in index.loops(node)]
+        loops = index.loops(node)
         if decided:
+            # A step under a decided condition that left no trace was in the branch not taken.
             for ix in decided:
-                steps[index.run_key(node, ix[: len(loops)])] = {"status": "skipped"}
-        elif not loops:
+                steps.setdefault(index.run_key(node, ix[: len(loops)]), {"status": "skipped"})
+        elif not loops and node.name not in steps:
             steps[node.name] = {"status": "not_run"}
     outputs: dict[str, Any] = {}
     if desc.get("output"):
