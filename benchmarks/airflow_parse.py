@@ -32,11 +32,12 @@ print(json.dumps({"seconds": took, "tasks": sum(len(d.tasks) for d in bag.dags.v
 
 
 def pipeline(n: int) -> dict:
-    steps = {}
+    steps: dict[str, dict] = {}
     for i in range(n):
-        step = {"run": {"python": "bench_steps:work"}, "inputs": {"i": i}, "outputs": {"output": "int"}}
+        inputs: dict[str, object] = {"i": i}
+        step = {"run": {"python": "bench_steps:work"}, "inputs": inputs, "outputs": {"output": "int"}}
         if i >= 10:
-            step["inputs"]["up"] = "{{ steps.s%d.outputs.output }}" % (i - 10)
+            inputs["up"] = "{{ steps.s" + str(i - 10) + ".outputs.output }}"
         steps[f"s{i}"] = step
     return {"pipecast": 1, "name": "bench-generated", "steps": steps}
 
@@ -61,7 +62,9 @@ def hand_written(n: int) -> str:
         ") as dag:",
     ]
     for i in range(n):
-        lines.append(f'    s{i} = PythonOperator(task_id="s{i}", python_callable=work, op_kwargs={{"i": {i}}})')
+        lines.append(
+            f'    s{i} = PythonOperator(task_id="s{i}", python_callable=work, op_kwargs={{"i": {i}}})'
+        )
         if i >= 10:
             lines.append(f"    s{i - 10} >> s{i}")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 import time
+from typing import Any
 
 
 def run(job: dict) -> dict:
@@ -43,7 +44,7 @@ def run(job: dict) -> dict:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.scalars(
+        rows: Any = session.scalars(
             XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value")
         ).all()
         xcoms = {(r.task_id, r.map_index): r.value for r in rows}

@@ -19,6 +19,7 @@ import pytest
 from af_helpers import REPO, STATES, compile_file, place, run_dags, step_view
 
 from pipecast.api import load_checked
+from pipecast.ir.models import TaskStep
 
 pytestmark = pytest.mark.airflow
 
@@ -61,9 +62,7 @@ def _simulate(name: str, tmp: Path) -> dict[str, Any]:
 
     loaded = load_checked(REPO / "examples" / name / "pipeline.yaml")
     # Airflow has no output cache (compiled with --lenient), so the simulator must not use one.
-    return run_pipeline(
-        loaded, run_dir=tmp / name, containers="host", max_parallel=2, seed=1, no_cache=True
-    )
+    return run_pipeline(loaded, run_dir=tmp / name, containers="host", max_parallel=2, seed=1, no_cache=True)
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +194,12 @@ def test_hostile_values_come_back_unchanged(results):
     assert result["import_errors"] == {} and result["state"] == "success"
     pipeline = load_checked(HERE / "pipelines" / "hostile.yaml").pipeline
     got = result["tasks"]["echo_it"]["xcom"]["output"]
+    step = pipeline.steps["echo_it"]
+    assert isinstance(step, TaskStep)
     assert got == {
         "value": pipeline.params["text"].default,
         "blob": pipeline.params["blob"].default,
-        "fixed": pipeline.steps["echo_it"].inputs["fixed"],
+        "fixed": step.inputs["fixed"],
     }
 
 

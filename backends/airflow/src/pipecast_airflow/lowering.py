@@ -366,7 +366,7 @@ class Lowering:
         in_finally = node is self.index.finally_node
         # In a pod, Kubernetes puts each secret into PIPECAST_SECRET_<NAME> (see operators.py),
         # where the runtime's `env` store reads it; elsewhere the `secret_store` setting says.
-        store = "env" if self.settings.operator == "kubernetes" else self.settings.secret_store
+        store: Any = "env" if self.settings.operator == "kubernetes" else self.settings.secret_store
         spec = step_spec(self.index, node, timeout_in_runtime=True, secret_store=store)
         inputs = {
             name: self.value(value, node.scope, node.name, in_finally)
