@@ -14,8 +14,8 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "first": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"one"}},"outputs":{"output":"str"},"pipeline":"after","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"first"}}',
-    "second": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"two"}},"outputs":{"output":"str"},"pipeline":"after","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"second"}}',
+    "first": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"one"}},"outputs":{"output":"str"},"pipeline":"after","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"first"}}',
+    "second": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"two"}},"outputs":{"output":"str"},"pipeline":"after","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"second"}}',
 }
 
 

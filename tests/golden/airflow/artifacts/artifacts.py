@@ -14,10 +14,10 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "count": '{"artifact_root":"","inputs":{"path":{"refs":{"steps.make_folder.outputs.out":{"output":"out","xcom":"make_folder"}},"template":"{{ steps.make_folder.outputs.out }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"path":{"type":"Artifact"}},"outputs":{"output":"int"},"pipeline":"artifacts","run":{"python":"cstep:count_folder"},"secret_store":"airflow","step":"count"}}',
-    "make_file": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"text":{"literal":true,"type":"str","value":"payload"}},"outputs":{"out":"Dataset"},"pipeline":"artifacts","run":{"python":"cstep:write_file"},"secret_store":"airflow","step":"make_file"}}',
-    "make_folder": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"n":{"literal":true,"type":"int","value":3}},"outputs":{"out":"Artifact"},"pipeline":"artifacts","run":{"python":"cstep:write_folder"},"secret_store":"airflow","step":"make_folder"}}',
-    "read": '{"artifact_root":"","inputs":{"path":{"refs":{"steps.make_file.outputs.out":{"output":"out","xcom":"make_file"}},"template":"{{ steps.make_file.outputs.out }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"path":{"type":"Dataset"}},"outputs":{"output":"str"},"pipeline":"artifacts","run":{"python":"cstep:read_file"},"secret_store":"airflow","step":"read"}}',
+    "count": '{"artifact_root":"","inputs":{"path":{"refs":{"steps.make_folder.outputs.out":{"output":"out","xcom":"make_folder"}},"template":"{{ steps.make_folder.outputs.out }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"path":{"type":"Artifact"}},"outputs":{"output":"int"},"pipeline":"artifacts","run":{"python":"cstep:count_folder"},"secret_store":"airflow","step":"count"}}',
+    "make_file": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"text":{"literal":true,"type":"str","value":"payload"}},"outputs":{"out":"Dataset"},"pipeline":"artifacts","run":{"python":"cstep:write_file"},"secret_store":"airflow","step":"make_file"}}',
+    "make_folder": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"n":{"literal":true,"type":"int","value":3}},"outputs":{"out":"Artifact"},"pipeline":"artifacts","run":{"python":"cstep:write_folder"},"secret_store":"airflow","step":"make_folder"}}',
+    "read": '{"artifact_root":"","inputs":{"path":{"refs":{"steps.make_file.outputs.out":{"output":"out","xcom":"make_file"}},"template":"{{ steps.make_file.outputs.out }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"path":{"type":"Dataset"}},"outputs":{"output":"str"},"pipeline":"artifacts","run":{"python":"cstep:read_file"},"secret_store":"airflow","step":"read"}}',
 }
 
 

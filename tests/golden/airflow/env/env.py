@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "show": '{"artifact_root":"","containers":"host","inputs":{},"kind":"step","python_path":[],"spec":{"env":{"REGION":"eu","STAGE":"prod"},"outputs":{"out":"str"},"pipeline":"env","run":{"command":["python","-c","import os,sys; open(sys.argv[1],\'w\').write(os.environ[\'STAGE\'] + \'-\' + os.environ[\'REGION\'])","{{ outputs.out }}"],"image":"python:3.11-slim"},"secret_store":"airflow","step":"show"}}',
+    "show": '{"artifact_root":"","containers":"host","inputs":{},"kind":"step","python_path":["."],"spec":{"env":{"REGION":"eu","STAGE":"prod"},"outputs":{"out":"str"},"pipeline":"env","run":{"command":["python","-c","import os,sys; open(sys.argv[1],\'w\').write(os.environ[\'STAGE\'] + \'-\' + os.environ[\'REGION\'])","{{ outputs.out }}"],"image":"python:3.11-slim"},"secret_store":"airflow","step":"show"}}',
 }
 
 

@@ -14,10 +14,10 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "broken": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"boom"}},"pipeline":"finally-failure","run":{"python":"cstep:fail"},"secret_store":"airflow","step":"broken"}}',
-    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"finally-failure","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
-    "later": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":2}},"outputs":{"output":"int"},"pipeline":"finally-failure","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"later"}}',
-    "ok": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"finally-failure","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"ok"}}',
+    "broken": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"boom"}},"pipeline":"finally-failure","run":{"python":"cstep:fail"},"secret_store":"airflow","step":"broken"}}',
+    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"finally-failure","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
+    "later": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":2}},"outputs":{"output":"int"},"pipeline":"finally-failure","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"later"}}',
+    "ok": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"finally-failure","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"ok"}}',
     "pipeline-status": '{"kind":"status"}',
 }
 

@@ -14,9 +14,9 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"finally-success","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
+    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"finally-success","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
     "pipeline-status": '{"kind":"status"}',
-    "work": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"finally-success","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"work"}}',
+    "work": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"finally-success","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"work"}}',
 }
 
 

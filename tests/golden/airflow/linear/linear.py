@@ -17,9 +17,9 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "a": '{"artifact_root":"","inputs":{"x":{"refs":{"params.start":{"param":"start"}},"template":"{{ params.start }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"x":{"type":"int"}},"outputs":{"output":"int"},"pipeline":"linear","run":{"python":"cstep:square"},"secret_store":"airflow","step":"a"}}',
-    "b": '{"artifact_root":"","inputs":{"a":{"refs":{"steps.a.outputs.output":{"output":"output","xcom":"a"}},"template":"{{ steps.a.outputs.output }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"a":{"type":"int"},"b":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"linear","run":{"python":"cstep:add"},"secret_store":"airflow","step":"b"}}',
-    "c": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.b.outputs.output":{"output":"output","xcom":"b"}},"template":"n={{ steps.b.outputs.output }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"linear","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"c"}}',
+    "a": '{"artifact_root":"","inputs":{"x":{"refs":{"params.start":{"param":"start"}},"template":"{{ params.start }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{"type":"int"}},"outputs":{"output":"int"},"pipeline":"linear","run":{"python":"cstep:square"},"secret_store":"airflow","step":"a"}}',
+    "b": '{"artifact_root":"","inputs":{"a":{"refs":{"steps.a.outputs.output":{"output":"output","xcom":"a"}},"template":"{{ steps.a.outputs.output }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{"type":"int"},"b":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"linear","run":{"python":"cstep:add"},"secret_store":"airflow","step":"b"}}',
+    "c": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.b.outputs.output":{"output":"output","xcom":"b"}},"template":"n={{ steps.b.outputs.output }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"linear","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"c"}}',
     "pipeline-outputs": '{"kind":"outputs","outputs":{"result":{"refs":{"steps.c.outputs.output":{"output":"output","xcom":"c"}},"template":"{{ steps.c.outputs.output }}"}}}',
 }
 

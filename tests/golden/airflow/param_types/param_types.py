@@ -17,7 +17,7 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "show": '{"artifact_root":"","inputs":{"b":{"refs":{"params.b":{"param":"b"}},"template":"{{ params.b }}"},"d":{"refs":{"params.d":{"param":"d"}},"template":"{{ params.d }}"},"f":{"refs":{"params.f":{"param":"f"}},"template":"{{ params.f }}"},"i":{"refs":{"params.i":{"param":"i"}},"template":"{{ params.i }}"},"l":{"refs":{"params.l":{"param":"l"}},"template":"{{ params.l }}"},"s":{"refs":{"params.s":{"param":"s"}},"template":"{{ params.s }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"b":{"type":"bool"},"d":{"type":"dict"},"f":{"type":"float"},"i":{"type":"int"},"l":{"type":"list"},"s":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"param-types","run":{"python":"cstep:describe"},"secret_store":"airflow","step":"show"}}',
+    "show": '{"artifact_root":"","inputs":{"b":{"refs":{"params.b":{"param":"b"}},"template":"{{ params.b }}"},"d":{"refs":{"params.d":{"param":"d"}},"template":"{{ params.d }}"},"f":{"refs":{"params.f":{"param":"f"}},"template":"{{ params.f }}"},"i":{"refs":{"params.i":{"param":"i"}},"template":"{{ params.i }}"},"l":{"refs":{"params.l":{"param":"l"}},"template":"{{ params.l }}"},"s":{"refs":{"params.s":{"param":"s"}},"template":"{{ params.s }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"b":{"type":"bool"},"d":{"type":"dict"},"f":{"type":"float"},"i":{"type":"int"},"l":{"type":"list"},"s":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"param-types","run":{"python":"cstep:describe"},"secret_store":"airflow","step":"show"}}',
 }
 
 

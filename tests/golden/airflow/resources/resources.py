@@ -14,8 +14,8 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "prep": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"resources","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"prep"}}',
-    "train": '{"artifact_root":"","inputs":{"x":{"refs":{"steps.prep.outputs.output":{"output":"output","xcom":"prep"}},"template":"{{ steps.prep.outputs.output }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"x":{"type":"int"}},"outputs":{"output":"int"},"pipeline":"resources","run":{"python":"cstep:square"},"secret_store":"airflow","step":"train"}}',
+    "prep": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"resources","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"prep"}}',
+    "train": '{"artifact_root":"","inputs":{"x":{"refs":{"steps.prep.outputs.output":{"output":"output","xcom":"prep"}},"template":"{{ steps.prep.outputs.output }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{"type":"int"}},"outputs":{"output":"int"},"pipeline":"resources","run":{"python":"cstep:square"},"secret_store":"airflow","step":"train"}}',
 }
 
 

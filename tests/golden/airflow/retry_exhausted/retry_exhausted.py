@@ -15,9 +15,9 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "doomed": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"always broken"}},"pipeline":"retry-exhausted","run":{"python":"cstep:fail"},"secret_store":"airflow","step":"doomed"}}',
-    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"retry-exhausted","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
-    "never": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"retry-exhausted","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"never"}}',
+    "doomed": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"always broken"}},"pipeline":"retry-exhausted","run":{"python":"cstep:fail"},"secret_store":"airflow","step":"doomed"}}',
+    "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"retry-exhausted","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
+    "never": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"retry-exhausted","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"never"}}',
     "pipeline-status": '{"kind":"status"}',
 }
 

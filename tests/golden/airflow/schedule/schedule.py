@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "nightly": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"ran"}},"outputs":{"output":"str"},"pipeline":"schedule","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"nightly"}}',
+    "nightly": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"ran"}},"outputs":{"output":"str"},"pipeline":"schedule","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"nightly"}}',
 }
 
 

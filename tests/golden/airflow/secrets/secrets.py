@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "use": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"name":{"literal":true,"type":"str","value":"API_TOKEN"}},"outputs":{"output":"int"},"pipeline":"secrets","run":{"python":"cstep:secret_length"},"secret_store":"airflow","secrets":{"API_TOKEN":"conformance-api-token"},"step":"use"}}',
+    "use": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"name":{"literal":true,"type":"str","value":"API_TOKEN"}},"outputs":{"output":"int"},"pipeline":"secrets","run":{"python":"cstep:secret_length"},"secret_store":"airflow","secrets":{"API_TOKEN":"conformance-api-token"},"step":"use"}}',
 }
 
 

@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "slow": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"seconds":{"literal":true,"type":"int","value":30}},"outputs":{"output":"str"},"pipeline":"timeout","run":{"python":"cstep:sleep"},"secret_store":"airflow","step":"slow","timeout":2.0}}',
+    "slow": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"seconds":{"literal":true,"type":"int","value":30}},"outputs":{"output":"str"},"pipeline":"timeout","run":{"python":"cstep:sleep"},"secret_store":"airflow","step":"slow","timeout":2.0}}',
 }
 
 

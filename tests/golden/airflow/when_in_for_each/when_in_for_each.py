@@ -23,7 +23,7 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "each-items": '{"for_each":{"refs":{"params.xs":{"param":"xs"}},"template":"{{ params.xs }}"},"kind":"items"}',
-    "each.big": '{"artifact_root":"","guard":{"expect":true,"refs":{"x":{"key":null,"loop":"each-items"}},"when":"x > 3"},"inputs":{"x":{"refs":{"x":{"key":null,"loop":"each-items"}},"template":"{{ x }}"}},"kind":"step","python_path":[],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"when-in-for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"big"}}',
+    "each.big": '{"artifact_root":"","guard":{"expect":true,"refs":{"x":{"key":null,"loop":"each-items"}},"when":"x > 3"},"inputs":{"x":{"refs":{"x":{"key":null,"loop":"each-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"when-in-for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"big"}}',
     "each.big-condition": '{"else":[],"join":"each.big-join","kind":"branch","refs":{"x":{"key":null,"loop":"each-items"}},"then":["each.big"],"when":"x > 3"}',
 }
 

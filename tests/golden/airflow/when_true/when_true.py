@@ -21,10 +21,10 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "after_gate": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"done"}},"outputs":{"output":"str"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"after_gate"}}',
-    "deploy": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.threshold":{"param":"threshold"},"steps.score.outputs.output":{"output":"output","xcom":"score"}},"when":"steps.score.outputs.output >= params.threshold"},"inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"deployed"}},"outputs":{"output":"str"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"deploy"}}',
+    "after_gate": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"done"}},"outputs":{"output":"str"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"after_gate"}}',
+    "deploy": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.threshold":{"param":"threshold"},"steps.score.outputs.output":{"output":"output","xcom":"score"}},"when":"steps.score.outputs.output >= params.threshold"},"inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"str","value":"deployed"}},"outputs":{"output":"str"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"deploy"}}',
     "gate-condition": '{"else":[],"join":"gate-join","kind":"branch","refs":{"params.threshold":{"param":"threshold"},"steps.score.outputs.output":{"output":"output","xcom":"score"}},"then":["deploy"],"when":"steps.score.outputs.output >= params.threshold"}',
-    "score": '{"artifact_root":"","inputs":{},"kind":"step","python_path":[],"spec":{"inputs":{"value":{"literal":true,"type":"float","value":0.9}},"outputs":{"output":"float"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"score"}}',
+    "score": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"float","value":0.9}},"outputs":{"output":"float"},"pipeline":"when-true","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"score"}}',
 }
 
 
