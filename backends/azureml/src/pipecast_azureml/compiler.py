@@ -239,16 +239,7 @@ class Compiler:
         producer = self.index.node(name)
         if producer.scope is comp.scope:
             if producer.is_group and producer.group.is_condition:
-                raise UserError(
-                    Diagnostic(
-                        f"target 'azureml': outputs of when-group {name!r} cannot be read: Azure ML "
-                        "if_else nodes have no outputs",
-                        (*producer.yaml_path, "outputs"),
-                        hint="read the value after the group from a step that always runs, or move "
-                        "the reader into the group",
-                        code="unsupported-feature",
-                    )
-                )
+                raise UserError(_when_outputs_error(producer))
             if user is not None:
                 comp.bound.setdefault(user, set()).add(name)
             return f"${{{{parent.jobs.{name}.outputs.{key}}}}}"
@@ -512,15 +503,7 @@ class Compiler:
         group = node.group
         exprs = group.outputs if branch != naming.ELSE else (group.else_.outputs if group.else_ else {})
         if group.is_condition and exprs:
-            raise UserError(
-                Diagnostic(
-                    f"target 'azureml': when-group {node.name!r} declares outputs; Azure ML if_else "
-                    "nodes cannot pass a value from whichever branch ran",
-                    (*node.yaml_path, "outputs"),
-                    hint="remove the group outputs and read the value in a step inside each branch",
-                    code="unsupported-feature",
-                )
-            )
+            raise UserError(_when_outputs_error(node))
         for out, expr in exprs.items():
             self._bind_output(child, out, expr, (*node.yaml_path, "outputs", out))
         rel = naming.component_file(node.name, "" if branch in ("", naming.BODY) else branch)
@@ -640,7 +623,7 @@ class Compiler:
             for producer in producers:
                 if producer in comp.bound.get(user, set()):
                     continue
-                source_job, output = self._done_output(comp, producer)
+                source_job, output = self._done_output(comp, producer, user)
                 target = self._waiting_job(comp, user)
                 job = comp.jobs[target]
                 name = naming.AFTER_PREFIX + producer
@@ -650,7 +633,7 @@ class Compiler:
                 comp.bound.setdefault(user, set()).add(producer)
                 self.control_bindings.append((target, source_job))
 
-    def _done_output(self, comp: Component, producer: str) -> tuple[str, str]:
+    def _done_output(self, comp: Component, producer: str, user: str) -> tuple[str, str]:
         node = comp.scope.steps[producer]
         if node.is_task:
             job = comp.jobs[producer]
@@ -660,18 +643,26 @@ class Compiler:
         if node.group.is_loop and node.group.outputs:
             first = sorted(node.group.outputs)[0]
             return producer, first
+        if node.group.is_condition:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': step {user!r} waits for when-group {producer!r} (after), and "
+                    "Azure ML cannot express that: it orders jobs only through data bindings, an "
+                    "if_else node has no output to bind to, and a binding to a job inside a branch "
+                    "names a job that may never run (Azure ML documents no semantics for that)",
+                    (*comp.scope.steps[user].yaml_path, "after"),
+                    hint=f"wait for the steps {producer!r} reads from instead (they finish before it "
+                    f"starts), or move {user!r} into the group's branches; see docs/targets/azureml.md",
+                    code="unsupported-feature",
+                )
+            )
         raise UserError(
             Diagnostic(
-                f"target 'azureml': a step waits for group {producer!r} without reading its outputs; "
-                "Azure ML orders jobs only by data, and "
-                + (
-                    "an if_else node has no outputs to wait on"
-                    if node.group.is_condition
-                    else "this for_each group has no outputs to bind to"
-                )
-                + "; a control binding to its branches would skip this step whenever the branch is skipped",
-                node.yaml_path,
-                hint="wait for a step after the group instead, or give the for_each group an output",
+                f"target 'azureml': step {user!r} waits for for_each group {producer!r} (after), which "
+                "has no outputs: Azure ML orders jobs only through data bindings, and a parallel_for "
+                "node exposes only its body's (aggregated) outputs",
+                (*comp.scope.steps[user].yaml_path, "after"),
+                hint=f"give {producer!r} an output (any step output of its body) and keep the after",
                 code="unsupported-feature",
             )
         )
@@ -700,6 +691,21 @@ class Compiler:
         rel = "components/" + body["component"].removeprefix("./").removeprefix("components/")
         inner = self.components[rel]["outputs"][output]["type"]
         return "string" if inner in ("string", "integer", "number", "boolean") else "mltable"
+
+
+def _when_outputs_error(node: StepNode) -> Diagnostic:
+    """Why a when-group's outputs cannot be compiled (see docs/targets/azureml.md)."""
+    return Diagnostic(
+        f"target 'azureml': when-group {node.name!r} declares outputs, and Azure ML cannot pass a "
+        "value out of an if_else node: the node has no outputs (azure.ai.ml ConditionNode), and "
+        "Azure ML documents no way to bind to 'whichever branch ran' (the v1 component SDK's "
+        "dsl.condition_output has no counterpart in CLI v2 / azure-ai-ml)",
+        (*node.yaml_path, "outputs"),
+        hint="move the steps that read the output into each branch (each reads its own branch's "
+        "step), or compute the value in a step outside the group that takes the condition's inputs; "
+        "see docs/targets/azureml.md",
+        code="unsupported-feature",
+    )
 
 
 def _value_file(source: Source, name: str) -> str:

@@ -21,6 +21,7 @@ from pipecast_azureml import naming
 
 # Plain scalars: no indicator first, no ": " / " #", no leading/trailing space, one line.
 _PLAIN = re.compile(r"^[A-Za-z_$/(][^\n\r\t]*$")
+_ASCII_LINES = re.compile(r"[\x20-\x7e\n]*")
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
@@ -80,7 +81,10 @@ def _block(text: str) -> bool:
         "\n" in text
         and not text.endswith("\n")
         and not text.startswith((" ", "\n"))
-        and all(ch == "\n" or (ch.isprintable() and _yaml_printable(ch)) for ch in text)
+        and (
+            _ASCII_LINES.fullmatch(text) is not None  # the fast path: commands are ASCII
+            or all(ch == "\n" or (ch.isprintable() and _yaml_printable(ch)) for ch in text)
+        )
         and not any(line.endswith(" ") or line.startswith(" ") for line in text.split("\n"))
     )
 

@@ -65,8 +65,28 @@ def load_and_validate(path: Path) -> list[Diagnostic]:
 
 
 def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
-    """pipecast's checks, then the SDK's, over files written to a temporary folder."""
+    """pipecast's checks, then the SDK's, over files written to a temporary folder.
+
+    Without the SDK (``pip install 'pipecast-azureml[sdk]'``) only pipecast's checks run and a
+    ``no-validator`` warning says so; an SDK imported too early (see
+    :func:`enable_private_features`) is an error, not a silent pass.
+    """
     out = check_files(files)
+    try:
+        enable_private_features()
+        import azure.ai.ml  # noqa: F401
+    except ImportError:
+        return [
+            *out,
+            Diagnostic(
+                "azure-ai-ml is not installed: only pipecast's own checks ran",
+                hint="pip install 'pipecast-azureml[sdk]'",
+                severity="warning",
+                code="no-validator",
+            ),
+        ]
+    except RuntimeError as exc:
+        return [*out, Diagnostic(str(exc), code="azureml-sdk")]
     with tempfile.TemporaryDirectory(prefix="pipecast-azureml-") as tmp:
         root = Path(tmp)
         for rel, text in files.items():
