@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import os
 import pathlib
 import sys
+import threading
 import types
 import typing
 from collections.abc import Iterator
@@ -28,20 +30,46 @@ _SIMPLE = {str: "str", int: "int", float: "float", bool: "bool", list: "list", d
 _PATH = "path"
 
 
+# sys.path and sys.modules are process-wide: validations running in several threads take
+# turns, and only user modules are forgotten (never a module another thread was importing
+# meanwhile, nor a third-party package, which may not survive being imported twice).
+_IMPORT_LOCK = threading.RLock()
+_PREFIXES = tuple({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
+def _is_user_module(module: Any, base_dir: Path | None) -> bool:
+    name = getattr(module, "__name__", "") or ""
+    if name == "pipecast" or name.startswith(("pipecast.", "pipecast_")):
+        return False
+    files = [getattr(module, "__file__", None), *list(getattr(module, "__path__", None) or [])]
+    files = [str(Path(f).resolve()) for f in files if isinstance(f, str) and f]
+    if not files:
+        return False
+    if base_dir is not None:
+        base = str(Path(base_dir).resolve())
+        if any(f == base or f.startswith(base + os.sep) for f in files):
+            return True
+    return not any(f.startswith(_PREFIXES) for f in files)
+
+
 @contextlib.contextmanager
 def _import_context(base_dir: Path | None) -> Iterator[None]:
-    """Put the pipeline's folder first on ``sys.path`` and forget modules imported meanwhile,
-    so two pipelines with a ``steps`` module each do not see each other's code."""
-    before = set(sys.modules)
-    old_path = list(sys.path)
-    if base_dir is not None:
-        sys.path.insert(0, str(base_dir))
-    try:
-        yield
-    finally:
-        sys.path[:] = old_path
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
+    """Put the pipeline's folder first on ``sys.path`` and forget the user modules imported
+    meanwhile, so two pipelines with a ``steps`` module each do not see each other's code."""
+    with _IMPORT_LOCK:
+        before = set(sys.modules)
+        entry = str(base_dir) if base_dir is not None else None
+        if entry is not None:
+            sys.path.insert(0, entry)
+        try:
+            yield
+        finally:
+            if entry is not None:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(entry)
+            for name in set(sys.modules) - before:
+                if _is_user_module(sys.modules.get(name), base_dir):
+                    sys.modules.pop(name, None)
 
 
 def load_function(

@@ -71,6 +71,8 @@ from pipecast.runtime.spec import StepSpec
 
 ContainerMode = Literal["host", "docker", "podman"]
 MASK = "***"
+#: Seconds between liveness checks of a worker that is running an attempt.
+_LIVENESS_POLL = 0.5
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -210,11 +212,23 @@ class _Worker:
             _child.write_msg(self._req_w, message)
         except (BrokenPipeError, OSError):
             return None, False
-        if timeout is not None:
-            ready, _, _ = select.select([self._res_r], [], [], max(timeout, 0.0))
-            if not ready:
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            # Wake up now and then to see whether the child is still alive: its death
+            # normally shows as EOF, but not when a process forked meanwhile (without exec)
+            # by other code in this process still holds a copy of the pipe's write end.
+            wait = _LIVENESS_POLL if deadline is None else min(_LIVENESS_POLL, deadline - time.monotonic())
+            ready, _, _ = select.select([self._res_r], [], [], max(wait, 0.0))
+            if ready:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
                 self.kill()
                 return None, True
+            if self.proc.poll() is not None:
+                ready, _, _ = select.select([self._res_r], [], [], 0)
+                if not ready:
+                    return None, False
+                break
         try:
             return _child.read_msg(self._res_r), False
         except (OSError, ValueError):

@@ -117,7 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from pipecast.viz.report import write_report
 
         root = Path(args.run_dir) if args.run_dir else DEFAULT_RUNS
-        print(f"report: {write_report(root / record['run_id'])}", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"report: {write_report(root / record['run_id'])}", file=sys.stderr if args.json else sys.stdout
+        )
     violations = (record.get("profile") or {}).get("violations", [])
     if record["status"] != "succeeded" or any(v["severity"] == "error" for v in violations):
         return 1

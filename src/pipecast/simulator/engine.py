@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ class Frame:
     insts: dict[str, Inst] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     pending: int = 0
+    #: Set once the frame's last step finished: steps that finish synchronously (skipped,
+    #: cached, resumed) complete the frame inside ``_activate``, so completion must count once.
+    done: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -77,6 +81,7 @@ class Inst:
     active: int = 0
     remaining: int = 0
     child_failed: bool = False
+    filling: bool = False
     # dry-run critical path
     cause: Inst | None = None
     last_child: Inst | None = None
@@ -162,6 +167,8 @@ class Engine:
         self._conds: dict[int, cond.Expr] = {}
         self._effective: dict[int, Any] = {}
         self._templates: dict[tuple[int, str], tuple[int, Any]] = {}
+        self._ready_q: deque[Inst] = deque()
+        self._draining = False
         self.root = self._new_frame(index.root, None, None, ())
         self.last_done: Inst | None = None
 
@@ -386,12 +393,24 @@ class Engine:
                 self._ready(inst)
 
     def _ready(self, inst: Inst) -> None:
-        if self.failing or inst.status != "pending":
+        """Start a step whose dependencies are done. Steps can finish at once (skipped,
+        cached, resumed) and make others ready in turn, so ready steps go through a queue
+        drained by one loop: a long chain of such steps never deepens the call stack."""
+        self._ready_q.append(inst)
+        if self._draining:
             return
-        if inst.node.is_group:
-            self._start_group(inst)
-        else:
-            self._start_task(inst)
+        self._draining = True
+        try:
+            while self._ready_q:
+                nxt = self._ready_q.popleft()
+                if self.failing or nxt.status != "pending":
+                    continue
+                if nxt.node.is_group:
+                    self._start_group(nxt)
+                else:
+                    self._start_task(nxt)
+        finally:
+            self._draining = False
 
     def _start_task(self, inst: Inst) -> None:
         node = inst.node
@@ -502,9 +521,7 @@ class Engine:
                 if not items:
                     self._group_done(inst)
                     return
-                limit = group.parallelism or len(items)
-                while inst.queued and inst.active < limit:
-                    self._start_iteration(inst)
+                self._fill(inst)
                 return
             assert group.when is not None and node.body is not None
             holds = self._condition(node, group.when, lookup)
@@ -535,17 +552,33 @@ class Engine:
         if self.on_change:
             self.on_change(inst)
         self._activate(frame)
-        if frame.pending == 0:
+        if not frame.insts:
             self._frame_done(frame)
+
+    def _fill(self, inst: Inst) -> None:
+        """Start iterations of a for_each group up to its ``parallelism``. Re-entrant calls
+        (an iteration that finished at once) return: the outer loop starts the next one."""
+        if inst.filling:
+            return
+        inst.filling = True
+        try:
+            limit = inst.node.group.parallelism or len(inst.frames)
+            while inst.queued and inst.active < limit and not self.failing:
+                self._start_iteration(inst)
+        finally:
+            inst.filling = False
 
     def _start_iteration(self, inst: Inst) -> None:
         frame = inst.queued.pop()
         inst.active += 1
         self._activate(frame)
-        if frame.pending == 0:
+        if not frame.insts:
             self._frame_done(frame)
 
     def _frame_done(self, frame: Frame) -> None:
+        if frame.done:
+            return
+        frame.done = True
         owner = frame.owner
         if owner is None:
             return  # the top level: _finished() moves on to finally
@@ -557,7 +590,7 @@ class Engine:
                 for inst in nxt.insts.values():
                     if inst.cause is None:
                         inst.cause = self.last_done
-                self._start_iteration(owner)
+                self._fill(owner)
         if owner.remaining == 0:
             self._group_done(owner)
 
