@@ -123,7 +123,7 @@ def _compare(expr: c.Compare, type_of: TypeOf, pipeline_name: str) -> dict[str, 
     for fam in families:
         if fam == "Boolean" and op != "==":
             continue
-        rule = {"Variable": var, fam + _OPS[op] + "Path": other}
+        rule: dict[str, Any] = {"Variable": var, fam + _OPS[op] + "Path": other}
         if family is None:
             rule = {
                 "And": [{"Variable": var, _GUARD[fam]: True}, {"Variable": other, _GUARD[fam]: True}, rule]

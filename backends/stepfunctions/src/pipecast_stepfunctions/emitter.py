@@ -205,12 +205,15 @@ class Emitter(Outliner):
         if isinstance(sp, str):
             return self.emit_node(scope.steps[sp], frame, nxt)
         if isinstance(sp, Seq):
-            units = [
-                self.unit(frame, lambda sub, item=item: self.emit_sp(item, scope, sub, None))
-                for item in sp.items
-            ]
+            units = [self.unit(frame, self._emitting(item, scope)) for item in sp.items]
             return self.link_sequence(self.fit_sequence(units, frame), frame, nxt)
         return self.emit_par(sp, scope, frame, nxt)
+
+    def _emitting(self, sp: SP, scope: Scope) -> Callable[[Frame], tuple[str, Events]]:
+        def emit(sub: Frame) -> tuple[str, Events]:
+            return self.emit_sp(sp, scope, sub, None)
+
+        return emit
 
     def emit_par(self, sp: Par, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         """Independent branches: a ``Parallel`` whose branches each end in a ``Pass`` that
@@ -303,14 +306,16 @@ class Emitter(Outliner):
         group = node.group
         if group.is_loop:
             return self.emit_loop(node, frame, nxt)
+        other: Callable[[Frame], tuple[str, Events]] | None = None
+        else_ = group.else_
+        if else_ is not None and node.else_body is not None:
+            other = lambda sub: self.emit_branch(node, node.else_body, else_.outputs, sub, "else")  # noqa: E731
         return self.emit_when(
             node,
             frame,
             nxt,
             lambda sub: self.emit_branch(node, node.body, group.outputs, sub, "then"),
-            (lambda sub: self.emit_branch(node, node.else_body, group.else_.outputs, sub, "else"))
-            if group.else_ is not None and node.else_body is not None
-            else None,
+            other,
         )
 
     def emit_task(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
@@ -615,7 +620,7 @@ class Emitter(Outliner):
         init = self.names.new("Parameter defaults", "init")
         start = self.names.new("Start", "init")
         check_next = nxt
-        checks = []
+        checks: list[dict[str, Any]] = []
         for pname, param in p.params.items():
             var = f"$.params.{pname}"
             type_test = {
