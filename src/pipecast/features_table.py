@@ -66,7 +66,12 @@ def _grid(backends: list[Backend]) -> tuple[list[list[str]], list[_Note]]:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Table-cell safe Markdown: no pipes or newlines; ``<x>`` outside code spans shown, not
+    taken for HTML."""
+    parts = text.replace("\n", " ").split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts).replace("|", "\\|")
 
 
 def render_table(fmt: str = "markdown", targets: list[str] | None = None) -> str:
@@ -105,7 +110,7 @@ def render_table(fmt: str = "markdown", targets: list[str] | None = None) -> str
 def readme_block(targets: list[str] | None = None) -> str:
     """What belongs between the README markers (markers included)."""
     note = f"<!-- generated from the backends' declarations; refresh with: {REFRESH} -->"
-    return f"{START}\n{note}\n\n{render_table('markdown', targets)}\n{END}"
+    return f"{START}\n{note}\n\n{render_table('markdown', targets)}{END}"
 
 
 def _split(text: str, path: Path) -> tuple[str, str, str]:

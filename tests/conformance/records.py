@@ -52,35 +52,16 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
     return record
 
 
-#: Airflow task-instance states → run-record statuses.
-AIRFLOW_STATES = {
-    "success": "succeeded",
-    "failed": "failed",
-    "skipped": "skipped",
-    "upstream_failed": "not_run",
-    "None": "not_run",
-}
-
-
 def airflow_record(result: dict[str, Any]) -> dict[str, Any]:
-    """A run record from one ``harness.py`` result (task instances keyed ``group.task[i]``).
+    """A run record from one ``harness.py`` result (the Airflow backend's own key mapping:
+    ``af_helpers.step_view`` and ``af_helpers.STATES``)."""
+    from af_helpers import STATES, step_view
 
-    pipecast's helper tasks (conditions, joins, loop items, the status task) carry a ``-`` in
-    their id, which no step name can; they are left out.
-    """
     steps: dict[str, dict[str, Any]] = {}
-    for key, ti in (result.get("tasks") or {}).items():
-        base, _, rest = key.partition("[")
-        name = base.rsplit(".", 1)[-1]
-        if "-" in name:
-            continue
-        entry: dict[str, Any] = {
-            "status": AIRFLOW_STATES.get(ti["state"], ti["state"]),
-            "attempts": ti["tries"],
-        }
+    for key, ti in step_view(result.get("tasks") or {}).items():
+        entry: dict[str, Any] = {"status": STATES.get(ti["state"], ti["state"]), "attempts": ti["tries"]}
         if isinstance(ti.get("xcom"), dict):
             entry["outputs"] = ti["xcom"]
-        steps[name + (f"[{rest}" if rest else "")] = entry
+        steps[key] = entry
     state = str(result.get("state"))
-    status = {"success": "succeeded", "failed": "failed"}.get(state, state)
-    return {"status": status, "steps": steps}
+    return {"status": {"success": "succeeded", "failed": "failed"}.get(state, state), "steps": steps}
