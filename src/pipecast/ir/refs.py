@@ -9,6 +9,7 @@ are rendered as JSON and strings bare (:func:`render`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -103,6 +104,13 @@ def parse_template(text: str) -> list[Segment]:
     Raises:
         RefSyntaxError: for an unparsable ``{{ ... }}`` or an unbalanced brace pair.
     """
+    # Validation, analysis and the simulator parse the same strings many times over
+    # (10,000-step pipelines): parse each once. Callers get their own list.
+    return list(_parse_template(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_template(text: str) -> tuple[Segment, ...]:
     segments: list[Segment] = []
     pos = 0
     for match in _TEMPLATE_RE.finditer(text):
@@ -115,14 +123,14 @@ def parse_template(text: str) -> list[Segment]:
     for seg in segments:
         if isinstance(seg, str) and ("{{" in seg or "}}" in seg):
             raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}")
-    return segments
+    return tuple(segments)
 
 
 def single_ref(value: Any) -> Ref | None:
     """The reference if ``value`` is a string that is exactly one reference (type-keeping)."""
     if not isinstance(value, str) or "{{" not in value:
         return None
-    segments = parse_template(value.strip())
+    segments = _parse_template(value.strip())
     if len(segments) == 1 and isinstance(segments[0], Ref):
         return segments[0]
     return None

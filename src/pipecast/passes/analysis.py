@@ -190,6 +190,8 @@ class PipelineIndex:
                 index=self._counter,
             )
         self._deps_cache: dict[int, dict[str, list[str]]] = {}
+        # Validation, deps() and backends resolve the same references over and over.
+        self._resolve_cache: dict[tuple[Ref, int, str | None, bool], Resolution] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -287,6 +289,13 @@ class PipelineIndex:
                 name), or ``None`` for group/pipeline outputs, which read their own scope.
             in_finally: whether it is used by the ``finally`` step.
         """
+        key = (ref, id(scope), dependent, in_finally)
+        cached = self._resolve_cache.get(key)
+        if cached is None:
+            cached = self._resolve_cache[key] = self._resolve(ref, scope, dependent, in_finally)
+        return cached
+
+    def _resolve(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool) -> Resolution:
         if ref.kind == "param":
             param = self.pipeline.params.get(ref.name)
             if param is None:

@@ -9,6 +9,7 @@ import that fails is a warning (the code may only exist in the step's image), ne
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import os
@@ -125,6 +126,22 @@ def annotation_type(annotation: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(func: Any) -> tuple[inspect.Signature, dict[str, Any]] | None:
+    """The signature and type hints of a function (one look-up per function: a
+    10,000-step pipeline often calls a few functions many times)."""
+    func = inspect.unwrap(func)
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    try:
+        hints = typing.get_type_hints(func, include_extras=False)
+    except Exception:
+        hints = {}
+    return sig, hints
+
+
 def check_python_signature(
     run: PythonRun,
     task: TaskStep,
@@ -148,15 +165,13 @@ def check_python_signature(
                 hint=None if is_error else "the function's parameters were not checked",
             )
         ]
-    func = inspect.unwrap(func)
     try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):
+        found = _signature(func)
+    except TypeError:  # an unhashable callable object
+        found = _signature.__wrapped__(func)
+    if found is None:
         return []
-    try:
-        hints = typing.get_type_hints(func, include_extras=False)
-    except Exception:
-        hints = {}
+    sig, hints = found
     params = sig.parameters
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     out: list[Diagnostic] = []

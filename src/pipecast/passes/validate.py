@@ -607,6 +607,8 @@ class _Checker:
             retry = node.task.retry
             if retry is not None and retry.max_delay < retry.delay and "max_delay" in retry.model_fields_set:
                 self.warn("retry max_delay is shorter than delay", (*node.yaml_path, "retry", "max_delay"))
+            if not any(r is not None and r.accelerator for r in (d.resources, node.task.resources)):
+                continue  # no accelerator asked for (skips merging settings per step)
             res = self.index.effective(node).resources
             if res.accelerator and res.gpu == 0:
                 self.error(

@@ -21,7 +21,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipecast.ir import condition as cond
@@ -167,6 +167,7 @@ class Engine:
         self._conds: dict[int, cond.Expr] = {}
         self._effective: dict[int, Any] = {}
         self._templates: dict[tuple[int, str], tuple[int, Any]] = {}
+        self._walls: dict[float, str] = {}
         self._ready_q: deque[Inst] = deque()
         self._draining = False
         self.root = self._new_frame(index.root, None, None, ())
@@ -178,13 +179,16 @@ class Engine:
         """A clock time as ISO 8601 (UTC, millisecond precision)."""
         if t is None:
             return None
-        from datetime import timedelta
-
-        return (
-            (self.started_wall + timedelta(seconds=t - self.started_clock))
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        text = self._walls.get(t)
+        if text is None:
+            text = (
+                (self.started_wall + timedelta(seconds=t - self.started_clock))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
+            if self.clock.virtual:  # virtual times repeat (whole seconds): format each once
+                self._walls[t] = text
+        return text
 
     def _scope_graph(self, scope: Scope) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         deps = self._deps.get(id(scope))
