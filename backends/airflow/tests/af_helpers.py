@@ -39,7 +39,9 @@ def run_dags(dags: Path, jobs: list[dict[str, Any]], extra_env: dict[str, str] |
         text=True,
         env=env,
         timeout=600,
-        cwd=dags,
+        # Not the dags folder: a step's child process has its working directory on sys.path
+        # (SPEC §3.1), where DAG files named like stdlib modules (secrets.py) would shadow them.
+        cwd=dags.parent,
     )
     results = [
         json.loads(line.split(" ", 1)[1])
