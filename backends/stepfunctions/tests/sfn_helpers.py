@@ -90,3 +90,22 @@ def run_in_moto(
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True, default=str)
+
+
+def shared_once(tmp_path_factory: Any, name: str, compute: Any) -> Any:
+    """``compute()`` once per test session, even under pytest-xdist: the first worker computes
+    and stores the JSON result under the session's shared temp folder (an flock orders the
+    workers); the others read it. Without xdist it simply computes."""
+    import fcntl
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return compute()
+    root = tmp_path_factory.getbasetemp().parent  # .../pytest-N, shared by this session's workers
+    path = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return json.loads(path.read_text())
+        data = compute()
+        path.write_text(json.dumps(data, default=str))
+        return data

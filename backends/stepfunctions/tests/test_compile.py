@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sfn_helpers import REPO, compile_file
+from sfn_helpers import REPO, compile_file, shared_once
 
 from pipecast.diagnostics import UserError
 
@@ -24,53 +24,64 @@ CASES = (
 COMPUTES = ("callback", "sagemaker", "batch")
 
 
-@pytest.fixture(scope="module")
-def asl_checked(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Every example and case compiled for every compute, and every definition checked by
-    one asl-validator run (Node starts once, not once per file)."""
-    from pipecast_stepfunctions.validate import asl_validator_problems
+def _key(path: Path, compute: str) -> str:
+    return f"{path.relative_to(REPO)}|{compute}"
 
-    tmp = tmp_path_factory.mktemp("asl")
-    compiled: dict = {}
+
+def _check_all(tmp: Path) -> dict[str, dict]:
+    """Every example and case compiled for every compute; statelint per definition and one
+    asl-validator run over all of them (Node starts once, not once per file)."""
+    from pipecast_stepfunctions.validate import asl_validator_problems, statelint_problems
+
+    out: dict[str, dict] = {}
     paths: list[Path] = []
+    owners: dict[str, tuple[str, str]] = {}
     for path in EXAMPLES + CASES:
         for compute in COMPUTES:
+            key = _key(path, compute)
             try:
                 _l, result, _s = compile_file(path, compute=compute, default_image="python:3.11-slim")
             except UserError as exc:
-                compiled[(path, compute)] = exc
+                codes = sorted({d.code or "" for d in exc.diagnostics})
+                out[key] = {"error": exc.diagnostics[0].message, "codes": codes}
                 continue
-            names = {}
+            entry: dict = {"definitions": [], "problems": []}
             for rel, text in sorted(result.files.items()):
-                if rel.endswith(".asl.json"):
-                    p = tmp / f"{len(paths)}.asl.json"
-                    p.write_text(text, encoding="utf-8")
-                    paths.append(p)
-                    names[rel] = p.name
-            compiled[(path, compute)] = (result, names)
+                if not rel.endswith(".asl.json"):
+                    continue
+                entry["definitions"].append(rel)
+                lint = statelint_problems(text)
+                assert lint is not None, "statelint must be installed"
+                entry["problems"] += [f"{rel}: statelint: {p}" for p in lint]
+                p = tmp / f"{len(paths)}.asl.json"
+                p.write_text(text, encoding="utf-8")
+                paths.append(p)
+                owners[p.name] = (key, rel)
+            out[key] = entry
     found = asl_validator_problems(paths)
     assert found is not None, "asl-validator must be installed (scripts/install-tools.sh)"
-    return {"compiled": compiled, "asl_validator": found}
+    for name, problems in found.items():
+        key, rel = owners[name]
+        out[key]["problems"] += [f"{rel}: asl-validator: {p}" for p in problems]
+    return out
+
+
+@pytest.fixture(scope="module")
+def asl_checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    tmp = tmp_path_factory.mktemp("asl")
+    return shared_once(tmp_path_factory, "sfn-asl", lambda: _check_all(tmp))
 
 
 @pytest.mark.parametrize("compute", COMPUTES)
 @pytest.mark.parametrize("path", EXAMPLES + CASES, ids=lambda p: str(p.relative_to(REPO)))
 def test_valid_asl(path: Path, compute: str, asl_checked: dict) -> None:
-    from pipecast_stepfunctions.validate import statelint_problems
-
-    entry = asl_checked["compiled"][(path, compute)]
-    if isinstance(entry, UserError):
+    entry = asl_checked[_key(path, compute)]
+    if "error" in entry:
         # Only a documented "cannot express" error may stop compilation (never a crash).
-        codes = {d.code for d in entry.diagnostics}
-        assert codes & {"unsupported-feature", "resources"}, entry
-        pytest.skip(f"not compilable for this target: {entry.diagnostics[0].message}")
-    result, names = entry
-    assert names, sorted(result.files)
-    for rel, name in names.items():
-        problems = statelint_problems(result.files[rel])
-        assert problems is not None, "statelint must be installed"
-        assert not problems, f"{rel}: {problems}"
-        assert not asl_checked["asl_validator"].get(name), f"{rel}: {asl_checked['asl_validator'][name]}"
+        assert set(entry["codes"]) & {"unsupported-feature", "resources"}, entry
+        pytest.skip(f"not compilable for this target: {entry['error']}")
+    assert entry["definitions"]
+    assert not entry["problems"], "\n".join(entry["problems"])
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sfn_helpers import BACKEND, REPO, ROLE, compile_file
+from sfn_helpers import BACKEND, REPO, ROLE, compile_file, shared_once
 
 pytestmark = [pytest.mark.stepfunctions, pytest.mark.slow]
 
@@ -75,7 +75,8 @@ def records(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.delenv("AWS_PROFILE", raising=False)
-        yield _run_all(tmp_path_factory)
+        # Deployed and executed once per session, whichever xdist worker gets here first.
+        yield shared_once(tmp_path_factory, "sfn-execute", lambda: _run_all(tmp_path_factory))
 
 
 def _run_all(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

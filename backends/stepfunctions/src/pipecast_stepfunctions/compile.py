@@ -4,9 +4,11 @@ Limits (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 
 | limit                          | how it is checked                                                    |
 |--------------------------------|----------------------------------------------------------------------|
-| definition size 1 MB           | serialised size; above ``definition_split_bytes`` the top level is   |
-|                                | split into child state machines (``startExecution.sync:2``)          |
-| 25,000 history events          | estimated from the structure, retries and fan-out widths (literal    |
+| definition size 1 MB           | sizes summed while emitting; pieces over ``definition_split_bytes``  |
+|                                | move to child machines (``startExecution.sync:2``, :mod:`.split`);   |
+|                                | the written files are measured again, and a file still over 1 MB     |
+|                                | (one state alone too big) is an error naming that state              |
+| 25,000 history events          | per machine, estimated from the structure, retries and fan-out widths (literal |
 |                                | lists and parameter defaults; unknown widths assume 10); ``auto`` map |
 |                                | mode moves the biggest fan-outs to DISTRIBUTED, else an error        |
 | names 80 characters            | :func:`.names.shorten` on every state and resource name              |
