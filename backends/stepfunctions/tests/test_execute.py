@@ -254,3 +254,55 @@ def test_deploy_is_idempotent(aws_env: str) -> None:
     schedules = [x for x in scheduler.list_schedules()["Schedules"] if x["Name"].startswith(f"i{tag}-")]
     assert len(schedules) == 1
     assert schedules[0]["Target"]["Arn"] == first["arn"]
+
+
+def test_batch_job_command_reads_its_spec_from_s3(aws_env: str, tmp_path: Path) -> None:
+    """moto cannot run Batch jobs, so run the job definition's own command the way Batch
+    would (``Ref::`` placeholders replaced by the task's parameters) against moto's S3: the
+    runtime reads ``--spec @s3://...`` uploaded by deploy and writes the result object."""
+    import boto3
+
+    tag = uuid.uuid4().hex[:8]
+    bucket = f"pipecast-batch-{tag}"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    _loaded, result, _s = compile_file(
+        REPO / "tests/conformance/cases/linear.yaml",
+        compute="batch",
+        artifact_root=f"s3://{bucket}/runs",
+        role_arn=ROLE,
+        default_image="python:3.11-slim",
+    )
+    manifest = json.loads(result.files["deploy.json"])
+    for rel, uri in manifest["specs"].items():  # what deploy uploads
+        key = uri.split("/", 3)[3]
+        s3.put_object(Bucket=bucket, Key=key, Body=result.files[rel].encode())
+    definition = json.loads(result.files["linear.asl.json"])
+    submit = next(
+        st
+        for st in definition["States"].values()
+        if st.get("Resource", "").endswith("submitJob.sync") and st["Parameters"]["JobName"] == "b"
+    )
+    job_def = json.loads(result.files[manifest["batch_job_definitions"][0]])
+    values = {
+        "spec": submit["Parameters"]["Parameters"]["spec"],
+        "inputs": json.dumps({"a": 9}),
+        "prefix": f"s3://{bucket}/runs/linear/r1/b",
+        "result": f"s3://{bucket}/runs/linear/r1/b/pipecast-outputs/outputs.json",
+    }
+    command = [
+        values.get(a[len("Ref::") :], a) if a.startswith("Ref::") else a
+        for a in job_def["containerProperties"]["command"]
+    ]
+    assert command[:4] == ["python", "-m", "pipecast.runtime", "run"]
+    proc = subprocess.run(
+        [sys.executable, *command[1:]],
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests/conformance/cases")},
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    body = s3.get_object(Bucket=bucket, Key="runs/linear/r1/b/pipecast-outputs/outputs.json")["Body"].read()
+    assert json.loads(body) == {"output": 10}
