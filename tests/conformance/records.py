@@ -64,4 +64,9 @@ def airflow_record(result: dict[str, Any]) -> dict[str, Any]:
             entry["outputs"] = ti["xcom"]
         steps[key] = entry
     state = str(result.get("state"))
-    return {"status": {"success": "succeeded", "failed": "failed"}.get(state, state), "steps": steps}
+    record = {"status": {"success": "succeeded", "failed": "failed"}.get(state, state), "steps": steps}
+    # Pipeline outputs are the XCom of the backend's "pipeline-outputs" task.
+    outputs = ((result.get("tasks") or {}).get("pipeline-outputs") or {}).get("xcom")
+    if isinstance(outputs, dict):
+        record["outputs"] = outputs
+    return record

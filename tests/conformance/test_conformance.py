@@ -52,8 +52,8 @@ BACKENDS = registry.available()
 CASES = case_names()
 #: Backends with a registered pytest marker (pyproject.toml); a third-party backend runs unmarked.
 MARKED = {"local", "stepfunctions", "vertex", "azureml", "airflow"}
-#: Airflow runs in batches (one child process each); each batch is one xdist group.
-AIRFLOW_BATCHES = 2
+#: Airflow runs its DAGs in batches, one child process each (conftest.airflow_batches).
+AIRFLOW_BATCHES = 3
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
@@ -104,13 +104,13 @@ def _compile_xfail(name: str, backend: str) -> bool:
     return exc is not None and exc.stage == "compile"
 
 
-def airflow_group(name: str) -> str:
+def airflow_batch_of(name: str) -> str:
     runnable = [c for c in CASES if not blocked(c, "airflow") and not _compile_xfail(c, "airflow")]
     return f"airflow-{runnable.index(name) % AIRFLOW_BATCHES}" if name in runnable else "airflow-none"
 
 
-def airflow_group_cases(group: str) -> list[Case]:
-    return [case(c) for c in CASES if airflow_group(c) == group]
+def airflow_batch_cases(batch: str) -> list[Case]:
+    return [case(c) for c in CASES if airflow_batch_of(c) == batch]
 
 
 def _params(stage: str) -> Iterator[Any]:
@@ -125,8 +125,6 @@ def _params(stage: str) -> Iterator[Any]:
                     pytest.mark.xfail(strict=True, reason=f"{exc.kind}: {exc.reason}"),
                     getattr(pytest.mark, exc.kind),
                 ]
-            if backend == "airflow" and stage in ("validate", "execute"):
-                marks.append(pytest.mark.xdist_group(airflow_group(name)))
             yield pytest.param(name, backend, id=f"{name}-{backend}", marks=marks)
 
 
@@ -187,7 +185,7 @@ def test_validate(name: str, backend: str, request: pytest.FixtureRequest) -> No
     files = compiled_files(name, backend)
     if backend == "airflow":
         # Airflow's checker is its DagBag: the batch imports every file in a fresh process.
-        results = request.getfixturevalue("airflow_batches")(airflow_group(name), name)
+        results = request.getfixturevalue("airflow_batches")(airflow_batch_of(name), name)
         for result in results:
             assert result["import_errors"] == {}, result["import_errors"]
             assert len(result["dags"]) == 1, result["dags"]
@@ -254,7 +252,7 @@ def _execute(
     if backend == "vertex":
         return targets.run_vertex(c, files, tmp, monkeypatch)
     if backend == "airflow":
-        results = request.getfixturevalue("airflow_batches")(airflow_group(c.name), c.name)
+        results = request.getfixturevalue("airflow_batches")(airflow_batch_of(c.name), c.name)
         return [airflow_record(r) for r in results]
     pytest.fail(f"no local executor is wired for backend {backend!r}: add it to tests/conformance/targets.py")
 
