@@ -11,35 +11,41 @@ concurrency, and this module tries to add as little as possible.
 
 How ``lower`` works:
 
-1. Exact decomposition. A set of nodes that is not weakly connected is a ``Par`` of
-   its components. A connected set is a ``Seq`` at every *series cut*: a down-set
-   whose every node precedes every node outside it. Cuts are found in one linear
-   scan (see ``_series_cuts``). When every piece decomposes down to single nodes,
-   the DAG's order is series-parallel (N-free) and the expression adds no ordering
-   at all, whatever the durations.
-2. Prime pieces (connected, no series cut: they contain an "N") must get a barrier
-   somewhere, and the top of any SP-isation of a connected piece is a ``Seq``, so the
-   choice is *which* down-set goes first. For a down-set ``S`` the cost is at least
-   ``longest(S) + longest(rest)``, and for each bound the best ``S`` is a threshold
-   on earliest finish times, so candidate cuts are the prefixes of a few orders
-   (earliest/latest start/finish). The most promising are lowered recursively and
-   the cheapest result, measured with the durations, wins; the level-by-level
-   lowering of the piece is always a candidate too, so the result is never worse
-   than the classic barrier-per-level lowering.
+1. Reductions. After a transitive reduction, series modules (``u``'s only successor is
+   ``v`` and ``v``'s only predecessor is ``u``) and parallel modules (same
+   predecessors, same successors) are collapsed with a work queue. They add no
+   ordering, and they reduce any series-parallel DAG to one node in near-linear time
+   whatever its nesting depth.
+2. Exact decomposition of what is left. A set of nodes that is not weakly connected
+   is a ``Par`` of its components; a connected set is a ``Seq`` at every *series
+   cut* (a down-set whose every node precedes every node outside it), found in one
+   linear scan (``_series_cuts``). Series-parallel (N-free) DAGs therefore come out
+   with no added ordering at all, whatever the durations.
+3. Prime pieces (connected, no series cut: they contain an "N") need a barrier, and
+   the top of any lowering of a connected piece is a ``Seq``, so the choice is *which*
+   down-set ``S`` runs first. That costs at least ``longest(S) + longest(rest)``, and
+   prefixes of orders that grow along every edge (earliest/latest start/finish) are
+   down-sets whose bounds one pass computes. A pilot search lowers the sides of the
+   most promising cuts greedily, keeps the cheapest by makespan under the durations,
+   and recurses into it; the level-by-level lowering of the piece is always a
+   candidate, so no piece, and no DAG, comes out worse than that classic lowering.
 
+The search effort is a fixed budget of work per node (see the knobs below), so
+200-step DAGs get a thorough search and 10,000-step DAGs a fast greedy one.
 Everything is deterministic (ties go to the input order of ``nodes``) and iterative
 (a generator trampoline instead of Python recursion), so 10,000-step chains and deep
-nestings are fine.
+nestings are fine. ``benchmarks/asl_fidelity.py`` measures the result.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from itertools import accumulate, repeat
-from operator import add
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, pairwise, repeat
+from operator import add
 
 __all__ = [
     "SP",
@@ -80,24 +86,44 @@ SP = str | Seq | Par
 """A series-parallel expression; a ``str`` is a node name."""
 
 
-# Search knobs (see _Lowerer). Strength by piece size: pilot search up to _MODE_BY_SIZE's
-# largest size, greedy beyond it, so a 10,000-step DAG lowers in well under a second.
-_FULL = -1
-_MODE_BY_SIZE: tuple[tuple[int, int], ...] = ((2000, 1),)
-_WORK_PER_NODE = 1000
-_WORK_BASE = 0
-_HARD_FACTOR = 2
-_TOP_BOUNDS = 4
-# Cut orders as (alpha, frac): sort key alpha*ASAP start + (1-alpha)*ALAP start + frac*duration.
+# Search knobs (see _Lowerer), tuned with the generators of benchmarks/asl_fidelity.py
+# (on another seed than the one it reports).
+#
+# Work is counted in nodes of prime pieces processed. A DAG may spend up to
+# _WORK_PER_NODE per node (at most _WORK_CAP) on pilot search; a piece is searched only
+# if its estimated cost (_PILOT_FACTOR * n * log2 n) still fits, otherwise it is cut
+# greedily. A 200-step DAG thus gets a full search and a 10,000-step one a fast greedy
+# pass. Counting work rather than time keeps the result deterministic.
+_WORK_PER_NODE = 50
+_WORK_CAP = 12_000
+_PILOT_FACTOR = 2.0
+# Candidate cuts of a searched piece: the best of each scorer, plus the `top` lowest
+# lower bounds (_TOP_SMALL for pieces up to _TOP_SIZE nodes, _TOP_LARGE above).
+_TOP_SMALL = 8
+_TOP_LARGE = 3
+_TOP_SIZE = 100
+# Cut orders as (alpha, frac): sort key alpha * ASAP start + (1 - alpha) * ALAP start
+# + frac * duration. (1, 1) is earliest finish, (0, 0) latest start.
 _GREEDY_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0))
 _SEARCH_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
-# Cut scores as (weight, kind): kind 0 is bound + weight * imbalance, kind 1 is the
-# bound's excess over the longest path per node of the smaller side (to the power weight).
-_GREEDY_SCORES: tuple[tuple[float, int], ...] = ((0.3, 0),)
-_SEARCH_SCORES: tuple[tuple[float, int], ...] = ((0.0, 0), (0.1, 0), (0.3, 0), (1.0, 0), (1.0, 1))
+# Cut scorers as (kind, weight): "balance" is bound + weight * longest * imbalance,
+# "rate" is (bound - longest) / (nodes on the smaller side) ** weight.
+_GREEDY_SCORERS: tuple[tuple[str, float], ...] = (("rate", 1.0),)
+_SEARCH_SCORERS: tuple[tuple[str, float], ...] = (
+    ("balance", 0.0),
+    ("balance", 0.1),
+    ("balance", 0.3),
+    ("balance", 1.0),
+    ("rate", 1.0),
+)
+# Greedy pieces bigger than this are cut _MULTI_WAYS ways at once (see _multi_cut).
+_MULTI_MIN = 400
+_MULTI_WAYS = 4
 # Pieces up to this size are memoised (a candidate's halves recur across candidates);
 # bigger ones are only ever lowered once, so keeping their keys would waste memory.
 _MEMO_MAX = 512
+# Transitive reduction (bitsets: memory ~ n^2 / 8 bytes) only up to this many nodes.
+_REDUCE_MAX = 20_000
 
 
 # --------------------------------------------------------------------------- graph
@@ -125,25 +151,40 @@ class _Graph:
         n = len(self.names)
         succ_sets: list[set[int]] = [set() for _ in range(n)]
         for edge in edges:
-            u, v = edge
-            iu = self.index.get(u)
-            iv = self.index.get(v)
+            try:
+                src, dst = edge
+            except (TypeError, ValueError):
+                raise ValueError(f"an edge must be a (from, to) pair, got {edge!r}") from None
+            iu = self.index.get(src)
+            iv = self.index.get(dst)
             if iu is None or iv is None:
-                raise ValueError(f"edge {u!r} -> {v!r} names an unknown node")
+                raise ValueError(f"edge {src!r} -> {dst!r} names an unknown node")
             if iu == iv:
-                raise ValueError(f"self-loop on {u!r}")
+                raise ValueError(f"self-loop on {src!r}")
             succ_sets[iu].add(iv)
-        # Sorted adjacency keeps every later traversal independent of set iteration order.
-        self.succ: list[list[int]] = [sorted(s) for s in succ_sets]
-        self.pred: list[list[int]] = [[] for _ in range(n)]
-        for u in range(n):
-            for v in self.succ[u]:
-                self.pred[v].append(u)
+        self.exprs: list[SP] = list(self.names)
         self.dur: list[float] = _durations(self.names, durations)
+        self._link([sorted(s) for s in succ_sets])
+
+    @classmethod
+    def from_parts(cls, exprs: list[SP], dur: list[float], succ: list[list[int]]) -> _Graph:
+        """A graph whose nodes stand for already-lowered sub-expressions."""
+        g = cls.__new__(cls)
+        g.names = [_first_leaf(e) for e in exprs]
+        g.index = {}
+        g.exprs = exprs
+        g.dur = dur
+        g._link(succ)
+        return g
+
+    def _link(self, succ: list[list[int]]) -> None:
+        # Sorted adjacency keeps every later traversal independent of set iteration order.
+        self.succ = succ
+        self.pred: list[list[int]] = [[] for _ in succ]
+        for u, out in enumerate(succ):
+            for v in out:
+                self.pred[v].append(u)
         self.topo: list[int] = self._toposort()
-        self.rank: list[int] = [0] * n
-        for r, v in enumerate(self.topo):
-            self.rank[v] = r
 
     def _toposort(self) -> list[int]:
         # Kahn with a heap: among ready nodes the earliest in input order goes first, so
@@ -177,6 +218,193 @@ def _durations(names: Sequence[str], durations: Mapping[str, float] | None) -> l
             raise ValueError(f"duration of {name!r} must be finite and >= 0, got {d!r}")
         out.append(d)
     return out
+
+
+# ---------------------------------------------------------------------- reductions
+
+
+def _first_leaf(sp: SP) -> str:
+    while not isinstance(sp, str):
+        sp = sp.items[0] if isinstance(sp, Seq) else sp.branches[0]
+    return sp
+
+
+def _transitive_reduction(g: _Graph) -> list[list[int]]:
+    """Successor lists without edges implied by longer paths (bitset reachability).
+
+    Transitive edges change no ordering, but they hide the series and parallel
+    modules that the reductions below collapse in linear time.
+    """
+    n = len(g.names)
+    below = [0] * n  # bitset of strict descendants
+    for v in reversed(g.topo):
+        mask = 0
+        for w in g.succ[v]:
+            mask |= below[w] | (1 << w)
+        below[v] = mask
+    out: list[list[int]] = []
+    for v in range(n):
+        succ = g.succ[v]
+        if len(succ) < 2:
+            out.append(succ)
+            continue
+        covered = 0
+        for w in succ:
+            covered |= below[w]
+        out.append([w for w in succ if not covered >> w & 1])
+    return out
+
+
+# A module under construction: a node name or ("seq" | "par", first, second). Binary
+# nodes make every merge O(1); _finish flattens them once at the end.
+_Build = str | tuple[str, "_Build", "_Build"]
+
+
+def _finish(root: _Build) -> SP:
+    """Turn a module tree into a flattened SP expression, without recursion."""
+
+    def members(b: tuple[str, _Build, _Build]) -> list[_Build]:
+        # The children of the maximal same-kind subtree under b, in order.
+        out: list[_Build] = []
+        stack: list[_Build] = [b]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, tuple) and x[0] == b[0]:
+                stack.append(x[2])
+                stack.append(x[1])
+            else:
+                out.append(x)
+        return out
+
+    if isinstance(root, str):
+        return root
+    frames: list[tuple[tuple[str, _Build, _Build], list[_Build], list[SP]]] = [(root, members(root), [])]
+    while True:
+        b, todo, done = frames[-1]
+        if len(done) < len(todo):
+            x = todo[len(done)]
+            if isinstance(x, str):
+                done.append(x)
+            else:
+                frames.append((x, members(x), []))
+            continue
+        frames.pop()
+        expr: SP = Seq(tuple(done)) if b[0] == "seq" else Par(tuple(done))
+        if not frames:
+            return expr
+        frames[-1][2].append(expr)
+
+
+def _reduce(g: _Graph) -> _Graph:
+    """Collapse series and parallel modules; what is left needs the general lowering.
+
+    Series: ``u``'s only successor is ``v`` and ``v``'s only predecessor is ``u``.
+    Parallel: two nodes with the same predecessors and the same successors. Both are
+    exact (they add no ordering), and after a transitive reduction they collapse a
+    series-parallel DAG to a single node in near-linear time, whatever its nesting
+    depth; the recursive decomposition alone would take time proportional to size
+    times depth (a 10,000-step chain with a side step at every link, say).
+    A merged node keeps the smaller id, so input order still breaks ties.
+    """
+    n = len(g.names)
+    out = _transitive_reduction(g) if n <= _REDUCE_MAX else g.succ
+    succ = [set(o) for o in out]
+    pred: list[set[int]] = [set() for _ in range(n)]
+    for u in range(n):
+        for v in succ[u]:
+            pred[v].add(u)
+    build: list[_Build] = list(g.names)
+    cost = list(g.dur)
+    alive = [True] * n
+    queued = [True] * n
+    queue = deque(g.topo)
+    twins: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+
+    def push(xs: Iterable[int]) -> None:
+        for x in xs:
+            if not queued[x]:
+                queued[x] = True
+                queue.append(x)
+
+    def rename(old: int, new: int, sets: list[set[int]], where: Iterable[int]) -> None:
+        if old != new:
+            for x in where:
+                sets[x].discard(old)
+                sets[x].add(new)
+
+    while queue:
+        u = queue.popleft()
+        queued[u] = False
+        if not alive[u]:
+            continue
+        pair = None
+        if len(succ[u]) == 1:
+            (v,) = succ[u]
+            if len(pred[v]) == 1:
+                pair = (u, v)
+        if pair is None and len(pred[u]) == 1:
+            (p,) = pred[u]
+            if len(succ[p]) == 1:
+                pair = (p, u)
+        if pair is not None:
+            first, second = pair
+            keep, gone = min(pair), max(pair)
+            ins, outs = pred[first], succ[second]
+            rename(first, keep, succ, ins)
+            rename(second, keep, pred, outs)
+            build[keep] = ("seq", build[first], build[second])
+            cost[keep] = cost[first] + cost[second]
+            pred[keep], succ[keep] = ins, outs
+            alive[gone] = False
+            pred[gone], succ[gone] = set(), set()
+            push([keep, *ins, *outs])
+            continue
+        key = (frozenset(pred[u]), frozenset(succ[u]))
+        other = twins.get(key)
+        if other is None or other == u or not alive[other]:
+            twins[key] = u
+            continue
+        if pred[other] != pred[u] or succ[other] != succ[u]:
+            twins[key] = u  # stale entry: `other` has changed since
+            continue
+        keep, gone = min(u, other), max(u, other)
+        for x in pred[gone]:
+            succ[x].discard(gone)
+        for x in succ[gone]:
+            pred[x].discard(gone)
+        build[keep] = ("par", build[keep], build[gone])
+        cost[keep] = max(cost[keep], cost[gone])
+        alive[gone] = False
+        twins[key] = keep
+        push([keep, *pred[keep], *succ[keep]])
+        pred[gone], succ[gone] = set(), set()
+
+    ids = [u for u in range(n) if alive[u]]
+    if len(ids) == 1:
+        return _Graph.from_parts([_finish(build[ids[0]])], [cost[ids[0]]], [[]])
+    # A series module is kept as the chain of its top-level items: a barrier may
+    # well belong between two of them (a long chain beside the rest), and an atomic
+    # block would have to straddle it.
+    times = dict(zip(g.names, g.dur, strict=True))
+    exprs: list[SP] = []
+    costs: list[float] = []
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for u in ids:
+        expr = _finish(build[u])
+        starts[u] = len(exprs)
+        if isinstance(expr, Seq):
+            for item in expr.items:
+                exprs.append(item)
+                costs.append(times[item] if isinstance(item, str) else makespan(item, times))
+        else:
+            exprs.append(expr)
+            costs.append(cost[u])
+        ends[u] = len(exprs) - 1
+    links: list[list[int]] = [[i + 1] for i in range(len(exprs))]
+    for u in ids:
+        links[ends[u]] = sorted(starts[v] for v in succ[u])
+    return _Graph.from_parts(exprs, costs, links)
 
 
 # ------------------------------------------------------------------- decomposition
@@ -330,18 +558,23 @@ def _level_expr(g: _Graph, nodes: list[int], depth: list[int]) -> SP:
     for i, v in enumerate(nodes):
         levels[depth[i]].append(v)
     # Input order inside each Parallel.
-    return _flat_seq([_flat_par([g.names[v] for v in sorted(level)]) for level in levels])
+    return _flat_seq([_flat_par([g.exprs[v] for v in sorted(level)]) for level in levels])
 
 
 # A lowering step asks for sub-results by yielding (node list, mode) and receiving
 # (cost, expression); the driver runs these generators on an explicit stack, so deep
 # decompositions never touch Python's recursion limit.
 _Result = tuple[float, SP]
-_Request = tuple[list[int], int]
+_Request = tuple[list[int], int, int]
+# What a requester already knows about the piece it asks for, so it is not re-checked.
+_CONNECTED = 1
+_NO_SERIES = 2
+# Mode meaning "as strong as the work budget allows" (see _Lowerer).
+_FULL = -1
 _Step = Generator[_Request, _Result, _Result]
 
 
-def _trampoline(first: _Step, make: Callable[[list[int], int], _Step]) -> _Result:
+def _trampoline(first: _Step, make: Callable[[list[int], int, int], _Step]) -> _Result:
     """Run a generator-based recursion without using the Python call stack."""
     stack: list[_Step] = [first]
     value: _Result | None = None
@@ -360,6 +593,60 @@ def _trampoline(first: _Step, make: Callable[[list[int], int], _Step]) -> _Resul
         value = None
 
 
+def _head_tail(piece: _Piece, dur: list[float]) -> tuple[list[float], list[float], float]:
+    """Longest paths ending / starting at each position (itself included), and overall."""
+    n = len(dur)
+    preds, succs = piece.preds, piece.succs
+    head = [0.0] * n  # earliest finish
+    for i in range(n):
+        best = 0.0
+        for p in preds[i]:
+            if head[p] > best:
+                best = head[p]
+        head[i] = best + dur[i]
+    tail = [0.0] * n  # longest path to the end: the latest start is longest - tail
+    for i in range(n - 1, -1, -1):
+        best = 0.0
+        for s in succs[i]:
+            if tail[s] > best:
+                best = tail[s]
+        tail[i] = best + dur[i]
+    return head, tail, max(head)
+
+
+def _multi_cut(nodes: list[int], head: list[float], tail: list[float], ways: int) -> list[list[int]]:
+    """Split a piece at up to ``ways - 1`` nested barriers taken from one order.
+
+    Each barrier is the cheapest (by lower bound) within its share of the order, so
+    the parts stay balanced in size; the earliest-finish and the latest-start orders
+    are both tried and the one whose barriers lose less in total wins.
+    """
+    n = len(nodes)
+    lp = max(head)
+    best: tuple[float, list[int], list[int]] | None = None
+    for key in (head, [-t for t in tail]):
+        order = sorted(range(n), key=key.__getitem__)
+        pre = list(accumulate((head[i] for i in order), max))
+        suf = list(accumulate((tail[i] for i in reversed(order)), max))
+        bounds = list(map(add, pre[:-1], reversed(suf[:-1])))  # index k-1: cut after k
+        cuts = [0]
+        loss = 0.0
+        for j in range(1, ways):
+            lo = max(cuts[-1] + 1, (2 * j - 1) * n // (2 * ways))
+            hi = min(n - 1, (2 * j + 1) * n // (2 * ways))
+            if lo > hi:
+                continue
+            k = min(range(lo, hi + 1), key=lambda k: bounds[k - 1])
+            loss += bounds[k - 1] - lp
+            cuts.append(k)
+        cuts.append(n)
+        if best is None or loss < best[0]:
+            best = (loss, order, cuts)
+    assert best is not None
+    _loss, order, cuts = best
+    return [[nodes[i] for i in sorted(order[a:b])] for a, b in pairwise(cuts)]
+
+
 class _Cut:
     """A candidate barrier: ``left`` (a down-set) runs before ``right``."""
 
@@ -375,48 +662,41 @@ class _Cut:
 class _Lowerer:
     """Decompose exactly, and search barrier cuts where the DAG is not series-parallel.
 
-    ``mode`` is the search strength for a piece: 0 is greedy (one cut, chosen by its
-    lower bound with a balance bonus); ``m > 0`` is a pilot search that scores several
-    candidate cuts by lowering their sides with strength ``m - 1`` and then lowers
-    the winner with strength ``m``. ``_FULL`` asks for the strength the piece's size
-    and the remaining work budget allow.
+    ``mode`` is the search strength asked for a piece: 0 is greedy (one cut per prime
+    piece); ``m > 0`` is a pilot search that scores several candidate cuts by lowering
+    their sides with strength ``m - 1``, then lowers the winner with strength ``m``.
+    ``_FULL`` asks for pilot search if the work budget allows it, for this piece and
+    (independently) for each piece below it.
     """
 
-    def __init__(self, g: _Graph, *, exact_only: bool = False) -> None:
+    def __init__(self, g: _Graph, *, exact_only: bool = False, size: int = 0) -> None:
         self.g = g
-        self.memo: dict[tuple[int, tuple[int, ...]], _Result] = {}
-        # exact_only: stop at the first prime piece (used by is_series_parallel).
+        self.memo: dict[tuple[int, bool, tuple[int, ...]], _Result] = {}
+        # exact_only: note prime pieces instead of lowering them (is_series_parallel).
         self.exact_only = exact_only
         self.found_prime = False
-        # Search effort is counted in nodes of prime pieces processed; past the budget
-        # everything left is lowered greedily. Counting work, not time, keeps the
-        # result deterministic.
         self.work = 0
-        self.budget = _WORK_PER_NODE * len(g.names) + _WORK_BASE
+        self.budget = min(_WORK_PER_NODE * max(size, len(g.names)), _WORK_CAP)
 
     def run(self) -> _Result:
-        return _trampoline(self.solve(list(self.g.topo), _FULL), self.solve)
+        mode = 0 if self.exact_only else _FULL
+        return _trampoline(self.solve(list(self.g.topo), mode), self.solve)
 
     def leaf(self, v: int) -> _Result:
-        return (self.g.dur[v], self.g.names[v])
+        return (self.g.dur[v], self.g.exprs[v])
 
-    def solve(self, nodes: list[int], mode: int) -> _Step:
+    def solve(self, nodes: list[int], mode: int, known: int = 0) -> _Step:
         g = self.g
         n = len(nodes)
         if n == 1:
             return self.leaf(nodes[0])
         full = mode == _FULL
         if full:
-            mode = 0
-            for size, strength in _MODE_BY_SIZE:
-                if n <= size:
-                    mode = strength
-                    break
-        if mode > 1 and self.work > self.budget:
-            mode = 1
-        if mode and self.work > _HARD_FACTOR * self.budget:
-            mode = 0
-        key = (mode, tuple(nodes)) if n <= _MEMO_MAX else None
+            affordable = self.work + _PILOT_FACTOR * n * math.log2(n) <= self.budget
+            mode = 1 if affordable else 0
+        # A greedy rollout and a budget-limited full lowering differ below the top, so
+        # `full` is part of the key.
+        key = (mode, full, tuple(nodes)) if n <= _MEMO_MAX else None
         if key is not None:
             hit = self.memo.get(key)
             if hit is not None:
@@ -424,13 +704,14 @@ class _Lowerer:
         sub_mode = _FULL if full else mode
         piece = _Piece(g, nodes)
         result: _Result
-        groups = _components(piece)
-        if len(groups) > 1:
+        groups = None if known & _CONNECTED else _components(piece)
+        if groups is not None and len(groups) > 1:
             # Branch order: by the earliest (in input order) node they contain.
             subsets = sorted(([nodes[i] for i in grp] for grp in groups), key=min)
             results: list[_Result] = []
+            first = 0 if mode else sub_mode
             for sub in subsets:
-                results.append(self.leaf(sub[0]) if len(sub) == 1 else (yield sub, 0))
+                results.append(self.leaf(sub[0]) if len(sub) == 1 else (yield sub, first, _CONNECTED))
             if mode:
                 # Only the longest branches decide a Parallel's makespan: search those,
                 # longest first, and stop once the rest already fit under the maximum.
@@ -439,25 +720,26 @@ class _Lowerer:
                     if results[i][0] <= longest:
                         break
                     if len(subsets[i]) > 2:
-                        better = yield subsets[i], sub_mode
+                        better = yield subsets[i], sub_mode, _CONNECTED
                         if better[0] < results[i][0]:
                             results[i] = better
                     longest = max(longest, results[i][0])
             result = (max(r[0] for r in results), _flat_par([r[1] for r in results]))
         else:
-            cuts = _series_cuts(piece)
+            cuts = [] if known & _NO_SERIES else _series_cuts(piece)
             if cuts:
                 total = 0.0
                 exprs: list[SP] = []
                 bounds = [0, *cuts, n]
-                for a, b in zip(bounds, bounds[1:], strict=False):
-                    c, e = self.leaf(nodes[a]) if b - a == 1 else (yield nodes[a:b], sub_mode)
+                for a, b in pairwise(bounds):
+                    part = nodes[a:b]
+                    c, e = self.leaf(part[0]) if b - a == 1 else (yield part, sub_mode, _NO_SERIES)
                     total += c
                     exprs.append(e)
                 result = (total, _flat_seq(exprs))
             elif self.exact_only:
                 self.found_prime = True
-                result = (math.inf, g.names[nodes[0]])
+                result = (math.inf, g.exprs[nodes[0]])
             else:
                 result = yield from self.solve_prime(piece, mode, sub_mode)
         if key is not None:
@@ -468,96 +750,91 @@ class _Lowerer:
         """Lower a connected piece that has no series cut (it contains an N)."""
         g = self.g
         nodes = piece.nodes
-        self.work += len(nodes)
+        n = len(nodes)
+        self.work += n
         dur = [g.dur[v] for v in nodes]
-        lp, cands = self.candidates(piece, dur, mode)
-        best_expr: SP | None = None
+        head, tail, lp = _head_tail(piece, dur)
         if mode == 0:
-            cut = cands[0]
-            lc, le = yield cut.left, 0
-            rc, re = yield cut.right, 0
-            return (lc + rc, _flat_seq([le, re]))
+            if n > _MULTI_MIN:
+                # Several barriers in one pass keep huge decompositions shallow (log
+                # base _MULTI_WAYS), which keeps 10,000 steps well under a second.
+                parts = _multi_cut(nodes, head, tail, _MULTI_WAYS)
+            else:
+                cut = self.candidates(piece, dur, head, tail, lp, 0)[0]
+                parts = [cut.left, cut.right]
+            total = 0.0
+            exprs: list[SP] = []
+            for part in parts:
+                c, e = self.leaf(part[0]) if len(part) == 1 else (yield part, sub_mode, 0)
+                total += c
+                exprs.append(e)
+            return (total, _flat_seq(exprs))
+
         # The level-by-level lowering of the piece is always a candidate: it seeds the
         # bound that prunes cuts, and keeps the piece no worse than the baseline.
         best_cost, depth = _level_cost(piece, dur)
+        best_expr: SP | None = None
         # Pilot search: score each candidate by lowering its sides one strength lower,
-        # keep the best, then lower that one at full strength. A candidate whose lower
-        # bound cannot beat the best score so far is skipped.
+        # keep the best, then lower that one at full strength. Candidates come in
+        # lower-bound order, so the first whose bound cannot beat the best so far ends
+        # the scan, and so does reaching the piece's longest path (nothing is faster).
         pick: _Cut | None = None
         pick_cost = math.inf
-        for cut in cands:
+        for cut in self.candidates(piece, dur, head, tail, lp, mode):
             if cut.bound >= best_cost or best_cost <= lp:
                 break
-            lc, le = yield cut.left, mode - 1
+            lc, le = yield cut.left, mode - 1, 0
             if lc + cut.right_bound >= best_cost:
                 continue  # the right side cannot make up for it
-            rc, re = yield cut.right, mode - 1
+            rc, re = yield cut.right, mode - 1, 0
             if lc + rc < best_cost:
                 best_cost, best_expr = lc + rc, _flat_seq([le, re])
             if lc + rc < pick_cost:
                 pick, pick_cost = cut, lc + rc
         if pick is not None and pick.bound < pick_cost:
-            lc, le = yield pick.left, sub_mode
-            rc, re = yield pick.right, sub_mode
+            lc, le = yield pick.left, sub_mode, 0
+            rc, re = yield pick.right, sub_mode, 0
             if lc + rc < best_cost:
                 best_cost, best_expr = lc + rc, _flat_seq([le, re])
         if best_expr is None:
             best_expr = _level_expr(g, nodes, depth)
         return (best_cost, best_expr)
 
-    def candidates(self, piece: _Piece, dur: list[float], mode: int) -> tuple[float, list[_Cut]]:
-        """Candidate barrier cuts of a prime piece, best lower bound first.
-
-        Returns:
-            The piece's longest path and the candidate cuts.
-        """
+    def candidates(
+        self,
+        piece: _Piece,
+        dur: list[float],
+        head: list[float],
+        tail: list[float],
+        lp: float,
+        mode: int,
+    ) -> list[_Cut]:
+        """Candidate barrier cuts of a prime piece, lowest lower bound first."""
         nodes = piece.nodes
         n = len(nodes)
-        preds, succs = piece.preds, piece.succs
-        head = [0.0] * n  # longest path ending with i, i included: earliest finish
-        for i in range(n):
-            best = 0.0
-            for p in preds[i]:
-                if head[p] > best:
-                    best = head[p]
-            head[i] = best + dur[i]
-        tail = [0.0] * n  # longest path starting with i, i included
-        for i in range(n - 1, -1, -1):
-            best = 0.0
-            for s in succs[i]:
-                if tail[s] > best:
-                    best = tail[s]
-            tail[i] = best + dur[i]
-        lp = max(head)
         early = [h - d for h, d in zip(head, dur, strict=True)]  # earliest start
         late = [lp - t for t in tail]  # latest start
 
         # Every prefix of an order that is monotone along edges is a down-set, i.e. a
-        # valid "runs first" side. For prefix S, max(head in S) + max(tail outside S)
-        # is a lower bound on any lowering that puts S first (both are exact inside a
-        # down-set and its complement), so one pass per order scores all its cuts.
-        # The bound alone favours peeling one short node off an end, which makes no
-        # progress; a bonus for balanced cuts (in node count) steers away from that.
+        # valid "runs first" side. For a prefix S, max(head in S) + max(tail outside
+        # S) is a lower bound on any lowering that puts S first (both are exact inside
+        # a down-set and its complement), so one pass per order bounds all its cuts.
+        # The bound alone favours peeling a short node off either end, which makes
+        # little progress; the scorers also reward balanced cuts.
         spans = range(1, n)
         imbalance = [lp * abs(2 * k - n) / n for k in spans]
         smaller = [min(k, n - k) for k in spans]
-        scorers: list[list[float] | tuple[float, list[int]]] = []
-        for weight, kind in _GREEDY_SCORES if mode == 0 else _SEARCH_SCORES:
-            if kind == 0:
-                scorers.append([weight * x for x in imbalance])
-            else:
-                scorers.append((weight, smaller))
+        scorers = _GREEDY_SCORERS if mode == 0 else _SEARCH_SCORERS
         best: list[tuple[float, float, int, int]] = [(math.inf, 0.0, 0, 0)] * len(scorers)
-        orders: list[list[int]] = []
-        top = 0 if mode == 0 else _TOP_BOUNDS
+        top = 0 if mode == 0 else _TOP_SMALL if n <= _TOP_SIZE else _TOP_LARGE
         pool: list[tuple[float, int, int]] = []
+        orders: list[list[int]] = []
         for oid, (alpha, frac) in enumerate(_GREEDY_ORDERS if mode == 0 else _SEARCH_ORDERS):
             # A start time between ASAP (alpha=1) and ALAP (alpha=0), plus a fraction
-            # of the duration: monotone along edges, and the stable sort keeps
+            # of the duration, grows along every edge; the stable sort keeps
             # topological order among ties.
             keys = [
-                alpha * e + (1.0 - alpha) * la + frac * d
-                for e, la, d in zip(early, late, dur, strict=True)
+                alpha * e + (1.0 - alpha) * la + frac * d for e, la, d in zip(early, late, dur, strict=True)
             ]
             order = sorted(range(n), key=keys.__getitem__)
             orders.append(order)
@@ -566,20 +843,20 @@ class _Lowerer:
             bounds = list(map(add, pre[:-1], reversed(suf[:-1])))  # cut after k = 1..n-1
             if top:
                 pool.extend(heapq.nsmallest(top, zip(bounds, repeat(oid), spans)))
-            for si, scorer in enumerate(scorers):
-                if isinstance(scorer, list):
-                    scores = list(map(add, bounds, scorer))
+            for si, (kind, weight) in enumerate(scorers):
+                if kind == "balance":
+                    scores = [b + weight * m for b, m in zip(bounds, imbalance, strict=True)]
                 else:
-                    power, small = scorer
-                    scores = [(b - lp) / m**power for b, m in zip(bounds, small, strict=True)]
+                    scores = [(b - lp) / m**weight for b, m in zip(bounds, smaller, strict=True)]
+                # First minimum: ties go to the earlier order and the smaller prefix,
+                # the cut that commits to the least.
                 j = min(range(n - 1), key=scores.__getitem__)
                 if scores[j] < best[si][0]:
                     best[si] = (scores[j], bounds[j], oid, j + 1)
         chosen = [(bound, oid, k) for _score, bound, oid, k in best]
         quota = len(chosen) + top
-        if top:
-            # Pool entries repeat across orders; take enough to find `top` distinct ones.
-            chosen.extend(heapq.nsmallest(top * len(orders), pool))
+        # The same prefix shows up in several orders; take enough to find `top` new ones.
+        chosen.extend(heapq.nsmallest(top * len(orders), pool))
         seen: set[tuple[int, ...]] = set()
         cands: list[_Cut] = []
         for bound, oid, k in chosen:
@@ -591,18 +868,13 @@ class _Lowerer:
             inside = bytearray(n)
             for i in first:
                 inside[i] = 1
-            cands.append(
-                _Cut(
-                    bound,
-                    bound - max(head[i] for i in first),
-                    [nodes[i] for i in first],
-                    [nodes[i] for i in range(n) if not inside[i]],
-                )
-            )
+            left_lp = max(head[i] for i in first)
+            right = [nodes[i] for i in range(n) if not inside[i]]
+            cands.append(_Cut(bound, bound - left_lp, [nodes[i] for i in first], right))
             if len(seen) >= quota:
                 break
-        cands.sort(key=lambda c: c.bound)  # stable: ties keep the scorer order
-        return lp, cands
+        cands.sort(key=lambda c: c.bound)  # stable: ties keep the scorers' order
+        return cands
 
 
 # ----------------------------------------------------------------------- public API
@@ -638,7 +910,8 @@ def lower(
             a missing or invalid duration.
     """
     g = _Graph(nodes, edges, durations)
-    _cost, expr = _Lowerer(g).run()
+    # The search budget follows the DAG's size, not the reduced graph's.
+    expr = _Lowerer(_reduce(g), size=len(g.names)).run()[1]
     # Prime pieces already weigh level lowering; comparing on the whole DAG as well
     # makes "never worse than level lowering" hold by construction.
     piece = _Piece(g, list(g.topo))
@@ -685,7 +958,10 @@ def is_series_parallel(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -
     Raises:
         ValueError: On invalid input, as for :func:`lower`.
     """
-    lowerer = _Lowerer(_Graph(nodes, edges, None), exact_only=True)
+    reduced = _reduce(_Graph(nodes, edges, None))
+    if len(reduced.names) == 1:
+        return True
+    lowerer = _Lowerer(reduced, exact_only=True)
     lowerer.run()
     return not lowerer.found_prime
 
@@ -716,33 +992,21 @@ def dag_makespan(
     return max(finish)
 
 
-def _walk(sp: SP) -> Iterable[tuple[SP, int]]:
-    """Post-order over an expression without recursion: (item, number of children)."""
-    stack: list[tuple[SP, int]] = [(sp, -1)]
-    while stack:
-        item, count = stack.pop()
-        if isinstance(item, str):
-            yield item, 0
-            continue
-        if count >= 0:
-            yield item, count
-            continue
-        if isinstance(item, Seq):
-            children = item.items
-        elif isinstance(item, Par):
-            children = item.branches
-        else:
-            raise ValueError(f"not an SP expression: {item!r}")
-        if not children:
-            raise ValueError(f"empty {type(item).__name__}")
-        stack.append((item, len(children)))
-        stack.extend((c, -1) for c in reversed(children))
+def _children(item: Seq | Par) -> tuple[SP, ...]:
+    children = item.items if isinstance(item, Seq) else item.branches
+    if not children:
+        raise ValueError(f"empty {type(item).__name__}")
+    return children
 
 
 def makespan(sp: SP, durations: Mapping[str, float]) -> float:
     """Makespan of an SP expression with unlimited concurrency.
 
-    ``Seq`` adds its items' makespans and ``Par`` takes the longest branch.
+    The expression is run as a schedule: a ``Seq`` item starts when the previous one
+    ends, ``Par`` branches start together and the ``Par`` ends with the last one. Each
+    node's finish time is its start plus its duration, added in the same order as
+    :func:`dag_makespan` adds them, so a lowering that adds no ordering gives exactly
+    the same float, not just a close one.
 
     Args:
         sp: The expression.
@@ -754,17 +1018,34 @@ def makespan(sp: SP, durations: Mapping[str, float]) -> float:
     Raises:
         ValueError: On a malformed expression or a missing duration.
     """
-    values: list[float] = []
-    for item, count in _walk(sp):
+    # Explicit stack of [item, start, next child, time so far] so deep nesting is fine.
+    stack: list[list[object]] = [[sp, 0.0, 0, 0.0]]
+    finished = 0.0  # finish time of the item just completed
+    while stack:
+        frame = stack[-1]
+        item, start, index, now = frame
+        assert isinstance(start, float) and isinstance(index, int) and isinstance(now, float)
         if isinstance(item, str):
             if item not in durations:
                 raise ValueError(f"no duration for node {item!r}")
-            values.append(float(durations[item]))
+            finished = start + float(durations[item])
+            stack.pop()
             continue
-        children = values[-count:]
-        del values[-count:]
-        values.append(sum(children) if isinstance(item, Seq) else max(children))
-    return values[0]
+        if not isinstance(item, Seq | Par):
+            raise ValueError(f"not an SP expression: {item!r}")
+        children = _children(item)
+        if index == 0:
+            now = start
+        elif isinstance(item, Seq) or finished > now:
+            now = finished
+        if index == len(children):
+            finished = now
+            stack.pop()
+            continue
+        frame[2] = index + 1
+        frame[3] = now
+        stack.append([children[index], now if isinstance(item, Seq) else start, 0, 0.0])
+    return finished
 
 
 def _linear_extensions(sp: SP) -> tuple[list[str], list[str]]:
@@ -782,13 +1063,10 @@ def _linear_extensions(sp: SP) -> tuple[list[str], list[str]]:
             if isinstance(item, str):
                 leaves.append(item)
             elif isinstance(item, Seq):
-                if not item.items:
-                    raise ValueError("empty Seq")
-                stack.extend(reversed(item.items))
+                stack.extend(reversed(_children(item)))
             elif isinstance(item, Par):
-                if not item.branches:
-                    raise ValueError("empty Par")
-                stack.extend(item.branches if flip else reversed(item.branches))
+                branches = _children(item)
+                stack.extend(branches if flip else reversed(branches))
             else:
                 raise ValueError(f"not an SP expression: {item!r}")
     return out
