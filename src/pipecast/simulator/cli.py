@@ -107,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.stop()
+    for warning in record.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
     else:
@@ -168,12 +170,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run id", "pipeline", "status", "started", "steps", "failed")
+    table = Table("pipeline", "status", "started", "steps", "failed")
+    # The run id is what users copy into 'show' / '--resume': never cut it short.
+    table.add_column("run id", no_wrap=True)
     for r in rows:
-        table.add_row(
-            r["run_id"], r["pipeline"], r["status"], r["started"] or "", str(r["steps"]), str(r["failed"])
-        )
-    Console().print(table)
+        started = (r["started"] or "").replace("T", " ").split(".")[0]
+        table.add_row(r["pipeline"], r["status"], started, str(r["steps"]), str(r["failed"]), r["run_id"])
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200))  # a pipe: no reason to wrap
+    console.print(table)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,38 +21,80 @@ def safe_key(key: str) -> str:
     return key.replace("][", ".").replace("[", ".").replace("]", "")
 
 
-def detect_containers(requested: str | None, needed: bool) -> str:
-    """The container mode: the one asked for, else docker/podman if installed.
+def _engine_problem(engine: str) -> str | None:
+    """Why a container engine cannot run containers now (``None``: it can). Installed is
+    not enough: ``docker`` without a reachable daemon fails every step with exit code 125."""
+    if shutil.which(engine) is None:
+        return f"{engine!r} is not installed or not on PATH"
+    try:
+        res = subprocess.run([engine, "info"], capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"'{engine} info' failed: {exc}"
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "error" in ln.lower() or "cannot" in ln.lower()), None)
+        return f"{engine!r} is installed but cannot run containers: " + (
+            detail or (lines[-1] if lines else f"'{engine} info' exited with {res.returncode}")
+        )
+    return None
+
+
+def detect_containers(requested: str | None, needed: bool, file: str | None = None) -> str:
+    """The container mode: the one asked for, else a working docker/podman.
+
+    Engines are only probed when the pipeline has container steps.
 
     Raises:
-        UserError: container steps exist and no engine is available (offers ``host``).
+        UserError: container steps exist and no engine can run them (offers ``host``).
     """
     from pipecast.diagnostics import Diagnostic, UserError
 
+    host_hint = (
+        "or pass --containers host to run the container commands on this machine (the image is ignored)"
+    )
     if requested:
         if requested not in ("docker", "podman", "host"):
-            raise UserError(Diagnostic(f"--containers {requested}: use docker, podman or host"))
-        if requested != "host" and shutil.which(requested) is None:
-            raise UserError(
-                Diagnostic(
-                    f"--containers {requested}: {requested!r} is not installed or not on PATH",
-                    hint="install it, or pass --containers host to run container commands on this machine",
+            raise UserError(Diagnostic(f"--containers {requested}: use docker, podman or host", file=file))
+        if requested != "host" and needed:
+            problem = _engine_problem(requested)
+            if problem is not None:
+                raise UserError(
+                    Diagnostic(
+                        f"--containers {requested}: {problem}",
+                        hint=f"fix that, {host_hint}",
+                        code="no-container-engine",
+                        file=file,
+                    )
                 )
-            )
         return requested
+    if not needed:
+        return "host"
+    problems = []
     for engine in ("docker", "podman"):
-        if shutil.which(engine):
+        if shutil.which(engine) is None:
+            continue
+        problem = _engine_problem(engine)
+        if problem is None:
             return engine
-    if needed:
+        problems.append(problem)
+    if problems:
         raise UserError(
             Diagnostic(
-                "this pipeline has container steps, but neither docker nor podman is installed",
-                hint="install docker or podman, or pass --containers host to run the commands on this "
-                "machine (the image is ignored)",
+                "this pipeline has container steps, but no container engine can run them: "
+                + "; ".join(problems),
+                hint=f"start the engine (e.g. the docker daemon), {host_hint}",
                 code="no-container-engine",
+                file=file,
             )
         )
-    return "host"
+    raise UserError(
+        Diagnostic(
+            "this pipeline has container steps, but neither docker nor podman is installed",
+            hint=f"install docker or podman, {host_hint}",
+            code="no-container-engine",
+            file=file,
+        )
+    )
 
 
 class RealLauncher:

@@ -101,10 +101,17 @@ def print_summary(record: dict[str, Any], limit: int = 200) -> None:
     table.add_column("duration", justify="right")
     table.add_column("note", overflow="fold", max_width=60)
     steps = record.get("steps", {})
-    for i, (key, e) in enumerate(steps.items()):
-        if i >= limit:
-            table.add_row(f"... {len(steps) - limit} more", "", "", "", "")
-            break
+    # run.json is written with sorted keys; "order" keeps the pipeline's writing order.
+    order = [k for k in record.get("order", []) if k in steps]
+    seen = set(order)
+    keys = [*order, *(k for k in steps if k not in seen)]
+    if len(keys) > limit:
+        # A long run: the first rows, and every failed step wherever it is.
+        shown = keys[:limit] + [k for k in keys[limit:] if steps[k].get("status") == "failed"]
+    else:
+        shown = keys
+    for key in shown:
+        e = steps[key]
         status = e.get("status", "")
         secs = _seconds(e)
         note = e.get("error") or e.get("reason") or ""
@@ -117,7 +124,14 @@ def print_summary(record: dict[str, Any], limit: int = 200) -> None:
             f"{secs:.2f}s" if secs is not None else "",
             note,
         )
+    if len(shown) < len(keys):
+        table.add_row(f"... {len(keys) - len(shown)} more", "", "", "", "(--json shows every step)")
     console.print(table)
+    counts: dict[str, int] = {}
+    for e in steps.values():
+        counts[e.get("status", "?")] = counts.get(e.get("status", "?"), 0) + 1
+    if len(steps) > 10:
+        console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     for v in (record.get("profile") or {}).get("violations", []):
         color = "red" if v["severity"] == "error" else "yellow"
         console.print(f"[{color}]{v['target']} {v['severity']}[/]: {v['step'] or 'pipeline'}: {v['message']}")

@@ -84,7 +84,11 @@ def read_record(folder: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         raise UserError(
-            Diagnostic(f"no run record at {path}", hint="check the run id with 'pipecast runs'")
+            Diagnostic(
+                f"no run record at {path}",
+                hint="check the run id with 'pipecast runs' (and --run-dir if the runs are elsewhere)",
+                file=str(folder),
+            )
         ) from None
     journal = folder / JOURNAL
     if journal.exists():
@@ -126,10 +130,18 @@ class _Recorder(Hooks):
     def record(self, status: str | None = None) -> dict[str, Any]:
         assert self.engine is not None
         eng = self.engine
-        steps = {key: eng.entry(inst) for key, inst in eng.insts.items()}
+        # Writing order (a group, then its steps, iteration by iteration), finally last:
+        # instances are created as the run goes, which is no order a reader expects.
+        last = len(eng.index.nodes) + 1
+        ordered = sorted(
+            eng.insts.items(),
+            key=lambda kv: (last if kv[1] is eng.finally_inst else kv[1].node.index, kv[1].frame.indices),
+        )
+        steps = {key: eng.entry(inst) for key, inst in ordered}
         rec = dict(self.base)
         rec["status"] = status or eng.status
         rec["steps"] = steps
+        rec["order"] = list(steps)
         return sec.mask(rec, self.mask)
 
     def write(self, record: dict[str, Any] | None = None) -> None:
@@ -187,13 +199,38 @@ def run_pipeline(
         UserError: bad parameters, unknown ``--fail`` steps, missing secrets, no container
             engine, an unknown run to resume.
     """
-    from pipecast.passes.validate import check_params
-    from pipecast.simulator.profiles import PROFILES, ProfileCheck
-
     if isinstance(loaded, str | Path):
         from pipecast.api import load_checked
 
         loaded = load_checked(loaded)
+    try:
+        return _run(loaded, **{k: v for k, v in locals().items() if k != "loaded"})
+    except UserError as exc:
+        # Errors found while starting the run (secrets, --fail, engines) name the file.
+        raise UserError([d.located(loaded.source) for d in exc.diagnostics]) from None
+
+
+def _run(
+    loaded: Any,
+    *,
+    params: Mapping[str, Any] | None,
+    run_dir: str | Path | None,
+    run_id: str | None,
+    max_parallel: int | None,
+    containers: str | None,
+    fail: Iterable[str] | Mapping[str, int | None] | None,
+    dry_run: bool,
+    mock: Mapping[str, Any] | str | Path | None,
+    profile: str | None,
+    secrets: Mapping[str, str] | str | Path | None,
+    no_cache: bool,
+    resume: str | None,
+    seed: int | None,
+    hooks: list[Hooks] | None,
+) -> dict[str, Any]:
+    from pipecast.passes.validate import check_params
+    from pipecast.simulator.profiles import PROFILES, ProfileCheck
+
     pipeline = loaded.pipeline
     index: PipelineIndex = loaded.index
     root = Path(run_dir) if run_dir is not None else DEFAULT_RUNS
@@ -265,6 +302,7 @@ def run_pipeline(
         base["dry_run"] = True
     recorder = _Recorder(None if dry_run else folder, base, mask)
 
+    warnings: list[str] = []
     if dry_run:
         clock: Any = VirtualClock()
         mock_data = _read_mock(mock)
@@ -272,8 +310,17 @@ def run_pipeline(
     else:
         clock = RealClock()
         needs_containers = any(isinstance(n.task.run, ContainerRun) for n in tasks)
-        mode = detect_containers(containers, needs_containers)
+        mode = detect_containers(containers, needs_containers, str(loaded.path))
         launcher = RealLauncher(index, folder, python_path, max_parallel, mode, secret_values)
+        if mode == "host" and needs_containers:
+            images = sorted({n.task.run.image for n in tasks if isinstance(n.task.run, ContainerRun)})
+            warnings.append(
+                "container steps run on this machine (--containers host): their image"
+                + ("s " if len(images) > 1 else " ")
+                + ", ".join(images)
+                + (" are" if len(images) > 1 else " is")
+                + " ignored"
+            )
 
     cache = None if (no_cache or dry_run) else Cache(root / ".cache", python_path)
     resumed = _resumable(previous) if previous else {}
@@ -281,7 +328,8 @@ def run_pipeline(
 
     def reuse(inst: Inst) -> dict[str, Any] | None:
         types = inst.node.task.outputs
-        old = resumed.get(inst.key)
+        # finally always runs again: it reads pipeline.status, which the resumed run decides.
+        old = None if inst is engine.finally_inst else resumed.get(inst.key)
         if old is not None:
             outputs = {n: from_record(v, types.get(n, "any")) for n, v in old.get("outputs", {}).items()}
             if set(outputs) == set(types) and all(art_exists(v) for v in outputs.values()):
@@ -341,6 +389,8 @@ def run_pipeline(
         from pipecast.simulator.values import to_record
 
         record["outputs"] = sec.mask({k: to_record(v) for k, v in engine.pipeline_outputs().items()}, mask)
+    if warnings:
+        record["warnings"] = warnings
     for check in checks:
         check.finish()
         record["profile"] = check.report()
