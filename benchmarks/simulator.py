@@ -159,9 +159,17 @@ def bench_airflow(tmp: Path, kind: str, n: int) -> float | str:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
     }
     if not (home / "airflow.db").exists():
-        migrated = _run_timed([sys.executable, "-m", "airflow", "db", "migrate"], env=env)
-        if isinstance(migrated, str):
-            return migrated
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=True,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            return f"error: airflow db migrate: {str(exc)[:60]}"
     return _run_timed([sys.executable, "-c", AIRFLOW_RUNNER, str(dags), name], env=env)
 
 

@@ -229,6 +229,8 @@ class _Builder:
         out: dict[str, Any] = {}
         seen: dict[str, int] = {}
         merged: list[tuple[yaml.Node, yaml.Node]] = []
+        positions = self.source.positions
+        value_positions = self.source.value_positions
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -253,9 +255,21 @@ class _Builder:
                     code="duplicate-key",
                 )
             seen[key] = line
-            self._mark((*path, key), key_node)
-            self.source.value_positions.setdefault((*path, key), _value_pos(value_node))
-            out[key] = self.build(value_node, (*path, key), depth + 1)
+            sub = (*path, key)
+            if sub not in positions:  # the first writing wins (see _mark)
+                positions[sub] = (line, key_node.start_mark.column + 1)
+            if sub not in value_positions:
+                value_positions[sub] = _value_pos(value_node)
+            if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+                # The common case, inline: a plain string value (same as build() would do).
+                self.count += 1
+                if self.count > MAX_NODES:
+                    raise _TooBig()
+                if depth + 1 > MAX_DEPTH:
+                    raise _TooBig(deep=True)
+                out[key] = value_node.value
+            else:
+                out[key] = self.build(value_node, sub, depth + 1)
         for key_node, value_node in merged:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is None or key in out:

@@ -88,7 +88,7 @@ def _seconds(entry: dict[str, Any]) -> float | None:
     return (b - a).total_seconds()
 
 
-def print_summary(record: dict[str, Any], limit: int = 200) -> None:
+def print_summary(record: dict[str, Any], limit: int = 100) -> None:
     """The run's status, attempts and duration per step, as a table on stdout."""
     from rich.console import Console
     from rich.table import Table
