@@ -2,8 +2,8 @@
 deployment layout of the step code (``project_dir``), injection, and the DAG structure.
 
 Every DAG of this module runs in one child process (``harness.py``), so Airflow's start-up is
-paid once; the simulator runs meanwhile in this process. Conformance cases are in
-``test_conformance_runs.py``.
+paid once; the simulator runs meanwhile in this process. The conformance cases run on
+Airflow in the shared suite (``tests/conformance``, ``-m airflow``).
 """
 
 from __future__ import annotations
