@@ -104,8 +104,19 @@ _TOP_LARGE = 3
 _TOP_SIZE = 100
 # Cut orders as (alpha, frac): sort key alpha * ASAP start + (1 - alpha) * ALAP start
 # + frac * duration. (1, 1) is earliest finish, (0, 0) latest start.
-_GREEDY_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0))
-_SEARCH_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+# The midway orders (alpha 0.5) cut through the middle of nodes' slack windows, which
+# the extreme orders never do; adding them took the tuning seed's mean from 1.0317 to
+# 1.0283 at about the same time (the search budget, not the candidate count, bounds it).
+_GREEDY_ORDERS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.0, 0.0), (0.5, 0.5))
+_SEARCH_ORDERS: tuple[tuple[float, float], ...] = (
+    (1.0, 1.0),
+    (0.0, 0.0),
+    (1.0, 0.0),
+    (0.0, 1.0),
+    (0.5, 0.5),
+    (0.5, 0.0),
+    (0.5, 1.0),
+)
 # Cut scorers as (kind, weight): "balance" is bound + weight * longest * imbalance,
 # "rate" is (bound - longest) / (nodes on the smaller side) ** weight.
 _GREEDY_SCORERS: tuple[tuple[str, float], ...] = (("rate", 1.0),)
