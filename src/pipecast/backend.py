@@ -38,6 +38,8 @@ class Feature(enum.StrEnum):
     WHEN = "when (conditions)"
     ELSE = "else branches"
     GROUP_OUTPUTS = "group outputs"
+    WHEN_OUTPUTS = "when-group outputs (from the branch that ran)"
+    AFTER_GROUP = "after a group with no outputs"
     FOR_EACH = "for_each (fan-out)"
     PARALLELISM = "for_each parallelism"
     NESTED_FOR_EACH = "nested for_each"

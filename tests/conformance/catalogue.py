@@ -91,28 +91,8 @@ def never(feature: Feature, reason: str) -> Exception_:
 #: (backend, case) → exception. Filled from what each backend really does; every entry is a
 #: strict xfail, so a stale entry fails the suite.
 EXCEPTIONS: dict[tuple[str, str], Exception_] = {
-    # Azure ML: if_else nodes have no outputs, so nothing can read a value from "whichever
-    # branch ran", and nothing can wait on a when-group (Azure orders jobs by data only; a
-    # control binding to a branch would skip the waiting step whenever that branch is
-    # skipped). The backend rejects both shapes with the unsupported-feature diagnostic.
-    ("azureml", "else_outputs"): notimpl(
-        None,
-        "Azure ML if_else nodes have no outputs: a when-group cannot expose a value from the "
-        "branch that ran (unsupported-feature at compile time)",
-        stage="compile",
-    ),
-    ("azureml", "when_true"): notimpl(
-        None,
-        "Azure ML orders jobs by data only and if_else nodes have no outputs: `after: [a "
-        "when-group]` is rejected (unsupported-feature at compile time)",
-        stage="compile",
-    ),
-    ("azureml", "when_false"): notimpl(
-        None,
-        "Azure ML orders jobs by data only and if_else nodes have no outputs: `after: [a "
-        "when-group]` is rejected (unsupported-feature at compile time)",
-        stage="compile",
-    ),
+    # Empty: every known gap is a feature its backend declares unsupported or approximate,
+    # which test_unsupported checks (the case must fail to compile with that diagnostic).
 }
 
 

@@ -14,7 +14,7 @@ from pipecast.backend import Feature
 from pipecast.diagnostics import YamlPath
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.passes.analysis import PipelineIndex
+from pipecast.passes.analysis import PipelineIndex, StepNode
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
         step = node.step
         if step.after:
             yield FeatureUse(Feature.AFTER, node.name, (*path, "after"))
+            if any(_waits_on_outputless_group(index, node, target) for target in step.after):
+                yield FeatureUse(Feature.AFTER_GROUP, node.name, (*path, "after"))
         if step.when is not None:
             yield FeatureUse(Feature.WHEN, node.name, (*path, "when"))
         if node.is_group:
@@ -56,6 +58,8 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
                 yield FeatureUse(Feature.ELSE, node.name, (*path, "else"))
             if group.outputs:
                 yield FeatureUse(Feature.GROUP_OUTPUTS, node.name, (*path, "outputs"))
+                if group.is_condition:
+                    yield FeatureUse(Feature.WHEN_OUTPUTS, node.name, (*path, "outputs"))
             continue
         task = node.task
         if isinstance(task.run, PythonRun):
@@ -91,6 +95,23 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
 
 
 FINALLY_NAME = "finally"
+
+
+def _waits_on_outputless_group(index: PipelineIndex, node: StepNode, target: str) -> bool:
+    """Whether an ``after`` entry makes a step wait on a group that exposes no output.
+
+    Targets that order jobs only through data (Azure ML) have nothing to bind such a wait
+    to: a ``when`` group never has a single output to wait on (its outputs come from
+    whichever branch ran), a ``for_each`` group only when it declares outputs.
+    """
+    lifted = index.lift_after(node, target)
+    if lifted is None:
+        return False
+    producer = index.nodes[lifted[2]]
+    if not producer.is_group:
+        return False
+    group = producer.group
+    return group.is_condition or not group.outputs
 
 
 def _own_or_default(task: object, field: str, path: YamlPath) -> YamlPath:

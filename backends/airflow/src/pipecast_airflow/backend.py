@@ -74,6 +74,10 @@ class AirflowBackend(Backend):
         Feature.WHEN: native("branch task + join with trigger rule none_failed_min_one_success"),
         Feature.ELSE: native("the branch task picks the else branch"),
         Feature.GROUP_OUTPUTS: native("resolved from XCom by the consumer (collected for for_each)"),
+        Feature.WHEN_OUTPUTS: native("the consumer reads the XCom of whichever branch ran"),
+        Feature.AFTER_GROUP: native(
+            "a dependency on the group's join task (trigger rule none_failed_min_one_success)"
+        ),
         Feature.FOR_EACH: native("mapped task group (dynamic task mapping), max_map_length 1024"),
         Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
         Feature.NESTED_FOR_EACH: unsupported(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
+from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime, unsupported
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
 
@@ -46,6 +46,18 @@ class AzureMLBackend(Backend):
         Feature.ELSE: native("if_else false_block (a pipeline component node)"),
         Feature.GROUP_OUTPUTS: native(
             "for_each: parallel_for aggregated outputs; when-groups cannot have them"
+        ),
+        Feature.WHEN_OUTPUTS: unsupported(
+            "if_else nodes have no outputs (the SDK's node holds only a condition and two blocks), so "
+            "nothing can read a value from whichever branch ran",
+            "move the steps that read the output into each branch, or compute the value in a step "
+            "outside the group; see docs/targets/azureml.md",
+        ),
+        Feature.AFTER_GROUP: unsupported(
+            "Azure ML orders jobs only through data bindings, and a when-group (or a for_each group "
+            "without outputs) has no output to bind a wait to",
+            "wait for the steps the group reads from, give a for_each group an output, or move the "
+            "waiting step into the group; see docs/targets/azureml.md",
         ),
         Feature.FOR_EACH: native(
             "parallel_for over a pipeline component body; needs the private-features env var"

@@ -51,6 +51,8 @@ class StepFunctionsBackend(Backend):
         Feature.WHEN: native("Choice state"),
         Feature.ELSE: native("the Choice state's Default branch"),
         Feature.GROUP_OUTPUTS: native("a Pass state per branch / Map ResultSelector with $[*].<output>"),
+        Feature.WHEN_OUTPUTS: native("each Choice branch ends in a Pass state that sets the group's outputs"),
+        Feature.AFTER_GROUP: native("an ordering edge in the lowered Parallel structure"),
         Feature.FOR_EACH: native("Map state (INLINE, or DISTRIBUTED by setting or width)"),
         Feature.PARALLELISM: native("Map MaxConcurrency"),
         Feature.NESTED_FOR_EACH: native("nested Map states"),

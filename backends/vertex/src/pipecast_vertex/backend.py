@@ -38,6 +38,8 @@ class VertexBackend(Backend):
         Feature.WHEN: native("condition sub-DAG with triggerPolicy.condition (CEL)"),
         Feature.ELSE: native("two condition tasks; outputs through valueFromOneof"),
         Feature.GROUP_OUTPUTS: native("DAG outputs; collected lists for for_each"),
+        Feature.WHEN_OUTPUTS: native("dagOutputs valueFromOneof over the condition branches"),
+        Feature.AFTER_GROUP: native("dependentTasks on the group's sub-DAG task"),
         Feature.FOR_EACH: native("parameterIterator"),
         Feature.PARALLELISM: native("iteratorPolicy.parallelismLimit"),
         Feature.NESTED_FOR_EACH: native("nested parameterIterator DAGs"),
