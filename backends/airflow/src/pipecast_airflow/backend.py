@@ -7,6 +7,7 @@ is in :mod:`pipecast_airflow.lowering`; docs/targets/airflow.md has the full tab
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pipecast.backend import (
@@ -19,7 +20,7 @@ from pipecast.backend import (
     runtime,
     unsupported,
 )
-from pipecast.diagnostics import Diagnostic
+from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
 from pipecast.passes.analysis import PipelineIndex
 from pipecast_airflow.lowering import Lowering
@@ -121,6 +122,26 @@ class AirflowBackend(Backend):
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name.replace('-', '_')}.py"
+
+    def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
+        """Load the DAG files with Airflow's ``DagBag`` (in a child process, throwaway home)."""
+        from pipecast_airflow.check import validate_files
+
+        return validate_files(files)
+
+    def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
+        """Write the DAG file into the ``dags_folder`` setting, atomically."""
+        from pipecast_airflow.check import deploy_files
+
+        s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
+        if options.get("run"):
+            raise UserError(
+                Diagnostic(
+                    "target 'airflow': --run is not supported; the scheduler picks the DAG up from the dags folder",
+                    hint=f"trigger it with: airflow dags trigger {pipeline.name.replace('-', '_')}",
+                )
+            )
+        return deploy_files(files, s.dags_folder)
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast.templating import render

@@ -36,6 +36,7 @@ class AirflowSettings(Settings):
         docker_url: the Docker daemon the docker operator talks to.
         container_steps_on_host: with operator ``python``, run container steps' commands on the
             worker host (the image is ignored, with a warning) instead of failing to compile.
+        dags_folder: where ``pipecast deploy`` writes the DAG file (your Airflow's dags folder).
     """
 
     airflow_version: Literal["2", "3"] = "3"
@@ -51,3 +52,4 @@ class AirflowSettings(Settings):
     secret_key: str = "value"
     docker_url: str = "unix://var/run/docker.sock"
     container_steps_on_host: bool = True
+    dags_folder: str = ""
