@@ -29,6 +29,10 @@ How ``lower`` works:
    most promising cuts greedily, keeps the cheapest by makespan under the durations,
    and recurses into it; the level-by-level lowering of the piece is always a
    candidate, so no piece, and no DAG, comes out worse than that classic lowering.
+4. Mirror pass. The search is not symmetric, so when the first pass misses the ideal
+   and left enough of its work budget unspent, the DAG with every edge reversed is
+   lowered with what is left, its sequences are reversed back, and the faster of the
+   two lowerings wins.
 
 The search effort is a fixed budget of work per node (see the knobs below), so
 200-step DAGs get a thorough search and 10,000-step DAGs a fast greedy one.
@@ -45,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
-from operator import add
+from operator import add, sub, truediv
 
 __all__ = [
     "SP",
@@ -130,6 +134,11 @@ _SEARCH_SCORERS: tuple[tuple[str, float], ...] = (
 # Greedy pieces bigger than this are cut _MULTI_WAYS ways at once (see _multi_cut).
 _MULTI_MIN = 400
 _MULTI_WAYS = 4
+# DAGs up to _MIRROR_MAX nodes also lower their mirror image (see lower) when the
+# first pass left at least this share of its work budget unspent; below that share
+# the mirror's fixed costs would push 200-step DAGs past their time limit.
+_MIRROR_MAX = 2_000
+_MIRROR_MIN_SHARE = 0.3
 # Pieces up to this size are memoised (a candidate's halves recur across candidates);
 # bigger ones are only ever lowered once, so keeping their keys would waste memory.
 _MEMO_MAX = 512
@@ -680,14 +689,16 @@ class _Lowerer:
     (independently) for each piece below it.
     """
 
-    def __init__(self, g: _Graph, *, exact_only: bool = False, size: int = 0) -> None:
+    def __init__(
+        self, g: _Graph, *, exact_only: bool = False, size: int = 0, budget: int | None = None
+    ) -> None:
         self.g = g
         self.memo: dict[tuple[int, bool, tuple[int, ...]], _Result] = {}
         # exact_only: note prime pieces instead of lowering them (is_series_parallel).
         self.exact_only = exact_only
         self.found_prime = False
         self.work = 0
-        self.budget = min(_WORK_PER_NODE * max(size, len(g.names)), _WORK_CAP)
+        self.budget = _budget(max(size, len(g.names))) if budget is None else budget
 
     def run(self) -> _Result:
         mode = 0 if self.exact_only else _FULL
@@ -836,6 +847,11 @@ class _Lowerer:
         imbalance = [lp * abs(2 * k - n) / n for k in spans]
         smaller = [min(k, n - k) for k in spans]
         scorers = _GREEDY_SCORERS if mode == 0 else _SEARCH_SCORERS
+        # Per-cut terms that do not depend on the order, computed once (in C via map).
+        factors = [
+            [weight * m for m in imbalance] if kind == "balance" else [m**weight for m in smaller]
+            for kind, weight in scorers
+        ]
         best: list[tuple[float, float, int, int]] = [(math.inf, 0.0, 0, 0)] * len(scorers)
         top = 0 if mode == 0 else _TOP_SMALL if n <= _TOP_SIZE else _TOP_LARGE
         pool: list[tuple[float, int, int]] = []
@@ -854,14 +870,14 @@ class _Lowerer:
             bounds = list(map(add, pre[:-1], reversed(suf[:-1])))  # cut after k = 1..n-1
             if top:
                 pool.extend(heapq.nsmallest(top, zip(bounds, repeat(oid), spans)))
-            for si, (kind, weight) in enumerate(scorers):
+            for si, (kind, _weight) in enumerate(scorers):
                 if kind == "balance":
-                    scores = [b + weight * m for b, m in zip(bounds, imbalance, strict=True)]
+                    scores = list(map(add, bounds, factors[si]))
                 else:
-                    scores = [(b - lp) / m**weight for b, m in zip(bounds, smaller, strict=True)]
+                    scores = list(map(truediv, map(sub, bounds, repeat(lp)), factors[si]))
                 # First minimum: ties go to the earlier order and the smaller prefix,
                 # the cut that commits to the least.
-                j = min(range(n - 1), key=scores.__getitem__)
+                j = scores.index(min(scores))
                 if scores[j] < best[si][0]:
                     best[si] = (scores[j], bounds[j], oid, j + 1)
         chosen = [(bound, oid, k) for _score, bound, oid, k in best]
@@ -920,16 +936,56 @@ def lower(
         ValueError: On an empty node list, duplicate or unknown nodes, a cycle, or
             a missing or invalid duration.
     """
+    edges = list(edges)
     g = _Graph(nodes, edges, durations)
+    n = len(g.names)
     # The search budget follows the DAG's size, not the reduced graph's.
-    expr = _Lowerer(_reduce(g), size=len(g.names)).run()[1]
+    lowerer = _Lowerer(_reduce(g), size=n)
+    expr = lowerer.run()[1]
+    times = dict(zip(g.names, g.dur, strict=True))
+    cost = makespan(expr, times)
+    piece = _Piece(g, list(g.topo))
+    _head, _tail, ideal = _head_tail(piece, g.dur)
+    leftover = lowerer.budget - lowerer.work
+    if cost > ideal and leftover >= _MIRROR_MIN_SHARE * lowerer.budget and n <= _MIRROR_MAX:
+        # The search is not symmetric (cut orders, tie-breaks, which side is lowered
+        # first), so the same DAG with every edge reversed often lowers differently;
+        # reversing that expression's sequences gives a lowering of the original DAG.
+        # It gets only the work the first pass left over, so the worst case costs no
+        # more search than before.
+        mirror = _Graph(nodes, [(dst, src) for src, dst in edges], durations)
+        other = _reverse_seqs(_Lowerer(_reduce(mirror), budget=leftover).run()[1])
+        other_cost = makespan(other, times)
+        if other_cost < cost:
+            expr, cost = other, other_cost
     # Prime pieces already weigh level lowering; comparing on the whole DAG as well
     # makes "never worse than level lowering" hold by construction.
-    piece = _Piece(g, list(g.topo))
     _level, depth = _level_cost(piece, g.dur)
     level = _level_expr(g, piece.nodes, depth)
-    times = dict(zip(g.names, g.dur, strict=True))
-    return level if makespan(level, times) < makespan(expr, times) else expr
+    return level if makespan(level, times) < cost else expr
+
+
+def _budget(size: int) -> int:
+    return min(_WORK_PER_NODE * size, _WORK_CAP)
+
+
+def _reverse_seqs(sp: SP) -> SP:
+    """The expression with every ``Seq`` reversed: a lowering of the reversed DAG."""
+    # Iterative post-order, so deep nestings are fine.
+    done: dict[int, SP] = {}
+    stack: list[tuple[SP, bool]] = [(sp, False)]
+    while stack:
+        item, expanded = stack.pop()
+        if isinstance(item, str):
+            continue
+        children = item.items if isinstance(item, Seq) else item.branches
+        if not expanded:
+            stack.append((item, True))
+            stack.extend((c, False) for c in children)
+            continue
+        new = [c if isinstance(c, str) else done.pop(id(c)) for c in children]
+        done[id(item)] = Seq(tuple(reversed(new))) if isinstance(item, Seq) else Par(tuple(new))
+    return sp if isinstance(sp, str) else done[id(sp)]
 
 
 def level_lowering(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> SP:
