@@ -141,6 +141,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     settings = api.load_settings(backend, Path(args.settings) if args.settings else None, args.set or [])
     result = api.compile_pipeline(loaded, args.target, settings, lenient=args.lenient)
     print_diagnostics(result.diagnostics)
+    if args.check:
+        # The target's own tools (statelint/asl-validator, protobuf + kfp loader, load_job,
+        # DagBag) judge the output before anything is written.
+        from pipecast.diagnostics import raise_if_errors
+
+        checked = backend.validate_output(result.files)
+        print_diagnostics([d for d in checked if d.severity != "error"])
+        raise_if_errors(checked)
     out_dir = Path(args.output) if args.output else Path("build") / args.target
     written = api.write_outputs(result, out_dir)
     summary = {
@@ -361,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(p)
     p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: build/<target>)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the output with the target's own validators before writing it",
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("export", parents=[common], help="write the pipeline IR as YAML or JSON")

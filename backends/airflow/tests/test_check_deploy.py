@@ -50,3 +50,9 @@ def test_deploy_without_a_dags_folder_is_a_user_error(churn_files: dict[str, str
     with pytest.raises(UserError) as err:
         backend.deploy(pipeline, churn_files, backend.settings_model())
     assert "dags_folder" in (err.value.diagnostics[0].hint or "")
+
+
+def test_compile_check_runs_the_target_validator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["compile", str(CHURN), "--target", "airflow", "--check", "-o", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "churn_training.py").is_file()
