@@ -57,8 +57,16 @@ def test_after_is_a_commented_control_binding():
 @pytest.mark.parametrize(
     ("case", "path", "words"),
     [
-        ("else_outputs.yaml", ("steps", "choose", "outputs"), ["when-group outputs", "'choose'", "no outputs"]),
-        ("when_true.yaml", ("steps", "after_gate", "after"), ["after a group with no outputs", "'after_gate'"]),
+        (
+            "else_outputs.yaml",
+            ("steps", "choose", "outputs"),
+            ["when-group outputs", "'choose'", "no outputs"],
+        ),
+        (
+            "when_true.yaml",
+            ("steps", "after_gate", "after"),
+            ["after a group with no outputs", "'after_gate'"],
+        ),
     ],
 )
 def test_named_errors_say_what_why_and_instead(case, path, words):
