@@ -81,8 +81,10 @@ def parse_path(text: str, loop_vars: frozenset[str] | None = None) -> Ref:
         raise RefSyntaxError(f"{text.strip()!r}: a step reference is steps.<step>.outputs.<output>")
     if head == "pipeline" and len(parts) == 2:
         return Ref("pipeline", parts[1])
-    if head in ("inputs", "outputs") and len(parts) == 2:
-        return Ref(head, parts[1])
+    if head == "inputs" and len(parts) == 2:
+        return Ref("inputs", parts[1])
+    if head == "outputs" and len(parts) == 2:
+        return Ref("outputs", parts[1])
     if head == "params":
         raise RefSyntaxError(f"{text.strip()!r}: a parameter reference is params.<name>")
     if head in ("pipeline", "inputs", "outputs"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,7 +136,7 @@ class Engine:
         fail: dict[str, int | None] | None = None,
         seed: int | None = None,
         reuse: Callable[[Inst], dict[str, Any] | None] | None = None,
-        hooks: list[Hooks] | None = None,
+        hooks: Sequence[Hooks] | None = None,
         on_change: Callable[[Inst], None] | None = None,
     ) -> None:
         self.index = index
@@ -479,7 +479,7 @@ class Engine:
             outputs = {}
             for name, type_name in inst.node.task.outputs.items():
                 value = outcome.outputs.get(name)
-                outputs[name] = Art(value) if is_artifact_type(type_name) else value
+                outputs[name] = Art(str(value)) if is_artifact_type(type_name) else value
             inst.outputs = outputs
             inst.error = None
             self._finish(inst, "succeeded")

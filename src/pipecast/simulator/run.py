@@ -15,7 +15,7 @@ import json
 import os
 import secrets as _random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -171,7 +171,7 @@ def run_pipeline(
     no_cache: bool = False,
     resume: str | None = None,
     seed: int | None = None,
-    hooks: list[Hooks] | None = None,
+    hooks: Sequence[Hooks] | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline locally with the reference semantics; return the run record (SPEC §12).
 
@@ -226,7 +226,7 @@ def _run(
     no_cache: bool,
     resume: str | None,
     seed: int | None,
-    hooks: list[Hooks] | None,
+    hooks: Sequence[Hooks] | None,
 ) -> dict[str, Any]:
     from pipecast.passes.validate import check_params
     from pipecast.simulator.profiles import PROFILES, ProfileCheck

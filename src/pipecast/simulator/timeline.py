@@ -22,7 +22,7 @@ def timeline(engine: Engine) -> dict[str, Any]:
                 }
             )
     rows.sort(key=lambda r: (r["start"], r["end"], r["step"]))
-    end = max((r["end"] for r in rows), default=0.0)
+    end = max((float(r["end"]) for r in rows), default=0.0)  # type: ignore[arg-type]
     return {"duration": end, "tasks": rows, "critical_path": critical_path(engine)}
 
 
