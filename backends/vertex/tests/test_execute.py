@@ -1,9 +1,13 @@
-"""Execute compiled specs in kfp.local with the pipecast runtime; compare with the expectations
-of the conformance cases and with the simulator's run record for the examples."""
+"""Execute compiled specs in kfp.local with the pipecast runtime and compare with the
+simulator's run record: the examples, and values that test the JSON-text transport.
+
+The conformance cases run in ``tests/conformance`` (``-m vertex``)."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,7 @@ from kfp_local import run_local
 
 from pipecast.api import compile_pipeline, load_checked
 from pipecast.passes.analysis import PipelineIndex
-from tests.conformance.catalogue import CASES_DIR, case_names, compare, load_case
+from tests.conformance.catalogue import CASES_DIR
 
 pytestmark = [
     pytest.mark.vertex,
@@ -21,16 +25,8 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(ROOT.glob("examples/*/pipeline.yaml"))
+HERE = Path(__file__).resolve().parent
 SETTINGS = {"image": "python:3.11-slim", "pipeline_root": "gs://demo/runs"}
-
-#: Known gaps, as strict xfails: a fixed gap makes the suite fail until the marker goes.
-GAPS = {
-    "output_types": pytest.mark.xfail(
-        strict=True,
-        reason="never: parameter values cross KFP as protobuf Values, where every number is a "
-        "double; the runtime restores integral numbers inside lists as ints, so 3.0 arrives as 3",
-    ),
-}
 
 
 def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> dict[str, Any]:
@@ -58,36 +54,15 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
     return record
 
 
-def _case_params():
-    for name in case_names():
-        marks = [GAPS[name]] if name in GAPS else []
-        yield pytest.param(name, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("name", list(_case_params()))
-def test_conformance_case_in_kfp_local(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    case = load_case(name)
-    loaded = load_checked(case.path)
-    settings = {**SETTINGS, "secret_store": "env"} if case.secrets else SETTINGS
-    result = compile_pipeline(loaded, "vertex", settings)
-    spec = tmp_path / f"{loaded.pipeline.name}.yaml"
-    spec.write_text(result.files[spec.name])
-    env = {"PIPECAST_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", k).upper(): v for k, v in case.secrets.items()}
-    problems = []
-    for i, run in enumerate(case.runs):
-        work = tmp_path / f"run{i}"
-        work.mkdir()
-        record = run_local(spec, run.params, work, monkeypatch, [CASES_DIR], env=env)
-        complete(record, list(run.steps), loaded.index)
-        problems += compare(run, record)
-    assert problems == []
-
-
-def _simulate(loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def _simulate(
+    loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from pipecast.simulator import run_pipeline
 
     monkeypatch.chdir(tmp_path)
-    return run_pipeline(loaded, run_dir=tmp_path / "sim", containers="host", max_parallel=2, seed=1)
+    return run_pipeline(
+        loaded, params=params, run_dir=tmp_path / "sim", containers="host", max_parallel=2, seed=1
+    )
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -112,3 +87,35 @@ def test_example_matches_simulator(path: Path, tmp_path: Path, monkeypatch: pyte
             if type_ in ("Dataset", "Model", "Metrics", "Artifact") or want["status"] != "succeeded":
                 continue
             assert got["outputs"][out] == want["outputs"][out], (key, out)
+
+
+@pytest.mark.parametrize("mode", ["a", "b"])
+def test_list_and_dict_values_keep_their_types(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ints stay ints and integral floats stay floats, nested too, through step outputs,
+    loops over step outputs / collected outputs / when-else outputs / literals, mixed strings
+    and pipeline outputs (KFP itself would turn 2.0 into 2)."""
+    project = tmp_path / "project"  # the simulator imports step code from the pipeline's folder
+    project.mkdir()
+    shutil.copy(HERE / "pipelines" / "json_values.yaml", project)
+    shutil.copy(CASES_DIR / "cstep.py", project)
+    loaded = load_checked(project / "json_values.yaml")
+    expected = _simulate(loaded, tmp_path, monkeypatch, {"mode": mode})
+    result = compile_pipeline(loaded, "vertex", SETTINGS)
+    spec = tmp_path / "json-values.yaml"
+    spec.write_text(result.files[spec.name])
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, {"mode": mode}, work, monkeypatch, [project])
+    assert record["status"] == expected["status"] == "succeeded"
+    tasks = {n.name for n in loaded.index.tasks()}
+    ran = {k: v for k, v in expected["steps"].items() if re.sub(r"\[\d+\]", "", k) in tasks}
+    ran = {k: v for k, v in ran.items() if v["status"] == "succeeded"}
+    assert len(ran) >= 9
+    got = {k: json.dumps(record["steps"][k]["outputs"], sort_keys=True) for k in ran}
+    want = {k: json.dumps(v["outputs"], sort_keys=True) for k, v in ran.items()}
+    assert got == want
+    picked = [1.5, 2, {"x": 3.0}, "[not json"] if mode == "a" else [4.5, {"y": 1.0}]
+    assert json.loads(record["outputs"]["picked"]) == picked
+    assert json.dumps(json.loads(record["outputs"]["picked"])) == json.dumps(picked)

@@ -61,6 +61,7 @@ class VertexBackend(Backend):
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
         from pipecast_vertex.resources import accelerator_problem
+        from pipecast_vertex.wire import item_is_json
 
         out = super().check(index, lenient=lenient)
         for node in index.tasks():
@@ -97,6 +98,20 @@ class VertexBackend(Backend):
                                 (*node.yaml_path, "for_each"),
                                 hint="fan out over a list of parameters (for example the artifacts' "
                                 "names) and pass the collected artifacts as one input",
+                                code="unsupported-feature",
+                            )
+                        )
+                if ref is not None and ref.kind == "loop" and ref.key is None:
+                    outer = index.loop_vars(node.scope).get(ref.name)
+                    if outer is not None and item_is_json(index, outer):
+                        out.append(
+                            Diagnostic(
+                                f"target 'vertex': group {node.name!r} fans out over a loop item that "
+                                "travels as JSON text (a list item of a step output or a literal list); "
+                                "KFP iterators need a list parameter",
+                                (*node.yaml_path, "for_each"),
+                                hint="fan out over a pipeline parameter, or add a step that returns "
+                                "the inner list and fan out over its output",
                                 code="unsupported-feature",
                             )
                         )

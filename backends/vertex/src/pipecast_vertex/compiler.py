@@ -9,7 +9,8 @@ pipecast                    PipelineSpec
 params                      ``root.inputDefinitions.parameters`` (typed, with defaults)
 task step                   a task → ``comp-<task>`` → ``exec-<task>`` (container running
                             ``python -m pipecast.runtime run --convention kfp``)
-parameter / artifact out    ``outputDefinitions.parameters`` / ``.artifacts`` (system.*)
+parameter / artifact out    ``outputDefinitions.parameters`` / ``.artifacts`` (system.*);
+                            list/dict values cross as JSON text (see :mod:`pipecast_vertex.wire`)
 reference to a sibling      ``taskOutputParameter`` / ``taskOutputArtifact``
 reference from outside      a channel input ``pipelinechannel--...`` of each enclosing DAG
 for_each                    a DAG task with ``parameterIterator`` and ``iteratorPolicy``;
@@ -43,11 +44,13 @@ from pipecast.ir import values
 from pipecast.ir.models import GroupStep, Pipeline
 from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
+from pipecast.runtime.conventions.kfp import encode_item
 from pipecast.runtime.spec import step_spec
 from pipecast_vertex import naming as n
 from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings, placeholder
+from pipecast_vertex.wire import ITEMS_SUFFIX, compound, item_is_json, iterated_outputs
 
 SCHEMA_VERSION = "2.1.0"
 SDK_VERSION = "pipecast-0.1.0"
@@ -93,12 +96,16 @@ class Chan:
         name: the parameter, step or group name.
         key: the output name for ``step``.
         type: the pipecast type.
+        wire: the KFP parameter type the value travels as (parameters only).
+        json: whether the value carries JSON text the runtime decodes by ``type``.
     """
 
     kind: str
     name: str
     key: str | None
     type: str
+    wire: int = PT.STRING
+    json: bool = False
 
     @property
     def input_name(self) -> str:
@@ -129,6 +136,8 @@ class Compiler:
         self.executors: dict[str, dict[str, Any]] = {}
         self._executor_keys: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
+        #: (step, output) pairs a loop iterates: they get a companion ``<output>--items``.
+        self.iterated = iterated_outputs(index)
 
     # ------------------------------------------------------------------ entry
 
@@ -205,15 +214,35 @@ class Compiler:
     def _chan(self, ref: Ref, scope: Scope, user: str | None) -> Chan:
         """The channel a reference reads (pipeline.* included)."""
         if ref.kind == "param":
-            return Chan("param", ref.name, None, self.p.params[ref.name].type)
+            type_ = self.p.params[ref.name].type
+            return Chan("param", ref.name, None, type_, parameter_type(type_))
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
-            return Chan("loop", group.name, None, self.index.loop_item_type(group))
+            type_ = self.index.loop_item_type(group)
+            is_json = item_is_json(self.index, group)
+            return Chan(
+                "loop", group.name, None, type_, PT.STRING if is_json else parameter_type(type_), is_json
+            )
         if ref.kind == "pipeline":
             return Chan("status" if ref.name == "status" else "run_id", ref.name, None, "str")
         target = self.index.nodes[ref.name]
         out_type = self.index.output_type(target, ref.key or "") or ANY
-        return Chan("step", ref.name, ref.key, out_type)
+        if is_artifact_type(out_type):
+            return Chan("step", ref.name, ref.key, out_type)
+        return Chan(
+            "step", ref.name, ref.key, out_type, self._out_wire(target, ref.key or ""), compound(out_type)
+        )
+
+    def _out_wire(self, node: StepNode, key: str) -> int:
+        """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
+        if key.endswith(ITEMS_SUFFIX) or (node.is_group and node.group.is_loop):
+            return PT.LIST
+        if node.is_group:
+            ref = single_ref(node.group.outputs[key])
+            assert ref is not None and ref.kind == "step"
+            return self._out_wire(self.index.nodes[ref.name], ref.key or "")
+        type_ = node.task.outputs[key]
+        return PT.STRING if compound(type_) else parameter_type(type_)
 
     def _local(self, chan: Chan, scope: Scope | None) -> bool:
         """Whether a step channel is produced by a sibling in ``scope`` (a direct edge).
@@ -273,7 +302,8 @@ class Compiler:
         return parent_needs
 
     @staticmethod
-    def _declare(defs: pb.ComponentInputsSpec, name: str, type_name: str) -> None:
+    def _declare(defs: pb.ComponentInputsSpec, name: str, type_name: str, wire: int | None = None) -> None:
+        """Declare an input: an artifact by its type, a parameter by ``wire`` (or its type)."""
         if is_artifact_type(type_name):
             schema, is_list = artifact_base(type_name)
             art = defs.artifacts[name]
@@ -282,7 +312,7 @@ class Compiler:
             if is_list:
                 art.is_artifact_list = True
         else:
-            defs.parameters[name].parameter_type = parameter_type(type_name)
+            defs.parameters[name].parameter_type = parameter_type(type_name) if wire is None else wire
 
     def _declare_needs(self, comp: pb.ComponentSpec, needs: Needs) -> None:
         for name in sorted(needs):
@@ -290,7 +320,7 @@ class Compiler:
             if chan.kind == "status":
                 comp.input_definitions.parameters[name].parameter_type = PT.TASK_FINAL_STATUS
             else:
-                self._declare(comp.input_definitions, name, chan.type)
+                self._declare(comp.input_definitions, name, chan.type, chan.wire)
 
     # ------------------------------------------------------------------ tasks
 
@@ -303,19 +333,20 @@ class Compiler:
         comp_name = n.component_name(tname)
         comp = self.spec.components[comp_name]
         task.component_ref.name = comp_name
-        in_finally = node is self.index.finally_node
         templates: dict[str, dict[str, Any]] = {}
+        json_inputs: set[str] = set()
         for name, value in step.inputs.items():
             if not is_template(value):
                 continue  # literal: embedded in the step spec
             ref = single_ref(value)
-            type_ = self.index.value_type(value, node.scope, node.name, in_finally=in_finally) or ANY
             if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
                 chan = self._chan(ref, node.scope, node.name)
-                self._declare(comp.input_definitions, name, chan.type if chan.artifact else type_)
+                self._declare(comp.input_definitions, name, chan.type, chan.wire)
                 self._bind(task.inputs, name, chan, scope, needs, top)
+                if chan.json:
+                    json_inputs.add(name)
                 continue
             refs: dict[str, list[Any]] = {}
             for seg in parse_template(value):
@@ -323,13 +354,16 @@ class Compiler:
                     continue
                 chan = self._chan(seg, node.scope, node.name)
                 refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
+                if chan.json:
+                    refs[seg.path].append(chan.type)
+                    json_inputs.add(chan.input_name)
                 if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
                     if chan.kind == "status":
                         comp.input_definitions.parameters[
                             chan.input_name
                         ].parameter_type = PT.TASK_FINAL_STATUS
                     else:
-                        self._declare(comp.input_definitions, chan.input_name, chan.type)
+                        self._declare(comp.input_definitions, chan.input_name, chan.type, chan.wire)
                 elif chan.artifact:
                     self._declare(comp.input_definitions, chan.input_name, chan.type)
                 if chan.kind == "status":
@@ -342,7 +376,10 @@ class Compiler:
                 art.artifact_type.schema_title = _ARTIFACTS[type_]
                 art.artifact_type.schema_version = "0.0.1"
             else:
-                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
+                outs = comp.output_definitions.parameters
+                outs[name].parameter_type = PT.STRING if compound(type_) else parameter_type(type_)
+                if (node.name, name) in self.iterated:
+                    outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
         eff = self.index.effective(node)
         runtime_retry = eff.retry.attempts > 1 and eff.retry.jitter
         if eff.retry.attempts > 1 and not runtime_retry:
@@ -374,6 +411,8 @@ class Compiler:
         args = ["--spec", spec.to_arg(), "--convention", "kfp", "--executor-input", "{{$}}"]
         if templates:
             args += ["--templates", json.dumps(templates, sort_keys=True, separators=(",", ":"))]
+        if json_inputs:
+            args += ["--json-inputs", json.dumps(sorted(json_inputs), separators=(",", ":"))]
         container: dict[str, Any] = {
             "image": image,
             "command": [self.settings.python, "-m", "pipecast.runtime", "run"],
@@ -494,7 +533,10 @@ class Compiler:
             btask.component_ref.name = n.component_name(tname, suffix)
             self.spec.components[btask.component_ref.name].CopyFrom(comp)
         # Branch-task inputs are bound as channels of the branches DAG, which the outer task binds.
-        for name in group.outputs:
+        for name in [
+            *group.outputs,
+            *sorted(set(then_comp.output_definitions.parameters) - set(group.outputs)),
+        ]:
             if name in then_comp.output_definitions.artifacts:
                 branches.output_definitions.artifacts[name].CopyFrom(
                     then_comp.output_definitions.artifacts[name]
@@ -520,21 +562,30 @@ class Compiler:
     def _group_outputs(
         self, comp: pb.ComponentSpec, node: StepNode, body: Scope, outputs: dict[str, str], *, collect: bool
     ) -> None:
-        """DAG outputs of a group body: one step output each (collected into lists by a loop)."""
+        """DAG outputs of a group body: one step output each (collected into lists by a loop).
+
+        A ``when`` group output a loop iterates also passes on the companion ``--items`` list.
+        """
         for name, expr in outputs.items():
             ref = single_ref(expr)
             assert ref is not None and ref.kind == "step"  # checked by Backend.check
             target = self.index.nodes[ref.name]
-            inner = self.index.output_type(target, ref.key or "") or ANY
+            key = ref.key or ""
+            inner = self.index.output_type(target, key) or ANY
             type_ = f"list[{inner}]" if collect else inner
             if is_artifact_type(inner):
                 self._declare_output(comp, name, type_)
                 sel = comp.dag.outputs.artifacts[name].artifact_selectors.add()
-                sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""
-            else:
-                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
-                vp = comp.dag.outputs.parameters[name].value_from_parameter
-                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), ref.key or ""
+                sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), key
+                continue
+            pairs = [(name, key)]
+            if not collect and (node.name, name) in self.iterated:
+                pairs.append((name + ITEMS_SUFFIX, key + ITEMS_SUFFIX))
+            for out, src in pairs:
+                wire = PT.LIST if collect else self._out_wire(target, src)
+                comp.output_definitions.parameters[out].parameter_type = wire
+                vp = comp.dag.outputs.parameters[out].value_from_parameter
+                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), src
 
     @staticmethod
     def _declare_output(comp: pb.ComponentSpec, name: str, type_name: str) -> None:
@@ -562,11 +613,16 @@ class Compiler:
         body_needs = self._scope(node.body, body.dag, top=False)
         self._group_outputs(body, node, node.body, group.outputs, collect=True)
         item = n.item_channel(node.name)
-        body.input_definitions.parameters[item].parameter_type = parameter_type(
-            self.index.loop_item_type(node)
+        item_json = item_is_json(self.index, node)
+        body.input_definitions.parameters[item].parameter_type = (
+            PT.STRING if item_json else parameter_type(self.index.loop_item_type(node))
         )
         items_ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
         items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
+        if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
+            # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
+            key = (items_chan.key or "") + ITEMS_SUFFIX
+            items_chan = Chan("step", items_chan.name, key, items_chan.type, PT.LIST)
         if items_chan is not None:
             body_needs.setdefault(items_chan.input_name, items_chan)
         self._declare_needs(body, body_needs)
@@ -613,7 +669,11 @@ class Compiler:
         it = task.parameter_iterator
         it.item_input = n.item_channel(node.name)
         if items_chan is None:
-            it.items.raw = json.dumps(group.for_each, sort_keys=True, separators=(",", ":"))
+            items = group.for_each
+            if item_is_json(self.index, node):
+                item_type = self.index.loop_item_type(node)
+                items = [encode_item(item_type, v) for v in items]
+            it.items.raw = json.dumps(items, sort_keys=True, separators=(",", ":"))
         else:
             it.items.input_parameter = items_chan.input_name
         if group.parallelism:
@@ -632,7 +692,8 @@ class Compiler:
                 sel = dag.outputs.artifacts[name].artifact_selectors.add()
                 sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""
             else:
-                comp.output_definitions.parameters[name].parameter_type = parameter_type(type_)
+                wire = self._out_wire(target, ref.key or "")
+                comp.output_definitions.parameters[name].parameter_type = wire
                 vp = dag.outputs.parameters[name].value_from_parameter
                 vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), ref.key or ""
 

@@ -6,15 +6,21 @@ ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alph
 ``ExecutorInput``):
 
 * ``inputs.parameterValues``: parameter inputs. Numbers are protobuf doubles, so values are
-  converted back to the declared type (``int``), and integral numbers inside lists and dicts
-  come back as ints.
+  converted back to the declared type (``int``). Lists and dicts that steps produce travel as
+  JSON text (KFP type ``STRING``) and are decoded exactly by their declared type (the inputs
+  named in ``--json-inputs``; collected loop outputs are lists of such texts); native lists
+  and dicts (pipeline parameters) get their integral numbers back as ints.
 * ``inputs.artifacts[name].artifacts[].uri``: artifact inputs; ``gs://b/p`` is read at
   ``/gcs/b/p`` (Cloud Storage FUSE on Vertex), other URIs (kfp.local) are local paths.
 * ``outputs.artifacts[name].artifacts[0].uri``: where an artifact output goes (same mapping).
-* ``outputs.outputFile``: the ``executor_output.json`` the step writes its parameter outputs to.
+* ``outputs.outputFile``: the ``executor_output.json`` the step writes its parameter outputs to;
+  list and dict outputs are written as JSON text. When the component declares an output
+  ``<name>--items``, the list output ``<name>`` is also written there as a native list (a loop
+  iterates it; compound items as JSON text).
 
 ``--templates`` holds the inputs the runtime renders itself (mixed strings, ``pipeline.*``,
-loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null]}}}``.
+loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null, type]}}}``
+(the type decodes JSON-text channels).
 ``pipeline.status`` arrives as KFP's ``PipelineTaskFinalStatus`` and becomes
 ``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
 attempt (step, task folder, status, outputs): a debugging aid the tests also read.
@@ -42,6 +48,10 @@ from pipecast.runtime.spec import StepSpec
 
 _MOUNTS = (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/"))
 TRACE_ENV = "PIPECAST_KFP_TRACE"
+#: Suffix of the companion output that holds a list output's items for a loop to iterate.
+ITEMS_SUFFIX = "--items"
+#: How JSON text of an untyped loop item starts (an array, an object, a string).
+_TEXT_START = ("[", "{", '"')
 
 
 def local_path(uri: str) -> str:
@@ -63,6 +73,52 @@ def _ints(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _ints(v) for k, v in value.items()}
     return value
+
+
+def compound(type_name: str) -> bool:
+    """Whether a value of this type travels as JSON text when a step produces it."""
+    return type_name == "dict" or (type_name != ANY and element_type(type_name) is not None)
+
+
+def decode(type_name: str, value: Any) -> Any:
+    """A JSON-text-carrying value (a step output, a collected list of them) as ``type_name``.
+
+    JSON text decodes exactly (``3.0`` stays a float); a collected list decodes element by
+    element; scalars are converted as :func:`coerce` does.
+    """
+    if isinstance(value, str) and (compound(type_name) or (type_name == ANY and value[:1] in _TEXT_START)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ConventionError(f"expected a JSON {type_name}, got {value[:60]!r}") from None
+    el = element_type(type_name)
+    if isinstance(value, list) and el is not None and el != ANY and not isinstance(value, str):
+        return [decode(el, v) for v in value]
+    return coerce(type_name, value)
+
+
+def encode(type_name: str, value: Any) -> Any:
+    """A step's parameter output as it travels: lists and dicts as JSON text."""
+    return json.dumps(value) if compound(type_name) else value
+
+
+def encode_item(type_name: str, value: Any) -> Any:
+    """One loop item: compound items as JSON text.
+
+    Items of an untyped list (``any``) stay native when scalar (conditions compare them);
+    dicts, lists and strings that start like JSON text (``[``, ``{``, ``"``) are JSON text,
+    so :func:`decode` tells the two apart exactly.
+    """
+    if type_name == ANY:
+        textual = isinstance(value, dict | list) or (isinstance(value, str) and value[:1] in _TEXT_START)
+        return json.dumps(value) if textual else value
+    return encode(type_name, value)
+
+
+def encode_items(type_name: str, value: Any) -> list[Any]:
+    """A list output as the native list a loop iterates (see :func:`encode_item`)."""
+    el = element_type(type_name) or ANY
+    return [encode_item(el, v) for v in value]
 
 
 def coerce(type_name: str, value: Any) -> Any:
@@ -97,20 +153,30 @@ class KfpConvention(Convention):
 
     name = "kfp"
 
-    def __init__(self, executor_input: dict[str, Any], templates: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        executor_input: dict[str, Any],
+        templates: dict[str, Any] | None = None,
+        json_inputs: list[str] | None = None,
+    ) -> None:
         self.executor_input = executor_input
         self.templates = templates or {}
+        self.json_inputs = set(json_inputs or ())
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--executor-input", required=True, help="the KFP ExecutorInput JSON ({{$}})")
         parser.add_argument("--templates", default="{}", help="inputs the runtime renders (JSON)")
+        parser.add_argument(
+            "--json-inputs", default="[]", help="parameter inputs that carry JSON text (JSON list)"
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> KfpConvention:
         return cls(
             parse_json_arg(args.executor_input, "--executor-input"),
             parse_json_arg(args.templates, "--templates"),
+            parse_json_arg(args.json_inputs, "--json-inputs"),
         )
 
     # ------------------------------------------------------------------ inputs
@@ -142,13 +208,14 @@ class KfpConvention(Convention):
         def lookup(ref: Any) -> Any:
             if ref.kind == "pipeline" and ref.name == "name":
                 return spec.pipeline
-            channel, key = refs.get(ref.path, [None, None])
+            channel, key, *rest = refs.get(ref.path, [None, None])
             if channel is None:
                 raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
             value = self._channel(channel)
             if ref.kind == "pipeline" and ref.name == "status":
                 return final_status(value)
-            value = coerce(ANY, value)
+            type_name = rest[0] if rest else ANY
+            value = decode(type_name, value) if channel in self.json_inputs else coerce(ANY, value)
             if isinstance(value, str) and key is not None:
                 value = json.loads(value)
             return value[key] if key is not None else value
@@ -167,7 +234,8 @@ class KfpConvention(Convention):
                 paths = self._artifact_paths(name)
                 values[name] = paths if element_type(ispec.type) not in (None, ANY) else paths[0]
             elif name in params:
-                values[name] = coerce(ispec.type, params[name])
+                convert = decode if name in self.json_inputs else coerce
+                values[name] = convert(ispec.type, params[name])
             else:
                 raise ConventionError(f"the executor input has no value for input {name!r}")
         return values
@@ -197,13 +265,17 @@ class KfpConvention(Convention):
     def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> dict[str, Any]:
         parameters: dict[str, Any] = {}
         artifacts: dict[str, Any] = {}
-        for name in spec.outputs:
+        declared = self._section("outputs", "parameters")
+        for name, out_type in spec.outputs.items():
             if is_artifact_output(spec, name):
                 artifact = self._output_artifact(name)
                 artifact.setdefault("metadata", {})
                 artifacts[name] = {"artifacts": [artifact]}
-            else:
-                parameters[name] = result.outputs[name]
+                continue
+            value = result.outputs[name]
+            parameters[name] = encode(out_type, value)
+            if name + ITEMS_SUFFIX in declared and isinstance(value, list):
+                parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
         document = {"parameterValues": parameters, "artifacts": artifacts}
         target = self._output_file()
         if target is not None:
@@ -231,4 +303,15 @@ class KfpConvention(Convention):
             fh.write(json.dumps(line, sort_keys=True) + "\n")
 
 
-__all__ = ["KfpConvention", "coerce", "final_status", "local_path"]
+__all__ = [
+    "ITEMS_SUFFIX",
+    "KfpConvention",
+    "coerce",
+    "compound",
+    "decode",
+    "encode",
+    "encode_item",
+    "encode_items",
+    "final_status",
+    "local_path",
+]

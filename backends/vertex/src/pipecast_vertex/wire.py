@@ -1,0 +1,74 @@
+"""How pipecast values travel between KFP tasks ("on the wire").
+
+KFP carries parameter values as ``google.protobuf.Value``, where every number is a double:
+``[1, 3.0]`` cannot survive as a ``LIST``. So a list or dict that a step produces travels as
+JSON text (``STRING``), and the runtime decodes it by its declared type, exactly (ints stay
+ints, floats stay floats, nested too). The rules:
+
+* step outputs of type ``list``/``dict``/``list[T]``: JSON text (``STRING``);
+* ``for_each`` group outputs: collected by KFP into a ``LIST`` of per-iteration values, each
+  encoded as its step output is;
+* ``when``/``else`` group outputs: as the step output they select;
+* pipeline parameters: native (``LIST``/``STRUCT``: what users type in the console); their
+  numbers come back as ints when integral (the only place the heuristic remains);
+* loop items: a ``parameterIterator`` needs a real list, so a loop over a step's list output
+  iterates a companion output ``<output>--items`` (a native ``LIST`` the runtime writes
+  alongside); compound items (dicts, lists) of a step output, a collected output or a literal
+  list are JSON text, items of a pipeline parameter are native. Items of an untyped list
+  (``any``) are JSON text when they are dicts, lists or strings that start like JSON, and
+  native scalars otherwise (conditions compare them), so an integral float item of an untyped
+  list (``[1.0, "a"]``) still arrives as ``1``.
+"""
+
+from __future__ import annotations
+
+from pipecast.ir.refs import single_ref
+from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, compound
+
+__all__ = ["ITEMS_SUFFIX", "compound", "item_is_json", "iterated_outputs"]
+
+
+def item_is_json(index: PipelineIndex, group: StepNode) -> bool:
+    """Whether the items of a ``for_each`` group arrive as JSON text."""
+    item = index.loop_item_type(group)
+    if not compound(item) and item != ANY:
+        return False
+    value = group.group.for_each
+    if isinstance(value, list):
+        return True  # the compiler encodes the literal's compound items
+    ref = single_ref(value) if isinstance(value, str) else None
+    return ref is not None and ref.kind == "step"
+
+
+def iterated_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
+    """(step, output) pairs that need a companion ``<output>--items`` list.
+
+    A loop over a task's list output iterates the companion; a loop over a ``when`` group's
+    output needs the companion on the group and, through it, on each branch's step. A loop
+    over a ``for_each`` group's output iterates the collected ``LIST`` itself.
+    """
+    found: set[tuple[str, str]] = set()
+
+    def add(name: str, key: str) -> None:
+        node = index.nodes[name]
+        if node.is_task:
+            found.add((name, key))
+            return
+        if node.group.is_loop:
+            return
+        found.add((name, key))
+        exprs = [node.group.outputs.get(key)]
+        if node.group.else_ is not None:
+            exprs.append(node.group.else_.outputs.get(key))
+        for expr in exprs:
+            ref = single_ref(expr) if isinstance(expr, str) else None
+            if ref is not None and ref.kind == "step":
+                add(ref.name, ref.key or "")
+
+    for node in index.walk():
+        if node.is_group and node.group.is_loop and isinstance(node.group.for_each, str):
+            ref = single_ref(node.group.for_each)
+            if ref is not None and ref.kind == "step":
+                add(ref.name, ref.key or "")
+    return found
