@@ -199,12 +199,14 @@ def run_pipeline(
         UserError: bad parameters, unknown ``--fail`` steps, missing secrets, no container
             engine, an unknown run to resume.
     """
+    # Capture the options first: later locals (imports, helpers) must not leak into them.
+    options = {k: v for k, v in locals().items() if k != "loaded"}
     if isinstance(loaded, str | Path):
         from pipecast.api import load_checked
 
         loaded = load_checked(loaded)
     try:
-        return _run(loaded, **{k: v for k, v in locals().items() if k != "loaded"})
+        return _run(loaded, **options)
     except UserError as exc:
         # Errors found while starting the run (secrets, --fail, engines) name the file.
         raise UserError([d.located(loaded.source) for d in exc.diagnostics]) from None
