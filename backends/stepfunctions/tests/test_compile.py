@@ -1,5 +1,6 @@
-"""Compile every example and test pipeline for every compute and check the output with the
-real tools (statelint + asl-validator), botocore's request models, determinism and limits."""
+"""Compile every example for every compute and check the output with the real tools
+(statelint + asl-validator), botocore's request models, determinism and limits. The
+conformance cases are compiled and validated by ``tests/conformance``."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ from pipecast.diagnostics import UserError
 pytestmark = pytest.mark.stepfunctions
 
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
-CASES = (
-    sorted((REPO / "tests" / "conformance" / "cases").glob("**/*.yaml"))
-    if (REPO / "tests/conformance/cases").exists()
-    else []
-)
 
 
 COMPUTES = ("callback", "sagemaker", "batch")
@@ -29,14 +25,14 @@ def _key(path: Path, compute: str) -> str:
 
 
 def _check_all(tmp: Path) -> dict[str, dict]:
-    """Every example and case compiled for every compute; statelint per definition and one
+    """Every example compiled for every compute; statelint per definition and one
     asl-validator run over all of them (Node starts once, not once per file)."""
     from pipecast_stepfunctions.validate import asl_validator_problems, statelint_problems
 
     out: dict[str, dict] = {}
     paths: list[Path] = []
     owners: dict[str, tuple[str, str]] = {}
-    for path in EXAMPLES + CASES:
+    for path in EXAMPLES:
         for compute in COMPUTES:
             key = _key(path, compute)
             try:
@@ -73,7 +69,7 @@ def asl_checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("compute", COMPUTES)
-@pytest.mark.parametrize("path", EXAMPLES + CASES, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
 def test_valid_asl(path: Path, compute: str, asl_checked: dict) -> None:
     entry = asl_checked[_key(path, compute)]
     if "error" in entry:
