@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 _quote = json.JSONEncoder(ensure_ascii=False).encode
@@ -20,6 +21,7 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _YAML11_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 
 
+@lru_cache(maxsize=1 << 16)  # keys repeat across tasks (parameterType, taskInfo, ...)
 def _key(key: str) -> str:
     """Keys stay plain when YAML reads them back as the same string; others are quoted."""
     if _PLAIN_KEY.match(key) and key.lower() not in _YAML11_WORDS:
@@ -56,7 +58,9 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
         for key in sorted(value):
             item = value[key]
             head = f"{indent}{_key(str(key))}:"
-            if isinstance(item, dict) and item:
+            if type(item) is str:  # the common case first
+                out.append(f"{head} {_quote(item)}")
+            elif isinstance(item, dict) and item:
                 out.append(head)
                 _emit(item, indent + "  ", out)
             elif isinstance(item, list) and item:
@@ -66,7 +70,9 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
                 out.append(f"{head} {_empty(item)}")
     else:
         for item in value:
-            if isinstance(item, dict | list) and item:
+            if type(item) is str:
+                out.append(f"{indent}- {_quote(item)}")
+            elif isinstance(item, dict | list) and item:
                 sub: list[str] = []
                 _emit(item, indent + "  ", sub)
                 first = sub[0][len(indent) + 2 :]
