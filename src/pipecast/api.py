@@ -228,6 +228,7 @@ def compile_pipeline(
             raise UserError(
                 _settings_diagnostics(exc, backend.settings_model, backend.name, "settings")
             ) from None
+    loaded = loaded.lowered()
     checks = [d.located(loaded.source) for d in backend.check(loaded.index, lenient=lenient)]
     warnings = raise_if_errors(checks)
     result = backend.emit(loaded.pipeline, loaded.index, settings)

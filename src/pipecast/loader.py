@@ -58,6 +58,16 @@ class Loaded:
     def index(self) -> PipelineIndex:
         return PipelineIndex(self.pipeline)
 
+    def lowered(self) -> Loaded:
+        """The same pipeline after the IR → IR lowerings every target and the simulator run on
+        (:mod:`pipecast.passes.lower`); ``self`` when nothing changes."""
+        from pipecast.passes.lower import pipeline_refs_as_inputs
+
+        pipeline = pipeline_refs_as_inputs(self.pipeline)
+        if pipeline is self.pipeline:
+            return self
+        return Loaded(pipeline, self.path, self.source, list(self.warnings))
+
 
 def load(path: str | Path) -> Loaded:
     """Load a pipeline file by its suffix (``.yaml``/``.yml``, ``.json`` or ``.py``).

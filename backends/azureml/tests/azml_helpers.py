@@ -85,6 +85,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
     """
     from pipecast.ir.refs import single_ref
 
+    loaded = loaded.lowered()  # compile_pipeline compiles the lowered IR
     index = loaded.index
     files = docs(compiled)
     job_file = f"{loaded.pipeline.name}.yml"

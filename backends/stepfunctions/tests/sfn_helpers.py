@@ -21,7 +21,7 @@ ROLE = "arn:aws:iam::123456789012:role/pipecast-test"
 
 
 def compile_file(path: Path | str, **settings: Any) -> tuple[Any, Any, StepFunctionsSettings]:
-    loaded = load(path)
+    loaded = load(path).lowered()  # what compile_pipeline emits from
     s = StepFunctionsSettings(**settings)
     result = BACKEND.emit(loaded.pipeline, loaded.index, s)
     return loaded, result, s

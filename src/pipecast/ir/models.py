@@ -210,6 +210,8 @@ class TaskStep(Node):
         for name in v:
             if not values.IDENT_RE.match(name):
                 raise ValueError(f"{name!r} is not a valid input/output name (use a Python identifier)")
+            if name.startswith("__pipecast_"):
+                raise ValueError(f"{name!r}: names starting with '__pipecast_' are reserved for pipecast")
         return v
 
 

@@ -368,10 +368,12 @@ class _Checker:
                                 hint=_names_hint(ref.name, task.outputs, "outputs"),
                                 code="placeholder",
                             )
+                    elif ref.kind == "pipeline" and ref.name in ("name", "run_id"):
+                        continue  # SPEC §4: everywhere; lowered to an input (passes/lower.py)
                     else:
                         self.error(
-                            f"{ref} cannot be used in a container command; only {{{{ inputs.X }}}} and "
-                            "{{ outputs.Y }} placeholders can",
+                            f"{ref} cannot be used in a container command; only {{{{ inputs.X }}}}, "
+                            "{{ outputs.Y }}, {{ pipeline.name }} and {{ pipeline.run_id }} can",
                             path,
                             hint=f"add an input (e.g. x: '{ref}') and use '{{{{ inputs.x }}}}'",
                             code="placeholder",

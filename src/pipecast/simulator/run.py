@@ -205,6 +205,7 @@ def run_pipeline(
         from pipecast.api import load_checked
 
         loaded = load_checked(loaded)
+    loaded = loaded.lowered()
     try:
         return _run(loaded, **options)
     except UserError as exc:
