@@ -125,3 +125,23 @@ def test_deploy_refuses_placeholders_and_missing_settings() -> None:
             {"churn-training.yaml": text},
             VertexSettings(project="p", pipeline_root="gs://b"),
         )
+
+
+def test_json_text_transport_is_exact() -> None:
+    from pipecast.runtime.conventions.kfp import decode, encode, encode_items
+
+    value = [1, "two", 3.0, {"n": 1, "f": 2.0, "l": [1.0]}]
+    text = encode("list", value)
+    assert isinstance(text, str)
+    back = decode("list", text)
+    assert back == value and [type(v) for v in back] == [int, str, float, dict]
+    assert type(back[3]["f"]) is float and type(back[3]["n"]) is int
+    # A collected list of per-iteration JSON texts decodes element by element.
+    collected = decode("list[dict]", [encode("dict", {"f": 1.0}), encode("dict", {"f": 2})])
+    assert [type(d["f"]) for d in collected] == [float, int]
+    # Collected scalars arrive as doubles and are converted by the element type.
+    assert [type(v) for v in decode("list[int]", [3.0, 1.0])] == [int, int]
+    # Untyped loop items: scalars native, compound and JSON-looking strings as text.
+    items = encode_items("list", [1.5, "a", "[x", {"k": 1.0}])
+    assert items == [1.5, "a", '"[x"', '{"k": 1.0}']
+    assert [decode("any", v) for v in items] == [1.5, "a", "[x", {"k": 1.0}]
