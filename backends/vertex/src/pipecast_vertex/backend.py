@@ -81,7 +81,7 @@ class VertexBackend(Backend):
             if not node.is_group:
                 continue
             group = node.group
-            exprs = [(("outputs", k), v) for k, v in group.outputs.items()]
+            exprs: list[tuple[tuple[str, ...], str]] = [(("outputs", k), v) for k, v in group.outputs.items()]
             if group.else_ is not None:
                 exprs += [(("else", "outputs", k), v) for k, v in group.else_.outputs.items()]
             for rel, expr in exprs:

@@ -218,10 +218,10 @@ class Compiler:
             return Chan("param", ref.name, None, type_, parameter_type(type_))
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
-            type_ = self.index.loop_item_type(group)
+            item = self.index.loop_item_type(group)
             is_json = item_is_json(self.index, group)
             return Chan(
-                "loop", group.name, None, type_, PT.STRING if is_json else parameter_type(type_), is_json
+                "loop", group.name, None, item, PT.STRING if is_json else parameter_type(item), is_json
             )
         if ref.kind == "pipeline":
             return Chan("status" if ref.name == "status" else "run_id", ref.name, None, "str")
