@@ -297,4 +297,6 @@ def test_pool_overhead_is_small(tmp_path, pp):
             r = pool.run_attempt(spec, {}, tmp_path, timeout=None, log_path=tmp_path / "l")
             assert r.ok
         per_step = (time.perf_counter() - start) / n
-    assert per_step < 0.003, f"{per_step * 1000:.2f} ms per no-op step"
+    # A blow-up guard (a fresh process per attempt costs ~30 ms): the overhead goal itself is
+    # measured by benchmarks/simulator.py, not by a timed unit test that flakes under load.
+    assert per_step < 0.02, f"{per_step * 1000:.2f} ms per no-op step"

@@ -240,7 +240,7 @@ def test_dry_run_of_10000_steps_is_fast(sim):
     elapsed = time.perf_counter() - t0
     assert rec["status"] == "succeeded" and len(rec["steps"]) == 10_000
     assert rec["timeline"]["duration"] == 100
-    assert elapsed < 4, elapsed  # the goal is 2 s; CI machines vary
+    assert elapsed < 10, elapsed  # blow-up guard; the 2 s goal is measured by benchmarks/simulator.py
 
 
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
