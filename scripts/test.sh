@@ -7,4 +7,6 @@ bash scripts/setup.sh
 bash scripts/install-tools.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest "$@"
+# Two workers (the CI machine has 2 cores); session fixtures (moto, Airflow home) are per
+# worker, and the conformance suite shares its Airflow batches between workers.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" "$@"
