@@ -1,10 +1,10 @@
 """``pipecast init``: a new project from ``templates/project/``.
 
-A project is one of the examples (``templates/project/examples/<example>/``: the pipeline
-and its step code, kept identical to ``examples/<example>/`` by a test) with the pipeline
-renamed, plus files rendered from ``templates/project/common/`` (README, tests that run the
-pipeline in the simulator, a settings file per target with placeholders, pyproject). The
-templates ship inside the wheel (``pipecast/_templates``), so this works from any install.
+A project is one of the examples (``examples/<example>/``: the pipeline and its step code)
+with the pipeline renamed, plus files rendered from ``templates/project/common/`` (README,
+tests that run the pipeline in the simulator, a settings file per target with placeholders,
+pyproject). Templates and examples ship inside the wheel (``pipecast/_templates``,
+``pipecast/_examples``), so this works from any install.
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ def _project_root() -> Path:
     from pipecast.templating import template_root
 
     return template_root() / "project"
+
+
+#: The example's own README (the project gets one rendered from common/) and its DSL twin
+#: (which would keep the example's pipeline name) stay behind.
+_NOT_COPIED = frozenset({Path("README.md"), Path("pipeline.py")})
+
+
+def _examples_root() -> Path:
+    """The examples: the packaged copy in a wheel install, else the source tree's."""
+    packaged = Path(__file__).parent / "_examples"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "examples"
 
 
 def check_name(name: str) -> str:
@@ -87,7 +100,7 @@ def create(name: str, target: Path, example: str = "churn") -> list[Path]:
             )
         )
     root = _project_root()
-    source = root / "examples" / example
+    source = _examples_root() / example
     module = next(
         (p.name for p in sorted(source.iterdir()) if p.is_dir() and (p / "__init__.py").exists()), None
     )
@@ -96,6 +109,8 @@ def create(name: str, target: Path, example: str = "churn") -> list[Path]:
         if path.is_dir() or "__pycache__" in path.parts:
             continue
         rel = path.relative_to(source)
+        if rel in _NOT_COPIED:
+            continue
         if rel == Path("pipeline.yaml"):
             text, count = _NAME_LINE.subn(f"name: {name}", path.read_text(encoding="utf-8"), count=1)
             assert count == 1, "example pipeline without a top-level name line"

@@ -170,16 +170,3 @@ def test_kubernetes_operator_maps_resources_and_accelerators(compiled):
     assert '"nvidia.com/gpu": "1"' in text
     assert '"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"' in text
     assert "{{ pipecast_inputs(" in text
-
-
-@pytest.mark.slow
-def test_template_ships_in_the_core_wheel(tmp_path):
-    import zipfile
-
-    subprocess.run(
-        ["uv", "build", "--wheel", "--out-dir", str(tmp_path), str(REPO)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("pipecast-*.whl")
-    assert "pipecast/_templates/airflow/dag.py.j2" in zipfile.ZipFile(wheel).namelist()

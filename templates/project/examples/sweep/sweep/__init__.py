@@ -1,1 +1,0 @@
-"""Step code of the hyper-parameter sweep example."""
