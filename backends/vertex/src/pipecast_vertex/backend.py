@@ -130,13 +130,13 @@ class VertexBackend(Backend):
         return out
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
+        from pipecast import yamltext
         from pipecast.io import dump_json
-        from pipecast_vertex import fastyaml
         from pipecast_vertex.compiler import compile_spec
         from pipecast_vertex.schedule import schedule_request
 
         data, diagnostics = compile_spec(pipeline, index, settings)
-        text = dump_json(data) if settings.format == "json" else fastyaml.dump(data)
+        text = dump_json(data) if settings.format == "json" else yamltext.dump(data)
         files = {self.spec_filename(pipeline, settings): text}
         if pipeline.schedule is not None:
             files[f"{pipeline.name}.schedule.json"] = dump_json(schedule_request(pipeline, data, settings))
