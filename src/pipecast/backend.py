@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pipecast.diagnostics import Diagnostic
+from pipecast.diagnostics import Diagnostic, UserError
 
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
@@ -109,6 +110,45 @@ class Settings(BaseModel):
 
 class EmptySettings(Settings):
     pass
+
+
+# Settings a compile can do without but a deploy cannot are written into the output as
+# marked placeholders (``<set project>``), compile warns about each, and deploy refuses
+# files that still hold one.
+PLACEHOLDER_RE = re.compile(r"<set [a-z_]+>")
+
+
+def placeholder(setting: str) -> str:
+    """A marked placeholder for a setting that was not given."""
+    return f"<set {setting}>"
+
+
+def refuse_placeholders(files: Mapping[str, str]) -> None:
+    """Raise :class:`UserError` if a compiled file still holds a placeholder (before deploy)."""
+    for rel in sorted(files):
+        found = PLACEHOLDER_RE.search(files[rel])
+        if found:
+            raise UserError(
+                Diagnostic(
+                    f"{rel} still holds the placeholder {found.group(0)!r}",
+                    hint="set the missing setting (for example --set image=...) and compile again",
+                    file=rel,
+                    code="placeholder",
+                )
+            )
+
+
+def require_settings(target: str, settings: Settings, names: tuple[str, ...]) -> None:
+    """Raise :class:`UserError` naming every setting in ``names`` that is not given."""
+    missing = [k for k in names if getattr(settings, k) is None]
+    if missing:
+        raise UserError(
+            Diagnostic(
+                f"{target} deploy needs " + ", ".join(missing),
+                hint="set them in the settings file or pass " + " ".join(f"--set {k}=..." for k in missing),
+                code="settings",
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir.models import Pipeline, PythonRun, TaskStep
@@ -42,7 +43,7 @@ from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, sa
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
-from pipecast_azureml.settings import AzureMLSettings, placeholder
+from pipecast_azureml.settings import AzureMLSettings
 from pipecast_azureml.types import azure_type, item_text, param_input_value
 
 #: Azure ML's limit on the nodes of one pipeline job (https://aka.ms/azure-machine-learning-limits).

@@ -12,36 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.backend import refuse_placeholders, require_settings
 from pipecast.ir.models import Pipeline
-from pipecast_azureml.settings import PLACEHOLDER_RE, AzureMLSettings
+from pipecast_azureml.settings import AzureMLSettings
 from pipecast_azureml.validate import enable_private_features
-
-
-def _require(settings: AzureMLSettings) -> None:
-    missing = [k for k in ("subscription_id", "resource_group", "workspace") if getattr(settings, k) is None]
-    if missing:
-        raise UserError(
-            Diagnostic(
-                "azureml deploy needs " + ", ".join(missing),
-                hint="set them in the settings file or pass " + " ".join(f"--set {k}=..." for k in missing),
-                code="settings",
-            )
-        )
-
-
-def _no_placeholders(files: Mapping[str, str]) -> None:
-    for rel in sorted(files):
-        found = PLACEHOLDER_RE.search(files[rel])
-        if found:
-            raise UserError(
-                Diagnostic(
-                    f"{rel} still holds the placeholder {found.group(0)!r}",
-                    hint="set the missing setting (for example --set image=...) and compile again",
-                    file=rel,
-                    code="placeholder",
-                )
-            )
 
 
 def _write(files: Mapping[str, str], root: Path) -> None:
@@ -95,8 +69,8 @@ def deploy(
         client: an ``MLClient`` to use instead of building one (tests, notebooks).
     """
     if client is None:
-        _require(settings)
-    _no_placeholders(files)
+        require_settings("azureml", settings, ("subscription_id", "resource_group", "workspace"))
+    refuse_placeholders(files)
     job = build_job(pipeline, files, params)
     schedule = build_schedule(pipeline, files)
     if client is None:

@@ -13,14 +13,8 @@ from pydantic import Field, field_validator
 
 from pipecast.backend import Settings
 
-PLACEHOLDER_RE = re.compile(r"<set [a-z_]+>")
 _COMPUTE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
 _VAULT_RE = re.compile(r"^https://[A-Za-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)/?$")
-
-
-def placeholder(setting: str) -> str:
-    """A marked placeholder for a setting that was not given."""
-    return f"<set {setting}>"
 
 
 class AzureMLSettings(Settings):

@@ -38,6 +38,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
+from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir import condition as cond
 from pipecast.ir import values
@@ -49,7 +50,7 @@ from pipecast.runtime.spec import step_spec
 from pipecast_vertex import naming as n
 from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
-from pipecast_vertex.settings import VertexSettings, placeholder
+from pipecast_vertex.settings import VertexSettings
 from pipecast_vertex.wire import ITEMS_SUFFIX, compound, item_is_json, iterated_outputs
 
 SCHEMA_VERSION = "2.1.0"

@@ -11,36 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.backend import refuse_placeholders, require_settings
 from pipecast.ir.models import Pipeline
-from pipecast_vertex.settings import PLACEHOLDER_RE, VertexSettings
-
-
-def _require(settings: VertexSettings) -> None:
-    missing = [k for k in ("project", "pipeline_root") if getattr(settings, k) is None]
-    if missing:
-        raise UserError(
-            Diagnostic(
-                "vertex deploy needs " + " and ".join(missing),
-                hint="set them in the settings file or pass " + " ".join(f"--set {k}=..." for k in missing),
-                code="settings",
-            )
-        )
+from pipecast_vertex.settings import VertexSettings
 
 
 def _spec_text(pipeline: Pipeline, files: Mapping[str, str], settings: VertexSettings) -> tuple[str, str]:
     name = f"{pipeline.name}.{settings.format}"
     text = files[name]
-    found = PLACEHOLDER_RE.search(text)
-    if found:
-        raise UserError(
-            Diagnostic(
-                f"{name} still holds the placeholder {found.group(0)!r}",
-                hint="set the missing setting (for example --set image=...) and compile again",
-                file=name,
-                code="placeholder",
-            )
-        )
+    refuse_placeholders({name: text})
     return name, text
 
 
@@ -56,7 +35,7 @@ def build_job(
     """An ``aiplatform.PipelineJob`` for the compiled spec (nothing is sent yet)."""
     from google.cloud import aiplatform
 
-    _require(settings)
+    require_settings("vertex", settings, ("project", "pipeline_root"))
     name, text = _spec_text(pipeline, files, settings)
     values = {k: p.default for k, p in pipeline.params.items() if p.has_default}
     values.update(params or {})

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipecast.backend import placeholder
 from pipecast.ir.models import Pipeline
-from pipecast_vertex.settings import VertexSettings, placeholder
+from pipecast_vertex.settings import VertexSettings
 
 
 def cron_with_timezone(cron: str, timezone: str) -> str:

@@ -14,14 +14,8 @@ from pydantic import Field, field_validator
 
 from pipecast.backend import Settings
 
-PLACEHOLDER_RE = re.compile(r"<set [a-z_]+>")
 _LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
-
-
-def placeholder(setting: str) -> str:
-    """A marked placeholder for a setting that was not given."""
-    return f"<set {setting}>"
 
 
 class VertexSettings(Settings):
