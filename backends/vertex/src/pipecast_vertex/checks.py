@@ -74,16 +74,11 @@ def _check_dag(
                 if source not in own_params:
                     problems.append(f"{at}: input {name!r} reads {source!r}, not an input of {where}")
             elif "taskOutputParameter" in binding:
-                _check_producer(
-                    at,
-                    name,
-                    binding["taskOutputParameter"],
-                    "outputParameterKey",
-                    "parameters",
-                    tasks,
-                    components,
-                    problems,
-                )
+                out = binding["taskOutputParameter"]
+                _check_reads(
+                    at, "input", name, out.get("producerTask"), out.get("outputParameterKey"),
+                    "parameters", tasks, components, problems,
+                )  # fmt: skip
             elif "taskFinalStatus" in binding:
                 if binding["taskFinalStatus"].get("producerTask") not in tasks:
                     problems.append(f"{at}: taskFinalStatus of {name!r} names no task of this DAG")
@@ -99,16 +94,11 @@ def _check_dag(
                         f"{at}: input {name!r} reads {source!r}, not an input artifact of {where}"
                     )
             elif "taskOutputArtifact" in binding:
-                _check_producer(
-                    at,
-                    name,
-                    binding["taskOutputArtifact"],
-                    "outputArtifactKey",
-                    "artifacts",
-                    tasks,
-                    components,
-                    problems,
-                )
+                out = binding["taskOutputArtifact"]
+                _check_reads(
+                    at, "input", name, out.get("producerTask"), out.get("outputArtifactKey"),
+                    "artifacts", tasks, components, problems,
+                )  # fmt: skip
             else:
                 problems.append(f"{at}: input artifact {name!r} has no source")
         item = task.get("parameterIterator", {}).get("itemInput")
@@ -141,12 +131,18 @@ def _check_dag(
         if not selectors:
             problems.append(f"{where}: DAG output {name!r} has no source")
         for sel in selectors:
-            _check_subtask(where, name, sel, "outputParameterKey", "parameters", tasks, components, problems)
+            _check_reads(
+                where, "output", name, sel.get("producerSubtask"), sel.get("outputParameterKey"),
+                "parameters", tasks, components, problems,
+            )  # fmt: skip
     for name, spec in outputs.get("artifacts", {}).items():
         if name not in out_arts:
             problems.append(f"{where}: DAG output artifact {name!r} is not in outputDefinitions")
         for sel in spec.get("artifactSelectors", []):
-            _check_subtask(where, name, sel, "outputArtifactKey", "artifacts", tasks, components, problems)
+            _check_reads(
+                where, "output", name, sel.get("producerSubtask"), sel.get("outputArtifactKey"),
+                "artifacts", tasks, components, problems,
+            )  # fmt: skip
     if "dag" in comp:
         for name in out_params:
             if name not in outputs.get("parameters", {}):
@@ -156,44 +152,27 @@ def _check_dag(
                 problems.append(f"{where}: output artifact {name!r} is declared but never produced")
 
 
-def _check_producer(
-    at: str,
+def _check_reads(
+    where: str,
+    reader: str,
     name: str,
-    binding: dict[str, Any],
-    key_field: str,
+    producer: Any,
+    key: Any,
     kind: str,
     tasks: dict[str, Any],
     components: dict[str, Any],
     problems: list[str],
 ) -> None:
-    producer = binding.get("producerTask")
+    """A binding that reads ``key`` from task ``producer``: the task exists and declares it.
+
+    ``reader`` is ``"input"`` (a task input bound to a sibling's output) or ``"output"`` (a DAG
+    output selected from one of its tasks).
+    """
     if producer not in tasks:
-        problems.append(f"{at}: input {name!r} reads task {producer!r}, not a task of this DAG")
+        problems.append(f"{where}: {reader} {name!r} reads task {producer!r}, not a task of this DAG")
         return
     comp = components.get(tasks[producer].get("componentRef", {}).get("name", ""), {})
-    key = binding.get(key_field)
     if key not in _io(comp, "outputDefinitions", kind):
         problems.append(
-            f"{at}: input {name!r} reads output {key!r}, which task {producer!r} does not declare"
-        )
-
-
-def _check_subtask(
-    where: str,
-    name: str,
-    sel: dict[str, Any],
-    key_field: str,
-    kind: str,
-    tasks: dict[str, Any],
-    components: dict[str, Any],
-    problems: list[str],
-) -> None:
-    producer = sel.get("producerSubtask")
-    if producer not in tasks:
-        problems.append(f"{where}: output {name!r} reads task {producer!r}, not a task of this DAG")
-        return
-    comp = components.get(tasks[producer].get("componentRef", {}).get("name", ""), {})
-    if sel.get(key_field) not in _io(comp, "outputDefinitions", kind):
-        problems.append(
-            f"{where}: output {name!r} reads {sel.get(key_field)!r}, which task {producer!r} does not declare"
+            f"{where}: {reader} {name!r} reads output {key!r}, which task {producer!r} does not declare"
         )
