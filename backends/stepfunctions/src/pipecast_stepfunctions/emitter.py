@@ -33,13 +33,14 @@ from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref, is_template, parse_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 
-from . import compute
+from . import compute, waits
 from .conditions import to_rule
 from .lowering import SP, Par, Seq, lower
 from .names import StateNames, state_machine_arn, state_machine_name
 from .paths import format_string, ref_path, template
 from .settings import StepFunctionsSettings
 from .split import Child, Events, Frame, Outliner, Unit
+from .waits import lower_with_waits
 
 ROOT_KEYS = ("params", "pipeline", "steps")
 LOOP_KEYS = (*ROOT_KEYS, "loop", "index")
@@ -70,6 +71,9 @@ class Emitter(Outliner):
     children: list[Child] = field(default_factory=list)
     _inner: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     _eff: dict[str, Any] = field(default_factory=dict)
+    #: id(StepNode) → the producers it waits for / ids of nodes others wait for (dag_mode waits)
+    wait_for: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    published: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -140,8 +144,8 @@ class Emitter(Outliner):
         if eff.timeout is None:
             return None
         r = eff.retry
-        waits = sum(backoff_delay(r, n) for n in range(1, r.attempts))
-        return max(1, math.ceil(eff.timeout * r.attempts + waits + 60))
+        pauses = sum(backoff_delay(r, n) for n in range(1, r.attempts))
+        return max(1, math.ceil(eff.timeout * r.attempts + pauses + 60))
 
     def retry_and_timeout(self, node: StepNode) -> dict[str, Any]:
         """``Retry`` and ``TimeoutSeconds`` for a step's task state (SPEC §6, §7)."""
@@ -193,17 +197,25 @@ class Emitter(Outliner):
     # ------------------------------------------------------------------ structure
 
     def scope_sp(self, scope: Scope) -> SP:
+        """The scope's sibling graph as an SP expression; with ``dag_mode: waits`` the edges
+        it does not order are kept as waits (see :mod:`.waits`)."""
         deps = self.index.deps(scope)
         names = list(scope.steps)
         edges = [(d, n) for n, ds in deps.items() for d in ds]
-        return lower(names, edges)
+        if self.settings.dag_mode == "barriers":
+            return lower(names, edges)
+        plan = lower_with_waits(names, edges)
+        for step, producers in plan.waits.items():
+            self.wait_for[id(scope.steps[step])] = producers
+            self.published.update(id(scope.steps[u]) for u in producers)
+        return plan.sp
 
     def emit_scope(self, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         return self.emit_sp(self.scope_sp(scope), scope, frame, nxt)
 
     def emit_sp(self, sp: SP, scope: Scope, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         if isinstance(sp, str):
-            return self.emit_node(scope.steps[sp], frame, nxt)
+            return self.emit_waiting(scope, scope.steps[sp], frame, nxt)
         if isinstance(sp, Seq):
             units = [self.unit(frame, self._emitting(item, scope)) for item in sp.items]
             return self.link_sequence(self.fit_sequence(units, frame), frame, nxt)
@@ -294,6 +306,69 @@ class Emitter(Outliner):
             out["steps.$"] = steps
         out.update(extra)
         return out
+
+    # ------------------------------------------------------------------ waits
+
+    def emit_waiting(self, scope: Scope, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        """A node with its waits before it (it starts only when every predecessor the SP
+        skeleton does not order has ended) and, when others wait for it, its entry
+        published to S3 after it."""
+        events: Events = (0, 0)
+        if id(node) in self.published:
+            publish = self.names.new(f"{node.name} (publish)", "publish")
+            self.add(frame, publish, self.publish_state(node, frame), nxt)
+            nxt, events = publish, _add(events, PUBLISH_EVENTS)
+        start, ev = self.emit_node(node, frame, nxt)
+        events = _add(events, ev)
+        for producer in reversed(self.wait_for.get(id(node), ())):
+            merge = self.names.new(f"{node.name} (after {producer})", "wait-merge")
+            wait = self.names.new(f"{node.name} (wait for {producer})", "wait")
+            self.add(frame, merge, {"Type": "Pass", "Parameters": self.carry(frame, steps=WAITED)}, start)
+            self.add(frame, wait, self.wait_state(scope.steps[producer], frame), merge)
+            start, events = wait, _add(events, WAIT_EVENTS)
+        return start, events
+
+    def done_key(self, node: StepNode, frame: Frame) -> str:
+        """``States.Format`` of the S3 key a node's state entry is published at (per loop
+        item); ``.pipecast-done.json`` cannot clash with an output name."""
+        return self.prefix_call(node, frame, with_bucket=False, suffix="/.pipecast-done.json")
+
+    def publish_state(self, node: StepNode, frame: Frame) -> dict[str, Any]:
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+            "Parameters": {
+                "Bucket": self.settings.bucket,
+                "Key.$": self.done_key(node, frame),
+                "Body.$": f"States.JsonToString($.steps.{node.name})",
+                "ContentType": "application/json",
+            },
+            "ResultPath": None,
+            "Retry": [
+                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
+            ],
+        }
+
+    def wait_state(self, producer: StepNode, frame: Frame) -> dict[str, Any]:
+        """Poll for the producer's published entry: ``NoSuchKey`` until it has ended, retried
+        with backoff (2 s, x1.5, at most 60 s apart); its entry lands in ``$.waited``."""
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+            "Parameters": {"Bucket": self.settings.bucket, "Key.$": self.done_key(producer, frame)},
+            "ResultSelector": {f"{producer.name}.$": "States.StringToJson($.Body)"},
+            "ResultPath": "$.waited",
+            "Retry": [
+                {
+                    "ErrorEquals": ["S3.NoSuchKeyException"],
+                    "IntervalSeconds": waits.POLL_FIRST_S,
+                    "BackoffRate": waits.POLL_BACKOFF,
+                    "MaxDelaySeconds": waits.POLL_MAX_S,
+                    "MaxAttempts": waits.POLL_MAX_ATTEMPTS,
+                },
+                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4},
+            ],
+        }
 
     # ------------------------------------------------------------------ steps
 
@@ -677,6 +752,11 @@ class Emitter(Outliner):
 
 
 ASSUMED_WIDTH = 10
+# History events of a wait: its Task state (entered, scheduled, started, succeeded, exited)
+# and merge Pass, plus 3 per poll: 2 polls expected, 40 (~35 min of waiting) at worst.
+WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * 40)
+PUBLISH_EVENTS: Events = (5, 5)
+WAITED = "States.JsonMerge($.steps, $.waited, false)"
 # The run id is the execution name, read from the execution ARN
 # (arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>) because moto
 # leaves $$.Execution.Name empty; on AWS both are the same.

@@ -26,7 +26,7 @@ def run_record(
     index = PipelineIndex(pipeline)
     kinds: Mapping[str, Any] = manifest["states"]
     by_id = {ev["id"]: ev for ev in events}
-    entered_at: dict[int, tuple[str, str]] = {}  # TaskStateEntered id -> (step, key)
+    entered_at: dict[int, tuple[str, str] | None] = {}  # TaskStateEntered id -> (step, key)
     steps: dict[str, dict[str, Any]] = {}
     choices: dict[str, list[tuple[int, ...]]] = {}
 
@@ -56,6 +56,10 @@ def run_record(
         if det is not None:
             info = kinds.get(det.get("name", ""))
             if not info or not info.get("step"):
+                if kind.endswith("Entered"):
+                    # pipecast's own tasks (waits, publishing): their TaskScheduled and
+                    # TaskFailed events belong to no step.
+                    entered_at[ev["id"]] = None
                 continue
             step, role = info["step"], info["kind"]
             data = json.loads(det.get("input") or det.get("output") or "null")

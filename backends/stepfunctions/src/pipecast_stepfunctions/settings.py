@@ -25,6 +25,7 @@ PLACEHOLDERS: dict[str, str] = {
 
 Compute = Literal["sagemaker", "batch", "callback"]
 MapMode = Literal["auto", "inline", "distributed"]
+DagMode = Literal["waits", "barriers"]
 
 
 class StepFunctionsSettings(Settings):
@@ -50,6 +51,11 @@ class StepFunctionsSettings(Settings):
             fan-out exceeds ``distributed_map_threshold``).
         distributed_map_threshold: fan-out width above which ``auto`` picks DISTRIBUTED.
         name_prefix: prefix of the state machine name (``<prefix><pipeline>``).
+        dag_mode: how steps that nested ``Parallel`` states cannot order exactly (DAGs with an
+            "N": ``a->c, b->c, b->d``) are run. ``waits`` (default): no added ordering; such a
+            step waits for its extra predecessors through S3 (the role needs ``s3:GetObject``,
+            ``s3:PutObject`` and ``s3:ListBucket`` on the artifact root). ``barriers``: pure
+            nested ``Parallel`` states, which make some steps wait longer than the DAG says.
         max_history_events: fail compiling above this estimated number of history events.
         definition_split_bytes: split into child state machines above this definition size.
     """
@@ -68,6 +74,7 @@ class StepFunctionsSettings(Settings):
     map_mode: MapMode = "auto"
     distributed_map_threshold: int = Field(40, ge=1)
     name_prefix: str = "pipecast-"
+    dag_mode: DagMode = "waits"
     max_history_events: int = Field(25_000, ge=100, le=25_000)
     definition_split_bytes: int = Field(1_000_000, ge=10_000, le=1_048_576)
 
