@@ -102,7 +102,7 @@ def test_barriers_mode_adds_order_instead() -> None:
     assert "(wait for " not in barrier_text and "(publish)" not in barrier_text
 
 
-STEPS = '''
+STEPS = """
 import time
 
 
@@ -122,7 +122,7 @@ def add(a, b):
 def boom(value):
     time.sleep(1)
     raise RuntimeError("boom")
-'''
+"""
 
 # fast -> both, slow -> both, slow -> only_slow: an "N". "both" hangs under "fast" in the
 # skeleton (the later of two equally deep parents) and waits for "slow" through S3, polling.
