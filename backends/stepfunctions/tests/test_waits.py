@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pipecast_stepfunctions import lowering
-from pipecast_stepfunctions.waits import WaitPlan, lower_with_waits, plan_makespan, poll_delay
+from pipecast_stepfunctions.waits import WaitPlan, lower_with_waits, plan_makespan, poll_delay, polls_within
 from sfn_helpers import compile_file, run_in_moto
 
 from pipecast.simulator import run_pipeline
@@ -85,8 +85,10 @@ def test_random_dags_are_ordered_exactly() -> None:
 
 def test_polling_delay_model() -> None:
     assert poll_delay(10.0, 5.0) == 10.0  # already done: the first poll sees it
-    assert poll_delay(0.0, 2.0) == 2.0
-    assert poll_delay(0.0, 2.5) == 5.0  # polls at 0, 2, 5, 9.5, ...
+    assert poll_delay(0.0, 1.0) == 1.0
+    assert poll_delay(0.0, 2.5) == 3.0  # polls at 0, 1, 3, 7, 15, 31, 61, 91, ...
+    assert poll_delay(0.0, 62.0) == 91.0
+    assert polls_within(3600) == 124
     plan = lower_with_waits(*N_SHAPE)
     dur = {"a": 1.0, "b": 100.0, "c": 1.0, "d": 1.0}
     assert plan_makespan(plan, dur, poll_delay) >= plan_makespan(plan, dur)

@@ -100,7 +100,8 @@ def build(
     if events[1] > limit:
         em.diagnostics.append(
             Diagnostic(
-                f"stepfunctions: if every retry is used, an execution writes about {events[1]} history events "
+                f"stepfunctions: if every retry is used (and every wait polls for an hour), an execution writes "
+                f"about {events[1]} history events "
                 f"(limit {limit})",
                 ("steps",),
                 severity="warning",

@@ -351,7 +351,7 @@ class Emitter(Outliner):
 
     def wait_state(self, producer: StepNode, frame: Frame) -> dict[str, Any]:
         """Poll for the producer's published entry: ``NoSuchKey`` until it has ended, retried
-        with backoff (2 s, x1.5, at most 60 s apart); its entry lands in ``$.waited``."""
+        with backoff (1 s, doubling, at most 30 s apart); its entry lands in ``$.waited``."""
         return {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
@@ -753,8 +753,8 @@ class Emitter(Outliner):
 
 ASSUMED_WIDTH = 10
 # History events of a wait: its Task state (entered, scheduled, started, succeeded, exited)
-# and merge Pass, plus 3 per poll: 2 polls expected, 40 (~35 min of waiting) at worst.
-WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * 40)
+# and merge Pass, plus 3 per poll: 2 polls expected; at worst it polls for an hour.
+WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * waits.polls_within(3600))
 PUBLISH_EVENTS: Events = (5, 5)
 WAITED = "States.JsonMerge($.steps, $.waited, false)"
 # The run id is the execution name, read from the execution ARN
