@@ -175,6 +175,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 )
                 + (f" of {summary['history_events_limit']:,}" if "history_events_limit" in summary else "")
             )
+        if summary.get("cross_branch_waits"):  # Step Functions dag_mode waits
+            print(
+                f"  {summary['cross_branch_waits']} cross-branch wait(s): dependencies nested Parallel "
+                "states cannot express, kept exact through S3 (dag_mode: waits)"
+            )
         for path in written:
             print(f"  {path}")
     return EXIT_OK

@@ -223,3 +223,14 @@ def _history(pipeline: str) -> list[dict[str, Any]]:
     (execution,) = sfn.list_executions(stateMachineArn=machines[0]["stateMachineArn"])["executions"]
     pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
     return [e for page in pages for e in page["events"]]
+
+
+def test_compile_reports_the_waits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipecast.cli import main
+
+    case = Path(__file__).resolve().parents[3] / "tests/conformance/cases/non_series_parallel.yaml"
+    argv = ["compile", str(case), "--target", "stepfunctions", "--set", "compute=callback", "-o"]
+    assert main([*argv, str(tmp_path / "a")]) == 0
+    assert "2 cross-branch wait(s)" in capsys.readouterr().out
+    assert main([*argv, str(tmp_path / "b"), "--set", "dag_mode=barriers"]) == 0
+    assert "cross-branch" not in capsys.readouterr().out

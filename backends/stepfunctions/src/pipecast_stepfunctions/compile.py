@@ -214,6 +214,9 @@ def compile_pipeline(
         "history_events_worst_case": events[1],
         "history_events_limit": settings.max_history_events,
     }
+    if em.wait_for:
+        # dag_mode waits: edges nested Parallel states cannot order, kept as S3 waits.
+        summary["cross_branch_waits"] = sum(len(v) for v in em.wait_for.values())
     if em.assumed_widths:
         summary["assumed_fan_out_widths"] = dict(sorted(em.assumed_widths.items()))
     if em.names.shortened:
