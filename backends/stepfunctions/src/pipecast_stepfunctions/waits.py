@@ -104,11 +104,23 @@ def lower_with_waits(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> 
             keep = max(pred[v], key=lambda u: (depth[u], pos[u]))
             kept.append((names[keep], names[v]))
             rest += [(u, v) for u in sorted(pred[v], key=pos.__getitem__) if u != keep]
+    # An edge rejected early can fit once later ones are in, so passes repeat while they
+    # add something and the budget lasts.
     tries = _ADD_BACK_WORK // (n + len(kept))
-    for u, v in rest[:tries]:
-        candidate = [*kept, (names[u], names[v])]
-        if is_series_parallel(names, candidate):
-            kept = candidate
+    while rest and tries > 0:
+        rejected: list[tuple[int, int]] = []
+        for u, v in rest:
+            if tries <= 0:
+                break
+            tries -= 1
+            candidate = [*kept, (names[u], names[v])]
+            if is_series_parallel(names, candidate):
+                kept = candidate
+            else:
+                rejected.append((u, v))
+        if len(rejected) == len(rest):
+            break
+        rest = rejected
     sp = lower(names, kept)
     first, second = _linear_extensions(sp)
     pos1 = {x: i for i, x in enumerate(first)}
