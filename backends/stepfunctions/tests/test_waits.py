@@ -161,11 +161,34 @@ steps:
     run: {{python: "wsteps:emit"}}
     inputs: {{value: "{{{{ steps.fast.outputs.output }}}}"}}
     outputs: {{output: int}}
+  per_item:
+    for_each: [1, 2]
+    as: k
+    steps:
+      p:
+        run: {{python: "wsteps:slow"}}
+        inputs: {{value: "{{{{ k }}}}", seconds: 1}}
+        outputs: {{output: int}}
+      q:
+        run: {{python: "wsteps:emit"}}
+        inputs: {{value: "{{{{ steps.slow.outputs.output }}}}"}}
+        outputs: {{output: int}}
+      r:
+        run: {{python: "wsteps:add"}}
+        inputs: {{a: "{{{{ steps.p.outputs.output }}}}", b: "{{{{ steps.q.outputs.output }}}}"}}
+        outputs: {{output: int}}
+      s:
+        run: {{python: "wsteps:emit"}}
+        inputs: {{value: "{{{{ steps.q.outputs.output }}}}"}}
+        outputs: {{output: int}}
+    outputs:
+      sums: "{{{{ steps.r.outputs.output }}}}"
 finally:
   run: {{python: "wsteps:emit"}}
   inputs: {{value: "{{{{ pipeline.status }}}}"}}
 outputs:
   total: "{{{{ steps.both.outputs.output }}}}"
+  sums: "{{{{ steps.per_item.outputs.sums }}}}"
 """
 
 
@@ -207,7 +230,7 @@ def test_waits_execute_in_moto_like_the_simulator(
     assert record["status"] == status
     steps = record["steps"]
     if status == "succeeded":
-        assert record["outputs"] == {"total": 11}
+        assert record["outputs"] == {"total": 11, "sums": [11, 12]}  # waits inside a Map, per item
         # Every edge of the DAG held: a step started only after each producer ended.
         for u, v in [("fast", "both"), ("slow", "both"), ("slow", "only_slow"), ("fast", "after_fast")]:
             assert steps[v]["started"] >= steps[u]["ended"], (u, v, steps)
