@@ -962,7 +962,41 @@ def lower(
     # makes "never worse than level lowering" hold by construction.
     _level, depth = _level_cost(piece, g.dur)
     level = _level_expr(g, piece.nodes, depth)
+    if durations is None:
+        # Durations unknown (what a compiler has): "never worse than level lowering" must
+        # then hold for *any* durations, i.e. the expression may only order pairs that
+        # level lowering orders too; otherwise level lowering it is.
+        levels = {g.names[v]: float(d) for v, d in zip(piece.nodes, depth, strict=True)}
+        return expr if _within_levels(expr, levels) else level
     return level if makespan(level, times) < cost else expr
+
+
+def _within_levels(sp: SP, level: Mapping[str, float]) -> bool:
+    """Whether every pair ``sp`` orders is in increasing level order (iteratively: a
+    ``Seq`` item's nodes follow every node of the items before it)."""
+    top: dict[int, float] = {}  # id(item) -> highest level inside
+    post: list[SP] = []
+    stack: list[SP] = [sp]
+    while stack:
+        item = stack.pop()
+        post.append(item)
+        if not isinstance(item, str):
+            stack.extend(_children(item))
+    for item in reversed(post):
+        top[id(item)] = level[item] if isinstance(item, str) else max(top[id(c)] for c in _children(item))
+    todo: list[tuple[SP, float]] = [(sp, -math.inf)]
+    while todo:
+        item, before = todo.pop()
+        if isinstance(item, str):
+            if before >= level[item]:
+                return False
+        elif isinstance(item, Par):
+            todo.extend((branch, before) for branch in item.branches)
+        else:
+            for child in item.items:
+                todo.append((child, before))
+                before = max(before, top[id(child)])
+    return True
 
 
 def _budget(size: int) -> int:
