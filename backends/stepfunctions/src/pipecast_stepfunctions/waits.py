@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, takewhile
 
 from .lowering import (
     SP,
@@ -134,28 +134,23 @@ def lower_with_waits(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> 
     return WaitPlan(sp, {k: tuple(v) for k, v in waits.items()})
 
 
-def poll_delay(ready: float, done: float) -> float:
-    """When a wait that starts polling at ``ready`` sees a producer that ended at ``done``
-    (seconds), with the emitted poll schedule."""
+def _poll_times(ready: float) -> Iterator[float]:
+    """The times a wait that starts at ``ready`` polls at (the emitted schedule), forever."""
     t, interval = ready, float(POLL_FIRST_S)
-    for _ in _poll_times(ready, done):
+    while True:
+        yield t
         t += interval
         interval = min(interval * POLL_BACKOFF, POLL_MAX_S)
-    return t
+
+
+def poll_delay(ready: float, done: float) -> float:
+    """When a wait that starts polling at ``ready`` sees a producer that ended at ``done``."""
+    return next(t for t in _poll_times(ready) if t >= done)
 
 
 def polls_within(seconds: float) -> int:
     """How many polls a wait makes while its producer runs for ``seconds``."""
-    return sum(1 for _ in _poll_times(0.0, seconds))
-
-
-def _poll_times(ready: float, done: float) -> Iterator[float]:
-    """The times of the failed polls of a wait that starts at ``ready``."""
-    t, interval = ready, float(POLL_FIRST_S)
-    while t < done:
-        yield t
-        t += interval
-        interval = min(interval * POLL_BACKOFF, POLL_MAX_S)
+    return sum(1 for _ in takewhile(lambda t: t < seconds, _poll_times(0.0)))
 
 
 def plan_makespan(
