@@ -71,7 +71,8 @@ class Emitter(Outliner):
     children: list[Child] = field(default_factory=list)
     _inner: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     _eff: dict[str, Any] = field(default_factory=dict)
-    #: id(StepNode) → the producers it waits for / ids of nodes others wait for (dag_mode waits)
+    #: dag_mode waits: id(StepNode) → the producers that node waits for, and the ids of
+    #: the nodes others wait for (they publish their state entry to S3).
     wait_for: dict[int, tuple[str, ...]] = field(default_factory=dict)
     published: set[int] = field(default_factory=set)
 
@@ -344,9 +345,7 @@ class Emitter(Outliner):
                 "ContentType": "application/json",
             },
             "ResultPath": None,
-            "Retry": [
-                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
-            ],
+            "Retry": [S3_HICCUP_RETRY],
         }
 
     def wait_state(self, producer: StepNode, frame: Frame) -> dict[str, Any]:
@@ -366,7 +365,7 @@ class Emitter(Outliner):
                     "MaxDelaySeconds": waits.POLL_MAX_S,
                     "MaxAttempts": waits.POLL_MAX_ATTEMPTS,
                 },
-                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4},
+                S3_HICCUP_RETRY,
             ],
         }
 
@@ -756,6 +755,8 @@ ASSUMED_WIDTH = 10
 # and merge Pass, plus 3 per poll: 2 polls expected; at worst it polls for an hour.
 WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * waits.polls_within(3600))
 PUBLISH_EVENTS: Events = (5, 5)
+# Throttling or a 5xx from S3 must not fail the pipeline.
+S3_HICCUP_RETRY = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
 WAITED = "States.JsonMerge($.steps, $.waited, false)"
 # The run id is the execution name, read from the execution ARN
 # (arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>) because moto
