@@ -25,6 +25,9 @@ from pipecast.passes.analysis import PipelineIndex
 
 from .settings import StepFunctionsSettings
 
+# Edges nested Parallel states cannot express run as waits (docs/targets/stepfunctions.md).
+ORDERING = "an ordering edge: in the lowered Parallel structure, or a cross-branch wait through S3"
+
 
 class StepFunctionsBackend(Backend):
     """AWS Step Functions (standard workflows). See docs/targets/stepfunctions.md."""
@@ -47,12 +50,12 @@ class StepFunctionsBackend(Backend):
         Feature.ARTIFACTS: runtime(
             "S3 URIs under <artifact_root>/<pipeline>/<execution>/<step>/; the runtime uploads and downloads"
         ),
-        Feature.AFTER: native("an ordering edge in the lowered Parallel structure"),
+        Feature.AFTER: native(ORDERING),
         Feature.WHEN: native("Choice state"),
         Feature.ELSE: native("the Choice state's Default branch"),
         Feature.GROUP_OUTPUTS: native("a Pass state per branch / Map ResultSelector with $[*].<output>"),
         Feature.WHEN_OUTPUTS: native("each Choice branch ends in a Pass state that sets the group's outputs"),
-        Feature.AFTER_GROUP: native("an ordering edge in the lowered Parallel structure"),
+        Feature.AFTER_GROUP: native(ORDERING),
         Feature.FOR_EACH: native("Map state (INLINE, or DISTRIBUTED by setting or width)"),
         Feature.PARALLELISM: native("Map MaxConcurrency"),
         Feature.NESTED_FOR_EACH: native("nested Map states"),
