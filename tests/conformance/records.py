@@ -59,7 +59,14 @@ def airflow_record(result: dict[str, Any]) -> dict[str, Any]:
 
     steps: dict[str, dict[str, Any]] = {}
     for key, ti in step_view(result.get("tasks") or {}).items():
-        entry: dict[str, Any] = {"status": STATES.get(ti["state"], ti["state"]), "attempts": ti["tries"]}
+        meta = ti.get("meta") if isinstance(ti.get("meta"), dict) else {}
+        # The runtime retries and caches inside the task: it reports attempts and a cache hit.
+        entry: dict[str, Any] = {
+            "status": STATES.get(ti["state"], ti["state"]),
+            "attempts": meta.get("attempts", ti["tries"]),
+        }
+        if meta.get("status") == "cached" and entry["status"] == "succeeded":
+            entry["status"] = "cached"
         if isinstance(ti.get("xcom"), dict):
             entry["outputs"] = ti["xcom"]
         steps[key] = entry

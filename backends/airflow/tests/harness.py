@@ -4,7 +4,8 @@ Usage: ``python harness.py JOBS_JSON`` where the JSON is a list of ``{"file", "d
 (optional: ``"execute": false`` to load only, ``"fields": [...]`` operator attributes to report).
 Airflow must already be configured through the environment (the ``airflow_env`` fixture).
 Output: one JSON line per job: import errors, the run state, and per task instance
-``{state, tries, xcom}`` keyed ``task_id`` or ``task_id[i]`` for mapped instances.
+``{state, tries, xcom, meta}`` keyed ``task_id`` or ``task_id[i]`` for mapped instances
+(``meta``: what the pipecast runtime pushed under XCom key ``pipecast``: attempts, a cache hit).
 """
 
 from __future__ import annotations
@@ -48,13 +49,22 @@ def run(job: dict) -> dict:
             XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value")
         ).all()
         xcoms = {(r.task_id, r.map_index): r.value for r in rows}
+        # What the pipecast runtime reports besides outputs (attempts, a cache hit).
+        meta_rows: Any = session.scalars(
+            XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="pipecast")
+        ).all()
+        metas = {(r.task_id, r.map_index): r.value for r in meta_rows}
         for ti in dr.get_task_instances(session=session):
             key = ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else "")
             value = xcoms.get((ti.task_id, ti.map_index))
             if isinstance(value, str):
                 with contextlib.suppress(ValueError):
                     value = json.loads(value)
-            tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value}
+            meta = metas.get((ti.task_id, ti.map_index))
+            if isinstance(meta, str):
+                with contextlib.suppress(ValueError):
+                    meta = json.loads(meta)
+            tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value, "meta": meta}
     out.update(state=str(dr.state), tasks=tasks, seconds=round(time.monotonic() - started, 2))
     return out
 

@@ -128,13 +128,13 @@ def test_airflow_2_imports():
 
 def test_retry_mapping():
     _name, text = compile_file(REPO / "examples" / "churn" / "pipeline.yaml", lenient=True)
-    # attempts 3, delay 10s, backoff 2, max 5m (SPEC §6) -> Airflow's fields.
-    assert "retries=2," in text
-    assert "retry_delay=datetime.timedelta(seconds=10.0)," in text
-    assert "retry_exponential_backoff=2.0," in text
-    assert "max_retry_delay=datetime.timedelta(seconds=300.0)," in text
-    # timeout 1h: enforced by the runtime; execution_timeout is the backstop.
-    assert "execution_timeout=datetime.timedelta(seconds=3660.0)," in text
+    # attempts 3, delay 10s, backoff 2, max 5m (SPEC §6): the runtime retries with exact
+    # timing, so no Airflow retry field is set and the spec carries the policy.
+    assert "retries=" not in text and "retry_exponential_backoff" not in text
+    assert '"retry":{"attempts":3,"delay":10.0,"jitter":true,"max_delay":300.0}' in text
+    # timeout 1h per attempt: enforced by the runtime; execution_timeout is the backstop over
+    # 3 attempts and the 10 s + 20 s waits between them, plus 60 s.
+    assert "execution_timeout=datetime.timedelta(seconds=10890.0)," in text
 
 
 @pytest.mark.parametrize(("case", "feature"), [("cache", "cache"), ("nested_for_each", "nested for_each")])
@@ -170,3 +170,15 @@ def test_kubernetes_operator_maps_resources_and_accelerators(compiled):
     assert '"nvidia.com/gpu": "1"' in text
     assert '"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"' in text
     assert "{{ pipecast_inputs(" in text
+
+
+def test_any_backoff_compiles_without_lenient(tmp_path):
+    # SPEC §6 with a factor Airflow cannot express (3): the runtime retries, so no approximation.
+    src = tmp_path / "p.yaml"
+    src.write_text(
+        "pipecast: 1\nname: p\nsteps:\n  a:\n    run: {python: 'm:f'}\n"
+        "    retry: {attempts: 4, delay: 2s, backoff: 3.0, max_delay: 10s}\n"
+    )
+    _name, text = compile_file(src, lenient=False)
+    assert '"retry":{"attempts":4,"backoff":3.0,"delay":2.0,"max_delay":10.0}' in text
+    assert "retries=" not in text

@@ -88,17 +88,9 @@ class AirflowBackend(Backend):
             "group is not yet supported')",
             "flatten the inner loop (for_each over the product of both lists), or use target local/vertex",
         ),
-        Feature.RETRY: native(
-            "retries = attempts-1, retry_delay, retry_exponential_backoff, max_retry_delay"
-        ),
-        Feature.RETRY_BACKOFF: approximate(
-            "Airflow 3 uses the factor as retry_exponential_backoff and adds its own jitter "
-            "(waits in [delay, 2*delay)); Airflow 2 only knows factor 2",
-            "use backoff 1 or 2",
-        ),
-        Feature.RETRY_JITTER: native(
-            "Airflow's exponential backoff always jitters (in [delay, 2*delay)); with backoff 1 there is none"
-        ),
+        Feature.RETRY: runtime("the runtime retries inside the task (retries=0), so SPEC §6 timing is exact"),
+        Feature.RETRY_BACKOFF: runtime("the runtime waits min(delay * backoff^(n-1), max_delay)"),
+        Feature.RETRY_JITTER: runtime("the runtime draws the jitter"),
         Feature.TIMEOUT: runtime(
             "the runtime kills the step at the timeout; execution_timeout is a backstop"
         ),
@@ -249,16 +241,6 @@ class AirflowBackend(Backend):
                         f"airflow: resources of step {node.name!r} are not enforced by operator 'python'",
                         node.yaml_path,
                         hint="set operator: kubernetes (or docker) to request them",
-                        severity="warning",
-                        code="approximated",
-                    )
-                )
-            if eff.retry.attempts > 1 and eff.retry.jitter and eff.retry.backoff == 1.0:
-                out.append(
-                    Diagnostic(
-                        f"airflow: retry jitter of step {node.name!r} is ignored: Airflow jitters only "
-                        "exponential backoff",
-                        node.yaml_path,
                         severity="warning",
                         code="approximated",
                     )

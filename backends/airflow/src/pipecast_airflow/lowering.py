@@ -31,6 +31,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref, parse_template
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
+from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
 
 #: Airflow's ``[core] max_map_length`` default: the most items one mapped task expands to.
@@ -367,7 +368,9 @@ class Lowering:
         # In a pod, Kubernetes puts each secret into PIPECAST_SECRET_<NAME> (see operators.py),
         # where the runtime's `env` store reads it; elsewhere the `secret_store` setting says.
         store: Any = "env" if self.settings.operator == "kubernetes" else self.settings.secret_store
-        spec = step_spec(self.index, node, timeout_in_runtime=True, secret_store=store)
+        # Retries run inside the runtime (SPEC §6 timing exactly: Airflow's own exponential
+        # backoff adds jitter in [delay, 2*delay) and knows only factor 2 on Airflow 2).
+        spec = step_spec(self.index, node, retry_in_runtime=True, timeout_in_runtime=True, secret_store=store)
         inputs = {
             name: self.value(value, node.scope, node.name, in_finally)
             for name, value in node.task.inputs.items()
@@ -385,16 +388,10 @@ class Lowering:
             doc["containers"] = "host"
         self.add_doc(task_id, doc)
         op = operators.build(self, node, var, task_id, eff)
-        retry = eff.retry
-        if retry.attempts > 1:
-            op.kwargs.append(("retries", "lit", retry.attempts - 1))
-            op.kwargs.append(("retry_delay", "seconds", retry.delay))
-            if retry.backoff != 1.0:
-                factor: Any = retry.backoff
-                if self.settings.airflow_version == "2":
-                    factor = True  # Airflow 2 takes a flag: factor 2
-                op.kwargs.append(("retry_exponential_backoff", "lit", factor))
-                op.kwargs.append(("max_retry_delay", "seconds", retry.max_delay))
         if eff.timeout is not None:
-            op.kwargs.append(("execution_timeout", "seconds", eff.timeout + TIMEOUT_GRACE))
+            # The backstop covers every attempt and the waits between them.
+            retry = eff.retry
+            waits = sum(backoff_delay(retry, n) for n in range(1, retry.attempts))
+            total = eff.timeout * retry.attempts + waits + TIMEOUT_GRACE
+            op.kwargs.append(("execution_timeout", "seconds", total))
         return op

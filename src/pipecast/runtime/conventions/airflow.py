@@ -5,7 +5,7 @@ the functions here, inside the task callable, with Airflow's task context:
 
 * :func:`run_step` (``PythonOperator``): resolve the step's inputs (params, XCom of upstream
   tasks, loop items, ``pipeline.*``), run the step through the runtime core (the user function
-  in a child process, retries by Airflow, the timeout by the runtime), return its outputs as
+  in a child process, retries and the timeout by the runtime), return its outputs as
   the task's XCom.
 * :func:`branch` (``BranchPythonOperator``): evaluate a ``when`` condition and return the
   task ids to follow.
@@ -265,9 +265,22 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
             containers=doc.get("containers", "host"),
         )
     except StepFailed as exc:
-        # A plain exception: Airflow retries it (retries = attempts - 1) and logs the summary.
+        # The runtime already retried (SPEC §6 timing): the task fails once, for good.
+        _push_meta(res.ti, {"attempts": exc.attempts or 1})
         raise RuntimeError(exc.summary) from None
+    _push_meta(res.ti, {"attempts": outcome.attempts})
     return dict(outcome.published)
+
+
+#: XCom key of what the runtime reports besides outputs: ``{"attempts": n}`` (the runtime
+#: retries, so Airflow's try number stays 1) and ``"status": "cached"`` on a cache hit.
+META_KEY = "pipecast"
+
+
+def _push_meta(ti: Any, meta: dict[str, Any]) -> None:
+    push = getattr(ti, "xcom_push", None)
+    if callable(push):
+        push(key=META_KEY, value=meta)
 
 
 def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:

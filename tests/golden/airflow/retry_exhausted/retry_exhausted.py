@@ -6,7 +6,6 @@
 # on the worker.
 from __future__ import annotations
 
-import datetime
 import json
 
 import pendulum
@@ -15,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "doomed": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"always broken"}},"pipeline":"retry-exhausted","run":{"python":"cstep:fail"},"secret_store":"airflow","step":"doomed"}}',
+    "doomed": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"message":{"literal":true,"type":"str","value":"always broken"}},"pipeline":"retry-exhausted","retry":{"attempts":2,"backoff":1.0},"run":{"python":"cstep:fail"},"secret_store":"airflow","step":"doomed"}}',
     "finally": '{"artifact_root":"","inputs":{"status":{"refs":{"pipeline.status":{"pipeline":"status"}},"template":"{{ pipeline.status }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"status":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"retry-exhausted","run":{"python":"cstep:status"},"secret_store":"airflow","step":"finally"}}',
     "never": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"literal":true,"type":"int","value":1}},"outputs":{"output":"int"},"pipeline":"retry-exhausted","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"never"}}',
     "pipeline-status": '{"kind":"status"}',
@@ -56,8 +55,6 @@ with DAG(
         task_id="doomed",
         python_callable=_step,
         op_kwargs={"key": "doomed"},
-        retries=1,
-        retry_delay=datetime.timedelta(seconds=1.0),
     )
     t_never = PythonOperator(
         task_id="never",

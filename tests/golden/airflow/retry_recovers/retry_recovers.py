@@ -6,7 +6,6 @@
 # on the worker.
 from __future__ import annotations
 
-import datetime
 import json
 
 import pendulum
@@ -15,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "flaky": '{"artifact_root":"","inputs":{"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"failures":{"literal":true,"type":"int","value":2},"key":{"literal":true,"type":"str","value":"flaky"},"run_id":{"type":"str"}},"outputs":{"output":"int"},"pipeline":"retry-recovers","run":{"python":"cstep:flaky"},"secret_store":"airflow","step":"flaky"}}',
+    "flaky": '{"artifact_root":"","inputs":{"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"failures":{"literal":true,"type":"int","value":2},"key":{"literal":true,"type":"str","value":"flaky"},"run_id":{"type":"str"}},"outputs":{"output":"int"},"pipeline":"retry-recovers","retry":{"attempts":3,"backoff":1.0},"run":{"python":"cstep:flaky"},"secret_store":"airflow","step":"flaky"}}',
     "next": '{"artifact_root":"","inputs":{"a":{"refs":{"steps.flaky.outputs.output":{"output":"output","xcom":"flaky"}},"template":"{{ steps.flaky.outputs.output }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{"type":"int"},"b":{"literal":true,"type":"int","value":100}},"outputs":{"output":"int"},"pipeline":"retry-recovers","run":{"python":"cstep:add"},"secret_store":"airflow","step":"next"}}',
 }
 
@@ -50,8 +49,6 @@ with DAG(
         task_id="flaky",
         python_callable=_step,
         op_kwargs={"key": "flaky"},
-        retries=2,
-        retry_delay=datetime.timedelta(seconds=1.0),
     )
     t_next = PythonOperator(
         task_id="next",
