@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sfn_helpers import REPO, compile_file, shared_once
+from sfn_helpers import BACKEND, REPO, compile_file, shared_once
 
 from pipecast.diagnostics import UserError
 
@@ -303,3 +303,20 @@ def test_single_state_over_the_limit_is_explained(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="a single state cannot be split"):
         compile_file(p, compute="callback")
+
+
+@pytest.mark.parametrize("compute", ["sagemaker", "batch"])
+def test_no_image_is_a_placeholder_that_deploy_refuses(tmp_path, compute):
+    # As on Vertex and Azure ML: a python step without an image compiles with a marked
+    # placeholder and a warning located in the file; deploy refuses the output.
+    from pipecast.api import compile_pipeline, load_checked
+
+    src = tmp_path / "p.yaml"
+    src.write_text("pipecast: 1\nname: p\nsteps:\n  a:\n    run: {python: 'm:f'}\n")
+    result = compile_pipeline(load_checked(src), "stepfunctions", {"compute": compute})
+    (warning,) = [d for d in result.diagnostics if d.code == "placeholder" and "image" in d.message]
+    assert warning.severity == "warning" and warning.file == str(src) and warning.line == 4
+    assert any("<set image>" in text for text in result.files.values())
+    with pytest.raises(UserError) as err:
+        BACKEND.deploy(load_checked(src).pipeline, result.files, {"compute": compute})
+    assert "<set image>" in err.value.diagnostics[0].message

@@ -29,6 +29,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import StepNode
@@ -95,17 +96,23 @@ def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Buil
     return Built(name, (TASK_EVENTS, TASK_EVENTS))
 
 
-def _need_image(node: StepNode, image: str | None, service: str) -> str:
-    if not image:
-        raise UserError(
-            Diagnostic(
-                f"step {node.name!r} has no image: {service} runs every step in a container",
-                node.yaml_path,
-                hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed), "
-                "or default_image in the target settings",
-                code="no-image",
-            )
-        )
+def _need_image(em: Emitter, node: StepNode, image: str | None, service: str) -> str:
+    """The step's image, or a marked placeholder and a warning (deploy refuses placeholders),
+    as on Vertex and Azure ML: a compile without an image still shows the whole machine."""
+    if image:
+        return image
+    image = placeholder("image")
+    warning = Diagnostic(
+        f"stepfunctions: step {node.name!r} has no image ({service} runs every step in a container); "
+        f"the output holds the placeholder {image!r} and deploy refuses it",
+        node.yaml_path,
+        hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast installed), "
+        "or --set default_image=<registry/image:tag>",
+        severity="warning",
+        code="placeholder",
+    )
+    if warning not in em.diagnostics:  # a step emitted twice (child machines) warns once
+        em.diagnostics.append(warning)
     return image
 
 
@@ -122,7 +129,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
     s = em.settings
     eff = em.eff(node)
-    image = _need_image(node, eff.image or s.default_image, "SageMaker")
+    image = _need_image(em, node, eff.image or s.default_image, "SageMaker")
     itype = s.instance_types.get(node.name)
     if itype is None:
         row = pick_instance(eff.resources)
@@ -294,7 +301,7 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     """Pass(inputs → $.request) → submitJob.sync → getObject(outputs.json)."""
     s = em.settings
     eff = em.eff(node)
-    image = _need_image(node, eff.image or s.default_image, "AWS Batch")
+    image = _need_image(em, node, eff.image or s.default_image, "AWS Batch")
     jobdef = job_definition_name(em, image)
     em.job_definitions[jobdef] = image
     # The job definition's command takes these through Ref:: placeholders (job parameters);

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pipecast.backend import refuse_placeholders
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import Pipeline
 
@@ -62,6 +63,7 @@ def deploy(
     execution, follow it and return its run record (SPEC §12) under ``"run"``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    refuse_placeholders(files)
     manifest = json.loads(files["deploy.json"])
     try:
         sfn = _client("stepfunctions", settings)
