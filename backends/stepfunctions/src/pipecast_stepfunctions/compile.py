@@ -11,7 +11,8 @@ Limits (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 | 25,000 history events          | per machine, estimated from the structure, retries and fan-out widths (literal |
 |                                | lists and parameter defaults; unknown widths assume 10); ``auto`` map |
 |                                | mode moves the biggest fan-outs to DISTRIBUTED, else an error        |
-| names 80 characters            | :func:`.names.shorten` on every state and resource name              |
+| names 80 characters            | :func:`.names.shorten` on state names, :func:`.names.aws_name` on    |
+|                                | resource names (each field's pattern and length, ``names.AWS_NAMES``) |
 | Batch ContainerOverrides 8,192 | rendered size per step (:mod:`.compute`)                             |
 """
 
@@ -27,7 +28,7 @@ from pipecast.passes.analysis import PipelineIndex
 
 from . import compute
 from .emitter import Emitter
-from .names import resource_name, state_machine_arn, state_machine_name
+from .names import aws_name, state_machine_arn, state_machine_name
 from .schedule import schedule_request
 from .settings import StepFunctionsSettings
 from .split import biggest_states, compact
@@ -171,7 +172,7 @@ def compile_pipeline(
     if pipeline.schedule is not None:
         req = schedule_request(
             pipeline.schedule,
-            resource_name(sm_name, 64),
+            aws_name(sm_name, 64, "0-9a-zA-Z_.-"),
             state_machine_arn(sm_name, settings),
             settings.role_arn,
         )

@@ -26,6 +26,7 @@ parameter outputs land in the state like the callback's.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ from pipecast.passes.analysis import StepNode
 from pipecast.runtime.spec import step_spec
 
 from .instances import batch_requirements, describe, pick_instance
-from .names import resource_name
+from .names import aws_name, resource_name
 
 if TYPE_CHECKING:
     from .emitter import Emitter, Frame
@@ -48,6 +49,21 @@ S3_PUT = "arn:aws:states:::aws-sdk:s3:putObject"
 S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
 RUNTIME_ENTRY = ["python", "-m", "pipecast.runtime", "run"]
 BATCH_OVERRIDES_LIMIT = 8192
+# Throttling or a 5xx from S3 must not fail the pipeline: every aws-sdk:s3 helper state
+# (request upload, outputs download, publish, wait) retries it.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html
+S3_HICCUP_RETRY = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
+# ProcessingStoppingCondition.MaxRuntimeInSeconds: 1..777,600 (9 days); when a step sets no
+# timeout, SageMaker's own default (1 day) is written.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
+SAGEMAKER_MAX_RUNTIME = 777_600
+SAGEMAKER_DEFAULT_RUNTIME = 86_400
+# Batch JobTimeout.attemptDurationSeconds: at least 60.
+# https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html
+BATCH_MIN_ATTEMPT = 60
+# SageMaker takes images from Amazon ECR only (private registries need VPC settings pipecast
+# does not write): https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AppSpecification.html
+ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
 
 #: History events per task state: Entered, Scheduled, Started, Submitted, Succeeded, Exited;
 #: each retry adds Scheduled, Started, Submitted and Failed/TimedOut.
@@ -116,6 +132,41 @@ def _need_image(em: Emitter, node: StepNode, image: str | None, service: str) ->
     return image
 
 
+def _max_runtime(em: Emitter, node: StepNode) -> int:
+    """``MaxRuntimeInSeconds``: the step's per-attempt timeout, within SageMaker's range."""
+    timeout = em.timeout_seconds(node)
+    if timeout is None:
+        return SAGEMAKER_DEFAULT_RUNTIME
+    if timeout > SAGEMAKER_MAX_RUNTIME:
+        raise UserError(
+            Diagnostic(
+                f"stepfunctions (sagemaker): step {node.name!r} has a timeout of {timeout} s; a SageMaker "
+                f"processing job runs at most {SAGEMAKER_MAX_RUNTIME} s (9 days)",
+                (*node.yaml_path, "timeout")
+                if "timeout" in node.task.model_fields_set
+                else ("defaults", "timeout"),
+                hint="lower the timeout to 9d or less, or use compute=batch (no upper limit)",
+                code="limit",
+            )
+        )
+    return timeout
+
+
+def _image_warning(em: Emitter, node: StepNode, image: str) -> None:
+    if not ECR_IMAGE.match(image) and image != placeholder("image") and image not in em.warned_images:
+        em.warned_images.add(image)
+        em.diagnostics.append(
+            Diagnostic(
+                f"stepfunctions (sagemaker): image {image!r} (step {node.name!r}) is not in Amazon ECR; "
+                "SageMaker processing jobs pull images from ECR only",
+                node.yaml_path,
+                severity="warning",
+                hint="push the image to ECR (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>) and use that URI",
+                code="image",
+            )
+        )
+
+
 def _static_spec(em: Emitter, node: StepNode) -> str:
     """The StepSpec for computes that retry and time out natively (sagemaker, batch)."""
     spec = step_spec(em.index, node, retry_in_runtime=False, timeout_in_runtime=False, secret_store="aws")
@@ -130,6 +181,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     s = em.settings
     eff = em.eff(node)
     image = _need_image(em, node, eff.image or s.default_image, "SageMaker")
+    _image_warning(em, node, image)
     itype = s.instance_types.get(node.name)
     if itype is None:
         row = pick_instance(eff.resources)
@@ -157,7 +209,8 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
         if params_out and artifacts
         else None
     )
-    job_prefix = resource_name(node.name.replace("_", "-"), 26).strip("-_") or "step"
+    # ProcessingJobName: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} (names.AWS_NAMES): 26 + "-" + a UUID.
+    job_prefix = aws_name(node.name, 26, "A-Za-z0-9").strip("-") or "step"
     outputs_cfg = [
         {
             "OutputName": o,
@@ -222,7 +275,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 "VolumeSizeInGB": s.sagemaker_volume_gb,
             }
         },
-        "StoppingCondition": {"MaxRuntimeInSeconds": em.timeout_seconds(node) or 86400},
+        "StoppingCondition": {"MaxRuntimeInSeconds": _max_runtime(em, node)},
     }
     if eff.env:
         params["Environment"] = dict(sorted(eff.env.items()))
@@ -240,6 +293,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 "Body": em.inputs_template(node),
             },
             "ResultPath": None,
+            "Retry": [S3_HICCUP_RETRY],
         },
         run,
     )
@@ -269,6 +323,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 "Parameters": {"Bucket": s.bucket, "Key.$": key},
                 "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
                 "ResultPath": "$.fetched" if merge else f"$.steps.{node.name}",
+                "Retry": [S3_HICCUP_RETRY],
             },
             merge or nxt,
         )
@@ -344,8 +399,15 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
         "ContainerOverrides": overrides,
     }
     timeout = em.timeout_seconds(node)
-    if timeout is not None and timeout >= 60:  # Batch's minimum attempt duration
-        params["Timeout"] = {"AttemptDurationSeconds": timeout}
+    if timeout is not None:
+        # The step timeout is run time (queue time excluded); Batch enforces at least 60 s.
+        if timeout < BATCH_MIN_ATTEMPT:
+            em._warn(
+                node,
+                "timeout",
+                f"timeout {timeout}s is raised to {BATCH_MIN_ATTEMPT} s (AWS Batch's minimum)",
+            )
+        params["Timeout"] = {"AttemptDurationSeconds": max(timeout, BATCH_MIN_ATTEMPT)}
     em.add(
         frame, req, {"Type": "Pass", "Parameters": em.inputs_template(node), "ResultPath": "$.request"}, run
     )
@@ -375,6 +437,7 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
             },
             "ResultSelector": {"outputs.$": "States.StringToJson($.Body)"},
             "ResultPath": f"$.steps.{node.name}",
+            "Retry": [S3_HICCUP_RETRY],
         },
         nxt,
     )

@@ -16,7 +16,7 @@ from pipecast.backend import refuse_placeholders
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import Pipeline
 
-from .names import shorten
+from .names import MAX_NAME
 from .settings import StepFunctionsSettings
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -136,7 +136,15 @@ def execution_name(pipeline: Pipeline) -> str:
     import uuid
 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return shorten(f"{pipeline.name}-{stamp}-{uuid.uuid4().hex[:8]}")
+    return name_of_execution(pipeline.name, stamp, uuid.uuid4().hex[:8])
+
+
+def name_of_execution(pipeline_name: str, stamp: str, suffix: str) -> str:
+    """``<pipeline>-<stamp>-<suffix>`` within 80 characters: the pipeline name is cut (the
+    suffix keeps runs distinct), never shortened with ``~`` (not allowed in execution names,
+    see ``names.AWS_NAMES``)."""
+    room = MAX_NAME - len(stamp) - len(suffix) - 2
+    return f"{pipeline_name[:room].rstrip('-')}-{stamp}-{suffix}"
 
 
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:

@@ -37,7 +37,15 @@ from . import compute, waits
 from .conditions import to_rule
 from .lowering import SP, Par, Seq, lower
 from .names import StateNames, state_machine_arn, state_machine_name
-from .paths import format_string, ref_path, template
+from .paths import (
+    MAX_INTRINSICS,
+    format_parts,
+    format_string,
+    intrinsic_calls,
+    ref_path,
+    template,
+    value_entry,
+)
 from .settings import StepFunctionsSettings
 from .split import Child, Events, Frame, Outliner, Unit
 from .waits import lower_with_waits
@@ -75,6 +83,7 @@ class Emitter(Outliner):
     #: the nodes others wait for (they publish their state entry to S3).
     wait_for: dict[int, tuple[str, ...]] = field(default_factory=dict)
     published: set[int] = field(default_factory=set)
+    warned_images: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -115,8 +124,21 @@ class Emitter(Outliner):
         return type_of
 
     def inputs_template(self, node: StepNode) -> dict[str, Any]:
+        return self._inputs(node)[0]
+
+    def _inputs(self, node: StepNode) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The step's inputs as a payload template, and the parts of fields too big for one
+        field (over 10 intrinsic calls), which a ``Pass`` computes into ``$.fmt`` first."""
         in_finally = node is self.index.finally_node
-        return template(node.task.inputs, self.type_of(node.scope, node.name, in_finally), self.pipeline.name)
+        type_of = self.type_of(node.scope, node.name, in_finally)
+        out: dict[str, Any] = {}
+        parts: dict[str, Any] = {}
+        for k, v in node.task.inputs.items():
+            key, value = value_entry(k, v, type_of, self.pipeline.name)
+            if key.endswith(".$") and intrinsic_calls(value) > MAX_INTRINSICS:
+                value, parts[k] = format_parts(parse_template(v), type_of, self.pipeline.name, f"$.fmt.{k}")
+            out[key] = value
+        return out, parts
 
     def prefix_call(self, node: StepNode, frame: Frame, *, with_bucket: bool = True, suffix: str = "") -> str:
         """``States.Format`` of the step's artifact prefix:
@@ -154,7 +176,11 @@ class Emitter(Outliner):
         eff = self.eff(node)
         timeout = self.timeout_seconds(node)
         if timeout is not None:
-            out["TimeoutSeconds"] = timeout
+            # The step timeout is enforced as run time by the compute (MaxRuntimeInSeconds,
+            # AttemptDurationSeconds); a .sync state's TimeoutSeconds also counts SageMaker
+            # provisioning and Batch queue time, so it is only a backstop that long after.
+            # https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html
+            out["TimeoutSeconds"] = timeout + self.settings.startup_allowance_seconds
             if eff.timeout is not None and eff.timeout < 1:
                 self._warn(
                     node, "timeout", f"timeout {eff.timeout:g}s is raised to 1 s (Step Functions' minimum)"
@@ -273,13 +299,14 @@ class Emitter(Outliner):
             units = [self.outline(units[0], frame)]
         join = self.names.new(f"Join after {first}", "join")
         par = self.names.new(f"Parallel from {first}", "parallel")
-        # Entered, Started, Succeeded, Exited of the Parallel; each join Pass merges up to 8
-        # branch results into $.steps (moto mis-reads "$[0]" paths, so branch results are
-        # read with States.ArrayGetItem).
+        # Entered, Started, Succeeded, Exited of the Parallel; each join Pass merges up to
+        # JOIN_CHUNK branch results into $.steps (moto mis-reads "$[0]" paths, so branch
+        # results are read with States.ArrayGetItem: two intrinsic calls per branch).
         events: Events = (4, 4)
         for u in units:
             events = _add(events, u.events)
-        chunks = [list(range(k, min(k + 8, len(units)))) for k in range(0, len(units), 8)]
+        n = JOIN_CHUNK
+        chunks = [list(range(k, min(k + n, len(units)))) for k in range(0, len(units), n)]
         join_next = nxt
         for c, chunk in reversed(list(enumerate(chunks))):
             merged = "$.steps"
@@ -393,8 +420,13 @@ class Emitter(Outliner):
         )
 
     def emit_task(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        parts = self._inputs(node)[1]
         built = compute.COMPUTES[self.settings.compute](self, node, frame, nxt)
-        return built.start, built.events
+        if not parts:
+            return built.start, built.events
+        pre = self.names.new(f"{node.name} (format inputs)", "format", node.name)
+        self.add(frame, pre, {"Type": "Pass", "Parameters": parts, "ResultPath": "$.fmt"}, built.start)
+        return pre, _add(built.events, (2, 2))
 
     def emit_when(
         self,
@@ -751,12 +783,15 @@ class Emitter(Outliner):
 
 
 ASSUMED_WIDTH = 10
+# A field may hold at most 10 intrinsic function calls, so a join Pass merges 5 branches
+# (JsonMerge + ArrayGetItem each): https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+JOIN_CHUNK = 5
 # History events of a wait: its Task state (entered, scheduled, started, succeeded, exited)
 # and merge Pass, plus 3 per poll: 2 polls expected; at worst it polls for an hour.
 WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * waits.polls_within(3600))
 PUBLISH_EVENTS: Events = (5, 5)
-# Throttling or a 5xx from S3 must not fail the pipeline.
-S3_HICCUP_RETRY = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
+# Throttling or a 5xx from S3 must not fail the pipeline (every S3 helper state has it).
+S3_HICCUP_RETRY = compute.S3_HICCUP_RETRY
 WAITED = "States.JsonMerge($.steps, $.waited, false)"
 # The run id is the execution name, read from the execution ARN
 # (arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>) because moto

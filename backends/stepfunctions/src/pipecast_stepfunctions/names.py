@@ -5,6 +5,12 @@ State names, state machine names and execution names are at most 80 characters
 names are shortened deterministically: the head of the name, ``~`` and eight hex digits
 of its SHA-256, so the same pipeline always gives the same names and two long names
 that share a head stay distinct.
+
+AWS *resource* names (state machines, executions, schedules, jobs) have stricter rules
+than state names: ``~`` is not allowed in any of them, so :func:`aws_name` shortens with
+``-`` instead and keeps only the characters the field accepts. Each rule is cited at
+:data:`AWS_NAMES`, and ``tests/test_cloud_rules.py`` checks every generated name against the
+botocore service models (patterns and lengths) and these rules.
 """
 
 from __future__ import annotations
@@ -27,10 +33,60 @@ def shorten(name: str, limit: int = MAX_NAME) -> str:
     return name[: limit - _HASH_LEN - 1] + "~" + digest
 
 
+#: field → (pattern, max length, source). botocore (``botocore/data/<service>/*/service-2.json``)
+#: gives the lengths and the patterns it has; the Step Functions and Batch names have no
+#: pattern in the model, so theirs come from the API reference pages cited.
+AWS_NAMES: dict[str, tuple[str, int, str]] = {
+    # "must not contain whitespace, brackets < > { } [ ], wildcard characters ? *, special
+    # characters " # % \ ^ | ~ ` $ & , ; : /, control characters"; 1-80 characters.
+    "state_machine": (
+        r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}",
+        80,
+        "https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html",
+    ),
+    "execution": (
+        r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}",
+        80,
+        "https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html",
+    ),
+    "schedule": (
+        r"[0-9a-zA-Z-_.]+",
+        64,
+        "https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html",
+    ),
+    "processing_job": (
+        r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+        63,
+        "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateProcessingJob.html",
+    ),
+    # "up to 128 letters (uppercase and lowercase), numbers, hyphens, and underscores. The
+    # first character must be alphanumeric"
+    "batch_job": (
+        r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}",
+        128,
+        "https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html",
+    ),
+    "batch_job_definition": (
+        r"[a-zA-Z0-9_-]{1,128}",
+        128,
+        "https://docs.aws.amazon.com/batch/latest/APIReference/API_RegisterJobDefinition.html",
+    ),
+}
+
+
+def aws_name(name: str, limit: int, allowed: str = "A-Za-z0-9_-") -> str:
+    """An AWS resource name: characters outside ``allowed`` become ``-``; when over
+    ``limit``, ``<head>-<hash8>`` (``-``, not ``~``: no AWS name field accepts ``~``)."""
+    clean = re.sub(f"[^{allowed}]", "-", name)
+    if len(clean) <= limit:
+        return clean
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:_HASH_LEN]
+    return clean[: limit - _HASH_LEN - 1].rstrip("-_") + "-" + digest
+
+
 def resource_name(name: str, limit: int) -> str:
     """A name for AWS resources that allow only ``[A-Za-z0-9-_]`` (job definitions, jobs)."""
-    clean = re.sub(r"[^A-Za-z0-9_-]", "-", name)
-    return shorten(clean, limit)
+    return aws_name(name, limit)
 
 
 class StateNames:
@@ -59,8 +115,8 @@ class StateNames:
 
 
 def state_machine_name(pipeline: Any, settings: Any) -> str:
-    """``<name_prefix><pipeline>``, shortened to 80 characters."""
-    return shorten(settings.name_prefix + pipeline.name)
+    """``<name_prefix><pipeline>`` (at most 16 + 63 characters: always fits in 80)."""
+    return aws_name(settings.name_prefix + pipeline.name, MAX_NAME)
 
 
 def state_machine_arn(name: str, settings: Any) -> str:

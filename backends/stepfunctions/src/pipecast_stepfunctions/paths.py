@@ -80,6 +80,58 @@ def format_call(segments: list[str | Ref], type_of: TypeOf, pipeline_name: str) 
     return "States.Format(" + ", ".join([inner, *args]) + ")"
 
 
+#: "You can nest up to 10 intrinsic functions within a field" (calls are counted):
+#: https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+MAX_INTRINSICS = 10
+
+
+def intrinsic_calls(expr: str) -> int:
+    """How many intrinsic function calls (``States.X(``) a field holds, string literals
+    (``'...'`` with ``\\`` escapes) skipped."""
+    count, i, quoted = 0, 0, False
+    while i < len(expr):
+        ch = expr[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == "'":
+                quoted = False
+        elif ch == "'":
+            quoted = True
+        elif expr.startswith("States.", i):
+            j = i + len("States.")
+            while j < len(expr) and expr[j].isalnum():
+                j += 1
+            if j < len(expr) and expr[j] == "(":
+                count += 1
+            i = j
+            continue
+        i += 1
+    return count
+
+
+def format_parts(
+    segments: list[str | Ref], type_of: TypeOf, pipeline_name: str, at: str
+) -> tuple[str, dict[str, str]]:
+    """A mixed template too big for one field (over :data:`MAX_INTRINSICS` calls) as parts
+    of at most 10 calls each, computed by an earlier ``Pass`` into ``<at>.p<i>``, and the
+    field that joins them (one ``States.Format`` over plain paths)."""
+    parts: dict[str, str] = {}
+    chunk: list[str | Ref] = []
+    calls = 0
+    for seg in [*segments, None]:
+        heavy = isinstance(seg, Ref) and type_of(seg) != "str"
+        if seg is None or (heavy and calls == MAX_INTRINSICS - 1):
+            if chunk:
+                parts[f"p{len(parts)}.$"] = format_call(chunk, type_of, pipeline_name)
+            chunk, calls = [], 0
+        if seg is not None:
+            chunk.append(seg)
+            calls += heavy
+    paths = [f"{at}.{k[:-2]}" for k in parts]
+    return "States.Format('" + "{}" * len(paths) + "', " + ", ".join(paths) + ")", parts
+
+
 def _has_path_keys(value: Any) -> bool:
     if isinstance(value, dict):
         return any(str(k).endswith(".$") or _has_path_keys(v) for k, v in value.items())

@@ -56,6 +56,10 @@ class StepFunctionsSettings(Settings):
             step waits for its extra predecessors through S3 (the role needs ``s3:GetObject``,
             ``s3:PutObject`` and ``s3:ListBucket`` on the artifact root). ``barriers``: pure
             nested ``Parallel`` states, which make some steps wait longer than the DAG says.
+        startup_allowance_seconds: how much longer than a step's timeout its SageMaker/Batch
+            state may take before Step Functions stops waiting (provisioning and queue time);
+            the timeout itself is enforced as run time by the job (``MaxRuntimeInSeconds``,
+            ``AttemptDurationSeconds``).
         max_history_events: fail compiling above this estimated number of history events.
         definition_split_bytes: split into child state machines above this definition size.
     """
@@ -75,6 +79,7 @@ class StepFunctionsSettings(Settings):
     distributed_map_threshold: int = Field(40, ge=1)
     name_prefix: str = "pipecast-"
     dag_mode: DagMode = "waits"
+    startup_allowance_seconds: int = Field(6 * 3600, ge=0)
     max_history_events: int = Field(25_000, ge=100, le=25_000)
     definition_split_bytes: int = Field(1_000_000, ge=10_000, le=1_048_576)
 

@@ -243,9 +243,9 @@ class Outliner:
         return Unit(state_name, stub, (STUB_EVENTS, STUB_EVENTS), stub=True, leaves=unit.leaves)
 
     def _child_name(self, i: int) -> str:
-        from .names import shorten
+        from .names import MAX_NAME, aws_name
 
-        return shorten(f"{self.base_name}-part-{i}")
+        return aws_name(f"{self.base_name}-part-{i}", MAX_NAME)
 
 
 def _size(unit: Unit) -> int:

@@ -1,0 +1,230 @@
+"""Cloud rules (issue 20): what AWS enforces on the compiled output, checked on every example,
+every conformance case and the probe pipelines (tests/probes), for every compute.
+
+Each rule cites its source: the botocore service models installed with boto3 (patterns,
+lengths, ranges) or the service documentation. A pipeline a compute cannot run must fail to
+compile with a named error (``limit``, ``unsupported-feature``, ``resources``), never compile
+into something the service rejects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipecast_stepfunctions import compute
+from pipecast_stepfunctions.deploy import name_of_execution
+from pipecast_stepfunctions.names import AWS_NAMES
+from pipecast_stepfunctions.paths import MAX_INTRINSICS, intrinsic_calls
+from sfn_helpers import compile_file
+
+from pipecast.diagnostics import UserError
+from tests.probes import PROBES_DIR, all_pipelines, ids
+
+pytestmark = pytest.mark.stepfunctions
+
+COMPUTES = ("callback", "sagemaker", "batch")
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/steps:1"
+NAMED_ERRORS = {"limit", "unsupported-feature", "resources"}
+
+
+def _model(service: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service)
+
+
+def _member(service: str, shape: str, member: str) -> dict[str, Any]:
+    return dict(_model(service).shape_for(shape).members[member].metadata)
+
+
+def _states(states: dict[str, Any], path: str = "") -> Any:
+    for name, st in states.items():
+        yield name, st
+        for br in st.get("Branches", []):
+            yield from _states(br["States"])
+        if "ItemProcessor" in st:
+            yield from _states(st["ItemProcessor"]["States"])
+
+
+def _fields(value: Any) -> Any:
+    """Every ``key.$`` string of a payload template (nested)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and k.endswith(".$"):
+                yield k, v
+            else:
+                yield from _fields(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _fields(v)
+
+
+def _name_ok(kind: str, name: str) -> bool:
+    pattern, limit, _url = AWS_NAMES[kind]
+    return len(name) <= limit and re.fullmatch(pattern, name) is not None
+
+
+def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = ()) -> list[str]:
+    """Every rule below, on one compiled output; a list of what breaks them."""
+    out: list[str] = []
+    warned = " ".join(d.message for d in diagnostics if d.code == "image")
+    manifest = json.loads(files["deploy.json"])
+    machines = [manifest["state_machine"], *manifest["children"]]
+    for m in machines:
+        if not _name_ok("state_machine", m["name"]):
+            out.append(f"state machine name {m['name']!r}")
+    # The longest execution name deploy --run can make (see deploy.execution_name).
+    ex = name_of_execution(pipeline_name, "20261206T130404Z", "0123abcd")
+    if not _name_ok("execution", ex):
+        out.append(f"execution name {ex!r}")
+    sm = _model("sagemaker")
+    runtime_range = dict(sm.shape_for("ProcessingStoppingCondition").members["MaxRuntimeInSeconds"].metadata)
+    for m in machines:
+        definition = json.loads(files[m["file"]])
+        for name, st in _states(definition["States"]):
+            # State names: at most 80 characters.
+            # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+            if len(name) > 80:
+                out.append(f"state name over 80: {name!r}")
+            for key in ("Parameters", "ResultSelector", "ItemSelector"):
+                for k, v in _fields(st.get(key, {})):
+                    n = intrinsic_calls(v)
+                    # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+                    if n > MAX_INTRINSICS:
+                        out.append(f"{name}: {key}.{k} has {n} intrinsic calls (max {MAX_INTRINSICS})")
+            res = st.get("Resource", "")
+            # Helper S3 states retry throttling / 5xx (issue 20, SF 6).
+            if res.startswith("arn:aws:states:::aws-sdk:s3:") and not st.get("Retry"):
+                out.append(f"{name}: S3 helper state without Retry")
+            # TimeoutSeconds / IntervalSeconds / MaxDelaySeconds: positive integers; MaxDelaySeconds
+            # below 31622401: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+            t = st.get("TimeoutSeconds")
+            if t is not None and (not isinstance(t, int) or t < 1 or t > 99_999_999):
+                out.append(f"{name}: TimeoutSeconds {t}")
+            for r in st.get("Retry", []):
+                if not 1 <= r.get("IntervalSeconds", 1) <= 99_999_999:
+                    out.append(f"{name}: IntervalSeconds {r['IntervalSeconds']}")
+                if not 0 < r.get("MaxDelaySeconds", 1) < 31_622_401:
+                    out.append(f"{name}: MaxDelaySeconds {r['MaxDelaySeconds']}")
+                if not 0 <= r.get("MaxAttempts", 3) <= 99_999_999:
+                    out.append(f"{name}: MaxAttempts {r['MaxAttempts']}")
+            params = st.get("Parameters", {})
+            if res == compute.SAGEMAKER_SYNC:
+                fmt = params["ProcessingJobName.$"]
+                head = re.match(r"States\.Format\('([^']*)\{\}'", fmt)
+                assert head, fmt
+                job = head.group(1) + "0a1b2c3d-0000-4000-8000-0123456789ab"  # States.UUID()
+                if not _name_ok("processing_job", job):
+                    out.append(f"{name}: ProcessingJobName {job!r}")
+                runtime = params["StoppingCondition"]["MaxRuntimeInSeconds"]
+                if not runtime_range["min"] <= runtime <= runtime_range["max"]:
+                    out.append(f"{name}: MaxRuntimeInSeconds {runtime} outside {runtime_range}")
+                # The step timeout is run time; the state timeout only a backstop after it.
+                if t is not None and t <= runtime:
+                    out.append(f"{name}: TimeoutSeconds {t} fires before MaxRuntimeInSeconds {runtime}")
+                # SageMaker pulls from ECR only: a non-ECR image must be warned about.
+                image = params["AppSpecification"]["ImageUri"]
+                if compute.ECR_IMAGE.match(image) is None and repr(image) not in warned:
+                    out.append(f"{name}: image {image} not in ECR and no warning")
+            if res == compute.BATCH_SYNC:
+                if not _name_ok("batch_job", params["JobName"]):
+                    out.append(f"{name}: Batch JobName {params['JobName']!r}")
+                if not _name_ok("batch_job_definition", params["JobDefinition"]):
+                    out.append(f"{name}: Batch job definition {params['JobDefinition']!r}")
+                # https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html
+                attempt = params.get("Timeout", {}).get("AttemptDurationSeconds")
+                if attempt is not None and attempt < 60:
+                    out.append(f"{name}: AttemptDurationSeconds {attempt} < 60")
+                if t is not None and (attempt is None or t <= attempt):
+                    out.append(f"{name}: TimeoutSeconds {t} is not a backstop after the attempt duration")
+    if "schedule.json" in files:
+        req = json.loads(files["schedule.json"])
+        for member in ("Name", "GroupName", "ScheduleExpressionTimezone", "ScheduleExpression"):
+            meta = _member("scheduler", "CreateScheduleInput", member)
+            value = req[member]
+            if len(value) > meta.get("max", 10**9) or not re.fullmatch(meta.get("pattern", ".*"), value):
+                out.append(f"schedule {member} {value!r} breaks {meta}")
+    return out
+
+
+def test_name_rules_match_botocore() -> None:
+    """Where botocore has a pattern and a length for a name, the table uses exactly those."""
+    for kind, service, shape, member in [
+        ("schedule", "scheduler", "CreateScheduleInput", "Name"),
+        ("processing_job", "sagemaker", "CreateProcessingJobRequest", "ProcessingJobName"),
+        ("state_machine", "stepfunctions", "CreateStateMachineInput", "name"),
+        ("execution", "stepfunctions", "StartExecutionInput", "name"),
+    ]:
+        meta = _member(service, shape, member)
+        pattern, limit, _url = AWS_NAMES[kind]
+        assert limit == meta["max"], kind
+        if "pattern" in meta:
+            assert pattern == meta["pattern"], kind
+
+
+@pytest.mark.parametrize("compute_name", COMPUTES)
+@pytest.mark.parametrize("path", all_pipelines(), ids=ids)
+def test_cloud_rules(path: Path, compute_name: str) -> None:
+    try:
+        loaded, result, _s = compile_file(path, compute=compute_name, default_image=ECR)
+    except UserError as exc:
+        codes = {d.code for d in exc.diagnostics}
+        assert codes & NAMED_ERRORS, exc.diagnostics
+        return
+    problems = rule_problems(result.files, loaded.pipeline.name, result.diagnostics)
+    assert not problems, "\n".join(problems)
+    # The history estimate is within the 25,000 events an execution may have.
+    # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+    assert result.summary["history_events_estimate"] <= 25_000
+
+
+def test_ten_day_timeout_is_a_named_error_on_sagemaker_only() -> None:
+    """MaxRuntimeInSeconds is at most 777,600 s (botocore); Batch and callback have no cap."""
+    path = PROBES_DIR / "timeout10d.yaml"
+    with pytest.raises(UserError) as exc:
+        compile_file(path, compute="sagemaker", default_image=ECR)
+    (d,) = exc.value.diagnostics
+    assert d.code == "limit" and "777600" in d.message and d.path[-1] == "timeout"
+    _l, result, _s = compile_file(path, compute="batch", default_image=ECR)
+    run = next(
+        st
+        for _n, st in _states(json.loads(result.files["ten-day-timeout.asl.json"])["States"])
+        if st.get("Resource") == compute.BATCH_SYNC
+    )
+    assert run["Parameters"]["Timeout"] == {"AttemptDurationSeconds": 864_000}
+    assert run["TimeoutSeconds"] == 864_000 + 6 * 3600
+
+
+def test_long_names_fit_every_aws_name_field() -> None:
+    path = PROBES_DIR / "long_names.yaml"
+    for c in COMPUTES:
+        loaded, result, _s = compile_file(path, compute=c, default_image=ECR, name_prefix="a-sixteen-prefix")
+        assert not rule_problems(result.files, loaded.pipeline.name)
+        text = "".join(result.files.values())
+        assert "~" not in json.loads(result.files["schedule.json"])["Name"]
+        assert (
+            "States.Format('a-step-name-that-is-e" not in text
+            or "~" not in text.split("ProcessingJobName")[1][:80]
+        )
+
+
+def test_seven_branches_and_a_ten_value_string_stay_within_ten_calls() -> None:
+    _l, result, _s = compile_file(PROBES_DIR / "parallel7.yaml", compute="callback")
+    definition = json.loads(result.files["parallel-seven.asl.json"])
+    joins = [n for n in definition["States"] if n.startswith("Join after")]
+    assert len(joins) == 2  # 7 branches: 5 + 2
+    fmt = definition["States"]["join (format inputs)"]
+    assert fmt["ResultPath"] == "$.fmt"
+    assert set(fmt["Parameters"]["value"]) == {"p0.$", "p1.$"}
+
+
+def test_non_ecr_image_warns_on_sagemaker() -> None:
+    path = PROBES_DIR / "quarterly.yaml"
+    _l, result, _s = compile_file(path, compute="sagemaker", default_image="python:3.11-slim")
+    assert [d.code for d in result.diagnostics if d.code == "image"] == ["image"]
+    _l, result, _s = compile_file(path, compute="sagemaker", default_image=ECR)
+    assert not [d for d in result.diagnostics if d.code == "image"]
