@@ -171,6 +171,10 @@ class Backend(abc.ABC):
     settings_model: ClassVar[type[Settings]] = EmptySettings
     #: The target's documentation, linked from docs and tables.
     docs_url: ClassVar[str] = ""
+    #: Its conformance hooks, ``"module:Class"`` of a :class:`pipecast.conformance.Conformance`
+    #: subclass (how to execute the output locally and read back run records), imported only
+    #: by the conformance suite and tools that execute output; empty: compile checks only.
+    conformance: ClassVar[str] = ""
 
     def support(self, feature: Feature) -> Support:
         return self.features.get(

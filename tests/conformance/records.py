@@ -50,30 +50,3 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
         steps[key] = {"status": status}
     return record
-
-
-def airflow_record(result: dict[str, Any]) -> dict[str, Any]:
-    """A run record from one ``harness.py`` result (the Airflow backend's own key mapping:
-    ``af_helpers.step_view`` and ``af_helpers.STATES``)."""
-    from af_helpers import STATES, step_view
-
-    steps: dict[str, dict[str, Any]] = {}
-    for key, ti in step_view(result.get("tasks") or {}).items():
-        meta = ti.get("meta") if isinstance(ti.get("meta"), dict) else {}
-        # The runtime retries and caches inside the task: it reports attempts and a cache hit.
-        entry: dict[str, Any] = {
-            "status": STATES.get(ti["state"], ti["state"]),
-            "attempts": meta.get("attempts", ti["tries"]),
-        }
-        if meta.get("status") == "cached" and entry["status"] == "succeeded":
-            entry["status"] = "cached"
-        if isinstance(ti.get("xcom"), dict):
-            entry["outputs"] = ti["xcom"]
-        steps[key] = entry
-    state = str(result.get("state"))
-    record = {"status": {"success": "succeeded", "failed": "failed"}.get(state, state), "steps": steps}
-    # Pipeline outputs are the XCom of the backend's "pipeline-outputs" task.
-    outputs = ((result.get("tasks") or {}).get("pipeline-outputs") or {}).get("xcom")
-    if isinstance(outputs, dict):
-        record["outputs"] = outputs
-    return record

@@ -1,20 +1,23 @@
 """The conformance suite: every case x every installed backend (ibis's backend suite).
 
-Stages, each its own test so a failure says where it broke:
+Nothing here names a target: each backend is discovered through the registry, and its
+conformance hooks (``Backend.conformance``, a :class:`pipecast.conformance.Conformance`; see
+docs/CONTRIBUTING.md, "Adding a backend") say how to compile for it, check its output and
+execute it. Stages, each its own test so a failure says where it broke:
 
 * ``test_compile``: compiles through :func:`pipecast.api.compile_pipeline`, byte for byte the
   same twice and from another working directory;
 * ``test_golden``: equal to ``tests/golden/<backend>/<case>/`` (``--update-golden`` rewrites);
-* ``test_validate``: the target's own checker accepts it (``backend.validate_output``; for
-  Airflow, ``DagBag`` import errors);
-* ``test_execute``: runs on the target's local executor and matches the hand-written
-  expectation (``catalogue.compare``); Azure ML, which has none, gets its graph-equivalence check.
+* ``test_validate``: the target's own checker accepts it (``Conformance.validate``);
+* ``test_execute``: runs on the target's local engine (``Conformance.execute``) and matches the
+  hand-written expectation (``catalogue.compare``); a target without one checks otherwise.
 
 A case that uses a feature the backend declares unsupported (or approximate) is not compiled
 by those stages: ``test_unsupported`` proves it fails with the ``unsupported-feature``
 diagnostic instead (and, for approximations, compiles with ``--lenient`` and a warning).
 Known gaps are :data:`catalogue.EXCEPTIONS` entries, turned into strict xfails plus a
-``notimpl``/``notyet``/``never`` marker. Run one backend's part with ``-m <backend>``.
+``notimpl``/``notyet``/``never`` marker. Run one backend's part with ``-m <backend>`` (every
+installed backend's name is a marker, registered by conftest.py).
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ import pytest
 from pipecast import registry
 from pipecast.api import compile_pipeline, load_checked
 from pipecast.backend import Feature
+from pipecast.conformance import Conformance, Job, Record, hooks_for
 from pipecast.diagnostics import UserError
 from pipecast.loader import Loaded
 from pipecast.passes.features import used_features
-from tests.conformance import targets
 from tests.conformance.catalogue import (
     CASES_DIR,
     EXCEPTIONS,
@@ -45,15 +48,11 @@ from tests.conformance.catalogue import (
     compare,
     load_case,
 )
-from tests.conformance.records import airflow_record, complete
+from tests.conformance.records import complete
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 BACKENDS = registry.available()
 CASES = case_names()
-#: Backends with a registered pytest marker (pyproject.toml); a third-party backend runs unmarked.
-MARKED = {"local", "stepfunctions", "vertex", "azureml", "airflow"}
-#: Airflow runs its DAGs in batches, one child process each (conftest.airflow_batches).
-AIRFLOW_BATCHES = 3
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
@@ -68,6 +67,15 @@ def case(name: str) -> Case:
 
 def load(name: str) -> Loaded:
     return load_checked(CASES_DIR / f"{name}.yaml")
+
+
+@cache
+def hooks(backend: str) -> Conformance:
+    return hooks_for(registry.get(backend))
+
+
+def settings_for(name: str, backend: str) -> dict[str, Any]:
+    return hooks(backend).settings_for(case(name).secrets)
 
 
 @cache
@@ -94,9 +102,25 @@ def lenient(name: str, backend: str) -> bool:
 def compiled_files(name: str, backend: str) -> dict[str, str]:
     """The compile stage's output (cached per worker; callers must not mutate it)."""
     result = compile_pipeline(
-        load(name), backend, targets.settings_for(backend, case(name)), lenient=lenient(name, backend)
+        load(name), backend, settings_for(name, backend), lenient=lenient(name, backend)
     )
     return dict(result.files)
+
+
+def job(name: str, backend: str, work: Path, fixtures: dict[str, Any]) -> Job:
+    """What the backend's executor gets for one case."""
+    c = case(name)
+    return Job(
+        name=name,
+        source=c.path,
+        loaded=load(name),
+        files=compiled_files(name, backend),
+        runs=[run.params for run in c.runs],
+        secrets=c.secrets,
+        python_path=[CASES_DIR],
+        work=work,
+        fixtures=fixtures,
+    )
 
 
 def _compile_xfail(name: str, backend: str) -> bool:
@@ -104,13 +128,14 @@ def _compile_xfail(name: str, backend: str) -> bool:
     return exc is not None and exc.stage == "compile"
 
 
-def airflow_batch_of(name: str) -> str:
-    runnable = [c for c in CASES if not blocked(c, "airflow") and not _compile_xfail(c, "airflow")]
-    return f"airflow-{runnable.index(name) % AIRFLOW_BATCHES}" if name in runnable else "airflow-none"
+def batch_of(name: str, backend: str) -> int | None:
+    """The batch a case runs in, for a backend that runs batched (``Conformance.batches``)."""
+    runnable = [c for c in CASES if not blocked(c, backend) and not _compile_xfail(c, backend)]
+    return runnable.index(name) % hooks(backend).batches if name in runnable else None
 
 
-def airflow_batch_cases(batch: str) -> list[Case]:
-    return [case(c) for c in CASES if airflow_batch_of(c) == batch]
+def batch_cases(backend: str, batch: int) -> list[str]:
+    return [c for c in CASES if batch_of(c, backend) == batch]
 
 
 def _params(stage: str) -> Iterator[Any]:
@@ -118,7 +143,7 @@ def _params(stage: str) -> Iterator[Any]:
         for name in CASES:
             if blocked(name, backend):
                 continue
-            marks: list[Any] = [getattr(pytest.mark, backend)] if backend in MARKED else []
+            marks: list[Any] = [getattr(pytest.mark, backend)]
             exc = EXCEPTIONS.get((backend, name))
             if exc is not None and (exc.stage == "compile" or stage == "execute"):
                 marks += [
@@ -132,8 +157,23 @@ def _gap_params() -> Iterator[Any]:
     for backend in BACKENDS:
         for name in CASES:
             if declared_gaps(name, backend):
-                marks = [getattr(pytest.mark, backend)] if backend in MARKED else []
-                yield pytest.param(name, backend, id=f"{name}-{backend}", marks=marks)
+                yield pytest.param(
+                    name, backend, id=f"{name}-{backend}", marks=[getattr(pytest.mark, backend)]
+                )
+
+
+def _records(
+    name: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[Job, list[Record] | None]:
+    """Execute one case on the backend's engine (or read its batch's results)."""
+    conf = hooks(backend)
+    fixtures = {f: request.getfixturevalue(f) for f in conf.fixtures}
+    this = job(name, backend, tmp_path, fixtures)
+    if conf.batches:
+        batch = batch_of(name, backend)
+        assert batch is not None
+        return this, request.getfixturevalue("batched_records")(backend, batch, name)
+    return this, conf.execute(this)
 
 
 # ------------------------------------------------------------------------------ stages
@@ -142,7 +182,7 @@ def _gap_params() -> Iterator[Any]:
 @pytest.mark.parametrize(("name", "backend"), list(_params("compile")))
 def test_compile(name: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compiles, with only the declared approximations as warnings, byte-deterministically."""
-    settings = targets.settings_for(backend, case(name))
+    settings = settings_for(name, backend)
     first = compile_pipeline(load(name), backend, settings, lenient=lenient(name, backend))
     second = compile_pipeline(load(name), backend, settings, lenient=lenient(name, backend))
     assert first.files, "no files"
@@ -180,25 +220,15 @@ def test_golden(name: str, backend: str, update_golden: bool) -> None:
 
 
 @pytest.mark.parametrize(("name", "backend"), list(_params("validate")))
-def test_validate(name: str, backend: str, request: pytest.FixtureRequest) -> None:
+def test_validate(name: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The target's own checker accepts the output (no tool may be missing)."""
-    files = compiled_files(name, backend)
-    if backend == "airflow":
-        # Airflow's checker is its DagBag: the batch imports every file in a fresh process.
-        results = request.getfixturevalue("airflow_batches")(airflow_batch_of(name), name)
-        for result in results:
-            assert result["import_errors"] == {}, result["import_errors"]
-            assert len(result["dags"]) == 1, result["dags"]
-        return
-    if backend == "local":
-        plan = json.loads(next(iter(files.values())))
-        index = load(name).index
-        expected = {n.name for n in index.walk()} | ({"finally"} if index.finally_node else set())
-        assert set(plan["steps"]) == expected
-        return
-    diags = registry.get(backend).validate_output(files)
-    bad = [d for d in diags if d.severity == "error" or d.code == "no-validator"]
-    assert not bad, "\n".join(d.render() for d in bad)
+    conf = hooks(backend)
+    if conf.batches:
+        this, records = _records(name, backend, tmp_path, request)
+        problems = conf.validate(this, records)
+    else:
+        problems = conf.validate(job(name, backend, tmp_path, {}))
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize(("name", "backend"), list(_params("execute")))
@@ -209,21 +239,17 @@ def test_execute(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    """Runs on the target's local executor with the expected results (Azure ML: graph check)."""
+    """Runs on the target's local engine with the expected results (or its own check)."""
     c = case(name)
-    files = compiled_files(name, backend)
-    loaded = load(name)
-    if backend == "azureml":
-        from azml_helpers import check_graph
-
-        check_graph(loaded, files)
-        return
-    records = _execute(c, backend, loaded, files, tmp_path, monkeypatch, request)
+    monkeypatch.chdir(tmp_path)
+    this, records = _records(name, backend, tmp_path, request)
+    if records is None:
+        return  # no local engine: Conformance.execute checked the output another way
     problems = []
     for i, (run, record) in enumerate(zip(c.runs, records, strict=True)):
-        if backend in ("vertex", "airflow"):
-            # These executors report tasks only; groups and never-started steps are derived.
-            complete(record, list(run.steps), loaded.index)
+        if hooks(backend).reports_tasks_only:
+            # The engine reports tasks only; groups and never-started steps are derived.
+            complete(record, list(run.steps), this.loaded.index)
         problems += [f"run {i} (params {run.params}): {p}" for p in compare(run, record)]
     detail = json.dumps(
         [{k: v for k, v in r.items() if k in ("status", "steps", "outputs")} for r in records],
@@ -234,29 +260,6 @@ def test_execute(
     assert not problems, "\n".join(problems) + "\nrecords:\n" + detail[-6000:]
 
 
-def _execute(
-    c: Case,
-    backend: str,
-    loaded: Loaded,
-    files: dict[str, str],
-    tmp: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> list[dict[str, Any]]:
-    if backend == "local":
-        monkeypatch.chdir(tmp)
-        return targets.run_local(c, loaded, tmp)
-    if backend == "stepfunctions":
-        request.getfixturevalue("aws_env")
-        return targets.run_stepfunctions(c)
-    if backend == "vertex":
-        return targets.run_vertex(c, files, tmp, monkeypatch)
-    if backend == "airflow":
-        results = request.getfixturevalue("airflow_batches")(airflow_batch_of(c.name), c.name)
-        return [airflow_record(r) for r in results]
-    pytest.fail(f"no local executor is wired for backend {backend!r}: add it to tests/conformance/targets.py")
-
-
 # ------------------------------------------------------------------------------ declarations
 
 
@@ -265,7 +268,7 @@ def test_unsupported(name: str, backend: str) -> None:
     """A declared-unsupported (or approximate) feature fails to compile, naming target and feature;
     an approximation compiles with ``lenient`` and says so."""
     gaps = declared_gaps(name, backend)
-    settings = targets.settings_for(backend, case(name))
+    settings = settings_for(name, backend)
     with pytest.raises(UserError) as err:
         compile_pipeline(load(name), backend, settings)
     diags = [d for d in err.value.diagnostics if d.code == "unsupported-feature"]

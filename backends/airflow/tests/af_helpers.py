@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pipecast.api import compile_pipeline, load_checked
+from pipecast.conformance import Conformance, Job, Record
 
 HARNESS = Path(__file__).parent / "harness.py"
 REPO = Path(__file__).resolve().parents[3]
@@ -81,3 +84,81 @@ def place(dags: Path, name: str, text: str) -> Path:
 
 
 __all__ = ["CASES", "REPO", "STATES", "compile_file", "place", "run_dags", "shutil", "step_view"]
+
+
+class AirflowConformance(Conformance):
+    """Conformance hooks: DAGs run with ``dag.test()``, several cases per child process.
+
+    Airflow's checker is its DagBag: the batch imports every file in a fresh process, and
+    :meth:`validate` reads the import errors it reported.
+    """
+
+    fixtures: ClassVar[tuple[str, ...]] = ("airflow_env",)
+    reports_tasks_only: ClassVar[bool] = True
+    batches: ClassVar[int] = 3
+
+    def validate(self, job: Job, records: Sequence[Record] | None = None) -> list[str]:
+        problems = []
+        for record in records or [self.execute(job)]:
+            if record["_import_errors"]:
+                problems.append(f"import errors: {record['_import_errors']}")
+            if len(record["_dags"]) != 1:
+                problems.append(f"expected one DAG, got {record['_dags']}")
+        return problems
+
+    def execute(self, job: Job) -> list[Record]:
+        return self.execute_many([job])[0]
+
+    def execute_many(self, jobs: Sequence[Job]) -> list[list[Record] | None]:
+        dags: Path = jobs[0].fixtures["airflow_env"].dags
+        runs: list[dict[str, Any]] = []
+        owners: list[int] = []
+        env: dict[str, str] = {}
+        for i, job in enumerate(jobs):
+            env["PIPECAST_PYTHON_PATH"] = os.pathsep.join(str(p) for p in job.python_path)
+            ((rel, text),) = job.files.items()
+            path = place(dags, Path(rel).name, text)
+            for name, value in job.secrets.items():
+                env[f"AIRFLOW_VAR_{name.upper()}"] = value
+            for params in job.runs:
+                runs.append({"file": str(path), "dag_id": _dag_id(text), "conf": dict(params)})
+                owners.append(i)
+        out: list[list[Record] | None] = [[] for _ in jobs]
+        for i, result in zip(owners, run_dags(dags, runs, env), strict=True):
+            out[i].append(run_record(result))  # type: ignore[union-attr]
+        return out
+
+
+def run_record(result: dict[str, Any]) -> Record:
+    """A run record from one ``harness.py`` result (plus ``_import_errors`` and ``_dags``)."""
+    steps: dict[str, dict[str, Any]] = {}
+    for key, ti in step_view(result.get("tasks") or {}).items():
+        meta = ti.get("meta") if isinstance(ti.get("meta"), dict) else {}
+        # The runtime retries and caches inside the task: it reports attempts and a cache hit.
+        entry: dict[str, Any] = {
+            "status": STATES.get(ti["state"], ti["state"]),
+            "attempts": meta.get("attempts", ti["tries"]),
+        }
+        if meta.get("status") == "cached" and entry["status"] == "succeeded":
+            entry["status"] = "cached"
+        if isinstance(ti.get("xcom"), dict):
+            entry["outputs"] = ti["xcom"]
+        steps[key] = entry
+    state = str(result.get("state"))
+    record: Record = {
+        "status": {"success": "succeeded", "failed": "failed"}.get(state, state),
+        "steps": steps,
+        "_import_errors": result.get("import_errors"),
+        "_dags": result.get("dags"),
+    }
+    # Pipeline outputs are the XCom of the backend's "pipeline-outputs" task.
+    outputs = ((result.get("tasks") or {}).get("pipeline-outputs") or {}).get("xcom")
+    if isinstance(outputs, dict):
+        record["outputs"] = outputs
+    return record
+
+
+def _dag_id(text: str) -> str:
+    match = re.search(r"dag_id=(['\"])(.+?)\1", text)
+    assert match, "no dag_id in the generated DAG file"
+    return match.group(2)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from pipecast import api
 from pipecast.backend import CompileResult
+from pipecast.conformance import Conformance, Job
 from pipecast.passes.analysis import PipelineIndex, Scope
 
 REPO = Path(__file__).resolve().parents[3]
@@ -154,3 +156,12 @@ def _check_condition(jobs, owner_name, then_block, when):
     if_job = jobs[f"{owner_name}__if"]
     assert if_job["condition"] == f"${{{{parent.jobs.{owner_name}__cond.outputs.result}}}}"
     assert if_job["true_block"] == f"${{{{parent.jobs.{then_block}}}}}"
+
+
+class AzureMLConformance(Conformance):
+    """Conformance hooks: Azure ML has no local engine; "executing" is :func:`check_graph`."""
+
+    settings: ClassVar[Mapping[str, Any]] = SETTINGS
+
+    def execute(self, job: Job) -> None:
+        check_graph(job.loaded, dict(job.files))

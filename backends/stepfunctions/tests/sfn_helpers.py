@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pipecast_stepfunctions.backend import StepFunctionsBackend
 from pipecast_stepfunctions.settings import StepFunctionsSettings
 
+from pipecast.conformance import Conformance, Job, Record
 from pipecast.loader import load
 
 REPO = Path(__file__).resolve().parents[3]
@@ -109,3 +111,32 @@ def shared_once(tmp_path_factory: Any, name: str, compute: Any) -> Any:
         data = compute()
         path.write_text(json.dumps(data, default=str))
         return data
+
+
+class StepFunctionsConformance(Conformance):
+    """Conformance hooks: each run deploys to moto with compute=callback and a real worker.
+
+    The executor compiles the source again with a fresh queue and bucket per run (the stored
+    output's settings are portable placeholders), so ``job.files`` are not reused.
+    """
+
+    settings: ClassVar[Mapping[str, Any]] = {
+        "compute": "callback",
+        "queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/pipecast-conformance",
+        "artifact_root": "s3://pipecast-conformance/runs",
+        "role_arn": "arn:aws:iam::123456789012:role/pipecast-conformance",
+        "default_image": "python:3.11-slim",
+    }
+    fixtures: ClassVar[tuple[str, ...]] = ("aws_env",)
+
+    def execute(self, job: Job) -> list[Record]:
+        import boto3
+
+        if job.secrets:
+            sm = boto3.client("secretsmanager", region_name="us-east-1")
+            for name, value in job.secrets.items():
+                try:
+                    sm.create_secret(Name=name, SecretString=value)
+                except sm.exceptions.ResourceExistsException:
+                    sm.put_secret_value(SecretId=name, SecretString=value)
+        return [run_in_moto(job.source, dict(params), timeout=120) for params in job.runs]

@@ -14,10 +14,13 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+
+from pipecast.conformance import Conformance, Job, Record, secret_env
 
 _ITER = re.compile(r"-iteration-(\d+)")
 
@@ -84,3 +87,33 @@ def _steps(trace: Path) -> dict[str, dict[str, Any]]:
         if entry["outputs"] is not None:
             record["outputs"] = entry["outputs"]
     return steps
+
+
+class VertexConformance(Conformance):
+    """Conformance hooks: each run executes in ``kfp.local`` (subprocess runner) on this host."""
+
+    settings: ClassVar[Mapping[str, Any]] = {
+        "image": "python:3.11-slim",
+        "pipeline_root": "gs://pipecast-conformance/runs",
+    }
+    reports_tasks_only: ClassVar[bool] = True
+
+    def settings_for(self, secrets: Mapping[str, str]) -> dict[str, Any]:
+        # kfp.local has no Google Secret Manager: the runtime reads PIPECAST_SECRET_<NAME>.
+        return {**self.settings, "secret_store": "env"} if secrets else dict(self.settings)
+
+    def execute(self, job: Job) -> list[Record]:
+        (rel,) = [r for r in job.files if r.endswith((".yaml", ".json")) and ".schedule" not in r]
+        spec = job.work / Path(rel).name
+        spec.write_text(job.files[rel], encoding="utf-8")
+        records = []
+        for i, params in enumerate(job.runs):
+            work = job.work / f"run{i}"
+            work.mkdir()
+            with pytest.MonkeyPatch.context() as mp:
+                records.append(
+                    run_local(
+                        spec, dict(params), work, mp, list(job.python_path), env=secret_env(job.secrets)
+                    )
+                )
+        return records

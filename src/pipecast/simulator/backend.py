@@ -17,6 +17,7 @@ class LocalBackend(Backend):
     title: ClassVar[str] = "Local simulator"
     features: ClassVar[dict[Feature, Support]] = {f: NATIVE for f in Feature}
     docs_url: ClassVar[str] = "docs/simulator.md"
+    conformance: ClassVar[str] = "pipecast.simulator.conformance:LocalConformance"
 
     def emit(self, pipeline: Any, index: Any, settings: Any) -> CompileResult:
         steps: dict[str, Any] = {}

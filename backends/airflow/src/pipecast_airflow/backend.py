@@ -59,6 +59,8 @@ class AirflowBackend(Backend):
     name = "airflow"
     title = "Apache Airflow"
     docs_url = "https://airflow.apache.org/docs/apache-airflow/stable/"
+    #: Executed by the suite with dag.test() (backends/airflow/tests/af_helpers.py).
+    conformance = "af_helpers:AirflowConformance"
     settings_model = AirflowSettings
     features: ClassVar[dict[Feature, Support]] = {
         Feature.PYTHON_STEP: native(

@@ -26,6 +26,8 @@ class AzureMLBackend(Backend):
     name = "azureml"
     title = "Azure ML pipelines"
     docs_url = "https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline"
+    #: No local engine: the suite checks graph equivalence (backends/azureml/tests/azml_helpers.py).
+    conformance = "azml_helpers:AzureMLConformance"
     settings_model = AzureMLSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("command job running the pipecast runtime"),

@@ -35,6 +35,8 @@ class StepFunctionsBackend(Backend):
     name = "stepfunctions"
     title = "AWS Step Functions"
     docs_url = "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-amazon-states-language.html"
+    #: Executed by the suite in moto (backends/stepfunctions/tests/sfn_helpers.py).
+    conformance = "sfn_helpers:StepFunctionsConformance"
     settings_model = StepFunctionsSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: runtime(

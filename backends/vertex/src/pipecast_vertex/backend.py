@@ -27,6 +27,8 @@ class VertexBackend(Backend):
     name = "vertex"
     title = "Vertex AI Pipelines"
     docs_url = "https://cloud.google.com/vertex-ai/docs/pipelines/introduction"
+    #: Executed by the suite in kfp.local (backends/vertex/tests/kfp_local.py).
+    conformance = "kfp_local:VertexConformance"
     settings_model = VertexSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("container executor running the pipecast runtime"),
