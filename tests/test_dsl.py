@@ -570,3 +570,23 @@ def test_export_round_trip(path: Path, tmp_path: Path) -> None:
 def test_churn_twin_equals_spec_yaml() -> None:
     built, _ = load_python_pipeline(EXAMPLES / "churn" / "pipeline.py")
     assert built == load(EXAMPLES / "churn" / "pipeline.yaml").pipeline
+
+
+def test_step_cache_mapping(tmp_path: Path) -> None:
+    # SPEC §20: cache may be a mapping {version, max_age} in the DSL as in YAML.
+    path = _write(
+        tmp_path,
+        """\
+        from pipecast.dsl import pipeline, step
+
+        @step(output="y", cache={"version": "2", "max_age": "1d"})
+        def double(x: int) -> int:
+            return 2 * x
+
+        @pipeline(name="flow")
+        def flow():
+            double(x=1)
+        """,
+    )
+    ir, _source = load_python_pipeline(path)
+    assert ir.steps["double"].cache.version == "2" and ir.steps["double"].cache.max_age == 86400.0

@@ -21,6 +21,7 @@ from pipecast.passes.analysis import nearest
 
 _STEP_TAGS = ("task", "group")
 _RUN_TAGS = ("python", "container")
+_CACHE_TAGS = ("flag", "mapping")
 _ALIASES = {"as_": "as", "else_": "else", "finally_": "finally"}
 
 
@@ -55,6 +56,8 @@ def clean_loc(loc: tuple[Any, ...]) -> YamlPath:
             expect = _STEP_TAGS
         elif _is_run_path(path):
             expect = _RUN_TAGS
+        elif path and path[-1] == "cache":
+            expect = _CACHE_TAGS
     return tuple(out)
 
 

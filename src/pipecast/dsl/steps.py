@@ -355,7 +355,7 @@ def step(
     resources: Any = None,
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
-    cache: bool | None = None,
+    cache: bool | Mapping[str, Any] | None = None,
     description: str | None = None,
 ) -> Any:
     """Make a Python function a pipeline step.
@@ -496,7 +496,7 @@ def container_step(
     resources: Any = None,
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
-    cache: bool | None = None,
+    cache: bool | Mapping[str, Any] | None = None,
     description: str | None = None,
 ) -> ContainerStep:
     """Define a container step (SPEC §3.1).

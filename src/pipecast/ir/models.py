@@ -89,6 +89,25 @@ class Retry(Node):
     jitter: bool = False
 
 
+class CacheSpec(Node):
+    """``cache: {version, max_age}`` (SPEC §20): the mapping means ``true``; ``version`` enters
+    the signature, and a cached result older than ``max_age`` is not reused."""
+
+    version: str | None = None
+    max_age: Duration | None = None
+
+
+def _cache_kind(v: Any) -> str:
+    return "mapping" if isinstance(v, dict | CacheSpec) else "flag"
+
+
+#: ``cache: true | false | {version, max_age}`` (SPEC §20).
+Cache = Annotated[
+    Annotated[bool, Tag("flag")] | Annotated[CacheSpec, Tag("mapping")],
+    Discriminator(_cache_kind),
+]
+
+
 class Resources(Node):
     """Compute resources (SPEC §8). Memory keeps its written form; see ``memory_bytes``."""
 
@@ -176,7 +195,7 @@ class Defaults(Node):
     timeout: Duration | None = None
     resources: Resources | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    cache: bool | None = None
+    cache: Cache | None = None
 
 
 class TaskStep(Node):
@@ -193,7 +212,7 @@ class TaskStep(Node):
     resources: Resources | None = None
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
-    cache: bool | None = None
+    cache: Cache | None = None
     description: str | None = None
 
     @field_validator("env", "secrets")

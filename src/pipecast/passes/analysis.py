@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources, Retry, TaskStep
+from pipecast.ir.models import CacheSpec, ContainerRun, GroupStep, Pipeline, Resources, Retry, TaskStep
 from pipecast.ir.refs import Ref, RefSyntaxError, parse_template, single_ref
 
 ANY = "any"
@@ -159,6 +159,9 @@ class EffectiveTask:
     env: dict[str, str]
     secrets: dict[str, str]
     cache: bool
+    #: SPEC §20 ``cache.version`` and ``cache.max_age`` (seconds), after defaults.
+    cache_version: str | None = None
+    cache_max_age: float | None = None
 
 
 FINALLY = "finally"
@@ -617,12 +620,30 @@ class PipelineIndex:
             resources=resources,
             env={**d.env, **task.env},
             secrets=dict(task.secrets),
-            cache=bool(task.cache if task.cache is not None else (d.cache or False)),
+            **_cache(d.cache, task.cache),
         )
 
     def run_key(self, node: StepNode, indices: tuple[int, ...]) -> str:
         """A step's key in the run record: its name with ``[i]`` per enclosing for_each (SPEC §12)."""
         return node.name + "".join(f"[{i}]" for i in indices)
+
+
+def _cache(default: Any, own: Any) -> dict[str, Any]:
+    """Effective ``cache`` (docs/semantics.md): a step's ``false`` turns it off; its ``true``
+    keeps the defaults' ``version``/``max_age``; its mapping overrides them field by field."""
+    layers = [c for c in (default, own) if c is not None]
+    if not layers or layers[-1] is False:
+        return {"cache": False}
+    version = max_age = None
+    for layer in layers:
+        if isinstance(layer, CacheSpec):
+            if "version" in layer.model_fields_set:
+                version = layer.version
+            if "max_age" in layer.model_fields_set:
+                max_age = layer.max_age
+        elif layer is False:
+            version = max_age = None
+    return {"cache": True, "cache_version": version, "cache_max_age": max_age}
 
 
 def _merge(model: Any, base: Any, override: Any) -> Any:

@@ -60,6 +60,22 @@ class StepSpec(Node):
         return cls.model_validate_json(text)
 
 
+def definition_data(index: PipelineIndex, node: StepNode) -> dict[str, Any]:
+    """A task's definition after defaults, the part of its SPEC §20 signature the compiler knows
+    (:func:`pipecast.runtime.cachekey.definition_digest` hashes it)."""
+    eff = index.effective(node)
+    task = node.task
+    return {
+        "run": task.run.to_data(),
+        "image": eff.image,
+        "env": eff.env,
+        "resources": eff.resources.to_data(),
+        "retry": eff.retry.model_dump(mode="json"),
+        "timeout": eff.timeout,
+        "outputs": dict(task.outputs),
+    }
+
+
 def step_spec(
     index: PipelineIndex,
     node: StepNode,

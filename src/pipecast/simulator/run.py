@@ -24,6 +24,7 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.io import atomic_write, dump_json
 from pipecast.ir.models import ContainerRun
 from pipecast.passes.analysis import PipelineIndex, nearest
+from pipecast.runtime.spec import definition_data
 from pipecast.simulator import secrets as sec
 from pipecast.simulator.cache import Cache
 from pipecast.simulator.clock import RealClock, VirtualClock
@@ -345,10 +346,11 @@ def _run(
                     "attempts": old.get("attempts", 1),
                     "extra": extra,
                 }
-        if cache is None or not engine.effective(inst.node).cache:
+        eff = engine.effective(inst.node)
+        if cache is None or not eff.cache:
             return None
-        key = cache.key(_definition(index, inst), inst.inputs or {}, inst.node.task.run)
-        hit = cache.get(key, dict(types))
+        key = cache.key(_definition(index, inst), inst.inputs or {}, inst.node.task.run, eff.cache_version)
+        hit = cache.get(key, dict(types), eff.cache_max_age)
         if hit is not None:
             return {
                 "status": "cached",
@@ -407,14 +409,8 @@ def _run(
 
 
 def _definition(index: PipelineIndex, inst: Inst) -> dict[str, Any]:
-    task = inst.node.task
-    eff = index.effective(inst.node)
-    data = task.to_data()
-    for k in ("description", "retry", "timeout", "resources", "cache", "after", "when"):
-        data.pop(k, None)
-    data["env"] = eff.env
-    data["image"] = eff.image
-    return data
+    """The step's definition after defaults, as SPEC §20 signs it."""
+    return definition_data(index, inst.node)
 
 
 def _resumable(record: dict[str, Any]) -> dict[str, Any]:
