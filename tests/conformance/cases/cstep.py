@@ -100,3 +100,32 @@ def secret_length(name: str) -> int:
 
 def status(status: str) -> str:
     return status
+
+
+def add3(a, b, c):
+    return a + b + c
+
+
+def double(x):
+    return 2 * x
+
+
+def timed(run_id: str, key: str, seconds: float = 0.0, fail: bool = False) -> dict:
+    """Sleep ``seconds`` and report when this step started and ended (step-side timing).
+
+    Every call also appends ``{key, started, ended, failed}`` to
+    ``<tempdir>/pipecast-timing/<run_id>.jsonl``, so a failing step leaves its end time too
+    (the conformance suite checks SPEC §10 and ``parallelism`` from these lines).
+    """
+    started = time.time()
+    time.sleep(seconds)
+    ended = time.time()
+    folder = Path(tempfile.gettempdir(), "pipecast-timing")
+    folder.mkdir(exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+    line = json.dumps({"key": key, "started": started, "ended": ended, "failed": fail})
+    with open(folder / f"{safe}.jsonl", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    if fail:
+        raise RuntimeError(f"planned failure of {key}")
+    return {"run_id": run_id, "key": key, "started": started, "ended": ended}

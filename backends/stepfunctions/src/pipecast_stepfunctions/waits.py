@@ -125,9 +125,13 @@ def lower_with_waits(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> 
     first, second = _linear_extensions(sp)
     pos1 = {x: i for i, x in enumerate(first)}
     pos2 = {x: i for i, x in enumerate(second)}
+    # Every edge the skeleton does not order becomes a wait, transitive ones included: a
+    # step's state holds only the entries of steps the skeleton orders before it and of
+    # those it waited for, so ``e`` reading ``a`` where only ``c`` (a -> c -> e) waited for
+    # ``a`` would find no ``a`` (issue 14's N). Such a wait finds its producer done at once.
     waits: dict[str, list[str]] = {}
     for v in range(n):  # input order, so the emitted waits are stable
-        for u in sorted(pred[v]):
+        for u in sorted(g.pred[v]):
             a, b = names[u], names[v]
             if not (pos1[a] < pos1[b] and pos2[a] < pos2[b]):
                 waits.setdefault(b, []).append(a)
