@@ -14,6 +14,9 @@ Stores (``StepSpec.secret_store``):
 * ``azure``: Azure Key Vault (``azure-keyvault-secrets`` + ``azure-identity``), vault URL from
   ``PIPECAST_AZURE_KEYVAULT_URL`` (or ``AZURE_KEYVAULT_URL``).
 * ``airflow``: an Airflow Variable of that name.
+
+A distribution can add a store: a function ``name -> value`` (raising :class:`SecretError`)
+registered under the entry-point group ``pipecast.secret_stores``.
 """
 
 from __future__ import annotations
@@ -119,7 +122,11 @@ def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-STORES: dict[str, Callable[[str], str]] = {
+#: Entry-point group of secret stores that other distributions provide.
+GROUP = "pipecast.secret_stores"
+
+#: The stores that ship with the runtime (a step image installs ``pipecast`` alone).
+BUILTIN: dict[str, Callable[[str], str]] = {
     "env": _from_env,
     "aws": _from_aws,
     "gcp": _from_gcp,
@@ -128,13 +135,28 @@ STORES: dict[str, Callable[[str], str]] = {
 }
 
 
+def store_names() -> list[str]:
+    from importlib.metadata import entry_points
+
+    return sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=GROUP)})
+
+
+def _store(store: str) -> Callable[[str], str]:
+    if store in BUILTIN:
+        return BUILTIN[store]
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=GROUP, name=store):
+        fetch: Callable[[str], str] = ep.load()
+        return fetch
+    raise SecretError(f"unknown secret store {store!r}; use one of: {', '.join(store_names())}")
+
+
 def resolve(secrets: Mapping[str, str], store: str) -> dict[str, str]:
     """``{ENV_VAR: secret name}`` → ``{ENV_VAR: value}`` from ``store`` (each name read once)."""
     if not secrets:
         return {}
-    if store not in STORES:
-        raise SecretError(f"unknown secret store {store!r}; use one of: {', '.join(sorted(STORES))}")
-    fetch = STORES[store]
+    fetch = _store(store)
     cache: dict[str, str] = {}
     out: dict[str, str] = {}
     for var, name in sorted(secrets.items()):

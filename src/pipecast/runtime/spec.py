@@ -11,7 +11,7 @@ gaps (retries, timeouts) it must fill for this target.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -19,7 +19,8 @@ from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
 from pipecast.ir.refs import is_template
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
 
-SecretStore = Literal["env", "aws", "gcp", "azure", "airflow"]
+#: A secret store's name (``pipecast.runtime.secrets``: the built-in ones, or a plugin's).
+SecretStore = str
 
 
 class InputSpec(Node):
