@@ -230,6 +230,14 @@ class Backend(abc.ABC):
         """Create or update the pipeline on the target (optional)."""
         raise NotImplementedError(f"target {self.name!r} has no deploy yet")
 
+    def local_engine(self) -> Any:
+        """The engine that runs this target's output locally (``pipecast verify``), or ``None``.
+
+        Returns a :class:`pipecast.verify.engine.Engine`; import it inside the method, since
+        its tools are optional extras.
+        """
+        return None
+
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name}.json"
 

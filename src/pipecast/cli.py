@@ -30,7 +30,12 @@ from pipecast.diagnostics import Diagnostic, UserError
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 #: Command modules that add sub-commands through ``register(subparsers)``.
-COMMAND_MODULES = ("pipecast.simulator.cli", "pipecast.runtime.cli", "pipecast.viz.cli")
+COMMAND_MODULES = (
+    "pipecast.simulator.cli",
+    "pipecast.runtime.cli",
+    "pipecast.viz.cli",
+    "pipecast.verify.cli",
+)
 #: Entry-point group for third-party command modules (same contract).
 COMMAND_GROUP = "pipecast.commands"
 

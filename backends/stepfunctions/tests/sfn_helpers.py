@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,64 +27,31 @@ def compile_file(path: Path | str, **settings: Any) -> tuple[Any, Any, StepFunct
 
 
 def run_in_moto(
-    path: Path | str, params: dict[str, Any] | None = None, timeout: float = 90
+    path: Path | str,
+    params: Mapping[str, Any] | None = None,
+    timeout: float = 90,
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Compile with compute=callback, deploy to moto, run it with ``pipecast worker``; the run record."""
-    import boto3
+    """Compile with compute=callback, deploy to moto, run it with ``pipecast worker``; the run
+    record. The product's own engine (``pipecast verify``) on the session's moto server."""
+    import tempfile
 
-    tag = uuid.uuid4().hex[:8]
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    queue = sqs.create_queue(QueueName=f"pipecast-{tag}")["QueueUrl"]
-    bucket = f"pipecast-test-{tag}"
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=bucket)
-    loaded, result, s = compile_file(
-        path,
-        compute="callback",
-        queue_url=queue,
-        artifact_root=f"s3://{bucket}/runs",
-        role_arn=ROLE,
-        name_prefix=f"t{tag}-",
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(path).resolve().parent)}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipecast.runtime",
-            "worker",
-            "--queue-url",
-            queue,
-            "--wait",
-            "1",
-            "--concurrency",
-            "8",
-        ],
-        env=env,
-        cwd=str(Path(path).resolve().parent),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        out = BACKEND.deploy(
-            loaded.pipeline,
-            result.files,
-            s,
-            run=True,
-            params=params or {},
-            progress=False,
-            poll=0.2,
+    from pipecast_stepfunctions.local import run_callback
+
+    from pipecast.api import load_checked
+    from pipecast.verify.engine import EngineJob, given_params
+
+    loaded = load_checked(path)
+    with tempfile.TemporaryDirectory(prefix="pipecast-sfn-") as tmp:
+        job = EngineJob(
+            loaded=loaded,
+            params=given_params(loaded.pipeline, params or {}),
+            workdir=Path(tmp),
+            secrets=dict(secrets or {}),
+            python_path=[Path(path).resolve().parent],
             timeout=timeout,
         )
-    finally:
-        worker.terminate()
-        try:
-            _, err = worker.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            _, err = worker.communicate()
-    record = out["run"]
-    record["_worker_log"] = err.decode(errors="replace")
-    return record
+        return run_callback(job).record
 
 
 def dumps(value: Any) -> str:
@@ -130,13 +94,6 @@ class StepFunctionsConformance(Conformance):
     fixtures: ClassVar[tuple[str, ...]] = ("aws_env",)
 
     def execute(self, job: Job) -> list[Record]:
-        import boto3
-
-        if job.secrets:
-            sm = boto3.client("secretsmanager", region_name="us-east-1")
-            for name, value in job.secrets.items():
-                try:
-                    sm.create_secret(Name=name, SecretString=value)
-                except sm.exceptions.ResourceExistsException:
-                    sm.put_secret_value(SecretId=name, SecretString=value)
-        return [run_in_moto(job.source, dict(params), timeout=120) for params in job.runs]
+        return [
+            run_in_moto(job.source, dict(params), timeout=120, secrets=job.secrets) for params in job.runs
+        ]

@@ -24,6 +24,8 @@ from typing import Any, TextIO
 
 from pipecast.runtime.conventions.base import Convention, ConventionError
 from pipecast.runtime.executor import AttemptResult, ContainerMode, run_attempt
+from pipecast.runtime.faults import MESSAGE as FAULT
+from pipecast.runtime.faults import injected
 from pipecast.runtime.retry import retry_delay
 from pipecast.runtime.secrets import SecretError, mask_text, resolve
 from pipecast.runtime.spec import StepSpec
@@ -102,10 +104,13 @@ def run_step(
     attempts = spec.retry.attempts if spec.retry is not None else 1
     result: AttemptResult | None = None
     for attempt in range(1, attempts + 1):
-        result = run_attempt(
-            spec, inputs, workdir, timeout=spec.timeout, log_path=log_path, env=env,
-            python_path=python_path, containers=containers, output_paths=paths, mask=mask,
-        )  # fmt: skip
+        if injected(spec, inputs):  # pipecast verify --fail (unset on real targets)
+            result = AttemptResult(False, {}, FAULT, 1, False, 0.0)
+        else:
+            result = run_attempt(
+                spec, inputs, workdir, timeout=spec.timeout, log_path=log_path, env=env,
+                python_path=python_path, containers=containers, output_paths=paths, mask=mask,
+            )  # fmt: skip
         if result.ok:
             break
         if attempt < attempts:

@@ -121,5 +121,10 @@ class StepFunctionsBackend(Backend):
             settings = StepFunctionsSettings.model_validate(settings or {})
         return deploy(pipeline, files, settings, **options)
 
+    def local_engine(self) -> Any:
+        from .local import StepFunctionsEngine
+
+        return StepFunctionsEngine()
+
 
 __all__ = ["StepFunctionsBackend", "dump_json"]

@@ -1,0 +1,239 @@
+"""Two run records side by side: completing an engine's record, artifacts by content, and
+the differences.
+
+Engines that report tasks only (kfp.local's trace, Airflow task instances) get the entries
+they cannot see from the pipeline's own structure (:func:`complete`), the same way for
+every target. Artifacts are compared by content (:func:`digest_artifacts`): a URI names
+where a file went, which differs by target, not what it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pipecast.ir.refs import RefSyntaxError, single_ref
+from pipecast.passes.analysis import PipelineIndex, is_artifact_type
+
+_INDEX = re.compile(r"\[\d+\]")
+
+#: Maps an artifact URI to a readable local path (``None``: cannot be read).
+Fetch = Callable[[str, Path], Path | None]
+
+
+def base_name(key: str) -> str:
+    """``cell[0][2]`` → ``cell``."""
+    return _INDEX.sub("", key)
+
+
+def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> dict[str, Any]:
+    """Add the entries an executor cannot report: tasks that never ran, and groups.
+
+    A task absent from the executor's report did not run: ``skipped`` when the run
+    succeeded (a false condition), ``not_run`` when it failed. A group's status follows its
+    inner tasks (failed if one failed, succeeded if one ran, else skipped).
+    """
+    steps = record.setdefault("steps", {})
+    for key in keys:
+        if key in steps:
+            continue
+        name = base_name(key)
+        node = index.nodes.get(name)
+        if node is not None and node.is_group:
+            inner_names = {n.name for n in index.walk(node.body)}
+            if node.else_body is not None:
+                inner_names |= {n.name for n in index.walk(node.else_body)}
+            inner = [v.get("status") for k, v in steps.items() if base_name(k) in inner_names]
+            status = (
+                "failed"
+                if "failed" in inner
+                else "succeeded"
+                if any(s == "succeeded" for s in inner)
+                else "skipped"
+            )
+        else:
+            status = "skipped" if record.get("status") == "succeeded" else "not_run"
+        steps[key] = {"status": status}
+    return record
+
+
+# ------------------------------------------------------------------------------ artifacts
+
+
+def _local(uri: str) -> Path | None:
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    if uri.startswith("/"):
+        return Path(uri)
+    return None
+
+
+def content_digest(path: Path) -> str:
+    """``sha256:<hex>`` of a file, or of a folder's sorted relative names and contents."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    else:
+        h.update(path.read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _digest(value: Any, fetch: Fetch | None, scratch: Path) -> Any:
+    if isinstance(value, list):
+        return [_digest(v, fetch, scratch) for v in value]
+    if not isinstance(value, str):
+        return value
+    path = _local(value)
+    if path is None and fetch is not None:
+        path = fetch(value, scratch)
+    if path is None or not path.exists():
+        return {"artifact": "unreadable", "uri": value}
+    return {"artifact": content_digest(path)}
+
+
+def output_types(index: PipelineIndex) -> dict[str, dict[str, str]]:
+    """Step name → output → declared type; ``""`` → the pipeline outputs' types."""
+    out: dict[str, dict[str, str]] = {}
+    nodes = list(index.walk()) + ([index.finally_node] if index.finally_node else [])
+    for node in nodes:
+        out[node.name] = {name: index.output_type(node, name) or "any" for name in index.output_names(node)}
+    top: dict[str, str] = {}
+    for name, expr in index.pipeline.outputs.items():
+        try:
+            ref = single_ref(expr)
+        except RefSyntaxError:
+            continue
+        if ref is not None:
+            top[name] = index.resolve(ref, index.root, dependent=None).type or "any"
+    out[""] = top
+    return out
+
+
+def digest_artifacts(
+    record: dict[str, Any], index: PipelineIndex, scratch: Path, fetch: Fetch | None = None
+) -> dict[str, Any]:
+    """A copy of ``record`` whose artifact outputs are ``{"artifact": "sha256:..."}``."""
+    types = output_types(index)
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    def convert(outputs: Any, owner: str) -> Any:
+        if not isinstance(outputs, dict):
+            return outputs
+        known = types.get(owner, {})
+        return {
+            k: _digest(v, fetch, scratch) if is_artifact_type(known.get(k, "any")) else v
+            for k, v in outputs.items()
+        }
+
+    out = dict(record)
+    out["outputs"] = convert(record.get("outputs") or {}, "")
+    out["steps"] = {
+        key: {**entry, "outputs": convert(entry["outputs"], base_name(key))}
+        if isinstance(entry, dict) and "outputs" in entry
+        else entry
+        for key, entry in (record.get("steps") or {}).items()
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------ differences
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field where the two runs disagree."""
+
+    where: str  # "pipeline" or "step train[1]"
+    field: str  # "status", "attempts", "output auc"
+    simulator: Any
+    target: Any
+
+    def render(self, target: str) -> str:
+        return f"{self.where}: {self.field}: simulator {show(self.simulator)}, {target} {show(self.target)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "field": self.field, "simulator": self.simulator, "target": self.target}
+
+
+MISSING = "<missing>"
+
+
+def show(value: Any) -> str:
+    if isinstance(value, dict) and "artifact" in value:
+        digest = str(value["artifact"])
+        return digest[:19] if digest.startswith("sha256:") else f"<{digest}: {value.get('uri')}>"
+    if value == MISSING:
+        return MISSING
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as run-record values: numbers within 1e-9, booleans only to booleans."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (a == b and type(a) is type(b))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) < 1e-9
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+#: Statuses whose attempts and outputs are compared.
+RAN = ("succeeded", "failed")
+
+
+def differences(sim: dict[str, Any], got: dict[str, Any]) -> list[Difference]:
+    """Every field on which two (completed, digested) run records disagree, in key order."""
+    out: list[Difference] = []
+    if sim.get("status") != got.get("status"):
+        out.append(Difference("pipeline", "status", sim.get("status"), got.get("status")))
+    so, go = sim.get("outputs") or {}, got.get("outputs") or {}
+    for name in sorted(set(so) | set(go)):
+        a, b = so.get(name, MISSING), go.get(name, MISSING)
+        if not same(a, b):
+            out.append(Difference("pipeline", f"output {name}", a, b))
+    ss, gs = sim.get("steps") or {}, got.get("steps") or {}
+    for key in sorted(set(ss) | set(gs), key=_key_order):
+        a_entry, b_entry = ss.get(key), gs.get(key)
+        where = f"step {key}"
+        if a_entry is None or b_entry is None:
+            out.append(
+                Difference(
+                    where,
+                    "status",
+                    (a_entry or {}).get("status", MISSING),
+                    (b_entry or {}).get("status", MISSING),
+                )
+            )
+            continue
+        if a_entry.get("status") != b_entry.get("status"):
+            out.append(Difference(where, "status", a_entry.get("status"), b_entry.get("status")))
+            continue
+        if a_entry.get("status") not in RAN:
+            continue
+        if "attempts" in a_entry and "attempts" in b_entry and a_entry["attempts"] != b_entry["attempts"]:
+            out.append(Difference(where, "attempts", a_entry["attempts"], b_entry["attempts"]))
+        if a_entry.get("status") != "succeeded":
+            continue
+        ao, bo = a_entry.get("outputs") or {}, b_entry.get("outputs") or {}
+        for name in sorted(set(ao) | set(bo)):
+            a, b = ao.get(name, MISSING), bo.get(name, MISSING)
+            if not same(a, b):
+                out.append(Difference(where, f"output {name}", a, b))
+    return out
+
+
+def _key_order(key: str) -> tuple[Any, ...]:
+    return (base_name(key), [int(i) for i in re.findall(r"\[(\d+)\]", key)])
