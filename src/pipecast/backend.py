@@ -25,6 +25,7 @@ from pipecast.diagnostics import Diagnostic, UserError
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
     from pipecast.passes.analysis import PipelineIndex
+    from pipecast.simulator.profiles import Profile
 
 
 class Feature(enum.StrEnum):
@@ -236,6 +237,11 @@ class Backend(abc.ABC):
         Returns a :class:`pipecast.verify.engine.Engine`; import it inside the method, since
         its tools are optional extras.
         """
+        return None
+
+    def profile(self) -> Profile | None:
+        """The target's run-time limits the simulator checks (``pipecast run --profile <name>``):
+        a new :class:`pipecast.simulator.profiles.Profile`, or ``None`` when it declares none."""
         return None
 
     def default_filename(self, pipeline: Pipeline) -> str:

@@ -194,6 +194,12 @@ def test_profiles_report_target_limits(sim):
         max_parallel=500,
     )
     assert "history_events" in [v["check"] for v in rec["profile"]["violations"]]
+    # Profiles come from the backends: one that declares none is named, with those that do.
+    from pipecast.diagnostics import UserError
+
+    with pytest.raises(UserError, match="declares no run-time profile") as err:
+        sim.run(wide, params={"items": "[1]"}, dry_run=True, profile="local")
+    assert "stepfunctions" in (err.value.diagnostics[0].hint or "")
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

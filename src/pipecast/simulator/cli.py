@@ -34,8 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mock", metavar="FILE", help="dry-run outputs/durations per step (YAML/JSON)")
     p.add_argument(
         "--profile",
-        choices=("stepfunctions", "vertex", "azureml", "airflow"),
-        help="also check that target's run-time limits",
+        metavar="TARGET",
+        help="also check that target's run-time limits (see 'pipecast targets')",
     )
     p.add_argument("--secrets", metavar="FILE", help="dotenv file of secret-name=value")
     p.add_argument("--no-cache", action="store_true", help="ignore cache: true")

@@ -187,8 +187,8 @@ def run_pipeline(
         dry_run: run nothing; virtual time; outputs from types or ``mock``.
         mock: for dry runs, ``{step or key: {outputs: {...}, duration: "5s", fail: N}}`` or a
             YAML/JSON file holding it.
-        profile: also check the run-time limits of a target (``stepfunctions``, ``vertex``,
-            ``azureml``, ``airflow``); violations are in ``record["profile"]``.
+        profile: also check the run-time limits of a target (one whose backend declares a
+            profile: ``Backend.profile()``); violations are in ``record["profile"]``.
         secrets: secret name → value, or a dotenv file; else the environment is used.
         no_cache: ignore ``cache: true``.
         resume: the id of an earlier run (in ``run_dir``) to finish: its succeeded steps
@@ -233,7 +233,7 @@ def _run(
     hooks: Sequence[Hooks] | None,
 ) -> dict[str, Any]:
     from pipecast.passes.validate import check_params
-    from pipecast.simulator.profiles import PROFILES, ProfileCheck
+    from pipecast.simulator.profiles import Profile, profile_for
 
     pipeline = loaded.pipeline
     index: PipelineIndex = loaded.index
@@ -272,14 +272,7 @@ def _run(
             )
         )
     fail_map = parse_fail(fail, index)
-    if profile is not None and profile not in PROFILES:
-        hint = nearest(profile, list(PROFILES))
-        raise UserError(
-            Diagnostic(
-                f"--profile {profile}: unknown target profile",
-                hint=f"did you mean {hint!r}?" if hint else f"use one of: {', '.join(PROFILES)}",
-            )
-        )
+    checks: list[Profile] = [profile_for(profile)] if profile else []
     python_path = [str(Path(loaded.path).parent.absolute())]
     if max_parallel is None:
         max_parallel = os.cpu_count() or 2
@@ -294,7 +287,6 @@ def _run(
         secret_values = sec.resolve(used, given_secrets)
     mask = sorted({v for v in secret_values.values() if v}, key=len, reverse=True)
 
-    checks: list[ProfileCheck] = [ProfileCheck(profile)] if profile else []
     base = {
         "pipeline": pipeline.name,
         "run_id": run_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast.backend import (
     Backend,
@@ -25,6 +25,9 @@ from pipecast.ir.models import ContainerRun, Pipeline
 from pipecast.passes.analysis import PipelineIndex
 from pipecast_airflow.lowering import Lowering
 from pipecast_airflow.settings import AirflowSettings
+
+if TYPE_CHECKING:
+    from pipecast.simulator.profiles import Profile
 
 #: Imports per operator class, for Airflow 3 and Airflow 2.7+.
 IMPORTS = {
@@ -113,6 +116,11 @@ class AirflowBackend(Backend):
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),
         Feature.PIPELINE_OUTPUTS: native("a pipeline-outputs task returns them as its XCom"),
     }
+
+    def profile(self) -> Profile:
+        from pipecast_airflow.profile import AirflowProfile
+
+        return AirflowProfile(self.name)
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name.replace('-', '_')}.py"

@@ -15,6 +15,7 @@ from pipecast_azureml.settings import AzureMLSettings
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
     from pipecast.passes.analysis import PipelineIndex
+    from pipecast.simulator.profiles import Profile
 
 #: The environment variable Azure ML's SDK/CLI needs to load if_else and parallel_for nodes.
 PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
@@ -80,6 +81,11 @@ class AzureMLBackend(Backend):
         Feature.SCHEDULE_TIMEZONE: native("trigger.time_zone (IANA mapped to Windows names)"),
         Feature.PIPELINE_OUTPUTS: native("pipeline job outputs bound from jobs"),
     }
+
+    def profile(self) -> Profile:
+        from pipecast_azureml.profile import AzureMLProfile
+
+        return AzureMLProfile(self.name)
 
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """Feature support plus what only Azure ML limits (time zones)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast.backend import (
     Backend,
@@ -24,6 +24,9 @@ from pipecast.ir.models import Pipeline
 from pipecast.passes.analysis import PipelineIndex
 
 from .settings import StepFunctionsSettings
+
+if TYPE_CHECKING:
+    from pipecast.simulator.profiles import Profile
 
 # Edges nested Parallel states cannot express run as waits (docs/targets/stepfunctions.md).
 ORDERING = "an ordering edge: in the lowered Parallel structure, or a cross-branch wait through S3"
@@ -90,6 +93,11 @@ class StepFunctionsBackend(Backend):
         Feature.SCHEDULE_TIMEZONE: native("ScheduleExpressionTimezone of EventBridge Scheduler"),
         Feature.PIPELINE_OUTPUTS: native("the execution output's 'outputs'"),
     }
+
+    def profile(self) -> Profile:
+        from pipecast_stepfunctions.profile import StepFunctionsProfile
+
+        return StepFunctionsProfile(self.name)
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name}.asl.json"

@@ -19,6 +19,7 @@ from pipecast_vertex.settings import VertexSettings
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
     from pipecast.passes.analysis import PipelineIndex
+    from pipecast.simulator.profiles import Profile
 
 
 class VertexBackend(Backend):
@@ -59,6 +60,11 @@ class VertexBackend(Backend):
         Feature.SCHEDULE_TIMEZONE: native("cron with a TZ= prefix"),
         Feature.PIPELINE_OUTPUTS: native("root DAG outputs"),
     }
+
+    def profile(self) -> Profile:
+        from pipecast_vertex.profile import VertexProfile
+
+        return VertexProfile(self.name)
 
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
