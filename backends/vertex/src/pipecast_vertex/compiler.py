@@ -72,6 +72,8 @@ _ARTIFACTS = {
     "Artifact": "system.Artifact",
 }
 
+VERTEX_MAX_BACKOFF_S = 3600
+
 
 def parameter_type(type_name: str) -> int:
     if element_type(type_name) is not None and type_name != ANY:
@@ -382,7 +384,12 @@ class Compiler:
                 if (node.name, name) in self.iterated:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
         eff = self.index.effective(node)
-        runtime_retry = eff.retry.attempts > 1 and eff.retry.jitter
+        # Vertex caps backoff_max_duration at 1 hour ("higher value will be capped to this
+        # limit", RetryPolicy in https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto):
+        # a longer max_delay, like jitter, is retried by the runtime, with SPEC §6's exact timing.
+        runtime_retry = eff.retry.attempts > 1 and (
+            eff.retry.jitter or eff.retry.max_delay > VERTEX_MAX_BACKOFF_S
+        )
         if eff.retry.attempts > 1 and not runtime_retry:
             rp = task.retry_policy
             rp.max_retry_count = eff.retry.attempts - 1

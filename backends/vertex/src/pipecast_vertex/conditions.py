@@ -4,8 +4,15 @@ A condition task reads its values from its own input parameters:
 ``inputs.parameter_values['<input>']``, the shape the kfp SDK compiles ``dsl.If`` to.
 Parameter values travel as ``google.protobuf.Value``, where every number is a double, so
 comparisons of two integers cast both sides with ``int(...)`` (as the kfp SDK does) and
-comparisons that involve a float compare doubles with float literals. Negation is written
-``!(...)``, the form kfp.local's evaluator also understands.
+comparisons that involve a float compare doubles with float literals. A value of unknown
+type (a loop item of an untyped list) arrives as a protobuf number, a double, so it is
+compared like kfp compares a double channel: with double literals (``> 3.0``). kfp casts every
+operand so that "CEL does not complain" about mixing a double with a CEL int
+(``_resolve_condition_operands`` in kfp's
+https://github.com/kubeflow/pipelines/blob/master/sdk/python/kfp/compiler/pipeline_spec_builder.py):
+an uncast path is never compared with an int literal. (kfp's own ``double(...)`` promotion
+is not used: kfp.local's evaluator does not know it.) Negation is written ``!(...)``, the
+form kfp.local's evaluator also understands.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ def _numeric(left: c.Expr, right: c.Expr, lookup: Lookup) -> str | None:
     kinds = {_type(left, lookup), _type(right, lookup)}
     if kinds == {"int"}:
         return "int"
-    if kinds <= {"int", "float", "any"} and "float" in kinds:
+    if kinds <= {"int", "float", "any"} and kinds & {"int", "float"} and kinds != {"any"}:
         return "float"
     return None
 
@@ -79,8 +86,9 @@ def to_cel(expr: c.Expr, lookup: Lookup) -> str:
         return f"{left} {expr.op} {right}"
     if isinstance(expr, c.In):
         kinds = {_type(o, lookup) for o in expr.options}
-        numeric = "int" if kinds == {"int"} and _type(expr.operand, lookup) == "int" else None
-        if "float" in kinds:
+        operand_type = _type(expr.operand, lookup)
+        numeric = "int" if kinds == {"int"} and operand_type == "int" else None
+        if "float" in kinds or (operand_type == "any" and kinds and kinds <= {"int", "float"}):
             numeric = "float"
         operand = _operand(expr.operand, lookup, numeric)
         options = ", ".join(_literal(o.value, as_float=numeric == "float") for o in expr.options)

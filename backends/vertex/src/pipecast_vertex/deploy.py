@@ -49,6 +49,10 @@ def build_job(
             pipeline_root=settings.pipeline_root,
             parameter_values=values,
             enable_caching=settings.enable_caching,
+            # SPEC §10: after a failure no new step starts (Vertex's default keeps starting
+            # independent tasks): runtimeConfig.failurePolicy PIPELINE_FAILURE_POLICY_FAIL_FAST.
+            # https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs#RuntimeConfig
+            failure_policy="fast",
             labels=dict(settings.labels) or None,
             project=settings.project,
             location=settings.region,

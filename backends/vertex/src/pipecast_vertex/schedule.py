@@ -15,6 +15,9 @@ from pipecast.backend import placeholder
 from pipecast.ir.models import Pipeline
 from pipecast_vertex.settings import VertexSettings
 
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs#PipelineFailurePolicy
+FAIL_FAST = "PIPELINE_FAILURE_POLICY_FAIL_FAST"
+
 
 def cron_with_timezone(cron: str, timezone: str) -> str:
     return f"TZ={timezone} {cron}"
@@ -33,6 +36,8 @@ def pipeline_job(pipeline: Pipeline, spec: dict[str, Any], settings: VertexSetti
         "runtimeConfig": {
             "gcsOutputDirectory": settings.pipeline_root or placeholder("pipeline_root"),
             "parameterValues": {k: p.default for k, p in pipeline.params.items() if p.has_default},
+            # SPEC §10 fail fast, as deploy's run request (see deploy.build_job).
+            "failurePolicy": FAIL_FAST,
         },
     }
     if settings.labels:
