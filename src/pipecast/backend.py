@@ -239,6 +239,11 @@ class Backend(abc.ABC):
         """
         return None
 
+    def summary_lines(self, summary: Mapping[str, Any]) -> list[str]:
+        """Lines ``pipecast compile`` prints under its one-line summary, from ``CompileResult.summary``
+        (figures a user of this target should see, such as a limit being approached)."""
+        return []
+
     def profile(self) -> Profile | None:
         """The target's run-time limits the simulator checks (``pipecast run --profile <name>``):
         a new :class:`pipecast.simulator.profiles.Profile`, or ``None`` when it declares none."""

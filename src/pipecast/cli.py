@@ -170,21 +170,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             f"{args.file}: {_color('compiled', '32')} for {args.target}: {_summary_text(summary)}; "
             f"wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out_dir}"
         )
-        if "history_events_estimate" in summary:  # Step Functions: 25,000 events per execution
-            print(
-                f"  estimated history events: {summary['history_events_estimate']:,}"
-                + (
-                    f" (worst case {summary['history_events_worst_case']:,})"
-                    if "history_events_worst_case" in summary
-                    else ""
-                )
-                + (f" of {summary['history_events_limit']:,}" if "history_events_limit" in summary else "")
-            )
-        if summary.get("cross_branch_waits"):  # Step Functions dag_mode waits
-            print(
-                f"  {summary['cross_branch_waits']} cross-branch wait(s): dependencies nested Parallel "
-                "states cannot express, kept exact through S3 (dag_mode: waits)"
-            )
+        for line in backend.summary_lines(result.summary):
+            print(f"  {line}")
         for path in written:
             print(f"  {path}")
     return EXIT_OK

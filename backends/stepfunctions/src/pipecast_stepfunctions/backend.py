@@ -94,6 +94,25 @@ class StepFunctionsBackend(Backend):
         Feature.PIPELINE_OUTPUTS: native("the execution output's 'outputs'"),
     }
 
+    def summary_lines(self, summary: Mapping[str, Any]) -> list[str]:
+        lines = []
+        if "history_events_estimate" in summary:  # 25,000 events per standard execution
+            lines.append(
+                f"estimated history events: {summary['history_events_estimate']:,}"
+                + (
+                    f" (worst case {summary['history_events_worst_case']:,})"
+                    if "history_events_worst_case" in summary
+                    else ""
+                )
+                + (f" of {summary['history_events_limit']:,}" if "history_events_limit" in summary else "")
+            )
+        if summary.get("cross_branch_waits"):  # dag_mode waits
+            lines.append(
+                f"{summary['cross_branch_waits']} cross-branch wait(s): dependencies nested Parallel "
+                "states cannot express, kept exact through S3 (dag_mode: waits)"
+            )
+        return lines
+
     def profile(self) -> Profile:
         from pipecast_stepfunctions.profile import StepFunctionsProfile
 
