@@ -15,13 +15,14 @@ from pipecast.passes.analysis import nearest
 
 GROUP = "pipecast.backends"
 
-#: What to install for targets that ship as separate distributions.
-DISTRIBUTIONS = {
-    "stepfunctions": "pipecast-stepfunctions",
-    "vertex": "pipecast-vertex",
-    "azureml": "pipecast-azureml",
-    "airflow": "pipecast-airflow",
-}
+#: Targets of this project that ship as separate distributions, ``pipecast-<name>`` (so an
+#: uninstalled one gets "pip install pipecast-<name>"). The one line a new backend adds here.
+DISTRIBUTED = ("airflow", "azureml", "stepfunctions", "vertex")
+
+
+def distribution(name: str) -> str:
+    """The distribution that provides target ``name``."""
+    return f"pipecast-{name}" if name in DISTRIBUTED else f"the package that provides {name!r}"
 
 
 @cache
@@ -49,16 +50,16 @@ def get(name: str) -> Backend:
         known = available()
         hint = nearest(name, known)
         msg = f"unknown target {name!r}; installed targets: {', '.join(known) or 'none'}"
-        if name in DISTRIBUTIONS:
+        if name in DISTRIBUTED:
             msg = f"target {name!r} is not installed"
-            fix = f"pip install {DISTRIBUTIONS[name]}"
+            fix = f"pip install {distribution(name)}"
         else:
             fix = f"did you mean {hint!r}?" if hint else "run 'pipecast targets' to list targets"
         raise UserError(Diagnostic(msg, hint=fix, code="unknown-target"))
     try:
         cls = ep.load()
     except ImportError as exc:
-        dist = DISTRIBUTIONS.get(name, f"the package that provides {name!r}")
+        dist = distribution(name)
         raise UserError(
             Diagnostic(
                 f"target {name!r} could not be loaded: {exc}",
