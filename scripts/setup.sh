@@ -13,5 +13,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 "$PY" -m uv pip install --quiet --python .venv/bin/python \
   -e '.[test]' \
-  -e backends/stepfunctions -e backends/vertex -e backends/azureml -e backends/airflow
+  -e backends/stepfunctions -e backends/vertex -e backends/azureml -e backends/airflow \
+  -e 'backends/kubeflow[test]'
 echo "setup: .venv ready ($(.venv/bin/python --version))"

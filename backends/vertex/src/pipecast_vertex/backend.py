@@ -17,7 +17,7 @@ from pipecast.passes.analysis import is_artifact_type
 from pipecast_vertex.settings import VertexSettings
 
 if TYPE_CHECKING:
-    from pipecast.ir.models import Pipeline
+    from pipecast.ir.models import Pipeline, Resources
     from pipecast.passes.analysis import PipelineIndex
     from pipecast.simulator.profiles import Profile
 
@@ -68,18 +68,17 @@ class VertexBackend(Backend):
 
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
-        from pipecast_vertex.resources import accelerator_problem
         from pipecast_vertex.wire import item_is_json
 
         out = super().check(index, lenient=lenient)
         for node in index.tasks():
-            problem = accelerator_problem(index.effective(node).resources)
+            problem = self.accelerator_problem(index.effective(node).resources)
             if problem:
                 own = node.task.resources is not None
                 path = (*node.yaml_path, "resources") if own else ("defaults", "resources")
                 out.append(
                     Diagnostic(
-                        f"target 'vertex': step {node.name!r}: {problem[0]}",
+                        f"target {self.name!r}: step {node.name!r}: {problem[0]}",
                         path,
                         hint=problem[1],
                         code="unsupported-accelerator",
@@ -93,7 +92,9 @@ class VertexBackend(Backend):
             if group.else_ is not None:
                 exprs += [(("else", "outputs", k), v) for k, v in group.else_.outputs.items()]
             for rel, expr in exprs:
-                out.extend(_output_shape(index, expr, (*node.yaml_path, *rel), f"group {node.name!r}"))
+                out.extend(
+                    _output_shape(self.name, index, expr, (*node.yaml_path, *rel), f"group {node.name!r}")
+                )
             if group.is_loop:
                 ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
                 if ref is not None and ref.kind == "step":
@@ -101,7 +102,7 @@ class VertexBackend(Backend):
                     if is_artifact_type(res_type):
                         out.append(
                             Diagnostic(
-                                f"target 'vertex': group {node.name!r} fans out over artifacts "
+                                f"target {self.name!r}: group {node.name!r} fans out over artifacts "
                                 f"({res_type}); pipecast compiles for_each to a parameterIterator",
                                 (*node.yaml_path, "for_each"),
                                 hint="fan out over a list of parameters (for example the artifacts' "
@@ -114,7 +115,7 @@ class VertexBackend(Backend):
                     if outer is not None and item_is_json(index, outer):
                         out.append(
                             Diagnostic(
-                                f"target 'vertex': group {node.name!r} fans out over a loop item that "
+                                f"target {self.name!r}: group {node.name!r} fans out over a loop item that "
                                 "travels as JSON text (a list item of a step output or a literal list); "
                                 "KFP iterators need a list parameter",
                                 (*node.yaml_path, "for_each"),
@@ -126,7 +127,7 @@ class VertexBackend(Backend):
                 if ref is not None and ref.kind == "loop" and ref.key is not None:
                     out.append(
                         Diagnostic(
-                            f"target 'vertex': group {node.name!r} fans out over a key of a loop item; "
+                            f"target {self.name!r}: group {node.name!r} fans out over a key of a loop item; "
                             "KFP iterators read whole parameters",
                             (*node.yaml_path, "for_each"),
                             hint="add a step that returns the inner list and fan out over its output",
@@ -134,8 +135,14 @@ class VertexBackend(Backend):
                         )
                     )
         for name, expr in index.pipeline.outputs.items():
-            out.extend(_output_shape(index, expr, ("outputs", name), "the pipeline"))
+            out.extend(_output_shape(self.name, index, expr, ("outputs", name), "the pipeline"))
         return out
+
+    def accelerator_problem(self, res: Resources) -> tuple[str, str] | None:
+        """Why this target cannot satisfy a resource request, and what to do (``None``: it can)."""
+        from pipecast_vertex.resources import accelerator_problem
+
+        return accelerator_problem(res)
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast import yamltext
@@ -180,14 +187,14 @@ class VertexBackend(Backend):
 
 
 def _output_shape(
-    index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str
+    target: str, index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str
 ) -> list[Diagnostic]:
     ref = single_ref(expr) if isinstance(expr, str) else None
     if ref is not None and ref.kind == "step":
         return []
     return [
         Diagnostic(
-            f"target 'vertex': an output of {owner} must be exactly one step output reference "
+            f"target {target!r}: an output of {owner} must be exactly one step output reference "
             f"({json.dumps(expr)} is not): KFP DAG outputs come from tasks",
             path,
             hint="add a step that computes the value and expose its output",

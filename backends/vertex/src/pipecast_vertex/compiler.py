@@ -42,7 +42,7 @@ from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import GroupStep, Pipeline
+from pipecast.ir.models import GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
 from pipecast.runtime.conventions.kfp import encode_item
@@ -129,7 +129,14 @@ Needs = dict[str, Chan]
 
 
 class Compiler:
-    """Compiles one pipeline; use :func:`compile_spec`."""
+    """Compiles one pipeline; use :func:`compile_spec`.
+
+    Dialects (the Kubeflow backend) subclass it and override :attr:`target` and
+    :meth:`container_resources`.
+    """
+
+    #: The target named in diagnostics.
+    target = "vertex"
 
     def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings) -> None:
         self.p = pipeline
@@ -409,7 +416,7 @@ class Compiler:
             image = placeholder("image")
             self.diagnostics.append(
                 Diagnostic(
-                    f"vertex: step {node.name!r} has no image; the spec holds the placeholder {image!r}",
+                    f"{self.target}: step {node.name!r} has no image; the spec holds the placeholder {image!r}",
                     node.yaml_path,
                     hint="set defaults.image (or the step's image), or --set image=<registry/image:tag>",
                     severity="warning",
@@ -428,10 +435,14 @@ class Compiler:
         }
         if eff.env:
             container["env"] = [{"name": k, "value": v} for k, v in sorted(eff.env.items())]
-        resources = container_resources(eff.resources)
+        resources = self.container_resources(eff.resources)
         if resources:
             container["resources"] = resources
         comp.executor_label = self._executor(tname, {"container": container})
+
+    def container_resources(self, res: Resources) -> dict[str, Any] | None:
+        """The container ``resources`` of a task (a dialect maps accelerators its own way)."""
+        return container_resources(res)
 
     def _executor(self, tname: str, executor: dict[str, Any]) -> str:
         """Register an executor; identical executors are shared (one label)."""
@@ -732,10 +743,13 @@ def _value(v: Any) -> struct_pb2.Value:
 
 
 def compile_spec(
-    pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings
+    pipeline: Pipeline,
+    index: PipelineIndex,
+    settings: VertexSettings,
+    compiler_class: type[Compiler] = Compiler,
 ) -> tuple[dict[str, Any], list[Diagnostic]]:
     """The PipelineSpec as JSON data (``MessageToDict``), and warnings."""
-    compiler = Compiler(pipeline, index, settings)
+    compiler = compiler_class(pipeline, index, settings)
     spec = compiler.build()
     data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
     # deploymentSpec is a free Struct: the executors are plain JSON already, so they skip the

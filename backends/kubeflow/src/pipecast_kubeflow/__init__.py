@@ -1,0 +1,1 @@
+"""pipecast backend: Kubeflow Pipelines."""
