@@ -17,7 +17,7 @@ GROUP = "pipecast.backends"
 
 #: Targets of this project that ship as separate distributions, ``pipecast-<name>`` (so an
 #: uninstalled one gets "pip install pipecast-<name>"). The one line a new backend adds here.
-DISTRIBUTED = ("airflow", "azureml", "stepfunctions", "vertex")
+DISTRIBUTED = ("airflow", "azureml", "kubeflow", "stepfunctions", "vertex")
 
 
 def distribution(name: str) -> str:

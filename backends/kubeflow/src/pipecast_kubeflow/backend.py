@@ -25,6 +25,7 @@ from pipecast_kubeflow.settings import KubeflowSettings
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline, Resources
     from pipecast.passes.analysis import PipelineIndex
+    from pipecast.simulator.profiles import Profile
 
 SCHEDULE_SUFFIX = ".schedule.json"
 
@@ -66,6 +67,12 @@ class KubeflowBackend(VertexBackend):
             "ml-pipeline-scheduledworkflow to the pipeline's zone",
         ),
     }
+
+    def profile(self) -> Profile:
+        """No run-time limits of Vertex's (its cap of 100 collected artifacts is Vertex AI's)."""
+        from pipecast.simulator.profiles import Profile
+
+        return Profile(self.name)
 
     def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
         """The Vertex checks (output and item shapes) plus Kubernetes names of secrets."""
