@@ -144,3 +144,37 @@ def test_sagemaker_missing_input_and_failure_file(tmp_path):
     assert (
         root / "output" / "pipecast-outputs" / "error.txt"
     ).read_text() == "step s failed: ValueError: bad input\n"
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_result_cache_restores_artifacts_without_running(tmp_path, where, request):
+    """SPEC §20 in the runtime: a second run with the same signature restores the outputs
+    (files and folders) from the store without running the function; a changed input or an
+    entry older than max_age runs it again."""
+    from pipecast.runtime.spec import CacheSpec
+
+    local = str(tmp_path / "cache")
+    store = f"s3://{request.getfixturevalue('bucket')}/cache" if where == "s3" else local
+    data = tmp_path / "in.txt"
+    data.write_text("abc")
+
+    def run(i: int, max_age: float | None = None):
+        spec = art_spec().model_copy(
+            update={"cache": CacheSpec(definition="d", version="1", max_age=max_age, store=store)}
+        )
+        conv = LocalConvention({"data": str(data)}, {"model": str(tmp_path / f"out{i}" / "m.txt")}, None)
+        return run_step(spec, conv, workdir=tmp_path / f"w{i}", python_path=[str(PROJECT)])
+
+    first = run(1)
+    assert not first.cached and first.attempts == 1
+    second = run(2)
+    assert second.cached and second.attempts == 0
+    assert (tmp_path / "out2" / "m.txt").read_text() == "ABC"
+    assert second.outputs["n"] == 3
+    report = Path(second.outputs["report"])
+    assert (report / "part-0.txt").read_text() == "zero" and (
+        report / "sub" / "part-1.txt"
+    ).read_text() == "one"
+    assert not run(3, max_age=0.0).cached  # older than max_age: runs again
+    data.write_text("abcd")  # an artifact input changes by content
+    assert not run(4).cached

@@ -137,7 +137,7 @@ def test_retry_mapping():
     assert "execution_timeout=datetime.timedelta(seconds=10890.0)," in text
 
 
-@pytest.mark.parametrize(("case", "feature"), [("cache", "cache"), ("nested_for_each", "nested for_each")])
+@pytest.mark.parametrize(("case", "feature"), [("nested_for_each", "nested for_each")])
 def test_unsupported_features_are_named_errors(case, feature):
     with pytest.raises(UserError) as err:
         compile_file(CASES / f"{case}.yaml", lenient=False)

@@ -61,7 +61,7 @@ def _simulate(name: str, tmp: Path) -> dict[str, Any]:
     from pipecast.simulator import run_pipeline
 
     loaded = load_checked(REPO / "examples" / name / "pipeline.yaml")
-    # Airflow has no output cache (compiled with --lenient), so the simulator must not use one.
+    # Each example runs once on each side: no result may come from an earlier run's cache.
     return run_pipeline(loaded, run_dir=tmp / name, containers="host", max_parallel=2, seed=1, no_cache=True)
 
 

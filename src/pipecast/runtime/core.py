@@ -56,6 +56,8 @@ class StepOutcome:
     outputs: dict[str, Any]
     published: Any
     attempts: int
+    #: Restored from the runtime's result cache (SPEC §20): the step did not run.
+    cached: bool = False
 
 
 def run_step(
@@ -101,6 +103,17 @@ def run_step(
     except ConventionError as exc:
         raise StepFailed(mask_text(f"{label} could not start: {exc}", mask)) from None
 
+    cache = _cache_lookup(spec, inputs, paths, workdir, python_path, err)
+    if cache is not None and cache.hit is not None:
+        hit = AttemptResult(
+            ok=True, outputs=cache.hit, error=None, exit_code=0, timed_out=False, duration=0.0
+        )
+        try:
+            published = convention.write_outputs(spec, hit, workdir)
+        except ConventionError as exc:
+            raise StepFailed(mask_text(f"{label} could not publish its outputs: {exc}", mask)) from None
+        return StepOutcome(outputs=hit.outputs, published=published, attempts=0, cached=True)
+
     attempts = spec.retry.attempts if spec.retry is not None else 1
     result: AttemptResult | None = None
     for attempt in range(1, attempts + 1):
@@ -131,4 +144,45 @@ def run_step(
         published = convention.write_outputs(spec, result, workdir)
     except ConventionError as exc:
         raise StepFailed(mask_text(f"{label} could not publish its outputs: {exc}", mask)) from None
+    if cache is not None:
+        try:
+            cache.store.put(cache.key, spec, result.outputs)
+        except Exception as exc:  # a cache that cannot be written never fails the step
+            print(f"pipecast: {label}: could not store the result in the cache: {exc}", file=err, flush=True)
     return StepOutcome(outputs=result.outputs, published=published, attempts=attempt)
+
+
+@dataclass
+class _CacheUse:
+    store: Any
+    key: str
+    hit: dict[str, Any] | None
+
+
+def _cache_lookup(
+    spec: StepSpec,
+    inputs: dict[str, Any],
+    paths: Any,
+    workdir: Path,
+    python_path: Sequence[str],
+    err: TextIO,
+) -> _CacheUse | None:
+    """SPEC §20 through the runtime's result cache: the signature, and the restored outputs of
+    a hit (see :mod:`pipecast.runtime.resultcache`). ``None`` when the step is not cached here."""
+    if spec.cache is None or not spec.cache.store:
+        return None
+    import os
+
+    from pipecast.runtime.executor import output_locations
+    from pipecast.runtime.resultcache import ResultStore, step_key
+
+    roots = [*python_path, *[p for p in os.environ.get("PIPECAST_PYTHON_PATH", "").split(os.pathsep) if p]]
+    key = step_key(spec, inputs, [*roots, os.getcwd()])
+    store = ResultStore(spec.cache.store)
+    entry = store.get(key, spec.cache.max_age)
+    hit = None
+    if entry is not None:
+        hit = store.restore(entry, spec, output_locations(spec, workdir, paths), workdir)
+        if hit is not None:
+            print(f"pipecast: step {spec.step}: cached result {key[:12]} reused", file=err, flush=True)
+    return _CacheUse(store, key, hit)

@@ -18,6 +18,7 @@ from pydantic import Field
 from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
 from pipecast.ir.refs import is_template
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+from pipecast.runtime.cachekey import definition_digest
 
 #: A secret store's name (``pipecast.runtime.secrets``: the built-in ones, or a plugin's).
 SecretStore = str
@@ -30,6 +31,17 @@ class InputSpec(Node):
     type: str = ANY
     value: Any = None
     literal: bool = False
+
+
+class CacheSpec(Node):
+    """SPEC §20 caching done by the runtime (targets without a native cache): the part of the
+    signature the compiler knows, and where the entries live (an ``s3://`` prefix or a folder;
+    empty: the convention's default)."""
+
+    definition: str
+    version: str | None = None
+    max_age: float | None = None
+    store: str = ""
 
 
 class StepSpec(Node):
@@ -47,6 +59,8 @@ class StepSpec(Node):
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
     secret_store: SecretStore = "env"
+    #: The runtime's own result cache (``None``: no cache, or the target caches natively).
+    cache: CacheSpec | None = None
 
     def to_arg(self) -> str:
         """Compact, deterministic JSON for a command-line argument."""
@@ -84,6 +98,7 @@ def step_spec(
     retry_in_runtime: bool = False,
     timeout_in_runtime: bool = False,
     secret_store: SecretStore = "env",
+    cache_store: str | None = None,
 ) -> StepSpec:
     """Build the runtime's description of a task step.
 
@@ -93,6 +108,8 @@ def step_spec(
         retry_in_runtime: the target cannot retry this step natively, so the runtime does.
         timeout_in_runtime: the target cannot enforce the timeout, so the runtime does.
         secret_store: where the runtime resolves ``secrets`` by name.
+        cache_store: the target has no native cache: the runtime keeps cached results of
+            ``cache`` steps there (SPEC §20; ``""``: the convention's default place).
     """
     task = node.task
     eff = index.effective(node)
@@ -115,4 +132,14 @@ def step_spec(
         env=eff.env,
         secrets=eff.secrets,
         secret_store=secret_store,
+        cache=(
+            CacheSpec(
+                definition=definition_digest(definition_data(index, node)),
+                version=eff.cache_version,
+                max_age=eff.cache_max_age,
+                store=cache_store,
+            )
+            if cache_store is not None and eff.cache and not in_finally
+            else None
+        ),
     )

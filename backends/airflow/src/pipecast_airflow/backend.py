@@ -15,7 +15,6 @@ from pipecast.backend import (
     CompileResult,
     Feature,
     Support,
-    approximate,
     native,
     runtime,
     unsupported,
@@ -107,9 +106,9 @@ class AirflowBackend(Backend):
         ),
         Feature.ENV: runtime("set by the runtime for the step's process"),
         Feature.SECRETS: runtime("Airflow Variables read by the runtime (kubernetes: Kubernetes secrets)"),
-        Feature.CACHE: approximate(
-            "Airflow has no task output cache: the step runs every time",
-            "remove 'cache: true', or run with target local or vertex",
+        Feature.CACHE: runtime(
+            "the runtime keeps a result cache under artifact_root (.pipecast-cache/<dag>), keyed by "
+            "the SPEC §20 signature; a hit restores the outputs without running the step"
         ),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),

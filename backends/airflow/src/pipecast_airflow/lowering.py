@@ -370,7 +370,18 @@ class Lowering:
         store: Any = "env" if self.settings.operator == "kubernetes" else self.settings.secret_store
         # Retries run inside the runtime (SPEC §6 timing exactly: Airflow's own exponential
         # backoff adds jitter in [delay, 2*delay) and knows only factor 2 on Airflow 2).
-        spec = step_spec(self.index, node, retry_in_runtime=True, timeout_in_runtime=True, secret_store=store)
+        # Airflow has no task result cache: the runtime keeps one under artifact_root (SPEC §20);
+        # without the setting, the worker's default artifact root (filled in at run time).
+        root = self.settings.artifact_root
+        cache_store = f"{root.rstrip('/')}/.pipecast-cache/{self.index.pipeline.name}" if root else ""
+        spec = step_spec(
+            self.index,
+            node,
+            retry_in_runtime=True,
+            timeout_in_runtime=True,
+            secret_store=store,
+            cache_store=cache_store,
+        )
         inputs = {
             name: self.value(value, node.scope, node.name, in_finally)
             for name, value in node.task.inputs.items()

@@ -14,7 +14,6 @@ from pipecast.backend import (
     CompileResult,
     Feature,
     Support,
-    approximate,
     native,
     runtime,
 )
@@ -82,9 +81,10 @@ class StepFunctionsBackend(Backend):
             "passed to the runtime in the step spec (and as container environment on SageMaker/Batch)"
         ),
         Feature.SECRETS: runtime("resolved by name from AWS Secrets Manager by the runtime at run time"),
-        Feature.CACHE: approximate(
-            "Step Functions has no result cache: cached steps always run",
-            "drop 'cache' for this target, or run with the simulator",
+        Feature.CACHE: runtime(
+            "the runtime keeps a result cache in S3 (<artifact_root>/.pipecast-cache/<pipeline>/), keyed "
+            "by the SPEC §20 signature; a hit restores the outputs without running the step "
+            "(the task still starts: a worker message, a SageMaker job or a Batch job)"
         ),
         Feature.FINALLY: native(
             "the body runs in a Parallel whose Catch leads to the finally step, then Fail"

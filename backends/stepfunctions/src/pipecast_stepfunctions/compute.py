@@ -78,6 +78,11 @@ class Built:
     events: tuple[int, int]
 
 
+def cache_store(em: Emitter) -> str:
+    """Where the runtime keeps cached results (SPEC §20): Step Functions has no result cache."""
+    return f"{em.settings.artifact_root.rstrip('/')}/.pipecast-cache/{em.pipeline.name}"
+
+
 def request(em: Emitter, node: StepNode, frame: Frame) -> dict[str, Any]:
     """The runtime request as a payload template (see the module docstring)."""
     # callback: the worker retries and enforces the per-attempt timeout (moto reuses one task
@@ -85,7 +90,12 @@ def request(em: Emitter, node: StepNode, frame: Frame) -> dict[str, Any]:
     # runtime also honours sub-second delays and jitter exactly as the simulator does).
     callback = em.settings.compute == "callback"
     spec = step_spec(
-        em.index, node, retry_in_runtime=callback, timeout_in_runtime=callback, secret_store="aws"
+        em.index,
+        node,
+        retry_in_runtime=callback,
+        timeout_in_runtime=callback,
+        secret_store="aws",
+        cache_store=cache_store(em),
     )
     return {
         "spec_uri": em.store_spec(node, spec.to_arg()),
@@ -169,7 +179,14 @@ def _image_warning(em: Emitter, node: StepNode, image: str) -> None:
 
 def _static_spec(em: Emitter, node: StepNode) -> str:
     """The StepSpec for computes that retry and time out natively (sagemaker, batch)."""
-    spec = step_spec(em.index, node, retry_in_runtime=False, timeout_in_runtime=False, secret_store="aws")
+    spec = step_spec(
+        em.index,
+        node,
+        retry_in_runtime=False,
+        timeout_in_runtime=False,
+        secret_store="aws",
+        cache_store=cache_store(em),
+    )
     return spec.to_arg()
 
 

@@ -83,6 +83,8 @@ def run_record(
                     entry["outputs"] = out["outputs"]
                 if role == "task" and isinstance(out, dict) and isinstance(out.get("attempts"), int):
                     entry["attempts"] = out["attempts"]  # retried by the callback worker
+                    if out["attempts"] == 0:
+                        entry["status"] = "cached"  # restored from the runtime's result cache
         elif kind == "TaskScheduled":
             own = owner(ev)
             if own:

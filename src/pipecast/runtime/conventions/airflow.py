@@ -254,6 +254,9 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
 
     res = _resolver(context, doc)
     spec = StepSpec.model_validate(doc["spec"])
+    if spec.cache is not None and not spec.cache.store:
+        store = _artifact_root(doc).joinpath(".pipecast-cache", _safe(res.dag_id))
+        spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"store": str(store)})})
     task = res.ti.task_id + (f"_{res.index}" if res.index >= 0 else "")
     folder = _artifact_root(doc).joinpath(_safe(res.dag_id), _safe(res.run_id), _safe(task))
     conv = AirflowConvention(_inputs(doc, res), folder)
@@ -268,7 +271,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
         # The runtime already retried (SPEC §6 timing): the task fails once, for good.
         _push_meta(res.ti, {"attempts": exc.attempts or 1})
         raise RuntimeError(exc.summary) from None
-    _push_meta(res.ti, {"attempts": outcome.attempts})
+    _push_meta(res.ti, {"attempts": outcome.attempts, **({"status": "cached"} if outcome.cached else {})})
     return dict(outcome.published)
 
 

@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "expensive": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{"literal":true,"type":"int","value":12}},"outputs":{"output":"int"},"pipeline":"cache","run":{"python":"cstep:square"},"secret_store":"airflow","step":"expensive"}}',
+    "expensive": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"cache":{"definition":"fd88de690e70e619a1278796c612840b5f3c69c883aac4cadfafe3e958def762"},"inputs":{"x":{"literal":true,"type":"int","value":12}},"outputs":{"output":"int"},"pipeline":"cache","run":{"python":"cstep:square"},"secret_store":"airflow","step":"expensive"}}',
 }
 
 
