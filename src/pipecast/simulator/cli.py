@@ -140,7 +140,7 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pipecast.simulator.run import RECORD
+    from pipecast.simulator.run import RECORD, is_live
 
     root = _root(args)
     rows = []
@@ -154,7 +154,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             {
                 "run_id": rec.get("run_id", folder.name),
                 "pipeline": rec.get("pipeline"),
-                "status": rec.get("status"),
+                "status": "interrupted"
+                if rec.get("status") == "running" and not is_live(folder)
+                else rec.get("status"),
                 "started": rec.get("started"),
                 "steps": len(steps),
                 "failed": sum(1 for e in steps.values() if e.get("status") == "failed"),
@@ -185,9 +187,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from pipecast.simulator.progress import print_summary
-    from pipecast.simulator.run import read_record
+    from pipecast.simulator.run import read_record, run_folder
 
-    record = read_record(_root(args) / args.run_id)
+    record = read_record(run_folder(_root(args), args.run_id, "show"))
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))
     else:

@@ -116,7 +116,10 @@ class RealLauncher:
         self.pool = ExecutorPool(size=max_parallel, python_path=python_path, containers=containers)  # type: ignore[arg-type]
         self.threads = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="pipecast-step")
         self.secret_values = secret_values
-        self.mask = sorted({v for v in secret_values.values() if v}, key=len, reverse=True)
+        from pipecast.simulator.secrets import Masker
+
+        # Logs: only secrets long enough to mask inside text (short ones would mangle them).
+        self.mask = Masker(secret_values.values()).long
         self._specs: dict[int, Any] = {}
         (run_folder / "logs").mkdir(parents=True, exist_ok=True)
 

@@ -137,3 +137,9 @@ def print_summary(record: dict[str, Any], limit: int = 100) -> None:
         console.print(f"[{color}]{v['target']} {v['severity']}[/]: {v['step'] or 'pipeline'}: {v['message']}")
     status = record.get("status", "")
     console.print(f"run {record['run_id']}: [{_STYLE.get(status, 'white')}]{status}[/]")
+    if record.get("error"):
+        console.print(f"  {record['error']}")
+    if status == "interrupted":
+        console.print(
+            f"  the process running it ended mid-run; finish it with 'pipecast run FILE --resume {record['run_id']}'"
+        )

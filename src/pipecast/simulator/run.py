@@ -11,8 +11,10 @@ A run lives in ``<runs root>/<run_id>/``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets as _random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,12 +32,109 @@ from pipecast.simulator.cache import Cache
 from pipecast.simulator.clock import RealClock, VirtualClock
 from pipecast.simulator.engine import Engine, Hooks, Inst
 from pipecast.simulator.launch import RealLauncher, VirtualLauncher, detect_containers
-from pipecast.simulator.values import art_exists, from_record
+from pipecast.simulator.values import art_exists, from_record, to_record
 
 DEFAULT_RUNS = Path(".pipecast") / "runs"
 RECORD = "run.json"
 JOURNAL = "journal.jsonl"
 WRITE_EVERY = 0.2  # seconds between record rewrites while running; the journal is per step
+#: A rewrite costs O(steps): waiting this many times the last rewrite's duration between
+#: rewrites keeps their share of the run bounded, so a large run stays linear (issue 15).
+WRITE_BACKOFF = 10
+
+
+LOCK = ".lock"
+#: A run id is a folder name: letters, digits, ``.``, ``_``, ``-``; no ``..``, no ``/``.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def run_folder(root: Path, run_id: str, flag: str = "--run-id") -> Path:
+    """``root / run_id`` for a valid run id.
+
+    Raises:
+        UserError: the id is not a plain name (``../victim``, ``a/b``, empty, too long).
+    """
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise UserError(
+            Diagnostic(
+                f"{flag} {run_id!r} is not a run id",
+                hint="a run id is a name of at most 200 letters, digits, '.', '_' and '-' that starts "
+                "with a letter or digit and has no '..' (list runs with 'pipecast runs')",
+                code="usage",
+            )
+        )
+    return root / run_id
+
+
+def _locked(folder: Path) -> int | None:
+    """Take the run folder's exclusive lock; the open descriptor holds it (``None``: no
+    locking on this platform). The OS drops the lock when the process dies, even by kill -9.
+
+    Raises:
+        UserError: another process holds it (a run with the same id is going on).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(
+            Diagnostic(
+                f"run {folder.name!r} in {folder.parent} is being run by another pipecast process",
+                hint="wait for it to end, or pick another --run-id",
+                code="run-locked",
+            )
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def is_live(folder: Path) -> bool:
+    """Whether a process is running this run now (it holds the folder's lock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _start_folder(folder: Path, root: Path, run_id: str, *, resume: bool) -> int | None:
+    """Create and lock the run folder; a second run with the same id gets a clear error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = _locked(folder)
+    except OSError as exc:
+        raise UserError(
+            Diagnostic(
+                f"cannot create the run folder {folder}: {exc.strerror or exc}",
+                hint="pass --run-dir a folder you can write to",
+                code="run-dir",
+            )
+        ) from None
+    if not resume and (folder / RECORD).exists():
+        if lock is not None:
+            os.close(lock)
+        raise UserError(
+            Diagnostic(
+                f"run {run_id!r} already exists in {root}", hint="pick another --run-id, or --resume it"
+            )
+        )
+    return lock
 
 
 def new_run_id(pipeline: str) -> str:
@@ -82,13 +181,26 @@ def read_record(folder: Path) -> dict[str, Any]:
     """The run record of a run folder, with finished tasks from the journal laid over it."""
     path = folder / RECORD
     try:
-        record = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError):
         raise UserError(
             Diagnostic(
                 f"no run record at {path}",
                 hint="check the run id with 'pipecast runs' (and --run-dir if the runs are elsewhere)",
                 file=str(folder),
+            )
+        ) from None
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict) or not isinstance(record.get("steps"), dict):
+            raise ValueError("not a run record")
+    except ValueError as exc:
+        raise UserError(
+            Diagnostic(
+                f"the run record {path} is damaged ({exc})",
+                hint="it was cut short or edited; start a new run (its journal.jsonl lists the "
+                "steps that finished)",
+                file=str(path),
             )
         ) from None
     journal = folder / JOURNAL
@@ -99,18 +211,22 @@ def read_record(folder: Path) -> dict[str, Any]:
             except ValueError:
                 continue  # a line cut short by a kill
             record["steps"][item["key"]] = item["entry"]
+    if record.get("status") == "running" and not is_live(folder):
+        # Nothing holds the lock: the process died (kill -9, power loss) mid-run.
+        record["status"] = "interrupted"
     return record
 
 
 class _Recorder(Hooks):
     """Keeps the run record on disk: the journal per finished task, the record throttled."""
 
-    def __init__(self, folder: Path | None, base: dict[str, Any], mask: list[str]) -> None:
+    def __init__(self, folder: Path | None, base: dict[str, Any], masker: sec.Masker) -> None:
         self.folder = folder
         self.base = base
-        self.mask = mask
+        self.masker = masker
         self.engine: Engine | None = None
         self.last = 0.0
+        self.every = WRITE_EVERY
         self.dirty = False
         self._journal = None
         if folder is not None:
@@ -121,11 +237,11 @@ class _Recorder(Hooks):
         self.dirty = True
         if self._journal is not None and inst.node.is_task and inst.status in ("succeeded", "cached"):
             assert self.engine is not None
-            entry = sec.mask(self.engine.entry(inst), self.mask)
+            entry = self.stored(self.engine.entry(inst))
             self._journal.write(json.dumps({"key": inst.key, "entry": entry}) + "\n")
             self._journal.flush()  # the OS has it: a SIGKILL of this process cannot lose it
         now = time.monotonic()
-        if now - self.last >= WRITE_EVERY:
+        if now - self.last >= self.every:
             self.write()
 
     def record(self, status: str | None = None) -> dict[str, Any]:
@@ -138,18 +254,31 @@ class _Recorder(Hooks):
             eng.insts.items(),
             key=lambda kv: (last if kv[1] is eng.finally_inst else kv[1].node.index, kv[1].frame.indices),
         )
-        steps = {key: eng.entry(inst) for key, inst in ordered}
+        steps = {key: self.stored(eng.entry(inst)) for key, inst in ordered}
         rec = dict(self.base)
         rec["status"] = status or eng.status
         rec["steps"] = steps
         rec["order"] = list(steps)
-        return sec.mask(rec, self.mask)
+        return self.masker.mask(rec)
+
+    def stored(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A step entry as the record and journal keep it: secrets masked. Masking is for
+        display only, so an entry whose outputs held a secret is marked ``secret_outputs``
+        and is never reused by ``--resume`` (the step runs again)."""
+        if not self.masker:
+            return entry
+        masked: dict[str, Any] = self.masker.mask(entry)
+        if "outputs" in entry and masked["outputs"] != entry["outputs"]:
+            masked["secret_outputs"] = True
+        return masked
 
     def write(self, record: dict[str, Any] | None = None) -> None:
-        self.last = time.monotonic()
+        start = time.monotonic()
         self.dirty = False
         if self.folder is not None:
             atomic_write(self.folder / RECORD, dump_json(record or self.record()))
+        self.last = time.monotonic()
+        self.every = max(WRITE_EVERY, WRITE_BACKOFF * (self.last - start))
 
     def close(self) -> None:
         if self._journal is not None:
@@ -207,11 +336,16 @@ def run_pipeline(
 
         loaded = load_checked(loaded)
     loaded = loaded.lowered()
+    held: list[int | None] = []  # the run folder's lock, held until the run ends
     try:
-        return _run(loaded, **options)
+        return _run(loaded, held=held, **options)
     except UserError as exc:
         # Errors found while starting the run (secrets, --fail, engines) name the file.
         raise UserError([d.located(loaded.source) for d in exc.diagnostics]) from None
+    finally:
+        for fd in held:
+            if fd is not None:
+                os.close(fd)
 
 
 def _run(
@@ -231,6 +365,7 @@ def _run(
     resume: str | None,
     seed: int | None,
     hooks: Sequence[Hooks] | None,
+    held: list[int | None],
 ) -> dict[str, Any]:
     from pipecast.passes.validate import check_params
     from pipecast.simulator.profiles import Profile, profile_for
@@ -241,8 +376,10 @@ def _run(
     root = root.absolute()
 
     previous: dict[str, Any] | None = None
-    if resume:
-        previous = read_record(root / resume)
+    if run_id is not None:
+        run_folder(root, run_id)
+    if resume is not None:
+        previous = read_record(run_folder(root, resume, "--resume"))
         if previous.get("pipeline") != pipeline.name:
             raise UserError(
                 Diagnostic(
@@ -285,7 +422,7 @@ def _run(
         )
         used = [(n.name, s) for n in tasks for s in index.effective(n).secrets.values()]
         secret_values = sec.resolve(used, given_secrets)
-    mask = sorted({v for v in secret_values.values() if v}, key=len, reverse=True)
+    masker = sec.Masker(secret_values.values())
 
     base = {
         "pipeline": pipeline.name,
@@ -296,9 +433,10 @@ def _run(
     }
     if dry_run:
         base["dry_run"] = True
-    recorder = _Recorder(None if dry_run else folder, base, mask)
-
-    warnings: list[str] = []
+    if not dry_run:
+        held.append(_start_folder(folder, root, run_id, resume=bool(resume)))
+    recorder = _Recorder(None if dry_run else folder, base, masker)
+    warnings: list[str] = sec.short_secret_warnings(secret_values)
     if dry_run:
         clock: Any = VirtualClock()
         mock_data = _read_mock(mock)
@@ -355,7 +493,10 @@ def _run(
 
     def on_change(inst: Inst) -> None:
         if cache is not None and inst.status == "succeeded" and id(inst) in cache_keys:
-            cache.put(cache_keys.pop(id(inst)), run_id, inst.key, inst.outputs or {})
+            key = cache_keys.pop(id(inst))
+            # The cache is plain JSON on disk: outputs holding a secret are never stored.
+            if not masker.holds({n: to_record(v) for n, v in (inst.outputs or {}).items()}):
+                cache.put(key, run_id, inst.key, inst.outputs or {})
         recorder.change(inst)
 
     engine = Engine(
@@ -376,6 +517,21 @@ def _run(
         recorder.write(recorder.record("running"))
     try:
         engine.run()
+    except OSError as exc:
+        # A full disk or a folder made read-only under the run: record why, if we still can.
+        reason = f"the run stopped: cannot write {exc.filename or 'to ' + str(folder)}: {exc.strerror or exc}"
+        with contextlib.suppress(OSError):
+            failed = recorder.record("failed")
+            failed["error"] = reason
+            recorder.write(failed)
+        raise UserError(
+            Diagnostic(
+                reason,
+                hint="free some disk space (or fix the folder's permissions), then finish the run with "
+                f"--resume {run_id}",
+                code="run-io",
+            )
+        ) from None
     finally:
         launcher.close()
         recorder.close()
@@ -383,9 +539,7 @@ def _run(
     record["started"] = engine.wall(engine.started_clock)
     record["ended"] = engine.wall(clock.now())
     if engine.status == "succeeded":
-        from pipecast.simulator.values import to_record
-
-        record["outputs"] = sec.mask({k: to_record(v) for k, v in engine.pipeline_outputs().items()}, mask)
+        record["outputs"] = masker.mask({k: to_record(v) for k, v in engine.pipeline_outputs().items()})
     if warnings:
         record["warnings"] = warnings
     for check in checks:
@@ -409,7 +563,7 @@ def _resumable(record: dict[str, Any]) -> dict[str, Any]:
     return {
         k: e
         for k, e in record.get("steps", {}).items()
-        if e.get("status") in ("succeeded", "cached") and "attempts" in e
+        if e.get("status") in ("succeeded", "cached") and "attempts" in e and not e.get("secret_outputs")
     }
 
 

@@ -79,17 +79,58 @@ def resolve(names: Iterable[tuple[str, str]], given: Mapping[str, str]) -> dict[
     return values
 
 
+#: Secret values shorter than this are never replaced inside other text: a secret ``e``
+#: would turn ``hello`` into ``h***llo`` (issue 15). They are masked only where a whole
+#: value equals them, and the run warns that they are too short to hide.
+MIN_MASK_LENGTH = 6
+
+
+class Masker:
+    """Hides secret values in what pipecast shows or stores (logs, the run record, the
+    journal); the values a step hands to the next one are never masked."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        distinct = {v for v in values if v}
+        #: Replaced wherever they occur, longest first.
+        self.long = sorted((v for v in distinct if len(v) >= MIN_MASK_LENGTH), key=len, reverse=True)
+        #: Replaced only as whole values.
+        self.short = frozenset(v for v in distinct if len(v) < MIN_MASK_LENGTH)
+
+    def __bool__(self) -> bool:
+        return bool(self.long or self.short)
+
+    def mask(self, value: Any) -> Any:
+        """Replace secret values inside strings (recursively) with ``***``."""
+        if not self:
+            return value
+        if isinstance(value, str):
+            if value in self.short:
+                return MASK
+            for s in self.long:
+                if s in value:
+                    value = value.replace(s, MASK)
+            return value
+        if isinstance(value, list):
+            return [self.mask(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.mask(v) for k, v in value.items()}
+        return value
+
+    def holds(self, value: Any) -> bool:
+        """Whether a value contains a secret (masking would change it)."""
+        return bool(self) and self.mask(value) != value
+
+
+def short_secret_warnings(values: Mapping[str, str]) -> list[str]:
+    """One warning per secret too short to be masked inside text."""
+    return [
+        f"secret {name!r} is shorter than {MIN_MASK_LENGTH} characters: it is masked only where a "
+        "whole value equals it, not inside logs or longer text; use a longer secret"
+        for name, value in sorted(values.items())
+        if value and len(value) < MIN_MASK_LENGTH
+    ]
+
+
 def mask(value: Any, secrets: list[str]) -> Any:
-    """Replace secret values inside strings (recursively) with ``***``."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for s in secrets:
-            if s and s in value:
-                value = value.replace(s, MASK)
-        return value
-    if isinstance(value, list):
-        return [mask(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: mask(v, secrets) for k, v in value.items()}
-    return value
+    """Replace secret values inside strings (recursively) with ``***`` (see :class:`Masker`)."""
+    return Masker(secrets).mask(value)
