@@ -127,3 +127,174 @@ def test_a_truncated_record_is_damaged_not_missing(env, capsys):
     assert main(["show", rec["run_id"], "--run-dir", str(env.runs)]) == 1
     err = capsys.readouterr().err
     assert "is damaged" in err and "no run record" not in err
+
+
+PROCS = """
+def spawn_setsid(pidfile, hang):
+    import subprocess, time
+    p = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    with open(pidfile, "w") as fh:
+        fh.write(str(p.pid))
+    if hang:
+        time.sleep(60)
+    return p.pid
+
+def wait_flag(flag, value):
+    import os, time
+    while os.path.exists(flag):
+        time.sleep(0.05)
+    return value
+"""
+
+
+def _gone(pid: int, seconds: float = 5.0) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie is gone too (its parent has not reaped it yet)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def penv(env):
+    (env.tmp / "steps.py").write_text((env.tmp / "steps.py").read_text() + PROCS)
+    return env
+
+
+def test_a_step_s_processes_end_with_the_step_even_after_setsid(penv):
+    pidfile = penv.tmp / "bg.pid"
+    rec = penv.run(
+        f"""
+        pipecast: 1
+        name: bg
+        steps:
+          s:
+            run: {{python: "steps:spawn_setsid"}}
+            inputs: {{pidfile: "{pidfile}", hang: false}}
+            outputs: {{output: int}}
+        """
+    )
+    assert rec["status"] == "succeeded"
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_timeout_kills_descendants_that_called_setsid(penv):
+    pidfile = penv.tmp / "hang.pid"
+    rec = penv.run(
+        f"""
+        pipecast: 1
+        name: hang
+        steps:
+          s:
+            run: {{python: "steps:spawn_setsid"}}
+            inputs: {{pidfile: "{pidfile}", hang: true}}
+            timeout: 1s
+        """
+    )
+    assert "timed out" in rec["steps"]["s"]["error"]
+    assert _gone(int(pidfile.read_text()))
+
+
+KILLED = """
+pipecast: 1
+name: killed
+steps:
+  a:
+    run: {python: "steps:token_line"}
+    inputs: {name: TOKEN}
+    secrets: {TOKEN: api-token}
+    outputs: {output: str}
+  s:
+    run: {python: "steps:wait_flag"}
+    inputs: {flag: "FLAG1", value: "{{ steps.a.outputs.output }}"}
+    secrets: {TOKEN: api-token}
+    outputs: {output: str}
+  c:
+    run: {python: "steps:wait_flag"}
+    inputs: {flag: "FLAG2", value: 5}
+    cache: true
+    after: [s]
+    outputs: {output: int}
+  d:
+    run: {python: "steps:length"}
+    inputs: {text: "{{ steps.s.outputs.output }}"}
+    after: [c]
+    outputs: {output: int}
+"""
+
+
+def _start_and_kill(penv, path, secrets_file, log):
+    """Start 'pipecast run' as a CLI process, wait until ``log`` exists, kill -9 it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "pipecast", "run", str(path), "--run-dir", str(penv.runs)]
+    cmd += ["--secrets", str(secrets_file), "--containers", "host", "--json"]
+    cmd += ["--resume", "k1"] if (penv.runs / "k1" / "run.json").exists() else ["--run-id", "k1"]
+    proc = subprocess.Popen(cmd, cwd=penv.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (penv.runs / "k1" / "logs" / log).exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the run did not reach {log}: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.05)
+    # A second run with the same id while the first holds the folder: a clear error.
+    with pytest.raises(UserError, match="being run by another pipecast process"):
+        penv.run(path, resume="k1", secrets={"api-token": SECRET})
+    workers = [int(p) for p in _child_pids(proc.pid)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert workers and all(_gone(pid) for pid in workers), "workers outlived kill -9 of the run"
+
+
+def _child_pids(pid):
+    from pipecast.runtime._procs import descendants
+
+    return descendants(pid)
+
+
+def test_kill_9_during_a_secret_step_and_a_cached_step_then_resume(penv, capsys):
+    from pipecast.cli import main
+
+    flag1, flag2 = penv.tmp / "flag1", penv.tmp / "flag2"
+    flag1.write_text("")
+    flag2.write_text("")
+    path = penv.write(KILLED.replace("FLAG1", str(flag1)).replace("FLAG2", str(flag2)))
+    secrets_file = penv.tmp / "secrets.env"
+    secrets_file.write_text(f"api-token={SECRET}\n")
+
+    _start_and_kill(penv, path, secrets_file, "s.1.log")  # during the secret-holding step
+    capsys.readouterr()
+    assert main(["show", "k1", "--run-dir", str(penv.runs)]) == 0
+    assert "interrupted" in capsys.readouterr().out
+    assert main(["runs", "--run-dir", str(penv.runs), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "interrupted"
+
+    flag1.unlink()
+    _start_and_kill(penv, path, secrets_file, "c.1.log")  # during the cached step
+    flag2.unlink()
+    rec = penv.run(path, resume="k1", secrets={"api-token": SECRET})
+    assert rec["status"] == "succeeded"
+    assert rec["steps"]["d"]["outputs"]["output"] == len("token=" + SECRET)
+    assert rec["steps"]["c"]["outputs"]["output"] == 5
+    for p in _files(penv.runs):
+        assert SECRET.encode() not in p.read_bytes(), p
+    again = penv.run(path, secrets={"api-token": SECRET})
+    assert again["steps"]["c"]["status"] == "cached"
+    assert again["steps"]["d"]["outputs"]["output"] == len("token=" + SECRET)

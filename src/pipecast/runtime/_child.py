@@ -20,9 +20,12 @@ import json
 import os
 import struct
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
+from pipecast.runtime import _procs
 from pipecast.runtime._values import OutputError, check_value
 
 _HEADER = struct.Struct(">I")
@@ -164,14 +167,39 @@ def _flush() -> None:
             stream.flush()
 
 
+def _end_strays() -> None:
+    """Kill what the step left running (a background process, a daemon that called
+    ``setsid``): as on every target, a step's processes end with the step."""
+    if _procs.has_children():
+        _procs.kill_tree(os.getpid(), include_root=False)
+        _procs.has_children()  # reap them
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit, killing the step's processes, as soon as the process that started this worker
+    is gone (``kill -9`` of ``pipecast run``): a worker never outlives its run."""
+    while True:
+        time.sleep(0.25)
+        if os.getppid() != parent:
+            _procs.kill_tree(os.getpid(), include_root=False)
+            os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     fd_in, fd_out = int(argv[0]), int(argv[1])
+    parent = int(argv[2]) if len(argv) > 2 else os.getppid()
+    if os.getppid() != parent:
+        return 1
+    _procs.become_subreaper()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     saved = (os.dup(1), os.dup(2))
     while True:
         request = read_msg(fd_in)
         if request is None:
             return 0
-        write_msg(fd_out, handle(request, saved))
+        response = handle(request, saved)
+        _end_strays()
+        write_msg(fd_out, response)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.runtime import _child
+from pipecast.runtime import _child, _procs
 from pipecast.runtime._values import OutputError, from_text, is_artifact, to_text
 from pipecast.runtime.spec import StepSpec
 
@@ -139,6 +139,10 @@ def _fmt_seconds(seconds: float) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    """Kill the attempt's whole process tree: its group and every descendant, including
+    those that left the group with ``setsid``."""
+    if proc.poll() is None:
+        _procs.kill_tree(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -195,7 +199,7 @@ class _Worker:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.python_path = list(python_path)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipecast.runtime._child", str(req_r), str(res_w)],
+            [sys.executable, "-m", "pipecast.runtime._child", str(req_r), str(res_w), str(os.getpid())],
             pass_fds=(req_r, res_w),
             start_new_session=True,
             stdin=subprocess.DEVNULL,
