@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
+from pipecast.backend import Backend, CompileResult, Feature, Settings, Support, native, runtime
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import is_artifact_type
@@ -30,7 +30,7 @@ class VertexBackend(Backend):
     docs_url = "https://cloud.google.com/vertex-ai/docs/pipelines/introduction"
     #: Executed by the suite in kfp.local (backends/vertex/tests/kfp_local.py).
     conformance = "kfp_local:VertexConformance"
-    settings_model = VertexSettings
+    settings_model: ClassVar[type[Settings]] = VertexSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("container executor running the pipecast runtime"),
         Feature.CONTAINER_STEP: native("container executor; the runtime fills {{ inputs/outputs }}"),
