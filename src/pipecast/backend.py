@@ -15,7 +15,6 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -251,14 +250,3 @@ class Backend(abc.ABC):
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name}.json"
-
-    def write(self, out_dir: Path, files: Mapping[str, str]) -> list[Path]:
-        """Write compiled files atomically (temp file + rename), in sorted order."""
-        from pipecast.io import atomic_write
-
-        written = []
-        for rel in sorted(files):
-            target = out_dir / rel
-            atomic_write(target, files[rel])
-            written.append(target)
-        return written

@@ -1,4 +1,4 @@
-"""Pydantic models of the pipecast pipeline format (SPEC.md, version 1).
+"""Pydantic models of the pipecast pipeline format (docs/spec.md, version 1).
 
 The models are small, frozen and reject unknown keys. They check what a single node
 can check on its own (name patterns, value grammars, exclusive fields); everything

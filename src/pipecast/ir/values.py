@@ -1,4 +1,4 @@
-"""Scalar value grammars of SPEC.md: durations (§7), memory sizes (§8), names (§2, §3).
+"""Scalar value grammars of the pipeline format (docs/spec.md): durations (§7), memory sizes (§8), names (§2, §3).
 
 These are plain functions so the loader, the passes and every backend parse values
 the same way.

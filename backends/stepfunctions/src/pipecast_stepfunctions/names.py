@@ -9,7 +9,7 @@ that share a head stay distinct.
 AWS *resource* names (state machines, executions, schedules, jobs) have stricter rules
 than state names: ``~`` is not allowed in any of them, so :func:`aws_name` shortens with
 ``-`` instead and keeps only the characters the field accepts. Each rule is cited at
-:data:`AWS_NAMES`, and ``tests/test_cloud_rules.py`` checks every generated name against the
+:data:`AWS_NAMES`, and ``backends/stepfunctions/tests/test_cloud_rules.py`` checks every generated name against the
 botocore service models (patterns and lengths) and these rules.
 """
 
