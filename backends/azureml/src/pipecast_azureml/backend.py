@@ -91,7 +91,7 @@ class AzureMLBackend(Backend):
         """Feature support plus what only Azure ML limits (time zones)."""
         from pipecast.diagnostics import UserError
         from pipecast_azureml.compiler import Compiler
-        from pipecast_azureml.schedule import windows_zone
+        from pipecast_azureml.schedule import azure_cron, windows_zone
 
         out = super().check(index, lenient=lenient)
         if any(d.severity == "error" for d in out):
@@ -100,6 +100,10 @@ class AzureMLBackend(Backend):
         if schedule is not None:
             try:
                 windows_zone(schedule.timezone)
+            except UserError as exc:
+                out.extend(exc.diagnostics)
+            try:
+                azure_cron(schedule.cron)
             except UserError as exc:
                 out.extend(exc.diagnostics)
         # What Azure ML cannot express depends on the pipeline's shape (outputs of when-groups,
@@ -123,13 +127,16 @@ class AzureMLBackend(Backend):
         for rel, data in sorted(result.components.items()):
             files[rel] = render_yaml(data, private=private)
         if pipeline.schedule is not None:
-            files[f"{pipeline.name}.schedule.yml"] = render_yaml(schedule_document(pipeline, job_file))
+            # The schedule creates the job, so it needs the same switch (header and warning).
+            files[f"{pipeline.name}.schedule.yml"] = render_yaml(
+                schedule_document(pipeline, job_file), private=private
+            )
         diagnostics = list(result.diagnostics)
         if private:
             diagnostics.append(
                 Diagnostic(
                     f"target 'azureml': this job uses if_else/parallel_for nodes; set {PRIVATE_FEATURES_ENV}=true "
-                    "where you run az ml job create or the SDK",
+                    "where you run az ml job create, az ml schedule create or the SDK",
                     severity="warning",
                     code="private-features",
                 )

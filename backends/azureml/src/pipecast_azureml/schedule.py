@@ -2,100 +2,29 @@
 
 Schedule YAML: https://learn.microsoft.com/azure/machine-learning/reference-yaml-schedule
 Azure ML takes Windows time-zone names (``azure.ai.ml.constants.TimeZone``); SPEC §2 uses
-IANA names, so pipecast maps them through the table below (from CLDR's windowsZones.xml,
-the canonical zone of each Windows zone plus common aliases). An IANA zone that is not in
-the table is a compile error naming the nearest one.
+IANA names, so pipecast maps them through CLDR's windowsZones.xml
+(:mod:`pipecast_azureml.windows_zones`). An IANA zone that is not in the table is a compile
+error naming the nearest one.
+
+Azure ML cron "doesn't support" the day-of-month and month fields: "If you pass one of these
+values, it's ignored and treated as *", and it numbers weekdays 0-6 from Sunday
+(https://learn.microsoft.com/azure/machine-learning/how-to-schedule-pipeline-job#cron-expression).
+A cron that restricts either field would run on days it does not name, so it is a compile
+error; a Sunday written ``7`` becomes ``0``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import Pipeline
+from pipecast_azureml.windows_zones import IANA_TO_WINDOWS as _ZONES
 
-#: IANA → Windows time-zone name (every value is a member of azure.ai.ml TimeZone; a test checks).
-IANA_TO_WINDOWS: dict[str, str] = {
-    "UTC": "UTC",
-    "Etc/UTC": "UTC",
-    "Etc/GMT": "UTC",
-    "GMT": "UTC",
-    "Europe/London": "GMT Standard Time",
-    "Europe/Dublin": "GMT Standard Time",
-    "Europe/Lisbon": "GMT Standard Time",
-    "Atlantic/Reykjavik": "Greenwich Standard Time",
-    "Europe/Berlin": "W. Europe Standard Time",
-    "Europe/Amsterdam": "W. Europe Standard Time",
-    "Europe/Rome": "W. Europe Standard Time",
-    "Europe/Stockholm": "W. Europe Standard Time",
-    "Europe/Vienna": "W. Europe Standard Time",
-    "Europe/Zurich": "W. Europe Standard Time",
-    "Europe/Oslo": "W. Europe Standard Time",
-    "Europe/Paris": "Romance Standard Time",
-    "Europe/Brussels": "Romance Standard Time",
-    "Europe/Madrid": "Romance Standard Time",
-    "Europe/Copenhagen": "Romance Standard Time",
-    "Europe/Warsaw": "Central European Standard Time",
-    "Europe/Prague": "Central Europe Standard Time",
-    "Europe/Budapest": "Central Europe Standard Time",
-    "Europe/Athens": "GTB Standard Time",
-    "Europe/Bucharest": "GTB Standard Time",
-    "Europe/Helsinki": "FLE Standard Time",
-    "Europe/Kiev": "FLE Standard Time",
-    "Europe/Kyiv": "FLE Standard Time",
-    "Europe/Istanbul": "Turkey Standard Time",
-    "Europe/Moscow": "Russian Standard Time",
-    "Africa/Cairo": "Egypt Standard Time",
-    "Africa/Johannesburg": "South Africa Standard Time",
-    "Africa/Lagos": "W. Central Africa Standard Time",
-    "Africa/Nairobi": "E. Africa Standard Time",
-    "Asia/Jerusalem": "Israel Standard Time",
-    "Asia/Dubai": "Arabian Standard Time",
-    "Asia/Riyadh": "Arab Standard Time",
-    "Asia/Tehran": "Iran Standard Time",
-    "Asia/Karachi": "Pakistan Standard Time",
-    "Asia/Kolkata": "India Standard Time",
-    "Asia/Calcutta": "India Standard Time",
-    "Asia/Kathmandu": "Nepal Standard Time",
-    "Asia/Dhaka": "Bangladesh Standard Time",
-    "Asia/Bangkok": "SE Asia Standard Time",
-    "Asia/Jakarta": "SE Asia Standard Time",
-    "Asia/Shanghai": "China Standard Time",
-    "Asia/Hong_Kong": "China Standard Time",
-    "Asia/Singapore": "Singapore Standard Time",
-    "Asia/Taipei": "Taipei Standard Time",
-    "Asia/Seoul": "Korea Standard Time",
-    "Asia/Tokyo": "Tokyo Standard Time",
-    "Australia/Perth": "W. Australia Standard Time",
-    "Australia/Adelaide": "Cen. Australia Standard Time",
-    "Australia/Brisbane": "E. Australia Standard Time",
-    "Australia/Sydney": "AUS Eastern Standard Time",
-    "Australia/Melbourne": "AUS Eastern Standard Time",
-    "Pacific/Auckland": "New Zealand Standard Time",
-    "Pacific/Honolulu": "Hawaiian Standard Time",
-    "America/Anchorage": "Alaskan Standard Time",
-    "America/Los_Angeles": "Pacific Standard Time",
-    "America/Vancouver": "Pacific Standard Time",
-    "America/Tijuana": "Pacific Standard Time (Mexico)",
-    "America/Phoenix": "US Mountain Standard Time",
-    "America/Denver": "Mountain Standard Time",
-    "America/Edmonton": "Mountain Standard Time",
-    "America/Chicago": "Central Standard Time",
-    "America/Winnipeg": "Central Standard Time",
-    "America/Mexico_City": "Central Standard Time (Mexico)",
-    "America/New_York": "Eastern Standard Time",
-    "America/Toronto": "Eastern Standard Time",
-    "America/Detroit": "Eastern Standard Time",
-    "America/Bogota": "SA Pacific Standard Time",
-    "America/Lima": "SA Pacific Standard Time",
-    "America/Caracas": "Venezuela Standard Time",
-    "America/Halifax": "Atlantic Standard Time",
-    "America/Santiago": "Pacific SA Standard Time",
-    "America/Sao_Paulo": "E. South America Standard Time",
-    "America/Argentina/Buenos_Aires": "Argentina Standard Time",
-    "America/Buenos_Aires": "Argentina Standard Time",
-    "America/St_Johns": "Newfoundland Standard Time",
-}
+#: IANA → Windows time-zone name: the full CLDR mapping (every value a member of
+#: azure.ai.ml TimeZone; a test checks).
+IANA_TO_WINDOWS = _ZONES
 
 SCHEDULE_SCHEMA = "https://azuremlschemas.azureedge.net/latest/schedule.schema.json"
 
@@ -123,6 +52,31 @@ def windows_zone(iana: str) -> str:
     )
 
 
+def azure_cron(cron: str) -> str:
+    """The cron expression Azure ML runs as written (weekday 7 → 0).
+
+    Raises:
+        UserError: day-of-month or month is restricted (Azure ML would treat it as ``*``).
+    """
+    fields = cron.split()
+    if len(fields) != 5:
+        raise UserError(Diagnostic(f"{cron!r} is not a 5-field cron expression", ("schedule", "cron")))
+    minute, hour, dom, month, dow = fields
+    if dom != "*" or month != "*":
+        raise UserError(
+            Diagnostic(
+                f"target 'azureml': schedule {cron!r} restricts the day of the month or the month; Azure ML "
+                "cron ignores both fields (treats them as '*'), so it would run every day",
+                ("schedule", "cron"),
+                hint="use '*' for day-of-month and month (restrict hours, minutes and weekdays only), "
+                "or trigger the job from another scheduler",
+                code="unsupported-schedule",
+            )
+        )
+    dow = re.sub(r"(?<![0-9])7(?![0-9])", "0", dow)
+    return " ".join((minute, hour, dom, month, dow))
+
+
 def schedule_document(pipeline: Pipeline, job_file: str) -> dict[str, Any]:
     """The schedule YAML as data: a cron trigger that creates the compiled pipeline job."""
     assert pipeline.schedule is not None
@@ -133,7 +87,7 @@ def schedule_document(pipeline: Pipeline, job_file: str) -> dict[str, Any]:
         "description": f"Runs pipeline {pipeline.name!r} on cron {pipeline.schedule.cron!r}.",
         "trigger": {
             "type": "cron",
-            "expression": pipeline.schedule.cron,
+            "expression": azure_cron(pipeline.schedule.cron),
             "time_zone": windows_zone(pipeline.schedule.timezone),
         },
         "create_job": f"./{job_file}",

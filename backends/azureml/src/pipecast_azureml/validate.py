@@ -9,6 +9,7 @@ process before the SDK is first imported: the SDK reads it once, when it builds 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ def enable_private_features() -> None:
             "set it in the environment before anything imports the SDK"
         )
     os.environ[PRIVATE_FEATURES_ENV] = "true"
+    # The SDK logs "Class X: This is an experimental class..." for its own schemas on every
+    # load; that says nothing about the user's files, so `compile --check` does not show it.
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 
 
 @contextmanager
