@@ -32,6 +32,7 @@ class Feature(enum.StrEnum):
 
     PYTHON_STEP = "python steps"
     CONTAINER_STEP = "container steps"
+    STOCK_IMAGES = "stock container images"
     PARAMS = "parameters"
     PARAM_OUTPUTS = "parameter outputs"
     ARTIFACTS = "artifacts"

@@ -172,9 +172,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
         )
         for line in backend.summary_lines(result.summary):
             print(f"  {line}")
+        if "runtime_images" in summary:  # SPEC §21: stock images need nothing from pipecast
+            print(_runtime_images_text(summary["runtime_images"]))
         for path in written:
             print(f"  {path}")
     return EXIT_OK
+
+
+def _runtime_images_text(images: dict[str, list[str]]) -> str:
+    """Which images must contain the pipecast runtime (``pipecast image`` builds one)."""
+    if not images:
+        return "  images that need the pipecast runtime: none (every step runs its image unchanged)"
+    lines = ["  images that need the pipecast runtime (pipecast image builds one):"]
+    for image, steps in images.items():
+        lines.append(f"    {image}: {', '.join(steps)}")
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kfp_local import run_local
 
 from pipecast.api import compile_pipeline, load_checked
@@ -74,7 +75,7 @@ def test_example_matches_simulator(path: Path, tmp_path: Path, monkeypatch: pyte
     spec.write_text(result.files[spec.name])
     work = tmp_path / "kfp"
     work.mkdir()
-    record = run_local(spec, {}, work, monkeypatch, [path.parent])
+    record = run_local(spec, {}, work, monkeypatch, [path.parent], index=loaded.index)
     tasks = {n.name for n in loaded.index.tasks()}
     task_keys = [k for k in expected["steps"] if re.sub(r"\[\d+\]", "", k) in tasks]
     complete(record, list(expected["steps"]), loaded.index)
@@ -107,7 +108,7 @@ def test_list_and_dict_values_keep_their_types(
     spec.write_text(result.files[spec.name])
     work = tmp_path / "kfp"
     work.mkdir()
-    record = run_local(spec, {"mode": mode}, work, monkeypatch, [project])
+    record = run_local(spec, {"mode": mode}, work, monkeypatch, [project], index=loaded.index)
     assert record["status"] == expected["status"] == "succeeded"
     tasks = {n.name for n in loaded.index.tasks()}
     ran = {k: v for k, v in expected["steps"].items() if re.sub(r"\[\d+\]", "", k) in tasks}
@@ -119,3 +120,63 @@ def test_list_and_dict_values_keep_their_types(
     picked = [1.5, 2, {"x": 3.0}, "[not json"] if mode == "a" else [4.5, {"y": 1.0}]
     assert json.loads(record["outputs"]["picked"]) == picked
     assert json.dumps(json.loads(record["outputs"]["picked"])) == json.dumps(picked)
+
+
+STOCK = """
+pipecast: 1
+name: bare-image
+defaults: {timeout: 30s, retry: {attempts: 2, delay: 10ms, jitter: true}}
+steps:
+  make:
+    run: {python: "cstep:write_file"}
+    inputs: {text: "rows"}
+    outputs: {out: Dataset}
+  probe:
+    run:
+      image: python:3.11-slim
+      command:
+        - python
+        - -c
+        - |
+          import importlib.util, os, sys
+          assert importlib.util.find_spec("pipecast") is None, "pipecast is importable"
+          os.makedirs(sys.argv[3], exist_ok=True)
+          open(os.path.join(sys.argv[3], "copy"), "w").write(open(sys.argv[1]).read() + sys.argv[2])
+          open(sys.argv[4], "w").write(sys.executable)
+        - "{{ inputs.data }}"
+        - "{{ inputs.suffix }}"
+        - "{{ outputs.copy }}"
+        - "{{ outputs.python }}"
+    inputs: {data: "{{ steps.make.outputs.out }}", suffix: "!"}
+    outputs: {copy: Artifact, python: str}
+  check:
+    run: {python: "cstep:count_folder"}
+    inputs: {path: "{{ steps.probe.outputs.copy }}"}
+    outputs: {output: int}
+"""
+
+
+def test_stock_step_runs_without_pipecast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container step's command runs with a python where pipecast is NOT importable (SPEC §21):
+    the spec holds KFP placeholders and the image's own command, no pipecast runtime."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "bare.yaml").write_text(STOCK)
+    shutil.copy(CASES_DIR / "cstep.py", project)
+    loaded = load_checked(project / "bare.yaml")
+    result = compile_pipeline(loaded, "vertex", SETTINGS)
+    assert result.summary["runtime_images"] == {"python:3.11-slim": ["check", "make"]}
+    assert any(d.code == "jitter-ignored" for d in result.diagnostics)
+    spec = tmp_path / "bare-image.yaml"
+    spec.write_text(result.files[spec.name])
+    executor = yaml.safe_load(spec.read_text())["deploymentSpec"]["executors"]["exec-probe"]["container"]
+    assert "pipecast.runtime" not in json.dumps(executor)
+    assert executor["command"][:3] == ["timeout", "30", "python"]
+    assert "{{$.inputs.artifacts['data'].path}}" in executor["command"]
+    assert "{{$.outputs.parameters['python'].output_file}}" in executor["command"]
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, {}, work, monkeypatch, [project], index=loaded.index)
+    assert record["status"] == "succeeded", record
+    assert record["steps"]["check"]["outputs"] == {"output": 1}
+    assert "pipecast-bare-venv-" in record["steps"]["probe"]["outputs"]["python"]

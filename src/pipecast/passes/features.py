@@ -66,6 +66,7 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
             yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
         elif isinstance(task.run, ContainerRun):
             yield FeatureUse(Feature.CONTAINER_STEP, node.name, (*path, "run"))
+            yield FeatureUse(Feature.STOCK_IMAGES, node.name, (*path, "run", "image"))
         if any(values.is_artifact(t) for t in task.outputs.values()):
             yield FeatureUse(Feature.ARTIFACTS, node.name, (*path, "outputs"))
         if any(not values.is_artifact(t) for t in task.outputs.values()):

@@ -72,6 +72,10 @@ class AirflowBackend(Backend):
             "KubernetesPodOperator/DockerOperator; with operator 'python' the command runs on the "
             "worker host (a warning; container_steps_on_host: false makes it an error)"
         ),
+        Feature.STOCK_IMAGES: runtime(
+            "kubernetes/docker operators run the pipecast runtime in the image; operator 'python' "
+            "runs the command on the worker host"
+        ),
         Feature.PARAMS: native("DAG params with typed Param; dag_run.conf overrides"),
         Feature.PARAM_OUTPUTS: native("XCom (return_value of each task)"),
         Feature.ARTIFACTS: runtime("files under artifact_root, paths passed through XCom"),

@@ -35,6 +35,7 @@ class AzureMLBackend(Backend):
         Feature.CONTAINER_STEP: native(
             "command job in the step's image; the runtime fills {{ inputs/outputs }}"
         ),
+        Feature.STOCK_IMAGES: runtime("container steps run the pipecast runtime in their image"),
         Feature.PARAMS: native("pipeline inputs (plain values; list/dict as JSON text)"),
         Feature.PARAM_OUTPUTS: native(
             "primitive outputs: the runtime writes them to run history (azureml.pipeline.control)"

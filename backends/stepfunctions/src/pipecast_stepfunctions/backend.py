@@ -47,6 +47,7 @@ class StepFunctionsBackend(Backend):
         Feature.CONTAINER_STEP: runtime(
             "the pipecast runtime in the image fills {{ inputs.X }}/{{ outputs.Y }} and runs the command"
         ),
+        Feature.STOCK_IMAGES: runtime("container steps run the pipecast runtime in their image"),
         Feature.PARAMS: native(
             "defaults merged with the execution input (States.JsonMerge), then type-checked by a Choice"
         ),

@@ -33,7 +33,15 @@ class VertexBackend(Backend):
     settings_model: ClassVar[type[Settings]] = VertexSettings
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("container executor running the pipecast runtime"),
-        Feature.CONTAINER_STEP: native("container executor; the runtime fills {{ inputs/outputs }}"),
+        Feature.CONTAINER_STEP: native(
+            "container component: the image runs unchanged, KFP placeholders fill {{ inputs/outputs }}"
+        ),
+        Feature.STOCK_IMAGES: native(
+            "KFP placeholders in command/args, retryPolicy (no jitter: a warning), the image's own "
+            "`timeout` for timeouts; a step whose inputs the runtime builds (mixed strings, "
+            "pipeline.*, loop-item keys), that reads Secret Manager secrets or whose list output a "
+            "for_each iterates keeps the runtime (compile lists its image)"
+        ),
         Feature.PARAMS: native("root.inputDefinitions.parameters, typed, with defaults"),
         Feature.PARAM_OUTPUTS: native("outputDefinitions.parameters (executor_output.json)"),
         Feature.ARTIFACTS: native("system.Dataset/Model/Metrics/Artifact under the pipeline root"),
@@ -147,10 +155,10 @@ class VertexBackend(Backend):
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast import yamltext
         from pipecast.io import dump_json
-        from pipecast_vertex.compiler import compile_spec
+        from pipecast_vertex.compiler import compile_with_images
         from pipecast_vertex.schedule import schedule_request
 
-        data, diagnostics = compile_spec(pipeline, index, settings)
+        data, diagnostics, images = compile_with_images(pipeline, index, settings)
         text = dump_json(data) if settings.format == "json" else yamltext.dump(data)
         files = {self.spec_filename(pipeline, settings): text}
         if pipeline.schedule is not None:
@@ -160,6 +168,7 @@ class VertexBackend(Backend):
             "components": len(data.get("components", {})),
             "executors": len(data["deploymentSpec"]["executors"]),
             "bytes": len(text.encode()),
+            "runtime_images": images,
         }
         return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
 

@@ -38,15 +38,17 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
+from pipecast import stock
 from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import GroupStep, Pipeline, Resources
+from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
 from pipecast.runtime.conventions.kfp import encode_item
 from pipecast.runtime.spec import step_spec
+from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
 from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
@@ -146,6 +148,8 @@ class Compiler:
         self.executors: dict[str, dict[str, Any]] = {}
         self._executor_keys: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
+        #: Container steps' stock-image plans (SPEC §21), by step name.
+        self.plans: dict[str, StockPlan] = {}
         #: (step, output) pairs a loop iterates: they get a companion ``<output>--items``.
         self.iterated = iterated_outputs(index)
 
@@ -391,6 +395,10 @@ class Compiler:
                 if (node.name, name) in self.iterated:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
         eff = self.index.effective(node)
+        plan = self.stock_plan(node)
+        if plan is not None and plan.stock:
+            self._stock_task(node, task, comp, eff)
+            return
         # Vertex caps backoff_max_duration at 1 hour ("higher value will be capped to this
         # limit", RetryPolicy in https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto):
         # a longer max_delay, like jitter, is retried by the runtime, with SPEC §6's exact timing.
@@ -443,6 +451,96 @@ class Compiler:
     def container_resources(self, res: Resources) -> dict[str, Any] | None:
         """The container ``resources`` of a task (a dialect maps accelerators its own way)."""
         return container_resources(res)
+
+    # ------------------------------------------------------------------ stock images (SPEC §21)
+
+    def stock_plan(self, node: StepNode) -> StockPlan | None:
+        """Whether a container step runs its image unchanged (``None`` for a python step).
+
+        Kept per step in :attr:`plans` for the compile summary (images that need the runtime).
+        """
+        if not isinstance(node.task.run, ContainerRun):
+            return None
+        plan = self.plans.get(node.name)
+        if plan is not None:
+            return plan
+        plan = StockPlan(node, stock.common_reasons(node))
+        eff = self.index.effective(node)
+        if eff.retry.attempts > 1 and eff.retry.max_delay > VERTEX_MAX_BACKOFF_S:
+            plan.reasons.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
+        if eff.secrets and self.settings.secret_store != "env":
+            plan.reasons.append("secrets are read from Google Secret Manager by the runtime")
+        for slot in stock.slots(node.task.run):
+            ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
+            if ref is not None:
+                chan = self._chan(ref, node.scope, node.name)
+                if chan.artifact and artifact_base(chan.type)[1]:
+                    plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
+        for name in node.task.outputs:
+            if (node.name, name) in self.iterated:
+                plan.reasons.append(f"a for_each iterates output {name!r} (the runtime writes its items)")
+        self.plans[node.name] = plan
+        return plan
+
+    def _stock_task(
+        self, node: StepNode, task: pb.PipelineTaskSpec, comp: pb.ComponentSpec, eff: Any
+    ) -> None:
+        """A container step as a KFP container component: the command with KFP placeholders, as
+        the kfp SDK writes them (https://www.kubeflow.org/docs/components/pipelines/user-guides/
+        components/container-components/), and no pipecast inside the image."""
+        run = node.task.run
+        assert isinstance(run, ContainerRun)
+        tname = n.task_name(node.name)
+        if eff.retry.attempts > 1:
+            if eff.retry.jitter:
+                self.diagnostics.append(
+                    Diagnostic(
+                        f"vertex: step {node.name!r} runs its image unchanged and retryPolicy has no "
+                        "jitter: it retries without jitter (SPEC §6)",
+                        node.yaml_path,
+                        severity="warning",
+                        code="jitter-ignored",
+                    )
+                )
+            rp = task.retry_policy
+            rp.max_retry_count = eff.retry.attempts - 1
+            rp.backoff_duration.FromNanoseconds(round(eff.retry.delay * 1e9))
+            rp.backoff_factor = eff.retry.backoff
+            rp.backoff_max_duration.FromNanoseconds(round(eff.retry.max_delay * 1e9))
+        task.caching_options.enable_cache = eff.cache
+
+        def fill(slot: stock.Slot) -> str:
+            if slot.kind == "outputs":
+                if values.is_artifact(node.task.outputs[slot.name]):
+                    return f"{{{{$.outputs.artifacts['{slot.name}'].path}}}}"
+                return f"{{{{$.outputs.parameters['{slot.name}'].output_file}}}}"
+            value = node.task.inputs[slot.name]
+            if stock.input_kind(value) == "literal":
+                return self._user_text(stock.literal_text(value))
+            if slot.name in comp.input_definitions.artifacts:
+                return f"{{{{$.inputs.artifacts['{slot.name}'].path}}}}"
+            return f"{{{{$.inputs.parameters['{slot.name}']}}}}"
+
+        command = stock.render_args(run.command, fill, self._user_text)
+        args = stock.render_args(run.args, fill, self._user_text)
+        if eff.timeout is not None:
+            # PipelineTaskSpec has no timeout (https://www.kubeflow.org/docs/components/pipelines/
+            # reference/pipeline-spec/): coreutils/busybox `timeout` ends the attempt, no pipecast
+            # needed (docs/semantics.md, "Stock images").
+            command = ["timeout", _seconds(eff.timeout), *command]
+        container: dict[str, Any] = {"image": run.image, "command": command}
+        if args:
+            container["args"] = args
+        if eff.env:
+            container["env"] = [{"name": k, "value": v} for k, v in sorted(eff.env.items())]
+        resources = self.container_resources(eff.resources)
+        if resources:
+            container["resources"] = resources
+        comp.executor_label = self._executor(tname, {"container": container})
+
+    def _user_text(self, text: str) -> str:
+        """User text written into a command (kept apart from the placeholders pipecast writes)."""
+        return text
 
     def _executor(self, tname: str, executor: dict[str, Any]) -> str:
         """Register an executor; identical executors are shared (one label)."""
@@ -736,6 +834,11 @@ class Compiler:
         )
 
 
+def _seconds(value: float) -> str:
+    """A duration for ``timeout``: whole seconds as digits, else the shortest decimal."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _value(v: Any) -> struct_pb2.Value:
     out = struct_pb2.Value()
     json_format.ParseDict(v, out)
@@ -750,9 +853,20 @@ def compile_spec(
 ) -> tuple[dict[str, Any], list[Diagnostic]]:
     """The PipelineSpec as JSON data (``MessageToDict``), and warnings."""
     compiler = compiler_class(pipeline, index, settings)
+
+    data, diagnostics, _ = compile_with_images(pipeline, index, settings)
+    return data, diagnostics
+
+
+def compile_with_images(
+    pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings
+) -> tuple[dict[str, Any], list[Diagnostic], dict[str, list[str]]]:
+    """:func:`compile_spec` plus the images that need the pipecast runtime (image → steps)."""
+    compiler = Compiler(pipeline, index, settings)
     spec = compiler.build()
     data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
     # deploymentSpec is a free Struct: the executors are plain JSON already, so they skip the
     # protobuf round trip (a third of the compile time on large pipelines).
     data["deploymentSpec"] = {"executors": compiler.executors}
-    return data, compiler.diagnostics
+    images = stock.runtime_images(index, compiler.plans, settings.image)
+    return data, compiler.diagnostics, images

@@ -1,0 +1,174 @@
+"""Container steps on stock images (SPEC §21): the shared half of every backend's emitter.
+
+A container step's ``command``/``args`` hold ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` slots.
+A target fills them with its own placeholder mechanism (KFP ``{{$.inputs...}}``, Azure ML
+``${{inputs.x}}``, SageMaker Processing paths, Airflow templated arguments), so the image
+needs nothing from pipecast. This module:
+
+* splits each argument into literal text and slots (:func:`arg_parts`) and renders an
+  argument list with a backend's ``fill`` for slots and ``literal`` for user text
+  (:func:`render_args`): a backend's placeholder generation stays apart from the escaping of
+  user text, and user text never becomes a placeholder;
+* classifies each input a slot reads (:func:`slot_inputs`): a literal value (written into the
+  command as text), one plain reference the target can bind (``param``/``step``/a whole loop
+  item), or something only the pipecast runtime can build (a mixed string, a structured
+  value, a loop item's key, ``pipeline.*``);
+* collects, per backend, the reasons a step cannot run stock (:class:`StockPlan`) and the
+  images that therefore need the runtime (:func:`runtime_images`), which ``pipecast compile``
+  prints.
+
+A backend decides what each reason means for it: fall back to the runtime wrapper (the
+image then needs the pipecast runtime, and compile lists it), or a named error (§13).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipecast.ir.models import ContainerRun, PythonRun
+from pipecast.ir.refs import Ref, is_template, single_ref
+from pipecast.passes.analysis import PipelineIndex, StepNode
+
+#: ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` in a container command (the runtime's own pattern).
+SLOT_RE = re.compile(r"\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One ``{{ inputs.X }}`` or ``{{ outputs.Y }}`` in a command argument."""
+
+    kind: Literal["inputs", "outputs"]
+    name: str
+
+
+Part = str | Slot
+InputKind = Literal["literal", "ref", "runtime"]
+
+
+def arg_parts(arg: str) -> list[Part]:
+    """One command argument as literal text and slots, in order."""
+    parts: list[Part] = []
+    pos = 0
+    for match in SLOT_RE.finditer(arg):
+        if match.start() > pos:
+            parts.append(arg[pos : match.start()])
+        kind: Literal["inputs", "outputs"] = "inputs" if match.group(1) == "inputs" else "outputs"
+        parts.append(Slot(kind, match.group(2)))
+        pos = match.end()
+    if pos < len(arg) or not parts:
+        parts.append(arg[pos:])
+    return parts
+
+
+def render_args(
+    args: list[str], fill: Callable[[Slot], str], literal: Callable[[str], str] = lambda s: s
+) -> list[str]:
+    """``args`` with each slot filled by ``fill`` and each piece of literal text passed through
+    ``literal`` (the target's escaping of user text: user text never becomes a placeholder)."""
+    return ["".join(fill(p) if isinstance(p, Slot) else literal(p) for p in arg_parts(a)) for a in args]
+
+
+def slots(run: ContainerRun) -> list[Slot]:
+    """Every slot of the command, first use first, without repeats."""
+    seen: dict[Slot, None] = {}
+    for arg in [*run.command, *run.args]:
+        for p in arg_parts(arg):
+            if isinstance(p, Slot):
+                seen.setdefault(p)
+    return list(seen)
+
+
+def input_kind(value: Any) -> InputKind:
+    """How an input value can reach a stock command.
+
+    ``literal``: a JSON value without references (written into the command as text);
+    ``ref``: exactly one reference to a parameter, a step or group output, or a whole loop
+    item (the target binds it); ``runtime``: anything the pipecast runtime renders (a mixed
+    string, a structured value holding references, a loop item's key, ``pipeline.*``).
+    """
+    if not _has_refs(value):
+        return "literal"
+    ref = single_ref(value)
+    if ref is not None and (ref.kind in ("param", "step") or (ref.kind == "loop" and ref.key is None)):
+        return "ref"
+    return "runtime"
+
+
+def _has_refs(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, list):
+        return any(_has_refs(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_refs(v) for v in value.values())
+    return False
+
+
+def literal_text(value: Any) -> str:
+    """A literal input as command-line text (SPEC §3.1): a string raw, anything else JSON."""
+    from pipecast.runtime._values import to_text
+
+    return to_text(value)
+
+
+def slot_ref(node: StepNode, slot: Slot) -> Ref | None:
+    """The reference an input slot reads, when it is a plain one (see :func:`input_kind`)."""
+    value = node.task.inputs.get(slot.name)
+    return single_ref(value) if input_kind(value) == "ref" else None
+
+
+@dataclass
+class StockPlan:
+    """Whether a container step runs its image unchanged on one target, and if not, why.
+
+    Attributes:
+        node: the step.
+        reasons: what only the pipecast runtime could do for this step on this target;
+            empty: the step runs stock.
+    """
+
+    node: StepNode
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def stock(self) -> bool:
+        return not self.reasons
+
+
+def common_reasons(node: StepNode) -> list[str]:
+    """Reasons shared by every target: inputs only the runtime can build (see :func:`input_kind`)."""
+    run = node.task.run
+    assert isinstance(run, ContainerRun)
+    reasons = []
+    for slot in slots(run):
+        value = node.task.inputs.get(slot.name)
+        if slot.kind == "inputs" and value is not None and input_kind(value) == "runtime":
+            reasons.append(
+                f"input {slot.name!r} is built at run time (a mixed string, a structured value, "
+                "a loop item's key or pipeline.*)"
+            )
+    return reasons
+
+
+def runtime_images(
+    index: PipelineIndex, stock: Mapping[str, StockPlan], default_image: str | None = None
+) -> dict[str, list[str]]:
+    """Image → the steps whose container runs the pipecast runtime on this target: every python
+    step, and the container steps of ``stock`` whose plan has reasons (sorted, for printing)."""
+    out: dict[str, list[str]] = {}
+    for node in index.tasks():
+        run = node.task.run
+        if isinstance(run, ContainerRun):
+            plan = stock.get(node.name)
+            if plan is None or plan.stock:
+                continue
+            image = run.image
+        elif isinstance(run, PythonRun):
+            image = index.effective(node).image or default_image or "<no image>"
+        else:
+            continue  # an import step runs nothing
+        out.setdefault(image, []).append(node.name)
+    return {k: sorted(v) for k, v in sorted(out.items())}
