@@ -103,7 +103,7 @@ class KubeflowBackend(VertexBackend):
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast_vertex import naming as n
-        from pipecast_vertex.compiler import compile_spec
+        from pipecast_vertex.compiler import compile_with_images
 
         from pipecast import yamltext
         from pipecast.io import dump_json
@@ -112,7 +112,7 @@ class KubeflowBackend(VertexBackend):
         from pipecast_kubeflow.schedule import recurring_run
 
         _cluster_checks(index, settings)
-        data, diagnostics = compile_spec(pipeline, index, settings, KubeflowCompiler)
+        data, diagnostics, images = compile_with_images(pipeline, index, settings, KubeflowCompiler)
         diagnostics += _unpinned_models(index, settings)
         component_of = {node.name: n.component_name(n.task_name(node.name)) for node in index.tasks()}
         platform = platform_spec(data, index, settings, component_of)
@@ -131,6 +131,7 @@ class KubeflowBackend(VertexBackend):
             if platform
             else 0,
             "bytes": len(text.encode()),
+            "runtime_images": images,
         }
         return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
 

@@ -468,8 +468,8 @@ class Compiler:
         eff = self.index.effective(node)
         if eff.retry.attempts > 1 and eff.retry.max_delay > VERTEX_MAX_BACKOFF_S:
             plan.reasons.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
-        if eff.secrets and self.settings.secret_store != "env":
-            plan.reasons.append("secrets are read from Google Secret Manager by the runtime")
+        if eff.secrets:
+            plan.reasons.append("secrets reach the step's variables through the runtime")
         for slot in stock.slots(node.task.run):
             ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
             if ref is not None:
@@ -852,17 +852,18 @@ def compile_spec(
     compiler_class: type[Compiler] = Compiler,
 ) -> tuple[dict[str, Any], list[Diagnostic]]:
     """The PipelineSpec as JSON data (``MessageToDict``), and warnings."""
-    compiler = compiler_class(pipeline, index, settings)
-
-    data, diagnostics, _ = compile_with_images(pipeline, index, settings)
+    data, diagnostics, _ = compile_with_images(pipeline, index, settings, compiler_class)
     return data, diagnostics
 
 
 def compile_with_images(
-    pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings
+    pipeline: Pipeline,
+    index: PipelineIndex,
+    settings: VertexSettings,
+    compiler_class: type[Compiler] = Compiler,
 ) -> tuple[dict[str, Any], list[Diagnostic], dict[str, list[str]]]:
     """:func:`compile_spec` plus the images that need the pipecast runtime (image → steps)."""
-    compiler = Compiler(pipeline, index, settings)
+    compiler = compiler_class(pipeline, index, settings)
     spec = compiler.build()
     data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
     # deploymentSpec is a free Struct: the executors are plain JSON already, so they skip the
