@@ -7,6 +7,7 @@ Everything here raises :class:`pipecast.diagnostics.UserError` for user mistakes
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -238,15 +239,92 @@ def compile_pipeline(
 
 def write_outputs(result: CompileResult, out_dir: str | Path) -> list[Path]:
     """Write compiled files atomically under ``out_dir`` (sorted); returns the paths."""
-    from pipecast.io import atomic_write
+    return write_output_set(result, out_dir)[0]
+
+
+MANIFEST = ".pipecast-files.json"
+
+
+def write_output_set(
+    result: CompileResult, out_dir: str | Path, key: str | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Write the whole set of compiled files or none of them; returns ``(written, removed)``.
+
+    Every file is first written (and fsynced) into a temporary folder inside ``out_dir``;
+    only when all of them are there are they renamed into place (renames need no space,
+    so a full disk leaves the previous set untouched). With ``key`` (``target/pipeline``),
+    the files the previous compile of that key wrote and this one does not are removed
+    (the list is kept in ``out_dir/.pipecast-files.json``); other files are never touched.
+
+    Raises:
+        UserError: ``out_dir`` is a file, or cannot be written (read-only, full disk).
+    """
+    import shutil
+    import tempfile
+
+    from pipecast.io import atomic_write, dump_json, umask
 
     root = Path(out_dir)
-    written = []
-    for rel in sorted(result.files):
-        target = root / rel
+    for rel in result.files:
         # Never write outside the output folder, whatever a backend names a file.
-        if not target.resolve().is_relative_to(root.resolve()):
+        if not (root / rel).resolve().is_relative_to(root.resolve()) or rel == MANIFEST:
             raise UserError(f"refusing to write {rel!r} outside {root}")
-        atomic_write(target, result.files[rel])
-        written.append(target)
-    return written
+    if root.exists() and not root.is_dir():
+        raise UserError(
+            Diagnostic(
+                f"the output folder {root} is a file",
+                hint="pass -o a folder (it is created if missing)",
+                code="output",
+            )
+        )
+    written: list[Path] = []
+    removed: list[Path] = []
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".pipecast-", dir=root))
+        try:
+            mode = 0o666 & ~umask()
+            for rel in sorted(result.files):
+                tmp = stage / rel
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(result.files[rel])
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, mode)
+            previous = _manifest(root).get(key, []) if key else []
+            for rel in sorted(result.files):
+                target = root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / rel, target)
+                written.append(target)
+            for rel in sorted(set(previous) - set(result.files)):
+                stale = root / rel
+                if stale.resolve().is_relative_to(root.resolve()) and stale.is_file():
+                    stale.unlink()
+                    removed.append(stale)
+            if key:
+                manifest = _manifest(root)
+                manifest[key] = sorted(result.files)
+                atomic_write(root / MANIFEST, dump_json(manifest))
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except OSError as exc:
+        where = exc.filename or root
+        raise UserError(
+            Diagnostic(
+                f"cannot write the compiled files to {root}: {where}: {exc.strerror or exc}",
+                hint="pass -o a folder you can write to on a disk with free space; nothing of this "
+                "compile was written",
+                code="output",
+            )
+        ) from None
+    return written, removed
+
+
+def _manifest(root: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -155,7 +155,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print_diagnostics([d for d in checked if d.severity != "error"])
         raise_if_errors(checked)
     out_dir = Path(args.output) if args.output else Path("build") / args.target
-    written = api.write_outputs(result, out_dir)
+    written, removed = api.write_output_set(result, out_dir, f"{args.target}/{loaded.pipeline.name}")
+    for path in removed:
+        _stderr(f"removed {path} (written by the previous compile of this pipeline, not by this one)")
     summary = {
         **_summary(loaded),
         **result.summary,
@@ -202,6 +204,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not out or out == "-":
         sys.stdout.write(text)
     else:
+        if Path(out).is_dir():
+            raise UserError(
+                Diagnostic(
+                    f"export -o {out}: is a folder",
+                    hint="name a file: OUT.yaml or OUT.json",
+                    code="output",
+                )
+            )
         atomic_write(Path(out), text)
         print(f"{args.file}: wrote {out}", file=sys.stderr)
     return EXIT_OK
@@ -480,6 +490,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        # A path the user gave (an output folder, a run folder) that cannot be written or read:
+        # a full disk, a read-only file system, a file where a folder is expected.
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_diagnostics(
+            [
+                Diagnostic(
+                    f"cannot use {where}{exc.strerror or exc}",
+                    hint="check the paths given with -o/--output/--run-dir: a folder you can write to, "
+                    "on a disk with free space",
+                    code="io",
+                )
+            ]
+        )
+        return EXIT_USER
     except Exception as exc:
         if debug:
             traceback.print_exc()
