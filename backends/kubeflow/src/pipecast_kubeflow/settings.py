@@ -80,6 +80,7 @@ class KubeflowSettings(Settings):
         python: the interpreter in the images that runs ``-m pipecast.runtime``.
         enable_caching: the run-level caching switch passed on deploy; ``None`` keeps
             each step's ``cache`` setting.
+        poll_interval: seconds between two status requests while ``deploy --run`` follows a run.
     """
 
     host: str | None = None
@@ -97,6 +98,7 @@ class KubeflowSettings(Settings):
     image: str | None = None
     python: str = "python"
     enable_caching: bool | None = None
+    poll_interval: float = Field(5.0, gt=0)
 
     @property
     def secret_store(self) -> Literal["env"]:
