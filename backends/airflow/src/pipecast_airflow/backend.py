@@ -258,6 +258,23 @@ class AirflowBackend(Backend):
                         code="approximated",
                     )
                 )
+            if s.operator == "kubernetes":
+                from pipecast.gpu_nodes import UnsupportedAccelerator, gpu_placement
+
+                try:
+                    placement = gpu_placement(s.gpu_cluster, res.accelerator, res.gpu)
+                except UnsupportedAccelerator:
+                    placement = None  # a compile error (operators._placement)
+                if placement is not None and placement.note:
+                    out.append(
+                        Diagnostic(
+                            f"airflow: step {node.name!r}: {placement.note}",
+                            (*node.yaml_path, "resources"),
+                            hint="use a dedicated node pool, or set gpu_cluster to gke or eks",
+                            severity="warning",
+                            code="approximated",
+                        )
+                    )
         return out
 
 

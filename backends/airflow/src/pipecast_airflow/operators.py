@@ -18,8 +18,8 @@ Resources, per Kubernetes (https://kubernetes.io/docs/concepts/configuration/man
 | cpu | requests/limits ``cpu`` | ``cpus`` |
 | memory | requests/limits ``memory`` (bytes) | ``mem_limit`` (bytes) |
 | gpu | limits ``nvidia.com/gpu`` | ``device_requests`` count |
-| accelerator | node selector ``cloud.google.com/gke-accelerator``-style label | (ignored with gpu) |
-| gpu or accelerator | toleration ``nvidia.com/gpu`` ``Exists`` ``NoSchedule`` | |
+| accelerator | node selector per ``gpu_cluster`` (:mod:`pipecast.gpu_nodes`) | (ignored with gpu) |
+| gpu or accelerator | tolerations per ``gpu_cluster`` (``nvidia.com/gpu`` NoSchedule, ...) | |
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.gpu_nodes import Placement, UnsupportedAccelerator, gpu_placement
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import EffectiveTask, StepNode
@@ -35,21 +36,24 @@ from pipecast.runtime.secrets import env_names
 if TYPE_CHECKING:
     from pipecast_airflow.lowering import Lowering, Op
 
-#: Node-selector values per portable accelerator name (GKE's ``cloud.google.com/gke-accelerator``
-#: label; https://cloud.google.com/kubernetes-engine/docs/how-to/gpus).
-ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-ACCELERATORS = {
-    "nvidia-t4": "nvidia-tesla-t4",
-    "nvidia-l4": "nvidia-l4",
-    "nvidia-a10g": "nvidia-a10g",
-    "nvidia-v100": "nvidia-tesla-v100",
-    "nvidia-a100": "nvidia-tesla-a100",
-    "nvidia-a100-80gb": "nvidia-a100-80gb",
-    "nvidia-h100": "nvidia-h100-80gb",
-}
 XCOM_FILE = "/airflow/xcom/return.json"
-#: The taint of GPU nodes a GPU pod tolerates: (key, operator, effect).
-GPU_TAINT = ("nvidia.com/gpu", "Exists", "NoSchedule")
+
+
+def _placement(low: Lowering, node: StepNode, res: Any) -> Placement | None:
+    cluster = low.settings.gpu_cluster
+    try:
+        placement = gpu_placement(cluster, res.accelerator, res.gpu)
+    except UnsupportedAccelerator as exc:
+        raise UserError(
+            Diagnostic(
+                f"target 'airflow' (gpu_cluster {cluster}): step {node.name!r}: {exc}",
+                (*node.yaml_path, "resources"),
+                hint=f"use one of: {', '.join(exc.available)}, or set gpu_cluster to the kind of cluster "
+                "the pods run on (gke, eks, aks, plain)",
+                code="unsupported-accelerator",
+            )
+        ) from None
+    return placement  # its note (model not pinned) is a warning of AirflowBackend._warnings
 
 
 def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask) -> Op:
@@ -118,12 +122,13 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
             limits["nvidia.com/gpu"] = str(res.gpu)
         if requests or limits:
             kwargs.append(("container_resources", "k8s_resources", {"requests": requests, "limits": limits}))
-        if res.accelerator:
-            kwargs.append(("node_selector", "lit", {ACCELERATOR_LABEL: ACCELERATORS[res.accelerator]}))
-        if res.gpu or res.accelerator:
-            # GPU node pools are tainted nvidia.com/gpu:NoSchedule (GKE adds this toleration
-            # itself; EKS/AKS pools and the NVIDIA operator's docs expect the pod to carry it).
-            kwargs.append(("tolerations", "k8s_tolerations", GPU_TAINT))
+        placement = _placement(low, node, res)
+        if placement is not None:
+            # Node labels and GPU taints differ per cluster (setting gpu_cluster; the table is
+            # in pipecast.gpu_nodes, shared with the other backends that emit pods).
+            if placement.node_selector:
+                kwargs.append(("node_selector", "lit", placement.node_selector))
+            kwargs.append(("tolerations", "k8s_tolerations", placement.tolerations))
         if eff.secrets:
             kwargs.append(
                 (

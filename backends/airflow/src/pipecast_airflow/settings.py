@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from pipecast.backend import Settings
+from pipecast.gpu_nodes import Cluster
 
 
 class AirflowSettings(Settings):
@@ -33,6 +34,11 @@ class AirflowSettings(Settings):
         artifact_volume_claim: Kubernetes PVC mounted at ``artifact_root`` in step pods
             (needed for artifacts with the kubernetes operator).
         secret_key: the key inside each Kubernetes secret that holds the value.
+        gpu_cluster: the kind of Kubernetes cluster step pods run on, which decides how a GPU
+            step is placed (:mod:`pipecast.gpu_nodes`): ``gke`` (default;
+            ``cloud.google.com/gke-accelerator``), ``eks`` (EKS Auto Mode's
+            ``eks.amazonaws.com/instance-gpu-name``), ``aks`` (GPU node pools, ``sku=gpu`` taint;
+            the model is not pinned) or ``plain`` (any node with ``nvidia.com/gpu``).
         docker_url: the Docker daemon the docker operator talks to.
         container_steps_on_host: with operator ``python``, run container steps' commands on the
             worker host (the image is ignored, with a warning) instead of failing to compile.
@@ -50,6 +56,7 @@ class AirflowSettings(Settings):
     namespace: str = "default"
     artifact_volume_claim: str = ""
     secret_key: str = "value"
+    gpu_cluster: Cluster = "gke"
     docker_url: str = "unix://var/run/docker.sock"
     container_steps_on_host: bool = True
     dags_folder: str = ""
