@@ -208,3 +208,47 @@ def test_schedule_request() -> None:
     spec = yaml.safe_load(result.files[f"{loaded.pipeline.name}.yaml"])
     assert create["pipelineJob"]["pipelineSpec"] == spec
     assert create["pipelineJob"]["runtimeConfig"]["gcsOutputDirectory"] == "gs://demo-bucket/runs"
+
+
+def test_for_each_over_a_loop_item_key_has_kfps_own_shape(tmp_path) -> None:
+    """``for_each: "{{ row.vals }}"`` compiles like kfp 2.17's ``ParallelFor(row.vals)``: the
+    inner loop task takes the outer item through ``parseJson(string_value)["vals"]`` and
+    iterates that input."""
+    _loaded, result = compile_file(CASES_DIR / "for_each_item_key.yaml")
+    spec = yaml.safe_load(next(iter(result.files.values())))
+    inner = spec["components"]["comp-outer"]["dag"]["tasks"]["inner"]
+    sub = inner["parameterIterator"]["items"]["inputParameter"]
+    assert inner["inputs"]["parameters"][sub] == {
+        "componentInputParameter": "pipelinechannel--outer-item",
+        "parameterExpressionSelector": 'parseJson(string_value)["vals"]',
+    }
+
+    # kfp's own compiler on the same shape (kfp reads the component's source and real
+    # annotations, so the pipeline lives in a file of its own).
+    source = (
+        "from typing import List\n"
+        "from kfp import compiler, dsl\n"
+        "@dsl.component\n"
+        "def show(x: int) -> int:\n"
+        "    return x\n"
+        "@dsl.pipeline(name='nested')\n"
+        "def nested(rows: List[dict] = [{'vals': [1]}]):\n"
+        "    with dsl.ParallelFor(rows) as row:\n"
+        "        with dsl.ParallelFor(row.vals) as v:\n"
+        "            show(x=v)\n"
+        "compiler.Compiler().compile(nested, OUT)\n"
+    )
+    import subprocess
+    import sys
+
+    out = tmp_path / "kfp.yaml"
+    script = tmp_path / "kfp_nested.py"
+    script.write_text(source.replace("OUT", repr(str(out))))
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    kfp_spec = yaml.safe_load(out.read_text())
+    kfp_inner = kfp_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["for-loop-2"]
+    kfp_sub = kfp_inner["parameterIterator"]["items"]["inputParameter"]
+    assert kfp_inner["inputs"]["parameters"][kfp_sub] == {
+        "componentInputParameter": "pipelinechannel--rows-loop-item",
+        "parameterExpressionSelector": 'parseJson(string_value)["vals"]',
+    }

@@ -132,16 +132,6 @@ class VertexBackend(Backend):
                                 code="unsupported-feature",
                             )
                         )
-                if ref is not None and ref.kind == "loop" and ref.key is not None:
-                    out.append(
-                        Diagnostic(
-                            f"target {self.name!r}: group {node.name!r} fans out over a key of a loop item; "
-                            "KFP iterators read whole parameters",
-                            (*node.yaml_path, "for_each"),
-                            hint="add a step that returns the inner list and fan out over its output",
-                            code="unsupported-feature",
-                        )
-                    )
         for name, expr in index.pipeline.outputs.items():
             out.extend(_output_shape(self.name, index, expr, ("outputs", name), "the pipeline"))
         return out

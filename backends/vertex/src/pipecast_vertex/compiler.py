@@ -735,6 +735,15 @@ class Compiler:
             PT.STRING if item_json else parameter_type(self.index.loop_item_type(node))
         )
         items_ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        # A key of an enclosing loop's item: iterate an input selected from the item with
+        # ``parseJson(string_value)["key"]``, as kfp 2.17 compiles ``ParallelFor(item.key)``.
+        subvar: tuple[str, Chan, str] | None = None
+        if items_ref is not None and items_ref.kind == "loop" and items_ref.key is not None:
+            outer = self._chan(Ref("loop", items_ref.name), scope, node.name)
+            sub = n.item_key_channel(outer.name, items_ref.key)
+            subvar = (sub, outer, f'parseJson(string_value)["{items_ref.key}"]')
+            body.input_definitions.parameters[sub].parameter_type = PT.STRING
+            items_ref = None
         items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
         if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
             # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
@@ -767,7 +776,13 @@ class Compiler:
                 wrapper.output_definitions.artifacts[out].CopyFrom(art)
                 sel = wrapper.dag.outputs.artifacts[out].artifact_selectors.add()
                 sel.producer_subtask, sel.output_artifact_key = loop_task.task_info.name, out
-            self._iterate(loop_task, node, items_chan)
+            if subvar is not None:
+                sub, outer, selector = subvar
+                wrapper_needs: Needs = {}
+                self._bind(loop_task.inputs, sub, outer, None, wrapper_needs, False, selector=selector)
+                self._declare_needs(wrapper, wrapper_needs)
+                body_needs.update(wrapper_needs)
+            self._iterate(loop_task, node, items_chan, subvar[0] if subvar else None)
             loop_task.component_ref.name = n.component_name(tname, "loop")
             self.spec.components[loop_task.component_ref.name].CopyFrom(body)
             for name in sorted(body_needs):
@@ -777,15 +792,26 @@ class Compiler:
             return
         for name in sorted(body_needs):
             self._bind(task.inputs, name, body_needs[name], scope, needs, top)
-        self._iterate(task, node, items_chan)
+        if subvar is not None:
+            sub, outer, selector = subvar
+            self._bind(task.inputs, sub, outer, scope, needs, top, selector=selector)
+        self._iterate(task, node, items_chan, subvar[0] if subvar else None)
         task.component_ref.name = n.component_name(tname)
         self.spec.components[task.component_ref.name].CopyFrom(body)
 
-    def _iterate(self, task: pb.PipelineTaskSpec, node: StepNode, items_chan: Chan | None) -> None:
+    def _iterate(
+        self,
+        task: pb.PipelineTaskSpec,
+        node: StepNode,
+        items_chan: Chan | None,
+        items_input: str | None = None,
+    ) -> None:
         group: GroupStep = node.group
         it = task.parameter_iterator
         it.item_input = n.item_channel(node.name)
-        if items_chan is None:
+        if items_input is not None:
+            it.items.input_parameter = items_input
+        elif items_chan is None:
             items = group.for_each
             if item_is_json(self.index, node):
                 item_type = self.index.loop_item_type(node)
