@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from pipecast import registry
+from pipecast.cli import main
 from pipecast.conformance import Conformance, hooks_for
 from pipecast.diagnostics import UserError
 from pipecast.runtime import conventions
 from pipecast.runtime.secrets import SecretError, resolve, store_names
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn" / "pipeline.yaml"
 
 
 @pytest.mark.parametrize("name", registry.available())
@@ -38,3 +44,19 @@ def test_conventions_and_secret_stores_are_found_by_name() -> None:
     assert {"env", "aws"} <= set(store_names())
     with pytest.raises(SecretError, match="unknown secret store 'nope'"):
         resolve({"X": "x"}, "nope")
+
+
+def test_a_missing_sdk_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``compile --check`` without the target's checker SDK: exit 1, the extra to install."""
+    # kfp-pipeline-spec (compile) without kfp (--check): `from kfp import components` fails.
+    import kfp
+
+    monkeypatch.delattr(kfp, "components", raising=False)
+    monkeypatch.setitem(sys.modules, "kfp.components", None)
+    code = main(["compile", str(EXAMPLE), "--target", "vertex", "--check", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "needs the Python package 'kfp'" in err and "pip install 'pipecast-vertex[check]'" in err
+    assert "Traceback" not in err

@@ -151,7 +151,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         # DagBag) judge the output before anything is written.
         from pipecast.diagnostics import raise_if_errors
 
-        checked = backend.validate_output(result.files)
+        with registry.extra_needed(args.target, "check", "--check"):
+            checked = backend.validate_output(result.files)
         print_diagnostics([d for d in checked if d.severity != "error"])
         raise_if_errors(checked)
     out_dir = Path(args.output) if args.output else Path("build") / args.target
@@ -323,7 +324,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = api.compile_pipeline(loaded, args.target, settings, lenient=args.lenient)
     print_diagnostics(result.diagnostics)
     try:
-        outcome = backend.deploy(loaded.pipeline, result.files, settings, run=args.run, params=values)
+        with registry.extra_needed(args.target, "deploy", "deploy"):
+            outcome = backend.deploy(loaded.pipeline, result.files, settings, run=args.run, params=values)
     except NotImplementedError as exc:
         raise UserError(
             Diagnostic(str(exc), hint="compile it and deploy with the target's own tools")

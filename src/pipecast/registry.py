@@ -6,6 +6,8 @@ SDKs it may import) is imported when that backend is asked for by name.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
@@ -23,6 +25,30 @@ DISTRIBUTED = ("airflow", "azureml", "kubeflow", "stepfunctions", "vertex")
 def distribution(name: str) -> str:
     """The distribution that provides target ``name``."""
     return f"pipecast-{name}" if name in DISTRIBUTED else f"the package that provides {name!r}"
+
+
+@contextmanager
+def extra_needed(target: str, extra: str, purpose: str) -> Iterator[None]:
+    """Turn a missing SDK inside the block into a user error naming the extra to install.
+
+    Every backend declares the SDKs of ``--check`` and ``deploy`` as the extras ``check`` and
+    ``deploy`` of its distribution (``pip install 'pipecast-vertex[deploy]'``), so compiling
+    needs none of them.
+    """
+    try:
+        yield
+    except ImportError as exc:
+        module = (exc.name or str(exc)).split(".")[0]
+        dist = f"pipecast-{target}" if target in DISTRIBUTED else None
+        raise UserError(
+            Diagnostic(
+                f"{purpose} for target {target!r} needs the Python package {module!r}, which is not installed",
+                hint=f"pip install '{dist}[{extra}]'"
+                if dist
+                else f"install the {extra!r} extra of the {target!r} backend",
+                code="missing-extra",
+            )
+        ) from None
 
 
 @cache

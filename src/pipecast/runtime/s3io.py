@@ -22,9 +22,9 @@ from pipecast.runtime.conventions.base import ConventionError, locate_in_folder
 
 @cache
 def client() -> Any:
-    import boto3
+    from pipecast.runtime import aws
 
-    return boto3.client("s3")
+    return aws.client("s3")
 
 
 def split(uri: str) -> tuple[str, str]:

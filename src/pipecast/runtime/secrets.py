@@ -44,10 +44,14 @@ def _from_env(name: str) -> str:
 
 
 def _from_aws(name: str) -> str:
-    import boto3
+    from pipecast.runtime import aws
 
     try:
-        resp = boto3.client("secretsmanager").get_secret_value(SecretId=name)
+        sm = aws.client("secretsmanager")
+    except ModuleNotFoundError as exc:
+        raise SecretError(str(exc)) from None
+    try:
+        resp = sm.get_secret_value(SecretId=name)
     except Exception as exc:
         raise SecretError(f"cannot read secret {name!r} from AWS Secrets Manager: {_brief(exc)}") from None
     if "SecretString" in resp:

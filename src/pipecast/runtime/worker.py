@@ -83,7 +83,7 @@ class Worker:
         containers: ContainerMode = "host",
         wait_seconds: int = 5,
     ) -> None:
-        import boto3
+        from pipecast.runtime import aws
 
         self.queue_url = queue_url
         self.concurrency = max(1, concurrency)
@@ -91,8 +91,8 @@ class Worker:
         self.python_path = list(python_path)
         self.containers: ContainerMode = containers
         self.wait_seconds = min(max(wait_seconds, 0), 20)
-        self.sqs = boto3.client("sqs")
-        self.sfn = boto3.client("stepfunctions")
+        self.sqs = aws.client("sqs")
+        self.sfn = aws.client("stepfunctions")
         self.handled = 0
 
     # ----------------------------------------------------------------- polling

@@ -67,7 +67,7 @@ def validate_files(files: Mapping[str, str], timeout: float = 120.0) -> list[Dia
                 return [
                     Diagnostic(
                         "airflow: apache-airflow is not installed, so the DAG files were not checked",
-                        hint="pip install apache-airflow",
+                        hint="pip install 'pipecast-airflow[check]'",
                         severity="warning",
                         code="no-validator",
                     )

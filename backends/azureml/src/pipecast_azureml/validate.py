@@ -71,7 +71,7 @@ def load_and_validate(path: Path) -> list[Diagnostic]:
 def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
     """pipecast's checks, then the SDK's, over files written to a temporary folder.
 
-    Without the SDK (``pip install 'pipecast-azureml[sdk]'``) only pipecast's checks run and a
+    Without the SDK (``pip install 'pipecast-azureml[check]'``) only pipecast's checks run and a
     ``no-validator`` warning says so; an SDK imported too early (see
     :func:`enable_private_features`) is an error, not a silent pass.
     """
@@ -84,7 +84,7 @@ def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
             *out,
             Diagnostic(
                 "azure-ai-ml is not installed: only pipecast's own checks ran",
-                hint="pip install 'pipecast-azureml[sdk]'",
+                hint="pip install 'pipecast-azureml[check]'",
                 severity="warning",
                 code="no-validator",
             ),

@@ -83,7 +83,7 @@ def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
     for rel, text in defs.items():
         problems = statelint_problems(text)
         if problems is None:
-            missing.append("statelint (pip install statelint)")
+            missing.append("statelint (pip install 'pipecast-stepfunctions[check]')")
             break
         diags.extend(Diagnostic(f"statelint: {p}", file=rel, code="asl-invalid") for p in problems)
     with tempfile.TemporaryDirectory() as tmp:
