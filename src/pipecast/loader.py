@@ -61,9 +61,9 @@ class Loaded:
     def lowered(self) -> Loaded:
         """The same pipeline after the IR → IR lowerings every target and the simulator run on
         (:mod:`pipecast.passes.lower`); ``self`` when nothing changes."""
-        from pipecast.passes.lower import pipeline_refs_as_inputs
+        from pipecast.passes.lower import guard_readers, pipeline_refs_as_inputs
 
-        pipeline = pipeline_refs_as_inputs(self.pipeline)
+        pipeline = guard_readers(pipeline_refs_as_inputs(self.pipeline))
         if pipeline is self.pipeline:
             return self
         return Loaded(pipeline, self.path, self.source, list(self.warnings))

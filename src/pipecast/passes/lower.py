@@ -78,3 +78,66 @@ def _task(task: TaskStep) -> TaskStep:
         update["args"] = args
     new_run = run.model_copy(update=update)
     return task.model_copy(update={"run": new_run, "inputs": inputs})
+
+
+def guard_readers(pipeline: Pipeline) -> Pipeline:
+    """SPEC §22 skipped producers: a task that reads an output of a task with a ``when``
+    inherits that condition (conjoined with its own, producers' first), transitively.
+
+    A step whose producer was skipped is skipped; a condition that holds exactly when every
+    producer ran says the same in a form every target already runs (Step Functions
+    ``Choice``, KFP ``triggerPolicy``, Airflow branches, Azure ML ``if_else``), so no target
+    has to detect a missing output at run time. ``after`` adds no condition (SPEC §22: it
+    still runs). Producers are tasks only: a ``when`` group's outputs exist whichever branch
+    ran (``else`` declares them), and a ``for_each`` group's outputs always exist
+    (docs/semantics.md: they collect the items where the inner step ran).
+    """
+    from pipecast.passes.analysis import PipelineIndex
+
+    index = PipelineIndex(pipeline)
+    memo: dict[str, tuple[str, ...]] = {}
+
+    def guards(name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The conditions under which task ``name`` runs (inherited first, then its own)."""
+        if name in memo:
+            return memo[name]
+        node = index.nodes[name]
+        found: list[str] = []
+        if node.is_task and name not in seen:
+            for _path, ref in index.input_refs(node):
+                if ref.kind != "step":
+                    continue
+                res = index.resolve(ref, node.scope, dependent=node.name)
+                producer = index.nodes.get(res.target or "")
+                if res.ok and producer is not None and producer.is_task:
+                    found += guards(producer.name, seen | {name})
+            if node.task.when is not None:
+                found.append(node.task.when.strip())
+        memo[name] = tuple(dict.fromkeys(found))
+        return memo[name]
+
+    changed: dict[str, str] = {}
+    for node in index.walk():
+        if not node.is_task:
+            continue
+        own = node.task.when.strip() if node.task.when is not None else None
+        conds = guards(node.name)
+        if conds and conds != ((own,) if own else ()):
+            changed[node.name] = " and ".join(f"({c})" if len(conds) > 1 else c for c in conds)
+    if not changed:
+        return pipeline
+
+    def step(name: str, s: TaskStep | GroupStep) -> TaskStep | GroupStep:
+        if isinstance(s, TaskStep):
+            return s.model_copy(update={"when": changed[name]}) if name in changed else s
+        inner = {k: step(k, v) for k, v in s.steps.items()}
+        else_ = s.else_
+        if else_ is not None:
+            else_ = ElseBranch.model_construct(
+                _fields_set=else_.model_fields_set,
+                steps={k: step(k, v) for k, v in else_.steps.items()},
+                outputs=else_.outputs,
+            )
+        return s.model_copy(update={"steps": inner, "else_": else_})
+
+    return pipeline.model_copy(update={"steps": {k: step(k, v) for k, v in pipeline.steps.items()}})

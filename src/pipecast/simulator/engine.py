@@ -604,13 +604,17 @@ class Engine:
         outputs: dict[str, Any] = {}
         if group.is_loop:
             for name, expr in group.outputs.items():
-                try:
-                    outputs[name] = [self.resolve_value(expr, self.lookup_for(f)) for f in inst.frames]
-                except Missing:
-                    pass  # a skipped step in some iteration: readers of this output are skipped
-                except StepError as exc:
-                    self._finish(inst, "failed", error=str(exc))
-                    return
+                # docs/semantics.md: the list holds the items where the step ran, in item order.
+                collected: list[Any] = []
+                for f in inst.frames:
+                    try:
+                        collected.append(self.resolve_value(expr, self.lookup_for(f)))
+                    except Missing:
+                        pass
+                    except StepError as exc:
+                        self._finish(inst, "failed", error=str(exc))
+                        return
+                outputs[name] = collected
         else:
             frame = inst.frames[0]
             exprs = (

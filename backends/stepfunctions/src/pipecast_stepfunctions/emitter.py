@@ -506,6 +506,14 @@ class Emitter(Outliner):
         body_frame = Frame(states={}, loops=(*frame.loops, node), keys=LOOP_KEYS)
         done = self.names.new(f"{node.name} (iteration outputs)", "iteration-outputs", node.name)
         per_item = self.outputs_template(group.outputs, node.body)
+        collect = {o: f"$[*].{o}" for o in group.outputs}
+        for o, (step, key) in self.conditional_outputs(node).items():
+            # The step may be skipped in some items (its Pass leaves ``outputs: {}``): the
+            # item hands on the whole outputs object and the indefinite path below keeps
+            # the items where the step ran (docs/semantics.md), [] when none did.
+            per_item.pop(f"{o}.$", None)
+            per_item[f"{o}.$"] = f"$.steps.{step}.outputs"
+            collect[o] = f"$.steps.{node.name}.outputs.{o}[*].{key}"
         self.add(
             body_frame,
             done,
@@ -554,6 +562,22 @@ class Emitter(Outliner):
         }
         if group.parallelism is not None:
             state["MaxConcurrency"] = group.parallelism
+        if collect != {o: f"$[*].{o}" for o in group.outputs}:
+            # A second pass picks the value out of each item's outputs object: a wildcard
+            # right before the last field always yields a list (moto, like AWS, unwraps a
+            # single match of a deeper path such as ``$[*].o.k``).
+            pick = self.names.new(f"{node.name} (collect)", "collect", node.name)
+            fixed = {
+                f"{o}.$": path if path.startswith("$.steps.") else f"$.steps.{node.name}.outputs.{o}"
+                for o, path in collect.items()
+            }
+            self.add(
+                frame,
+                pick,
+                {"Type": "Pass", "Parameters": {"outputs": fixed}, "ResultPath": f"$.steps.{node.name}"},
+                nxt,
+            )
+            nxt = pick
         self.add(frame, name, state, nxt)
         inline = (4 + width * (2 + body_ev[0]), 4 + width * (2 + body_ev[1]))
         self.maps.append(MapInfo(node.name, width, known, inline[0]))
@@ -562,6 +586,17 @@ class Emitter(Outliner):
             self.add(frame, pre, {"Type": "Pass", "Result": group.for_each, "ResultPath": "$.items"}, name)
             return pre, _add(events, (2, 2))
         return name, events
+
+    def conditional_outputs(self, node: StepNode) -> dict[str, tuple[str, str]]:
+        """Group outputs of a loop that read a body task with a ``when``: output → (step, key)."""
+        assert node.body is not None
+        found: dict[str, tuple[str, str]] = {}
+        for o, expr in node.group.outputs.items():
+            ref = single_ref(expr)
+            inner = node.body.steps.get(ref.name) if ref is not None and ref.kind == "step" else None
+            if ref is not None and inner is not None and inner.is_task and inner.task.when is not None:
+                found[o] = (ref.name, ref.key or "")
+        return found
 
     def loop_width(self, node: StepNode) -> tuple[int, bool]:
         """The fan-out width when it is known at compile time (a literal list, or a parameter's

@@ -563,6 +563,17 @@ class Compiler:
         inner.task_info.name = tname
         inner_needs: Needs = {}
         self._task(node, inner, None, inner_needs, top=False)
+        # The condition DAG hands on the task's outputs, so readers bind to them (SPEC §22:
+        # a reader inherits the condition, pipecast.passes.lower.guard_readers).
+        produced = self.spec.components[inner.component_ref.name].output_definitions
+        for key, param in produced.parameters.items():
+            body.output_definitions.parameters[key].CopyFrom(param)
+            vp = body.dag.outputs.parameters[key].value_from_parameter
+            vp.producer_subtask, vp.output_parameter_key = tname, key
+        for key, art in produced.artifacts.items():
+            body.output_definitions.artifacts[key].CopyFrom(art)
+            sel = body.dag.outputs.artifacts[key].artifact_selectors.add()
+            sel.producer_subtask, sel.output_artifact_key = tname, key
         self._condition(
             task, node.task.when or "", node, scope, inner_needs, needs, top, negated=False, comp=body
         )

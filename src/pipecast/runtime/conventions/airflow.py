@@ -172,12 +172,21 @@ class _Resolver:
                 value = json.loads(value)
             return None if value is None else value.get(src["output"])
         if "collect" in src:
+            # docs/semantics.md: the items where the step ran (a skipped instance has no XCom).
             count = len(self.items_of(src["collect"]))
-            return [self.binding(src["each"], i) for i in range(count)]
+            return [self.binding(src["each"], i) for i in range(count) if self.ran(src["each"], i)]
         if "switch" in src:
             branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
             return None if branch is None else self.binding(branch, index)
         raise ConventionError(f"unknown binding source {sorted(src)}")
+
+    def ran(self, doc: Mapping[str, Any], index: int) -> bool:
+        """Whether every mapped task a binding reads pushed its XCom for item ``index``."""
+        return all(
+            self.pull(src["xcom"], index) is not None
+            for src in doc.get("refs", {}).values()
+            if "xcom" in src and src.get("mapped")
+        )
 
     def holds(self, doc: Mapping[str, Any], index: int) -> bool:
         """Evaluate a ``when`` condition document (SPEC §5)."""
