@@ -220,3 +220,34 @@ def test_no_image_is_a_marked_placeholder(tmp_path: Path) -> None:
     result = compile_pipeline(load_checked(ROOT / "tests/conformance/cases/secrets.yaml"), "kubeflow", {})
     assert "<set image>" in result.files["secrets.yaml"]
     assert any(d.code == "placeholder" and d.message.startswith("kubeflow:") for d in result.diagnostics)
+
+
+def test_identical_containers_on_different_gpus_get_their_own_executors(tmp_path: Path) -> None:
+    """Stock containers share an executor when their containers are equal; the GPU model is
+    only in the PlatformSpec, so it must keep them apart."""
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        """\
+pipecast: 1
+name: two
+steps:
+  a:
+    run: {image: "python:3.11-slim", command: [python, -c, "print(1)"]}
+    resources: {gpu: 1, accelerator: nvidia-t4}
+  b:
+    run: {image: "python:3.11-slim", command: [python, -c, "print(1)"]}
+    resources: {gpu: 1, accelerator: nvidia-a100}
+  c:
+    run: {image: "python:3.11-slim", command: [python, -c, "print(1)"]}
+    resources: {gpu: 1, accelerator: nvidia-t4}
+"""
+    )
+    result = compile_pipeline(load_checked(path), "kubeflow", {"cluster": "gke"})
+    spec, platform = split_documents(result.files["two.yaml"])
+    assert platform is not None and check_platform(platform, spec) == []
+    labels = {c: spec["components"][f"comp-{c}"]["executorLabel"] for c in "abc"}
+    assert labels["a"] == labels["c"] != labels["b"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    gke = "cloud.google.com/gke-accelerator"
+    assert executors[labels["a"]]["nodeSelector"]["labels"][gke] == "nvidia-tesla-t4"
+    assert executors[labels["b"]]["nodeSelector"]["labels"][gke] == "nvidia-tesla-a100"

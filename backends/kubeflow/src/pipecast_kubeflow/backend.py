@@ -102,20 +102,19 @@ class KubeflowBackend(VertexBackend):
         return None
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
-        from pipecast_vertex import naming as n
         from pipecast_vertex.compiler import compile_with_images
 
         from pipecast import yamltext
         from pipecast.io import dump_json
-        from pipecast_kubeflow.compiler import KubeflowCompiler
+        from pipecast_kubeflow.compiler import collecting
         from pipecast_kubeflow.platform import platform_spec
         from pipecast_kubeflow.schedule import recurring_run
 
         _cluster_checks(index, settings)
-        data, diagnostics, images = compile_with_images(pipeline, index, settings, KubeflowCompiler)
+        executors: dict[str, dict[str, Any]] = {}
+        data, diagnostics, images = compile_with_images(pipeline, index, settings, collecting(executors))
         diagnostics += _unpinned_models(index, settings)
-        component_of = {node.name: n.component_name(n.task_name(node.name)) for node in index.tasks()}
-        platform = platform_spec(data, index, settings, component_of)
+        platform = platform_spec(executors)
         # Two YAML documents, as kfp's compiler writes a pipeline with a PlatformSpec.
         text = yamltext.dump(data)
         if platform is not None:

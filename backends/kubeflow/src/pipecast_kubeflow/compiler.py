@@ -6,17 +6,50 @@ Kubernetes-only settings go in the PlatformSpec (:mod:`pipecast_kubeflow.platfor
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from pipecast_vertex import naming as n
 from pipecast_vertex.compiler import Compiler
 from pipecast_vertex.resources import container_resources
 
-from pipecast.ir.models import Resources
-from pipecast_kubeflow.platform import GPU_RESOURCE
+from pipecast.ir.models import Pipeline, Resources
+from pipecast.passes.analysis import PipelineIndex, StepNode
+from pipecast_kubeflow.platform import GPU_RESOURCE, executor_config
 
 
 class KubeflowCompiler(Compiler):
+    """Also collects each executor's ``KubernetesExecutorConfig`` (:attr:`platform`)."""
+
     target = "kubeflow"
+
+    def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> None:
+        super().__init__(pipeline, index, settings)
+        #: executor label → KubernetesExecutorConfig (JSON names), for executors that need one.
+        self.platform: dict[str, dict[str, Any]] = {}
+        self._node: StepNode | None = None
+
+    def _task(self, node: StepNode, *args: Any, **kwargs: Any) -> None:
+        self._node = node
+        try:
+            super()._task(node, *args, **kwargs)
+        finally:
+            self._node = None
+
+    def _executor(self, tname: str, executor: dict[str, Any]) -> str:
+        """Identical executors are shared only when their Kubernetes configs are identical too
+        (two stock containers on different GPU models differ in the PlatformSpec only)."""
+        assert self._node is not None
+        config = executor_config(self._node, self.index, self.settings)
+        key = json.dumps([executor, config], sort_keys=True)
+        label = self._executor_keys.get(key)
+        if label is None:
+            label = n.executor_label(tname)
+            self._executor_keys[key] = label
+            self.executors[label] = executor
+            if config:
+                self.platform[label] = config
+        return label
 
     def container_resources(self, res: Resources) -> dict[str, Any] | None:
         """Requests equal to the limits, and GPUs as the ``nvidia.com/gpu`` extended resource.
@@ -44,3 +77,15 @@ class KubeflowCompiler(Compiler):
                 "resourceCount": count,
             }
         return out or None
+
+
+def collecting(platform: dict[str, dict[str, Any]]) -> type[KubeflowCompiler]:
+    """A :class:`KubeflowCompiler` that leaves its :attr:`~KubeflowCompiler.platform` in ``platform``
+    (the Vertex entry point builds the compiler itself and returns only the spec)."""
+
+    class Collecting(KubeflowCompiler):
+        def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> None:
+            super().__init__(pipeline, index, settings)
+            self.platform = platform
+
+    return Collecting

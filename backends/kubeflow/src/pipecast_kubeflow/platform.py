@@ -183,25 +183,8 @@ def executor_config(node: StepNode, index: PipelineIndex, settings: KubeflowSett
     return out
 
 
-def platform_spec(
-    spec: dict[str, Any], index: PipelineIndex, settings: KubeflowSettings, component_of: dict[str, str]
-) -> dict[str, Any] | None:
-    """The PlatformSpec document: one ``KubernetesExecutorConfig`` per executor that needs one.
-
-    Args:
-        spec: the PipelineSpec (JSON data).
-        component_of: step name → its component name in ``spec``.
-    """
-    components = spec.get("components", {})
-    executors: dict[str, dict[str, Any]] = {}
-    for node in index.tasks():
-        label = components[component_of[node.name]]["executorLabel"]
-        config = executor_config(node, index, settings)
-        # Identical containers share an executor; their configs agree since the container
-        # (its step spec) holds the step's secrets and resources.
-        assert executors.get(label, config) == config, label
-        if config:
-            executors[label] = config
+def platform_spec(executors: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The PlatformSpec document for executor label → ``KubernetesExecutorConfig`` (``None``: empty)."""
     if not executors:
         return None
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": dict(sorted(executors.items()))}}}}
