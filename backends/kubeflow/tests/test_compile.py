@@ -251,3 +251,18 @@ steps:
     gke = "cloud.google.com/gke-accelerator"
     assert executors[labels["a"]]["nodeSelector"]["labels"][gke] == "nvidia-tesla-t4"
     assert executors[labels["b"]]["nodeSelector"]["labels"][gke] == "nvidia-tesla-a100"
+
+
+def test_init_writes_a_kubeflow_settings_file_that_compiles(tmp_path: Path) -> None:
+    from pipecast.api import load_settings
+    from pipecast.cli import main
+
+    assert main(["init", "demo", "--dir", str(tmp_path / "p")]) == 0
+    backend = registry.get("kubeflow")
+    settings = load_settings(backend, tmp_path / "p" / "settings" / "kubeflow.yaml")
+    assert settings.experiment == "demo" and settings.pod_labels == {"pipeline": "demo"}
+    result = compile_pipeline(
+        load_checked(tmp_path / "p" / "pipeline.yaml"), "kubeflow", settings, lenient=True
+    )
+    (spec,) = [text for rel, text in result.files.items() if rel.endswith(".yaml")]
+    assert 'pipeline: "demo"' in spec.split("\n---\n")[1]  # pod labels on every executor
