@@ -141,6 +141,7 @@ def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = 
                     out.append(f"{name}: AttemptDurationSeconds {attempt} < 60")
                 if t is not None and (attempt is None or t <= attempt):
                     out.append(f"{name}: TimeoutSeconds {t} is not a backstop after the attempt duration")
+    out += iam_problems(files, machines)
     if "schedule.json" in files:
         req = json.loads(files["schedule.json"])
         for member in ("Name", "GroupName", "ScheduleExpressionTimezone", "ScheduleExpression"):
@@ -148,6 +149,69 @@ def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = 
             value = req[member]
             if len(value) > meta.get("max", 10**9) or not re.fullmatch(meta.get("pattern", ".*"), value):
                 out.append(f"schedule {member} {value!r} breaks {meta}")
+    return out
+
+
+#: What each service integration needs (the docs cited in pipecast_stepfunctions.iam).
+NEEDS = {
+    compute.SAGEMAKER_SYNC: {
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+        "iam:PassRole",
+        "s3:GetObject",
+        "s3:PutObject",
+    },
+    compute.BATCH_SYNC: {
+        "batch:SubmitJob",
+        "batch:DescribeJobs",
+        "batch:TerminateJob",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    },
+    compute.SQS_WAIT: {"sqs:SendMessage"},
+    compute.S3_PUT: {"s3:PutObject"},
+    compute.S3_GET: {"s3:GetObject", "s3:ListBucket"},
+    "arn:aws:states:::states:startExecution.sync:2": {
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "events:PutRule",
+    },
+}
+
+
+def iam_problems(files: dict[str, str], machines: list[dict[str, Any]]) -> list[str]:
+    """The emitted policy grants what every used integration needs, within IAM's quota; the
+    trust policy names the services that assume the role."""
+    out: list[str] = []
+    policy = json.loads(files["iam-policy.json"])
+    trust = json.loads(files["iam-trust-policy.json"])
+    granted = {a for st in policy["Statement"] for a in st["Action"]}
+    principals = set(trust["Statement"][0]["Principal"]["Service"])
+    for m in machines:
+        for name, st in _states(json.loads(files[m["file"]])["States"]):
+            missing = NEEDS.get(st.get("Resource", ""), set()) - granted
+            if missing:
+                out.append(f"{name}: the role lacks {sorted(missing)}")
+            mode = st.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode")
+            if mode == "DISTRIBUTED" and "states:StartExecution" not in granted:
+                out.append(f"{name}: a distributed map needs states:StartExecution")
+            if st.get("Resource") == compute.SAGEMAKER_SYNC and "sagemaker.amazonaws.com" not in principals:
+                out.append("SageMaker runs jobs as the role: trust sagemaker.amazonaws.com")
+    if "states.amazonaws.com" not in principals:
+        out.append("trust policy without states.amazonaws.com")
+    if "schedule.json" in files and "scheduler.amazonaws.com" not in principals:
+        out.append("the schedule's target role must trust scheduler.amazonaws.com")
+    # Inline role policies: at most 10,240 characters (whitespace not counted).
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+    size = len(json.dumps(policy, separators=(",", ":")))
+    if size > 10_240:
+        out.append(f"iam-policy.json is {size} characters (inline policies: 10,240)")
     return out
 
 
@@ -228,3 +292,21 @@ def test_non_ecr_image_warns_on_sagemaker() -> None:
     assert [d.code for d in result.diagnostics if d.code == "image"] == ["image"]
     _l, result, _s = compile_file(path, compute="sagemaker", default_image=ECR)
     assert not [d for d in result.diagnostics if d.code == "image"]
+
+
+def test_iam_policies_load_into_iam(aws_env: str) -> None:
+    """The policy documents are accepted by (moto's) IAM: CreateRole + PutRolePolicy."""
+    import boto3
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    for i, c in enumerate(COMPUTES):
+        _l, result, _s = compile_file(
+            PROBES_DIR.parent.parent / "examples/churn/pipeline.yaml", compute=c, default_image=ECR
+        )
+        role = f"pipecast-iam-check-{i}"
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=result.files["iam-trust-policy.json"])
+        iam.put_role_policy(
+            RoleName=role, PolicyName="pipecast", PolicyDocument=result.files["iam-policy.json"]
+        )
+        got = iam.get_role_policy(RoleName=role, PolicyName="pipecast")["PolicyDocument"]
+        assert got == json.loads(result.files["iam-policy.json"])

@@ -26,7 +26,7 @@ from pipecast.io import dump_json
 from pipecast.ir.models import Pipeline
 from pipecast.passes.analysis import PipelineIndex
 
-from . import compute
+from . import compute, iam
 from .emitter import Emitter
 from .names import aws_name, state_machine_arn, state_machine_name
 from .schedule import schedule_request
@@ -204,6 +204,16 @@ def compile_pipeline(
             name: {"kind": kind, "step": step} for name, (kind, step) in sorted(em.names.kinds.items())
         },
     }
+    policy, trust = iam.policies(
+        definitions.values(),
+        settings,
+        machine_arn=state_machine_arn(sm_name, settings),
+        child_arns=[c["arn"] for c in children],
+        schedule=schedule is not None,
+        secrets=any(em.eff(n).secrets for n in index.tasks()),
+    )
+    files["iam-policy.json"] = dump_json(policy)
+    files["iam-trust-policy.json"] = dump_json(trust)
     files["deploy.json"] = definition_text(manifest, HARD_LIMIT)
     summary = {
         "state_machine": sm_name,
