@@ -112,6 +112,16 @@ def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = 
                     out.append(f"{name}: MaxDelaySeconds {r['MaxDelaySeconds']}")
                 if not 0 <= r.get("MaxAttempts", 3) <= 99_999_999:
                     out.append(f"{name}: MaxAttempts {r['MaxAttempts']}")
+            # A wait's history cost must not grow with the producer's run time beyond a few
+            # hundred events a day (25,000 events per execution, service-quotas.html above):
+            # fast polls end within the hour (Catch), then polls 10 minutes apart.
+            for r in st.get("Retry", []):
+                if r["ErrorEquals"] != ["S3.NoSuchKeyException"]:
+                    continue
+                caught = any(c["ErrorEquals"] == ["S3.NoSuchKeyException"] for c in st.get("Catch", []))
+                slow = r["IntervalSeconds"] >= 600 and r.get("BackoffRate", 2.0) == 1.0
+                if not slow and not (caught and r["MaxAttempts"] <= 130):
+                    out.append(f"{name}: a wait polling {r} costs history in proportion to its length")
             params = st.get("Parameters", {})
             if res == compute.SAGEMAKER_SYNC:
                 fmt = params["ProcessingJobName.$"]
@@ -310,3 +320,18 @@ def test_iam_policies_load_into_iam(aws_env: str) -> None:
         )
         got = iam.get_role_policy(RoleName=role, PolicyName="pipecast")["PolicyDocument"]
         assert got == json.loads(result.files["iam-policy.json"])
+
+
+def test_long_waits_cost_a_bounded_history(tmp_path: Path) -> None:
+    """A wait on a 48-hour producer: ~1,200 events (was ~17,000); the estimate assumes the
+    producer's timeout (every attempt), not an hour."""
+    from pipecast_stepfunctions import waits
+
+    assert 3 * waits.polls_within(48 * 3600) < 1_500
+    assert waits.polls_within(24 * 3600) - waits.polls_within(3600) == 138  # 10-minute polls
+    _l, short, _s = compile_file(PROBES_DIR / "hour_steps.yaml", compute="callback")
+    text = (PROBES_DIR / "hour_steps.yaml").read_text().replace("timeout: 2h}", "timeout: 48h}")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    _l, long, _s = compile_file(tmp_path / "pipeline.yaml", compute="callback")
+    grown = long.summary["history_events_estimate"] - short.summary["history_events_estimate"]
+    assert 3 * (waits.polls_within(48 * 3600) - waits.polls_within(2 * 3600)) == grown

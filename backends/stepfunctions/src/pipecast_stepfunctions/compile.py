@@ -101,7 +101,8 @@ def build(
     if events[1] > limit:
         em.diagnostics.append(
             Diagnostic(
-                f"stepfunctions: if every retry is used (and every wait polls for an hour), an execution writes "
+                f"stepfunctions: if every retry is used (and every wait polls until its producer's timeout, "
+                "24 h without one), an execution writes "
                 f"about {events[1]} history events "
                 f"(limit {limit})",
                 ("steps",),

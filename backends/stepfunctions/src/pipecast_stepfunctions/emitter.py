@@ -351,10 +351,43 @@ class Emitter(Outliner):
         for producer in reversed(self.wait_for.get(id(node), ())):
             merge = self.names.new(f"{node.name} (after {producer})", "wait-merge")
             wait = self.names.new(f"{node.name} (wait for {producer})", "wait")
+            longer = self.names.new(f"{node.name} (wait longer for {producer})", "wait")
             self.add(frame, merge, {"Type": "Pass", "Parameters": self.carry(frame, steps=WAITED)}, start)
-            self.add(frame, wait, self.wait_state(scope.steps[producer], frame), merge)
-            start, events = wait, _add(events, WAIT_EVENTS)
+            slow = self.wait_state(scope.steps[producer], frame, slow=True)
+            self.add(frame, longer, slow, merge)
+            fast = self.wait_state(scope.steps[producer], frame)
+            fast["Catch"] = [
+                {"ErrorEquals": ["S3.NoSuchKeyException"], "ResultPath": "$.waited", "Next": longer}
+            ]
+            self.add(frame, wait, fast, merge)
+            start, events = wait, _add(events, self.wait_events(scope.steps[producer]))
         return start, events
+
+    def producer_seconds(self, producer: StepNode) -> tuple[float, float]:
+        """How long a wait may wait for a producer: (one attempt, every attempt and pause),
+        from the producer's timeout; a group or a step without a timeout: the documented
+        defaults (a few seconds expected, 24 hours at worst)."""
+        if not producer.is_task or self.eff(producer).timeout is None:
+            return 2.0, 86_400.0
+        from pipecast.runtime.retry import backoff_delay
+
+        eff = self.eff(producer)
+        startup = self.settings.startup_allowance_seconds if self.settings.compute != "callback" else 0
+        r = eff.retry
+        every = eff.timeout * r.attempts + sum(backoff_delay(r, n) for n in range(1, r.attempts)) + startup
+        return float(eff.timeout), float(every)
+
+    def wait_events(self, producer: StepNode) -> Events:
+        """History events of one wait: its Task states (entered, scheduled, started,
+        succeeded, exited; the slow state adds 5 when reached) and merge Pass, plus 3 per poll
+        for as long as the producer may run (:meth:`producer_seconds`)."""
+        expected, worst = self.producer_seconds(producer)
+
+        def cost(seconds: float) -> int:
+            polls = waits.polls_within(seconds)
+            return 7 + 3 * max(polls, 2) + (5 if seconds > waits.POLL_FAST_WINDOW_S else 0)
+
+        return cost(expected), cost(worst)
 
     def done_key(self, node: StepNode, frame: Frame) -> str:
         """``States.Format`` of the S3 key a node's state entry is published at (per loop
@@ -375,25 +408,31 @@ class Emitter(Outliner):
             "Retry": [S3_HICCUP_RETRY],
         }
 
-    def wait_state(self, producer: StepNode, frame: Frame) -> dict[str, Any]:
+    def wait_state(self, producer: StepNode, frame: Frame, slow: bool = False) -> dict[str, Any]:
         """Poll for the producer's published entry: ``NoSuchKey`` until it has ended, retried
-        with backoff (1 s, doubling, at most 30 s apart); its entry lands in ``$.waited``."""
+        with backoff (1 s, doubling, at most 30 s apart) for an hour, then (``slow``, the state
+        the first one's ``Catch`` leads to) every 10 minutes; its entry lands in ``$.waited``."""
+        poll: dict[str, Any] = {
+            "ErrorEquals": ["S3.NoSuchKeyException"],
+            "IntervalSeconds": waits.POLL_FIRST_S,
+            "BackoffRate": waits.POLL_BACKOFF,
+            "MaxDelaySeconds": waits.POLL_MAX_S,
+            "MaxAttempts": waits.fast_polls() - 1,
+        }
+        if slow:
+            poll = {
+                "ErrorEquals": ["S3.NoSuchKeyException"],
+                "IntervalSeconds": waits.POLL_SLOW_S,
+                "BackoffRate": 1.0,
+                "MaxAttempts": waits.POLL_MAX_ATTEMPTS,
+            }
         return {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
             "Parameters": {"Bucket": self.settings.bucket, "Key.$": self.done_key(producer, frame)},
             "ResultSelector": {f"{producer.name}.$": "States.StringToJson($.Body)"},
             "ResultPath": "$.waited",
-            "Retry": [
-                {
-                    "ErrorEquals": ["S3.NoSuchKeyException"],
-                    "IntervalSeconds": waits.POLL_FIRST_S,
-                    "BackoffRate": waits.POLL_BACKOFF,
-                    "MaxDelaySeconds": waits.POLL_MAX_S,
-                    "MaxAttempts": waits.POLL_MAX_ATTEMPTS,
-                },
-                S3_HICCUP_RETRY,
-            ],
+            "Retry": [poll, S3_HICCUP_RETRY],
         }
 
     # ------------------------------------------------------------------ steps
@@ -821,9 +860,6 @@ ASSUMED_WIDTH = 10
 # A field may hold at most 10 intrinsic function calls, so a join Pass merges 5 branches
 # (JsonMerge + ArrayGetItem each): https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
 JOIN_CHUNK = 5
-# History events of a wait: its Task state (entered, scheduled, started, succeeded, exited)
-# and merge Pass, plus 3 per poll: 2 polls expected; at worst it polls for an hour.
-WAIT_EVENTS: Events = (7 + 3 * 2, 7 + 3 * waits.polls_within(3600))
 PUBLISH_EVENTS: Events = (5, 5)
 # Throttling or a 5xx from S3 must not fail the pipeline (every S3 helper state has it).
 S3_HICCUP_RETRY = compute.S3_HICCUP_RETRY

@@ -53,8 +53,16 @@ _ADD_BACK_WORK = 4_000
 POLL_FIRST_S = 1
 POLL_BACKOFF = 2.0
 POLL_MAX_S = 30
-# Polls 30 s apart cover a year (the longest a standard execution runs) in 1,051,200.
-POLL_MAX_ATTEMPTS = 1_100_000
+# A wait's history must not grow with the length of the producer (ML steps run for hours or
+# days; an execution has 25,000 events): after POLL_FAST_WINDOW_S of fast polls the wait state
+# gives up (Catch) into a second state that polls every POLL_SLOW_S, 144 polls (432 events) a
+# day instead of 2,880. A 48-hour producer costs ~1,200 events, not ~17,000.
+# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+POLL_FAST_WINDOW_S = 3600
+POLL_SLOW_S = 600
+# Fast polls: how many the first hour holds; slow polls cover a year (the longest a
+# standard execution runs) in 52,704.
+POLL_MAX_ATTEMPTS = 53_000
 
 
 @dataclass(frozen=True)
@@ -141,10 +149,18 @@ def lower_with_waits(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> 
 def _poll_times(ready: float) -> Iterator[float]:
     """The times a wait that starts at ``ready`` polls at (the emitted schedule), forever."""
     t, interval = ready, float(POLL_FIRST_S)
-    while True:
+    while t - ready < POLL_FAST_WINDOW_S:
         yield t
         t += interval
         interval = min(interval * POLL_BACKOFF, POLL_MAX_S)
+    while True:  # the slow state: its first poll when the fast one gives up, then every 600 s
+        yield t
+        t += POLL_SLOW_S
+
+
+def fast_polls() -> int:
+    """Polls of the first (fast) wait state: its retries are this minus one."""
+    return polls_within(POLL_FAST_WINDOW_S)
 
 
 def poll_delay(ready: float, done: float) -> float:
