@@ -45,7 +45,7 @@ def test_example_matches_simulator(path: Path, tmp_path: Path, monkeypatch: pyte
     assert "\n---\nplatforms:\n" in spec.read_text()  # pull secrets and labels: every executor
     work = tmp_path / "kfp"
     work.mkdir()
-    record = run_local(spec, {}, work, monkeypatch, [path.parent])
+    record = run_local(spec, {}, work, monkeypatch, [path.parent], index=loaded.index)
     tasks = {n.name for n in loaded.index.tasks()}
     task_keys = [k for k in expected["steps"] if re.sub(r"\[\d+\]", "", k) in tasks]
     complete(record, list(expected["steps"]), loaded.index)
