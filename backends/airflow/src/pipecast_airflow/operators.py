@@ -56,6 +56,36 @@ def _placement(low: Lowering, node: StepNode, res: Any) -> Placement | None:
     return placement  # its note (model not pinned) is a warning of AirflowBackend._warnings
 
 
+#: Endings Airflow takes for a template *file* name in a templated field of the container
+#: operators (``template_ext`` of KubernetesPodOperator and DockerOperator): such a value is
+#: loaded as a file, not used as text.
+_TEMPLATE_EXTS = (".yaml", ".yml", ".json", ".sh", ".bash", ".env")
+_JINJA_OPEN = ("{{", "{%", "{#")
+
+
+def untemplated(text: str) -> str:
+    """A user string for a templated operator field (``image``, ``namespace``, ``arguments``,
+    a volume's claim name) that renders to exactly itself.
+
+    Airflow renders these fields with Jinja
+    (https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/operators.html#jinja-templating),
+    so ``{{ dag_run.conf['image'] }}`` in an image name would let a run's conf pick the image.
+    Text with a Jinja delimiter, or ending like a template file name, becomes one Jinja string
+    expression whose delimiter characters are ``\\uXXXX`` escapes (Jinja decodes string
+    literals with ``unicode-escape``); other text is unchanged.
+    """
+    if not any(d in text for d in _JINJA_OPEN) and not text.lower().endswith(_TEMPLATE_EXTS):
+        return text
+    body = "".join(_escape(c) for c in text)
+    return '{{ "' + body + '" }}'
+
+
+def _escape(c: str) -> str:
+    if c in "{}%#\"'\\" or not c.isprintable() or ord(c) > 126:
+        return f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else f"\\u{ord(c):04x}"
+    return c
+
+
 def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask) -> Op:
     from pipecast_airflow.lowering import Op
 
@@ -98,15 +128,15 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
         ("macro", f"pipecast_inputs({task_id!r}, ti, params, run_id)"),
     ]
     if low.settings.artifact_root:
-        args += ["--artifact-root", low.settings.artifact_root]
+        args += ["--artifact-root", untemplated(low.settings.artifact_root)]
     res = eff.resources
     if kind == "kubernetes":
         low.operators.add("KubernetesPodOperator")
         args += ["--xcom-file", XCOM_FILE]
         kwargs: list[tuple[str, str, Any]] = [
             ("name", "lit", task_id.replace(".", "-").replace("_", "-")[:63]),
-            ("namespace", "lit", low.settings.namespace),
-            ("image", "lit", eff.image),
+            ("namespace", "lit", untemplated(low.settings.namespace)),
+            ("image", "lit", untemplated(eff.image)),
             ("cmds", "lit", ["python"]),
             ("arguments", "args", args),
             ("do_xcom_push", "lit", True),
@@ -154,13 +184,17 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
             )
         if low.settings.artifact_volume_claim and low.settings.artifact_root:
             kwargs.append(
-                ("volumes", "k8s_volumes", (low.settings.artifact_volume_claim, low.settings.artifact_root))
+                (
+                    "volumes",
+                    "k8s_volumes",
+                    (untemplated(low.settings.artifact_volume_claim), low.settings.artifact_root),
+                )
             )
         return Op(var, "KubernetesPodOperator", task_id, kwargs)
     low.operators.add("DockerOperator")
     args += ["--xcom-stdout"]
     kwargs = [
-        ("image", "lit", eff.image),
+        ("image", "lit", untemplated(eff.image)),
         ("command", "args", ["python", *args]),
         ("docker_url", "lit", low.settings.docker_url),
         ("do_xcom_push", "lit", True),

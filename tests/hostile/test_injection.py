@@ -1,0 +1,78 @@
+"""Issue 15, items 7-9: strings from the pipeline (and settings) survive as data on every
+target: no Jinja in Airflow's templated fields, no KFP placeholders in Vertex, valid ASL for
+any string on Step Functions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: Strings a careless or hostile pipeline may hold.
+CORPUS = [
+    "{{ dag_run.conf['img'] }}",
+    "{% if true %}evil{% endif %}",
+    "{# hidden #}img",
+    "registry/img.json",
+    "img{{",
+    "a}}b{%c",
+    "{{$}}",
+    "{{$.inputs.parameters['x']}}",
+    "{{$.outputs.artifacts['a'].uri}}",
+    "{{$.pipeline_job_name}}",
+    "line1\nline2 {{$}}",
+    "quote \" and ' and \\ back",
+    "tab\tand unicode ü ✓ 😀",
+    "SELECT *\nFROM t\nWHERE x = '{{ v }}'",
+]
+
+
+def _compile(tmp_path: Path, text: str, target: str, settings: dict) -> dict[str, str]:
+    from pipecast import api
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    loaded = api.load_checked(path)
+    from pipecast import registry
+
+    backend = registry.get(target)
+    sets = [f"{k}={v}" for k, v in settings.items()]
+    result = api.compile_pipeline(loaded, target, api.load_settings(backend, None, sets))
+    return result.files
+
+
+def _yaml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def test_airflow_templated_fields_render_to_the_text_written(airflow_env, tmp_path):
+    steps = "\n".join(
+        f"  s{i}: {{run: {{python: 'm:f'}}, image: {_yaml_str(v)}}}" for i, v in enumerate(CORPUS)
+    )
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for operator in ("kubernetes", "docker"):
+        text = f"pipecast: 1\nname: inject-{operator}\nsteps:\n{steps}\n"
+        settings = {"operator": operator, "artifact_root": "/mnt/{{ run_id }}.json"}
+        if operator == "kubernetes":
+            settings["namespace"] = "ns-{{ dag_run.conf['img'] }}"
+        ((name, dag),) = _compile(tmp_path, text, "airflow", settings).items()
+        (dags / name).write_text(dag)
+    res = subprocess.run(
+        [sys.executable, str(HERE / "airflow_render.py"), str(dags)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rendered = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "import_errors" not in rendered, rendered
+    for operator in ("kubernetes", "docker"):
+        for i, value in enumerate(CORPUS):
+            fields = rendered[f"inject-{operator}.s{i}"]
+            assert fields["image"] == value
+            assert fields["artifact_root"] == "/mnt/{{ run_id }}.json"
+            if operator == "kubernetes":
+                assert fields["namespace"] == "ns-{{ dag_run.conf['img'] }}"
