@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 
 #: Strings a careless or hostile pipeline may hold.
@@ -76,3 +78,39 @@ def test_airflow_templated_fields_render_to_the_text_written(airflow_env, tmp_pa
             assert fields["artifact_root"] == "/mnt/{{ run_id }}.json"
             if operator == "kubernetes":
                 assert fields["namespace"] == "ns-{{ dag_run.conf['img'] }}"
+
+
+def _vertex_containers(files: dict[str, str]) -> list[dict]:
+    import yaml
+
+    (spec,) = [yaml.safe_load(t) for n, t in files.items() if n.endswith(".yaml")]
+    return [e["container"] for e in spec["deploymentSpec"]["executors"].values()]
+
+
+VERTEX = {"project": "p", "region": "us-central1", "pipeline_root": "gs://b/r", "image": "img:1"}
+
+
+def test_vertex_user_text_holds_no_kfp_placeholder(tmp_path):
+    env = "\n".join(f"      V{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS))
+    # Input values are templates: '{{' starts a reference there, so only the others.
+    inputs = ", ".join(f"x{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS) if "{{" not in v)
+    text = f"pipecast: 1\nname: inject\nsteps:\n  s:\n    run: {{python: 'm:f'}}\n    inputs: {{{inputs}}}\n    env:\n{env}\n"
+    (container,) = _vertex_containers(_compile(tmp_path, text, "vertex", VERTEX))
+    strings = [*container["command"], *container["args"], *(e["value"] for e in container.get("env", []))]
+    # KFP substitutes every '{{$...}}' in these strings; the only one is pipecast's own.
+    assert [s for s in strings if "{{$" in s] == ["{{$}}"]
+    args = container["args"]
+    spec = json.loads(args[args.index("--spec") + 1])
+    assert spec["env"] == {f"V{i}": v for i, v in enumerate(CORPUS)}
+
+
+def test_vertex_stock_image_refuses_text_kfp_would_substitute(tmp_path):
+    from pipecast.diagnostics import UserError
+
+    # (A command's own text cannot hold '{{$': '{{' starts a reference there.)
+    text = (
+        "pipecast: 1\nname: inject\nsteps:\n  s:\n"
+        "    run: {image: 'alpine:3', command: [echo, hi]}\n    env: {X: '{{$}}'}\n"
+    )
+    with pytest.raises(UserError, match="KFP replaces"):
+        _compile(tmp_path, text, "vertex", VERTEX)

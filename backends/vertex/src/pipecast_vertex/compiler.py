@@ -40,7 +40,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from pipecast import stock
 from pipecast.backend import placeholder
-from pipecast.diagnostics import Diagnostic
+from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
@@ -89,6 +89,18 @@ def artifact_base(type_name: str) -> tuple[str, bool]:
     while (el := element_type(inner)) is not None and el != ANY:
         inner, is_list = el, True
     return _ARTIFACTS.get(inner, "system.Artifact"), is_list
+
+
+#: What starts every KFP placeholder: the launcher replaces ``{{$}}``, ``{{$.inputs...}}``,
+#: ``{{$.pipeline_job_name}}``... anywhere in a container's command, args and env
+#: (https://www.kubeflow.org/docs/components/pipelines/user-guides/components/container-components/).
+KFP_PLACEHOLDER = "{{$"
+
+
+def kfp_inert(json_text: str) -> str:
+    """JSON text in which no KFP placeholder can start: ``{{$`` only occurs inside JSON
+    strings (user text), where ``\\u0024`` is the same ``$`` to a JSON reader, but not to KFP."""
+    return json_text.replace(KFP_PLACEHOLDER, "{{\\u0024")
 
 
 @dataclass(frozen=True)
@@ -431,18 +443,21 @@ class Compiler:
                     code="placeholder",
                 )
             )
-        args = ["--spec", spec.to_arg(), "--convention", "kfp", "--executor-input", "{{$}}"]
+        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}"]
         if templates:
-            args += ["--templates", json.dumps(templates, sort_keys=True, separators=(",", ":"))]
+            args += ["--templates", kfp_inert(json.dumps(templates, sort_keys=True, separators=(",", ":")))]
         if json_inputs:
-            args += ["--json-inputs", json.dumps(sorted(json_inputs), separators=(",", ":"))]
+            args += ["--json-inputs", kfp_inert(json.dumps(sorted(json_inputs), separators=(",", ":")))]
         container: dict[str, Any] = {
             "image": image,
             "command": [self.settings.python, "-m", "pipecast.runtime", "run"],
             "args": args,
         }
-        if eff.env:
-            container["env"] = [{"name": k, "value": v} for k, v in sorted(eff.env.items())]
+        # The runtime sets the step's variables from the spec too; a value KFP would substitute
+        # is left to it (the spec's JSON escapes the placeholder).
+        env = {k: v for k, v in eff.env.items() if KFP_PLACEHOLDER not in v}
+        if env:
+            container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
         resources = self.container_resources(eff.resources)
         if resources:
             container["resources"] = resources
@@ -532,14 +547,38 @@ class Compiler:
         if args:
             container["args"] = args
         if eff.env:
+            for k, v in eff.env.items():
+                self._refuse_placeholder(node, ("env", k), v)
             container["env"] = [{"name": k, "value": v} for k, v in sorted(eff.env.items())]
         resources = self.container_resources(eff.resources)
         if resources:
             container["resources"] = resources
         comp.executor_label = self._executor(tname, {"container": container})
 
+    def _refuse_placeholder(self, node: StepNode, where: tuple[str, ...], text: str) -> None:
+        """A stock image has no runtime to hand it text KFP would substitute: refuse it."""
+        if KFP_PLACEHOLDER in text:
+            raise UserError(
+                Diagnostic(
+                    f"{self.target}: step {node.name!r} runs its image unchanged and {'.'.join(where)} holds "
+                    f"{KFP_PLACEHOLDER!r}, which KFP replaces with run-time values (it has no escape)",
+                    (*node.yaml_path, *where),
+                    hint="remove '{{$' from the text, or pass it as an input value instead",
+                    code="kfp-placeholder",
+                )
+            )
+
     def _user_text(self, text: str) -> str:
         """User text written into a command (kept apart from the placeholders pipecast writes)."""
+        if KFP_PLACEHOLDER in text:
+            raise UserError(
+                Diagnostic(
+                    f"{self.target}: a container command holds {KFP_PLACEHOLDER!r} in its own text, which KFP "
+                    "replaces with run-time values (it has no escape)",
+                    hint="remove '{{$' from the command, or pass the text as an input",
+                    code="kfp-placeholder",
+                )
+            )
         return text
 
     def _executor(self, tname: str, executor: dict[str, Any]) -> str:
