@@ -114,3 +114,21 @@ def test_vertex_stock_image_refuses_text_kfp_would_substitute(tmp_path):
     )
     with pytest.raises(UserError, match="KFP replaces"):
         _compile(tmp_path, text, "vertex", VERTEX)
+
+
+def test_stepfunctions_mixed_strings_with_any_text_are_valid_asl(tmp_path):
+    from pipecast import registry
+
+    inputs = ", ".join(
+        f"x{i}: {_yaml_str(v.replace('{{ v }}', '{{ params.v }}') + ' {{ params.v }}')}"
+        for i, v in enumerate(CORPUS)
+        if ("{{" not in v and "}}" not in v) or "{{ v }}" in v
+    )
+    text = (
+        "pipecast: 1\nname: inject\nparams:\n  v: {type: str, default: x}\nsteps:\n"
+        f"  s:\n    run: {{python: 'm:f'}}\n    inputs: {{{inputs}, sql: \"SELECT *\\nFROM t\\n\\tWHERE x = '{{{{ params.v }}}}'\\n\"}}\n"
+    )
+    files = _compile(tmp_path, text, "stepfunctions", {})
+    problems = registry.get("stepfunctions").validate_output(files)
+    assert [d for d in problems if d.severity == "error"] == []
+    assert "States.Base64Decode" in "".join(files.values())

@@ -54,6 +54,32 @@ def format_string(pieces: list[str | None]) -> str:
     return "'" + "".join("{}" if p is None else escape(p) for p in pieces) + "'"
 
 
+def has_control(text: str) -> bool:
+    """Whether text holds what an intrinsic string literal cannot: a control character
+    (newline, tab: statelint rejects them raw, and there is no escape for them) or a
+    backslash (validators reject the escaped ``\\\\``)."""
+    return "\\" in text or any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+#: "States.Base64Decode: the input string can be at most 10,000 characters"
+#: (https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#asl-intrsc-func-data-encode-decode).
+BASE64_CHUNK = 7_000  # characters of text per call: at most 4 bytes each -> <= 10,000 base64
+
+
+def base64_text(text: str) -> str:
+    """Text as ``States.Base64Decode('...')`` (a ``States.Format`` of several calls for long
+    text): base64 needs no escape, so any text survives as data."""
+    import base64
+
+    calls = [
+        f"States.Base64Decode('{base64.b64encode(text[i : i + BASE64_CHUNK].encode()).decode()}')"
+        for i in range(0, len(text), BASE64_CHUNK)
+    ]
+    if len(calls) == 1:
+        return calls[0]
+    return "States.Format('" + "{}" * len(calls) + "', " + ", ".join(calls) + ")"
+
+
 def format_call(segments: list[str | Ref], type_of: TypeOf, pipeline_name: str) -> str:
     """``States.Format(...)`` for a mixed template: values as JSON, strings bare (SPEC §4).
 
@@ -67,7 +93,10 @@ def format_call(segments: list[str | Ref], type_of: TypeOf, pipeline_name: str) 
         if isinstance(seg, Ref) and seg.kind == "pipeline" and seg.name == "name":
             seg = pipeline_name
         if isinstance(seg, str):
-            if "{" in seg or "}" in seg:
+            if has_control(seg):
+                fmt.append(None)
+                args.append(base64_text(seg))
+            elif "{" in seg or "}" in seg:
                 fmt.append(None)
                 args.append(intrinsic_str(seg))
             else:
@@ -120,7 +149,9 @@ def format_parts(
     chunk: list[str | Ref] = []
     calls = 0
     for seg in [*segments, None]:
-        heavy = isinstance(seg, Ref) and type_of(seg) != "str"
+        heavy = (isinstance(seg, Ref) and type_of(seg) != "str") or (
+            isinstance(seg, str) and has_control(seg)
+        )
         if seg is None or (heavy and calls == MAX_INTRINSICS - 1):
             if chunk:
                 parts[f"p{len(parts)}.$"] = format_call(chunk, type_of, pipeline_name)
