@@ -66,14 +66,22 @@ STATES = {
 
 
 def step_view(tasks: dict[str, dict]) -> dict[str, dict]:
-    """Airflow task instances keyed like the run record: ``step`` / ``step[i]``."""
+    """Airflow task instances keyed like the run record: ``step`` / ``step[i]`` / ``step[i][j]``.
+
+    A flattened chain of nested loops maps one task group over ``{"ix": [i, j], ...}`` items
+    (the XCom of ``<group>-items``): map index ``m`` is the step's ``[i][j]``.
+    """
     out = {}
     for key, ti in tasks.items():
         base, _, index = key.partition("[")
-        name = base.rsplit(".", 1)[-1]
+        group, _, name = base.rpartition(".")
         if "-" in name:
             continue  # pipecast's helper tasks (conditions, joins, items, status)
-        out[name + (f"[{index}" if index else "")] = ti
+        suffix = f"[{index}" if index else ""
+        items = (tasks.get(f"{group}-items") or {}).get("xcom") if group and index else None
+        if isinstance(items, list) and items and isinstance(items[0], dict) and "ix" in items[0]:
+            suffix = "".join(f"[{i}]" for i in items[int(index.rstrip("]"))]["ix"])
+        out[name + suffix] = ti
     return out
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.airflow
 HERE = Path(__file__).parent
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
 CASE_FILES = sorted(CASES.glob("*.yaml"))
-UNSUPPORTED = {"nested_for_each"}
+UNSUPPORTED: set[str] = set()
 PIPELINES = [
     *EXAMPLES,
     *(p for p in CASE_FILES if p.stem not in UNSUPPORTED),
@@ -56,8 +56,6 @@ def compiled(tmp_path_factory) -> dict[str, tuple[Path, str]]:
             try:
                 name, text = compile_file(path, settings)
             except UserError as exc:
-                if "does not support nested for_each" in str(exc):
-                    continue  # a named error, tested below
                 # Container operators refuse some settings by name (e.g. docker + secrets).
                 assert operator != "python", exc
                 assert "airflow:" in str(exc)
@@ -69,18 +67,9 @@ def compiled(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     return files
 
 
-def _nested(path: Path) -> bool:
-    from pipecast.api import load_checked
-    from pipecast.backend import Feature
-    from pipecast.passes.features import used_features
-
-    return any(u.feature == Feature.NESTED_FOR_EACH for u in used_features(load_checked(path).index))
-
-
 def test_every_pipeline_compiles_with_operator_python(compiled):
-    expected = {f"{_ids(p)}/python" for p in PIPELINES if not _nested(p)}
+    expected = {f"{_ids(p)}/python" for p in PIPELINES}  # nested for_each included (flattened)
     assert expected <= set(compiled)
-    assert len(expected) >= len(PIPELINES) - 2
 
 
 def test_ruff_check_and_format_pass(compiled):
@@ -137,11 +126,18 @@ def test_retry_mapping():
     assert "execution_timeout=datetime.timedelta(seconds=10890.0)," in text
 
 
-@pytest.mark.parametrize(("case", "feature"), [("nested_for_each", "nested for_each")])
-def test_unsupported_features_are_named_errors(case, feature):
+def test_nested_for_each_next_to_other_steps_is_a_named_error(tmp_path):
+    # Only a for_each whose body is the inner for_each alone is flattened (lowering.chain).
+    src = tmp_path / "p.yaml"
+    src.write_text(
+        "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    steps:\n"
+        "      a:\n        run: {python: 'm:f'}\n"
+        "      i:\n        for_each: [3]\n        as: j\n        steps:\n          b:\n            run: {python: 'm:f'}\n"
+    )
     with pytest.raises(UserError) as err:
-        compile_file(CASES / f"{case}.yaml", lenient=False)
-    assert f"target 'airflow' does not support {feature}" in str(err.value)
+        compile_file(src, lenient=False)
+    (diag,) = err.value.diagnostics
+    assert "for_each 'o' holds a nested for_each" in diag.message and diag.line == 6
 
 
 def test_container_step_with_operator_python_can_be_an_error():

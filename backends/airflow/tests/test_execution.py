@@ -24,8 +24,8 @@ from pipecast.ir.models import TaskStep
 pytestmark = pytest.mark.airflow
 
 HERE = Path(__file__).parent
-#: Examples that Airflow can run (sweep nests for_each: a named error, see test_emit.py).
-EXAMPLES = ["churn", "containers", "dataeng"]
+#: Examples run under dag.test() (sweep's nested for_each is one flattened mapped task group).
+EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 ARTIFACT_TYPES = {"Dataset", "Model", "Metrics", "Artifact"}
 
 

@@ -17,7 +17,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
@@ -89,12 +88,9 @@ class AirflowBackend(Backend):
         ),
         Feature.FOR_EACH: native("mapped task group (dynamic task mapping), max_map_length 1024"),
         Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
-        Feature.NESTED_FOR_EACH: unsupported(
-            "Airflow 3.3 cannot expand inside an expanded task group: a mapped task group in a "
-            "mapped task group fails at run time ('Cannot expand ...; missing upstream values') and "
-            "'.expand' of a task in one fails to load ('operator expansion in an expanded task "
-            "group is not yet supported')",
-            "flatten the inner loop (for_each over the product of both lists), or use target local/vertex",
+        Feature.NESTED_FOR_EACH: native(
+            "flattened: a for_each whose body is one for_each becomes one mapped task group over "
+            "the item pairs, computed at run time; consumers regroup the outputs in item order"
         ),
         Feature.RETRY: runtime("the runtime retries inside the task (retries=0), so SPEC §6 timing is exact"),
         Feature.RETRY_BACKOFF: runtime("the runtime waits min(delay * backoff^(n-1), max_delay)"),
@@ -124,6 +120,33 @@ class AirflowBackend(Backend):
         from pipecast_airflow.profile import AirflowProfile
 
         return AirflowProfile(self.name)
+
+    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+        """The declared features, plus the one nesting shape Airflow cannot map (see
+        :meth:`pipecast_airflow.lowering.Lowering.chain`)."""
+        out = super().check(index, lenient=lenient)
+        for node in index.walk():
+            if not (node.is_group and node.group.is_loop) or node.body is None:
+                continue
+            inner = list(node.body.steps.values())
+            chained = len(inner) == 1 and inner[0].is_group and inner[0].group.is_loop
+            nests = any(n.is_group and n.group.is_loop for n in index.walk(node.body))
+            if nests and not chained:
+                others = sorted(n.name for n in inner if not (n.is_group and n.group.is_loop))
+                out.append(
+                    Diagnostic(
+                        f"target 'airflow': for_each {node.name!r} holds a nested for_each next to "
+                        f"other steps or inside a group ({', '.join(others) or 'another for_each'}); "
+                        "Airflow cannot map "
+                        "inside a mapped task group, and pipecast flattens a nested for_each only "
+                        "when it is the outer for_each's only step",
+                        (*node.yaml_path, "steps"),
+                        hint="move the other steps into the inner for_each or out of the outer one, "
+                        "or give the inner for_each its own outer for_each",
+                        code="unsupported-feature",
+                    )
+                )
+        return out
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name.replace('-', '_')}.py"

@@ -96,11 +96,38 @@ class Lowering:
         self.docs: dict[str, dict[str, Any]] = {}
         self.task_ids: list[str] = []
         self.operators: set[str] = set()
+        #: Loop group name -> the chain of nested loops it belongs to (outermost first), for
+        #: chains flattened into one mapped task group (see :meth:`chain`).
+        self.chains: dict[str, tuple[StepNode, ...]] = {}
 
     # ------------------------------------------------------------------ ids
 
     def prefix(self, node: StepNode) -> str:
-        return "".join(f"{g.name}." for g in self.index.loops(node))
+        """The task group prefix: the outermost loop's name (a flattened chain is one group)."""
+        loops = self.index.loops(node)
+        return f"{loops[0].name}." if loops else ""
+
+    def chain(self, node: StepNode) -> tuple[StepNode, ...]:
+        """The loops flattened with ``node`` (a loop group), outermost first.
+
+        Airflow cannot map inside a mapped task group, so a ``for_each`` whose body is exactly
+        one ``for_each`` (recursively) becomes one mapped task group over the flattened items
+        (``[{"ix": [i, j], "items": [x, y]}, ...]``): the items task computes them at run time,
+        each inner list in the scope of its outer items (it may read them and step outputs).
+        """
+        found = self.chains.get(node.name)
+        if found is not None:
+            return found
+        out = [node]
+        while True:
+            body = out[-1].body
+            assert body is not None
+            only = list(body.steps.values())
+            if len(only) == 1 and only[0].is_group and only[0].group.is_loop:
+                out.append(only[0])
+                continue
+            break
+        return tuple(out)
 
     def tid(self, node: StepNode, suffix: str = "") -> str:
         return self.prefix(node) + node.name + suffix
@@ -144,6 +171,10 @@ class Lowering:
             return {"pipeline": ref.name}
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
+            chain = self.chains.get(group.name)
+            if chain is not None and len(chain) > 1:
+                head = chain[0]
+                return {"loop": self.tid(head, "-items"), "level": chain.index(group), "key": ref.key}
             return {"loop": self.tid(group, "-items"), "key": ref.key}
         res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
         assert res.ok and res.target is not None, res.error
@@ -161,6 +192,14 @@ class Lowering:
         assert node.body is not None
         then = self.value(group.outputs[output], node.body, None)
         if group.is_loop:
+            chain = self.chains.get(node.name)
+            if chain is not None and len(chain) > 1:
+                return {
+                    "collect": self.tid(chain[0], "-items"),
+                    "level": chain.index(node),
+                    "depth": len(chain),
+                    "each": then,
+                }
             return {"collect": self.tid(node, "-items"), "each": then}
         other = None
         if group.else_ is not None and node.else_body is not None:
@@ -325,17 +364,24 @@ class Lowering:
                     hint="split the list, or raise max_map_length in airflow.cfg",
                 )
             )
+        chain = self.chain(node)
+        for g in chain:
+            self.chains[g.name] = chain
         iid = self.tid(node, "-items")
-        self.add_doc(
-            iid,
-            {"kind": "items", "for_each": self.value(group.for_each, node.scope, node.name)},
-        )
+        doc: dict[str, Any] = {"kind": "items", "for_each": self.value(group.for_each, node.scope, node.name)}
+        if len(chain) > 1:
+            doc["nested"] = [self.value(g.group.for_each, g.scope, g.name) for g in chain[1:]]
+        self.add_doc(iid, doc)
         ivar, gvar, dvar = f"i_{node.name}", f"g_{node.name}", f"d_{node.name}"
-        body = self.scope_body(node.body)
-        if group.parallelism is not None:
-            for item in body:
-                if isinstance(item, Op):
-                    item.kwargs.append(("max_active_tis_per_dagrun", "lit", group.parallelism))
+        inner = chain[-1].body
+        assert inner is not None
+        body = self.scope_body(inner)
+        # Flattened, every task belongs to one item of each level: bounding the tasks in flight
+        # by the smallest `parallelism` of the chain keeps every level within its bound.
+        limits = [g.group.parallelism for g in chain if g.group.parallelism is not None]
+        if limits:
+            for item in _ops(body):
+                item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
         self.operators.add("EmptyOperator")
         return [
             self.python_op(ivar, iid, "_items"),
@@ -406,3 +452,7 @@ class Lowering:
             total = eff.timeout * retry.attempts + waits + TIMEOUT_GRACE
             op.kwargs.append(("execution_timeout", "seconds", total))
         return op
+
+
+def _ops(body: list[Op | Group | Edge]) -> list[Op]:
+    return [item for item in body if isinstance(item, Op)]

@@ -133,6 +133,9 @@ class _Resolver:
         if self.index is None:
             self.index = -1
         self._items: dict[str, list[Any]] = {}
+        self._levels: dict[str, list[list[list[int]]]] = {}
+        #: While an items task computes a flattened chain: the items chosen at each outer level.
+        self.chosen: list[Any] | None = None
 
     def pull(self, task_id: str, map_index: int | None) -> Any:
         if map_index is None or map_index < 0:
@@ -145,7 +148,7 @@ class _Resolver:
             self._items[task_id] = list(value or [])
         return self._items[task_id]
 
-    def binding(self, doc: Mapping[str, Any], index: int) -> Any:
+    def binding(self, doc: Mapping[str, Any], index: Any) -> Any:
         from pipecast.ir.refs import render
 
         if "value" in doc:
@@ -153,7 +156,7 @@ class _Resolver:
         refs = doc["refs"]
         return render(doc["template"], lambda ref: self.source(refs[ref.path], index))
 
-    def source(self, src: Mapping[str, Any], index: int) -> Any:
+    def source(self, src: Mapping[str, Any], index: Any) -> Any:
         if "param" in src:
             return self.params[src["param"]]
         if "pipeline" in src:
@@ -164,7 +167,14 @@ class _Resolver:
                 return self.run_id
             return self.status()
         if "loop" in src:
-            item = self.items_of(src["loop"])[index]
+            if "level" in src:  # a loop of a flattened chain (pipecast_airflow.lowering.chain)
+                level = src["level"]
+                chosen = (
+                    self.chosen if self.chosen is not None else self.items_of(src["loop"])[index]["items"]
+                )
+                item = chosen[level]
+            else:
+                item = self.items_of(src["loop"])[index]
             return item if src.get("key") is None else item[src["key"]]
         if "xcom" in src:
             value = self.pull(src["xcom"], index if src.get("mapped") else None)
@@ -172,6 +182,8 @@ class _Resolver:
                 value = json.loads(value)
             return None if value is None else value.get(src["output"])
         if "collect" in src:
+            if "level" in src:
+                return self.collect_level(src, index)
             # docs/semantics.md: the items where the step ran (a skipped instance has no XCom).
             count = len(self.items_of(src["collect"]))
             return [self.binding(src["each"], i) for i in range(count) if self.ran(src["each"], i)]
@@ -187,6 +199,28 @@ class _Resolver:
             for src in doc.get("refs", {}).values()
             if "xcom" in src and src.get("mapped")
         )
+
+    def levels_of(self, task_id: str) -> list[list[list[int]]]:
+        """The index paths of each level of a flattened chain (pushed by its items task)."""
+        if task_id not in self._levels:
+            found = self.ti.xcom_pull(task_ids=task_id, key=LEVELS_KEY, map_indexes=-1)
+            self._levels[task_id] = list(found or [])
+        return self._levels[task_id]
+
+    def collect_level(self, src: Mapping[str, Any], index: Any) -> list[Any]:
+        """A group output of level ``L`` of a flattened chain, for the items under ``index``
+        (a path of outer indices; outside the chain, the empty path): one value per item of
+        that level, in item order, the innermost level read from its tasks by map index."""
+        level, depth = src["level"], src["depth"]
+        prefix = list(index) if isinstance(index, tuple) else []
+        levels = self.levels_of(src["collect"])
+        children = [path for path in (levels[level] if level < len(levels) else []) if path[:level] == prefix]
+        if level == depth - 1:
+            flat = levels[-1]
+            # docs/semantics.md: the items where the step ran (a skipped instance has no XCom).
+            at = [flat.index(path) for path in children]
+            return [self.binding(src["each"], m) for m in at if self.ran(src["each"], m)]
+        return [self.binding(src["each"], tuple(path)) for path in children]
 
     def holds(self, doc: Mapping[str, Any], index: int) -> bool:
         """Evaluate a ``when`` condition document (SPEC §5)."""
@@ -303,16 +337,57 @@ def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
 
 
 def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
-    """The list a ``for_each`` group fans out over."""
+    """The list a ``for_each`` group fans out over.
+
+    For a flattened chain of nested loops (``nested``: the inner ``for_each`` bindings), the
+    list of ``{"ix": [i, j, ...], "items": [x, y, ...]}`` in item order, each inner list
+    resolved with its outer items chosen; the index paths of every level are pushed under the
+    XCom key ``pipecast_levels`` so consumers rebuild the nested outputs (empty inner lists too).
+    """
     res = _resolver(context, doc)
     value = res.binding(doc["for_each"], res.index)
     if not isinstance(value, list):
         raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
+    nested = doc.get("nested")
+    if nested:
+        value = _flatten(res, value, nested)
     if len(value) > MAX_MAP_LENGTH:
         raise ConventionError(
             f"for_each has {len(value)} items; Airflow maps at most {MAX_MAP_LENGTH} ([core] max_map_length)"
         )
     return value
+
+
+#: XCom key of the index paths per level of a flattened chain (see :func:`items`).
+LEVELS_KEY = "pipecast_levels"
+
+
+def _flatten(res: _Resolver, outer: list[Any], nested: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    flat: list[dict[str, Any]] = []
+    levels: list[list[list[int]]] = [[] for _ in range(len(nested) + 1)]
+
+    def walk(values: list[Any], ix: list[int], chosen: list[Any]) -> None:
+        depth = len(ix)
+        for i, item in enumerate(values):
+            path, picked = [*ix, i], [*chosen, item]
+            levels[depth].append(path)
+            if depth == len(nested):
+                flat.append({"ix": path, "items": picked})
+                continue
+            res.chosen = picked
+            try:
+                inner = res.binding(nested[depth], -1)
+            finally:
+                res.chosen = None
+            if not isinstance(inner, list):
+                raise ConventionError(f"for_each needs a list, got {type(inner).__name__} (item {path})")
+            walk(inner, path, picked)
+
+    walk(outer, [], [])
+    push = getattr(res.ti, "xcom_push", None)
+    if callable(push):
+        push(key=LEVELS_KEY, value=levels)
+    return flat
 
 
 def status(doc: Mapping[str, Any], context: Mapping[str, Any]) -> str:
