@@ -335,3 +335,23 @@ def test_long_waits_cost_a_bounded_history(tmp_path: Path) -> None:
     _l, long, _s = compile_file(tmp_path / "pipeline.yaml", compute="callback")
     grown = long.summary["history_events_estimate"] - short.summary["history_events_estimate"]
     assert 3 * (waits.polls_within(48 * 3600) - waits.polls_within(2 * 3600)) == grown
+
+
+def test_state_over_256_kib_is_a_compile_error(tmp_path: Path) -> None:
+    """A long sequential pipeline: its $.steps would outgrow the 256 KiB state, which fails
+    the execution past every Catch (States.DataLimitExceeded); compile says so first."""
+    n = 2500
+    lines = ["pipecast: 1", "name: long-chain", "steps:"]
+    for i in range(n):
+        after = f", inputs: {{value: '{{{{ steps.s{i - 1}.outputs.metric_value }}}}'}}" if i else ""
+        lines.append(
+            f"  s{i}: {{run: {{python: 'probe:emit'}}{after}, outputs: {{metric_value: float, model: Model}}}}"
+        )
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError) as exc:
+        compile_file(path, compute="callback")
+    assert [d.code for d in exc.value.diagnostics] == ["limit"], [d.message for d in exc.value.diagnostics]
+    assert "262144" in exc.value.diagnostics[0].message
+    _l, result, _s = compile_file(PROBES_DIR / "loop60.yaml", compute="callback")
+    assert 0 < result.summary["state_bytes_estimate"] < result.summary["state_bytes_limit"] == 262_144

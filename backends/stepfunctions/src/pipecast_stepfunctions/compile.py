@@ -14,6 +14,8 @@ Limits (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 | names 80 characters            | :func:`.names.shorten` on state names, :func:`.names.aws_name` on    |
 |                                | resource names (each field's pattern and length, ``names.AWS_NAMES``) |
 | Batch ContainerOverrides 8,192 | rendered size per step (:mod:`.compute`)                             |
+| state payload 256 KiB          | the largest state estimated from the IR (:mod:`.state_size`); over it  |
+|                                | is an error (``States.DataLimitExceeded`` skips every Catch)          |
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .names import aws_name, state_machine_arn, state_machine_name
 from .schedule import schedule_request
 from .settings import StepFunctionsSettings
 from .split import biggest_states, compact
+from .state_size import STATE_LIMIT, largest_state_bytes
 
 HARD_LIMIT = 1_048_576  # bytes of one definition (Step Functions quota)
 
@@ -110,6 +113,19 @@ def build(
                 code="limit",
             )
         )
+    state_bytes, where = largest_state_bytes(em)
+    if state_bytes > STATE_LIMIT:
+        raise UserError(
+            Diagnostic(
+                f"stepfunctions: the state of {pipeline.name!r} would reach about {state_bytes} bytes "
+                f"({'the pipeline steps' if where == 'steps' else f'an item of {where!r}'}); Step Functions "
+                f"fails an execution over {STATE_LIMIT} bytes (256 KiB), and no Catch (so no finally) runs then",
+                ("steps",) if where == "steps" else index.node(where).yaml_path,
+                hint="split the pipeline, group steps into for_each bodies, or pass large values as artifacts",
+                code="limit",
+            )
+        )
+    em.state_bytes = state_bytes
     return em, definition, events
 
 
@@ -225,6 +241,8 @@ def compile_pipeline(
         "history_events_estimate": events[0],
         "history_events_worst_case": events[1],
         "history_events_limit": settings.max_history_events,
+        "state_bytes_estimate": em.state_bytes,
+        "state_bytes_limit": STATE_LIMIT,
     }
     if em.wait_for:
         # dag_mode waits: edges nested Parallel states cannot order, kept as S3 waits.

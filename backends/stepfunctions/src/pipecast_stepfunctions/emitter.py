@@ -84,6 +84,7 @@ class Emitter(Outliner):
     wait_for: dict[int, tuple[str, ...]] = field(default_factory=dict)
     published: set[int] = field(default_factory=set)
     warned_images: set[str] = field(default_factory=set)
+    state_bytes: int = 0
 
     def __post_init__(self) -> None:
         s = self.settings
