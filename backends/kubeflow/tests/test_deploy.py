@@ -150,3 +150,33 @@ def test_cli_deploy_prints_the_outcome(tmp_path: Path) -> None:
     assert outcome["run"]["status"] == "succeeded"
     assert outcome["run"]["steps"]["train[0]"]["attempts"] == 2
     assert api.problems == [] and api.unconsumed == []
+
+
+def test_run_record_of_a_failed_run() -> None:
+    """A failed task fails the record; tasks the server never listed did not start."""
+    from pipecast_kubeflow.deploy import run_record
+
+    loaded = load_checked(CHURN)
+    run = {
+        "run_id": "run-2",
+        "state": "FAILED",
+        "run_details": {
+            "task_details": [
+                {"task_id": "t1", "display_name": "pipeline--body", "state": "FAILED"},
+                {
+                    "task_id": "t2",
+                    "display_name": "ingest",
+                    "parent_task_id": "t1",
+                    "state": "FAILED",
+                    "state_history": [{"state": "RUNNING"}, {"state": "FAILED"}] * 3,
+                },
+                {"task_id": "t3", "display_name": "finally", "state": "SUCCEEDED"},
+            ]
+        },
+    }
+    record = run_record(loaded.pipeline, {}, run)
+    assert record["status"] == "failed"
+    assert record["steps"]["ingest"] == {"status": "failed", "attempts": 3}
+    assert record["steps"]["train"] == {"status": "not_run"}
+    assert record["steps"]["per_region"] == {"status": "not_run"}
+    assert record["steps"]["finally"]["status"] == "succeeded"

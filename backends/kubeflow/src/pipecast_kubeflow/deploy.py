@@ -205,7 +205,8 @@ def run_record(pipeline: Pipeline, params: Mapping[str, Any], run: Mapping[str, 
     iteration becomes ``[i]`` in the key). ``attempts`` counts the task's RUNNING states.
     Parameter outputs live in ML Metadata, not in task details, so entries carry no
     ``outputs``; tasks the server does not list (never started) are ``skipped`` in a run that
-    succeeded and ``not_run`` in one that failed, and a group's status follows its steps.
+    succeeded and ``not_run`` in one that failed, and a group's status follows its steps
+    (``not_run`` when none of them started).
     """
     from pipecast_vertex import naming as n
 
@@ -247,13 +248,7 @@ def run_record(pipeline: Pipeline, params: Mapping[str, Any], run: Mapping[str, 
                 {m.name for m in index.walk(node.else_body)} if node.else_body is not None else set()
             )
             states = [v["status"] for k, v in steps.items() if k.split("[")[0] in inner]
-            steps[node.name] = {
-                "status": "failed"
-                if "failed" in states
-                else "succeeded"
-                if "succeeded" in states
-                else "skipped"
-            }
+            steps[node.name] = {"status": _group_status(states)}
     record: dict[str, Any] = {
         "pipeline": pipeline.name,
         "run_id": run.get("run_id"),
@@ -266,6 +261,15 @@ def run_record(pipeline: Pipeline, params: Mapping[str, Any], run: Mapping[str, 
         if run.get(field):
             record[out] = _iso(run[field])
     return record
+
+
+def _group_status(states: list[str]) -> str:
+    """A group's status from its steps' (as the simulator sets it)."""
+    if "failed" in states:
+        return "failed"
+    if any(s in ("succeeded", "cached") for s in states):
+        return "succeeded"
+    return "not_run" if states and all(s == "not_run" for s in states) else "skipped"
 
 
 def _iso(value: Any) -> str:
