@@ -355,3 +355,23 @@ def test_state_over_256_kib_is_a_compile_error(tmp_path: Path) -> None:
     assert "262144" in exc.value.diagnostics[0].message
     _l, result, _s = compile_file(PROBES_DIR / "loop60.yaml", compute="callback")
     assert 0 < result.summary["state_bytes_estimate"] < result.summary["state_bytes_limit"] == 262_144
+
+
+def test_any_field_over_ten_intrinsic_calls_is_a_named_error(tmp_path: Path) -> None:
+    """Fields the emitter does not split (here a for_each output mixing 12 values) are
+    checked after emitting: a compile error naming the state, not a rejected deploy."""
+    refs = "-".join("{{ steps.w.outputs.output }}" for _ in range(12))
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "pipecast: 1\nname: g12\nsteps:\n  fan:\n    for_each: [1, 2]\n    as: x\n    steps:\n"
+        "      w: {run: {python: 'probe:emit'}, inputs: {value: '{{ x }}'}, outputs: {output: int}}\n"
+        f'    outputs: {{joined: "{refs}"}}\n'
+    )
+    with pytest.raises(UserError) as exc:
+        compile_file(path, compute="callback")
+    (d,) = exc.value.diagnostics
+    assert (
+        d.code == "limit"
+        and "13 intrinsic function calls" in d.message
+        and "fan (iteration outputs)" in d.message
+    )

@@ -13,6 +13,8 @@ Limits (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 |                                | mode moves the biggest fan-outs to DISTRIBUTED, else an error        |
 | names 80 characters            | :func:`.names.shorten` on state names, :func:`.names.aws_name` on    |
 |                                | resource names (each field's pattern and length, ``names.AWS_NAMES``) |
+| 10 intrinsic calls per field    | joins of 5 branches, big templates formatted in parts; every field   |
+|                                | checked after emitting (:func:`_check_intrinsics`)                   |
 | Batch ContainerOverrides 8,192 | rendered size per step (:mod:`.compute`)                             |
 | state payload 256 KiB          | the largest state estimated from the IR (:mod:`.state_size`); over it  |
 |                                | is an error (``States.DataLimitExceeded`` skips every Catch)          |
@@ -31,6 +33,7 @@ from pipecast.passes.analysis import PipelineIndex
 from . import compute, iam
 from .emitter import Emitter
 from .names import aws_name, state_machine_arn, state_machine_name
+from .paths import MAX_INTRINSICS, intrinsic_calls
 from .schedule import schedule_request
 from .settings import StepFunctionsSettings
 from .split import biggest_states, compact
@@ -58,6 +61,38 @@ def definition_text(definition: dict[str, Any], limit: int) -> str:
         if len(pretty.encode()) <= limit:
             return pretty
     return text
+
+
+def _check_intrinsics(rel: str, definition: dict[str, Any]) -> None:
+    """No field holds more than 10 intrinsic calls (the emitter splits the fields it knows
+    can grow; anything else that does is an error here, not a failed deploy)."""
+    stack: list[Any] = [definition["States"]]
+    while stack:
+        for name, st in stack.pop().items():
+            for key in ("Parameters", "ResultSelector", "ItemSelector"):
+                fields = [st.get(key)]
+                while fields:
+                    value = fields.pop()
+                    if isinstance(value, list):
+                        fields.extend(value)
+                    if not isinstance(value, dict):
+                        continue
+                    for k, v in value.items():
+                        if isinstance(v, str) and k.endswith(".$") and intrinsic_calls(v) > MAX_INTRINSICS:
+                            raise UserError(
+                                Diagnostic(
+                                    f"stepfunctions: {rel}: state {name!r}: field {k[:-2]!r} needs "
+                                    f"{intrinsic_calls(v)} intrinsic function calls; Step Functions allows "
+                                    f"{MAX_INTRINSICS} per field",
+                                    ("steps",),
+                                    hint="split the value into several inputs or steps",
+                                    code="limit",
+                                )
+                            )
+                        fields.append(v)
+            stack.extend(br["States"] for br in st.get("Branches", []))
+            if "ItemProcessor" in st:
+                stack.append(st["ItemProcessor"]["States"])
 
 
 def build(
@@ -185,6 +220,8 @@ def compile_pipeline(
                     code="limit",
                 )
             )
+    for rel, d in definitions.items():
+        _check_intrinsics(rel, d)
     schedule = None
     if pipeline.schedule is not None:
         req = schedule_request(
