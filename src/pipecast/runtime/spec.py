@@ -108,8 +108,10 @@ def step_spec(
         retry_in_runtime: the target cannot retry this step natively, so the runtime does.
         timeout_in_runtime: the target cannot enforce the timeout, so the runtime does.
         secret_store: where the runtime resolves ``secrets`` by name.
-        cache_store: the target has no native cache: the runtime keeps cached results of
-            ``cache`` steps there (SPEC §20; ``""``: the convention's default place).
+        cache_store: where the runtime keeps cached results of ``cache`` steps when the target
+            has no native cache (SPEC §20). ``""``: no store in the spec (the Airflow worker
+            fills in its default place; elsewhere the runtime caches nothing, and the spec only
+            carries the signature's definition digest and ``version`` into a native cache key).
     """
     task = node.task
     eff = index.effective(node)

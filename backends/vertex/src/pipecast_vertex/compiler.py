@@ -430,7 +430,25 @@ class Compiler:
             retry_in_runtime=runtime_retry,
             timeout_in_runtime=True,
             secret_store=self.settings.secret_store,
+            # The spec then carries the step's SPEC §20 definition digest and `version`: both
+            # enter Vertex's cache key (it hashes the executor's command), so changing the
+            # version reruns the step. The runtime keeps no cache of its own here (no store).
+            cache_store="",
         )
+        if spec.cache is not None and spec.cache.max_age is not None:
+            # max_age is not part of the signature, and Vertex's cache has no expiry
+            # (PipelineTaskSpec.CachingOptions: enable_cache, cache_key).
+            spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
+            self.diagnostics.append(
+                Diagnostic(
+                    f"vertex: cache max_age of step {node.name!r} is not honoured: Vertex reuses a "
+                    "cached result whatever its age",
+                    (*node.yaml_path, "cache"),
+                    hint="change cache.version to force a rerun",
+                    severity="warning",
+                    code="approximated",
+                )
+            )
         image = eff.image or self.settings.image
         if not image:
             image = placeholder("image")
