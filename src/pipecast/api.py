@@ -53,7 +53,7 @@ def _parse_set_value(text: str) -> Any:
 
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date-like word that is no date
         return text
     if isinstance(value, str | int | float | bool | list | dict) or value is None:
         # A bare word like 'on' or a date would change type in YAML 1.1; keep text then.

@@ -69,6 +69,40 @@ class Loaded:
         return Loaded(pipeline, self.path, self.source, list(self.warnings))
 
 
+#: The largest pipeline file read (bytes); a bigger one is refused before it is read.
+MAX_FILE_BYTES = 50 * 2**20
+
+
+def _check_file(p: Path) -> None:
+    """Refuse what is not a regular file (``/dev/zero``, a FIFO, a folder) or is too big."""
+    import stat
+
+    st = p.stat()  # FileNotFoundError passes through
+    name = str(p)
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(
+            Diagnostic(f"{name} is a folder", hint="pass the pipeline file itself", code="no-file", file=name)
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(
+            Diagnostic(
+                f"{name} is not a regular file (a device, a pipe or a socket)",
+                hint="save the pipeline to a file and pass its path",
+                code="no-file",
+                file=name,
+            )
+        )
+    if st.st_size > MAX_FILE_BYTES:
+        raise UserError(
+            Diagnostic(
+                f"{name} is {st.st_size:,} bytes; pipeline files are limited to {MAX_FILE_BYTES:,}",
+                hint="split the pipeline, or generate it with the Python DSL",
+                code="too-big",
+                file=name,
+            )
+        )
+
+
 def load(path: str | Path) -> Loaded:
     """Load a pipeline file by its suffix (``.yaml``/``.yml``, ``.json`` or ``.py``).
 
@@ -81,6 +115,7 @@ def load(path: str | Path) -> Loaded:
     if p.suffix == ".py":
         return _load_python(p)
     try:
+        _check_file(p)
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(Diagnostic(f"no such file: {name}", file=name, code="no-file")) from None
@@ -203,14 +238,19 @@ class _Builder:
 
     def __init__(self, source: SourceMap) -> None:
         self.source = source
+        #: Values built again through an alias (``*name``): what a YAML bomb multiplies.
         self.count = 0
+        self.visited: set[int] = set()
         self.problems: list[Diagnostic] = []
         self.open: set[int] = set()  # collections being built: an alias to one is a cycle
 
     def build(self, node: yaml.Node, path: YamlPath, depth: int = 0) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _TooBig()
+        if id(node) in self.visited:
+            self.count += 1
+            if self.count > MAX_NODES:
+                raise _TooBig()
+        else:
+            self.visited.add(id(node))
         if depth > MAX_DEPTH:
             raise _TooBig(deep=True)
         if isinstance(node, yaml.ScalarNode):
@@ -272,9 +312,12 @@ class _Builder:
                 value_positions[sub] = _value_pos(value_node)
             if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
                 # The common case, inline: a plain string value (same as build() would do).
-                self.count += 1
-                if self.count > MAX_NODES:
-                    raise _TooBig()
+                if id(value_node) in self.visited:
+                    self.count += 1
+                    if self.count > MAX_NODES:
+                        raise _TooBig()
+                else:
+                    self.visited.add(id(value_node))
                 if depth + 1 > MAX_DEPTH:
                     raise _TooBig(deep=True)
                 out[key] = value_node.value
@@ -411,7 +454,8 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, SourceMap, list[Diagnostic]]
         what = (
             f"nests deeper than {MAX_DEPTH} levels"
             if exc.deep
-            else f"expands to more than {MAX_NODES} values (through aliases '*name')"
+            else f"repeats more than {MAX_NODES} values through aliases ('*name'); only the values aliases "
+            "repeat count toward this limit"
         )
         raise UserError(
             Diagnostic(
@@ -435,6 +479,25 @@ def parse_json(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, lis
         raise UserError(
             Diagnostic(
                 f"JSON syntax error: {exc.msg}", code="syntax", file=name, line=exc.lineno, column=exc.colno
+            )
+        ) from None
+    except RecursionError:
+        raise UserError(
+            Diagnostic(
+                f"the document nests deeper than Python's JSON reader allows (more than {MAX_DEPTH} levels "
+                "are refused anyway)",
+                hint="flatten the nested lists or objects",
+                code="too-big",
+                file=name,
+            )
+        ) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise UserError(
+            Diagnostic(
+                f"JSON value error: {exc}",
+                hint="write very large numbers as strings",
+                code="syntax",
+                file=name,
             )
         ) from None
     try:

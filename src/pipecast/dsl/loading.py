@@ -21,6 +21,11 @@ from pipecast.diagnostics import Diagnostic, SourceMap, UserError
 from pipecast.dsl.pipelines import PipelineDef
 from pipecast.ir.models import Pipeline
 
+#: DSL files imported in this process (resolved path -> module): checking the signatures of
+#: step functions defined in the pipeline file itself reuses the module instead of running
+#: the file a second time.
+LOADED: dict[str, ModuleType] = {}
+
 
 def _local_names(folder: Path) -> set[str]:
     """Top-level module names the folder provides (``x.py`` files and ``x/`` packages)."""
@@ -62,7 +67,10 @@ def _imported(path: Path) -> Iterator[ModuleType]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
-            spec.loader.exec_module(module)
+            # stdout is the command's output (export, run --json): what the file prints goes
+            # to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                spec.loader.exec_module(module)
         except UserError:
             raise
         except SyntaxError as exc:
@@ -75,8 +83,11 @@ def _imported(path: Path) -> Iterator[ModuleType]:
                     code="dsl",
                 )
             ) from None
-        except Exception as exc:
+        except BaseException as exc:  # user code: SystemExit, GeneratorExit, any BaseException
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             raise _import_error(path, exc) from None
+        LOADED[str(path)] = module
         yield module
     finally:
         if folder_s in sys.path:
@@ -149,15 +160,54 @@ def load_python_pipeline(path: str | Path) -> tuple[Pipeline, SourceMap]:
         with _imported(p) as module:
             definition = find_pipeline(module, p)
             try:
-                pipeline, source = definition.build()
+                with contextlib.redirect_stdout(sys.stderr):
+                    pipeline, source = definition.build()
             except UserError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 raise _import_error(p, exc) from None
     except UserError as exc:
+        if not p.stem.isidentifier() and any(f"'{p.stem}:" in d.message for d in exc.diagnostics):
+            _refuse_module_name(p, str(path), f"{p.stem}:...")
         # Report positions against the path the user gave, as the YAML loader does.
         raise UserError([_as_given(d, p, str(path)) for d in exc.diagnostics]) from None
+    if not p.stem.isidentifier():
+        own = [t for t in _python_targets(pipeline.to_data()) if t.partition(":")[0] == p.stem]
+        if own:
+            _refuse_module_name(p, str(path), own[0])
     return pipeline, SourceMap(str(path), source.positions)
+
+
+def _refuse_module_name(p: Path, given: str, target: str) -> None:
+    fixed = "".join(c if c.isalnum() or c == "_" else "_" for c in p.stem)
+    if fixed[:1].isdigit():
+        fixed = "_" + fixed
+    raise UserError(
+        Diagnostic(
+            f"{p.name} defines step functions, but {p.stem!r} is not a module name Python can import, "
+            f"so its steps ({target!r}) could not run",
+            file=given,
+            hint=f"rename the file to {fixed}.py",
+            code="dsl",
+        )
+    )
+
+
+def _python_targets(data: object) -> list[str]:
+    """Every ``run.python`` target in exported pipeline data."""
+    out: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "python" and isinstance(value, str):
+                out.append(value)
+            else:
+                out.extend(_python_targets(value))
+    elif isinstance(data, list):
+        for item in data:
+            out.extend(_python_targets(item))
+    return out
 
 
 def _as_given(diag: Diagnostic, resolved: Path, given: str) -> Diagnostic:

@@ -37,6 +37,19 @@ _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+#: The longest duration accepted (a timeout, a retry delay): 366 days. No target runs a step
+#: longer (a Step Functions standard execution lasts at most one year:
+#: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html), and larger values
+#: overflow the targets' own types (Airflow's timedelta, protobuf Durations).
+MAX_DURATION_S = 366 * 86_400
+
+
+def _bounded(seconds: float, value: object) -> float:
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {value!r} is longer than 366 days, the longest a target runs a step")
+    return seconds
+
+
 def parse_duration(value: object) -> float:
     """Parse a SPEC §7 duration into seconds.
 
@@ -50,13 +63,15 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration; use seconds (90) or a string like '1h30m'")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"duration {value!r} is not a number of seconds; use e.g. 90 or '1h30m'")
         if value < 0:
             raise ValueError(f"duration {value!r} is negative")
-        return float(value)
+        return _bounded(float(value), value)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return float(text)
+            return _bounded(float(text), value)
         pos, total = 0, 0.0
         for match in _DURATION_PART.finditer(text):
             if match.start() != pos:
@@ -64,7 +79,7 @@ def parse_duration(value: object) -> float:
             total += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
             pos = match.end()
         if pos == len(text) and text:
-            return total
+            return _bounded(total, value)
     raise ValueError(
         f"{value!r} is not a duration; use seconds (90) or <int><unit> parts with units "
         "ms, s, m, h, d (e.g. '45s', '1h30m')"

@@ -80,10 +80,15 @@ def check_timezone(name: str) -> tuple[str, str] | None:
     """``(problem, hint)`` when ``name`` is not an IANA time zone; ``None`` when it is."""
     import zoneinfo
 
+    if len(name) > 255:
+        return f"unknown time zone {name[:40]!r}... ({len(name)} characters)", (
+            "use an IANA name such as 'UTC' or 'Europe/Berlin'"
+        )
     try:
         zoneinfo.ZoneInfo(name)
         return None
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the zone database ('Europe'), a name too long for a file.
         pass
     from pipecast.passes.analysis import nearest
 

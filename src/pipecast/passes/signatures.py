@@ -83,8 +83,15 @@ def load_function(
     """
     module_name, _, func_name = target.partition(":")
     cache = {} if cache is None else cache
+    if module_name not in cache and base_dir is not None:
+        from pipecast.dsl.loading import LOADED
+
+        # A DSL pipeline file that defines its own step functions: already imported once.
+        own = LOADED.get(str((Path(base_dir) / f"{module_name.replace('.', os.sep)}.py").resolve()))
+        if own is not None:
+            cache[module_name] = own
     if module_name not in cache:
-        with _import_context(base_dir):
+        with _import_context(base_dir), contextlib.redirect_stdout(sys.stderr):
             try:
                 cache[module_name] = importlib.import_module(module_name)
             except BaseException as exc:  # user code: anything may happen, even SystemExit

@@ -75,6 +75,7 @@ class _Checker:
         self.check_pipeline_outputs()
         self.check_cycles()
         self.check_schedule()
+        self.check_params()
         self.check_defaults()
         self.check_unused_params()
 
@@ -135,9 +136,35 @@ class _Checker:
                 hint="keep one of them",
             )
 
+    def check_finite(self, value: Any, path: YamlPath) -> None:
+        """NaN and infinities have no JSON form: no target can pass them (issue 15)."""
+        bad = _non_finite(value)
+        if bad is not None:
+            self.error(
+                f"{bad!r} is not a JSON number; no target can pass NaN or an infinity",
+                path,
+                hint="use null, a string such as 'nan', or a large finite number",
+                code="value",
+            )
+
+    def check_params(self) -> None:
+        scheduled = self.pipeline.schedule is not None
+        for name, param in self.pipeline.params.items():
+            if param.has_default:
+                self.check_finite(param.default, ("params", name, "default"))
+            elif scheduled:
+                self.error(
+                    f"parameter {name!r} has no default, but the pipeline has a schedule: a scheduled run "
+                    "has no one to give it a value",
+                    ("params", name),
+                    hint="give it a default, or remove the schedule",
+                    code="schedule",
+                )
+
     def check_value(
         self, value: Any, scope: Scope, dependent: str | None, path: YamlPath, *, in_finally: bool = False
     ) -> str | None:
+        self.check_finite(value, path)
         """Check a value (literal or template) and return its type (``None`` on error)."""
         if isinstance(value, list | dict):
             for inner_path in _nested_templates(value, path):
@@ -789,3 +816,18 @@ def _outermost_hidden(index: PipelineIndex, node: StepNode, target: StepNode) ->
     while producer.scope not in chain and producer.scope.owner is not None:
         producer = index.nodes[producer.scope.owner]
     return producer.name
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity inside a value (lists and mappings searched), or ``None``."""
+    if isinstance(value, float):
+        return value if value != value or value in (float("inf"), float("-inf")) else None
+    if isinstance(value, list | tuple):
+        for item in value:
+            if (bad := _non_finite(item)) is not None:
+                return bad
+    elif isinstance(value, dict):
+        for item in value.values():
+            if (bad := _non_finite(item)) is not None:
+                return bad
+    return None

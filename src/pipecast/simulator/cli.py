@@ -22,7 +22,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeatable)")
     p.add_argument("--run-dir", metavar="DIR", help="runs root (default .pipecast/runs)")
     p.add_argument("--run-id", metavar="ID", help="fix the run id")
-    p.add_argument("--max-parallel", type=int, metavar="N", help="concurrent attempts (default: CPU count)")
+    p.add_argument(
+        "--max-parallel", type=_positive, metavar="N", help="concurrent attempts (default: CPU count)"
+    )
     p.add_argument("--json", action="store_true", help="print only the run record (JSON) on stdout")
     p.add_argument("--containers", choices=("docker", "podman", "host"), help="how container steps run")
     p.add_argument(
@@ -54,6 +56,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--run-dir", metavar="DIR", help="runs root (default .pipecast/runs)")
     p.add_argument("--json", action="store_true", help="print the run record")
     p.set_defaults(func=cmd_show)
+
+
+def _positive(text: str) -> int:
+    """``--max-parallel``: a whole number of at least 1 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1; give at least 1 concurrent attempt")
+    return value
 
 
 def _params(items: list[str] | None) -> dict[str, str]:

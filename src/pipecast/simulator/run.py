@@ -571,7 +571,7 @@ def _read_mock(mock: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
     if mock is None:
         return {}
     if isinstance(mock, Mapping):
-        return dict(mock)
+        return _check_mock(dict(mock), "--mock")
     import yaml
 
     path = Path(mock)
@@ -586,4 +586,22 @@ def _read_mock(mock: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
                 hint="e.g. 'train: {outputs: {auc: 0.9}, duration: 5m}'",
             )
         )
+    return _check_mock(data, str(path))
+
+
+def _check_mock(data: dict[str, Any], where: str) -> dict[str, Any]:
+    from pipecast.ir.values import parse_duration
+
+    for step, entry in data.items():
+        if isinstance(entry, Mapping) and "duration" in entry:
+            try:
+                parse_duration(entry["duration"])
+            except ValueError as exc:
+                raise UserError(
+                    Diagnostic(
+                        f"{where}: {step}.duration: {exc}",
+                        hint="a duration is a non-negative number of seconds or a string like '5m'",
+                        file=where if where != "--mock" else None,
+                    )
+                ) from None
     return data

@@ -27,6 +27,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(Diagnostic(f"cannot read secrets file {path}: {exc.strerror or exc}")) from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            Diagnostic(
+                f"secrets file {path} is not UTF-8 text (byte {exc.start})",
+                hint="save it as UTF-8 with one secret-name=value per line",
+                file=str(path),
+            )
+        ) from None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipecast.backend import Settings
 from pipecast.gpu_nodes import Cluster
@@ -60,3 +60,14 @@ class AirflowSettings(Settings):
     docker_url: str = "unix://var/run/docker.sock"
     container_steps_on_host: bool = True
     dags_folder: str = ""
+
+    @field_validator("start_date")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        import datetime
+
+        try:
+            datetime.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date (YYYY-MM-DD): {exc}") from None
+        return value
