@@ -10,6 +10,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -230,10 +231,19 @@ def compile_pipeline(
                 _settings_diagnostics(exc, backend.settings_model, backend.name, "settings")
             ) from None
     loaded = loaded.lowered()
-    checks = [d.located(loaded.source) for d in backend.check(loaded.index, lenient=lenient)]
-    warnings = raise_if_errors(checks)
-    result = backend.emit(loaded.pipeline, loaded.index, settings)
-    diagnostics = [*warnings, *(d.located(loaded.source) for d in result.diagnostics)]
+    source = loaded.source
+
+    def located(d: Diagnostic) -> Diagnostic:
+        return replace(d.located(source), target=d.target or backend.name)
+
+    checks = backend.check(loaded.index, lenient=lenient, settings=settings)
+    warnings = raise_if_errors([located(d) for d in checks])
+    try:
+        result = backend.emit(loaded.pipeline, loaded.index, settings)
+    except UserError as exc:
+        # check() should have found it; still, the user gets the file, line and column.
+        raise UserError([located(d) for d in exc.diagnostics]) from None
+    diagnostics = [*warnings, *(located(d) for d in result.diagnostics)]
     return CompileResult(files=result.files, diagnostics=diagnostics, summary=result.summary)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import abc
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -152,6 +153,50 @@ def require_settings(target: str, settings: Settings, names: tuple[str, ...]) ->
         )
 
 
+class Report:
+    """Collects what :meth:`Backend.check` finds (sqlglot's ``Generator.unsupported``).
+
+    Every diagnostic gets the target's name; :func:`pipecast.api.compile_pipeline` adds the
+    file, line and column from the YAML path, so a backend only names the path.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.diagnostics: list[Diagnostic] = []
+
+    def unsupported(
+        self,
+        message: str,
+        path: tuple[str | int, ...] = (),
+        *,
+        code: str,
+        hint: str,
+        step: str | None = None,
+        severity: Literal["error", "warning"] = "error",
+    ) -> None:
+        """Report that the target cannot do what the pipeline (at ``path``) asks, and what to do."""
+        prefix = f"target {self.target!r}: " + (f"step {step!r}: " if step else "")
+        self.add(Diagnostic(prefix + message, path, hint=hint, severity=severity, code=code))
+
+    def add(self, *diagnostics: Diagnostic) -> None:
+        """Adopt diagnostics made elsewhere (a shared helper's)."""
+        from dataclasses import replace
+
+        self.diagnostics.extend(replace(d, target=d.target or self.target) for d in diagnostics)
+
+    @contextmanager
+    def catching(self) -> Iterator[None]:
+        """Report the diagnostics of a :class:`UserError` raised inside the block."""
+        try:
+            yield
+        except UserError as exc:
+            self.add(*exc.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
 @dataclass(frozen=True)
 class CompileResult:
     """What :meth:`Backend.compile` returns: files (relative path → text) and warnings."""
@@ -182,21 +227,24 @@ class Backend(abc.ABC):
             feature, unsupported(f"{self.name} does not declare support for {feature}", "")
         )
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
-        """Diagnostics for every used feature this target cannot express.
+    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
+        """Every user error (and warning) of this target for this pipeline and these settings.
 
-        Subclasses may extend this with value-dependent checks (limits, sizes).
+        The one place a backend reports what the user must change: the features it cannot
+        express (from :attr:`features`), then :meth:`check_target` with the user's settings.
+        ``emit`` runs only when this found no error. ``settings`` is an instance of
+        :attr:`settings_model` (``None``: the defaults).
         """
         from pipecast.passes.features import used_features
 
-        out: list[Diagnostic] = []
+        report = Report(self.name)
         for use in used_features(index):
             sup = self.support(use.feature)
             if sup.compiles:
                 continue
             where = f"step {use.step!r}" if use.step else "the pipeline"
             if sup.level == "approximate" and lenient:
-                out.append(
+                report.add(
                     Diagnostic(
                         f"{self.name}: {use.feature} used by {where} is approximated: {sup.note}",
                         use.path,
@@ -208,7 +256,7 @@ class Backend(abc.ABC):
             hint = sup.instead or None
             if sup.level == "approximate":
                 hint = (hint + "; or " if hint else "") + "pass --lenient to accept the approximation"
-            out.append(
+            report.add(
                 Diagnostic(
                     f"target {self.name!r} does not support {use.feature} (used by {where})"
                     + (f": {sup.note}" if sup.note else ""),
@@ -217,7 +265,16 @@ class Backend(abc.ABC):
                     code="unsupported-feature",
                 )
             )
-        return out
+        if not report.errors:
+            if settings is None:
+                settings = self.settings_model()
+            self.check_target(index, settings, report)
+        return report.diagnostics
+
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """What only this target limits (sizes, quotas, names), reported with
+        :meth:`Report.unsupported`; runs after the feature checks found no error."""
+        return None
 
     @abc.abstractmethod
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:

@@ -66,6 +66,8 @@ class Diagnostic:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    #: The target whose check found it (``None``: the format itself).
+    target: str | None = None
 
     def located(self, source: SourceMap | None) -> Diagnostic:
         """A copy with file, line and column filled in from a source map."""
@@ -96,6 +98,7 @@ class Diagnostic:
             "column": self.column,
             "path": format_path(self.path) if self.path else None,
             "hint": self.hint,
+            "target": self.target,
         }
 
 

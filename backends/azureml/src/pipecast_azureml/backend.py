@@ -88,13 +88,13 @@ class AzureMLBackend(Backend):
 
         return AzureMLProfile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
         """Feature support plus what only Azure ML limits (time zones)."""
         from pipecast.diagnostics import UserError
         from pipecast_azureml.compiler import Compiler
         from pipecast_azureml.schedule import azure_cron, windows_zone
 
-        out = super().check(index, lenient=lenient)
+        out = super().check(index, lenient=lenient, settings=settings)
         if any(d.severity == "error" for d in out):
             return out
         schedule = index.pipeline.schedule
@@ -108,10 +108,13 @@ class AzureMLBackend(Backend):
             except UserError as exc:
                 out.extend(exc.diagnostics)
         # What Azure ML cannot express depends on the pipeline's shape (outputs of when-groups,
-        # waiting on a when-group, accelerators Azure lacks): a dry compile finds it, so the
-        # error carries the pipeline file's line like every other check.
+        # waiting on a when-group, accelerators Azure lacks) and on the settings (a compute
+        # cluster or serverless VM sizes): a dry compile with the user's settings finds it, so
+        # the error carries the pipeline file's line like every other check.
+        if not isinstance(settings, AzureMLSettings):
+            settings = AzureMLSettings.model_validate(settings or {})
         try:
-            Compiler(index.pipeline, index, AzureMLSettings(serverless=True), dry=True).compile()
+            Compiler(index.pipeline, index, settings, dry=True).compile()
         except UserError as exc:
             out.extend(exc.diagnostics)
         return out

@@ -39,6 +39,7 @@ class KubeflowBackend(VertexBackend):
     #: Executed by the suite in kfp.local (backends/kubeflow/tests/kubeflow_helpers.py).
     conformance = "kubeflow_helpers:KubeflowConformance"
     settings_model = KubeflowSettings
+    step_limits = None  # the cluster's nodes bound a step, not Vertex AI
     features: ClassVar[Mapping[Feature, Support]] = {
         **VertexBackend.features,
         Feature.RETRY: native(
@@ -74,11 +75,11 @@ class KubeflowBackend(VertexBackend):
 
         return Profile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
         """The Vertex checks (output and item shapes) plus Kubernetes names of secrets."""
         from pipecast_kubeflow.platform import secret_problem
 
-        out = super().check(index, lenient=lenient)
+        out = super().check(index, lenient=lenient, settings=settings)
         for node in index.tasks():
             own = node.task.secrets or {}
             for var, name in sorted(index.effective(node).secrets.items()):

@@ -40,7 +40,7 @@ class KubeflowCompiler(Compiler):
         """Identical executors are shared only when their Kubernetes configs are identical too
         (two stock containers on different GPU models differ in the PlatformSpec only)."""
         assert self._node is not None
-        config = executor_config(self._node, self.index, self.settings)
+        config = executor_config(self._node, self.index, self.settings)  # type: ignore[arg-type]  # KubeflowSettings
         key = json.dumps([executor, config], sort_keys=True)
         label = self._executor_keys.get(key)
         if label is None:

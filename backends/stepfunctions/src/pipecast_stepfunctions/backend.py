@@ -13,6 +13,7 @@ from pipecast.backend import (
     Backend,
     CompileResult,
     Feature,
+    Report,
     Support,
     native,
     runtime,
@@ -94,6 +95,26 @@ class StepFunctionsBackend(Backend):
         Feature.SCHEDULE_TIMEZONE: native("ScheduleExpressionTimezone of EventBridge Scheduler"),
         Feature.PIPELINE_OUTPUTS: native("the execution output's 'outputs'"),
     }
+
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """Resource requests no SageMaker processing instance type covers (compute=sagemaker)."""
+        from .instances import describe, pick_instance
+
+        if settings.compute != "sagemaker":
+            return
+        for node in index.tasks():
+            res = index.effective(node).resources
+            if node.name in settings.instance_types or pick_instance(res) is not None:
+                continue
+            own = node.task.resources is not None
+            report.unsupported(
+                f"no SageMaker processing instance type offers {describe(res)}",
+                (*node.yaml_path, "resources") if own else ("defaults", "resources"),
+                step=node.name,
+                code="resources",
+                hint="lower the request, pick another accelerator, or set "
+                f"instance_types: {{{node.name}: <ml.type>}} in the target settings",
+            )
 
     def summary_lines(self, summary: Mapping[str, Any]) -> list[str]:
         lines = []

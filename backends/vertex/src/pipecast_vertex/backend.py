@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipecast.backend import Backend, CompileResult, Feature, Settings, Support, native, runtime
+from pipecast.backend import Backend, CompileResult, Feature, Report, Settings, Support, native, runtime
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import is_artifact_type
@@ -69,16 +69,44 @@ class VertexBackend(Backend):
         Feature.PIPELINE_OUTPUTS: native("root DAG outputs"),
     }
 
+    #: The most one pipeline step may ask for: 96 CPUs and 624 GB of memory
+    #: (https://cloud.google.com/vertex-ai/docs/pipelines/machine-types); ``None``: no fixed limit
+    #: (a dialect running on its own cluster).
+    step_limits: ClassVar[tuple[float, int] | None] = (96, 624 * 10**9)
+
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """Resource requests over what one Vertex AI pipeline step can get."""
+        if self.step_limits is None:
+            return
+        max_cpu, max_memory = self.step_limits
+        for node in index.tasks():
+            res = index.effective(node).resources
+            over = []
+            if res.cpu is not None and res.cpu > max_cpu:
+                over.append(f"cpu {res.cpu:g}")
+            if res.memory_bytes is not None and res.memory_bytes > max_memory:
+                over.append(f"memory {res.memory}")
+            if over:
+                own = node.task.resources is not None
+                report.unsupported(
+                    f"asks for {' and '.join(over)}; a Vertex AI pipeline step gets at most "
+                    f"{max_cpu:g} CPUs and {max_memory // 10**9} GB of memory",
+                    (*node.yaml_path, "resources") if own else ("defaults", "resources"),
+                    step=node.name,
+                    code="resources",
+                    hint="ask for less, or split the work over several steps",
+                )
+
     def profile(self) -> Profile:
         from pipecast_vertex.profile import VertexProfile
 
         return VertexProfile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
+    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
         """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
         from pipecast_vertex.wire import item_is_json
 
-        out = super().check(index, lenient=lenient)
+        out = super().check(index, lenient=lenient, settings=settings)
         for node in index.tasks():
             problem = self.accelerator_problem(index.effective(node).resources)
             if problem:
