@@ -14,6 +14,7 @@ from pipecast.backend import (
     Backend,
     CompileResult,
     Feature,
+    Report,
     Support,
     native,
     runtime,
@@ -121,10 +122,9 @@ class AirflowBackend(Backend):
 
         return AirflowProfile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False) -> list[Diagnostic]:
-        """The declared features, plus the one nesting shape Airflow cannot map (see
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """The one nesting shape Airflow cannot map (see
         :meth:`pipecast_airflow.lowering.Lowering.chain`)."""
-        out = super().check(index, lenient=lenient)
         for node in index.walk():
             if not (node.is_group and node.group.is_loop) or node.body is None:
                 continue
@@ -133,7 +133,7 @@ class AirflowBackend(Backend):
             nests = any(n.is_group and n.group.is_loop for n in index.walk(node.body))
             if nests and not chained:
                 others = sorted(n.name for n in inner if not (n.is_group and n.group.is_loop))
-                out.append(
+                report.add(
                     Diagnostic(
                         f"target 'airflow': for_each {node.name!r} holds a nested for_each next to "
                         f"other steps or inside a group ({', '.join(others) or 'another for_each'}); "
@@ -146,7 +146,6 @@ class AirflowBackend(Backend):
                         code="unsupported-feature",
                     )
                 )
-        return out
 
     def default_filename(self, pipeline: Pipeline) -> str:
         return f"{pipeline.name.replace('-', '_')}.py"
