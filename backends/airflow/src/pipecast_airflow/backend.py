@@ -91,7 +91,8 @@ class AirflowBackend(Backend):
         Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
         Feature.NESTED_FOR_EACH: native(
             "flattened: a for_each whose body is one for_each becomes one mapped task group over "
-            "the item pairs, computed at run time; consumers regroup the outputs in item order"
+            "the item pairs, computed at run time; consumers regroup the outputs in item order "
+            "(a nested for_each next to other steps of the outer body is a named error)"
         ),
         Feature.RETRY: runtime("the runtime retries inside the task (retries=0), so SPEC §6 timing is exact"),
         Feature.RETRY_BACKOFF: runtime("the runtime waits min(delay * backoff^(n-1), max_delay)"),
