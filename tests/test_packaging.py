@@ -22,7 +22,6 @@ def test_the_core_wheel_ships_templates_and_examples(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("pipecast-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
-        "pipecast/_templates/airflow/dag.py.j2",
         "pipecast/_templates/step-image/Dockerfile.j2",
         "pipecast/_templates/viz/report.html.j2",
         "pipecast/_examples/churn/pipeline.yaml",
@@ -32,3 +31,15 @@ def test_the_core_wheel_ships_templates_and_examples(tmp_path: Path) -> None:
     ):
         assert required in names, f"{required} is missing from {wheel.name}"
     assert any(n.startswith("pipecast/_templates/project/common/") for n in names)
+
+
+@pytest.mark.slow
+def test_a_backend_wheel_ships_its_own_templates(tmp_path: Path) -> None:
+    uv = shutil.which("uv")
+    cmd = [uv, "build"] if uv else [sys.executable, "-m", "uv", "build"]
+    source = REPO / "backends" / "airflow"
+    subprocess.run(
+        [*cmd, "--wheel", "--out-dir", str(tmp_path), str(source)], check=True, capture_output=True
+    )
+    (wheel,) = tmp_path.glob("pipecast_airflow-*.whl")
+    assert "pipecast_airflow/templates/dag.py.j2" in zipfile.ZipFile(wheel).namelist()

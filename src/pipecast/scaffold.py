@@ -2,7 +2,8 @@
 
 A project is one of the examples (``examples/<example>/``: the pipeline and its step code)
 with the pipeline renamed, plus files rendered from ``templates/project/common/`` (README,
-tests that run the pipeline in the simulator, a settings file per target with placeholders,
+tests that run the pipeline in the simulator, a settings file per installed target with placeholders
+(each backend's ``templates/settings.yaml.j2``),
 pyproject). Templates and examples ship inside the wheel (``pipecast/_templates``,
 ``pipecast/_examples``), so this works from any install.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import values
@@ -130,6 +133,7 @@ def create(name: str, target: Path, example: str = "churn") -> list[Path]:
         rel = rel.with_name(_RENAMES.get(rel.name, rel.name))
         template = environment().get_template(path.relative_to(root.parent).as_posix())
         files[rel] = template.render(**context)
+    files.update(_settings_files(context))
     written = []
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -145,3 +149,19 @@ def create(name: str, target: Path, example: str = "churn") -> list[Path]:
         shutil.rmtree(target, ignore_errors=True)
         raise UserError(Diagnostic(f"cannot write the project to {target}: {exc}")) from None
     return written
+
+
+def _settings_files(context: dict[str, Any]) -> dict[Path, str | bytes]:
+    """``settings/<target>.yaml`` for every installed target that ships a settings template
+    (``templates/settings.yaml.j2`` in its package)."""
+    from pipecast import registry
+    from pipecast.templating import render_package
+
+    out: dict[Path, str | bytes] = {}
+    for name in registry.available():
+        module = sys.modules[type(registry.get(name)).__module__]
+        if module.__file__ and (Path(module.__file__).parent / "templates" / "settings.yaml.j2").is_file():
+            out[Path("settings") / f"{name}.yaml"] = render_package(
+                module.__file__, "settings.yaml.j2", **context
+            )
+    return out

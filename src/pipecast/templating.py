@@ -73,9 +73,10 @@ def py_str(text: str) -> str:
 
 
 @cache
-def environment() -> jinja2.Environment:
+def environment(root: str | None = None) -> jinja2.Environment:
+    """The Jinja environment of the core templates, or of a backend's own folder ``root``."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root())),
+        loader=jinja2.FileSystemLoader(root or str(template_root())),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # generated Python/Dockerfiles, not HTML: values go through filters
         keep_trailing_newline=True,
@@ -90,3 +91,10 @@ def environment() -> jinja2.Environment:
 def render(name: str, **context: Any) -> str:
     """Render ``templates/<name>`` with the given context."""
     return environment().get_template(name).render(**context)
+
+
+def render_package(package_file: str, template: str, /, **context: Any) -> str:
+    """Render ``template`` from the ``templates/`` folder next to ``package_file`` (a backend's
+    own templates: ``render_package(__file__, "dag.py.j2", ...)``), with the same filters."""
+    root = Path(package_file).resolve().parent / "templates"
+    return environment(str(root)).get_template(template).render(**context)

@@ -41,7 +41,7 @@ def test_init_then_the_projects_own_tests_pass(tmp_path: Path) -> None:
         assert " passed" in out and "skipped" not in out, out
 
 
-@pytest.mark.parametrize("target", ["stepfunctions", "vertex", "azureml", "airflow"])
+@pytest.mark.parametrize("target", ["stepfunctions", "vertex", "azureml", "airflow", "kubeflow"])
 def test_settings_files_are_valid(tmp_path: Path, target: str) -> None:
     from pipecast import registry
 

@@ -1,4 +1,4 @@
-"""The Airflow backend: one DAG file per pipeline, rendered from ``templates/airflow/dag.py.j2``.
+"""The Airflow backend: one DAG file per pipeline, rendered from ``pipecast_airflow/templates/dag.py.j2``.
 
 Mapping (Airflow docs: https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/dags.html)
 is in :mod:`pipecast_airflow.lowering`; docs/targets/airflow.md has the full table.
@@ -172,7 +172,7 @@ class AirflowBackend(Backend):
         return deploy_files(files, s.dags_folder)
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
-        from pipecast.templating import render
+        from pipecast.templating import render_package
 
         s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
         lowered = Lowering(index, s).lower()
@@ -183,8 +183,9 @@ class AirflowBackend(Backend):
             for name, p in pipeline.params.items()
         ]
         year, month, day = (int(x) for x in s.start_date.split("-"))
-        text = render(
-            "airflow/dag.py.j2",
+        text = render_package(
+            __file__,
+            "dag.py.j2",
             pipeline=pipeline,
             version=s.airflow_version,
             imports=imports,
