@@ -37,7 +37,8 @@ pipecast: 1
 name: gpu
 steps:
   train:
-    run: {image: "python:3.11-slim", command: [python, -c, "print(1)"]}
+    run: {python: "steps:train"}
+    image: "python:3.11-slim"
     secrets: {API_TOKEN: api-token, DB_PASSWORD: db-creds/password}
     resources: {cpu: 2, memory: 4Gi, gpu: 2, accelerator: ACCEL}
 """
@@ -180,7 +181,7 @@ def test_unpinned_model_warns_on_aks(tmp_path: Path) -> None:
     result = compile_pipeline(_pipeline(tmp_path), "kubeflow", {"image": "i", "cluster": "aks"})
     (warning,) = [d for d in result.diagnostics if d.code == "accelerator-unpinned"]
     assert "gpu_node_selector" in (warning.hint or "")
-    assert warning.line == 7  # the step's resources
+    assert warning.line == 8  # the step's resources
 
 
 def test_accelerator_the_cluster_does_not_offer_is_an_error(tmp_path: Path) -> None:
@@ -201,7 +202,7 @@ def test_secret_names_must_be_kubernetes_names(tmp_path: Path) -> None:
         compile_pipeline(load_checked(path), "kubeflow", {"image": "i"})
     (diag,) = [d for d in err.value.diagnostics if d.code == "invalid-secret-name"]
     assert "'API_Token' is not a Kubernetes Secret name" in diag.message
-    assert diag.line == 6
+    assert diag.line == 7
 
 
 def test_settings_are_checked() -> None:
@@ -266,3 +267,43 @@ def test_init_writes_a_kubeflow_settings_file_that_compiles(tmp_path: Path) -> N
     )
     (spec,) = [text for rel, text in result.files.items() if rel.endswith(".yaml")]
     assert 'pipeline: "demo"' in spec.split("\n---\n")[1]  # pod labels on every executor
+
+
+def test_stock_container_with_secrets_gets_them_from_kubernetes(tmp_path: Path) -> None:
+    """Kubernetes puts a Secret into the step's own variable, so a container step with secrets
+    still runs its image unchanged (no pipecast runtime), as kfp.kubernetes would write it."""
+    from kfp import compiler, dsl, kubernetes
+
+    path = tmp_path / "stock.yaml"
+    path.write_text(
+        """\
+pipecast: 1
+name: stock
+steps:
+  call:
+    run: {image: "curlimages/curl:8.8.0", command: [sh, -c, 'echo "$API_TOKEN" | wc -c']}
+    secrets: {API_TOKEN: api-token}
+"""
+    )
+    result = compile_pipeline(load_checked(path), "kubeflow", {})
+    spec, platform = split_documents(result.files["stock.yaml"])
+    container = spec["deploymentSpec"]["executors"]["exec-call"]["container"]
+    assert container["command"] == ["sh", "-c", 'echo "$API_TOKEN" | wc -c']  # no runtime
+    assert "pipecast.runtime" not in json.dumps(container)
+    assert platform is not None and check_platform(platform, spec) == []
+    ours = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-call"]
+
+    @dsl.container_component
+    def call():  # kfp reads annotations: none here
+        return dsl.ContainerSpec(image="curlimages/curl:8.8.0", command=["sh", "-c", "true"])
+
+    @dsl.pipeline(name="stock")
+    def pipe():  # kfp reads annotations: none here
+        kubernetes.use_secret_as_env(
+            call(), secret_name="api-token", secret_key_to_env={"value": "API_TOKEN"}
+        )
+
+    target = tmp_path / "ref.yaml"
+    compiler.Compiler().compile(pipe, str(target))
+    ref = list(yaml.safe_load_all(target.read_text()))[1]
+    assert ours == ref["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-call"]

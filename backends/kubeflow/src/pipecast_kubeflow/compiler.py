@@ -22,6 +22,9 @@ class KubeflowCompiler(Compiler):
     """Also collects each executor's ``KubernetesExecutorConfig`` (:attr:`platform`)."""
 
     target = "kubeflow"
+    #: Kubernetes puts each Secret into the step's own variable (secretAsEnv): stock images
+    #: with secrets need no runtime.
+    secrets_need_runtime = False
 
     def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> None:
         super().__init__(pipeline, index, settings)
@@ -40,7 +43,13 @@ class KubeflowCompiler(Compiler):
         """Identical executors are shared only when their Kubernetes configs are identical too
         (two stock containers on different GPU models differ in the PlatformSpec only)."""
         assert self._node is not None
-        config = executor_config(self._node, self.index, self.settings)  # type: ignore[arg-type]  # KubeflowSettings
+        plan = self.stock_plan(self._node)
+        config = executor_config(
+            self._node,
+            self.index,
+            self.settings,  # type: ignore[arg-type]  # KubeflowSettings
+            stock=plan is not None and plan.stock,
+        )
         key = json.dumps([executor, config], sort_keys=True)
         label = self._executor_keys.get(key)
         if label is None:

@@ -208,12 +208,12 @@ def run_record(pipeline: Pipeline, params: Mapping[str, Any], run: Mapping[str, 
     succeeded and ``not_run`` in one that failed, and a group's status follows its steps
     (``not_run`` when none of them started).
     """
-    from pipecast_vertex import naming as n
+    from pipecast_vertex.naming import FINALLY_TASK, task_name
 
     index = PipelineIndex(pipeline)
-    steps_by_task = {n.task_name(node.name): node for node in index.walk()}
+    steps_by_task = {task_name(node.name): node for node in index.walk()}
     if index.finally_node is not None:
-        steps_by_task[n.FINALLY_TASK] = index.finally_node
+        steps_by_task[FINALLY_TASK] = index.finally_node
     details = (run.get("run_details") or {}).get("task_details") or []
     by_id = {t.get("task_id"): t for t in details}
     status = STATES.get(str(run.get("state") or "").upper(), "failed")

@@ -10,6 +10,7 @@ pipecast               KubernetesExecutorConfig
 =====================  ===============================================================
 secrets                ``secretAsEnv``: the Secret's key → ``PIPECAST_SECRET_<NAME>``; the
                        runtime (secret store ``env``) sets the step's own variable from it
+                       (a container step that runs its image unchanged gets the variable itself)
 gpu / accelerator      ``nodeSelector`` per cluster kind (table below) and a ``tolerations``
                        entry for the GPU taint; the ``nvidia.com/gpu`` limit is in the
                        container's ``resources.accelerator``
@@ -130,15 +131,25 @@ def secret_problem(name: str) -> str | None:
     return None
 
 
-def executor_config(node: StepNode, index: PipelineIndex, settings: KubeflowSettings) -> dict[str, Any]:
-    """The ``KubernetesExecutorConfig`` (JSON names) of one task step; ``{}`` when it needs none."""
+def executor_config(
+    node: StepNode, index: PipelineIndex, settings: KubeflowSettings, *, stock: bool = False
+) -> dict[str, Any]:
+    """The ``KubernetesExecutorConfig`` (JSON names) of one task step; ``{}`` when it needs none.
+
+    ``stock``: the step runs its image without the pipecast runtime, so each Secret goes into
+    the step's own variable rather than the runtime's ``PIPECAST_SECRET_<NAME>``.
+    """
     eff = index.effective(node)
     out: dict[str, Any] = {}
     if eff.secrets:
         by_secret: dict[str, list[dict[str, str]]] = {}
-        for name in sorted(set(eff.secrets.values())):
+        if stock:
+            pairs = sorted((var, name) for var, name in eff.secrets.items())
+        else:
+            pairs = [(env_names(name)[0], name) for name in sorted(set(eff.secrets.values()))]
+        for var, name in pairs:
             secret, key = secret_ref(name, settings.secret_key)
-            by_secret.setdefault(secret, []).append({"envVar": env_names(name)[0], "secretKey": key})
+            by_secret.setdefault(secret, []).append({"envVar": var, "secretKey": key})
         # The form kfp.kubernetes.use_secret_as_env writes (kfp-kubernetes 2.17).
         out["secretAsEnv"] = [
             {

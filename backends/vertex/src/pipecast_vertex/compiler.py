@@ -151,6 +151,8 @@ class Compiler:
 
     #: The target named in diagnostics.
     target = "vertex"
+    #: Whether a container step's secrets need the runtime (Vertex: Secret Manager is read by it).
+    secrets_need_runtime = True
 
     def __init__(self, pipeline: Pipeline, index: PipelineIndex, settings: VertexSettings) -> None:
         self.p = pipeline
@@ -501,7 +503,7 @@ class Compiler:
         eff = self.index.effective(node)
         if eff.retry.attempts > 1 and eff.retry.max_delay > VERTEX_MAX_BACKOFF_S:
             plan.reasons.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
-        if eff.secrets:
+        if eff.secrets and self.secrets_need_runtime:
             plan.reasons.append("secrets reach the step's variables through the runtime")
         for slot in stock.slots(node.task.run):
             ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
