@@ -191,6 +191,7 @@ def test_accelerator_the_cluster_does_not_offer_is_an_error(tmp_path: Path) -> N
     assert diag.code == "unsupported-accelerator"
     assert "'nvidia-a10g' is not offered on GKE" in diag.message
     assert diag.path == ("steps", "train", "resources")
+    assert diag.line == 8  # reported by check(), with the user's settings: file:line:col
     # The same pipeline is fine on EKS, where g5 instances carry A10G GPUs.
     compile_pipeline(_pipeline(tmp_path, "nvidia-a10g"), "kubeflow", {"image": "i", "cluster": "eks"})
 

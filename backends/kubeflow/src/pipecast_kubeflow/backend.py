@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast_vertex.backend import VertexBackend
 
-from pipecast.backend import CompileResult, Feature, Support, approximate, native, runtime
-from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.backend import CompileResult, Feature, Report, Support, approximate, native, runtime
+from pipecast.diagnostics import Diagnostic
 from pipecast_kubeflow.settings import KubeflowSettings
 
 if TYPE_CHECKING:
@@ -75,31 +75,51 @@ class KubeflowBackend(VertexBackend):
 
         return Profile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
-        """The Vertex checks (output and item shapes) plus Kubernetes names of secrets."""
-        from pipecast_kubeflow.platform import secret_problem
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """What the cluster and Kubernetes refuse: secret names that are not Kubernetes object
+        names, accelerators the cluster kind does not offer (SPEC §8), and (a warning) models
+        no node label selects."""
+        from pipecast_kubeflow.platform import accelerator_problem, model_unpinned, secret_problem
 
-        out = super().check(index, lenient=lenient, settings=settings)
+        settings = settings if settings is not None else KubeflowSettings()
         for node in index.tasks():
+            eff = index.effective(node)
             own = node.task.secrets or {}
-            for var, name in sorted(index.effective(node).secrets.items()):
+            for var, name in sorted(eff.secrets.items()):
                 problem = secret_problem(name)
-                if problem is None:
-                    continue
-                path = (*node.yaml_path, "secrets", var) if var in own else ("defaults", "secrets", var)
-                out.append(
-                    Diagnostic(
-                        f"target 'kubeflow': step {node.name!r}: {problem}",
-                        path,
+                if problem is not None:
+                    report.unsupported(
+                        problem,
+                        (*node.yaml_path, "secrets", var) if var in own else ("defaults", "secrets", var),
+                        code="invalid-secret-name",
                         hint="name the Kubernetes Secret (optionally 'secret/key' for a key other than "
                         "the 'secret_key' setting)",
-                        code="invalid-secret-name",
+                        step=node.name,
                     )
+            where = (
+                (*node.yaml_path, "resources")
+                if node.task.resources is not None
+                else ("defaults", "resources")
+            )
+            accel = accelerator_problem(eff.resources, settings)
+            if accel is not None:
+                report.unsupported(
+                    accel[0], where, code="unsupported-accelerator", hint=accel[1], step=node.name
                 )
-        return out
+            elif model_unpinned(eff.resources, settings):
+                report.unsupported(
+                    f"asks for {eff.resources.accelerator!r}, but on a {settings.cluster!r} cluster no node "
+                    "label names the GPU model: the pod gets any NVIDIA GPU",
+                    where,
+                    code="accelerator-unpinned",
+                    hint="set gpu_node_selector to the labels of the node pool with that GPU "
+                    "(or set 'cluster' to gke or eks)",
+                    step=node.name,
+                    severity="warning",
+                )
 
     def accelerator_problem(self, res: Resources) -> tuple[str, str] | None:
-        # Which models a cluster offers depends on the 'cluster' setting: checked in emit.
+        # Which models a cluster offers depends on the 'cluster' setting: see check_target.
         return None
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
@@ -111,10 +131,8 @@ class KubeflowBackend(VertexBackend):
         from pipecast_kubeflow.platform import platform_spec
         from pipecast_kubeflow.schedule import recurring_run
 
-        _cluster_checks(index, settings)
         executors: dict[str, dict[str, Any]] = {}
         data, diagnostics, images = compile_with_images(pipeline, index, settings, collecting(executors))
-        diagnostics += _unpinned_models(index, settings)
         platform = platform_spec(executors)
         # Two YAML documents, as kfp's compiler writes a pipeline with a PlatformSpec.
         text = yamltext.dump(data)
@@ -154,46 +172,3 @@ class KubeflowBackend(VertexBackend):
         from pipecast_kubeflow.deploy import deploy
 
         return deploy(pipeline, files, settings, **options)
-
-
-def _cluster_checks(index: PipelineIndex, settings: KubeflowSettings) -> None:
-    """Accelerators the configured kind of cluster does not offer (SPEC §8: an error)."""
-    from pipecast_kubeflow.platform import accelerator_problem
-
-    errors = []
-    for node in index.tasks():
-        problem = accelerator_problem(index.effective(node).resources, settings)
-        if problem:
-            own = node.task.resources is not None
-            errors.append(
-                Diagnostic(
-                    f"target 'kubeflow': step {node.name!r}: {problem[0]}",
-                    (*node.yaml_path, "resources") if own else ("defaults", "resources"),
-                    hint=problem[1],
-                    code="unsupported-accelerator",
-                )
-            )
-    if errors:
-        raise UserError(errors)
-
-
-def _unpinned_models(index: PipelineIndex, settings: KubeflowSettings) -> list[Diagnostic]:
-    from pipecast_kubeflow.platform import model_unpinned
-
-    out = []
-    for node in index.tasks():
-        res = index.effective(node).resources
-        if model_unpinned(res, settings):
-            out.append(
-                Diagnostic(
-                    f"kubeflow: step {node.name!r} asks for {res.accelerator!r}, but on a "
-                    f"{settings.cluster!r} cluster no node label names the GPU model: the pod gets "
-                    "any NVIDIA GPU",
-                    (*node.yaml_path, "resources") if node.task.resources else ("defaults", "resources"),
-                    hint="set gpu_node_selector to the labels of the node pool with that GPU "
-                    "(or set 'cluster' to gke or eks)",
-                    severity="warning",
-                    code="accelerator-unpinned",
-                )
-            )
-    return out
