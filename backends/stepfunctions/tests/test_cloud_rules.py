@@ -338,21 +338,32 @@ def test_long_waits_cost_a_bounded_history(tmp_path: Path) -> None:
 
 
 def test_state_over_256_kib_is_a_compile_error(tmp_path: Path) -> None:
-    """A long sequential pipeline: its $.steps would outgrow the 256 KiB state, which fails
-    the execution past every Catch (States.DataLimitExceeded); compile says so first."""
+    """2,500 independent steps: every entry is in the state after their join (nothing to
+    drop), over 256 KiB, which fails the execution past every Catch
+    (States.DataLimitExceeded); compile says so first. The same steps in a chain compile:
+    a long sequence drops the entries no later state reads."""
     n = 2500
-    lines = ["pipecast: 1", "name: long-chain", "steps:"]
-    for i in range(n):
-        after = f", inputs: {{value: '{{{{ steps.s{i - 1}.outputs.metric_value }}}}'}}" if i else ""
-        lines.append(
-            f"  s{i}: {{run: {{python: 'probe:emit'}}{after}, outputs: {{metric_value: float, model: Model}}}}"
-        )
-    path = tmp_path / "pipeline.yaml"
-    path.write_text("\n".join(lines) + "\n")
+
+    def write(chain: bool) -> Path:
+        lines = ["pipecast: 1", "name: many", "steps:"]
+        for i in range(n):
+            reads = (
+                f", inputs: {{value: '{{{{ steps.s{i - 1}.outputs.metric_value }}}}'}}" if chain and i else ""
+            )
+            lines.append(
+                f"  s{i}: {{run: {{python: 'probe:emit'}}{reads}, outputs: {{metric_value: float, model: Model}}}}"
+            )
+        path = tmp_path / ("chain" if chain else "wide") / "pipeline.yaml"
+        path.parent.mkdir()
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
     with pytest.raises(UserError) as exc:
-        compile_file(path, compute="callback")
-    assert [d.code for d in exc.value.diagnostics] == ["limit"], [d.message for d in exc.value.diagnostics]
+        compile_file(write(chain=False), compute="callback")
+    assert [d.code for d in exc.value.diagnostics] == ["limit"]
     assert "262144" in exc.value.diagnostics[0].message
+    _l, result, _s = compile_file(write(chain=True), compute="callback")
+    assert result.summary["state_bytes_estimate"] < 20_000
     _l, result, _s = compile_file(PROBES_DIR / "loop60.yaml", compute="callback")
     assert 0 < result.summary["state_bytes_estimate"] < result.summary["state_bytes_limit"] == 262_144
 
@@ -375,3 +386,44 @@ def test_any_field_over_ten_intrinsic_calls_is_a_named_error(tmp_path: Path) -> 
         and "13 intrinsic function calls" in d.message
         and "fan (iteration outputs)" in d.message
     )
+
+
+def test_long_sequence_drops_unread_entries_and_runs(aws_env: str, tmp_path: Path) -> None:
+    """Past 25 top-level steps the state keeps only the entries later states read (here the
+    first step, read by the last and by the pipeline outputs); the run in moto gives the
+    simulator's outputs."""
+    import shutil
+
+    from sfn_helpers import run_in_moto
+
+    from pipecast.api import load_checked
+    from pipecast.simulator import run_pipeline
+
+    shutil.copy(PROBES_DIR / "probe.py", tmp_path / "probe.py")
+    n = 30
+    lines = [
+        "pipecast: 1",
+        "name: chain",
+        "steps:",
+        "  s0: {run: {python: 'probe:emit'}, inputs: {value: 7}, outputs: {output: int}}",
+    ]
+    for i in range(1, n):
+        lines.append(
+            f"  s{i}: {{run: {{python: 'probe:emit'}}, inputs: {{value: '{{{{ steps.s{i - 1}.outputs.output }}}}'}}, "
+            "outputs: {output: int}}"
+        )
+    lines.append(
+        f"  last: {{run: {{python: 'probe:emit'}}, inputs: {{value: '{{{{ steps.s{n - 1}.outputs.output }}}}', "
+        "other: '{{ steps.s0.outputs.output }}'}, outputs: {output: int}}"
+    )
+    lines.append("outputs: {first: '{{ steps.s0.outputs.output }}', last: '{{ steps.last.outputs.output }}'}")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    _l, result, _s = compile_file(path, compute="callback")
+    states = json.loads(result.files["chain.asl.json"])["States"]
+    (drop,) = [st for name, st in states.items() if name.startswith("Drop entries")]
+    assert sorted(drop["Parameters"]["steps"]) == ["s0.$", "s24.$"]
+    record = run_in_moto(path, timeout=120)
+    expected = run_pipeline(load_checked(path), run_dir=tmp_path / "sim", containers="host")
+    assert record["status"] == expected["status"] == "succeeded"
+    assert record["outputs"] == expected["outputs"] == {"first": 7, "last": 7}

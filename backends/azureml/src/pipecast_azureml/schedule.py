@@ -46,7 +46,7 @@ def windows_zone(iana: str) -> str:
             f"target 'azureml': time zone {iana!r} has no Azure ML (Windows) name in pipecast's table",
             ("schedule", "timezone"),
             hint=(f"did you mean {best!r}? " if best else "")
-            + "use a zone listed in docs/targets/azureml.md (same UTC offset and DST rules), or UTC",
+            + "use a zone with a Windows equivalent Azure ML lists (docs/targets/azureml.md), or UTC",
             code="unsupported-timezone",
         )
     )

@@ -85,6 +85,8 @@ class Emitter(Outliner):
     published: set[int] = field(default_factory=set)
     warned_images: set[str] = field(default_factory=set)
     state_bytes: int = 0
+    #: Bytes of the root scope's entries at their largest when long sequences are pruned.
+    root_state_peak: int | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -717,8 +719,78 @@ class Emitter(Outliner):
 
     def body_unit(self, root: Frame) -> Unit:
         """The pipeline's steps as one unit, in a child machine when over budget."""
-        body = self.unit(root, lambda sub: self.emit_scope(self.index.root, sub, None))
+        body = self.unit(root, self.emit_root)
         return body if self.fits([body]) else self.outline(body, root)
+
+    def emit_root(self, frame: Frame) -> tuple[str, Events]:
+        """The root scope; a long top-level sequence drops, every :data:`PRUNE_EVERY` items,
+        the ``$.steps`` entries no later state reads, so the state does not grow with the
+        pipeline (256 KiB, and ``States.DataLimitExceeded`` skips every Catch:
+        https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html)."""
+        sp = self.scope_sp(self.index.root)
+        if not isinstance(sp, Seq) or len(sp.items) <= PRUNE_EVERY:
+            return self.emit_sp(sp, self.index.root, frame, None)
+        from .state_size import node_bytes
+
+        items = list(sp.items)
+        leaves = [_leaves(item) for item in items]
+        # Entries read after item i: by later items (anything inside them), the pipeline
+        # outputs and the finally step.
+        tail = {r.name for _p, r in self._template_refs(self.pipeline.outputs) if r.kind == "step"}
+        if self.index.finally_node is not None:
+            tail |= {r.name for _p, r in self.index.input_refs(self.index.finally_node) if r.kind == "step"}
+        reads_after: list[set[str]] = [set() for _ in items]
+        later = set(tail)
+        for i in range(len(items) - 1, -1, -1):
+            reads_after[i] = set(later)
+            for name in leaves[i]:
+                later |= self._reads(self.index.root.steps[name])
+        units: list[Unit] = []
+        made: list[str] = []
+        peak = window = 0
+        for i, item in enumerate(items):
+            units.append(self.unit(frame, self._emitting(item, self.index.root)))
+            made += leaves[i]
+            window += sum(node_bytes(self, self.index.root.steps[n]) for n in leaves[i])
+            if (i + 1) % PRUNE_EVERY or i == len(items) - 1:
+                continue
+            live = sorted(set(made) & reads_after[i])
+            peak = max(peak, window)
+
+            def prune(sub: Frame, live: list[str] = live, after: str = leaves[i][-1]) -> tuple[str, Events]:
+                name = self.names.new(f"Drop entries after {after}", "prune")
+                keep = {f"{k}.$": f"$.{k}" for k in sub.keys if k != "steps"}
+                self.add(
+                    sub,
+                    name,
+                    {
+                        "Type": "Pass",
+                        "Parameters": {**keep, "steps": {f"{n}.$": f"$.steps.{n}" for n in live}},
+                    },
+                    None,
+                )
+                return name, (2, 2)
+
+            units.append(self.unit(frame, prune))
+            window = sum(node_bytes(self, self.index.root.steps[n]) for n in live)
+        self.root_state_peak = max(peak, window)
+        return self.link_sequence(self.fit_sequence(units, frame), frame, None)
+
+    def _template_refs(self, values: dict[str, Any]) -> list[tuple[str, Ref]]:
+        return [(k, r) for k, v in values.items() for r in refs_in(v)]
+
+    def _reads(self, node: StepNode) -> set[str]:
+        """Step entries read by a node or anything inside it."""
+        out: set[str] = set()
+        for inner in [
+            node,
+            *(self.index.walk(node.body) if node.body else []),
+            *(self.index.walk(node.else_body) if node.else_body else []),
+        ]:
+            out |= {r.name for _p, r in self.index.input_refs(inner) if r.kind == "step"}
+            if inner.is_group and inner.body is not None:
+                out |= {r.name for _s, _n, _p, r in self.index.group_output_refs(inner) if r.kind == "step"}
+        return out
 
     def emit_with_finally(self, root: Frame, fin: StepNode, outputs: str) -> tuple[str, Events]:
         """SPEC §10: the body runs in a one-branch ``Parallel`` whose ``Catch`` leads to the
@@ -858,6 +930,8 @@ class Emitter(Outliner):
 
 
 ASSUMED_WIDTH = 10
+# A long top-level sequence drops unread $.steps entries after every PRUNE_EVERY items.
+PRUNE_EVERY = 25
 # A field may hold at most 10 intrinsic function calls, so a join Pass merges 5 branches
 # (JsonMerge + ArrayGetItem each): https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
 JOIN_CHUNK = 5

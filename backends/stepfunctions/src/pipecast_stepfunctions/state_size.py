@@ -51,16 +51,19 @@ def _entry_bytes(em: Any, node: StepNode) -> int:
     return size
 
 
-def _scope_bytes(em: Any, scope: Scope) -> int:
-    """The entries a scope adds to its state: a ``when`` branch's steps land in the same
-    ``$.steps`` (the longer branch counts); a ``for_each`` body has a state per item."""
-    size = 0
-    for node in scope.steps.values():
-        size += _entry_bytes(em, node)
-        if node.is_group and not node.group.is_loop:
-            branches = [b for b in (node.body, node.else_body) if b is not None]
-            size += max((_scope_bytes(em, b) for b in branches), default=0)
+def node_bytes(em: Any, node: StepNode) -> int:
+    """The entries a step adds to its scope's state: its own, and a ``when`` group's inner
+    steps (they land in the same ``$.steps``; the longer branch counts)."""
+    size = _entry_bytes(em, node)
+    if node.is_group and not node.group.is_loop:
+        branches = [b for b in (node.body, node.else_body) if b is not None]
+        size += max((_scope_bytes(em, b) for b in branches), default=0)
     return size
+
+
+def _scope_bytes(em: Any, scope: Scope) -> int:
+    """The entries a scope adds to its state (a ``for_each`` body has a state per item)."""
+    return sum(node_bytes(em, node) for node in scope.steps.values())
 
 
 def largest_state_bytes(em: Any) -> tuple[int, str]:
@@ -69,7 +72,8 @@ def largest_state_bytes(em: Any) -> tuple[int, str]:
     base = 120 + len(p.name) + 80  # {"params":..,"pipeline":{"name","run_id"},"steps":{}}
     for name, param in p.params.items():
         base += len(name) + 4 + (len(json.dumps(param.default)) if param.has_default else ASSUMED_PARAM)
-    best, where = base + _scope_bytes(em, em.index.root), "steps"
+    root = em.root_state_peak if em.root_state_peak is not None else _scope_bytes(em, em.index.root)
+    best, where = base + root, "steps"
     for node in em.index.walk():
         if node.is_group and node.group.is_loop and node.body is not None:
             size = base + _scope_bytes(em, node.body)
