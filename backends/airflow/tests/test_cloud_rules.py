@@ -99,6 +99,7 @@ def test_a10g_is_an_error_on_gke_and_a_label_on_eks() -> None:
         compile_file(path, {"operator": "kubernetes", "gpu_cluster": "gke"})
     (d,) = exc.value.diagnostics
     assert d.code == "unsupported-accelerator" and "nvidia-a10g" in d.message
+    assert d.path == ("steps", "b", "resources")
     _n, text = compile_file(path, {"operator": "kubernetes", "gpu_cluster": "eks"})
     assert '"eks.amazonaws.com/instance-gpu-name": "a10g"' in text
     _n, text = compile_file(path, {"operator": "kubernetes", "gpu_cluster": "aks"})

@@ -125,7 +125,32 @@ class AirflowBackend(Backend):
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """The one nesting shape Airflow cannot map (see
-        :meth:`pipecast_airflow.lowering.Lowering.chain`)."""
+        :meth:`pipecast_airflow.lowering.Lowering.chain`), and (kubernetes operator)
+        accelerators the ``gpu_cluster`` kind does not offer."""
+        s = (
+            settings
+            if isinstance(settings, AirflowSettings)
+            else AirflowSettings.model_validate(settings or {})
+        )
+        if s.operator == "kubernetes":
+            from pipecast.gpu_nodes import UnsupportedAccelerator, gpu_placement
+
+            for task in index.tasks():
+                res = index.effective(task).resources
+                try:
+                    gpu_placement(s.gpu_cluster, res.accelerator, res.gpu)
+                except UnsupportedAccelerator as exc:
+                    report.add(
+                        Diagnostic(
+                            f"target 'airflow' (gpu_cluster {s.gpu_cluster}): step {task.name!r}: {exc}",
+                            (*task.yaml_path, "resources")
+                            if task.task.resources is not None
+                            else ("defaults", "resources"),
+                            hint=f"use one of: {', '.join(exc.available)}, or set gpu_cluster to the kind "
+                            "of cluster the pods run on (gke, eks, aks, plain)",
+                            code="unsupported-accelerator",
+                        )
+                    )
         for node in index.walk():
             if not (node.is_group and node.group.is_loop) or node.body is None:
                 continue
