@@ -155,7 +155,7 @@ def render_value(value: Any) -> str:
     """How a value appears inside a mixed string: strings bare, everything else as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(", ", ": "), sort_keys=False)
+    return json.dumps(value, separators=(",", ":"), sort_keys=False)  # compact (SPEC §22)
 
 
 def render(value: Any, lookup: Callable[[Ref], Any]) -> Any:

@@ -36,7 +36,7 @@ from .names import aws_name, state_machine_arn, state_machine_name
 from .paths import MAX_INTRINSICS, intrinsic_calls
 from .schedule import schedule_request
 from .settings import StepFunctionsSettings
-from .split import biggest_states, compact
+from .split import asl_json, biggest_states, compact
 from .state_size import STATE_LIMIT, largest_state_bytes
 
 HARD_LIMIT = 1_048_576  # bytes of one definition (Step Functions quota)
@@ -57,7 +57,7 @@ def definition_text(definition: dict[str, Any], limit: int) -> str:
     (what counts against the size limit, and far faster to write)."""
     text = compact(definition) + "\n"
     if len(text) < 64_000:
-        pretty = dump_json(definition)
+        pretty = asl_json(definition, 2) + "\n"
         if len(pretty.encode()) <= limit:
             return pretty
     return text

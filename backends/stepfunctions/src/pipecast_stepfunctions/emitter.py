@@ -22,6 +22,7 @@ docs/targets/stepfunctions.md; the state layout is in :mod:`.paths`.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -924,9 +925,35 @@ class Emitter(Outliner):
             },
             check_next,
         )
-        # A Pass Result is never read as a payload template, so any default is safe here.
-        self.add(root, init, {"Type": "Pass", "Result": defaults}, start)
+        if not any(_reorders(v) for v in defaults.values()):
+            # A Pass Result is never read as a payload template, so any default is safe here.
+            self.add(root, init, {"Type": "Pass", "Result": defaults}, start)
+            return init
+        # Definitions are written with sorted keys; a default holding a mapping whose keys are
+        # in another order travels as JSON text and is parsed by a second Pass, so it keeps its
+        # stored order (mixed strings render keys in that order, SPEC §22). (A literal inside
+        # States.StringToJson would need escaped braces, which moto does not unescape.)
+        plain = {k: v for k, v in defaults.items() if not _reorders(v)}
+        texts = {
+            k: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+            for k, v in defaults.items()
+            if _reorders(v)
+        }
+        ordered = self.names.new("Parameter defaults (key order)", "init")
+        entries: dict[str, Any] = {f"{k}.$": f"$.plain.{k}" for k in plain}
+        entries.update({f"{k}.$": f"States.StringToJson($.text.{k})" for k in texts})
+        self.add(root, init, {"Type": "Pass", "Result": {"plain": plain, "text": texts}}, ordered)
+        self.add(root, ordered, {"Type": "Pass", "Parameters": entries}, start)
         return init
+
+
+def _reorders(value: Any) -> bool:
+    """Whether sorting keys would change the order of some mapping inside ``value``."""
+    if isinstance(value, dict):
+        return list(value) != sorted(value) or any(_reorders(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_reorders(v) for v in value)
+    return False
 
 
 ASSUMED_WIDTH = 10

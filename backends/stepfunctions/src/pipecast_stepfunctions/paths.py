@@ -196,6 +196,19 @@ def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tu
         if ref.kind == "pipeline" and ref.name == "name":
             return key, pipeline_name
         return key + ".$", ref_path(ref)
+    if any(isinstance(s, Ref) and type_of(s) != "str" and s.kind != "pipeline" for s in segments):
+        # A value that may not be a string: the step runtime renders it (compact JSON, keys
+        # in stored order, strings bare: SPEC §22), which ASL's States.JsonToString cannot.
+        from pipecast.runtime.conventions.base import RENDER_KEY
+
+        refs = {s.path: s for s in segments if isinstance(s, Ref)}
+        values = {}
+        for path, ref in sorted(refs.items()):
+            if ref.kind == "pipeline" and ref.name == "name":
+                values[path] = pipeline_name
+            else:
+                values[path + ".$"] = ref_path(ref)
+        return key, {RENDER_KEY: value, "values": values}
     return key + ".$", format_call(segments, type_of, pipeline_name)
 
 

@@ -45,7 +45,39 @@ Events = tuple[int, int]  # (expected, worst case)
 
 def compact(value: Any) -> str:
     """The compact JSON form big definitions are written in (sizes are measured on it)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return asl_json(value, None)
+
+
+def plain_float(value: float) -> str:
+    """A float in positional notation, always with a fraction (``1e-06`` → ``0.000001``,
+    ``1e+20`` → ``100000000000000000000.0``): the Step Functions parser rejects exponents
+    in a definition (issue 14; moto's ASL grammar, which follows the service's, does too)."""
+    from decimal import Decimal
+
+    text = format(Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
+
+
+def asl_json(value: Any, indent: int | None) -> str:
+    """Deterministic JSON of a definition (sorted keys) with every float in positional form."""
+    floats: list[str] = []
+
+    def mark(v: Any) -> Any:
+        if isinstance(v, float) and "e" in repr(v):
+            floats.append(plain_float(v))
+            return f"\x00pipecast-float-{len(floats) - 1}\x00"
+        if isinstance(v, dict):
+            return {k: mark(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [mark(x) for x in v]
+        return v
+
+    marked = mark(value)
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(marked, sort_keys=True, separators=separators, indent=indent, ensure_ascii=False)
+    for i, f in enumerate(floats):
+        text = text.replace(f'"\\u0000pipecast-float-{i}\\u0000"', f, 1)
+    return text
 
 
 def size_of(value: Any) -> int:

@@ -76,6 +76,26 @@ def _by_file(text: str, names: list[str], code: int) -> dict[str, list[str]]:
     return {k: v or ["invalid (no details)"] for k, v in out.items()}
 
 
+def moto_problems(text: str) -> list[str] | None:
+    """Syntax errors from moto's ANTLR grammar of ASL (the one LocalStack's emulator uses; it
+    rejects what the service's parser rejects, such as exponents in numbers), or ``None``
+    when moto is not installed."""
+    try:
+        from moto.stepfunctions.parser.asl.parse.asl_parser import (
+            AmazonStateLanguageParser,
+            ASLParserException,
+        )
+    except ImportError:
+        return None
+    try:
+        AmazonStateLanguageParser.parse(text)
+    except ASLParserException as exc:
+        return [str(e) for e in exc.errors] or [repr(exc)]
+    except Exception as exc:
+        return [f"{type(exc).__name__}: {exc}"]
+    return []
+
+
 def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
     defs = {rel: text for rel, text in sorted(files.items()) if rel.endswith(".asl.json")}
     diags: list[Diagnostic] = []
@@ -86,6 +106,12 @@ def validate_files(files: Mapping[str, str]) -> list[Diagnostic]:
             missing.append("statelint (pip install 'pipecast-stepfunctions[check]')")
             break
         diags.extend(Diagnostic(f"statelint: {p}", file=rel, code="asl-invalid") for p in problems)
+    for rel, text in defs.items():
+        problems = moto_problems(text)
+        if problems is None:
+            missing.append("moto's ASL parser (pip install moto)")
+            break
+        diags.extend(Diagnostic(f"ASL parser: {p}", file=rel, code="asl-invalid") for p in problems)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for rel, text in defs.items():

@@ -168,3 +168,25 @@ def locate_in_folder(folder: Path) -> Path:
             raise ConventionError(f"artifact marker {marker} names an invalid file {name!r}")
         return folder / name
     return folder
+
+
+#: Key of an input value the runtime renders itself: ``{RENDER_KEY: template, "values":
+#: {ref path: value}}``. Step Functions sends a mixed string this way when it holds a value
+#: that is not known to be a string: ASL intrinsics cannot tell a string from a number at run
+#: time, nor write compact JSON with keys in their stored order (SPEC §22).
+RENDER_KEY = "__pipecast_render"
+
+
+def render_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs with every :data:`RENDER_KEY` value rendered (SPEC §4/§22 mixed strings)."""
+    from pipecast.ir.refs import render
+
+    out = dict(inputs)
+    for name, value in inputs.items():
+        if isinstance(value, dict) and RENDER_KEY in value:
+            values = value.get("values") or {}
+            try:
+                out[name] = render(value[RENDER_KEY], lambda ref, v=values: v[ref.path])
+            except KeyError as exc:
+                raise ConventionError(f"input {name!r}: no value for {{{{ {exc.args[0]} }}}}") from None
+    return out

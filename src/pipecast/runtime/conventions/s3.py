@@ -26,6 +26,7 @@ from pipecast.runtime.conventions.base import (
     is_artifact_input,
     is_artifact_output,
     parse_json_arg,
+    render_inputs,
 )
 from pipecast.runtime.conventions.local import merge_inputs
 from pipecast.runtime.executor import AttemptResult
@@ -77,7 +78,7 @@ class S3Convention(Convention):
             if not self.artifact_prefix:
                 raise ConventionError("the step writes artifacts: pass --artifact-prefix s3://bucket/prefix")
             s3io.split(self.artifact_prefix)
-        return stage_artifacts(spec, merge_inputs(spec, self.inputs), workdir)
+        return stage_artifacts(spec, merge_inputs(spec, render_inputs(self.inputs)), workdir)
 
     def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> dict[str, Any]:
         published: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from pipecast.runtime.conventions.base import (
     is_artifact_output,
     locate_in_folder,
     parse_json_arg,
+    render_inputs,
     store_in_folder,
 )
 from pipecast.runtime.conventions.local import check_names
@@ -72,7 +73,7 @@ class SageMakerConvention(Convention):
         if not isinstance(self.inputs, dict):
             raise ConventionError("--inputs must be a JSON object of input name -> value")
         check_names(self.inputs, spec.inputs, "input")
-        values = {**self.literal_inputs(spec), **self.inputs}
+        values = {**self.literal_inputs(spec), **render_inputs(self.inputs)}
         values = stage_artifacts(spec, values, workdir)
         for name in spec.inputs:
             if name in values:
