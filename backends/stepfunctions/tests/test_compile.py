@@ -156,7 +156,7 @@ def test_instance_table_is_in_botocore() -> None:
     enum = set(
         botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingInstanceType").enum
     )
-    assert {row.type for row in TABLE} <= enum
+    assert {row.name for row in TABLE} <= enum
 
 
 def _camel(value, keep=False):

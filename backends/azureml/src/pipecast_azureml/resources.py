@@ -11,20 +11,11 @@ GPU sizes: https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelera
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipecast.ir.models import Resources
+from pipecast.sizes import Request, Size, smallest
 
-GiB = 1024**3
-
-
-@dataclass(frozen=True)
-class VmSize:
-    name: str
-    cpu: int
-    memory_gib: int
-    gpus: int = 0
-    accelerator: str | None = None
+#: An Azure VM size (``name``: ``Standard_...``).
+VmSize = Size
 
 
 #: Smallest first within each family; the first size that fits wins.
@@ -75,17 +66,13 @@ def pick_vm(res: Resources) -> VmSize:
     Raises:
         NoVmSize: the accelerator does not exist on Azure, or nothing is large enough.
     """
-    gpus = res.gpu or (1 if res.accelerator else 0)
-    accel = res.accelerator or (DEFAULT_ACCELERATOR if gpus else None)
+    req = Request.of(res, DEFAULT_ACCELERATOR)
+    gpus, accel, cpu, memory = req.gpus, req.accelerator, req.cpu, req.memory_gib
     if accel in NOT_ON_AZURE:
         raise NoVmSize(f"accelerator {accel!r} has no Azure VM size", NOT_ON_AZURE[accel])
-    cpu = res.cpu or 0
-    memory = (res.memory_bytes or 0) / GiB
-    for vm in TABLE:
-        if vm.accelerator != accel or vm.gpus < gpus:
-            continue
-        if vm.cpu >= cpu and vm.memory_gib >= memory:
-            return vm
+    vm = smallest(TABLE, req)
+    if vm is not None:
+        return vm
     family = [vm for vm in TABLE if vm.accelerator == accel]
     largest = max(family, key=lambda vm: (vm.gpus, vm.cpu, vm.memory_gib))
     what = f"{gpus} x {accel}" if accel else "CPU"

@@ -98,7 +98,9 @@ class StepFunctionsBackend(Backend):
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """Resource requests no SageMaker processing instance type covers (compute=sagemaker)."""
-        from .instances import describe, pick_instance
+        from pipecast.sizes import describe
+
+        from .instances import pick_instance
 
         if settings.compute != "sagemaker":
             return

@@ -35,8 +35,9 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import StepNode
 from pipecast.runtime.spec import step_spec
+from pipecast.sizes import describe
 
-from .instances import batch_requirements, describe, pick_instance
+from .instances import batch_requirements, pick_instance
 from .names import aws_name, resource_name
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                     code="resources",
                 )
             )
-        itype = row.type
+        itype = row.name
     spec_uri = em.store_spec(node, _static_spec(em, node))
     task = node.task
     artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]

@@ -11,18 +11,11 @@ https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingClusterC
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipecast.ir.models import Resources
+from pipecast.sizes import Request, Size, smallest
 
-
-@dataclass(frozen=True)
-class Instance:
-    type: str
-    cpu: float
-    memory_gib: float
-    gpu: int = 0
-    accelerator: str | None = None
+#: A SageMaker processing instance type (``name`` is the ``ml.*`` type).
+Instance = Size
 
 
 # fmt: off
@@ -62,29 +55,7 @@ DEFAULT_ACCELERATOR = "nvidia-t4"
 
 def pick_instance(res: Resources) -> Instance | None:
     """The cheapest table row that covers ``res`` (no resources: ``ml.m5.large``)."""
-    cpu = res.cpu or 0.0
-    mem = (res.memory_bytes or 0) / 1024**3
-    gpu = res.gpu or (1 if res.accelerator else 0)
-    acc = res.accelerator or (DEFAULT_ACCELERATOR if gpu else None)
-    for row in TABLE:
-        if row.accelerator != acc:
-            continue
-        if row.cpu >= cpu and row.memory_gib >= mem and row.gpu >= gpu:
-            return row
-    return None
-
-
-def describe(res: Resources) -> str:
-    parts = []
-    if res.cpu is not None:
-        parts.append(f"cpu {res.cpu:g}")
-    if res.memory is not None:
-        parts.append(f"memory {res.memory}")
-    if res.gpu:
-        parts.append(f"gpu {res.gpu}")
-    if res.accelerator:
-        parts.append(res.accelerator)
-    return ", ".join(parts) or "no resources"
+    return smallest(TABLE, Request.of(res, DEFAULT_ACCELERATOR))
 
 
 def batch_requirements(res: Resources) -> list[dict[str, str]]:
