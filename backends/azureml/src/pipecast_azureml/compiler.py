@@ -316,10 +316,24 @@ class Compiler:
         out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in task.outputs]
         command = ""
         if not self.dry:
+            # cache_store="": the spec carries the SPEC §20 definition digest and cache.version
+            # into the command, which Azure ML's reuse of deterministic components keys on.
             spec = step_spec(
                 self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
-                secret_store="azure",
+                secret_store="azure", cache_store="",
             )  # fmt: skip
+            if spec.cache is not None and spec.cache.max_age is not None:
+                spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
+                self.diagnostics.append(
+                    Diagnostic(
+                        f"azureml: cache max_age of step {node.name!r} is not honoured: Azure ML reuses "
+                        "a deterministic job's outputs whatever their age",
+                        (*node.yaml_path, "cache"),
+                        hint="change cache.version to force a rerun",
+                        severity="warning",
+                        code="approximated",
+                    )
+                )
             command = self._runtime_command(spec, args, out_args, templates)
         component: dict[str, Any] = {
             "type": "command",
