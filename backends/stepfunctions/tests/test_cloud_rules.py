@@ -154,6 +154,23 @@ def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = 
     out += iam_problems(files, machines)
     if "schedule.json" in files:
         req = json.loads(files["schedule.json"])
+        # EventBridge Scheduler cron: six fields (min hour dom month dow year), exactly one of
+        # the day fields '?', weekdays 1-7: https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#cron-based
+        cron = re.fullmatch(r"cron\((.*)\)", req["ScheduleExpression"])
+        fields = cron.group(1).split() if cron else []
+        if len(fields) != 6 or [fields[2], fields[4]].count("?") != 1:
+            out.append(f"schedule expression {req['ScheduleExpression']!r} is not EventBridge cron")
+        elif fields[4] != "?" and any(
+            not 1 <= int(d) <= 7 for d in re.findall(r"\d+", fields[4].split("/")[0])
+        ):
+            out.append(f"schedule weekdays {fields[4]!r} outside 1-7")
+        from botocore.validate import ParamValidator
+
+        report = ParamValidator().validate(
+            req, _model("scheduler").operation_model("CreateSchedule").input_shape
+        )
+        if report.has_errors():
+            out.append(report.generate_report())
         for member in ("Name", "GroupName", "ScheduleExpressionTimezone", "ScheduleExpression"):
             meta = _member("scheduler", "CreateScheduleInput", member)
             value = req[member]
@@ -427,3 +444,10 @@ def test_long_sequence_drops_unread_entries_and_runs(aws_env: str, tmp_path: Pat
     expected = run_pipeline(load_checked(path), run_dir=tmp_path / "sim", containers="host")
     assert record["status"] == expected["status"] == "succeeded"
     assert record["outputs"] == expected["outputs"] == {"first": 7, "last": 7}
+
+
+def test_quarterly_cron_is_eventbridge_cron() -> None:
+    _l, result, _s = compile_file(PROBES_DIR / "quarterly.yaml", compute="callback")
+    req = json.loads(result.files["schedule.json"])
+    assert req["ScheduleExpression"] == "cron(0 6 1 1,4,7,10 ? *)"
+    assert req["ScheduleExpressionTimezone"] == "Asia/Kolkata"

@@ -54,11 +54,11 @@ BATCH_OVERRIDES_LIMIT = 8192
 # (request upload, outputs download, publish, wait) retries it.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html
 S3_HICCUP_RETRY = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 4}
-# ProcessingStoppingCondition.MaxRuntimeInSeconds: 1..777,600 (9 days); when a step sets no
-# timeout, SageMaker's own default (1 day) is written.
+# ProcessingStoppingCondition.MaxRuntimeInSeconds: 1..777,600 (9 days); a step without a
+# timeout (SPEC §7: no limit) gets the longest SageMaker allows, not its 1-day default.
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
 SAGEMAKER_MAX_RUNTIME = 777_600
-SAGEMAKER_DEFAULT_RUNTIME = 86_400
+SAGEMAKER_DEFAULT_RUNTIME = SAGEMAKER_MAX_RUNTIME
 # Batch JobTimeout.attemptDurationSeconds: at least 60.
 # https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html
 BATCH_MIN_ATTEMPT = 60
