@@ -184,9 +184,13 @@ def render_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     out = dict(inputs)
     for name, value in inputs.items():
         if isinstance(value, dict) and RENDER_KEY in value:
-            values = value.get("values") or {}
+            values: dict[str, Any] = value.get("values") or {}
+
+            def lookup(ref: Any, v: dict[str, Any] = values) -> Any:
+                return v[ref.path]
+
             try:
-                out[name] = render(value[RENDER_KEY], lambda ref, v=values: v[ref.path])
+                out[name] = render(value[RENDER_KEY], lookup)
             except KeyError as exc:
                 raise ConventionError(f"input {name!r}: no value for {{{{ {exc.args[0]} }}}}") from None
     return out
