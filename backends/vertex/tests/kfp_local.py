@@ -14,14 +14,11 @@ each enclosing loop.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +28,7 @@ import pytest
 from pipecast.conformance import Conformance, Job, Record, secret_env
 from pipecast.passes.analysis import PipelineIndex
 from pipecast.runtime.conventions.kfp import coerce
+from tests.fixtures.bare_python import shim_dir
 
 _ITER = re.compile(r"-iteration-(\d+)")
 
@@ -84,33 +82,6 @@ def run_local(
             raise
         status = "failed"
     return {"status": status, "steps": _steps(trace), "outputs": outputs}
-
-
-@functools.cache
-def bare_python() -> Path:
-    """A venv of the base interpreter with nothing installed: pipecast is not importable."""
-    root = Path(tempfile.mkdtemp(prefix="pipecast-bare-venv-"))
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    subprocess.run([base, "-m", "venv", "--without-pip", str(root)], check=True)
-    python = root / "bin" / "python"
-    probe = subprocess.run([str(python), "-c", "import pipecast"], capture_output=True, check=False)
-    assert probe.returncode != 0, "the bare venv can import pipecast"
-    return python
-
-
-@functools.cache
-def shim_dir() -> Path:
-    """A folder whose ``python`` runs ``-m pipecast.runtime`` with this interpreter (python
-    steps) and anything else (stock container commands) with :func:`bare_python`."""
-    folder = Path(tempfile.mkdtemp(prefix="pipecast-python-shim-"))
-    shim = folder / "python"
-    shim.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$1" = "-m" ] && [ "$2" = "pipecast.runtime" ]; then exec {sys.executable} "$@"; fi\n'
-        f'exec {bare_python()} "$@"\n'
-    )
-    shim.chmod(0o755)
-    return folder
 
 
 def _trace_stock_tasks(monkeypatch: pytest.MonkeyPatch, trace: Path, index: PipelineIndex | None) -> None:

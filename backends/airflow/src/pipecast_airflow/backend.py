@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pipecast import stock
 from pipecast.backend import (
     Backend,
     CompileResult,
@@ -72,9 +73,11 @@ class AirflowBackend(Backend):
             "KubernetesPodOperator/DockerOperator; with operator 'python' the command runs on the "
             "worker host (a warning; container_steps_on_host: false makes it an error)"
         ),
-        Feature.STOCK_IMAGES: runtime(
-            "kubernetes/docker operators run the pipecast runtime in the image; operator 'python' "
-            "runs the command on the worker host"
+        Feature.STOCK_IMAGES: native(
+            "kubernetes/docker operators run the command in the image with templated arguments; a "
+            "thin sh wrapper (sh, base64) hands outputs to the operator's XCom; artifacts on "
+            "artifact_root (a PVC / a mounted host folder); steps with secrets, cache or a backoff "
+            "other than 1 or 2 keep the runtime; operator 'python' runs the command on the worker"
         ),
         Feature.PARAMS: native("DAG params with typed Param; dag_run.conf overrides"),
         Feature.PARAM_OUTPUTS: native("XCom (return_value of each task)"),
@@ -201,7 +204,9 @@ class AirflowBackend(Backend):
 
         s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
         lowered = Lowering(index, s).lower()
-        warnings = self._warnings(index, s)
+        warnings = [*self._warnings(index, s), *lowered.warnings]
+        # Operator 'python' runs every step on the worker: no step image at all.
+        images = {} if s.operator == "python" else stock.runtime_images(index, lowered.plans)
         imports = self._imports(lowered, s, bool(pipeline.params))
         params = [
             (name, p.default if p.has_default else None, p.has_default, PARAM_TYPES[p.type], p.description)
@@ -241,7 +246,7 @@ class AirflowBackend(Backend):
         return CompileResult(
             files={self.default_filename(pipeline): text},
             diagnostics=warnings,
-            summary={"tasks": len(lowered.task_ids), "dag_id": pipeline.name},
+            summary={"tasks": len(lowered.task_ids), "dag_id": pipeline.name, "runtime_images": images},
         )
 
     @staticmethod

@@ -55,6 +55,8 @@ class Op:
     cls: str
     task_id: str
     kwargs: list[tuple[str, str, Any]] = field(default_factory=list)
+    #: A container step that runs its image unchanged: retries and timeout are Airflow's own.
+    stock: bool = False
     teardown: bool = False
 
     @property
@@ -85,6 +87,9 @@ class Lowered:
     docs: dict[str, dict[str, Any]]
     task_ids: list[str]
     operators: set[str]
+    #: Container steps' stock-image plans (SPEC §21) and the warnings lowering raised.
+    plans: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Any] = field(default_factory=list)
 
 
 class Lowering:
@@ -99,6 +104,9 @@ class Lowering:
         #: Loop group name -> the chain of nested loops it belongs to (outermost first), for
         #: chains flattened into one mapped task group (see :meth:`chain`).
         self.chains: dict[str, tuple[StepNode, ...]] = {}
+        #: Container steps' stock-image plans (SPEC §21) and the warnings they raise.
+        self.plans: dict[str, Any] = {}
+        self.warnings: list[Any] = []
 
     # ------------------------------------------------------------------ ids
 
@@ -266,7 +274,9 @@ class Lowering:
             status.kwargs.append(("trigger_rule", "lit", "all_done"))
             body.append(status)
             body.append(Edge("t_finally", "s_pipeline_status"))
-        return Lowered(body, dict(sorted(self.docs.items())), self.task_ids, self.operators)
+        return Lowered(
+            body, dict(sorted(self.docs.items())), self.task_ids, self.operators, self.plans, self.warnings
+        )
 
     def add_doc(self, task_id: str, doc: dict[str, Any]) -> None:
         self.docs[task_id] = doc
@@ -445,7 +455,7 @@ class Lowering:
             doc["containers"] = "host"
         self.add_doc(task_id, doc)
         op = operators.build(self, node, var, task_id, eff)
-        if eff.timeout is not None:
+        if eff.timeout is not None and not op.stock:
             # The backstop covers every attempt and the waits between them.
             retry = eff.retry
             waits = sum(backoff_delay(retry, n) for n in range(1, retry.attempts))

@@ -32,6 +32,7 @@ from pipecast.ir.models import ContainerRun
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import EffectiveTask, StepNode
 from pipecast.runtime.secrets import env_names
+from pipecast_airflow import stock
 
 if TYPE_CHECKING:
     from pipecast_airflow.lowering import Lowering, Op
@@ -116,6 +117,11 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
                 hint="set 'image' on the step or in 'defaults' (an image with the code and pipecast)",
             )
         )
+    if kind == "docker":
+        _docker_artifacts(low, node)
+    plan = stock.plan(low, node, eff)
+    if plan is not None and plan.stock:
+        return _stock_op(low, node, var, task_id, eff, kind)
     args = [
         "-m",
         "pipecast.runtime",
@@ -129,75 +135,162 @@ def build(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveT
     ]
     if low.settings.artifact_root:
         args += ["--artifact-root", untemplated(low.settings.artifact_root)]
-    res = eff.resources
     if kind == "kubernetes":
-        low.operators.add("KubernetesPodOperator")
-        args += ["--xcom-file", XCOM_FILE]
-        kwargs: list[tuple[str, str, Any]] = [
-            ("name", "lit", task_id.replace(".", "-").replace("_", "-")[:63]),
-            ("namespace", "lit", untemplated(low.settings.namespace)),
-            ("image", "lit", untemplated(eff.image)),
-            ("cmds", "lit", ["python"]),
-            ("arguments", "args", args),
-            ("do_xcom_push", "lit", True),
-            ("get_logs", "lit", True),
-        ]
-        requests: dict[str, Any] = {}
-        limits: dict[str, Any] = {}
-        if res.cpu is not None:
-            requests["cpu"] = limits["cpu"] = str(res.cpu)
-        if res.memory_bytes is not None:
-            requests["memory"] = limits["memory"] = str(res.memory_bytes)
-        if res.gpu:
-            limits["nvidia.com/gpu"] = str(res.gpu)
-        if requests or limits:
-            kwargs.append(("container_resources", "k8s_resources", {"requests": requests, "limits": limits}))
-        placement = _placement(low, node, res)
-        if placement is not None:
-            # Node labels and GPU taints differ per cluster (setting gpu_cluster; the table is
-            # in pipecast.gpu_nodes, shared with the other backends that emit pods).
-            if placement.node_selector:
-                kwargs.append(("node_selector", "lit", placement.node_selector))
-            kwargs.append(("tolerations", "k8s_tolerations", placement.tolerations))
-        if eff.secrets:
-            kwargs.append(
-                (
-                    "secrets",
-                    "k8s_secrets",
-                    # The runtime (secret store `env`) reads PIPECAST_SECRET_<NAME> and sets the
-                    # step's own variable: the value never enters the spec or a rendered field.
-                    [
-                        (env_names(name)[0], name, low.settings.secret_key)
-                        for name in sorted(set(eff.secrets.values()))
-                    ],
-                )
+        return _kubernetes(low, node, var, task_id, eff, ["python"], [*args, "--xcom-file", XCOM_FILE], True)
+    return _docker(low, node, var, task_id, eff, ["python", *args, "--xcom-stdout"], True)
+
+
+def _docker_artifacts(low: Lowering, node: StepNode) -> None:
+    """A docker container's files are gone when it exits: artifacts need a mounted folder."""
+    uses = any(is_artifact(t) for t in node.task.outputs.values()) or any(
+        _reads_artifact(low, ref) for _path, ref in low.index.input_refs(node)
+    )
+    if uses and not low.settings.artifact_root:
+        raise UserError(
+            Diagnostic(
+                f"airflow: step {node.name!r} reads or writes artifacts, and with operator 'docker' "
+                "they are lost when its container exits",
+                (*node.yaml_path, "outputs" if node.task.outputs else "inputs"),
+                hint="set artifact_root: a folder of the Docker host, mounted at the same path in every "
+                "step container (and readable by the workers)",
+                code="unsupported-feature",
             )
-        if any(is_artifact(t) for t in node.task.outputs.values()) and not (
-            low.settings.artifact_volume_claim and low.settings.artifact_root
-        ):
-            raise UserError(
-                Diagnostic(
-                    f"airflow: step {node.name!r} writes artifacts; with operator 'kubernetes' set "
-                    "artifact_root and artifact_volume_claim (a PVC mounted there in every pod)",
-                    (*node.yaml_path, "outputs"),
-                )
+        )
+
+
+def _reads_artifact(low: Lowering, ref: Any) -> bool:
+    if ref.kind != "step":
+        return False
+    type_ = low.index.output_type(low.index.nodes[ref.name], ref.key or "") or ""
+    return is_artifact(type_.removeprefix("list[").removesuffix("]"))
+
+
+def _stock_op(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask, kind: str) -> Op:
+    """A container step that runs its image unchanged (see :mod:`pipecast_airflow.stock`)."""
+    run = node.task.run
+    assert isinstance(run, ContainerRun)
+    command, args = stock.argv(low, node, task_id)
+    outs = [n for n, t in node.task.outputs.items() if is_artifact(t)]
+    out_macros = ["{{ " + f"pipecast_out({task_id!r}, {n!r}, ti, run_id)" + " }}" for n in outs]
+    wrapped = bool(node.task.outputs)
+    retry = stock.retry_kwargs(low, node, eff)
+    if kind == "kubernetes":
+        wrapper = ["sh", "-c", untemplated(stock.wrapper(node, "file")), "pipecast-stock", *out_macros]
+        op = _kubernetes(
+            low,
+            node,
+            var,
+            task_id,
+            eff,
+            wrapper if wrapped else command,
+            [*command, *args] if wrapped else args,
+            wrapped,
+        )
+    else:
+        wrapper = ["sh", "-c", untemplated(stock.wrapper(node, "stdout")), "pipecast-stock", *out_macros]
+        op = _docker(
+            low,
+            node,
+            var,
+            task_id,
+            eff,
+            [*wrapper, *command, *args] if wrapped else [*command, *args],
+            wrapped,
+        )
+    op.kwargs = [kw for kw in op.kwargs if kw[1:] != ("args", [])] + retry
+    op.stock = True
+    if eff.env:
+        env = {k: stock.jinja_text(v) for k, v in sorted(eff.env.items())}
+        op.kwargs.append(("env_vars" if kind == "kubernetes" else "environment", "lit", env))
+    return op
+
+
+def _kubernetes(
+    low: Lowering,
+    node: StepNode,
+    var: str,
+    task_id: str,
+    eff: EffectiveTask,
+    cmds: list[Any],
+    arguments: list[Any],
+    xcom: bool,
+) -> Op:
+    from pipecast_airflow.lowering import Op
+
+    low.operators.add("KubernetesPodOperator")
+    res = eff.resources
+    kwargs: list[tuple[str, str, Any]] = [
+        ("name", "lit", task_id.replace(".", "-").replace("_", "-")[:63]),
+        ("namespace", "lit", untemplated(low.settings.namespace)),
+        ("image", "lit", untemplated(eff.image)),
+        ("cmds", "args", cmds),
+        ("arguments", "args", arguments),
+        ("do_xcom_push", "lit", xcom),
+        ("get_logs", "lit", True),
+    ]
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if res.cpu is not None:
+        requests["cpu"] = limits["cpu"] = str(res.cpu)
+    if res.memory_bytes is not None:
+        requests["memory"] = limits["memory"] = str(res.memory_bytes)
+    if res.gpu:
+        limits["nvidia.com/gpu"] = str(res.gpu)
+    if requests or limits:
+        kwargs.append(("container_resources", "k8s_resources", {"requests": requests, "limits": limits}))
+    placement = _placement(low, node, res)
+    if placement is not None:
+        # Node labels and GPU taints differ per cluster (setting gpu_cluster; the table is
+        # in pipecast.gpu_nodes, shared with the other backends that emit pods).
+        if placement.node_selector:
+            kwargs.append(("node_selector", "lit", placement.node_selector))
+        kwargs.append(("tolerations", "k8s_tolerations", placement.tolerations))
+    if eff.secrets:
+        kwargs.append(
+            (
+                "secrets",
+                "k8s_secrets",
+                # The runtime (secret store `env`) reads PIPECAST_SECRET_<NAME> and sets the
+                # step's own variable: the value never enters the spec or a rendered field.
+                [
+                    (env_names(name)[0], name, low.settings.secret_key)
+                    for name in sorted(set(eff.secrets.values()))
+                ],
             )
-        if low.settings.artifact_volume_claim and low.settings.artifact_root:
-            kwargs.append(
-                (
-                    "volumes",
-                    "k8s_volumes",
-                    (untemplated(low.settings.artifact_volume_claim), low.settings.artifact_root),
-                )
+        )
+    if any(is_artifact(t) for t in node.task.outputs.values()) and not (
+        low.settings.artifact_volume_claim and low.settings.artifact_root
+    ):
+        raise UserError(
+            Diagnostic(
+                f"airflow: step {node.name!r} writes artifacts; with operator 'kubernetes' set "
+                "artifact_root and artifact_volume_claim (a PVC mounted there in every pod)",
+                (*node.yaml_path, "outputs"),
             )
-        return Op(var, "KubernetesPodOperator", task_id, kwargs)
+        )
+    if low.settings.artifact_volume_claim and low.settings.artifact_root:
+        kwargs.append(
+            (
+                "volumes",
+                "k8s_volumes",
+                (untemplated(low.settings.artifact_volume_claim), low.settings.artifact_root),
+            )
+        )
+    return Op(var, "KubernetesPodOperator", task_id, kwargs)
+
+
+def _docker(
+    low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask, command: list[Any], xcom: bool
+) -> Op:
+    from pipecast_airflow.lowering import Op
+
     low.operators.add("DockerOperator")
-    args += ["--xcom-stdout"]
+    res = eff.resources
     kwargs = [
         ("image", "lit", untemplated(eff.image)),
-        ("command", "args", ["python", *args]),
+        ("command", "args", command),
         ("docker_url", "lit", low.settings.docker_url),
-        ("do_xcom_push", "lit", True),
+        ("do_xcom_push", "lit", xcom),
         ("mount_tmp_dir", "lit", False),
     ]
     if res.cpu is not None:

@@ -180,6 +180,7 @@ class _Resolver:
             value = self.pull(src["xcom"], index if src.get("mapped") else None)
             if src.get("json") and isinstance(value, str):
                 value = json.loads(value)
+            value = decode_stock(value)
             return None if value is None else value.get(src["output"])
         if "collect" in src:
             if "level" in src:
@@ -406,6 +407,41 @@ def outputs(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any
 def spec_arg(doc: Mapping[str, Any]) -> str:
     """The ``--spec`` argument of a container task (a Jinja macro's result is not re-rendered)."""
     return StepSpec.model_validate(doc["spec"]).to_arg()
+
+
+def decode_stock(value: Any) -> Any:
+    """The outputs of a container step that ran its image unchanged (SPEC §21): its ``sh``
+    wrapper hands each output over as ``[type, base64 of the file's text]`` under ``-stock``
+    (pipecast_airflow.stock); anything else is returned as it is."""
+    if not (isinstance(value, dict) and isinstance(value.get("-stock"), dict)):
+        return value
+    import base64
+
+    from pipecast.runtime._values import from_text, is_artifact
+
+    out = {}
+    for name, (type_name, data) in value["-stock"].items():
+        text = base64.b64decode(data).decode("utf-8")
+        out[name] = text if is_artifact(type_name) else from_text(name, type_name, text)
+    return out
+
+
+def arg_text(doc: Mapping[str, Any], name: str, ti: Any, params: Mapping[str, Any], run_id: str) -> str:
+    """One input of a stock container command as text (SPEC §3.1): a string raw, other values as
+    JSON, an artifact as its path (a Jinja macro of the DAG; its result is not rendered again)."""
+    from pipecast.runtime._values import to_text
+
+    res = _Resolver(ti, params, run_id, ti.dag_id)
+    return to_text(res.binding(doc["inputs"][name], res.index))
+
+
+def out_path(doc: Mapping[str, Any], name: str, ti: Any, run_id: str) -> str:
+    """Where a stock container command writes artifact output ``name``: the folder the runtime
+    would use (:meth:`AirflowConvention.from_args`), under ``artifact_root``."""
+    index = getattr(ti, "map_index", -1)
+    task = ti.task_id + (f"_{index}" if index is not None and index >= 0 else "")
+    parts = [_safe(str(p)) for p in (ti.dag_id, run_id, task)]
+    return str(_artifact_root(doc).joinpath(*parts, name))
 
 
 def inputs_arg(doc: Mapping[str, Any], ti: Any, params: Mapping[str, Any], run_id: str) -> str:
