@@ -32,7 +32,7 @@ from pipecast.ir.models import ContainerRun
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import EffectiveTask, StepNode
 from pipecast.runtime.secrets import env_names
-from pipecast_airflow import stock
+from pipecast_airflow import stock_images as stock
 
 if TYPE_CHECKING:
     from pipecast_airflow.lowering import Lowering, Op
@@ -166,7 +166,7 @@ def _reads_artifact(low: Lowering, ref: Any) -> bool:
 
 
 def _stock_op(low: Lowering, node: StepNode, var: str, task_id: str, eff: EffectiveTask, kind: str) -> Op:
-    """A container step that runs its image unchanged (see :mod:`pipecast_airflow.stock`)."""
+    """A container step that runs its image unchanged (see :mod:`pipecast_airflow.stock_images`)."""
     run = node.task.run
     assert isinstance(run, ContainerRun)
     command, args = stock.argv(low, node, task_id)
@@ -222,7 +222,7 @@ def _kubernetes(
     kwargs: list[tuple[str, str, Any]] = [
         ("name", "lit", task_id.replace(".", "-").replace("_", "-")[:63]),
         ("namespace", "lit", untemplated(low.settings.namespace)),
-        ("image", "lit", untemplated(eff.image)),
+        ("image", "lit", untemplated(eff.image or "")),
         ("cmds", "args", cmds),
         ("arguments", "args", arguments),
         ("do_xcom_push", "lit", xcom),
@@ -287,7 +287,7 @@ def _docker(
     low.operators.add("DockerOperator")
     res = eff.resources
     kwargs = [
-        ("image", "lit", untemplated(eff.image)),
+        ("image", "lit", untemplated(eff.image or "")),
         ("command", "args", command),
         ("docker_url", "lit", low.settings.docker_url),
         ("do_xcom_push", "lit", xcom),

@@ -412,7 +412,7 @@ def spec_arg(doc: Mapping[str, Any]) -> str:
 def decode_stock(value: Any) -> Any:
     """The outputs of a container step that ran its image unchanged (SPEC §21): its ``sh``
     wrapper hands each output over as ``[type, base64 of the file's text]`` under ``-stock``
-    (pipecast_airflow.stock); anything else is returned as it is."""
+    (pipecast_airflow.stock_images); anything else is returned as it is."""
     if not (isinstance(value, dict) and isinstance(value.get("-stock"), dict)):
         return value
     import base64
