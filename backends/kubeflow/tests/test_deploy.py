@@ -180,3 +180,29 @@ def test_run_record_of_a_failed_run() -> None:
     assert record["steps"]["train"] == {"status": "not_run"}
     assert record["steps"]["per_region"] == {"status": "not_run"}
     assert record["steps"]["finally"]["status"] == "succeeded"
+
+
+def test_unreachable_api_is_a_user_error(tmp_path: Path) -> None:
+    settings = tmp_path / "kubeflow.yaml"
+    # With a namespace kfp.Client skips its healthz probe (5 attempts, 5 s apart).
+    settings.write_text(
+        json.dumps({"host": "http://127.0.0.1:9", "namespace": "ml", "image": "python:3.11-slim"})
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipecast",
+            "deploy",
+            str(CHURN),
+            "--target",
+            "kubeflow",
+            "--settings",
+            str(settings),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert "cannot reach the KFP API at http://127.0.0.1:9" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -23,7 +23,8 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ def client_for(settings: KubeflowSettings) -> Any:
     import kfp
 
     require_settings("kubeflow", settings, ("host",))
-    with contextlib.redirect_stdout(io.StringIO()):
+    # kfp.Client warns on every construction that it needs KFP >= 2.0.0-beta.2 and prints links.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         if settings.namespace:
             return kfp.Client(host=settings.host, namespace=settings.namespace)
         return kfp.Client(host=settings.host)
@@ -138,6 +141,49 @@ def deploy(
     name = f"{pipeline.name}.yaml"
     text = files[name]
     refuse_placeholders({name: text})
+    with _api_errors(settings):
+        return _deploy(pipeline, name, text, settings, run, params, client, timeout)
+
+
+@contextlib.contextmanager
+def _api_errors(settings: KubeflowSettings) -> Iterator[None]:
+    """An unreachable API or a refused request is the user's to fix (host, auth, namespace)."""
+    from kfp_server_api.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        body = str(exc.body or "").strip().splitlines()
+        raise UserError(
+            Diagnostic(
+                f"the KFP API at {settings.host} refused a request: {exc.status} {exc.reason}"
+                + (f": {body[0][:300]}" if body else ""),
+                hint="check host, namespace and your access to the Kubeflow profile",
+                code="deploy-api",
+            )
+        ) from None
+    except HTTPError as exc:
+        raise UserError(
+            Diagnostic(
+                f"cannot reach the KFP API at {settings.host}: {type(exc).__name__}",
+                hint="check the host setting (for a port-forward: kubectl port-forward -n kubeflow "
+                "svc/ml-pipeline-ui 8080:80, then host: http://localhost:8080)",
+                code="deploy-api",
+            )
+        ) from None
+
+
+def _deploy(
+    pipeline: Pipeline,
+    name: str,
+    text: str,
+    settings: KubeflowSettings,
+    run: bool,
+    params: Mapping[str, Any] | None,
+    client: Any,
+    timeout: float,
+) -> dict[str, Any]:
     client = client or client_for(settings)
     pipeline_id, version_id = upload(client, pipeline, name, text, settings)
     with contextlib.redirect_stdout(io.StringIO()):

@@ -443,7 +443,7 @@ class Compiler:
             spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
             self.diagnostics.append(
                 Diagnostic(
-                    f"vertex: cache max_age of step {node.name!r} is not honoured: Vertex reuses a "
+                    f"{self.target}: cache max_age of step {node.name!r} is not honoured: Vertex reuses a "
                     "cached result whatever its age",
                     (*node.yaml_path, "cache"),
                     hint="change cache.version to force a rerun",
@@ -530,7 +530,7 @@ class Compiler:
             if eff.retry.jitter:
                 self.diagnostics.append(
                     Diagnostic(
-                        f"vertex: step {node.name!r} runs its image unchanged and retryPolicy has no "
+                        f"{self.target}: step {node.name!r} runs its image unchanged and retryPolicy has no "
                         "jitter: it retries without jitter (SPEC §6)",
                         node.yaml_path,
                         severity="warning",
