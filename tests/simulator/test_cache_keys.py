@@ -131,5 +131,8 @@ def test_code_parts_follow_imports_and_name_installed_packages(tmp_path):
     parts = code_parts("task", [str(tmp_path)])
     srcs = sorted(p.split()[1] for p in parts if p.startswith("src "))
     assert srcs == ["helpers", "helpers.consts", "helpers.scale", "task"]
+    # The function's own package counts too (importing it runs its __init__).
+    pkg = sorted(p.split()[1] for p in code_parts("helpers.scale", [str(tmp_path)]) if p.startswith("src "))
+    assert pkg == ["helpers", "helpers.consts", "helpers.scale"]
     assert any(p.startswith("pkg PyYAML==") for p in parts), parts  # an installed package by version
     assert not any("json" in p for p in parts)  # the standard library does not count

@@ -109,7 +109,9 @@ def code_parts(module: str, roots: Sequence[str]) -> list[str]:
     """
     parts: set[str] = set()
     seen: set[str] = set()
-    queue = [module]
+    # Importing ``pkg.mod`` runs ``pkg/__init__.py`` first: its parents count too.
+    pieces = module.split(".")
+    queue = [".".join(pieces[: i + 1]) for i in range(len(pieces))]
     while queue:
         name = queue.pop()
         if name in seen:
