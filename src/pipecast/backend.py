@@ -266,10 +266,15 @@ class Backend(abc.ABC):
                 )
             )
         if not report.errors:
-            if settings is None:
-                settings = self.settings_model()
-            self.check_target(index, settings, report)
+            self.check_target(index, self.settings_of(settings), report)
         return report.diagnostics
+
+    def settings_of(self, settings: Any) -> Any:
+        """``settings`` as an instance of :attr:`settings_model`: an instance as is, a mapping
+        validated, ``None`` the defaults (for callers of ``emit``/``deploy`` that pass either)."""
+        if isinstance(settings, self.settings_model):
+            return settings
+        return self.settings_model.model_validate(dict(settings or {}))
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """What only this target limits (sizes, quotas, names), reported with

@@ -130,11 +130,7 @@ class AirflowBackend(Backend):
         """The one nesting shape Airflow cannot map (see
         :meth:`pipecast_airflow.lowering.Lowering.chain`), and (kubernetes operator)
         accelerators the ``gpu_cluster`` kind does not offer."""
-        s = (
-            settings
-            if isinstance(settings, AirflowSettings)
-            else AirflowSettings.model_validate(settings or {})
-        )
+        s: AirflowSettings = settings
         if s.operator == "kubernetes":
             from pipecast.gpu_nodes import UnsupportedAccelerator, gpu_placement
 
@@ -189,7 +185,7 @@ class AirflowBackend(Backend):
         """Write the DAG file into the ``dags_folder`` setting, atomically."""
         from pipecast_airflow.check import deploy_files
 
-        s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
+        s: AirflowSettings = self.settings_of(settings)
         if options.get("run"):
             raise UserError(
                 Diagnostic(
@@ -202,7 +198,7 @@ class AirflowBackend(Backend):
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast.templating import render_package
 
-        s: AirflowSettings = settings if isinstance(settings, AirflowSettings) else AirflowSettings()
+        s: AirflowSettings = self.settings_of(settings)
         lowered = Lowering(index, s).lower()
         warnings = [*self._warnings(index, s), *lowered.warnings]
         # Operator 'python' runs every step on the worker: no step image at all.

@@ -111,10 +111,8 @@ class AzureMLBackend(Backend):
         # waiting on a when-group, accelerators Azure lacks) and on the settings (a compute
         # cluster or serverless VM sizes): a dry compile with the user's settings finds it, so
         # the error carries the pipeline file's line like every other check.
-        if not isinstance(settings, AzureMLSettings):
-            settings = AzureMLSettings.model_validate(settings or {})
         try:
-            Compiler(index.pipeline, index, settings, dry=True).compile()
+            Compiler(index.pipeline, index, self.settings_of(settings), dry=True).compile()
         except UserError as exc:
             out.extend(exc.diagnostics)
         return out

@@ -148,8 +148,7 @@ class StepFunctionsBackend(Backend):
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from .compile import compile_pipeline
 
-        if not isinstance(settings, StepFunctionsSettings):
-            settings = StepFunctionsSettings.model_validate(settings or {})
+        settings = self.settings_of(settings)
         # Compiling allocates hundreds of thousands of small dicts that all stay alive; the
         # cyclic collector would rescan them again and again (super-linear time) for nothing.
         enabled = gc.isenabled()
@@ -168,9 +167,7 @@ class StepFunctionsBackend(Backend):
     def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
         from .deploy import deploy
 
-        if not isinstance(settings, StepFunctionsSettings):
-            settings = StepFunctionsSettings.model_validate(settings or {})
-        return deploy(pipeline, files, settings, **options)
+        return deploy(pipeline, files, self.settings_of(settings), **options)
 
     def local_engine(self) -> Any:
         from .local import StepFunctionsEngine
