@@ -185,7 +185,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def _runtime_images_text(images: dict[str, list[str]]) -> str:
     """Which images must contain the pipecast runtime (``pipecast image`` builds one)."""
     if not images:
-        return "  images that need the pipecast runtime: none (every step runs its image unchanged)"
+        return "  images that need the pipecast runtime: none"
     lines = ["  images that need the pipecast runtime (pipecast image builds one):"]
     for image, steps in images.items():
         lines.append(f"    {image}: {', '.join(steps)}")

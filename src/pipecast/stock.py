@@ -153,6 +153,11 @@ def common_reasons(node: StepNode) -> list[str]:
     return reasons
 
 
+def runtime_only(index: PipelineIndex, reason: str) -> dict[str, StockPlan]:
+    """A plan for every container step of a target that runs them all through the runtime."""
+    return {n.name: StockPlan(n, [reason]) for n in index.tasks() if isinstance(n.task.run, ContainerRun)}
+
+
 def runtime_images(
     index: PipelineIndex, stock: Mapping[str, StockPlan], default_image: str | None = None
 ) -> dict[str, list[str]]:

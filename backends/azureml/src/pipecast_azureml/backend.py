@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pipecast import stock
 from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime, unsupported
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
@@ -35,7 +36,10 @@ class AzureMLBackend(Backend):
         Feature.CONTAINER_STEP: native(
             "command job in the step's image; the runtime fills {{ inputs/outputs }}"
         ),
-        Feature.STOCK_IMAGES: runtime("container steps run the pipecast runtime in their image"),
+        Feature.STOCK_IMAGES: runtime(
+            "the pipecast runtime in the image fills the command (command jobs have no retry, and "
+            "parameter outputs are published through MLflow by the runtime)"
+        ),
         Feature.PARAMS: native("pipeline inputs (plain values; list/dict as JSON text)"),
         Feature.PARAM_OUTPUTS: native(
             "primitive outputs: the runtime writes them to run history (azureml.pipeline.control)"
@@ -149,6 +153,10 @@ class AzureMLBackend(Backend):
             "control_bindings": len(result.control_bindings),
             "bytes": sum(len(t.encode()) for t in files.values()),
             "private_features": private,
+            # SPEC §21: command jobs run the pipecast runtime in every step's image.
+            "runtime_images": stock.runtime_images(
+                index, stock.runtime_only(index, "the runtime fills the command"), settings.image
+            ),
         }
         return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
 

@@ -48,7 +48,11 @@ class StepFunctionsBackend(Backend):
         Feature.CONTAINER_STEP: runtime(
             "the pipecast runtime in the image fills {{ inputs.X }}/{{ outputs.Y }} and runs the command"
         ),
-        Feature.STOCK_IMAGES: runtime("container steps run the pipecast runtime in their image"),
+        Feature.STOCK_IMAGES: runtime(
+            "compute sagemaker/batch: the pipecast runtime in the image fills the command (not yet "
+            "ProcessingInputs/Outputs); compute callback: the worker runs the image unchanged "
+            "(docker/podman) or the command on its host"
+        ),
         Feature.PARAMS: native(
             "defaults merged with the execution input (States.JsonMerge), then type-checked by a Choice"
         ),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipecast import stock
 from pipecast.backend import CompileResult
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.io import dump_json
@@ -281,6 +282,16 @@ def compile_pipeline(
         "state_bytes_estimate": em.state_bytes,
         "state_bytes_limit": STATE_LIMIT,
     }
+    # SPEC §21: which images need the pipecast runtime. callback: the worker runs every step
+    # on its host (container steps in their image, unchanged); sagemaker/batch: the runtime
+    # fills {{ inputs/outputs }} inside every step's image.
+    summary["runtime_images"] = (
+        {}
+        if settings.compute == "callback"
+        else stock.runtime_images(
+            index, stock.runtime_only(index, "the runtime fills the command"), settings.default_image
+        )
+    )
     if em.wait_for:
         # dag_mode waits: edges nested Parallel states cannot order, kept as S3 waits.
         summary["cross_branch_waits"] = sum(len(v) for v in em.wait_for.values())
