@@ -91,6 +91,22 @@ def big_pipeline(kind: str, n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bench_fan_out(tmp: Path, n: int, max_parallel: int, dry: bool) -> float:
+    """One ``for_each`` over ``n`` items of a no-op step, by ``run_pipeline`` (loading
+    excluded): a real run, or a dry run (virtual time)."""
+    from pipecast.api import load_checked
+    from pipecast.simulator import run_pipeline
+
+    path = tmp / f"fan-scale{n}.yaml"
+    path.write_text(_pipeline("fan", n))
+    loaded = load_checked(path)
+    t0 = time.perf_counter()
+    rec = run_pipeline(loaded, run_dir=tmp / "runs", max_parallel=max_parallel, no_cache=True, dry_run=dry)
+    elapsed = time.perf_counter() - t0
+    assert rec["status"] == "succeeded", rec["status"]
+    return elapsed
+
+
 def bench_dry_cli(tmp: Path, kind: str, n: int, repeat: int = 3) -> tuple[float, float]:
     """``pipecast run FILE --dry-run`` end to end in a fresh process (start-up, load,
     validation, the dry run, printing): best wall time and its CPU time over ``repeat`` runs."""
@@ -232,7 +248,15 @@ def main() -> None:
     ap.add_argument("--max-parallel", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip-airflow", action="store_true")
     ap.add_argument("--skip-kfp", action="store_true")
+    ap.add_argument(
+        "--fan-sizes", default="1000,2000,4000,10000", help="items of the real fan-out scaling runs"
+    )
+    ap.add_argument("--dry-fan", type=int, default=100_000, help="items of the dry-run fan-out")
+    ap.add_argument("--fan-out-only", action="store_true", help="only the fan-out scaling table")
     args = ap.parse_args()
+    if args.fan_out_only:
+        fan_out_table(args)
+        return
 
     rows: list[list[str]] = []
     ours: dict[str, float] = {}
@@ -305,6 +329,28 @@ def main() -> None:
     print("|---|---|---|")
     for kind, (wall, cpu) in dry.items():
         print(f"| {kind} | {wall:.2f} | {cpu:.2f} |")
+    print()
+    fan_out_table(args)
+
+
+def fan_out_table(args: argparse.Namespace) -> None:
+    """Fan-out scaling: one for_each of no-op steps, real runs at several sizes and one dry
+    run; the time per item stays flat when the simulator is linear (issue 15)."""
+    sizes = [int(x) for x in args.fan_sizes.split(",") if x.strip()]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pipecast-fan-") as d:
+        tmp = Path(d)
+        (tmp / "noop.py").write_text(NOOP)
+        sys.path.insert(0, str(tmp))
+        for n in sizes:
+            rows.append(("run", n, bench_fan_out(tmp, n, args.max_parallel, dry=False)))
+        rows.append(
+            ("run --dry-run", args.dry_fan, bench_fan_out(tmp, args.dry_fan, args.max_parallel, True))
+        )
+    print(f"| fan-out (one for_each, --max-parallel {args.max_parallel}) | items | seconds | ms/item |")
+    print("|---|---|---|---|")
+    for mode, n, secs in rows:
+        print(f"| {mode} | {n:,} | {secs:.2f} | {secs / n * 1000:.2f} |")
 
 
 if __name__ == "__main__":

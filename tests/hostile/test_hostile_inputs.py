@@ -129,3 +129,11 @@ def test_dsl_file_name_that_is_no_module_name(tmp_path, capsys):
     assert main(["validate", str(path)]) == 1
     assert "rename the file to my_pipeline.py" in capsys.readouterr().err
     sys.modules.pop("my-pipeline", None)
+
+
+def test_an_oversized_definition_blames_a_huge_description(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD.replace("name: h", "name: d") + f"description: '{'x' * 1_100_000}'\n" + STEP_TEXT)
+    assert main(["compile", str(path), "-t", "stepfunctions", "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "the pipeline's description" in err and "at description" in err

@@ -209,7 +209,18 @@ def compile_pipeline(
     for rel, child_def in definitions.items():
         actual = len(files[rel].encode())
         if actual > HARD_LIMIT:
-            (state, state_size), *_ = biggest_states(child_def)
+            comment = len(str(child_def.get("Comment", "")).encode())
+            (state, state_size), *_ = biggest_states(child_def) or [("", 0)]
+            if comment > state_size:
+                raise UserError(
+                    Diagnostic(
+                        f"stepfunctions: {rel} is {actual} bytes, over the 1 MB definition limit: its "
+                        f"Comment, the pipeline's description, takes {comment} bytes",
+                        ("description",),
+                        hint="shorten the pipeline's description (keep long documentation in a file)",
+                        code="limit",
+                    )
+                )
             raise UserError(
                 Diagnostic(
                     f"stepfunctions: {rel} is {actual} bytes, over the 1 MB definition limit even after "
