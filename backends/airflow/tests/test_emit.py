@@ -178,3 +178,19 @@ def test_any_backoff_compiles_without_lenient(tmp_path):
     _name, text = compile_file(src, lenient=False)
     assert '"retry":{"attempts":4,"backoff":3.0,"delay":2.0,"max_delay":10.0}' in text
     assert "retries=" not in text
+
+
+def test_cache_with_container_operator_needs_artifact_root(tmp_path):
+    from pipecast.api import compile_pipeline, load_checked
+
+    src = tmp_path / "p.yaml"
+    src.write_text(
+        "pipecast: 1\nname: c\ndefaults: {image: 'img:1'}\nsteps:\n"
+        "  s:\n    run: {python: 'm:f'}\n    cache: true\n"
+    )
+    loaded = load_checked(src)
+    result = compile_pipeline(loaded, "airflow", {"operator": "docker"})
+    assert any(d.code == "cache" and "artifact_root" in d.message for d in result.diagnostics)
+    ok = compile_pipeline(loaded, "airflow", {"operator": "docker", "artifact_root": "/mnt/a"})
+    assert not any(d.code == "cache" for d in ok.diagnostics)
+    assert '"store":"/mnt/a/.pipecast-cache/c"' in next(iter(ok.files.values()))

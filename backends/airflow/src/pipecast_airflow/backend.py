@@ -286,6 +286,18 @@ class AirflowBackend(Backend):
         out = []
         for node in index.tasks():
             eff = index.effective(node)
+            if eff.cache and s.operator != "python" and not s.artifact_root:
+                out.append(
+                    Diagnostic(
+                        f"airflow: cache of step {node.name!r} needs artifact_root with operator "
+                        f"{s.operator!r}: the runtime keeps cached results there; without it the step "
+                        "runs every time",
+                        (*node.yaml_path, "cache"),
+                        hint="set artifact_root (a folder every pod or container mounts)",
+                        severity="warning",
+                        code="cache",
+                    )
+                )
             if s.operator == "python" and isinstance(node.task.run, ContainerRun):
                 out.append(
                     Diagnostic(
