@@ -58,6 +58,12 @@ class KubeflowBackend(VertexBackend):
             "Kubernetes Secrets as env (secretAsEnv → PIPECAST_SECRET_<NAME>); the runtime sets "
             "the step's variable"
         ),
+        Feature.STOCK_IMAGES: native(
+            "KFP placeholders in command/args, retryPolicy (no jitter: a warning), the image's own "
+            "`timeout`; secrets arrive in the step's variables from Kubernetes (secretAsEnv); a step "
+            "whose inputs the runtime builds (mixed strings, pipeline.*, loop-item keys) or whose list "
+            "output a for_each iterates keeps the runtime (compile lists its image)"
+        ),
         Feature.SCHEDULE: native(
             f"a KFP recurring run (<name>{SCHEDULE_SUFFIX}, cron with a seconds field); deploy creates it"
         ),
