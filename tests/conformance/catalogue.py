@@ -32,6 +32,9 @@ class Expected:
     steps: dict[str, dict[str, Any]]
     outputs: dict[str, Any] | None = None
     order: list[list[str]] = field(default_factory=list)
+    #: Checks on step-side timing (``cstep.timed``): ``no_start_after_failure`` (SPEC §10) and
+    #: ``parallelism: {group: N}`` (SPEC §22), see :func:`timing_problems`.
+    timing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def load_case(name: str) -> Case:
             steps=r.get("steps", {}),
             outputs=r.get("outputs"),
             order=data.get("order", []),
+            timing=r.get("timing", data.get("timing", {})),
         )
         for r in raw_runs
     ]
@@ -124,6 +128,22 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "list/dict parameters travel as protobuf ListValue/Struct: a float 2.0 arrives as 2 and "
         "mapping keys come back sorted (SPEC §22 wants them exact and in stored order)"
     ),
+    ("vertex", "fail_stops_new_steps"): notyet(
+        "kfp.local starts the remaining loop items after one failed; on Vertex the fail-fast "
+        "run policy (PipelineJob failure_policy, in the deploy request) stops them"
+    ),
+    ("kubeflow", "fail_stops_new_steps"): notyet(
+        "kfp.local starts the remaining loop items after one failed; on a cluster the fail-fast "
+        "run policy stops them"
+    ),
+    ("airflow", "fail_stops_new_steps"): notyet(
+        "Airflow starts unstarted mapped items and a sibling's gated task after a failure; the "
+        "DAG's fail_fast conflicts with the all_done finally and the when joins (issue 14 item 7)"
+    ),
+    ("airflow", "parallelism_bound"): notyet(
+        "a mapped task group has no bound on items in progress: max_active_tis_per_dagrun "
+        "bounds one task's instances, not an item spanning several tasks (issue 14 item 8)"
+    ),
     ("kubeflow", "for_each_when_outputs"): notyet(
         "a loop output collected from a task whose 'when' skipped some items: the KFP driver "
         "(kfp.local: \"task 'big' not found\") fails the iteration instead of leaving the item out"
@@ -168,3 +188,61 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return bool(a == b)
+
+
+def _timing_lines(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines ``cstep.timed`` wrote for this run (found through the run id its steps report)."""
+    import json
+    import tempfile
+
+    run_ids = set()
+    for entry in (record.get("steps") or {}).values():
+        out = (entry.get("outputs") or {}).get("output")
+        if isinstance(out, dict) and isinstance(out.get("run_id"), str):
+            run_ids.add(out["run_id"])
+    lines: list[dict[str, Any]] = []
+    for run_id in sorted(run_ids):
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+        path = Path(tempfile.gettempdir(), "pipecast-timing", f"{safe}.jsonl")
+        if path.exists():
+            lines += [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+    return lines
+
+
+def timing_problems(expected: Expected, record: dict[str, Any]) -> list[str]:
+    """Check SPEC §10 and ``parallelism`` from when the steps themselves started and ended.
+
+    ``no_start_after_failure``: no step started after the first failing step had ended.
+    ``parallelism: {group: N}``: at no moment are more than N items of the group in progress
+    (an item spans its steps' lines keyed ``<group>-<item>...``).
+    """
+    if not expected.timing:
+        return []
+    lines = _timing_lines(record)
+    if not lines:
+        return ["timing: no step-side timing found (no timed step reported its run id)"]
+    problems: list[str] = []
+    if expected.timing.get("no_start_after_failure"):
+        failed = [ln["ended"] for ln in lines if ln["failed"]]
+        if not failed:
+            problems.append("timing: no step recorded a failure")
+        else:
+            first = min(failed)
+            late = sorted(ln["key"] for ln in lines if ln["started"] > first)
+            if late:
+                problems.append(f"timing: started after the first failure (SPEC §10): {late}")
+    for group, bound in (expected.timing.get("parallelism") or {}).items():
+        spans: dict[str, list[float]] = {}
+        for ln in lines:
+            parts = ln["key"].split("-")
+            if parts[0] == group and len(parts) > 1:
+                span = spans.setdefault(parts[1], [ln["started"], ln["ended"]])
+                span[0], span[1] = min(span[0], ln["started"]), max(span[1], ln["ended"])
+        events = sorted([(a, 1) for a, _ in spans.values()] + [(b, -1) for _, b in spans.values()])
+        running = peak = 0
+        for _, delta in events:  # an end sorts before a start at the same instant
+            running += delta
+            peak = max(peak, running)
+        if peak > bound:
+            problems.append(f"timing: {peak} items of {group!r} in progress at once, parallelism is {bound}")
+    return problems

@@ -47,6 +47,7 @@ from tests.conformance.catalogue import (
     case_names,
     compare,
     load_case,
+    timing_problems,
 )
 from tests.conformance.records import complete
 
@@ -251,6 +252,7 @@ def test_execute(
             # The engine reports tasks only; groups and never-started steps are derived.
             complete(record, list(run.steps), this.loaded.index)
         problems += [f"run {i} (params {run.params}): {p}" for p in compare(run, record)]
+        problems += [f"run {i} (params {run.params}): {p}" for p in timing_problems(run, record)]
     detail = json.dumps(
         [{k: v for k, v in r.items() if k in ("status", "steps", "outputs")} for r in records],
         indent=1,

@@ -29,6 +29,9 @@ def run_record(
     entered_at: dict[int, tuple[str, str] | None] = {}  # TaskStateEntered id -> (step, key)
     steps: dict[str, dict[str, Any]] = {}
     choices: dict[str, list[tuple[int, ...]]] = {}
+    #: MapStateEntered id -> (group, its indices); then each started map's width.
+    map_entered: dict[int, tuple[str, tuple[int, ...]]] = {}
+    widths: list[tuple[str, tuple[int, ...], int]] = []
 
     def key_of(step: str, state_input: Any) -> tuple[str, tuple[int, ...]]:
         node = index.node(step)
@@ -69,6 +72,8 @@ def run_record(
                 entry.setdefault("started", _iso(ev.get("timestamp")))
                 if role == "task":
                     entered_at[ev["id"]] = (step, key)
+                if role == "map":
+                    map_entered[ev["id"]] = (step, indices)
                 if role == "choice":
                     choices.setdefault(step, []).append(indices)
                     entry["status"] = "succeeded"
@@ -85,6 +90,11 @@ def run_record(
                     entry["attempts"] = out["attempts"]  # retried by the callback worker
                     if out["attempts"] == 0:
                         entry["status"] = "cached"  # restored from the runtime's result cache
+        elif kind == "MapStateStarted":
+            started = map_entered.get(ev.get("previousEventId", -1))
+            length = (ev.get("mapStateStartedEventDetails") or {}).get("length")
+            if started and isinstance(length, int):
+                widths.append((*started, length))
         elif kind == "TaskScheduled":
             own = owner(ev)
             if own:
@@ -113,6 +123,13 @@ def run_record(
                 steps.setdefault(index.run_key(node, ix[: len(loops)]), {"status": "skipped"})
         elif not loops and node.name not in steps:
             steps[node.name] = {"status": "not_run"}
+    # Items of a started Map that never started (the run failed first): not run (SPEC §12).
+    for group, ix, length in widths:
+        body = index.node(group).body
+        for node in index.walk(body) if body is not None else []:
+            if len(index.loops(node)) == len(ix) + 1:
+                for i in range(length):
+                    steps.setdefault(index.run_key(node, (*ix, i)), {"status": "not_run"})
     outputs: dict[str, Any] = {}
     if desc.get("output"):
         outputs = json.loads(desc["output"]).get("outputs", {})
