@@ -1,0 +1,73 @@
+"""Stock images (SPEC §21): the shared command splitting and what ``pipecast compile`` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipecast.cli import main
+from pipecast.ir.models import ContainerRun
+from pipecast.stock import Slot, arg_parts, input_kind, literal_text, render_args, slots
+
+CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn" / "pipeline.yaml"
+
+
+def test_arguments_split_into_text_and_slots() -> None:
+    assert arg_parts("--out={{ outputs.m }}/x") == ["--out=", Slot("outputs", "m"), "/x"]
+    assert arg_parts("{{inputs.a}}") == [Slot("inputs", "a")]
+    assert arg_parts("") == [""]
+    run = ContainerRun(
+        image="i", command=["sh", "-c", "{{ inputs.a }} {{ inputs.a }}"], args=["{{ outputs.b }}"]
+    )
+    assert slots(run) == [Slot("inputs", "a"), Slot("outputs", "b")]
+
+
+def test_user_text_and_placeholders_stay_apart() -> None:
+    """The target's escaping sees only user text; its placeholders are never escaped."""
+    out = render_args(
+        ["{{ inputs.a }}-{x}", "plain"],
+        lambda s: f"<{s.kind}:{s.name}>",
+        lambda text: text.replace("{", "\\{"),
+    )
+    assert out == ["<inputs:a>-\\{x}", "plain"]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (3, "literal"),
+        ({"a": [1]}, "literal"),
+        ("{{ params.p }}", "ref"),
+        ("{{ steps.s.outputs.o }}", "ref"),
+        ("{{ item }}", "ref"),
+        ("{{ item.key }}", "runtime"),
+        ("s3://{{ params.p }}/x", "runtime"),
+        ("{{ pipeline.run_id }}", "runtime"),
+        ({"a": "{{ params.p }}"}, "runtime"),
+    ],
+)
+def test_input_kinds(value: object, kind: str) -> None:
+    assert input_kind(value) == kind
+
+
+def test_literal_text_is_raw_for_strings_json_otherwise() -> None:
+    assert literal_text("a b") == "a b"
+    assert literal_text(2.0) == "2.0"
+    assert literal_text([1, "x"]) == '[1, "x"]'
+
+
+def test_compile_lists_the_images_that_need_the_runtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Vertex runs the churn example's `pick` step in python:3.11-slim unchanged; Step Functions
+    (sagemaker) still needs the runtime in every image."""
+    assert main(["compile", str(CHURN), "-t", "vertex", "-o", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert "images that need the pipecast runtime" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
+    assert "pick" not in line and "train" in line
+    assert main(["compile", str(CHURN), "-t", "stepfunctions", "-o", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
+    assert "pick" in line
