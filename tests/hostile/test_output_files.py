@@ -114,3 +114,30 @@ def test_output_on_a_file_or_read_only_folder_is_a_user_error(tmp_path, target):
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr
     if target != "run":  # a dry run writes nothing
         assert res.returncode == 1
+
+
+RUN = """pipecast: 1
+name: big
+steps:
+  s: {run: {python: "steps:big"}, inputs: {n: 200000}, outputs: {output: str}}
+  t: {run: {python: "steps:big"}, inputs: {n: 1}, outputs: {output: str}, after: [s]}
+"""
+
+
+def test_a_run_on_a_full_disk_fails_with_the_reason(tmp_path):
+    (tmp_path / "steps.py").write_text("def big(n):\n    return 'x' * n\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(RUN)
+    runs = tmp_path / "runs"
+    res = _cli(
+        ["run", str(path), "--run-dir", str(runs), "--run-id", "r1", "--containers", "host"],
+        tmp_path,
+        fsize=50_000,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    assert "the run stopped: cannot write" in res.stderr and "--resume r1" in res.stderr
+    show = _cli(["show", "r1", "--run-dir", str(runs), "--json"], tmp_path)
+    import json
+
+    assert json.loads(show.stdout)["status"] in ("failed", "interrupted")
