@@ -298,3 +298,18 @@ def test_kill_9_during_a_secret_step_and_a_cached_step_then_resume(penv, capsys)
     again = penv.run(path, secrets={"api-token": SECRET})
     assert again["steps"]["c"]["status"] == "cached"
     assert again["steps"]["d"]["outputs"]["output"] == len("token=" + SECRET)
+
+
+def test_a_host_command_step_s_processes_end_with_it(penv):
+    pidfile = penv.tmp / "cmd.pid"
+    rec = penv.run(
+        f"""
+        pipecast: 1
+        name: hostcmd
+        steps:
+          s:
+            run: {{image: "alpine:3", command: [sh, -c, "setsid sleep 60 & echo $! > {pidfile}; exit 0"]}}
+        """
+    )
+    assert rec["status"] == "succeeded", rec["steps"]["s"]
+    assert _gone(int(pidfile.read_text()))

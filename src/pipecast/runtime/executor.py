@@ -433,6 +433,10 @@ def _run_container(
         return AttemptResult(False, {}, str(exc), None, False, time.monotonic() - started)
     name = f"pipecast-{os.getpid()}-{next(_container_counter)}"
     argv = _container_argv(spec.run, argv, containers, workdir, inputs, locations, env, name)
+    if containers == "host" and argv and shutil.which(argv[0]) and sys.platform.startswith("linux"):
+        # The guard ends the command's processes with it and when this process dies.
+        guard = str(Path(_procs.__file__).with_name("_guard.py"))
+        argv = [sys.executable, "-E", "-s", guard, str(os.getpid()), *argv]
     full_env = {**os.environ, **(env or {})}
     pumps: list[_MaskPump] = []
     log_fh = None
