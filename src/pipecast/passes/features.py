@@ -26,6 +26,16 @@ class FeatureUse:
 
 def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
     """Every use of every feature, in writing order."""
+    yield from _pipeline_features(index)
+    for node in [*index.walk(), *([index.finally_node] if index.finally_node else [])]:
+        yield from _ordering_features(index, node)
+        if node.is_group:
+            yield from _group_features(index, node)
+        else:
+            yield from _task_features(index, node)
+
+
+def _pipeline_features(index: PipelineIndex) -> Iterator[FeatureUse]:
     p = index.pipeline
     if p.params:
         yield FeatureUse(Feature.PARAMS, None, ("params",))
@@ -37,62 +47,76 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
         yield FeatureUse(Feature.PIPELINE_OUTPUTS, None, ("outputs",))
     if index.finally_node is not None:
         yield FeatureUse(Feature.FINALLY, FINALLY_NAME, ("finally",))
-    for node in [*index.walk(), *([index.finally_node] if index.finally_node else [])]:
-        path = node.yaml_path
-        step = node.step
-        if step.after:
-            yield FeatureUse(Feature.AFTER, node.name, (*path, "after"))
-            if any(_waits_on_outputless_group(index, node, target) for target in step.after):
-                yield FeatureUse(Feature.AFTER_GROUP, node.name, (*path, "after"))
-        if step.when is not None:
-            yield FeatureUse(Feature.WHEN, node.name, (*path, "when"))
-        if node.is_group:
-            group = node.group
-            if group.is_loop:
-                yield FeatureUse(Feature.FOR_EACH, node.name, (*path, "for_each"))
-                if group.parallelism is not None:
-                    yield FeatureUse(Feature.PARALLELISM, node.name, (*path, "parallelism"))
-                if any(g.group.is_loop for g in index.ancestors(node)):
-                    yield FeatureUse(Feature.NESTED_FOR_EACH, node.name, path)
-            if group.else_ is not None:
-                yield FeatureUse(Feature.ELSE, node.name, (*path, "else"))
-            if group.outputs:
-                yield FeatureUse(Feature.GROUP_OUTPUTS, node.name, (*path, "outputs"))
-                if group.is_condition:
-                    yield FeatureUse(Feature.WHEN_OUTPUTS, node.name, (*path, "outputs"))
-            continue
-        task = node.task
-        if isinstance(task.run, PythonRun):
-            yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
-        elif isinstance(task.run, ContainerRun):
-            yield FeatureUse(Feature.CONTAINER_STEP, node.name, (*path, "run"))
-            yield FeatureUse(Feature.STOCK_IMAGES, node.name, (*path, "run", "image"))
-        if any(values.is_artifact(t) for t in task.outputs.values()):
-            yield FeatureUse(Feature.ARTIFACTS, node.name, (*path, "outputs"))
-        if any(not values.is_artifact(t) for t in task.outputs.values()):
-            yield FeatureUse(Feature.PARAM_OUTPUTS, node.name, (*path, "outputs"))
-        eff = index.effective(node)
-        retry = eff.retry
-        retry_path = (*path, "retry") if task.retry is not None else ("defaults", "retry")
-        if retry.attempts > 1:
-            yield FeatureUse(Feature.RETRY, node.name, retry_path)
-            if retry.backoff not in (1.0, 2.0):
-                yield FeatureUse(Feature.RETRY_BACKOFF, node.name, retry_path)
-            if retry.jitter:
-                yield FeatureUse(Feature.RETRY_JITTER, node.name, retry_path)
-        if eff.timeout is not None:
-            yield FeatureUse(Feature.TIMEOUT, node.name, _own_or_default(task, "timeout", path))
-        res = eff.resources
-        if res.cpu is not None or res.memory is not None:
-            yield FeatureUse(Feature.RESOURCES, node.name, _own_or_default(task, "resources", path))
-        if res.gpu or res.accelerator:
-            yield FeatureUse(Feature.ACCELERATORS, node.name, _own_or_default(task, "resources", path))
-        if eff.env:
-            yield FeatureUse(Feature.ENV, node.name, _own_or_default(task, "env", path))
-        if eff.secrets:
-            yield FeatureUse(Feature.SECRETS, node.name, (*path, "secrets"))
-        if eff.cache:
-            yield FeatureUse(Feature.CACHE, node.name, _own_or_default(task, "cache", path))
+
+
+def _ordering_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
+    """``after`` and ``when`` (any step or group)."""
+    path, step = node.yaml_path, node.step
+    if step.after:
+        yield FeatureUse(Feature.AFTER, node.name, (*path, "after"))
+        if any(_waits_on_outputless_group(index, node, target) for target in step.after):
+            yield FeatureUse(Feature.AFTER_GROUP, node.name, (*path, "after"))
+    if step.when is not None:
+        yield FeatureUse(Feature.WHEN, node.name, (*path, "when"))
+
+
+def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
+    path, group = node.yaml_path, node.group
+    if group.is_loop:
+        yield FeatureUse(Feature.FOR_EACH, node.name, (*path, "for_each"))
+        if group.parallelism is not None:
+            yield FeatureUse(Feature.PARALLELISM, node.name, (*path, "parallelism"))
+        if any(g.group.is_loop for g in index.ancestors(node)):
+            yield FeatureUse(Feature.NESTED_FOR_EACH, node.name, path)
+    if group.else_ is not None:
+        yield FeatureUse(Feature.ELSE, node.name, (*path, "else"))
+    if group.outputs:
+        yield FeatureUse(Feature.GROUP_OUTPUTS, node.name, (*path, "outputs"))
+        if group.is_condition:
+            yield FeatureUse(Feature.WHEN_OUTPUTS, node.name, (*path, "outputs"))
+
+
+def _task_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
+    """What a task runs and produces, then its effective settings."""
+    path, task = node.yaml_path, node.task
+    if isinstance(task.run, PythonRun):
+        yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
+    elif isinstance(task.run, ContainerRun):
+        yield FeatureUse(Feature.CONTAINER_STEP, node.name, (*path, "run"))
+        yield FeatureUse(Feature.STOCK_IMAGES, node.name, (*path, "run", "image"))
+    if any(values.is_artifact(t) for t in task.outputs.values()):
+        yield FeatureUse(Feature.ARTIFACTS, node.name, (*path, "outputs"))
+    if any(not values.is_artifact(t) for t in task.outputs.values()):
+        yield FeatureUse(Feature.PARAM_OUTPUTS, node.name, (*path, "outputs"))
+    yield from _settings_features(index, node)
+
+
+def _settings_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
+    """Retry, timeout, resources, env, secrets and cache after defaults (each use points at
+    the step's own setting, or at ``defaults`` when it comes from there)."""
+    path, task = node.yaml_path, node.task
+    eff = index.effective(node)
+    retry = eff.retry
+    retry_path = (*path, "retry") if task.retry is not None else ("defaults", "retry")
+    if retry.attempts > 1:
+        yield FeatureUse(Feature.RETRY, node.name, retry_path)
+        if retry.backoff not in (1.0, 2.0):
+            yield FeatureUse(Feature.RETRY_BACKOFF, node.name, retry_path)
+        if retry.jitter:
+            yield FeatureUse(Feature.RETRY_JITTER, node.name, retry_path)
+    if eff.timeout is not None:
+        yield FeatureUse(Feature.TIMEOUT, node.name, _own_or_default(task, "timeout", path))
+    res = eff.resources
+    if res.cpu is not None or res.memory is not None:
+        yield FeatureUse(Feature.RESOURCES, node.name, _own_or_default(task, "resources", path))
+    if res.gpu or res.accelerator:
+        yield FeatureUse(Feature.ACCELERATORS, node.name, _own_or_default(task, "resources", path))
+    if eff.env:
+        yield FeatureUse(Feature.ENV, node.name, _own_or_default(task, "env", path))
+    if eff.secrets:
+        yield FeatureUse(Feature.SECRETS, node.name, (*path, "secrets"))
+    if eff.cache:
+        yield FeatureUse(Feature.CACHE, node.name, _own_or_default(task, "cache", path))
 
 
 FINALLY_NAME = "finally"
