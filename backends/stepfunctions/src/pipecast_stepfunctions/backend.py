@@ -134,6 +134,11 @@ class StepFunctionsBackend(Backend):
                 )
                 + (f" of {summary['history_events_limit']:,}" if "history_events_limit" in summary else "")
             )
+        if "state_bytes_estimate" in summary:  # 256 KiB per state (state_size.py)
+            lines.append(
+                f"estimated largest state: {summary['state_bytes_estimate']:,} bytes "
+                f"of {summary['state_bytes_limit']:,}; IAM: iam-policy.json, iam-trust-policy.json"
+            )
         if summary.get("cross_branch_waits"):  # dag_mode waits
             lines.append(
                 f"{summary['cross_branch_waits']} cross-branch wait(s): dependencies nested Parallel "
