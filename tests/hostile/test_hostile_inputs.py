@@ -137,3 +137,15 @@ def test_an_oversized_definition_blames_a_huge_description(tmp_path, capsys):
     assert main(["compile", str(path), "-t", "stepfunctions", "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "the pipeline's description" in err and "at description" in err
+
+
+def test_airflow_warns_about_dags_too_large_to_import_in_time(tmp_path, monkeypatch):
+    import pipecast_airflow.backend as af
+
+    from pipecast.api import compile_pipeline, load_checked
+
+    monkeypatch.setattr(af, "LARGE_DAG_TASKS", 3)
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD + "steps:\n" + "".join(f"  s{i}: {{run: {{python: 'm:f'}}}}\n" for i in range(4)))
+    result = compile_pipeline(load_checked(path), "airflow", {})
+    assert any(d.code == "limit" and "dagbag_import_timeout" in (d.hint or "") for d in result.diagnostics)

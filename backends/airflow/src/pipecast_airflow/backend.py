@@ -56,6 +56,10 @@ PARAM_TYPES = {
 }
 
 
+#: Tasks above which compile warns about DagBag import time (docs/targets/airflow.md).
+LARGE_DAG_TASKS = 5_000
+
+
 class AirflowBackend(Backend):
     """Apache Airflow DAG files (Airflow 3 by default, Airflow 2.7+ with ``airflow_version: "2"``)."""
 
@@ -201,6 +205,19 @@ class AirflowBackend(Backend):
         s: AirflowSettings = self.settings_of(settings)
         lowered = Lowering(index, s).lower()
         warnings = [*self._warnings(index, s), *lowered.warnings]
+        if len(lowered.task_ids) > LARGE_DAG_TASKS:
+            warnings.append(
+                Diagnostic(
+                    f"airflow: this DAG has {len(lowered.task_ids):,} tasks; Airflow's DagBag imports DAGs of "
+                    f"more than {LARGE_DAG_TASKS:,} tasks slowly (each dependency it sets rehashes the whole "
+                    "DAG), close to its default dagbag_import_timeout of 30 s at 8,000 tasks on a busy machine",
+                    ("steps",),
+                    hint="split the pipeline, use for_each for repeated steps (one mapped task), or raise "
+                    "[core] dagbag_import_timeout",
+                    severity="warning",
+                    code="limit",
+                )
+            )
         # Operator 'python' runs every step on the worker: no step image at all.
         images = {} if s.operator == "python" else stock.runtime_images(index, lowered.plans)
         imports = self._imports(lowered, s, bool(pipeline.params))
