@@ -132,3 +132,21 @@ def test_stepfunctions_mixed_strings_with_any_text_are_valid_asl(tmp_path):
     problems = registry.get("stepfunctions").validate_output(files)
     assert [d for d in problems if d.severity == "error"] == []
     assert "States.Base64Decode" in "".join(files.values())
+
+
+def test_azureml_strings_survive_as_data(tmp_path):
+    import yaml
+
+    env = "\n".join(f"      V{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS))
+    inputs = ", ".join(
+        f"x{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS) if "{{" not in v and "}}" not in v
+    )
+    text = (
+        "pipecast: 1\nname: inject\nsteps:\n  s:\n    run: {python: 'm:f'}\n"
+        f"    inputs: {{{inputs}}}\n    env:\n{env}\n"
+    )
+    files = _compile(tmp_path, text, "azureml", {"image": "img:1"})
+    docs = {name: yaml.safe_load(t) for name, t in files.items() if name.endswith(".yml")}
+    dumped = json.dumps(docs, ensure_ascii=False)
+    for v in CORPUS:  # every env value comes back unchanged from the YAML the CLI reads
+        assert json.dumps(v, ensure_ascii=False)[1:-1] in dumped, v

@@ -313,3 +313,43 @@ def test_a_host_command_step_s_processes_end_with_it(penv):
     )
     assert rec["status"] == "succeeded", rec["steps"]["s"]
     assert _gone(int(pidfile.read_text()))
+
+
+def test_two_runs_started_with_one_run_id_one_is_refused(penv):
+    import subprocess
+    import sys
+
+    flag = penv.tmp / "hold"
+    flag.write_text("")
+    path = penv.write(
+        f"""
+        pipecast: 1
+        name: same
+        steps:
+          s: {{run: {{python: "steps:wait_flag"}}, inputs: {{flag: "{flag}", value: 1}}, outputs: {{output: int}}}}
+        """
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipecast",
+        "run",
+        str(path),
+        "--run-dir",
+        str(penv.runs),
+        "--run-id",
+        "same",
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=penv.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    import time
+
+    time.sleep(3)
+    flag.unlink()
+    results = [(p.wait(timeout=60), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "being run by another pipecast process" in refused or "already exists" in refused
