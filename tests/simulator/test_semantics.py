@@ -57,7 +57,7 @@ def test_parameter_types_pass_between_steps(sim):
         [1, "x"],
         {"k": [1, 2]},
     ]
-    assert outputs(rec, "mixed")["output"] == 'i=3 l=[1, "x"] s=a b'
+    assert outputs(rec, "mixed")["output"] == 'i=3 l=[1,"x"] s=a b'  # SPEC §22: compact JSON
     assert outputs(rec, "widen")["output"] == 3.0
     assert isinstance(outputs(rec, "widen")["output"], float)
 
