@@ -60,3 +60,41 @@ def test_a_missing_sdk_names_the_extra(
     assert code == 1, err
     assert "needs the Python package 'kfp'" in err and "pip install 'pipecast-vertex[check]'" in err
     assert "Traceback" not in err
+
+
+def test_the_core_names_no_target() -> None:
+    """Outside the registry line, no code of the core names a target: no identifier, import or
+    string other than documentation (docstrings, comments). The step runtime
+    (``pipecast/runtime``) is exempt: it ships each target's input/output convention and secret
+    store because a step image installs only ``pipecast`` (docs/CONTRIBUTING.md)."""
+    import ast
+    import re
+
+    targets = [t for t in registry.available() if t != "local"]
+    pattern = re.compile("|".join(targets), re.IGNORECASE)
+    core = Path(__file__).resolve().parents[1] / "src" / "pipecast"
+    found = []
+    for path in sorted(core.rglob("*.py")):
+        rel = path.relative_to(core).as_posix()
+        if rel.startswith("runtime/") or rel == "registry.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                text = node.value
+            elif isinstance(node, ast.Name):
+                text = node.id
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                text = " ".join([getattr(node, "module", None) or "", *(a.name for a in node.names)])
+            if text and pattern.search(text):
+                found.append(f"{rel}:{getattr(node, 'lineno', '?')}: {text[:60]!r}")
+    assert not found, "\n".join(found)

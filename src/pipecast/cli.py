@@ -371,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog="pipecast",
-        description="Compile one ML pipeline to Step Functions, Vertex AI, Azure ML and Airflow, "
-        "or run it locally.",
+        description="Compile one ML pipeline for every installed orchestrator ('pipecast targets' "
+        "lists them), or run it locally.",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"pipecast {_version()}")

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
         help="run the compiled pipeline on the target's own local engine and compare with the simulator",
     )
     p.add_argument("file", metavar="PIPELINE", help="pipeline file (.yaml/.json/.py)")
-    p.add_argument("--target", "-t", required=True, help="stepfunctions, vertex, airflow, azureml, ...")
+    p.add_argument(
+        "--target", "-t", required=True, help="an installed target ('pipecast targets' lists them)"
+    )
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeatable)")
     p.add_argument(
         "--fail",

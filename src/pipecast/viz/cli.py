@@ -117,7 +117,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  cd {target}")
     print("  python -m pytest                       # run the pipeline in the simulator")
     print("  pipecast run pipeline.yaml             # or run it yourself")
-    print("  pipecast compile pipeline.yaml --target stepfunctions --settings settings/stepfunctions.yaml")
+    for settings in sorted((target / "settings").glob("*.yaml"))[:1]:
+        print(
+            f"  pipecast compile pipeline.yaml --target {settings.stem} --settings settings/{settings.name}"
+        )
     return 0
 
 
