@@ -34,8 +34,8 @@ MAX_BACKOFF_S = 3600
 # never emits ("Type-cast to so CEL does not complain", _resolve_condition_operands in
 # https://github.com/kubeflow/pipelines/blob/master/sdk/python/kfp/compiler/pipeline_spec_builder.py).
 UNCAST = re.compile(
-    r"(?<![\w(])inputs\.parameter_values\['[^']+'\]\s*(==|!=|<=|>=|<|>)\s*-?\d+(?![\d.])"
-    r"|(?<![\w.])-?\d+\s*(==|!=|<=|>=|<|>)\s*inputs\.parameter_values"
+    r"(?<![\w(])inputs\.parameter_values\['[^']+'\]\s*(==|!=|<=|>=|<|>)\s*-?\d+(?![\d.eE])"
+    r"|(?<![\w.eE+-])-?\d+\s*(==|!=|<=|>=|<|>)\s*inputs\.parameter_values"
 )
 
 
