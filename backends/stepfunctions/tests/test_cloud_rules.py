@@ -303,14 +303,14 @@ def test_long_names_fit_every_aws_name_field() -> None:
         )
 
 
-def test_seven_branches_and_a_ten_value_string_stay_within_ten_calls() -> None:
+def test_seven_branches_stay_within_ten_calls() -> None:
+    """7 branches: two join Passes (5 + 2 branches), each field at most 10 calls (the rule in
+    rule_problems); one join of 7 took 14."""
     _l, result, _s = compile_file(PROBES_DIR / "parallel7.yaml", compute="callback")
     definition = json.loads(result.files["parallel-seven.asl.json"])
-    joins = [n for n in definition["States"] if n.startswith("Join after")]
-    assert len(joins) == 2  # 7 branches: 5 + 2
-    fmt = definition["States"]["join (format inputs)"]
-    assert fmt["ResultPath"] == "$.fmt"
-    assert set(fmt["Parameters"]["value"]) == {"p0.$", "p1.$"}
+    joins = {n: st for n, st in definition["States"].items() if n.startswith("Join after")}
+    assert len(joins) == 2
+    assert max(intrinsic_calls(st["Parameters"]["steps.$"]) for st in joins.values()) == 10
 
 
 def test_non_ecr_image_warns_on_sagemaker() -> None:
@@ -385,24 +385,29 @@ def test_state_over_256_kib_is_a_compile_error(tmp_path: Path) -> None:
     assert 0 < result.summary["state_bytes_estimate"] < result.summary["state_bytes_limit"] == 262_144
 
 
-def test_any_field_over_ten_intrinsic_calls_is_a_named_error(tmp_path: Path) -> None:
-    """Fields the emitter does not split (here a for_each output mixing 12 values) are
-    checked after emitting: a compile error naming the state, not a rejected deploy."""
-    refs = "-".join("{{ steps.w.outputs.output }}" for _ in range(12))
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(
-        "pipecast: 1\nname: g12\nsteps:\n  fan:\n    for_each: [1, 2]\n    as: x\n    steps:\n"
-        "      w: {run: {python: 'probe:emit'}, inputs: {value: '{{ x }}'}, outputs: {output: int}}\n"
-        f'    outputs: {{joined: "{refs}"}}\n'
-    )
+def test_any_field_over_ten_intrinsic_calls_is_a_named_error() -> None:
+    """Every field of every state is checked after emitting: one over 10 calls is a compile
+    error naming the state, not a rejected deploy."""
+    from pipecast_stepfunctions.compile import _check_intrinsics
+
+    deep = "$.a"
+    for _ in range(11):
+        deep = f"States.JsonToString({deep})"
+    definition = {
+        "StartAt": "p",
+        "States": {
+            "p": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "x", "States": {"x": {"Type": "Pass", "Parameters": {"v": [{"w.$": deep}]}}}}
+                ],
+            }
+        },
+    }
     with pytest.raises(UserError) as exc:
-        compile_file(path, compute="callback")
+        _check_intrinsics("m.asl.json", definition)
     (d,) = exc.value.diagnostics
-    assert (
-        d.code == "limit"
-        and "13 intrinsic function calls" in d.message
-        and "fan (iteration outputs)" in d.message
-    )
+    assert d.code == "limit" and "11 intrinsic function calls" in d.message and "'x'" in d.message
 
 
 def test_long_sequence_drops_unread_entries_and_runs(aws_env: str, tmp_path: Path) -> None:
