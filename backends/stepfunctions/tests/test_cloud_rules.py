@@ -456,3 +456,32 @@ def test_quarterly_cron_is_eventbridge_cron() -> None:
     req = json.loads(result.files["schedule.json"])
     assert req["ScheduleExpression"] == "cron(0 6 1 1,4,7,10 ? *)"
     assert req["ScheduleExpressionTimezone"] == "Asia/Kolkata"
+
+
+def test_a_string_with_many_control_segments_is_formatted_in_parts(aws_env: str, tmp_path: Path) -> None:
+    """Text with newlines goes into States.Format as States.Base64Decode (one call each): a
+    string input with 11 of them is built in parts by a '(format inputs)' Pass first."""
+    value = "\\n".join("{{ params.s }}" for _ in range(12))
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "pipecast: 1\nname: many-lines\nparams: {s: {type: str, default: x}}\nsteps:\n"
+        f'  w: {{run: {{python: "probe:emit"}}, inputs: {{value: "{value}"}}, outputs: {{output: str}}}}\n'
+    )
+    _l, result, _s = compile_file(path, compute="callback")
+    states = json.loads(result.files["many-lines.asl.json"])["States"]
+    fmt = states["w (format inputs)"]
+    assert fmt["ResultPath"] == "$.fmt" and len(fmt["Parameters"]["value"]) == 2
+    assert not rule_problems(result.files, "many-lines")
+    import shutil
+
+    from sfn_helpers import run_in_moto
+
+    shutil.copy(PROBES_DIR / "probe.py", tmp_path / "probe.py")
+    path.write_text(
+        path.read_text().replace(
+            "outputs: {output: str}}",
+            "outputs: {output: str}}\noutputs: {out: '{{ steps.w.outputs.output }}'}",
+        )
+    )
+    record = run_in_moto(path, timeout=120)
+    assert record["outputs"] == {"out": "\n".join(["x"] * 12)}
