@@ -353,3 +353,126 @@ def test_two_runs_started_with_one_run_id_one_is_refused(penv):
     assert codes == [0, 1], results
     refused = next(err for code, err in results if code == 1)
     assert "being run by another pipecast process" in refused or "already exists" in refused
+
+
+# A fake container engine: the client ('docker' on PATH) hands each 'run' to a daemon (a thread
+# of this test process), so, as with the real engine, the container is no descendant of the
+# client and dies only through 'docker kill' / 'docker rm -f'.
+FAKE_ENGINE = r"""#!PYTHON
+import json, os, signal, sys, time
+spool = os.environ["FAKE_ENGINE_SPOOL"]
+args = sys.argv[1:]
+if args[0] == "info":
+    sys.exit(0)
+if args[0] in ("kill", "rm"):
+    name = args[-1]
+    with open(os.path.join(spool, "calls"), "a") as fh:
+        fh.write(" ".join(args) + "\n")
+    try:
+        os.kill(int(open(os.path.join(spool, name + ".pid")).read()), signal.SIGKILL)
+    except (OSError, ValueError):
+        sys.exit(1)
+    sys.exit(0)
+assert args[0] == "run", args
+name = args[args.index("--name") + 1]
+entry = args.index("--entrypoint")
+cmd = [args[entry + 1], *args[entry + 3:]]
+with open(os.path.join(spool, name + ".tmp"), "w") as fh:
+    json.dump(cmd, fh)
+os.rename(os.path.join(spool, name + ".tmp"), os.path.join(spool, name + ".req"))
+exit_file = os.path.join(spool, name + ".exit")
+while not os.path.exists(exit_file):
+    time.sleep(0.05)
+sys.exit(int(open(exit_file).read() or 1))
+"""
+
+
+@pytest.fixture
+def fake_engine(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    spool, bindir = tmp_path / "spool", tmp_path / "bin"
+    spool.mkdir()
+    bindir.mkdir()
+    client = bindir / "docker"
+    client.write_text(FAKE_ENGINE.replace("PYTHON", sys.executable))
+    client.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_ENGINE_SPOOL", str(spool))
+    stop = threading.Event()
+    containers: list[subprocess.Popen[bytes]] = []
+
+    def finish(name: str, proc: subprocess.Popen[bytes]) -> None:
+        (spool / f"{name}.exit").write_text(str(128 + 9 if proc.wait() < 0 else proc.returncode))
+
+    def daemon() -> None:
+        while not stop.is_set():
+            for req in spool.glob("*.req"):
+                name = req.name[: -len(".req")]
+                proc = subprocess.Popen(json.loads(req.read_text()), start_new_session=True)
+                containers.append(proc)
+                (spool / f"{name}.pid").write_text(str(proc.pid))
+                req.unlink()
+                threading.Thread(target=finish, args=(name, proc), daemon=True).start()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=daemon, daemon=True)
+    thread.start()
+    yield spool
+    stop.set()
+    for proc in containers:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_container_step_ends_with_a_killed_run(penv, fake_engine):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = penv.write(
+        """
+        pipecast: 1
+        name: ctr
+        steps:
+          s:
+            run: {image: "alpine:3", command: [sleep, "60"]}
+        """
+    )
+    cmd = [sys.executable, "-m", "pipecast", "run", str(path), "--run-dir", str(penv.runs)]
+    proc = subprocess.Popen([*cmd, "--containers", "docker"], cwd=penv.tmp, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not list(fake_engine.glob("*.pid")):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the container did not start: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.05)
+    (pid_file,) = fake_engine.glob("*.pid")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _gone(int(pid_file.read_text())), "the container outlived kill -9 of the run"
+    assert f"rm -f {pid_file.name[: -len('.pid')]}" in (fake_engine / "calls").read_text()
+
+
+def test_a_container_step_that_times_out_is_killed(penv, fake_engine):
+    rec = penv.run(
+        """
+        pipecast: 1
+        name: ctr
+        steps:
+          s:
+            run: {image: "alpine:3", command: [sleep, "60"]}
+            timeout: 1s
+        """,
+        containers="docker",
+    )
+    assert "timed out" in rec["steps"]["s"]["error"]
+    (pid_file,) = fake_engine.glob("*.pid")
+    assert _gone(int(pid_file.read_text()))

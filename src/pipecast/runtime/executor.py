@@ -402,7 +402,9 @@ def _container_argv(
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item.startswith("/") and os.path.exists(item):
                 mounts.add(Path(item).resolve())
-    cmd = [mode, "run", "--rm", "--name", name, "--user", f"{os.getuid()}:{os.getgid()}"]
+    # --init: a PID 1 that forwards signals and reaps, so a stop/kill of the container ends
+    # the command's whole tree (https://docs.docker.com/reference/cli/docker/container/run/#init).
+    cmd = [mode, "run", "--rm", "--init", "--name", name, "--user", f"{os.getuid()}:{os.getgid()}"]
     for mount in sorted(mounts):
         cmd += ["-v", f"{mount}:{mount}"]
     for key, value in sorted((env or {}).items()):
@@ -433,10 +435,12 @@ def _run_container(
         return AttemptResult(False, {}, str(exc), None, False, time.monotonic() - started)
     name = f"pipecast-{os.getpid()}-{next(_container_counter)}"
     argv = _container_argv(spec.run, argv, containers, workdir, inputs, locations, env, name)
-    if containers == "host" and argv and shutil.which(argv[0]) and sys.platform.startswith("linux"):
-        # The guard ends the command's processes with it and when this process dies.
+    if argv and shutil.which(argv[0]) and sys.platform.startswith("linux"):
+        # The guard ends the command's processes with it and when this process dies; a
+        # container (run by the engine's daemon, not a descendant) is removed by name.
         guard = str(Path(_procs.__file__).with_name("_guard.py"))
-        argv = [sys.executable, "-E", "-s", guard, str(os.getpid()), *argv]
+        owned = [] if containers == "host" else ["--container", containers, name]
+        argv = [sys.executable, "-E", "-s", guard, str(os.getpid()), *owned, *argv]
     full_env = {**os.environ, **(env or {})}
     pumps: list[_MaskPump] = []
     log_fh = None
