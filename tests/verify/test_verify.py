@@ -109,3 +109,107 @@ def test_a_missing_engine_names_the_extra() -> None:
 def test_a_target_without_engine_is_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(CASES / "linear.yaml"), "--target", "local"]) == 1
     assert "has no local engine" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ Airflow
+
+
+def _break_trigger_rule(task: str) -> Any:
+    """Patch ``task``'s trigger rule from all_done to all_success (as if finally were ordinary)."""
+
+    def patch(files: dict[str, str]) -> dict[str, str]:
+        ((rel, text),) = files.items()
+        at = text.index(f'task_id="{task}"')
+        end = text.index(")", at)
+        block = text[at:end]
+        assert 'trigger_rule="all_done"' in block, block
+        text = text[:at] + block.replace('"all_done"', '"all_success"') + text[end:]
+        return {rel: text}
+
+    return patch
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+def test_airflow_churn_agrees_and_is_fast(capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    code, data = _cli(capsys, str(CHURN), "--target", "airflow")
+    elapsed = time.monotonic() - started
+    assert code == 0, data.get("differences")
+    assert data["airflow"]["record"]["steps"]["train[1]"]["status"] == "succeeded"
+    assert any("scheduler was not run" in n for n in data["notes"])
+    assert elapsed < 180, f"verify took {elapsed:.0f} s"  # a blow-up guard; goal: under 60 s
+
+
+@pytest.mark.airflow
+def test_airflow_broken_trigger_rule_is_caught() -> None:
+    loaded = load_checked(CASES / "finally_success.yaml")
+    assert verify(loaded, "airflow", fail=["work"]).agree
+    result = verify(loaded, "airflow", fail=["work"], patch=_break_trigger_rule("finally"))
+    assert [(d.where, d.field, d.simulator, d.target) for d in result.differences] == [
+        ("step finally", "status", "succeeded", "not_run")
+    ]
+
+
+# ------------------------------------------------------------------------------ Vertex (kfp.local)
+
+
+def _break_kfp_binding(task: str, name: str, param: str) -> Any:
+    """Bind ``task``'s input ``name`` to the pipeline parameter ``param`` instead of its producer."""
+    import yaml
+
+    def patch(files: dict[str, str]) -> dict[str, str]:
+        (rel,) = [r for r in files if r.endswith(".yaml") and ".schedule" not in r]
+        spec = yaml.safe_load(files[rel])
+        binding = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]
+        assert "taskOutputParameter" in binding, binding
+        spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name] = {"componentInputParameter": param}
+        return {**files, rel: yaml.safe_dump(spec)}
+
+    return patch
+
+
+@pytest.mark.vertex
+@pytest.mark.slow
+def test_vertex_churn_agrees(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = _cli(capsys, str(CHURN), "--target", "vertex")
+    assert code == 0, data.get("differences")
+    assert data["vertex"]["record"]["steps"]["train[0]"]["outputs"]["model"]["artifact"].startswith("sha256:")
+
+
+@pytest.mark.vertex
+def test_vertex_broken_binding_is_caught(capsys: pytest.CaptureFixture[str]) -> None:
+    result = verify(
+        load_checked(CASES / "linear.yaml"), "vertex", patch=_break_kfp_binding("b", "a", "start")
+    )
+    found = {(d.where, d.field): (d.simulator, d.target) for d in result.differences}
+    assert found[("step b", "output output")] == (10, 4)
+    assert found[("pipeline", "output result")] == ("n=10", "n=4")
+
+
+# ------------------------------------------------------------------------------ Azure ML
+
+
+@pytest.mark.azureml
+def test_azureml_checks_and_runs_the_command_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = _cli(capsys, str(CASES / "linear.yaml"), "--target", "azureml")
+    assert code == 0, data.get("differences")
+    assert any("scheduler was not run" in n for n in data["notes"])
+    assert data["azureml"]["record"]["steps"]["c"]["outputs"] == {"output": "n=10"}
+
+
+@pytest.mark.azureml
+def test_azureml_broken_command_binding_is_caught() -> None:
+    def patch(files: dict[str, str]) -> dict[str, str]:
+        import yaml
+
+        (rel,) = [r for r in files if r == "linear.yml"]
+        doc = yaml.safe_load(files[rel])
+        assert doc["jobs"]["b"]["inputs"]["a"] == "${{parent.jobs.a.outputs.output}}"
+        doc["jobs"]["b"]["inputs"]["a"] = "${{parent.inputs.start}}"  # a param, not a's output
+        return {**files, rel: yaml.safe_dump(doc)}
+
+    result = verify(load_checked(CASES / "linear.yaml"), "azureml", patch=patch)
+    assert not result.agree
+    (diff,) = result.differences
+    assert diff.where == "compiled output" and "job 'b' depends on [], the pipeline on ['a']" in diff.target

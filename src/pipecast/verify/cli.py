@@ -152,7 +152,8 @@ def print_comparison(result: Any) -> None:
             return
         table.add_row(mark, f"{label} {field}", show(a), show(b), style=style)
 
-    row("pipeline", "status", sim.get("status"), got.get("status"), "pipeline")
+    if sim.get("status") is not None or got.get("status") is not None:
+        row("pipeline", "status", sim.get("status"), got.get("status"), "pipeline")
     so, go = sim.get("outputs") or {}, got.get("outputs") or {}
     for name in sorted(set(so) | set(go)):
         row("pipeline", f"output {name}", so.get(name, MISSING), go.get(name, MISSING), "pipeline")
@@ -166,8 +167,9 @@ def print_comparison(result: Any) -> None:
         if "attempts" in a or "attempts" in b:
             row(where, "attempts", a.get("attempts", MISSING), b.get("attempts", MISSING), key)
         ao, bo = a.get("outputs") or {}, b.get("outputs") or {}
+        unknown = "<not reported>" if b.get("derived") else MISSING
         for name in sorted(set(ao) | set(bo)):
-            row(where, f"output {name}", ao.get(name, MISSING), bo.get(name, MISSING), key)
+            row(where, f"output {name}", ao.get(name, MISSING), bo.get(name, unknown), key)
     console.print(table)
     if result.agree:
         console.print(f"[green]agree[/green]: {result.target} did what the simulator did")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pipecast.diagnostics import Diagnostic, UserError
 
@@ -68,12 +68,17 @@ class EngineResult:
         files: the compiled files that ran.
         fetch: maps an artifact URI to a local path (``None``: plain local paths and
             ``file://`` URIs only).
+        compared: the step keys this engine really ran (``None``: the whole pipeline); when
+            set, only those steps are compared, not the pipeline's status or outputs.
+        problems: what the target's own checks found wrong (each one a difference).
     """
 
     record: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     files: Mapping[str, str] = field(default_factory=dict)
     fetch: Callable[[str, Path], Path | None] | None = None
+    compared: list[str] | None = None
+    problems: list[str] = field(default_factory=list)
 
 
 class EngineSession(abc.ABC):
@@ -88,13 +93,13 @@ class Engine(abc.ABC):
     """A target's local engine. Subclasses set the class attributes and :meth:`session`."""
 
     #: The target (backend name).
-    target: ClassVar[str]
+    target: str = ""
     #: Human description for the command's header ("AWS Step Functions in moto ...").
-    title: ClassVar[str] = ""
+    title: str = ""
     #: The optional extra that installs the engine's tools: ``pipecast[<extra>]``.
-    extra: ClassVar[str] = ""
+    extra: str = ""
     #: Modules the engine imports; a missing one is reported with :attr:`extra`.
-    modules: ClassVar[tuple[str, ...]] = ()
+    modules: tuple[str, ...] = ()
 
     def require(self) -> None:
         """Raise :class:`UserError` naming the extra when one of :attr:`modules` is missing."""

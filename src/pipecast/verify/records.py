@@ -36,7 +36,8 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
 
     A task absent from the executor's report did not run: ``skipped`` when the run
     succeeded (a false condition), ``not_run`` when it failed. A group's status follows its
-    inner tasks (failed if one failed, succeeded if one ran, else skipped).
+    inner tasks (failed if one failed, succeeded if one ran, else skipped). Added entries
+    are marked ``"derived": True`` (their outputs are unknown, not missing).
     """
     steps = record.setdefault("steps", {})
     for key in keys:
@@ -58,7 +59,7 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             )
         else:
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
-        steps[key] = {"status": status}
+        steps[key] = {"status": status, "derived": True}
     return record
 
 
@@ -170,8 +171,8 @@ def show(value: Any) -> str:
     if isinstance(value, dict) and "artifact" in value:
         digest = str(value["artifact"])
         return digest[:19] if digest.startswith("sha256:") else f"<{digest}: {value.get('uri')}>"
-    if value == MISSING:
-        return MISSING
+    if value in (MISSING, "<not reported>"):
+        return str(value)
     import json
 
     return json.dumps(value, sort_keys=True, default=str)
@@ -225,8 +226,8 @@ def differences(sim: dict[str, Any], got: dict[str, Any]) -> list[Difference]:
             continue
         if "attempts" in a_entry and "attempts" in b_entry and a_entry["attempts"] != b_entry["attempts"]:
             out.append(Difference(where, "attempts", a_entry["attempts"], b_entry["attempts"]))
-        if a_entry.get("status") != "succeeded":
-            continue
+        if a_entry.get("status") != "succeeded" or b_entry.get("derived"):
+            continue  # a derived entry's outputs are unknown (consumers of them are compared)
         ao, bo = a_entry.get("outputs") or {}, b_entry.get("outputs") or {}
         for name in sorted(set(ao) | set(bo)):
             a, b = ao.get(name, MISSING), bo.get(name, MISSING)

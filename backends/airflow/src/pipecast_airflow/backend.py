@@ -199,6 +199,11 @@ class AirflowBackend(Backend):
             )
         return deploy_files(files, s.dags_folder)
 
+    def local_engine(self) -> Any:
+        from pipecast_airflow.local import AirflowEngine
+
+        return AirflowEngine()
+
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast.templating import render_package
 

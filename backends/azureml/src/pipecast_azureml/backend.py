@@ -169,6 +169,11 @@ class AzureMLBackend(Backend):
 
         return validate_files(files)
 
+    def local_engine(self) -> Any:
+        from pipecast_azureml.local import AzureMLEngine
+
+        return AzureMLEngine()
+
     def deploy(self, pipeline: Pipeline, files: Mapping[str, str], settings: Any, **options: Any) -> Any:
         """Submit the job with ``MLClient.jobs.create_or_update`` and create the schedule, if any.
 

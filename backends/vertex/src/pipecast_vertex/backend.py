@@ -212,6 +212,12 @@ class VertexBackend(Backend):
 
         return deploy(pipeline, files, settings, **options)
 
+    def local_engine(self) -> Any:
+        """kfp.local with the subprocess runner (Kubeflow, a subclass, gets its own)."""
+        from pipecast.verify.kfp_local import KfpEngine
+
+        return KfpEngine(self.name, self.title or self.name)
+
 
 def _output_shape(
     target: str, index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str

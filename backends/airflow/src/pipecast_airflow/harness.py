@@ -1,8 +1,10 @@
 """Run generated DAG files under ``dag.test()`` in one process and print what happened as JSON.
 
-Usage: ``python harness.py JOBS_JSON`` where the JSON is a list of ``{"file", "dag_id", "conf"}``
-(optional: ``"execute": false`` to load only, ``"fields": [...]`` operator attributes to report).
-Airflow must already be configured through the environment (the ``airflow_env`` fixture).
+The Airflow local engine of ``pipecast verify`` and of the test suite (``pipecast_airflow.local``
+starts it). Usage: ``python -m pipecast_airflow.harness JOBS_JSON`` where the JSON is a list of ``{"file", "dag_id", "conf"}``
+(optional: ``"execute": false`` to load only, ``"fields": [...]`` operator attributes to report);
+``--init-db`` after it first creates the tables of a fresh home.
+Airflow must already be configured through the environment (:func:`pipecast_airflow.local.airflow_environ`).
 Output: one JSON line per job: import errors, the run state, and per task instance
 ``{state, tries, xcom, meta}`` keyed ``task_id`` or ``task_id[i]`` for mapped instances
 (``meta``: what the pipecast runtime pushed under XCom key ``pipecast``: attempts, a cache hit).
@@ -64,7 +66,14 @@ def run(job: dict) -> dict:
             if isinstance(meta, str):
                 with contextlib.suppress(ValueError):
                     meta = json.loads(meta)
-            tasks[key] = {"state": str(ti.state), "tries": ti.try_number, "xcom": value, "meta": meta}
+            tasks[key] = {
+                "state": str(ti.state),
+                "tries": ti.try_number,
+                "xcom": value,
+                "meta": meta,
+                "started": ti.start_date.isoformat() if ti.start_date else None,
+                "ended": ti.end_date.isoformat() if ti.end_date else None,
+            }
     out.update(state=str(dr.state), tasks=tasks, seconds=round(time.monotonic() - started, 2))
     return out
 
@@ -89,6 +98,12 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
+    if "--init-db" in sys.argv[2:]:
+        # A fresh home: create the tables here rather than in a separate `airflow db migrate`
+        # process, which would import Airflow a second time (seconds on a small machine).
+        from airflow.utils import db
+
+        db.initdb()
     for job in json.loads(sys.argv[1]):
         print("PIPECAST-RESULT " + json.dumps(run(job), default=str), flush=True)
 

@@ -1,0 +1,222 @@
+"""The Airflow local engine of ``pipecast verify`` (and of the test suite).
+
+A temporary ``AIRFLOW_HOME`` with SQLite (migrated once per session, about 3 s) and
+``dag.test()`` (https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/debug.html):
+the generated DAG file is imported by a ``DagBag`` and run task by task in one child process
+(:mod:`pipecast_airflow.harness`), without a scheduler. Several DAG files can run in one
+child process (:func:`run_dags`), so Airflow's start-up is paid once per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipecast.runtime.faults import fail_env
+from pipecast.verify.engine import (
+    Engine,
+    EngineJob,
+    EngineResult,
+    EngineSession,
+    compile_job,
+    environ,
+    timed_out,
+)
+
+#: Airflow task-instance states -> run-record statuses (SPEC §12).
+STATES = {
+    "success": "succeeded",
+    "failed": "failed",
+    "skipped": "skipped",
+    "upstream_failed": "not_run",
+    "None": "not_run",
+}
+
+
+def airflow_environ(home: Path) -> dict[str, str]:
+    """Environment variables that point Airflow at ``home`` (also for child processes)."""
+    dags = home / "dags"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "True",
+    }
+
+
+def prepare_home(home: Path, migrate: bool = True) -> dict[str, str]:
+    """Create an Airflow home (SQLite, no examples) and, with ``migrate``, its database
+    (else the first :func:`run_dags` with ``init_db`` creates it); its environment variables."""
+    env = airflow_environ(home)
+    (home / "dags").mkdir(parents=True, exist_ok=True)
+    (home / "airflow.cfg").write_text("[core]\nload_examples = False\n", encoding="utf-8")
+    if not migrate:
+        return env
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed: {proc.stderr[-2000:]}")
+    return env
+
+
+def run_dags(
+    dags: Path,
+    jobs: Sequence[Mapping[str, Any]],
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    init_db: bool = False,
+) -> list[dict[str, Any]]:
+    """Run the harness (DagBag + ``dag.test()``) over several DAG files in one child process
+    (``init_db``: create the database of a fresh home first).
+
+    Raises:
+        subprocess.TimeoutExpired: the batch did not finish within ``timeout``.
+        RuntimeError: the harness reported fewer results than jobs (its stderr attached).
+    """
+    env = {**os.environ, **(extra_env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipecast_airflow.harness", json.dumps(list(jobs))]
+        + (["--init-db"] if init_db else []),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        # Not the dags folder: a step's child process has its working directory on sys.path
+        # (SPEC §3.1), where DAG files named like stdlib modules (secrets.py) would shadow them.
+        cwd=dags.parent,
+    )
+    # A task's output may leave a line unterminated before the harness's own.
+    results = [
+        json.loads(line.partition("PIPECAST-RESULT ")[2])
+        for line in proc.stdout.splitlines()
+        if "PIPECAST-RESULT " in line
+    ]
+    if len(results) != len(jobs):
+        raise RuntimeError(f"the Airflow harness stopped early:\n{proc.stderr[-4000:]}")
+    return results
+
+
+def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
+    """Airflow task instances keyed like the run record: ``step`` / ``step[i]`` / ``step[i][j]``.
+
+    A flattened chain of nested loops maps one task group over ``{"ix": [i, j], ...}`` items
+    (the XCom of ``<group>-items``): map index ``m`` is the step's ``[i][j]``.
+    """
+    out = {}
+    for key, ti in tasks.items():
+        base, _, index = key.partition("[")
+        group, _, name = base.rpartition(".")
+        if "-" in name:
+            continue  # pipecast's helper tasks (conditions, joins, items, status)
+        suffix = f"[{index}" if index else ""
+        items = (tasks.get(f"{group}-items") or {}).get("xcom") if group and index else None
+        if isinstance(items, list) and items and isinstance(items[0], dict) and "ix" in items[0]:
+            suffix = "".join(f"[{i}]" for i in items[int(index.rstrip("]"))]["ix"])
+        out[name + suffix] = ti
+    return out
+
+
+def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A run record from one harness result (plus ``_import_errors`` and ``_dags``)."""
+    steps: dict[str, dict[str, Any]] = {}
+    for key, ti in step_view(result.get("tasks") or {}).items():
+        meta = ti.get("meta") if isinstance(ti.get("meta"), dict) else {}
+        # The runtime retries and caches inside the task: it reports attempts and a cache hit.
+        entry: dict[str, Any] = {
+            "status": STATES.get(ti["state"], ti["state"]),
+            "attempts": meta.get("attempts", ti["tries"]),
+        }
+        if meta.get("status") == "cached" and entry["status"] == "succeeded":
+            entry["status"] = "cached"
+        if isinstance(ti.get("xcom"), dict):
+            entry["outputs"] = ti["xcom"]
+        for field in ("started", "ended"):
+            if ti.get(field):
+                entry[field] = ti[field]
+        steps[key] = entry
+    state = str(result.get("state"))
+    record: dict[str, Any] = {
+        "status": {"success": "succeeded", "failed": "failed"}.get(state, state),
+        "steps": steps,
+        "_import_errors": result.get("import_errors"),
+        "_dags": result.get("dags"),
+    }
+    # Pipeline outputs are the XCom of the backend's "pipeline-outputs" task.
+    outputs = ((result.get("tasks") or {}).get("pipeline-outputs") or {}).get("xcom")
+    if isinstance(outputs, dict):
+        record["outputs"] = outputs
+    return record
+
+
+def dag_id(text: str) -> str:
+    """The ``dag_id`` of a generated DAG file."""
+    match = re.search(r"dag_id=(['\"])(.+?)\1", text)
+    if match is None:
+        raise ValueError("no dag_id in the generated DAG file")
+    return match.group(2)
+
+
+def secret_variables(secrets: Mapping[str, str]) -> dict[str, str]:
+    """Secrets as Airflow Variables from the environment (``AIRFLOW_VAR_<NAME>``)."""
+    return {f"AIRFLOW_VAR_{name.upper()}": value for name, value in secrets.items()}
+
+
+class _Session(EngineSession):
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.dags = home / "dags"
+        self.fresh = True
+
+    def run(self, job: EngineJob) -> EngineResult:
+        files, _settings = compile_job(job, "airflow", {})
+        ((rel, text),) = files.items()
+        path = self.dags / Path(rel).name
+        path.write_text(text, encoding="utf-8")
+        env = {
+            "PIPECAST_PYTHON_PATH": os.pathsep.join(str(p) for p in job.python_path),
+            **secret_variables(job.secrets),
+        }
+        if job.fail:
+            env.update(fail_env(job.fail, job.workdir / "faults"))
+        spec = {"file": str(path), "dag_id": dag_id(text), "conf": dict(job.params)}
+        try:
+            (result,) = run_dags(self.dags, [spec], env, timeout=job.timeout, init_db=self.fresh)
+            self.fresh = False
+        except subprocess.TimeoutExpired:
+            raise timed_out("airflow", job.timeout, "dag.test()") from None
+        record = run_record(result)
+        notes = ["dag.test() ran the tasks in one process; the Airflow scheduler was not run"]
+        if record.get("_import_errors"):
+            notes.append(f"import errors: {record['_import_errors']}")
+        return EngineResult(record=record, notes=notes, files=files)
+
+
+class AirflowEngine(Engine):
+    """Airflow's ``dag.test()`` in a temporary ``AIRFLOW_HOME`` with SQLite."""
+
+    target = "airflow"
+    title = "Airflow dag.test() in a temporary AIRFLOW_HOME (SQLite)"
+    extra = "verify-airflow"
+    modules = ("airflow",)
+
+    @contextmanager
+    def session(self, workdir: Path) -> Iterator[EngineSession]:
+        home = workdir / "airflow_home"
+        env = prepare_home(home, migrate=False)
+        with environ(env):
+            yield _Session(home)

@@ -1,0 +1,364 @@
+"""The Azure ML "local engine" of ``pipecast verify``: Azure ML has no local executor, so the
+command does what can be done on this host and says plainly that the scheduler was not run:
+
+1. the target's own checker (``load_job`` + ``_validate()`` through ``validate_output``);
+2. the graph-equivalence check (:func:`check_graph`): every job, binding, condition and loop
+   maps one to one onto the IR;
+3. each task job of the pipeline's top level runs its generated command line in a local shell,
+   in dependency order, with ``${{inputs.X}}``/``${{outputs.Y}}`` replaced the way Azure ML
+   does (parameter values as text, upstream outputs as their mounted folders), and its
+   outputs are compared with the simulator's. Jobs inside ``parallel_for``/``if_else`` nodes,
+   and steps that read secrets (Key Vault), are not executed; the comparison names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipecast.passes.analysis import PipelineIndex, Scope, is_artifact_type
+from pipecast.runtime.faults import fail_env
+from pipecast.verify.engine import Engine, EngineJob, EngineResult, EngineSession, compile_job, timed_out
+
+_JOBS = re.compile(r"\$\{\{parent\.jobs\.([A-Za-z0-9_]+)")
+
+
+def docs(files: dict[str, str]) -> dict[str, Any]:
+    return {rel: yaml.safe_load(text) for rel, text in files.items()}
+
+
+def owner(job: str, siblings: set[str]) -> str:
+    """The IR sibling a compiled job belongs to (``g__cond`` → ``g``)."""
+    if job in siblings:
+        return job
+    base = job.rsplit("__", 1)[0]
+    assert base in siblings, f"job {job!r} belongs to no step of this scope ({sorted(siblings)})"
+    return base
+
+
+def scope_file(index: PipelineIndex, scope: Scope, job_file: str) -> str:
+    if scope.owner is None:
+        return job_file
+    return f"components/{scope.owner}{'__else' if scope.branch == 'else' else ''}.yml"
+
+
+def compiled_edges(jobs: dict[str, Any], siblings: set[str]) -> dict[str, set[str]]:
+    """Sibling → siblings it binds to (data or control), read from the compiled jobs."""
+    edges: dict[str, set[str]] = {s: set() for s in siblings}
+    for name, job in jobs.items():
+        if name == "finally":
+            continue
+        user = owner(name, siblings)
+        text = yaml.safe_dump({k: v for k, v in job.items() if k != "component"})
+        if job.get("type") == "command":
+            text += yaml.safe_dump(job["component"].get("inputs") or {})
+        for target in _JOBS.findall(text):
+            producer = owner(target, siblings)
+            if producer != user:
+                edges[user].add(producer)
+    return edges
+
+
+def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
+    """Assert that jobs, bindings, conditions and loops map one to one onto the pipeline's IR.
+
+    Azure ML has no local executor: this equivalence check is what stands in for running
+    the job (the conformance suite's stage (c) for this target).
+    """
+    from pipecast.ir.refs import single_ref
+
+    loaded = loaded.lowered()  # compile_pipeline compiles the lowered IR
+    index = loaded.index
+    files = docs(compiled)
+    job_file = f"{loaded.pipeline.name}.yml"
+    for scope in index.scopes():
+        doc = files[scope_file(index, scope, job_file)]
+        jobs = doc["jobs"]
+        siblings = set(scope.steps)
+        # Every job belongs to one step of this scope, and every step has its jobs.
+        owners = {name for name in jobs if name != "finally"}
+        assert {n.rsplit("__", 1)[0] if n not in siblings else n for n in owners} == siblings
+        for name, node in scope.steps.items():
+            if node.is_task:
+                job = jobs[name]
+                assert job["type"] == "command"
+                spec = json.loads(_spec_arg(job["component"]["command"]))
+                assert spec["step"] == name and spec["run"] == node.task.run.to_data()
+                assert set(job["component"].get("outputs") or {}) - {"pipecast_done"} == set(
+                    node.task.outputs
+                )
+                if node.task.when is not None:
+                    _check_condition(jobs, name, name, node.task.when)
+            elif node.group.is_loop:
+                loop = jobs[name]
+                assert loop["type"] == "parallel_for"
+                assert loop["body"] == f"${{{{parent.jobs.{name}__body}}}}"
+                assert jobs[f"{name}__body"]["component"].endswith(f"{name}.yml")
+                assert loop.get("max_concurrency") == node.group.parallelism
+                body = files[f"components/{name}.yml"]
+                assert set(body.get("outputs") or {}) == set(node.group.outputs)
+                var = f"item__{node.group.as_}"
+                if isinstance(node.group.for_each, list):
+                    items = json.loads(loop["items"])
+                    # Every item travels as one line of JSON without '$' (see item_text).
+                    assert [json.loads(i[var]) for i in items] == node.group.for_each
+                    assert "$" not in loop["items"] and "\n" not in loop["items"]
+                else:
+                    assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
+                    ref = single_ref(node.group.for_each)
+                    assert ref is not None
+                    bound = jobs[f"{name}__items"]["inputs"]["values"]
+                    assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
+            else:
+                _check_condition(jobs, name, name, node.group.when)
+                if_job = jobs[f"{name}__if"]
+                assert if_job["true_block"] == f"${{{{parent.jobs.{name}}}}}"
+                assert ("false_block" in if_job) == (node.group.else_ is not None)
+        # Dependencies: exactly the IR's (data and `after`), no more, no less.
+        expected = {k: set(v) for k, v in index.deps(scope).items()}
+        got = compiled_edges(jobs, siblings)
+        wrong = sorted(k for k in expected if got.get(k) != expected[k])
+        assert not wrong, "; ".join(
+            f"job {k!r} depends on {sorted(got.get(k, set()))}, the pipeline on {sorted(expected[k])}"
+            for k in wrong
+        )
+    root = files[job_file]
+    assert ("on_finalize" in root["settings"]) == (index.finally_node is not None)
+    assert set(root.get("inputs") or {}) == set(loaded.pipeline.params)
+
+
+def _spec_arg(command: str) -> str:
+    import shlex
+
+    words = shlex.split(command)
+    return words[words.index("--spec") + 1]
+
+
+def _check_condition(jobs, owner_name, then_block, when):
+    cond = jobs[f"{owner_name}__cond"]
+    spec = json.loads(_spec_arg(cond["component"]["command"]))
+    assert spec["inputs"]["when"]["value"] == when
+    assert cond["component"]["outputs"]["result"] == {"type": "boolean", "is_control": True}
+    if_job = jobs[f"{owner_name}__if"]
+    assert if_job["condition"] == f"${{{{parent.jobs.{owner_name}__cond.outputs.result}}}}"
+    assert if_job["true_block"] == f"${{{{parent.jobs.{then_block}}}}}"
+
+
+# ------------------------------------------------------------------------------ execution
+
+_PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.([A-Za-z0-9_]+)\}\}")
+_PARENT_INPUT = re.compile(r"^\$\{\{parent\.inputs\.([A-Za-z0-9_]+)\}\}$")
+_PARENT_JOB = re.compile(r"^\$\{\{parent\.jobs\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)\}\}$")
+
+
+def _text(value: Any, type_name: str = "any") -> str:
+    """A primitive value as Azure ML passes it: a ``str`` raw, anything else as JSON."""
+    return value if isinstance(value, str) and type_name in ("str", "any") else json.dumps(value)
+
+
+class _Skip(Exception):
+    """This job cannot run here (an input no local job produced)."""
+
+
+def run_top_level(job: EngineJob, files: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Run the top-level task jobs' command lines; a run record of them and the keys run."""
+    loaded = job.loaded.lowered()
+    index = loaded.index
+    root_doc = yaml.safe_load(files[f"{loaded.pipeline.name}.yml"])
+    jobs = root_doc["jobs"]
+    params = {**{k: p.default for k, p in loaded.pipeline.params.items() if p.has_default}, **job.params}
+    env = {**os.environ, "PIPECAST_PYTHON_PATH": os.pathsep.join(str(p) for p in job.python_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # no run history here: outputs are files only
+    if job.fail:
+        env.update(fail_env(job.fail, job.workdir / "faults"))
+    mounts = job.workdir / "mounts"
+    steps: dict[str, dict[str, Any]] = {}
+    produced: dict[tuple[str, str], str] = {}  # (job, output) -> mounted path
+    ran: list[str] = []
+    failed = False
+    order = [n for n in index.toposort(index.root) if index.root.steps[n].is_task]
+    if index.finally_node is not None and "finally" in jobs:
+        order.append("finally")
+    for name in order:
+        node = index.finally_node if name == "finally" else index.root.steps[name]
+        assert node is not None
+        spec = jobs.get(name)
+        if spec is None or spec.get("type") != "command" or node.task.when is not None:
+            continue  # a conditional task runs inside an if_else node
+        if index.effective(node).secrets:
+            continue  # Key Vault is not reachable from here
+        if failed and name != "finally":
+            continue
+        try:
+            values = _values(name, spec, params, produced, mounts, loaded.pipeline.params)
+        except _Skip:
+            continue
+        command = _PLACEHOLDER.sub(
+            lambda m, v=values: v[f"{m.group(1)}.{m.group(2)}"],  # type: ignore[misc]
+            spec["component"]["command"],
+        )
+        command = command.replace(
+            "python -m pipecast.runtime", f"{shlex.quote(sys.executable)} -m pipecast.runtime"
+        )
+        run_env = dict(env)
+        if name == "finally":
+            run_env["PIPECAST_PIPELINE_STATUS"] = "failed" if failed else "succeeded"
+        try:
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=job.python_path[0] if job.python_path else None,
+                env=run_env,
+                capture_output=True,
+                text=True,
+                timeout=job.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise timed_out("azureml", job.timeout, f"the command line of job {name!r}") from None
+        ran.append(name)
+        if done.returncode != 0:
+            steps[name] = {"status": "failed", "_stderr": done.stderr[-2000:]}
+            failed = failed or name != "finally"
+            continue
+        outputs: dict[str, Any] = {}
+        for out, type_name in node.task.outputs.items():
+            path = Path(values[f"outputs.{out}"])
+            produced[(name, out)] = str(path)
+            if is_artifact_type(type_name):
+                outputs[out] = str(path)
+            else:
+                file = path / "output" if path.is_dir() else path
+                text = file.read_text(encoding="utf-8")
+                outputs[out] = text if type_name == "str" else json.loads(text)
+        steps[name] = {"status": "succeeded", "outputs": outputs}
+    return {"status": "failed" if failed else "succeeded", "steps": steps, "outputs": {}}, ran
+
+
+def _values(
+    name: str,
+    spec: dict[str, Any],
+    params: dict[str, Any],
+    produced: dict[tuple[str, str], str],
+    mounts: Path,
+    declared: Any,
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    component = spec["component"]
+    for kind, key in _PLACEHOLDER.findall(component["command"]):
+        if kind == "outputs":
+            out_type = ((component.get("outputs") or {}).get(key) or {}).get("type", "")
+            path = mounts / name / key
+            if out_type.startswith("uri_folder") or out_type in (
+                "mltable",
+                "uri_file",
+                "custom_model",
+                "mlflow_model",
+            ):
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            values[f"outputs.{key}"] = str(path)
+            continue
+        binding = (spec.get("inputs") or {}).get(key)
+        if isinstance(binding, dict):
+            binding = binding.get("path", binding.get("value"))
+        if binding is None:
+            binding = ((component.get("inputs") or {}).get(key) or {}).get("default")
+        if isinstance(binding, str) and (m := _PARENT_INPUT.match(binding)):
+            param = m.group(1)
+            if param not in params:
+                raise _Skip
+            values[f"inputs.{key}"] = _text(
+                params[param], declared[param].type if param in declared else "any"
+            )
+        elif isinstance(binding, str) and (m := _PARENT_JOB.match(binding)):
+            path = produced.get((m.group(1), m.group(2)))
+            if path is None:
+                raise _Skip
+            if Path(path).is_dir():
+                values[f"inputs.{key}"] = path
+            else:
+                values[f"inputs.{key}"] = Path(path).read_text(encoding="utf-8")
+        elif binding is None:
+            raise _Skip
+        else:
+            values[f"inputs.{key}"] = _text(binding)
+    return values
+
+
+def fetch_mounted(uri: str, scratch: Path) -> Path | None:
+    """An artifact output folder as Azure ML mounts it: the stored file, or the folder."""
+    from pipecast.runtime.conventions.base import locate_in_folder
+
+    path = Path(uri)
+    return locate_in_folder(path) if path.is_dir() else (path if path.exists() else None)
+
+
+class _Session(EngineSession):
+    def run(self, job: EngineJob) -> EngineResult:
+        from pipecast import registry
+
+        files, _settings = compile_job(job, "azureml", {})
+        problems = [
+            d.render() for d in registry.get("azureml").validate_output(files) if d.severity == "error"
+        ]
+        if problems:
+            return EngineResult(
+                record={"status": None, "steps": {}, "outputs": {}},
+                notes=["Azure ML's load_job/_validate() rejected the output"],
+                files=files,
+                compared=[],
+                problems=problems,
+            )
+        notes = ["Azure ML's scheduler was not run: it has no local executor"]
+        try:
+            check_graph(job.loaded, files)
+            notes.append(
+                "load_job + _validate() accept the output; the job graph maps one to one onto the pipeline"
+            )
+        except (AssertionError, KeyError) as exc:
+            return EngineResult(
+                record={"status": None, "steps": {}, "outputs": {}},
+                notes=notes,
+                files=files,
+                compared=[],
+                problems=[f"the job graph differs from the pipeline: {_first_line(exc)}"],
+            )
+        record, ran = run_top_level(job, files)
+        skipped = sorted(set(job.loaded.lowered().index.root.steps) - set(ran))
+        notes.append(
+            f"ran the command lines of {len(ran)} top-level job(s) locally"
+            + (
+                f"; not run here (inside if_else/parallel_for, secrets, or after a failure): {', '.join(skipped)}"
+                if skipped
+                else ""
+            )
+        )
+        return EngineResult(record=record, notes=notes, files=files, fetch=fetch_mounted, compared=ran)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class AzureMLEngine(Engine):
+    """Azure ML: the SDK's checks, the graph check, and the jobs' command lines run locally."""
+
+    target = "azureml"
+    title = "Azure ML checks (load_job + _validate(), graph equivalence) and job command lines run locally"
+    extra = "verify-azureml"
+    modules = ("azure.ai.ml",)
+
+    @contextmanager
+    def session(self, workdir: Path) -> Iterator[EngineSession]:
+        yield _Session()

@@ -1,0 +1,365 @@
+"""Run a compiled KFP v2 PipelineSpec in ``kfp.local`` with the subprocess runner: the local
+engine of the KFP-based targets (Vertex AI Pipelines, Kubeflow Pipelines), used by ``pipecast
+verify`` and the test suite alike.
+
+kfp.local (https://www.kubeflow.org/docs/components/pipelines/user-guides/core-functions/execute-kfp-pipelines-locally/)
+runs each task's command on this host. Its subprocess runner refuses container components, so
+that one check is switched off while a run lasts (as kfp's own tests do); every step then runs
+its command here: python steps ``python -m pipecast.runtime run --convention kfp``, container
+steps on stock images their own command (SPEC §21). ``python`` on the PATH is a shim that hands
+``-m pipecast.runtime`` to this interpreter and everything else to a bare venv where pipecast
+is NOT importable, so a stock step that secretly needed pipecast fails here. Each runtime
+attempt appends a line to ``PIPECAST_KFP_TRACE``, and so does each stock task (from
+kfp.local's own task result); a step's run-record key is its name plus the
+``-iteration-<i>`` folders kfp.local creates for each enclosing loop.
+
+:func:`run_local` runs in this process and restores what it changes (working directory,
+environment, the two kfp functions); ``python -m pipecast.verify.kfp_local JOB_JSON`` runs it
+in a child process, which ``pipecast verify`` uses to bound the run's time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipecast.passes.analysis import PipelineIndex
+from pipecast.runtime.conventions.kfp import coerce
+from pipecast.runtime.faults import fail_env
+from pipecast.verify.engine import (
+    Engine,
+    EngineJob,
+    EngineResult,
+    EngineSession,
+    compile_job,
+    environ,
+    timed_out,
+)
+
+_ITER = re.compile(r"-iteration-(\d+)")
+TRACE_ENV = "PIPECAST_KFP_TRACE"
+
+
+@contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """Replace ``owner.name`` for the block (``owner.__dict__`` entry restored after)."""
+    had = name in vars(owner)
+    original = vars(owner).get(name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
+
+
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def run_local(
+    spec_path: Path,
+    params: Mapping[str, Any],
+    work: Path,
+    python_path: Sequence[Path],
+    env: Mapping[str, str] | None = None,
+    index: PipelineIndex | None = None,
+) -> dict[str, Any]:
+    """Execute the spec; return ``{"status", "steps", "outputs"}``.
+
+    ``index`` (the compiled pipeline's) lets the record decode the JSON text a stock step's
+    list/dict outputs travel as, as the runtime of the step that reads them does.
+    """
+    import kfp.local
+    from kfp import components
+    from kfp.local import subprocess_task_handler
+
+    trace = work / "trace.jsonl"
+    bin_dir = str(Path(sys.executable).parent)
+    variables: dict[str, str | None] = {
+        "PATH": os.pathsep.join([str(shim_dir()), bin_dir, os.environ.get("PATH", "")]),
+        TRACE_ENV: str(trace),
+        "PIPECAST_PYTHON_PATH": os.pathsep.join(str(p) for p in python_path),
+        **(env or {}),
+    }
+    status, outputs = "succeeded", {}
+    with ExitStack() as stack:
+        stack.enter_context(
+            _patched(
+                subprocess_task_handler.SubprocessTaskHandler,
+                "validate_not_container_component",
+                lambda self, full_command: None,
+            )
+        )
+        stack.enter_context(_trace_stock_tasks(trace, index))
+        stack.enter_context(environ(variables))
+        stack.enter_context(_cwd(work))
+        kfp.local.init(
+            runner=kfp.local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(work / "local_outputs"),
+            raise_on_error=True,
+        )
+        component = components.load_component_from_file(str(spec_path))
+        logging.getLogger().setLevel(logging.WARNING)
+        try:
+            task = component(**params)
+            outputs = {k: _plain(v) for k, v in task.outputs.items()} if task.outputs else {}
+        except RuntimeError as exc:
+            if "finished with status" not in str(exc):
+                raise
+            status = "failed"
+    return {"status": status, "steps": _steps(trace), "outputs": outputs}
+
+
+@functools.cache
+def bare_python() -> Path:
+    """A venv of the base interpreter with nothing installed: pipecast is not importable."""
+    root = Path(tempfile.mkdtemp(prefix="pipecast-bare-venv-"))
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    subprocess.run([base, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import pipecast"], capture_output=True, check=False)
+    assert probe.returncode != 0, "the bare venv can import pipecast"
+    return python
+
+
+@functools.cache
+def shim_dir() -> Path:
+    """A folder whose ``python`` runs ``-m pipecast.runtime`` with this interpreter (python
+    steps) and anything else (stock container commands) with :func:`bare_python`."""
+    folder = Path(tempfile.mkdtemp(prefix="pipecast-python-shim-"))
+    shim = folder / "python"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-m" ] && [ "$2" = "pipecast.runtime" ]; then exec {sys.executable} "$@"; fi\n'
+        f'exec {bare_python()} "$@"\n'
+    )
+    shim.chmod(0o755)
+    return folder
+
+
+def _trace_stock_tasks(trace: Path, index: PipelineIndex | None) -> Any:
+    """Append a trace line for each task kfp.local runs that is not the pipecast runtime."""
+    from kfp.local import executor_input_utils, status, task_dispatcher
+
+    original = task_dispatcher.run_single_task_implementation
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        bound = dict(
+            zip(
+                [
+                    "pipeline_resource_name",
+                    "component_name",
+                    "component_spec",
+                    "executor_spec",
+                    "arguments",
+                    "pipeline_root",
+                ],
+                args,
+                strict=False,
+            )
+        )
+        bound.update(kwargs)
+        container = bound["executor_spec"].container
+        if "pipecast.runtime" in [*container.command, *container.args]:
+            return original(*args, **kwargs)
+        task = executor_input_utils.get_local_task_resource_name(bound["component_name"])
+        task_dir = executor_input_utils.construct_local_task_root(
+            pipeline_root=bound["pipeline_root"],
+            pipeline_resource_name=bound["pipeline_resource_name"],
+            task_resource_name=task,
+        )
+        # The KFP launcher creates the output folders before a container component runs
+        # (prepareOutputFolders in backend/src/v2/component/launcher_v2.go); kfp.local's
+        # subprocess runner, made for python components, does not.
+        os.makedirs(task_dir, exist_ok=True)
+        try:
+            outputs, state = original(*args, **kwargs)
+        except RuntimeError:
+            outputs, state = {}, status.Status.FAILURE
+            raise_after = True
+        else:
+            raise_after = False
+        if state == status.Status.SUCCESS:
+            outputs = {**_declared_artifacts(bound, task_dir), **(outputs or {})}
+        step = task.replace("-", "_")  # step names have no '-' (SPEC §3)
+        types = index.node(step).task.outputs if index is not None else {}
+        line = {
+            "step": step,
+            "task_dir": task_dir,
+            "status": "succeeded" if state == status.Status.SUCCESS else "failed",
+            "outputs": {k: coerce(types.get(k, "str"), _plain(v)) for k, v in (outputs or {}).items()},
+        }
+        with open(trace, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+        if raise_after:
+            raise
+        return outputs, state
+
+    return _patched(task_dispatcher, "run_single_task_implementation", traced)
+
+
+def _declared_artifacts(bound: dict[str, Any], task_dir: str) -> dict[str, Any]:
+    """Every declared output artifact of a container task, at its local path: the KFP launcher
+    registers them from the executor input (uploadOutputArtifacts in launcher_v2.go), while
+    kfp.local only reads the executor_output.json a python component writes."""
+    from kfp.local import executor_input_utils, executor_output_utils
+
+    executor_input = executor_input_utils.construct_executor_input(
+        component_spec=bound["component_spec"],
+        arguments=bound["arguments"],
+        task_root=task_dir,
+        block_input_artifact=False,
+    )
+    return {
+        name: executor_output_utils.artifact_list_to_dsl_artifact(arts, is_artifact_list=False)
+        for name, arts in executor_input.outputs.artifacts.items()
+    }
+
+
+def _plain(value: Any) -> Any:
+    uri = getattr(value, "uri", None)
+    return uri if uri is not None else value
+
+
+def _steps(trace: Path) -> dict[str, dict[str, Any]]:
+    steps: dict[str, dict[str, Any]] = {}
+    if not trace.exists():
+        return steps
+    for line in trace.read_text().splitlines():
+        entry = json.loads(line)
+        key = entry["step"] + "".join(f"[{i}]" for i in _ITER.findall(entry["task_dir"] or ""))
+        record = steps.setdefault(key, {"attempts": 0})
+        record["attempts"] += 1
+        record["status"] = entry["status"]
+        if entry["outputs"] is not None:
+            record["outputs"] = entry["outputs"]
+    return steps
+
+
+# ------------------------------------------------------------------------------ the engine
+
+
+def spec_file(files: dict[str, str], work: Path) -> Path:
+    """Write the PipelineSpec of a compiled output into ``work``; its path."""
+    (rel,) = [r for r in files if r.endswith((".yaml", ".json")) and ".schedule" not in r]
+    spec = work / Path(rel).name
+    spec.write_text(files[rel], encoding="utf-8")
+    return spec
+
+
+def run_child(job: EngineJob, files: dict[str, str], target: str) -> dict[str, object]:
+    """Run a compiled spec through ``kfp.local`` in a child process, bounded by ``job.timeout``."""
+    from pipecast.conformance import secret_env
+
+    spec = spec_file(files, job.workdir)
+    work = job.workdir / "run"
+    work.mkdir(parents=True, exist_ok=True)
+    env = secret_env(job.secrets)
+    if job.fail:
+        env.update(fail_env(job.fail, job.workdir / "faults"))
+    request = {
+        "spec": str(spec),
+        "params": job.params,
+        "work": str(work),
+        "python_path": [str(p) for p in job.python_path],
+        "env": env,
+        "pipeline": str(job.loaded.path),
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipecast.verify.kfp_local", json.dumps(request, default=str)],
+            capture_output=True,
+            text=True,
+            timeout=job.timeout,
+            env=os.environ.copy(),
+        )
+    except subprocess.TimeoutExpired:
+        raise timed_out(target, job.timeout, "kfp.local") from None
+    for line in proc.stdout.splitlines():
+        # kfp.local's streamed task logs may leave a line unterminated before ours.
+        _, marker, tail = line.partition("PIPECAST-RESULT ")
+        if marker:
+            result: dict[str, object] = json.loads(tail)
+            return result
+    errors = [
+        line for line in proc.stderr.splitlines() if "Warning" not in line and "_warn_local" not in line
+    ]
+    raise RuntimeError(
+        f"kfp.local stopped without a result (exit code {proc.returncode}):\n" + "\n".join(errors[-60:])
+    )
+
+
+class _Session(EngineSession):
+    def __init__(self, engine: KfpEngine) -> None:
+        self.engine = engine
+
+    def run(self, job: EngineJob) -> EngineResult:
+        from pipecast import registry
+
+        target, title = self.engine.target, self.engine.service
+        overrides: dict[str, object] = {}
+        notes = [f"kfp.local ran every task on this host (subprocess runner); {title} itself was not run"]
+        if job.secrets and "secret_store" in registry.get(target).settings_model.model_fields:
+            overrides["secret_store"] = "env"
+            notes.append("secrets were read from the environment (secret_store=env) for the run")
+        files, _settings = compile_job(job, target, overrides)
+        record = run_child(job, files, target)
+        return EngineResult(record=dict(record), notes=notes, files=files)
+
+
+class KfpEngine(Engine):
+    """A KFP v2 PipelineSpec in kfp.local (subprocess runner): the engine of every KFP target
+    (a backend returns ``KfpEngine(self.name, self.title)`` from ``local_engine``)."""
+
+    extra = "verify-vertex"
+    modules = ("kfp",)
+
+    def __init__(self, target: str, service: str, extra: str = "verify-vertex") -> None:
+        self.target = target
+        self.service = service
+        self.extra = extra
+        self.title = f"kfp.local with the subprocess runner (the {service} PipelineSpec, steps on this host)"
+
+    @contextmanager
+    def session(self, workdir: Path) -> Iterator[EngineSession]:
+        yield _Session(self)
+
+
+def main() -> None:
+    """``python -m pipecast.verify.kfp_local JOB_JSON``: print the run record as JSON."""
+    from pipecast.api import load_checked
+
+    job = json.loads(sys.argv[1])
+    index = load_checked(job["pipeline"]).lowered().index if job.get("pipeline") else None
+    record = run_local(
+        Path(job["spec"]),
+        job["params"],
+        Path(job["work"]),
+        [Path(p) for p in job["python_path"]],
+        job.get("env"),
+        index,
+    )
+    print("PIPECAST-RESULT " + json.dumps(record, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
