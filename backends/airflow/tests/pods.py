@@ -1,11 +1,11 @@
-"""The harness (``harness.py``) with KubernetesPodOperator's pod run on this host: the task's
+"""The harness (``pipecast_airflow.harness``) with KubernetesPodOperator's pod run on this host: the task's
 rendered ``cmds`` + ``arguments`` run as a local process, with the two paths a pod provides
 mapped to folders of this task (the XCom volume ``/airflow/xcom``, and the pod's private
 ``/tmp/pipecast-outputs``), and ``return.json`` becomes the task's XCom as the provider's
 sidecar makes it. ``python`` on the PATH is the caller's (tests/fixtures/bare_python.py), so a
 stock step's command runs where pipecast is NOT importable.
 
-Usage: ``python pods.py JOBS_JSON`` (as ``harness.py``).
+Usage: ``python pods.py JOBS_JSON`` (as ``python -m pipecast_airflow.harness``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import harness
+from pipecast_airflow import harness
 
 
 def _execute(self: Any, context: Any) -> Any:
