@@ -59,6 +59,9 @@ class Feature(enum.StrEnum):
     SCHEDULE = "schedule"
     SCHEDULE_TIMEZONE = "schedule time zone"
     PIPELINE_OUTPUTS = "pipeline outputs"
+    ARTIFACT_PARAMS = "artifact parameters"
+    IMPORT = "import steps"
+    METRIC_REFS = "metric values in conditions and inputs"
 
 
 SupportLevel = Literal["native", "runtime", "approximate", "unsupported"]
@@ -221,6 +224,9 @@ class Backend(abc.ABC):
     #: subclass (how to execute the output locally and read back run records), imported only
     #: by the conformance suite and tools that execute output; empty: compile checks only.
     conformance: ClassVar[str] = ""
+    #: Whether the target reads local paths (SPEC §14): only the simulator does; cloud
+    #: targets reject an import of a local path at compile time.
+    reads_local_files: ClassVar[bool] = False
 
     def support(self, feature: Feature) -> Support:
         return self.features.get(
@@ -265,6 +271,10 @@ class Backend(abc.ABC):
                     code="unsupported-feature",
                 )
             )
+        if not self.reads_local_files:
+            from pipecast.passes.imports import local_path_errors
+
+            report.add(*local_path_errors(index, self.name))
         if not report.errors:
             self.check_target(index, self.settings_of(settings), report)
         return report.diagnostics

@@ -51,6 +51,9 @@ def pipeline_schema() -> dict[str, Any]:
         },
     ]
     group["properties"]["as"]["pattern"] = values.IDENT_RE.pattern
+    # SPEC §14: a task step has exactly one of ``run`` and ``import``.
+    defs["TaskStep"]["oneOf"] = [{"required": ["run"]}, {"required": ["import"]}]
+    defs["TaskStep"].pop("required", None)
     task = defs["TaskStep"]["properties"]
     for key in ("inputs", "outputs"):
         task[key]["propertyNames"] = _IDENTS

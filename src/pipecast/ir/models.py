@@ -29,7 +29,8 @@ from pydantic import (
 from pipecast.ir import values
 
 JsonValue = Any
-ParamType = Literal["str", "int", "float", "bool", "list", "dict"]
+ParamType = Literal["str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"]
+ArtifactType = Literal["Dataset", "Model", "Metrics", "Artifact"]
 OutputType = Literal["str", "int", "float", "bool", "list", "dict", "Dataset", "Model", "Metrics", "Artifact"]
 Duration = Annotated[
     float,
@@ -69,7 +70,13 @@ class Param(Node):
 
     @model_validator(mode="after")
     def _default_matches_type(self) -> Param:
-        if self.has_default:
+        if self.has_default and values.is_artifact(self.type):
+            # SPEC §14: an artifact parameter's value is a URI or a path.
+            if not isinstance(self.default, str) or not self.default:
+                raise ValueError(
+                    f"default {self.default!r} of a {self.type} parameter must be a URI or a path"
+                )
+        elif self.has_default:
             actual = values.json_type_of(self.default)
             if actual is None or not values.type_accepts(self.type, actual):
                 raise ValueError(
@@ -183,6 +190,24 @@ Run = Annotated[
 ]
 
 
+class ImportSpec(Node):
+    """``import: {uri, type, metadata}`` (SPEC §14): an artifact from outside the pipeline.
+
+    ``uri`` may hold references to params; a relative path or ``file://`` URI is relative to
+    the pipeline file's folder. ``metadata`` travels with the artifact (SPEC §15).
+    """
+
+    uri: str = Field(min_length=1)
+    type: ArtifactType = "Artifact"
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+#: The one output of an import step (SPEC §14).
+IMPORT_OUTPUT = "artifact"
+#: Task-step fields that make no sense on an import step (it runs no code).
+_RUN_ONLY = ("inputs", "image", "retry", "timeout", "resources", "env", "secrets", "cache")
+
+
 class Defaults(Node):
     """Task-step fields inherited by every task step (SPEC §2).
 
@@ -199,9 +224,11 @@ class Defaults(Node):
 
 
 class TaskStep(Node):
-    """A task step (SPEC §3.1): has ``run``."""
+    """A task step (SPEC §3.1): has ``run``, or ``import`` (SPEC §14), which runs no code and
+    has the one output ``artifact``. For an import step ``run`` is ``None``."""
 
-    run: Run
+    run: Run = Field(None)  # type: ignore[assignment]  # None only on import steps (is_import)
+    import_: ImportSpec | None = Field(None, alias="import")
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     outputs: dict[str, OutputType] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
@@ -214,6 +241,43 @@ class TaskStep(Node):
     secrets: dict[str, str] = Field(default_factory=dict)
     cache: Cache | None = None
     description: str | None = None
+
+    @property
+    def is_import(self) -> bool:
+        return self.import_ is not None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_output(cls, data: Any) -> Any:
+        # An import step's output is implied; writing it (as to_data does) is allowed if equal.
+        if isinstance(data, dict) and isinstance(data.get("import"), dict) and "outputs" not in data:
+            kind = data["import"].get("type", "Artifact")
+            if isinstance(kind, str):
+                data = {**data, "outputs": {IMPORT_OUTPUT: kind}}
+        return data
+
+    @model_validator(mode="after")
+    def _run_or_import(self) -> TaskStep:
+        if self.run is None and self.import_ is None:
+            raise ValueError(
+                "this step needs 'run' (a task step), 'import' (an artifact from outside the pipeline, "
+                "SPEC §14) or 'steps' (a group)"
+            )
+        if self.run is not None and self.import_ is not None:
+            raise ValueError("a task step has either 'run' (code to run) or 'import' (an artifact), not both")
+        if self.import_ is not None:
+            wrong = [k for k in _RUN_ONLY if k in self.model_fields_set]
+            if wrong:
+                raise ValueError(
+                    f"an import step runs no code: {', '.join(repr(k) for k in wrong)} do not apply "
+                    "(put references to params in import.uri)"
+                )
+            if self.outputs != {IMPORT_OUTPUT: self.import_.type}:
+                raise ValueError(
+                    f"an import step has exactly one output, 'artifact' of its type; remove 'outputs' "
+                    f"(read it as steps.<name>.outputs.{IMPORT_OUTPUT})"
+                )
+        return self
 
     @field_validator("env", "secrets")
     @classmethod
@@ -289,7 +353,7 @@ class GroupStep(Node):
 
 def _step_kind(v: Any) -> str | None:
     if isinstance(v, dict):
-        return "group" if "steps" in v and "run" not in v else "task"
+        return "group" if "steps" in v and "run" not in v and "import" not in v else "task"
     if isinstance(v, TaskStep):
         return "task"
     if isinstance(v, GroupStep):

@@ -39,6 +39,9 @@ def _pipeline_features(index: PipelineIndex) -> Iterator[FeatureUse]:
     p = index.pipeline
     if p.params:
         yield FeatureUse(Feature.PARAMS, None, ("params",))
+    for name, param in p.params.items():
+        if values.is_artifact(param.type):
+            yield FeatureUse(Feature.ARTIFACT_PARAMS, None, ("params", name, "type"))
     if p.schedule is not None:
         yield FeatureUse(Feature.SCHEDULE, None, ("schedule",))
         if p.schedule.timezone != "UTC":
@@ -79,6 +82,9 @@ def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse
 def _task_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
     """What a task runs and produces, then its effective settings."""
     path, task = node.yaml_path, node.task
+    if task.import_ is not None:
+        yield FeatureUse(Feature.IMPORT, node.name, (*path, "import"))
+        return
     if isinstance(task.run, PythonRun):
         yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
     elif isinstance(task.run, ContainerRun):

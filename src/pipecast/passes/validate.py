@@ -124,7 +124,9 @@ class _Checker:
         for name, value in task.inputs.items():
             path = (*node.yaml_path, "inputs", name)
             self.check_value(value, node.scope, node.name, path, in_finally=in_finally)
-        if isinstance(task.run, ContainerRun):
+        if task.import_ is not None:
+            self.check_import(node, task.import_.uri)
+        elif isinstance(task.run, ContainerRun):
             self.check_container(node, task.run)
         elif isinstance(task.run, PythonRun):
             self.check_python(node, task.run, in_finally)
@@ -134,6 +136,30 @@ class _Checker:
                 f"{name!r} is set both in 'env' and in 'secrets'",
                 (*node.yaml_path, "secrets", name),
                 hint="keep one of them",
+            )
+
+    def check_import(self, node: StepNode, uri: str) -> None:
+        """SPEC §14: ``import.uri`` is a string that may reference params (and pipeline.*)."""
+        path = (*node.yaml_path, "import", "uri")
+        refs = self.refs_of(uri, path) if "{{" in uri else []
+        for ref in refs or []:
+            if ref.kind not in ("param", "pipeline", "loop"):
+                self.error(
+                    f"import.uri may reference only params, loop variables and pipeline.name/run_id, "
+                    f"not {{{{ {ref.path} }}}}",
+                    path,
+                    hint="an import reads an artifact from outside the pipeline; to use a step's output, "
+                    "reference it directly in the consuming step's inputs",
+                    code="import-uri",
+                )
+                return
+        kind = self.check_value(uri, node.scope, node.name, path)
+        if kind is not None and kind not in ("str", ANY) and not is_artifact_type(kind):
+            self.error(
+                f"import.uri must be a URI or a path, not {_a(kind)}",
+                path,
+                hint="reference a str or artifact parameter",
+                code="import-uri",
             )
 
     def check_finite(self, value: Any, path: YamlPath) -> None:
@@ -667,8 +693,8 @@ def parse_param_value(type_name: str, text: str) -> Any:
     """
     import json
 
-    if type_name == "str":
-        return text
+    if type_name == "str" or values.is_artifact(type_name):
+        return text  # an artifact parameter's value is a URI or a path (SPEC §14)
     try:
         value = json.loads(text)
     except ValueError:

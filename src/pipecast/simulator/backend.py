@@ -16,6 +16,7 @@ class LocalBackend(Backend):
     name: ClassVar[str] = "local"
     title: ClassVar[str] = "Local simulator"
     features: ClassVar[dict[Feature, Support]] = {f: NATIVE for f in Feature}
+    reads_local_files: ClassVar[bool] = True
     docs_url: ClassVar[str] = "docs/simulator.md"
     conformance: ClassVar[str] = "pipecast.simulator.conformance:LocalConformance"
 
@@ -49,6 +50,8 @@ class LocalBackend(Backend):
 
 
 def _task(index: Any, node: Any) -> dict[str, Any]:
+    if node.task.import_ is not None:
+        return {"import": node.task.import_.to_data(), "outputs": node.task.outputs}
     eff = index.effective(node)
     return {
         "run": node.task.run.to_data(),

@@ -22,11 +22,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipecast.ir import condition as cond
-from pipecast.ir.models import Retry, TaskStep
+from pipecast.ir.models import IMPORT_OUTPUT, Retry, TaskStep
 from pipecast.ir.refs import Ref, render, single_ref
+from pipecast.passes import imports
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode, is_artifact_type
 from pipecast.runtime.retry import retry_delay
 from pipecast.simulator.values import Art, Missing, to_local, to_record
@@ -138,9 +140,13 @@ class Engine:
         reuse: Callable[[Inst], dict[str, Any] | None] | None = None,
         hooks: Sequence[Hooks] | None = None,
         on_change: Callable[[Inst], None] | None = None,
+        base_dir: Path | None = None,
     ) -> None:
         self.index = index
         self.params = params
+        #: The pipeline file's folder: local import paths are relative to it (SPEC §14).
+        self.base_dir = base_dir or Path.cwd()
+        self._param_values = self._artifact_params(params)
         self.run_id = run_id
         self.clock = clock
         self.launch_fn = launch
@@ -174,6 +180,45 @@ class Engine:
         self.last_done: Inst | None = None
 
     # ------------------------------------------------------------------ helpers
+
+    def _artifact_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameter values as steps see them: a local path of an artifact parameter becomes
+        an artifact read in place (SPEC §14); a remote URI stays its string."""
+        out = dict(params)
+        for name, param in self.index.pipeline.params.items():
+            value = out.get(name)
+            if is_artifact_type(param.type) and isinstance(value, str) and imports.is_local(value):
+                out[name] = Art(str(imports.local_path(value, self.base_dir)))
+        return out
+
+    def _import(self, inst: Inst, lookup: Callable[[Ref], Any]) -> None:
+        """An import step (SPEC §14): no code runs; its output is the artifact at the URI."""
+        spec = inst.node.task.import_
+        assert spec is not None
+        value = self.resolve_value(spec.uri, lookup)
+        uri = value.path if isinstance(value, Art) else str(value)
+        inst.inputs = {"uri": uri}
+        if spec.metadata:
+            inst.extra["metadata"] = spec.metadata
+        if not imports.is_local(uri):
+            self._finish(
+                inst,
+                "failed",
+                error=f"import {uri!r}: the simulator reads local paths only; pass a local copy "
+                "(through a parameter: --param name=path/to/copy)",
+            )
+            return
+        path = imports.local_path(uri, self.base_dir)
+        if not path.exists():
+            self._finish(
+                inst,
+                "failed",
+                error=f"import {uri!r}: {path} does not exist (a relative path is relative to the "
+                "pipeline file's folder)",
+            )
+            return
+        inst.outputs = {IMPORT_OUTPUT: Art(str(path))}
+        self._finish(inst, "succeeded")
 
     def wall(self, t: float | None) -> str | None:
         """A clock time as ISO 8601 (UTC, millisecond precision)."""
@@ -229,7 +274,7 @@ class Engine:
         def lookup(ref: Ref) -> Any:
             kind = ref.kind
             if kind == "param":
-                return self.params[ref.name]
+                return self._param_values[ref.name]
             if kind == "step":
                 scope = nodes[ref.name].scope
                 f: Frame | None = frame
@@ -424,6 +469,9 @@ class Engine:
         try:
             if task.when is not None and not self._condition(node, task.when, lookup):
                 self._finish(inst, "skipped", reason=f"condition is false: {task.when}")
+                return
+            if task.import_ is not None:
+                self._import(inst, lookup)
                 return
             inst.inputs = {
                 name: self._resolve_input(node, name, v, lookup) for name, v in task.inputs.items()

@@ -511,6 +511,7 @@ def _run(
         reuse=reuse,
         hooks=[*checks, *(hooks or [])],
         on_change=on_change,
+        base_dir=Path(loaded.path).parent.absolute(),
     )
     recorder.engine = engine
     if not dry_run:

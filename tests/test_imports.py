@@ -1,0 +1,96 @@
+"""SPEC §14: artifact parameters and import steps — read in place by the simulator, relative to
+the pipeline file's folder, and rejected as local paths by every cloud target at compile time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipecast.api import compile_pipeline, load_checked
+from pipecast.cli import main
+from pipecast.diagnostics import UserError
+from pipecast.registry import available
+from pipecast.simulator import run_pipeline
+
+PIPELINE = """\
+pipecast: 1
+name: imp
+params:
+  raw: {type: Dataset, default: data/base.csv}
+steps:
+  base:
+    import: {uri: "{{ params.raw }}", type: Dataset, metadata: {source: test}}
+  count:
+    run: {python: "isteps:count"}
+    inputs: {table: "{{ steps.base.outputs.artifact }}"}
+    outputs: {n: int}
+"""
+
+
+def _project(tmp_path: Path, text: str = PIPELINE) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "base.csv").write_text("a\n1\n2\n3\n")
+    (tmp_path / "isteps.py").write_text("def count(table):\n    return len(open(table).read().split()) - 1\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_simulator_reads_a_relative_path_from_the_pipeline_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "proj").mkdir()
+    path = _project(tmp_path / "proj")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # never the working directory
+    record = run_pipeline(load_checked(path), run_dir=tmp_path / "runs")
+    assert record["status"] == "succeeded", record
+    base = record["steps"]["base"]
+    assert base["outputs"]["artifact"] == (tmp_path / "proj" / "data" / "base.csv").as_uri()
+    assert base["metadata"] == {"source": "test"}
+    assert record["steps"]["count"]["outputs"] == {"n": 3}
+    assert record["params"]["raw"] == "data/base.csv"
+
+
+def test_a_missing_local_file_fails_the_import_step(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    os.remove(tmp_path / "data" / "base.csv")
+    record = run_pipeline(load_checked(path), run_dir=tmp_path / "runs")
+    assert record["status"] == "failed"
+    assert "does not exist" in record["steps"]["base"]["error"]
+    assert record["steps"]["count"]["status"] == "not_run"
+
+
+CLOUD = [b for b in available() if b != "local"]
+
+
+@pytest.mark.parametrize("target", CLOUD)
+def test_cloud_targets_reject_a_local_path_naming_the_step(tmp_path: Path, target: str) -> None:
+    path = _project(tmp_path)
+    with pytest.raises(UserError) as err:
+        compile_pipeline(load_checked(path), target)
+    local = [d for d in err.value.diagnostics if d.code == "local-path"]
+    assert [(d.line, d.path) for d in local] == [
+        (4, ("params", "raw", "default")),
+        (7, ("steps", "base", "import", "uri")),
+    ]
+    assert "step 'base' imports the local path 'data/base.csv'" in local[1].message
+    assert target in local[1].message
+    assert "upload" in (local[1].hint or "")
+
+
+def test_a_remote_uri_is_not_a_local_path(tmp_path: Path) -> None:
+    from pipecast.passes.imports import local_uses
+
+    path = _project(tmp_path, PIPELINE.replace("data/base.csv", "s3://bucket/base.csv"))
+    assert list(local_uses(load_checked(path).index)) == []
+
+
+def test_cli_compile_exits_1_with_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _project(tmp_path)
+    assert main(["compile", str(path), "--target", CLOUD[0], "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "p.yaml:7:" in err and "Traceback" not in err
