@@ -49,7 +49,13 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             inner_names = {n.name for n in index.walk(node.body)}
             if node.else_body is not None:
                 inner_names |= {n.name for n in index.walk(node.else_body)}
-            inner = [v.get("status") for k, v in steps.items() if base_name(k) in inner_names]
+            inner = [
+                v.get("status")
+                for k, v in steps.items()
+                # A loop's inner task without an index is an unexpanded mapped task (Airflow
+                # reports one, skipped, for an empty list): no item ran.
+                if base_name(k) in inner_names and (k != base_name(k) or not node.group.is_loop)
+            ]
             status = (
                 "failed"
                 if "failed" in inner
@@ -57,6 +63,11 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 if any(s == "succeeded" for s in inner)
                 else "skipped"
             )
+            if not inner and node.group.is_loop and record.get("status") == "succeeded":
+                # No item at all (an empty list): the group completed (SPEC §22 / issue 19),
+                # unless an enclosing group was skipped.
+                outer = [steps.get(a.name, {}).get("status") for a in index.ancestors(node)]
+                status = "skipped" if "skipped" in outer else "succeeded"
         else:
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
         steps[key] = {"status": status, "derived": True}

@@ -609,6 +609,18 @@ class Compiler:
         self._add(comp, node.name, body_name, self._pipeline_node(comp, body, rel, node.name))
         loop: dict[str, Any] = {"type": "parallel_for", "body": f"${{{{parent.jobs.{body_name}}}}}"}
         ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        if ref is None and not group.for_each:
+            # Azure ML's parallel_for rejects an empty items list (job._validate(), and the
+            # service at run time); SPEC says the group completes with empty outputs.
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': for_each group {node.name!r} iterates an empty list, and "
+                    "Azure ML's parallel_for rejects empty items",
+                    (*node.yaml_path, "for_each"),
+                    hint="remove the group (its outputs would be empty lists) or give it items",
+                    code="unsupported-feature",
+                )
+            )
         if ref is None:
             # A literal list: the items are known now.
             loop["items"] = json.dumps([{var_channel: item_text(v)} for v in group.for_each], sort_keys=True)
