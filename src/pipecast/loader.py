@@ -252,7 +252,7 @@ class _Builder:
         else:
             self.visited.add(id(node))
         if depth > MAX_DEPTH:
-            raise _TooBig(deep=True)
+            raise _TooBig(deep=True, node=node, path=path)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if id(node) in self.open:
@@ -319,7 +319,7 @@ class _Builder:
                 else:
                     self.visited.add(id(value_node))
                 if depth + 1 > MAX_DEPTH:
-                    raise _TooBig(deep=True)
+                    raise _TooBig(deep=True, node=value_node, path=sub)
                 out[key] = value_node.value
             else:
                 out[key] = self.build(value_node, sub, depth + 1)
@@ -345,7 +345,14 @@ class _Builder:
                     return int(text[2:], 8)
                 return int(text, 16) if text.startswith("0x") else int(text)
             except ValueError:
-                pass
+                if len(text) > _MAX_INT_DIGITS:
+                    self._problem(
+                        f"an integer of {len(text)} digits (more than {_MAX_INT_DIGITS:,} are refused)",
+                        path,
+                        node,
+                        hint=_BIG_INT_HINT,
+                    )
+                    return text
         if tag == "tag:yaml.org,2002:float":
             try:
                 low = text.lower()
@@ -393,9 +400,14 @@ def _value_pos(node: yaml.Node) -> tuple[int, int, int]:
 
 
 class _TooBig(Exception):
-    def __init__(self, deep: bool = False) -> None:
+    """Too deep (``node``/``path``: where), or too many alias repeats (an alias reuses its
+    anchor's node, so where it was used is unknown)."""
+
+    def __init__(self, deep: bool = False, node: yaml.Node | None = None, path: YamlPath = ()) -> None:
         super().__init__()
         self.deep = deep
+        self.node = node
+        self.path = path
 
 
 def parse_yaml(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, list[Diagnostic]]:
@@ -457,12 +469,18 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, SourceMap, list[Diagnostic]]
             else f"repeats more than {MAX_NODES} values through aliases ('*name'); only the values aliases "
             "repeat count toward this limit"
         )
+        mark = exc.node.start_mark if exc.node is not None else None
         raise UserError(
             Diagnostic(
                 f"the document {what}; refusing to load it",
-                hint="write the values out, or use fewer nested aliases",
+                exc.path,
+                hint="flatten the nested lists or objects"
+                if exc.deep
+                else "write the values out, or use fewer nested aliases",
                 code="too-big",
                 file=name,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
             )
         ) from None
     return data, source, builder.problems
@@ -473,8 +491,9 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, SourceMap, list[Diagnostic]]
 
 def parse_json(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, list[Diagnostic]]:
     """Parse JSON text; positions come from composing it as YAML (JSON is nearly a subset)."""
+    big: list[str] = []
     try:
-        plain = json.loads(text, object_pairs_hook=_pairs_hook)
+        plain = json.loads(text, object_pairs_hook=_pairs_hook, parse_int=lambda s: _json_int(s, big))
     except json.JSONDecodeError as exc:
         raise UserError(
             Diagnostic(
@@ -482,24 +501,32 @@ def parse_json(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, lis
             )
         ) from None
     except RecursionError:
+        line, column = _json_too_deep(text)
         raise UserError(
             Diagnostic(
-                f"the document nests deeper than Python's JSON reader allows (more than {MAX_DEPTH} levels "
-                "are refused anyway)",
+                f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it",
                 hint="flatten the nested lists or objects",
                 code="too-big",
                 file=name,
+                line=line,
+                column=column,
             )
         ) from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
+    if big:
+        path = _path_of(plain, _BigInt) or ()
+        at = re.search(r"(?<![\d.\w\"])-?" + big[0], text)
+        line, column = _line_col(text, at.start()) if at else (None, None)
         raise UserError(
             Diagnostic(
-                f"JSON value error: {exc}",
-                hint="write very large numbers as strings",
-                code="syntax",
+                f"an integer of {len(big[0])} digits (more than {_MAX_INT_DIGITS:,} are refused)",
+                path,
+                hint=_BIG_INT_HINT,
+                code="too-big",
                 file=name,
+                line=line,
+                column=column,
             )
-        ) from None
+        )
     try:
         data, source, problems = parse_yaml(text, name)
     except UserError:
@@ -508,6 +535,62 @@ def parse_json(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, lis
         # YAML read it differently (rare JSON corner cases): trust JSON, lose positions.
         return _strip_dups(plain), SourceMap(name), _json_dups(plain, ())
     return data, source, problems
+
+
+#: Python refuses to read longer integers (``sys.get_int_max_str_digits()``'s default).
+_MAX_INT_DIGITS = 4300
+_BIG_INT_HINT = "write the number as a string (in quotes), or use a float if precision does not matter"
+
+
+class _BigInt(str):
+    """An integer too long to read, kept as text so the error can say where it is."""
+
+
+def _json_int(digits: str, big: list[str]) -> int | str:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        big.append(digits.lstrip("-"))
+        return _BigInt(digits)
+    return int(digits)
+
+
+def _path_of(value: Any, kind: type) -> YamlPath | None:
+    """The path of the first value of type ``kind`` inside ``value``."""
+    if isinstance(value, kind):
+        return ()
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        sub = _path_of(item, kind)
+        if sub is not None:
+            return (key, *sub)
+    return None
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _json_too_deep(text: str) -> tuple[int | None, int | None]:
+    """Where JSON text first opens a list or object deeper than :data:`MAX_DEPTH`."""
+    depth = 0
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH + 1:  # the top-level value is depth 0, as in the YAML builder
+                return _line_col(text, i)
+        elif ch in "]}":
+            depth -= 1
+    return None, None
 
 
 class _Dup(dict):  # type: ignore[type-arg]

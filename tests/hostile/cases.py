@@ -25,6 +25,8 @@ CASES: dict[str, tuple[str, str]] = {
         "p.json",
         '{"pipecast": 1, "name": "h", "x": ' + "[" * 5000 + "]" * 5000 + ', "steps": {}}',
     ),
+    "yaml_big_int": ("p.yaml", HEAD + "params:\n  p: {type: int, default: " + "9" * 5000 + "}\n" + STEP),
+    "yaml_deep": ("p.yaml", HEAD + "x: " + "[" * 150 + "]" * 150 + "\n" + STEP),
     **{
         f"{f}_{v}": ("p.yaml", _timing(f, v))
         for f in ("timeout", "delay")

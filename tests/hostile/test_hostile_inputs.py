@@ -4,6 +4,7 @@ an internal error, a hang or a file that compiles but does not import."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -22,6 +23,29 @@ def test_hostile_file_is_a_located_user_error(name, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "internal error" not in err and "Traceback" not in err
     assert f"{path}:" in err and "error:" in err
+    # every one names a line and column
+    assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: error:", err, re.M), err[:500]
+
+
+@pytest.mark.parametrize(
+    "name, where",
+    [
+        ("json_big_int", ":1:73: error: an integer of 5000 digits"),
+        ("yaml_big_int", ":4:27: error: an integer of 5000 digits"),
+        ("json_deep", ":1:135: error: the document nests deeper than 100 levels"),
+        ("yaml_deep", ":3:104: error: the document nests deeper than 100 levels"),
+    ],
+)
+def test_too_long_numbers_and_too_deep_nesting_are_located(name, where, tmp_path, capsys):
+    file_name, text = CASES[name]
+    path = tmp_path / file_name
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}{where}" in err, err[:800]
+    assert "hint:" in err
+    if "big_int" in name:
+        assert "at params.p.default" in err
 
 
 def test_non_regular_files_are_refused_at_once(tmp_path, capsys):
