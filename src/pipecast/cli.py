@@ -7,8 +7,8 @@ command module exports ``register(subparsers)``, which adds its sub-parsers and 
 (the handler does). A module that fails to import is skipped, so the core commands always
 work.
 
-Exit codes: 0 ok, 1 the user's input is wrong (no traceback; ``--debug`` shows one),
-2 usage, 3 an internal error (a bug: please report it).
+Exit codes: 0 ok, 1 the user's input is wrong, a bad option value included (no traceback;
+``--debug`` shows one), 2 usage (unknown command or option, missing argument), 3 an internal error (a bug: please report it).
 
 This module imports no cloud SDK and no backend at import time: ``pipecast validate`` and
 ``pipecast --help`` stay fast and work without the target packages.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -85,12 +86,49 @@ def _summary_text(s: dict[str, Any]) -> str:
     )
 
 
+def number_option(
+    flag: str, kind: type[int] | type[float] = int, *, minimum: float | None = None, example: str = "4"
+) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a numeric option. A bad value is a user error naming the
+    option and a fix (exit 1, like a bad ``--param``), not an argparse usage error (exit 2):
+    argparse lets any exception other than ``ValueError``/``TypeError``/``ArgumentTypeError``
+    out of ``parse_args``, and :func:`main` reports it."""
+    what = "a whole number" if kind is int else "a finite number"
+    if minimum is not None:
+        what += f" of at least {minimum:g}"
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or not math.isfinite(value) or (minimum is not None and value < minimum):
+            raise UserError(
+                Diagnostic(
+                    f"{flag} {text!r}: expected {what}",
+                    hint=f"for example {flag} {example}",
+                    code="usage",
+                    file="command line",
+                )
+            )
+        return value
+
+    return convert
+
+
 def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(Diagnostic(f"{flag} {item!r} is not name=value", code="usage"))
+            raise UserError(
+                Diagnostic(
+                    f"{flag} {item!r} is not name=value",
+                    hint=f"for example {flag} name=value",
+                    code="usage",
+                    file="command line",
+                )
+            )
         out[key.strip()] = value
     return out
 
@@ -344,8 +382,33 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """Sub-parsers inherit this class: a value outside an option's ``choices`` is a user error
+    naming the option and the choices (exit 1), as a bad number is (:func:`number_option`);
+    an unknown command or option stays a usage error (exit 2)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if (
+            action.choices is None
+            or value in action.choices
+            or isinstance(action, argparse._SubParsersAction)
+        ):
+            super()._check_value(action, value)
+            return
+        flag = action.option_strings[-1] if action.option_strings else action.metavar or action.dest
+        options = ", ".join(map(str, action.choices))
+        raise UserError(
+            Diagnostic(
+                f"{flag} {value!r}: expected one of {options}",
+                hint=f"for example {flag} {next(iter(action.choices))}",
+                code="usage",
+                file="command line",
+            )
+        )
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
@@ -369,7 +432,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pipecast",
         description="Compile one ML pipeline for every installed orchestrator ('pipecast targets' "
         "lists them), or run it locally.",
@@ -475,6 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or usage errors (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except UserError as exc:  # a bad option value (see number_option)
+        print_diagnostics(exc.diagnostics)
+        return EXIT_USER
     debug = bool(getattr(args, "debug", False))
     func = getattr(args, "func", None) or getattr(args, "handler", None)
     if func is None:

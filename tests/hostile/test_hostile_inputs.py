@@ -93,7 +93,8 @@ def test_bad_settings_are_user_errors(tmp_path, capsys, args, message):
 def test_run_option_mistakes_are_user_errors(tmp_path, capsys):
     path = tmp_path / "p.yaml"
     path.write_text(HEAD + "steps:\n  s: {run: {python: 'm:f'}, secrets: {T: tok}}\n")
-    assert main(["run", str(path), "--dry-run", "--max-parallel", "0"]) == 2
+    assert main(["run", str(path), "--dry-run", "--max-parallel", "0"]) == 1
+    capsys.readouterr()
     mock = tmp_path / "mock.yaml"
     mock.write_text("s: {duration: -5s}\n")
     assert main(["run", str(path), "--dry-run", "--mock", str(mock)]) == 1
@@ -116,6 +117,38 @@ def one() -> int:
 def p():
     one()
 """
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "P", "--dry-run", "--max-parallel", "0"],
+        ["run", "P", "--dry-run", "--max-parallel", "-3"],
+        ["run", "P", "--dry-run", "--max-parallel", "two"],
+        ["run", "P", "--dry-run", "--max-parallel", "1e3"],
+        ["run", "P", "--dry-run", "--seed", "1.5"],
+        ["run", "P", "--dry-run", "--containers", "kvm"],
+        ["run", "P", "--dry-run", "--param", "novalue"],
+        ["verify", "P", "-t", "airflow", "--timeout", "nan"],
+        ["verify", "P", "-t", "airflow", "--timeout", "-1"],
+        ["export", "P", "--format", "xml"],
+        ["completion", "tcsh"],
+    ],
+)
+def test_bad_option_values_are_user_errors(tmp_path, capsys, args):
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD + STEP_TEXT)
+    args = [str(path) if a == "P" else a for a in args]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    flag = next((a for a in args if a.startswith("--") and a != "--dry-run"), "shell")
+    assert err.startswith(f"command line: error: {flag} "), err
+    assert "hint: for example " in err and "usage:" not in err and "Traceback" not in err
+
+
+def test_unknown_commands_and_options_stay_usage_errors(capsys):
+    assert main(["frobnicate"]) == 2
+    assert main(["validate", "x.yaml", "--frobnicate"]) == 2
 
 
 def test_dsl_file_output_stays_off_stdout_and_runs_once(tmp_path, capsys):

@@ -17,13 +17,18 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the simulator's sub-commands to the ``pipecast`` parser."""
+    from pipecast.cli import number_option
+
     p = subparsers.add_parser("run", help="run a pipeline locally (the reference semantics)")
     p.add_argument("file", metavar="FILE", help="pipeline file (.yaml/.json/.py)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeatable)")
     p.add_argument("--run-dir", metavar="DIR", help="runs root (default .pipecast/runs)")
     p.add_argument("--run-id", metavar="ID", help="fix the run id")
     p.add_argument(
-        "--max-parallel", type=_positive, metavar="N", help="concurrent attempts (default: CPU count)"
+        "--max-parallel",
+        type=number_option("--max-parallel", minimum=1),
+        metavar="N",
+        help="concurrent attempts (default: CPU count)",
     )
     p.add_argument("--json", action="store_true", help="print only the run record (JSON) on stdout")
     p.add_argument("--containers", choices=("docker", "podman", "host"), help="how container steps run")
@@ -42,7 +47,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--secrets", metavar="FILE", help="dotenv file of secret-name=value")
     p.add_argument("--no-cache", action="store_true", help="ignore cache: true")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an earlier run: reuse its succeeded steps")
-    p.add_argument("--seed", type=int, help="seed for retry jitter")
+    p.add_argument("--seed", type=number_option("--seed", example="7"), help="seed for retry jitter")
     p.add_argument("--report", action="store_true", help="write an HTML report of the run and print its path")
     p.set_defaults(func=cmd_run)
 
@@ -58,27 +63,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_show)
 
 
-def _positive(text: str) -> int:
-    """``--max-parallel``: a whole number of at least 1 (argparse reports anything else)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1; give at least 1 concurrent attempt")
-    return value
-
-
 def _params(items: list[str] | None) -> dict[str, str]:
-    from pipecast.diagnostics import Diagnostic, UserError
+    from pipecast.cli import _key_values
 
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(Diagnostic(f"--param {item!r} is not NAME=VALUE", code="usage"))
-        out[key.strip()] = value
-    return out
+    return _key_values(items, "--param")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

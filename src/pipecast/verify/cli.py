@@ -15,6 +15,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add ``verify`` to the ``pipecast`` parser."""
+    from pipecast.cli import number_option
+
     p = subparsers.add_parser(
         "verify",
         help="run the compiled pipeline on the target's own local engine and compare with the simulator",
@@ -40,7 +42,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=number_option("--timeout", float, minimum=1, example="900"),
         default=600.0,
         metavar="SECONDS",
         help="give up after this long (default 600)",
