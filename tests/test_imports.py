@@ -50,7 +50,7 @@ def test_simulator_reads_a_relative_path_from_the_pipeline_folder(
     assert record["status"] == "succeeded", record
     base = record["steps"]["base"]
     assert base["outputs"]["artifact"] == (tmp_path / "proj" / "data" / "base.csv").as_uri()
-    assert base["metadata"] == {"source": "test"}
+    assert base["metadata"] == {"artifact": {"source": "test"}}
     assert record["steps"]["count"]["outputs"] == {"n": 3}
     assert record["params"]["raw"] == "data/base.csv"
 
@@ -94,3 +94,55 @@ def test_cli_compile_exits_1_with_location(tmp_path: Path, capsys: pytest.Captur
     assert main(["compile", str(path), "--target", CLOUD[0], "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "p.yaml:7:" in err and "Traceback" not in err
+
+
+def test_metrics_log_annotate_and_read(tmp_path: Path) -> None:
+    from pipecast import metrics
+
+    path = tmp_path / "scores"
+    metrics.log(path, auc=0.5)
+    assert metrics.log(path, loss=1) == {"auc": 0.5, "loss": 1}
+    metrics.annotate(path, framework="toy")
+    assert metrics.metadata(path) == {"framework": "toy"}
+    assert (tmp_path / "scores.metadata.json").is_file()
+    assert metrics.metric_value(str(path), "auc") == 0.5
+    with pytest.raises(metrics.MetricsError, match="no metric 'f1' \\(it has: auc, loss\\)"):
+        metrics.metric_value(str(path), "f1")
+    with pytest.raises(metrics.MetricsError, match="not a finite number"):
+        metrics.log(path, bad=float("nan"))
+
+
+METRICS = """\
+pipecast: 1
+name: met
+steps:
+  eval:
+    run: {python: "msteps:evaluate"}
+    outputs: {scores: Metrics, model: Model}
+  show:
+    run: {python: "msteps:show"}
+    inputs: {auc: "{{ steps.eval.outputs.scores.auc }}"}
+    outputs: {text: str}
+"""
+
+
+def test_run_record_and_show_have_metrics_and_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "msteps.py").write_text(
+        "from pipecast import metrics\n"
+        "def evaluate(scores, model):\n"
+        "    metrics.log(scores, auc=0.91)\n"
+        "    open(model, 'w').write('m')\n"
+        "    metrics.annotate(model, framework='toy')\n"
+        "def show(auc):\n"
+        "    return repr(auc)\n"
+    )
+    (tmp_path / "p.yaml").write_text(METRICS)
+    record = run_pipeline(load_checked(tmp_path / "p.yaml"), run_dir=tmp_path / "runs")
+    ev = record["steps"]["eval"]
+    assert ev["metrics"] == {"scores": {"auc": 0.91}}
+    assert ev["metadata"] == {"model": {"framework": "toy"}}
+    assert record["steps"]["show"]["outputs"] == {"text": "0.91"}
+    assert main(["show", record["run_id"], "--run-dir", str(tmp_path / "runs")]) == 0
+    assert "auc=0.91" in capsys.readouterr().out

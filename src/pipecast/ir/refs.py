@@ -35,11 +35,14 @@ class Ref:
         kind: what it points at.
         name: the parameter, step, loop variable, pipeline field or input/output name.
         key: the output name of a step reference, or the dict key of a loop variable.
+        metric: one metric of a ``Metrics`` output (``steps.S.outputs.O.NAME``, SPEC §15),
+            read as a ``float``.
     """
 
     kind: RefKind
     name: str
     key: str | None = None
+    metric: str | None = None
 
     @property
     def path(self) -> str:
@@ -47,7 +50,8 @@ class Ref:
         if self.kind == "param":
             return f"params.{self.name}"
         if self.kind == "step":
-            return f"steps.{self.name}.outputs.{self.key}"
+            tail = "" if self.metric is None else f".{self.metric}"
+            return f"steps.{self.name}.outputs.{self.key}{tail}"
         if self.kind == "pipeline":
             return f"pipeline.{self.name}"
         if self.kind in ("inputs", "outputs"):
@@ -78,7 +82,12 @@ def parse_path(text: str, loop_vars: frozenset[str] | None = None) -> Ref:
     if head == "steps":
         if len(parts) == 4 and parts[2] == "outputs":
             return Ref("step", parts[1], parts[3])
-        raise RefSyntaxError(f"{text.strip()!r}: a step reference is steps.<step>.outputs.<output>")
+        if len(parts) == 5 and parts[2] == "outputs":
+            return Ref("step", parts[1], parts[3], parts[4])  # one metric (SPEC §15)
+        raise RefSyntaxError(
+            f"{text.strip()!r}: a step reference is steps.<step>.outputs.<output> "
+            "(or steps.<step>.outputs.<metrics output>.<metric name>)"
+        )
     if head == "pipeline" and len(parts) == 2:
         return Ref("pipeline", parts[1])
     if head == "inputs" and len(parts) == 2:

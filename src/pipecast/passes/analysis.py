@@ -419,6 +419,16 @@ class PipelineIndex:
                 f"did you mean steps.{ref.name}.outputs.{hint}?" if hint else None,
             )
         dep = (producer.scope, user_sibling.name, producer.name) if user_sibling is not None else None
+        if ref.metric is not None:
+            # SPEC §15: one metric of a Metrics output, read as a number at run time.
+            if out_type != "Metrics":
+                return Resolution(
+                    None,
+                    f"{ref.path} reads metric {ref.metric!r}, but output {ref.key!r} of step "
+                    f"{ref.name!r} is {out_type}, not Metrics",
+                    f"declare {ref.key}: Metrics, or reference steps.{ref.name}.outputs.{ref.key}",
+                )
+            return Resolution("float", target=target.name, dependency=dep)
         return Resolution(out_type, target=target.name, dependency=dep)
 
     def output_names(self, node: StepNode) -> list[str]:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from pipecast.backend import Feature
 from pipecast.diagnostics import YamlPath
+from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, PythonRun
+from pipecast.ir.refs import RefSyntaxError, parse_template
 from pipecast.passes.analysis import PipelineIndex, StepNode
 
 
@@ -29,10 +31,33 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
     yield from _pipeline_features(index)
     for node in [*index.walk(), *([index.finally_node] if index.finally_node else [])]:
         yield from _ordering_features(index, node)
+        yield from _metric_ref_features(node)
         if node.is_group:
             yield from _group_features(index, node)
         else:
             yield from _task_features(index, node)
+
+
+def _metric_ref_features(node: StepNode) -> Iterator[FeatureUse]:
+    """``steps.S.outputs.O.NAME`` (one metric, SPEC §15) in a condition or an input."""
+    step = node.step
+    if step.when is not None and ".outputs." in step.when:
+        try:
+            refs = list(cond.paths(cond.parse_condition(step.when)))
+        except (cond.ConditionSyntaxError, RefSyntaxError):
+            refs = []
+        if any(r.metric is not None for r in refs):
+            yield FeatureUse(Feature.METRIC_REFS, node.name, (*node.yaml_path, "when"))
+    if node.is_task:
+        for name, value in node.task.inputs.items():
+            if not (isinstance(value, str) and ".outputs." in value):
+                continue
+            try:
+                parts = parse_template(value)
+            except RefSyntaxError:
+                continue
+            if any(not isinstance(p, str) and p.metric is not None for p in parts):
+                yield FeatureUse(Feature.METRIC_REFS, node.name, (*node.yaml_path, "inputs", name))
 
 
 def _pipeline_features(index: PipelineIndex) -> Iterator[FeatureUse]:

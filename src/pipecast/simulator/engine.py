@@ -38,6 +38,16 @@ TERMINAL = frozenset({"succeeded", "failed", "skipped", "cached", "not_run"})
 DONE_OK = frozenset({"succeeded", "skipped", "cached"})
 
 
+def read_metric(art: Any, ref: Ref) -> float:
+    """One metric of a Metrics artifact (SPEC §15); a missing name is a run-time error."""
+    from pipecast.metrics import MetricsError, metric_value
+
+    try:
+        return metric_value(art.path if isinstance(art, Art) else str(art), ref.metric or "")
+    except MetricsError as exc:
+        raise StepError(f"{ref.path}: {exc}") from None
+
+
 class StepError(Exception):
     """A run-time problem of one step that is not the user's function failing (e.g. a
     ``for_each`` value that is not a list): the step fails with this message."""
@@ -191,6 +201,30 @@ class Engine:
                 out[name] = Art(str(imports.local_path(value, self.base_dir)))
         return out
 
+    def _metrics(self, inst: Inst) -> None:
+        """SPEC §15: the run record shows each Metrics output's numbers (``metrics``) and each
+        artifact's ``<path>.metadata.json`` (``metadata``), keyed by output name."""
+        from pipecast import metrics
+
+        found: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        for name, type_name in inst.node.task.outputs.items():
+            art = inst.outputs.get(name) if inst.outputs else None
+            if not isinstance(art, Art):
+                continue
+            if type_name == "Metrics":
+                try:
+                    found[name] = metrics.read(art.path)
+                except metrics.MetricsError:
+                    found[name] = {}
+            data = metrics.metadata(art.path)
+            if data:
+                meta[name] = data
+        if found:
+            inst.extra["metrics"] = found
+        if meta:
+            inst.extra["metadata"] = meta
+
     def _import(self, inst: Inst, lookup: Callable[[Ref], Any]) -> None:
         """An import step (SPEC §14): no code runs; its output is the artifact at the URI."""
         spec = inst.node.task.import_
@@ -199,7 +233,7 @@ class Engine:
         uri = value.path if isinstance(value, Art) else str(value)
         inst.inputs = {"uri": uri}
         if spec.metadata:
-            inst.extra["metadata"] = spec.metadata
+            inst.extra["metadata"] = {IMPORT_OUTPUT: spec.metadata}
         if not imports.is_local(uri):
             self._finish(
                 inst,
@@ -286,6 +320,8 @@ class Engine:
                 out = inst.outputs
                 if out is None or ref.key not in out:
                     raise Missing(ref.name)
+                if ref.metric is not None:
+                    return read_metric(out[ref.key], ref)
                 return out[ref.key]
             if kind == "loop":
                 f = frame
@@ -524,11 +560,18 @@ class Engine:
         if times:
             times[-1].update(ended=self.wall(self.clock.now()), ok=outcome.ok)
         if outcome.ok:
-            outputs = {}
+            outputs: dict[str, Any] = {}
+            arts = False
             for name, type_name in inst.node.task.outputs.items():
                 value = outcome.outputs.get(name)
-                outputs[name] = Art(str(value)) if is_artifact_type(type_name) else value
+                if is_artifact_type(type_name):
+                    arts = True
+                    outputs[name] = Art(str(value))
+                else:
+                    outputs[name] = value
             inst.outputs = outputs
+            if arts:
+                self._metrics(inst)
             inst.error = None
             self._finish(inst, "succeeded")
             return

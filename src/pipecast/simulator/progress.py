@@ -117,6 +117,11 @@ def print_summary(record: dict[str, Any], limit: int = 100) -> None:
         note = e.get("error") or e.get("reason") or ""
         if "cached_from" in e:
             note = f"from run {e['cached_from']['run_id']}"
+        if e.get("metrics") and not note:
+            # SPEC §15: metrics where the user looks.
+            note = "; ".join(
+                ", ".join(f"{k}={v:g}" for k, v in sorted(vals.items())) for vals in e["metrics"].values()
+            )
         table.add_row(
             key,
             f"[{_STYLE.get(status, 'white')}]{status}[/]",

@@ -464,6 +464,11 @@ def render_report(folder: Path, out: Path) -> str:
                 )
             else:
                 outputs.append({"name": name, "value": value, "link": None})
+        for name, found in sorted((r.entry.get("metrics") or {}).items()):
+            # SPEC §15: each metric of a Metrics output, as output.metric = number.
+            outputs.extend(
+                {"name": f"{name}.{k}", "value": v, "link": None} for k, v in sorted(found.items())
+            )
         logs = []
         for rel in r.entry.get("logs") or []:
             tail = _log_tail(folder / rel)

@@ -129,3 +129,11 @@ def timed(run_id: str, key: str, seconds: float = 0.0, fail: bool = False) -> di
     if fail:
         raise RuntimeError(f"planned failure of {key}")
     return {"run_id": run_id, "key": key, "started": started, "ended": ended}
+
+
+def score(auc: float, scores: str) -> None:
+    """Write a Metrics artifact (SPEC §15) with pipecast.metrics, plus metadata."""
+    from pipecast import metrics
+
+    metrics.log(scores, auc=auc, rows=3)
+    metrics.annotate(scores, source="cstep")
