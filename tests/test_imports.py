@@ -146,3 +146,48 @@ def test_run_record_and_show_have_metrics_and_metadata(
     assert record["steps"]["show"]["outputs"] == {"text": "0.91"}
     assert main(["show", record["run_id"], "--run-dir", str(tmp_path / "runs")]) == 0
     assert "auc=0.91" in capsys.readouterr().out
+
+
+DSL = """\
+from pipecast import metrics
+from pipecast.dsl import Dataset, Metrics, Output, import_artifact, pipeline, step, when
+
+
+@step
+def evaluate(table: Dataset, scores: Output[Metrics]) -> None:
+    metrics.log(scores, auc=0.9)
+
+
+@step(output="text")
+def report(auc: float) -> str:
+    return f"auc={auc}"
+
+
+@pipeline(name="dsl-imports")
+def p(raw: Dataset = "data/base.csv", min_auc: float = 0.8):
+    base = import_artifact(raw, Dataset, metadata={"origin": "test"}, name="base")
+    ev = evaluate(table=base)
+    with when(ev.outputs.scores.auc >= min_auc):
+        report(auc=ev.outputs.scores.metric("auc"))
+"""
+
+
+def test_dsl_artifact_param_import_and_metric(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "base.csv").write_text("x\n")
+    (tmp_path / "pipeline.py").write_text(DSL)
+    loaded = load_checked(tmp_path / "pipeline.py")
+    data = loaded.pipeline.to_data()
+    assert data["params"]["raw"] == {"type": "Dataset", "default": "data/base.csv"}
+    assert data["steps"]["base"]["import"] == {
+        "uri": "{{ params.raw }}",
+        "type": "Dataset",
+        "metadata": {"origin": "test"},
+    }
+    assert data["steps"]["when"]["when"] == "steps.evaluate.outputs.scores.auc >= params.min_auc"
+    assert data["steps"]["when"]["steps"]["report"]["inputs"] == {
+        "auc": "{{ steps.evaluate.outputs.scores.auc }}"
+    }
+    record = run_pipeline(loaded, run_dir=tmp_path / "runs")
+    assert record["status"] == "succeeded", record
+    assert record["steps"]["report"]["outputs"] == {"text": "auc=0.9"}

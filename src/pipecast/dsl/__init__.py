@@ -20,7 +20,16 @@ from pipecast.dsl.groups import ForEach, When, for_each, otherwise, when
 from pipecast.dsl.loading import load_python_pipeline
 from pipecast.dsl.pipelines import PipelineDef, finally_, pipeline
 from pipecast.dsl.refs import PIPELINE, Cond, Value, pipeline_status
-from pipecast.dsl.steps import IN, OUT, ContainerStep, StepFunction, StepHandle, container_step, step
+from pipecast.dsl.steps import (
+    IN,
+    OUT,
+    ContainerStep,
+    StepFunction,
+    StepHandle,
+    container_step,
+    import_artifact,
+    step,
+)
 from pipecast.dsl.types import Artifact, Dataset, Input, Metrics, Model, Output, Param
 from pipecast.ir.models import Defaults, Resources, Retry, Schedule
 
@@ -50,6 +59,7 @@ __all__ = [
     "container_step",
     "finally_",
     "for_each",
+    "import_artifact",
     "load_python_pipeline",
     "otherwise",
     "pipeline",

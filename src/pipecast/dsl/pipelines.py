@@ -92,9 +92,10 @@ class PipelineDef:
                 default = REQUIRED
             if type_name in (None, "any") and default is not REQUIRED:
                 type_name = values.json_type_of(plain(default))
-            if type_name not in values.PARAM_TYPES:
+            if type_name not in values.ALL_TYPES:
                 raise dsl_error(
-                    f"pipeline parameter {pname!r} needs a type: str, int, float, bool, list or dict",
+                    f"pipeline parameter {pname!r} needs a type: str, int, float, bool, list, dict "
+                    "or an artifact type (Dataset, Model, Metrics, Artifact)",
                     hint=f"annotate it, e.g. '{pname}: str'",
                     where=where,
                 )

@@ -61,9 +61,24 @@ class Value:
         return Value(Ref("loop", self._ref.name, key), ANY, self._origin)
 
     def __getattr__(self, key: str) -> Value:
+        if not key.startswith("_") and self._type == "Metrics" and self._ref.kind == "step":
+            return self.metric(key)
         if key.startswith("_") or self._ref.kind != "loop" or self._ref.key is not None:
             raise AttributeError(key)
         return self[key]
+
+    def metric(self, name: str) -> Value:
+        """One metric of a ``Metrics`` step output, a ``float`` (SPEC §15):
+        ``ev.outputs.scores.auc`` or ``ev.outputs.scores.metric("auc")``."""
+        ref = self._ref
+        if self._type != "Metrics" or ref.kind != "step" or ref.metric is not None:
+            raise dsl_error(
+                f"{ref.path} is not a Metrics output of a step; only those have metrics",
+                hint="declare the output as Metrics",
+            )
+        if not isinstance(name, str) or not values.IDENT_RE.match(name):
+            raise dsl_error(f"{name!r} is not a valid metric name", hint="use an identifier")
+        return Value(Ref("step", ref.name, ref.key, name), "float", self._origin)
 
     def __iter__(self) -> Any:
         raise dsl_error(

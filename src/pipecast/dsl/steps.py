@@ -24,7 +24,7 @@ from pipecast.dsl.refs import Cond, Value, did_you_mean_output, to_arg
 from pipecast.dsl.types import hints as type_hints
 from pipecast.dsl.types import type_info
 from pipecast.ir import values
-from pipecast.ir.models import TaskStep
+from pipecast.ir.models import IMPORT_OUTPUT, TaskStep
 from pipecast.ir.refs import Ref, RefSyntaxError, parse_template
 
 SETTINGS = ("image", "retry", "timeout", "resources", "env", "secrets", "cache", "description", "when")
@@ -560,3 +560,53 @@ def container_step(
         where,
     )
     return ContainerStep(name, run, input_types, output_types, settings, where)
+
+
+def import_artifact(
+    uri: Any,
+    type: Any = "Artifact",  # the IR's key
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    name: str = "import",
+    after: Any = None,
+) -> Value:
+    """An artifact from outside the pipeline (SPEC §14): an ``import`` step.
+
+    Args:
+        uri: a URI or a path (relative to the pipeline file's folder), a string that may hold
+            references (an f-string of parameters), or a parameter value.
+        type: ``Dataset``, ``Model``, ``Metrics`` or ``Artifact`` (a class or its name).
+        metadata: a JSON object that travels with the artifact.
+        name: the step's name (made unique like any step's).
+        after: steps or groups to wait for.
+
+    Returns:
+        The imported artifact (the step's ``artifact`` output).
+    """
+    from pipecast.dsl.types import output_type_name
+
+    builder = _context.active()
+    if builder is None:
+        raise dsl_error(
+            "import_artifact() runs only inside a pipeline", hint="call it from a @pipeline function"
+        )
+    kind = output_type_name(type)
+    if kind not in values.ARTIFACT_TYPES:
+        raise dsl_error(f"import_artifact(type={type!r}): use Dataset, Model, Metrics or Artifact")
+    text = to_arg(uri, None, builder, f"import {name!r}, uri") if not isinstance(uri, str) else uri
+    if not isinstance(text, str):
+        raise dsl_error(f"import {name!r}: uri must be a string or a parameter, not {uri!r}")
+    spec: dict[str, Any] = {"uri": text, "type": kind}
+    if metadata:
+        spec["metadata"] = plain(dict(metadata))
+    where = builder.where()
+    data: dict[str, Any] = {"import": spec, "outputs": {IMPORT_OUTPUT: kind}}
+    names = after_names(after)
+    if names:
+        data["after"] = names
+    scope = builder.scope
+    step_name = builder.claim(name, False, where)
+    rec = StepRec(step_name, data, {IMPORT_OUTPUT: kind}, scope, where)
+    scope.items.append(rec)
+    builder.mark(scope.step_path(step_name), where)
+    return StepHandle(rec).output
