@@ -150,3 +150,87 @@ def test_azureml_strings_survive_as_data(tmp_path):
     dumped = json.dumps(docs, ensure_ascii=False)
     for v in CORPUS:  # every env value comes back unchanged from the YAML the CLI reads
         assert json.dumps(v, ensure_ascii=False)[1:-1] in dumped, v
+
+
+KUBEFLOW = {"pipeline_root": "s3://b/r", "image": "img:1"}
+
+
+def _kubeflow_compile(tmp_path: Path, text: str, settings: dict) -> tuple[dict, dict]:
+    import yaml
+
+    from pipecast import api, registry
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    sfile = tmp_path / "kubeflow.yaml"
+    sfile.write_text(yaml.safe_dump(settings, allow_unicode=True))
+    backend = registry.get("kubeflow")
+    result = api.compile_pipeline(api.load_checked(path), "kubeflow", api.load_settings(backend, sfile))
+    ((name, out),) = [(n, t) for n, t in result.files.items() if n.endswith(".yaml")]
+    assert [d for d in backend.validate_output(result.files) if d.severity == "error"] == []
+    spec, platform = yaml.safe_load_all(out)
+    return spec, platform
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_kubeflow_user_text_holds_no_kfp_placeholder(tmp_path):
+    env = "\n".join(f"      V{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS))
+    inputs = ", ".join(f"x{i}: {_yaml_str(v)}" for i, v in enumerate(CORPUS) if "{{" not in v)
+    text = (
+        "pipecast: 1\nname: inject\nsteps:\n  s:\n    run: {python: 'm:f'}\n"
+        f"    inputs: {{{inputs}}}\n    secrets: {{TOKEN: api-token}}\n    env:\n{env}\n"
+        "  c:\n    run: {image: 'alpine:3', command: [echo, hi]}\n    secrets: {T2: other-secret/key.1}\n"
+    )
+    annotations = {f"example.com/a{i}": v for i, v in enumerate(CORPUS) if "{{" not in v}
+    settings = {
+        **KUBEFLOW,
+        "pod_annotations": annotations,
+        "pod_labels": {"team": "ml"},
+        "image_pull_secrets": ["regcred"],
+    }
+    spec, platform = _kubeflow_compile(tmp_path, text, settings)
+    containers = [e["container"] for e in spec["deploymentSpec"]["executors"].values()]
+    strings = [s for c in containers for s in (*c["command"], *c.get("args", []))]
+    strings += [e["value"] for c in containers for e in c.get("env", [])]
+    # KFP substitutes every '{{$...}}' in these strings; the only one is pipecast's own.
+    assert {s for s in strings if "{{$" in s} == {"{{$}}"}
+    (args,) = [c["args"] for c in containers if "--spec" in c.get("args", [])]
+    assert json.loads(args[args.index("--spec") + 1])["env"] == {f"V{i}": v for i, v in enumerate(CORPUS)}
+    # The PlatformSpec keeps every annotation as the data written, and names exactly what was
+    # given.
+    configs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+    for config in configs:
+        assert config["podMetadata"]["annotations"] == annotations
+        assert config["podMetadata"]["labels"] == {"team": "ml"}
+        assert [s["secretName"] for s in config["imagePullSecret"]] == ["regcred"]
+    secrets = sorted(s["secretName"] for c in configs for s in c.get("secretAsEnv", []))
+    assert secrets == ["api-token", "other-secret"]
+    assert not [s for s in _strings(platform) if "{{$" in s and s not in CORPUS]
+
+
+@pytest.mark.parametrize("value", [v for v in CORPUS if v != "registry/img.json"])
+def test_kubeflow_refuses_hostile_kubernetes_names(tmp_path, value):
+    from pipecast.diagnostics import UserError
+
+    base = "pipecast: 1\nname: inject\nsteps:\n  s:\n    run: {python: 'm:f'}\n"
+    cases = [
+        (base + f"    secrets: {{T: {_yaml_str(value)}}}\n", KUBEFLOW),
+        (base, {**KUBEFLOW, "image_pull_secrets": [value]}),
+        (base, {**KUBEFLOW, "pod_labels": {"team": value}}),
+        (base, {**KUBEFLOW, "pod_labels": {value: "x"}}),
+        (base, {**KUBEFLOW, "pod_annotations": {value: "x"}}),
+    ]
+    if "{{" in value:  # Argo Workflows replaces '{{...}}' in the pod metadata it is given
+        cases.append((base, {**KUBEFLOW, "pod_annotations": {"example.com/a": value}}))
+    for text, settings in cases:
+        with pytest.raises(UserError):
+            _kubeflow_compile(tmp_path, text, settings)

@@ -141,9 +141,18 @@ class KubeflowSettings(Settings):
     @field_validator("pod_annotations")
     @classmethod
     def _annotations(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
+        for key, value in v.items():
             if not label_key_ok(key):
                 raise ValueError(f"annotation key {key!r} must be [prefix/]name like a label key")
+            # KFP's Argo compiler copies podMetadata into the Workflow's executor template
+            # (argocompiler extendPodMetadata), where Argo replaces every '{{...}}' (and runs
+            # '{{=...}}' expressions) and has no way to escape it:
+            # https://argo-workflows.readthedocs.io/en/latest/variables/
+            if "{{" in value:
+                raise ValueError(
+                    f"annotation {key}={value!r} holds '{{{{', which Argo Workflows would replace or "
+                    "evaluate as a template variable; write the value without '{{'"
+                )
         return v
 
 
