@@ -166,7 +166,7 @@ def _kubeflow_compile(tmp_path: Path, text: str, settings: dict) -> tuple[dict, 
     sfile.write_text(yaml.safe_dump(settings, allow_unicode=True))
     backend = registry.get("kubeflow")
     result = api.compile_pipeline(api.load_checked(path), "kubeflow", api.load_settings(backend, sfile))
-    ((name, out),) = [(n, t) for n, t in result.files.items() if n.endswith(".yaml")]
+    (out,) = [t for n, t in result.files.items() if n.endswith(".yaml")]
     assert [d for d in backend.validate_output(result.files) if d.severity == "error"] == []
     spec, platform = yaml.safe_load_all(out)
     return spec, platform
