@@ -71,6 +71,12 @@ def render_args(
     return ["".join(fill(p) if isinstance(p, Slot) else literal(p) for p in arg_parts(a)) for a in args]
 
 
+def seconds_text(value: float) -> str:
+    """A duration for ``timeout``/``sleep`` in a command: whole seconds as digits, else the
+    shortest decimal."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def slots(run: ContainerRun) -> list[Slot]:
     """Every slot of the command, first use first, without repeats."""
     seen: dict[Slot, None] = {}

@@ -34,11 +34,13 @@ class AzureMLBackend(Backend):
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("command job running the pipecast runtime"),
         Feature.CONTAINER_STEP: native(
-            "command job in the step's image; the runtime fills {{ inputs/outputs }}"
+            "command job in the step's image; ${{inputs.x}} / ${{outputs.y}} fill the command"
         ),
-        Feature.STOCK_IMAGES: runtime(
-            "the pipecast runtime in the image fills the command (command jobs have no retry, and "
-            "parameter outputs are published through MLflow by the runtime)"
+        Feature.STOCK_IMAGES: native(
+            "${{inputs.x}} / ${{outputs.y}} in the command; every output is a uri_folder the "
+            "command writes <folder>/<name> in (a parameter output: the value's text, since Azure ML "
+            "has no primitive output a plain command sets); retries loop in the shell; secrets, "
+            "loop items, list-of-artifact inputs and exposed parameter outputs need the runtime"
         ),
         Feature.PARAMS: native("pipeline inputs (plain values; list/dict as JSON text)"),
         Feature.PARAM_OUTPUTS: native(
@@ -126,7 +128,8 @@ class AzureMLBackend(Backend):
         from pipecast_azureml.render import render_yaml
         from pipecast_azureml.schedule import schedule_document
 
-        result = Compiler(pipeline, index, settings).compile()
+        compiler = Compiler(pipeline, index, settings)
+        result = compiler.compile()
         private = uses_control_flow(index)
         job_file = self.default_filename(pipeline)
         files = {job_file: render_yaml(result.job, private=private)}
@@ -153,10 +156,8 @@ class AzureMLBackend(Backend):
             "control_bindings": len(result.control_bindings),
             "bytes": sum(len(t.encode()) for t in files.values()),
             "private_features": private,
-            # SPEC §21: command jobs run the pipecast runtime in every step's image.
-            "runtime_images": stock.runtime_images(
-                index, stock.runtime_only(index, "the runtime fills the command"), settings.image
-            ),
+            # SPEC §21: python steps, and container steps the command cannot fill natively.
+            "runtime_images": stock.runtime_images(index, compiler.plans, settings.image),
         }
         return CompileResult(files=files, diagnostics=diagnostics, summary=summary)
 

@@ -29,17 +29,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipecast import stock
 from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
-from pipecast.ir.models import Pipeline, PythonRun, TaskStep
+from pipecast.ir import values
+from pipecast.ir.models import ContainerRun, Pipeline, PythonRun, TaskStep
 from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
+from pipecast.runtime.conventions.base import MARKER
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
@@ -50,6 +54,8 @@ from pipecast_azureml.types import azure_type, item_text, param_input_value
 MAX_JOBS = 30_000
 PRIMITIVE_TYPES = ("string", "integer", "number", "boolean")
 CONVENTION_MODULE = "pipecast.runtime.conventions.azureml"
+#: ``{{ pipeline.name }}`` / ``{{ pipeline.run_id }}`` in a container command (the runtime fills them).
+_PIPELINE_FIELD = re.compile(r"\{\{\s*pipeline\.")
 
 # A value source: ("param", P, None) | ("step", S, O) | ("loop", v, None)
 Source = tuple[str, str, str | None]
@@ -97,6 +103,9 @@ class Compiler:
         self.job_count = 0
         self.control_bindings: list[tuple[str, str]] = []
         self._warned: set[str] = set()
+        #: container step → whether it runs its image unchanged (SPEC §21), see :meth:`stock_plan`
+        self.plans: dict[str, stock.StockPlan] = {}
+        self._exposed = _exposed_outputs(pipeline, index)
 
     # ------------------------------------------------------------------ entry
 
@@ -250,7 +259,7 @@ class Compiler:
 
     def _need(self, comp: Component, channel: str, source: Source) -> None:
         if channel not in comp.inputs:
-            comp.inputs[channel] = {"type": azure_type(self._source_type(source))}
+            comp.inputs[channel] = {"type": self._decl_type(source)}
             comp.external[channel] = source
 
     # ------------------------------------------------------------------ tasks
@@ -293,9 +302,9 @@ class Compiler:
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
                 source = self._source(ref)
-                in_decl[name] = {"type": azure_type(self._source_type(source))}
+                in_decl[name] = {"type": self._decl_type(source)}
                 in_bind[name] = self._bind(comp, source, user)
-                args.append((_value_file(source, name), f"${{{{inputs.{name}}}}}"))
+                args.append((self._value_file(source, name), f"${{{{inputs.{name}}}}}"))
                 continue
             refs: dict[str, list[Any]] = {}
             for r in refs_in(value):
@@ -307,15 +316,19 @@ class Compiler:
                 if channel is None:
                     channel = f"{naming.REF_PREFIX}{len(channels)}"
                     channels[source] = channel
-                    in_decl[channel] = {"type": azure_type(self._source_type(source))}
+                    in_decl[channel] = {"type": self._decl_type(source)}
                     in_bind[channel] = self._bind(comp, source, user)
-                    args.append((_value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
+                    args.append((self._value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
                 refs[r.path] = [channel, r.key if r.kind == "loop" else None]
             templates[name] = {"template": value, "refs": refs}
-        outputs = {o: {"type": azure_type(t)} for o, t in task.outputs.items()}
+        plan = self.stock_plan(node)
+        stock_run = plan is not None and plan.stock
+        outputs = {o: {"type": "uri_folder" if stock_run else azure_type(t)} for o, t in task.outputs.items()}
         out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in task.outputs]
         command = ""
-        if not self.dry:
+        if stock_run and not self.dry:
+            command = self._stock_command(node, in_decl)
+        elif not self.dry:
             # cache_store="": the spec carries the SPEC §20 definition digest and cache.version
             # into the command, which Azure ML's reuse of deterministic components keys on.
             spec = step_spec(
@@ -361,6 +374,155 @@ class Compiler:
             job["limits"] = {"timeout": _job_timeout(eff)}
         self._compute(job, node, eff.resources)
         return job
+
+    # ------------------------------------------------------------------ stock images (SPEC §21)
+
+    def stock_plan(self, node: StepNode) -> stock.StockPlan | None:
+        """Whether a container step runs its image unchanged (``None`` for a python step)."""
+        run = node.task.run
+        if not isinstance(run, ContainerRun):
+            return None
+        plan = self.plans.get(node.name)
+        if plan is not None:
+            return plan
+        plan = stock.StockPlan(node, stock.common_reasons(node))
+        eff = self.index.effective(node)
+        if eff.secrets:
+            plan.reasons.append("secrets reach the step's variables through the runtime (Key Vault)")
+        if any(needs_encoding(v) for v in eff.env.values()):
+            plan.reasons.append("an env value holds text Azure ML reads as its own expression")
+        if any(_PIPELINE_FIELD.search(a) for a in [*run.command, *run.args]):
+            plan.reasons.append("the command uses {{ pipeline.* }} (the runtime fills it)")
+        for slot in stock.slots(run):
+            ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
+            if ref is None:
+                continue
+            if ref.kind == "loop":
+                plan.reasons.append(f"input {slot.name!r} is a loop item (items travel as pipecast's JSON)")
+            elif self._decl_type(self._source(ref)) == "mltable":
+                plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
+            elif ref.kind == "param":
+                param = self.pipeline.params[ref.name]
+                if isinstance(param.default, str) and needs_encoding(param.default):
+                    plan.reasons.append(f"the default of parameter {ref.name!r} travels encoded")
+        for name, type_name in node.task.outputs.items():
+            if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
+                plan.reasons.append(
+                    f"parameter output {name!r} is a group or pipeline output (a control output)"
+                )
+        self.plans[node.name] = plan
+        return plan
+
+    def _is_stock_param(self, source: Source) -> bool:
+        """Whether ``source`` is a parameter output of a stock step: a file in a ``uri_folder``."""
+        kind, name, key = source
+        if kind != "step" or self.index.node(name).is_group:
+            return False
+        producer = self.index.node(name)
+        plan = self.stock_plan(producer)
+        return plan is not None and plan.stock and not values.is_artifact(producer.task.outputs[key or ""])
+
+    def _decl_type(self, source: Source, type_name: str | None = None) -> str:
+        """The Azure ML type of an input bound to ``source``."""
+        if self._is_stock_param(source):
+            return "uri_folder"
+        return azure_type(type_name or self._source_type(source))
+
+    def _value_file(self, source: Source, name: str) -> str:
+        """The file in ``$PIPECAST_VALUES`` an input lands in: loop items are JSON (``item.``), a
+        stock step's parameter output is a folder holding the value's file (``file.``)."""
+        if source[0] == "loop":
+            return f"item.{name}"
+        return f"file.{name}" if self._is_stock_param(source) else f"in.{name}"
+
+    def _stock_command(self, node: StepNode, in_decl: dict[str, dict[str, Any]]) -> str:
+        """A stock step's command: the user's command line with Azure ML's ``${{inputs.x}}`` /
+        ``${{outputs.y}}`` (https://learn.microsoft.com/azure/machine-learning/reference-yaml-
+        component-command), nothing of pipecast in the image.
+
+        Each substitution lands in a quoted here-document read into a shell variable (Azure ML
+        pastes values unquoted); the command gets ``"$variable"``. Artifact inputs stored as a
+        file next to pipecast's marker resolve to that file. Every output is a ``uri_folder``: the
+        command writes ``<folder>/<name>`` (a file or a folder) and the marker then names it, the
+        way pipecast stores artifacts there; a parameter output is the value's text in that file
+        (Azure ML has no primitive outputs a plain command can set: docs/targets/azureml.md).
+        """
+        run = node.task.run
+        assert isinstance(run, ContainerRun)
+        lines = ["set -e"]
+        after: list[str] = []
+        for slot in stock.slots(run):
+            var = f"PIPECAST_{slot.kind.upper()}_{slot.name}"
+            if slot.kind == "outputs":
+                folder = f"PIPECAST_FOLDER_{slot.name}"
+                lines += _read_var(folder, f"${{{{outputs.{slot.name}}}}}")
+                lines.append(f'{var}="${folder}/{slot.name}"')
+                marker = _sh_text(json.dumps({"file": slot.name}))
+                after.append(f'printf %s {marker} > "${folder}/{MARKER}"')
+                continue
+            value = node.task.inputs.get(slot.name)
+            if slot.name not in in_decl:
+                continue  # a literal: written as text where it is used
+            lines += _read_var(var, f"${{{{inputs.{slot.name}}}}}")
+            ref = stock.slot_ref(node, slot)
+            assert ref is not None, value
+            source = self._source(ref)
+            if self._is_stock_param(source):
+                lines += [f'{var}=$(cat "${var}/{source[2]}"; printf x)', f"{var}=${{{var}%x}}"]
+            elif in_decl[slot.name]["type"] == "uri_folder":
+                # A file artifact: the folder's one entry beside the marker.
+                lines.append(f'if [ -f "${var}/{MARKER}" ]; then for f in "${var}"/*; do {var}=$f; done; fi')
+            elif in_decl[slot.name]["type"] == "boolean":
+                lines.append(f"case ${var} in True) {var}=true;; False) {var}=false;; esac")
+
+        def fill(slot: stock.Slot) -> str:
+            if slot.kind == "inputs" and slot.name not in in_decl:
+                return _sh_text(stock.literal_text(node.task.inputs[slot.name]))
+            return f'"$PIPECAST_{slot.kind.upper()}_{slot.name}"'
+
+        argv = stock.render_args([*run.command, *run.args], fill, _sh_text)
+        eff = self.index.effective(node)
+        if eff.retry.attempts > 1:
+            outs = [f'"$PIPECAST_OUTPUTS_{s.name}"' for s in stock.slots(run) if s.kind == "outputs"]
+            lines += self._retry_loop(node, eff, argv, outs)
+        else:
+            lines.append(" ".join(argv))
+        return "\n".join([*lines, *after])
+
+    def _retry_loop(self, node: StepNode, eff: Any, argv: list[str], outs: list[str]) -> list[str]:
+        """SPEC §6 retries for a stock command in the shell: command jobs have no retry setting
+        (https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command). Each
+        attempt starts without the last one's outputs, under the image's ``timeout`` if the step
+        has one; the waits are computed now (jitter is dropped, with a warning)."""
+        retry = eff.retry
+        if retry.jitter:
+            self.diagnostics.append(
+                Diagnostic(
+                    f"azureml: step {node.name!r} runs its image unchanged and retries in its command "
+                    "without jitter (SPEC §6)",
+                    node.yaml_path,
+                    severity="warning",
+                    code="jitter-ignored",
+                )
+            )
+        if eff.timeout is not None:
+            argv = ["timeout", stock.seconds_text(eff.timeout), *argv]
+        waits = " ".join(
+            f"{n}) sleep {stock.seconds_text(min(retry.delay * retry.backoff ** (n - 1), retry.max_delay))};;"
+            for n in range(1, retry.attempts)
+        )
+        return [
+            "pipecast_attempt=1",
+            "while :; do",
+            *([f"  rm -rf {' '.join(outs)}"] if outs else []),
+            f"  pipecast_status=0; {' '.join(argv)} || pipecast_status=$?",
+            '  [ "$pipecast_status" -eq 0 ] && break',
+            f'  [ "$pipecast_attempt" -ge {retry.attempts} ] && exit "$pipecast_status"',
+            f'  echo "attempt $pipecast_attempt/{retry.attempts} failed (exit $pipecast_status)" >&2',
+            f"  case $pipecast_attempt in {waits} esac",
+            "  pipecast_attempt=$((pipecast_attempt + 1))",
+            "done",
+        ]
 
     def _runtime_command(
         self, spec: StepSpec, args: list[tuple[str, str]], out_args: list[tuple[str, str]],
@@ -455,9 +617,9 @@ class Compiler:
         args = []
         for channel, (source, type_name) in inputs.items():
             spec_inputs[channel] = InputSpec(type=type_name)
-            in_decl[channel] = {"type": azure_type(type_name)}
+            in_decl[channel] = {"type": self._decl_type(source, type_name)}
             in_bind[channel] = self._bind(comp, source, user)
-            args.append((_value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
+            args.append((self._value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
         spec = StepSpec(
             pipeline=self.pipeline.name,
             step=name,
@@ -735,9 +897,33 @@ def _when_outputs_error(node: StepNode) -> Diagnostic:
     )
 
 
-def _value_file(source: Source, name: str) -> str:
-    """The file in ``$PIPECAST_VALUES`` an input lands in: loop items are JSON (``item.``)."""
-    return f"item.{name}" if source[0] == "loop" else f"in.{name}"
+def _exposed_outputs(pipeline: Pipeline, index: PipelineIndex) -> set[tuple[str, str]]:
+    """(step, output) pairs a group or the pipeline exposes as its own output."""
+    exprs = list(pipeline.outputs.values())
+    for node in index.walk():
+        if node.is_group:
+            exprs += list(node.group.outputs.values())
+            if node.group.else_ is not None:
+                exprs += list(node.group.else_.outputs.values())
+    out = set()
+    for expr in exprs:
+        for ref in refs_in(expr):
+            if ref.kind == "step" and ref.key is not None:
+                out.add((ref.name, ref.key))
+    return out
+
+
+def _sh_text(text: str) -> str:
+    """User text as one shell word Azure ML leaves alone: single-quoted pieces joined by ``\\$``,
+    so no ``${{`` or ``$[[`` (an Azure ML expression) appears in the command."""
+    return "\\$".join(shlex.quote(piece) for piece in text.split("$"))
+
+
+def _read_var(var: str, expr: str) -> list[str]:
+    """Shell lines setting ``var`` to what Azure ML substitutes for ``expr``, byte for byte: the
+    value sits in a quoted here-document (the shell reads nothing in it); ``printf x`` keeps
+    trailing newlines from ``$(...)``, and ``%?x`` drops the here-document's own newline."""
+    return [f"{var}=$(cat <<'{HEREDOC_END}'", expr, HEREDOC_END, "printf x)", f"{var}=${{{var}%?x}}"]
 
 
 def _shell_safe(json_text: str) -> str:

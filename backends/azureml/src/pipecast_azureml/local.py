@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from pipecast import stock
 from pipecast.passes.analysis import PipelineIndex, Scope, is_artifact_type
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import Engine, EngineJob, EngineResult, EngineSession, compile_job, timed_out
@@ -92,8 +93,15 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
             if node.is_task:
                 job = jobs[name]
                 assert job["type"] == "command"
-                spec = json.loads(_spec_arg(job["component"]["command"]))
-                assert spec["step"] == name and spec["run"] == node.task.run.to_data()
+                command = job["component"]["command"]
+                if "pipecast.runtime run" in command:
+                    spec = json.loads(_spec_arg(command))
+                    assert spec["step"] == name and spec["run"] == node.task.run.to_data()
+                else:  # a stock container step (SPEC §21): its image, and Azure ML fills every slot
+                    assert job["component"]["environment"] == {"image": node.task.run.image}
+                    for slot in stock.slots(node.task.run):
+                        expr = f"${{{{{slot.kind}.{slot.name}}}}}"
+                        assert expr in command or slot.name not in job["component"].get(slot.kind, {})
                 assert set(job["component"].get("outputs") or {}) - {"pipecast_done"} == set(
                     node.task.outputs
                 )

@@ -562,7 +562,7 @@ class Compiler:
             # PipelineTaskSpec has no timeout (https://www.kubeflow.org/docs/components/pipelines/
             # reference/pipeline-spec/): coreutils/busybox `timeout` ends the attempt, no pipecast
             # needed (docs/semantics.md, "Stock images").
-            command = ["timeout", _seconds(eff.timeout), *command]
+            command = ["timeout", stock.seconds_text(eff.timeout), *command]
         container: dict[str, Any] = {"image": run.image, "command": command}
         if args:
             container["args"] = args
@@ -928,11 +928,6 @@ class Compiler:
         task.trigger_policy.strategy = (
             pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
         )
-
-
-def _seconds(value: float) -> str:
-    """A duration for ``timeout``: whole seconds as digits, else the shortest decimal."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _value(v: Any) -> struct_pb2.Value:

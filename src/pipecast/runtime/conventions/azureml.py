@@ -17,7 +17,9 @@ every substitution as the body of a *quoted* here-document, which the shell copi
     python -m pipecast.runtime run --spec '<json>' --convention azureml --values "$PIPECAST_VALUES"
 
 ``--values DIR`` reads ``in.NAME`` (a value or mounted path), ``item.NAME`` (a ``for_each``
-item, JSON: see :func:`item_text`) and ``out.NAME`` (where Azure ML collects the output),
+item, JSON: see :func:`item_text`), ``file.NAME`` (the mounted folder of a stock container
+step's parameter output, holding the value's text next to the artifact marker: Azure ML has no
+primitive output a plain command can set) and ``out.NAME`` (where Azure ML collects the output),
 each without the newline the here-document adds. The only text that ends a here-document
 early is a line ``PIPECAST_VALUE_END``: the compiler never writes one (values it writes are
 encoded, see :func:`encode_text`), and this runtime refuses to publish a parameter output
@@ -156,6 +158,9 @@ def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str]]
             items.add(name)
         elif kind == "out":
             outputs[name] = text
+        elif kind == "file":
+            # A stock step's parameter output: a folder holding the value's file (SPEC §21).
+            given[name] = locate_in_folder(Path(text)).read_text(encoding="utf-8")
         else:
             raise ConventionError(f"unexpected file {path.name!r} in --values")
     return given, outputs, items
