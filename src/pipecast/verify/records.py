@@ -103,9 +103,10 @@ def _digest(value: Any, fetch: Fetch | None, scratch: Path) -> Any:
         return [_digest(v, fetch, scratch) for v in value]
     if not isinstance(value, str):
         return value
-    path = _local(value)
-    if path is None and fetch is not None:
-        path = fetch(value, scratch)
+    # The engine's own reading first (an Azure ML mount is a folder holding the file).
+    path = fetch(value, scratch) if fetch is not None else None
+    if path is None:
+        path = _local(value)
     if path is None or not path.exists():
         return {"artifact": "unreadable", "uri": value}
     return {"artifact": content_digest(path)}

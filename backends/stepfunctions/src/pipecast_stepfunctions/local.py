@@ -203,14 +203,15 @@ def fetch_s3(uri: str, scratch: Path) -> Path | None:
     objects: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
         objects.extend(o["Key"] for o in page.get("Contents", []))
-    if key in objects:
+    prefix = key.rstrip("/") + "/"
+    inner = [o for o in objects if o.startswith(prefix) and o != prefix]
+    if not inner:
+        if key not in objects:
+            return None
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
         return target
-    prefix = key.rstrip("/") + "/"
-    inner = [o for o in objects if o.startswith(prefix)]
-    if not inner:
-        return None
+    # A folder artifact (a zero-byte object named like the folder, if any, is not content).
     for obj in inner:
         dest = target / obj[len(prefix) :]
         dest.parent.mkdir(parents=True, exist_ok=True)
