@@ -155,3 +155,30 @@ def test_steps_the_command_cannot_fill_fall_back_to_the_runtime(tmp_path):
 def test_churn_pick_runs_stock():
     _loaded, result = compile_file(REPO / "examples/churn/pipeline.yaml")
     assert all("pick" not in steps for steps in result.summary["runtime_images"].values())
+
+
+@pytest.mark.parametrize(
+    "extra, inputs",
+    [
+        ("params:\n  p: {type: str, default: 'a${{b}}'}\n", "{v: '{{ params.p }}'}"),  # travels encoded
+        ("", "{v: 'mixed {{ params.q }}'}"),  # built at run time
+    ],
+)
+def test_inputs_only_the_runtime_can_fill_fall_back(tmp_path, extra, inputs):
+    params = extra or "params:\n  q: {type: str, default: x}\n"
+    (tmp_path / "p.yaml").write_text(
+        f"pipecast: 1\nname: fb\n{params}steps:\n  e:\n    run:\n      image: alpine:3\n"
+        f"      command: [echo, '{{{{ inputs.v }}}}']\n    inputs: {inputs}\n"
+    )
+    _loaded, result = compile_file(tmp_path / "p.yaml")
+    assert result.summary["runtime_images"] == {"alpine:3": ["e"]}
+
+
+def test_a_loop_item_falls_back_and_a_plain_step_does_not(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "pipecast: 1\nname: lp\nsteps:\n  plain:\n    run: {image: 'alpine:3', command: [echo, hi]}\n"
+        "  g:\n    for_each: [a, b]\n    as: it\n    steps:\n      e:\n"
+        "        run: {image: 'alpine:3', command: [echo, '{{ inputs.v }}']}\n        inputs: {v: '{{ it }}'}\n"
+    )
+    _loaded, result = compile_file(tmp_path / "p.yaml")
+    assert result.summary["runtime_images"] == {"alpine:3": ["e"]}
