@@ -93,7 +93,7 @@ def test_cloud_rules(path: Path, settings: dict[str, str]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_a10g_is_an_error_on_gke_and_a_label_on_eks() -> None:
+def test_a10g_is_an_error_on_gke_and_a_label_on_eks(tmp_path: Path) -> None:
     path = PROBES_DIR / "hour_steps.yaml"
     with pytest.raises(UserError) as exc:
         compile_file(path, {"operator": "kubernetes", "gpu_cluster": "gke"})
@@ -102,7 +102,16 @@ def test_a10g_is_an_error_on_gke_and_a_label_on_eks() -> None:
     assert d.path == ("steps", "b", "resources")
     _n, text = compile_file(path, {"operator": "kubernetes", "gpu_cluster": "eks"})
     assert '"eks.amazonaws.com/instance-gpu-name": "a10g"' in text
-    _n, text = compile_file(path, {"operator": "kubernetes", "gpu_cluster": "aks"})
+    # Azure has no A10G either (its N-series VMs): the same error on AKS, as on Kubeflow.
+    with pytest.raises(UserError) as exc:
+        compile_file(path, {"operator": "kubernetes", "gpu_cluster": "aks"})
+    assert exc.value.diagnostics[0].code == "unsupported-accelerator"
+    t4 = tmp_path / "t4.yaml"
+    t4.write_text(
+        "pipecast: 1\nname: t4\nsteps:\n  a:\n    run: {image: i, command: [echo]}\n"
+        "    resources: {gpu: 1, accelerator: nvidia-t4}\n"
+    )
+    _n, text = compile_file(t4, {"operator": "kubernetes", "gpu_cluster": "aks"})
     assert '"kubernetes.azure.com/accelerator": "nvidia"' in text and 'value="gpu"' in text
     _n, text = compile_file(path, {"operator": "kubernetes", "gpu_cluster": "plain"})
     assert "node_selector" not in text and 'key="nvidia.com/gpu"' in text

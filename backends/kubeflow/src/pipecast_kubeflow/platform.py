@@ -19,92 +19,33 @@ pod_labels/annotations ``podMetadata``
 pvc                    ``pvcMount``
 =====================  ===============================================================
 
-GPU model labels per cluster kind:
-
-* ``gke``: ``cloud.google.com/gke-accelerator``
-  (https://cloud.google.com/kubernetes-engine/docs/how-to/gpus); GPU nodes are tainted
-  ``nvidia.com/gpu:NoSchedule``.
-* ``eks``: ``eks.amazonaws.com/instance-gpu-name`` (EKS Auto Mode node pools,
-  https://docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html; Karpenter's
-  ``karpenter.k8s.aws/instance-gpu-name`` takes the same values); GPU nodes are tainted
-  ``nvidia.com/gpu:NoSchedule``.
-* ``aks``: no label names the GPU model; GPU nodes carry ``kubernetes.azure.com/accelerator:
-  nvidia`` and AKS's guide taints GPU pools ``sku=gpu:NoSchedule``
-  (https://learn.microsoft.com/en-us/azure/aks/gpu-cluster). The model is the node pool's:
-  ``gpu_node_selector`` pins one.
-* ``plain``: the NVIDIA device plugin's ``nvidia.com/gpu`` resource and taint only
-  (https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/); ``gpu_node_selector``
-  pins a model.
+GPU model labels and taints per cluster kind are the core table :mod:`pipecast.gpu_nodes`
+(shared with Airflow's ``gpu_cluster``); ``gpu_node_selector`` adds the labels of a node pool
+where no standard label names the model (``aks``, ``plain``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipecast.gpu_nodes import UnsupportedAccelerator, gpu_placement, model_labels
 from pipecast.ir.models import Resources
 from pipecast.passes.analysis import PipelineIndex, StepNode
 from pipecast.runtime.secrets import env_names
-from pipecast_kubeflow.settings import DNS_SUBDOMAIN, ClusterKind, KubeflowSettings
+from pipecast_kubeflow.settings import DNS_SUBDOMAIN, KubeflowSettings
 
 #: The extended resource the NVIDIA device plugin advertises (the container's GPU limit).
 GPU_RESOURCE = "nvidia.com/gpu"
 
-#: Portable accelerator → node labels that select it, per cluster kind (None: not offered there).
-MODEL_LABELS: dict[ClusterKind, dict[str, dict[str, str] | None]] = {
-    "gke": {
-        "nvidia-t4": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
-        "nvidia-l4": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
-        "nvidia-a10g": None,  # an AWS-only GPU (g5 instances)
-        "nvidia-v100": {"cloud.google.com/gke-accelerator": "nvidia-tesla-v100"},
-        "nvidia-a100": {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"},
-        "nvidia-a100-80gb": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
-        "nvidia-h100": {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
-    },
-    "eks": {
-        "nvidia-t4": {"eks.amazonaws.com/instance-gpu-name": "t4"},
-        "nvidia-l4": {"eks.amazonaws.com/instance-gpu-name": "l4"},
-        "nvidia-a10g": {"eks.amazonaws.com/instance-gpu-name": "a10g"},
-        "nvidia-v100": {"eks.amazonaws.com/instance-gpu-name": "v100"},
-        "nvidia-a100": {"eks.amazonaws.com/instance-gpu-name": "a100"},
-        "nvidia-a100-80gb": {
-            "eks.amazonaws.com/instance-gpu-name": "a100",
-            "eks.amazonaws.com/instance-gpu-memory": "81920",  # MiB per GPU (p4de)
-        },
-        "nvidia-h100": {"eks.amazonaws.com/instance-gpu-name": "h100"},
-    },
-    # Azure N-series VMs: https://learn.microsoft.com/en-us/azure/virtual-machines/sizes/overview#gpu-accelerated
-    "aks": {
-        "nvidia-t4": {},
-        "nvidia-l4": None,
-        "nvidia-a10g": None,
-        "nvidia-v100": {},
-        "nvidia-a100": {},
-        "nvidia-a100-80gb": {},
-        "nvidia-h100": {},
-    },
-    "plain": {},
-}
-#: Labels every GPU node of a cluster kind carries.
-GPU_NODE_LABELS: dict[ClusterKind, dict[str, str]] = {"aks": {"kubernetes.azure.com/accelerator": "nvidia"}}
-#: The taints of GPU nodes (key, operator, value, effect), per cluster kind.
-GPU_TAINTS: dict[ClusterKind, list[tuple[str, str, str, str]]] = {
-    "gke": [(GPU_RESOURCE, "Exists", "", "NoSchedule")],
-    "eks": [(GPU_RESOURCE, "Exists", "", "NoSchedule")],
-    "aks": [("sku", "Equal", "gpu", "NoSchedule")],
-    "plain": [(GPU_RESOURCE, "Exists", "", "NoSchedule")],
-}
-
 
 def accelerator_problem(res: Resources, settings: KubeflowSettings) -> tuple[str, str] | None:
     """Why the cluster cannot give this accelerator, and what to do (``None``: it can)."""
-    if not res.accelerator:
-        return None
-    table = MODEL_LABELS[settings.cluster]
-    if res.accelerator in table and table[res.accelerator] is None:
-        offered = ", ".join(k for k, v in table.items() if v is not None)
+    try:
+        gpu_placement(settings.cluster, res.accelerator, res.gpu)
+    except UnsupportedAccelerator as exc:
         return (
-            f"accelerator {res.accelerator!r} is not offered on {settings.cluster.upper()} clusters",
-            f"use one of: {offered}, or set 'cluster' to the kind of your cluster",
+            f"{exc} clusters",
+            f"use one of: {', '.join(exc.available)}, or set 'cluster' to the kind of your cluster",
         )
     return None
 
@@ -113,7 +54,7 @@ def model_unpinned(res: Resources, settings: KubeflowSettings) -> bool:
     """An accelerator model was asked for that no node label of this cluster kind selects."""
     if not res.accelerator or settings.gpu_node_selector:
         return False
-    return not MODEL_LABELS[settings.cluster].get(res.accelerator)
+    return model_labels(settings.cluster, res.accelerator) == {}
 
 
 def secret_ref(name: str, default_key: str) -> tuple[str, str]:
@@ -161,15 +102,22 @@ def executor_config(
             for secret, pairs in sorted(by_secret.items())
         ]
     res = eff.resources
-    if res.gpu or res.accelerator:
-        labels = dict(GPU_NODE_LABELS.get(settings.cluster, {}))
-        labels.update(MODEL_LABELS[settings.cluster].get(res.accelerator or "") or {})
-        labels.update(settings.gpu_node_selector)
+    try:
+        placement = gpu_placement(settings.cluster, res.accelerator, res.gpu)
+    except UnsupportedAccelerator:  # an error of check_target; lenient compiles select no model
+        placement = gpu_placement(settings.cluster, None, res.gpu or 1)
+    if placement is not None:
+        labels = {**placement.node_selector, **settings.gpu_node_selector}
         if labels:
             out["nodeSelector"] = {"labels": dict(sorted(labels.items()))}
         out["tolerations"] = [
-            {"key": key, "operator": op, **({"value": value} if value else {}), "effect": effect}
-            for key, op, value, effect in GPU_TAINTS[settings.cluster]
+            {
+                "key": t.key,
+                "operator": t.operator,
+                **({"value": t.value} if t.value else {}),
+                "effect": t.effect,
+            }
+            for t in placement.tolerations
         ]
     if settings.image_pull_secrets:
         out["imagePullSecret"] = [

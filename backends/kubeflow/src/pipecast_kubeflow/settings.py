@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipecast.backend import Settings
+from pipecast.gpu_nodes import Cluster
 
 # Kubernetes object names (Secrets, PVCs): DNS-1123 subdomains,
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names
@@ -25,7 +26,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 #: https://www.kubeflow.org/docs/components/pipelines/concepts/pipeline-root/
 ROOT_SCHEMES = ("s3://", "gs://", "minio://")
 
-ClusterKind = Literal["gke", "eks", "aks", "plain"]
+ClusterKind = Cluster  # the kinds of pipecast.gpu_nodes
 
 
 class Pvc(BaseModel):
