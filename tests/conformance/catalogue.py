@@ -136,10 +136,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "kfp.local starts the remaining loop items after one failed; on a cluster the fail-fast "
         "run policy stops them"
     ),
-    ("airflow", "fail_stops_new_steps"): notyet(
-        "Airflow starts unstarted mapped items and a sibling's gated task after a failure; the "
-        "DAG's fail_fast conflicts with the all_done finally and the when joins (issue 14 item 7)"
-    ),
     ("airflow", "parallelism_bound"): notyet(
         "a mapped task group has no bound on items in progress: max_active_tis_per_dagrun "
         "bounds one task's instances, not an item spanning several tasks (issue 14 item 8)"

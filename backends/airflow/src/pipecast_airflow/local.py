@@ -143,6 +143,8 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
         }
         if meta.get("status") == "cached" and entry["status"] == "succeeded":
             entry["status"] = "cached"
+        if meta.get("status") == "not_run" and entry["status"] == "skipped":
+            entry["status"] = "not_run"  # stopped at start: the run had failed (SPEC §10)
         if isinstance(ti.get("xcom"), dict):
             entry["outputs"] = ti["xcom"]
         for field in ("started", "ended"):

@@ -297,6 +297,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
     from pipecast.runtime.core import run_step as core_run
 
     res = _resolver(context, doc)
+    _stop_after_failure(res, context)
     spec = StepSpec.model_validate(doc["spec"])
     if spec.cache is not None and not spec.cache.store:
         store = _artifact_root(doc).joinpath(".pipecast-cache", _safe(res.dag_id))
@@ -317,6 +318,26 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
         raise RuntimeError(exc.summary) from None
     _push_meta(res.ti, {"attempts": outcome.attempts, **({"status": "cached"} if outcome.cached else {})})
     return dict(outcome.published)
+
+
+def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
+    """SPEC §10: once a task of the run has failed, no step starts (``finally`` steps, whose
+    trigger rule is ``all_done``, excepted). Airflow still schedules unstarted mapped items
+    and tasks of other branches; this check at task start stops them before any user code
+    runs: the task is skipped and reports ``status: not_run`` (docs/semantics.md). The DAG's
+    ``fail_fast`` would do it natively but refuses ``all_done`` finally and the ``when`` joins.
+    """
+    task = context.get("task")
+    if str(getattr(task, "trigger_rule", "all_success")).rsplit(".", 1)[-1].lower() == "all_done":
+        return
+    if res.status() != "failed":
+        return
+    _push_meta(res.ti, {"status": "not_run"})
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 2
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+    raise AirflowSkipException("a task of this run failed before this step started (SPEC §10)")
 
 
 #: XCom key of what the runtime reports besides outputs: ``{"attempts": n}`` (the runtime
