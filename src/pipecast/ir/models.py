@@ -79,8 +79,11 @@ class Param(Node):
         elif self.has_default:
             actual = values.json_type_of(self.default)
             if actual is None or not values.type_accepts(self.type, actual):
+                shown = repr(self.default)
+                if len(shown) > 80:  # a 5,000-digit number written in the file
+                    shown = f"{shown[:60]}... ({len(shown)} characters)"
                 raise ValueError(
-                    f"default {self.default!r} is not {'an' if self.type == 'int' else 'a'} {self.type}"
+                    f"default {shown} is not {'an' if self.type == 'int' else 'a'} {self.type}"
                     + (f" (it is a {actual})" if actual else "")
                 )
         return self
