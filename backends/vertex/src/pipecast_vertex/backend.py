@@ -10,7 +10,17 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipecast.backend import Backend, CompileResult, Feature, Report, Settings, Support, native, runtime
+from pipecast.backend import (
+    Backend,
+    CompileResult,
+    Feature,
+    Report,
+    Settings,
+    Support,
+    native,
+    runtime,
+    unsupported,
+)
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import is_artifact_type
@@ -67,6 +77,14 @@ class VertexBackend(Backend):
         Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),
         Feature.SCHEDULE_TIMEZONE: native("cron with a TZ= prefix"),
         Feature.PIPELINE_OUTPUTS: native("root DAG outputs"),
+        Feature.IMPORT: native(
+            "importer node (`importer` executor, reimport: false); the URI is a "
+            "literal, one param or one loop item"
+        ),
+        Feature.ARTIFACT_PARAMS: unsupported(
+            "root artifact inputs cannot be given to a Vertex run as URIs",
+            "use a str parameter and an import step: import: {uri: '{{ params.X }}', type: ...}",
+        ),
     }
 
     #: The most one pipeline step may ask for: 96 CPUs and 624 GB of memory
@@ -75,7 +93,18 @@ class VertexBackend(Backend):
     step_limits: ClassVar[tuple[float, int] | None] = (96, 624 * 10**9)
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
-        """Resource requests over what one Vertex AI pipeline step can get."""
+        """Resource requests over what one Vertex AI pipeline step can get; import URIs."""
+        for node in index.tasks():
+            spec = node.task.import_
+            if spec is not None and "{{" in spec.uri and single_ref(spec.uri) is None:
+                report.unsupported(
+                    "import.uri mixes text and references; KFP's importer reads its URI from one parameter",
+                    (*node.yaml_path, "import", "uri"),
+                    code="import-uri",
+                    hint="build the whole URI in a str parameter (or a loop item) and write "
+                    "uri: '{{ params.X }}'",
+                    step=node.name,
+                )
         if self.step_limits is None:
             return
         max_cpu, max_memory = self.step_limits

@@ -29,6 +29,7 @@ attempt (step, task folder, status, outputs): a debugging aid the tests also rea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -135,6 +136,20 @@ def coerce(type_name: str, value: Any) -> Any:
     if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _metadata(artifact: dict[str, Any], out_type: str) -> dict[str, Any]:
+    """SPEC §15: what the step wrote to ``<path>.metadata.json`` and, for a ``Metrics`` output,
+    its metrics: Vertex shows a system.Metrics artifact's metadata as the run's metrics
+    (https://cloud.google.com/vertex-ai/docs/pipelines/visualize-pipeline#metrics)."""
+    from pipecast import metrics
+
+    path = local_path(artifact.get("uri", ""))
+    data = dict(metrics.metadata(path))
+    if out_type == "Metrics":
+        with contextlib.suppress(metrics.MetricsError):
+            data.update(metrics.read(path))
+    return data
 
 
 def final_status(value: Any) -> str:
@@ -269,7 +284,7 @@ class KfpConvention(Convention):
         for name, out_type in spec.outputs.items():
             if is_artifact_output(spec, name):
                 artifact = self._output_artifact(name)
-                artifact.setdefault("metadata", {})
+                artifact["metadata"] = {**artifact.get("metadata", {}), **_metadata(artifact, out_type)}
                 artifacts[name] = {"artifacts": [artifact]}
                 continue
             value = result.outputs[name]
