@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
 from pipecast.ir.refs import is_template
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
@@ -144,4 +145,24 @@ def step_spec(
             if cache_store is not None and eff.cache and not in_finally
             else None
         ),
+    )
+
+
+def without_max_age(
+    spec: StepSpec, node: StepNode, target: str, reuse: str
+) -> tuple[StepSpec, Diagnostic | None]:
+    """``spec`` for a target whose own cache has no expiry: ``cache.max_age`` leaves the spec
+    (it is not part of the SPEC §20 signature), with a warning that it is not honoured.
+
+    ``reuse`` says how the service reuses results (``"Vertex reuses a cached result"``).
+    """
+    if spec.cache is None or spec.cache.max_age is None:
+        return spec, None
+    spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
+    return spec, Diagnostic(
+        f"{target}: cache max_age of step {node.name!r} is not honoured: {reuse}",
+        (*node.yaml_path, "cache"),
+        hint="change cache.version to force a rerun",
+        severity="warning",
+        code="approximated",
     )

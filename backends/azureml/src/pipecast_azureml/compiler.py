@@ -44,7 +44,7 @@ from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
 from pipecast.runtime.conventions.base import MARKER
-from pipecast.runtime.spec import InputSpec, StepSpec, step_spec
+from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
 from pipecast_azureml.settings import AzureMLSettings
@@ -335,18 +335,11 @@ class Compiler:
                 self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
                 secret_store="azure", cache_store="",
             )  # fmt: skip
-            if spec.cache is not None and spec.cache.max_age is not None:
-                spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
-                self.diagnostics.append(
-                    Diagnostic(
-                        f"azureml: cache max_age of step {node.name!r} is not honoured: Azure ML reuses "
-                        "a deterministic job's outputs whatever their age",
-                        (*node.yaml_path, "cache"),
-                        hint="change cache.version to force a rerun",
-                        severity="warning",
-                        code="approximated",
-                    )
-                )
+            spec, warning = without_max_age(
+                spec, node, "azureml", "Azure ML reuses a deterministic job's outputs whatever their age"
+            )
+            if warning is not None:
+                self.diagnostics.append(warning)
             command = self._runtime_command(spec, args, out_args, templates)
         component: dict[str, Any] = {
             "type": "command",

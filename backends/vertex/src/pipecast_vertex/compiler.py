@@ -47,7 +47,7 @@ from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
 from pipecast.runtime.conventions.kfp import encode_item
-from pipecast.runtime.spec import step_spec
+from pipecast.runtime.spec import step_spec, without_max_age
 from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
 from pipecast_vertex.conditions import negate, to_cel
@@ -440,20 +440,13 @@ class Compiler:
             # version reruns the step. The runtime keeps no cache of its own here (no store).
             cache_store="",
         )
-        if spec.cache is not None and spec.cache.max_age is not None:
-            # max_age is not part of the signature, and Vertex's cache has no expiry
-            # (PipelineTaskSpec.CachingOptions: enable_cache, cache_key).
-            spec = spec.model_copy(update={"cache": spec.cache.model_copy(update={"max_age": None})})
-            self.diagnostics.append(
-                Diagnostic(
-                    f"{self.target}: cache max_age of step {node.name!r} is not honoured: Vertex reuses a "
-                    "cached result whatever its age",
-                    (*node.yaml_path, "cache"),
-                    hint="change cache.version to force a rerun",
-                    severity="warning",
-                    code="approximated",
-                )
-            )
+        # max_age is not part of the signature, and Vertex's cache has no expiry
+        # (PipelineTaskSpec.CachingOptions: enable_cache, cache_key).
+        spec, warning = without_max_age(
+            spec, node, self.target, "Vertex reuses a cached result whatever its age"
+        )
+        if warning is not None:
+            self.diagnostics.append(warning)
         image = eff.image or self.settings.image
         if not image:
             image = placeholder("image")
