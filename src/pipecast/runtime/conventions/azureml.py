@@ -288,6 +288,8 @@ class AzureMLConvention(Convention):
                 raise ConventionError(f"no path for output {name!r}: the command has no --out {name}=...")
             value = result.outputs[name]
             if is_artifact_output(spec, name):
+                if spec.outputs[name] == "Metrics":
+                    log_job_metrics(Path(value))
                 store_in_folder(Path(value), Path(target))
                 published[name] = target
                 continue
@@ -308,6 +310,27 @@ class AzureMLConvention(Convention):
         if primitives:
             publish_control_outputs(primitives)
         return published
+
+
+def log_job_metrics(path: Path) -> bool:
+    """SPEC §15: a Metrics output's numbers become the Azure ML job's metrics, logged with
+    MLflow, which Azure ML jobs are configured for
+    (https://learn.microsoft.com/azure/machine-learning/how-to-log-view-metrics). Only when
+    ``mlflow`` is importable in the step's image (``azureml-mlflow`` adds the tracking store);
+    otherwise the metrics stay in the Metrics artifact. Returns whether they were logged."""
+    from pipecast import metrics
+
+    try:
+        import mlflow  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return False
+    try:
+        found = metrics.read(path)
+    except metrics.MetricsError:
+        return False
+    if found:
+        mlflow.log_metrics({k: float(v) for k, v in found.items()})
+    return bool(found)
 
 
 def publish_control_outputs(values: dict[str, Any]) -> None:
