@@ -176,3 +176,27 @@ def _settings(full=True):
 
     coords = {"subscription_id": "0000", "resource_group": "rg", "workspace": "ws"} if full else {}
     return AzureMLSettings(**coords)
+
+
+AFTER_CONDITIONAL = """
+pipecast: 1
+name: t
+params: {go: {type: bool, default: false}}
+steps:
+  gate:
+    when: "params.go"
+    run: {python: "m:f"}
+  later:
+    run: {python: "m:f"}
+    after: [gate]
+"""
+
+
+def test_after_a_conditional_step_is_refused_like_after_a_when_group(tmp_path):
+    """A step-level ``when`` is a one-step when-group (SPEC §3.1; issue 14): waiting for it
+    would bind to a job inside an if_else branch that may never run."""
+    with pytest.raises(UserError) as err:
+        compile_file(_write(tmp_path, AFTER_CONDITIONAL))
+    text = err.value.diagnostics[0].render()
+    assert "waits for conditional step 'gate' (after)" in text
+    assert "steps.later.after" in text

@@ -817,18 +817,21 @@ class Compiler:
 
     def _done_output(self, comp: Component, producer: str, user: str) -> tuple[str, str]:
         node = comp.scope.steps[producer]
-        if node.is_task:
+        # A step-level `when` is a one-step when-group (SPEC §3.1): the same rule holds.
+        conditional = node.group.is_condition if node.is_group else node.task.when is not None
+        if node.is_task and not conditional:
             job = comp.jobs[producer]
             outs = job["component"].setdefault("outputs", {})
             outs.setdefault(naming.DONE, {"type": "uri_folder"})
             return producer, naming.DONE
-        if node.group.is_loop and node.group.outputs:
+        if node.is_group and node.group.is_loop and node.group.outputs:
             first = sorted(node.group.outputs)[0]
             return producer, first
-        if node.group.is_condition:
+        if conditional:
+            what = "when-group" if node.is_group else "conditional step"
             raise UserError(
                 Diagnostic(
-                    f"target 'azureml': step {user!r} waits for when-group {producer!r} (after), and "
+                    f"target 'azureml': step {user!r} waits for {what} {producer!r} (after), and "
                     "Azure ML cannot express that: it orders jobs only through data bindings, an "
                     "if_else node has no output to bind to, and a binding to a job inside a branch "
                     "names a job that may never run (Azure ML documents no semantics for that)",
