@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.diagnostics import COMMAND_LINE, Diagnostic, UserError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -108,7 +108,7 @@ def number_option(
                     f"{flag} {text!r}: expected {what}",
                     hint=f"for example {flag} {example}",
                     code="usage",
-                    file="command line",
+                    file=COMMAND_LINE,
                 )
             )
         return value
@@ -126,7 +126,7 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
                     f"{flag} {item!r} is not name=value",
                     hint=f"for example {flag} name=value",
                     code="usage",
-                    file="command line",
+                    file=COMMAND_LINE,
                 )
             )
         out[key.strip()] = value
@@ -249,6 +249,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     f"export -o {out}: is a folder",
                     hint="name a file: OUT.yaml or OUT.json",
                     code="output",
+                    file=COMMAND_LINE,
                 )
             )
         atomic_write(Path(out), text)
@@ -402,7 +403,7 @@ class _Parser(argparse.ArgumentParser):
                 f"{flag} {value!r}: expected one of {options}",
                 hint=f"for example {flag} {next(iter(action.choices))}",
                 code="usage",
-                file="command line",
+                file=COMMAND_LINE,
             )
         )
 

@@ -54,6 +54,10 @@ class SourceMap:
         return pos[0], pos[1] + pos[2] + offset
 
 
+#: The ``file`` of a diagnostic about a command-line option value: no pipeline position.
+COMMAND_LINE = "command line"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in a pipeline, a settings file or a compiled output."""
@@ -71,7 +75,7 @@ class Diagnostic:
 
     def located(self, source: SourceMap | None) -> Diagnostic:
         """A copy with file, line and column filled in from a source map."""
-        if source is None:
+        if source is None or self.file == COMMAND_LINE:
             return self
         pos = source.locate(self.path) if self.line is None else (self.line, self.column or 1)
         line, column = pos if pos else (None, None)

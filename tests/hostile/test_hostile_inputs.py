@@ -134,6 +134,7 @@ def p():
         ["verify", "P", "-t", "airflow", "--timeout", "-1"],
         ["export", "P", "--format", "xml"],
         ["completion", "tcsh"],
+        ["export", "P", "-o", "."],
     ],
 )
 def test_bad_option_values_are_user_errors(tmp_path, capsys, args):
@@ -142,9 +143,9 @@ def test_bad_option_values_are_user_errors(tmp_path, capsys, args):
     args = [str(path) if a == "P" else a for a in args]
     assert main(args) == 1
     err = capsys.readouterr().err
-    flag = next((a for a in args if a.startswith("--") and a != "--dry-run"), "shell")
-    assert err.startswith(f"command line: error: {flag} "), err
-    assert "hint: for example " in err and "usage:" not in err and "Traceback" not in err
+    flag = args[-2] if args[-2].startswith("-") else "shell"
+    assert f"\ncommand line: error: {'export -o' if flag == '-o' else flag} " in "\n" + err, err
+    assert "hint: " in err and "usage:" not in err and "Traceback" not in err
 
 
 def test_unknown_commands_and_options_stay_usage_errors(capsys):
