@@ -191,3 +191,13 @@ def test_dsl_artifact_param_import_and_metric(tmp_path: Path) -> None:
     record = run_pipeline(loaded, run_dir=tmp_path / "runs")
     assert record["status"] == "succeeded", record
     assert record["steps"]["report"]["outputs"] == {"text": "auc=0.9"}
+
+
+def test_graph_and_report_handle_import_steps_and_metrics(tmp_path: Path) -> None:
+    from pipecast.viz.model import build, task_settings
+
+    loaded = load_checked(Path(__file__).parent / "conformance" / "cases" / "import_for_each.yaml")
+    graph = build(loaded.index)
+    assert graph is not None
+    folder = loaded.index.nodes["folder"]
+    assert task_settings(loaded.index, folder)["import"]["uri"] == "{{ params.parts }}"

@@ -124,6 +124,8 @@ def task_settings(index: PipelineIndex, node: StepNode) -> dict[str, Any]:
     task = node.task
     eff = index.effective(node)
     run: dict[str, Any]
+    if task.import_ is not None:
+        return {"import": task.import_.to_data(), "outputs": dict(task.outputs), "after": list(task.after)}
     if isinstance(task.run, PythonRun):
         run = {"python": task.run.python}
     else:
@@ -160,6 +162,9 @@ def task_settings(index: PipelineIndex, node: StepNode) -> dict[str, Any]:
 
 def _subtitle(node: StepNode) -> str:
     run = node.task.run
+    spec = node.task.import_
+    if spec is not None:
+        return f"import {short(spec.uri, 40)}"
     if isinstance(run, PythonRun):
         return run.python
     assert isinstance(run, ContainerRun)
