@@ -605,7 +605,8 @@ class Emitter(Outliner):
         }
         if group.parallelism is not None:
             state["MaxConcurrency"] = group.parallelism
-        if collect != {o: f"$[*].{o}" for o in group.outputs}:
+        collected = collect != {o: f"$[*].{o}" for o in group.outputs}
+        if collected:
             # A second pass picks the value out of each item's outputs object: a wildcard
             # right before the last field always yields a list (moto, like AWS, unwraps a
             # single match of a deeper path such as ``$[*].o.k``).
@@ -625,6 +626,8 @@ class Emitter(Outliner):
         inline = (4 + width * (2 + body_ev[0]), 4 + width * (2 + body_ev[1]))
         self.maps.append(MapInfo(node.name, width, known, inline[0]))
         events = (8, 8) if mode == "DISTRIBUTED" else inline
+        if collected:
+            events = _add(events, (2, 2))  # the collect Pass
         if pre is not None:
             self.add(frame, pre, {"Type": "Pass", "Result": group.for_each, "ResultPath": "$.items"}, name)
             return pre, _add(events, (2, 2))
