@@ -58,3 +58,33 @@ def test_condition_syntax_error_columns(text: str, column: int) -> None:
     with pytest.raises(cond.ConditionSyntaxError) as info:
         cond.parse_condition(text)
     assert info.value.column == column
+
+
+# --------------------------------------------------------------- SPEC §19: literal braces
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        ("helm --set x=\\{{ .Values.x }} y", ["helm --set x={{ .Values.x }} y"]),
+        ("a \\\\{{ params.x }} b", ["a \\", Ref("param", "x"), " b"]),
+        ("\\{{ a }}{{ params.y }}", ["{{ a }}", Ref("param", "y")]),
+        ("a\\{{b", ["a{{b"]),
+        ("\\\\\\{{ x }}", ["\\{{ x }}"]),
+        ("c:\\\\dir \\n {{ params.x }}", ["c:\\\\dir \\n ", Ref("param", "x")]),
+    ],
+)
+def test_literal_brace_escape(text: str, segments: list[object]) -> None:
+    assert parse_template(text) == segments
+
+
+def test_literal_brace_renders_and_is_not_a_reference() -> None:
+    assert render("\\{{ .Values.x }}", lambda r: 1) == "{{ .Values.x }}"
+    assert render("\\{{ x }}-{{ params.n }}", lambda r: 3) == "{{ x }}-3"
+    assert single_ref("\\{{ params.n }}") is None
+
+
+@pytest.mark.parametrize("text", ["{{ .Values.x }}", "\\{{ a }} }}", "x }}", "{{ params.x"])
+def test_bad_braces_say_how_to_escape(text: str) -> None:
+    with pytest.raises(RefSyntaxError, match=r"write '\\\{\{'"):
+        parse_template(text)

@@ -23,17 +23,13 @@ image then needs the pipecast runtime, and compile lists it), or a named error (
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.ir.refs import Ref, is_template, single_ref
+from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import PipelineIndex, StepNode
-
-#: ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` in a container command (the runtime's own pattern).
-SLOT_RE = re.compile(r"\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -49,18 +45,17 @@ InputKind = Literal["literal", "ref", "runtime"]
 
 
 def arg_parts(arg: str) -> list[Part]:
-    """One command argument as literal text and slots, in order."""
+    """One command argument as literal text and slots, in order. Literal text is unescaped
+    (SPEC §19: ``\\{{`` is a literal ``{{``), so a backend's ``literal`` sees exactly the text
+    the step must get."""
     parts: list[Part] = []
-    pos = 0
-    for match in SLOT_RE.finditer(arg):
-        if match.start() > pos:
-            parts.append(arg[pos : match.start()])
-        kind: Literal["inputs", "outputs"] = "inputs" if match.group(1) == "inputs" else "outputs"
-        parts.append(Slot(kind, match.group(2)))
-        pos = match.end()
-    if pos < len(arg) or not parts:
-        parts.append(arg[pos:])
-    return parts
+    for seg in parse_template(arg) if "{{" in arg else [arg]:
+        if isinstance(seg, Ref) and seg.kind in ("inputs", "outputs"):
+            kind: Literal["inputs", "outputs"] = "inputs" if seg.kind == "inputs" else "outputs"
+            parts.append(Slot(kind, seg.name))
+        else:
+            parts.append(seg if isinstance(seg, str) else str(seg))
+    return parts or [""]
 
 
 def render_args(

@@ -19,6 +19,10 @@ from typing import Any, Literal
 RefKind = Literal["param", "step", "loop", "pipeline", "inputs", "outputs"]
 
 _TEMPLATE_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# A run of backslashes right before ``{{`` (SPEC §19): an odd count escapes the braces (``\{{``
+# is a literal ``{{``), an even count is that many halved backslashes before a reference
+# (``\\{{ x }}`` is a backslash then ``x``). No other backslash has a meaning.
+_OPEN_RE = re.compile(r"(\\*)\{\{")
 _SEGMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PIPELINE_FIELDS = ("status", "name", "run_id")
 
@@ -122,19 +126,82 @@ def parse_template(text: str) -> list[Segment]:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _parse_template(text: str) -> tuple[Segment, ...]:
+    if "\\{{" in text:
+        return _parse_escaped(text)
     segments: list[Segment] = []
     pos = 0
     for match in _TEMPLATE_RE.finditer(text):
         if match.start() > pos:
             segments.append(text[pos : match.start()])
-        segments.append(parse_path(match.group(1)))
+        segments.append(_parse_inside(match.group(1)))
         pos = match.end()
     if pos < len(text):
         segments.append(text[pos:])
     for seg in segments:
         if isinstance(seg, str) and ("{{" in seg or "}}" in seg):
-            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}")
+            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
     return tuple(segments)
+
+
+#: Appended to a reference syntax error that a literal ``{{`` would explain (SPEC §19).
+ESCAPE_HINT = "; to pass a literal '{{' write '\\{{'"
+
+
+def _parse_inside(inside: str) -> Ref:
+    """The reference inside one ``{{ ... }}``; a non-path (``{{ .Values.x }}``) says how to
+    write a literal ``{{`` instead (SPEC §19)."""
+    try:
+        return parse_path(inside)
+    except RefSyntaxError as exc:
+        if _SEGMENT_RE.match(inside.strip().split(".")[0] or "-"):
+            raise
+        raise RefSyntaxError(f"{exc}{ESCAPE_HINT}") from None
+
+
+def _parse_escaped(text: str) -> tuple[Segment, ...]:
+    """:func:`_parse_template` for a string holding ``\\{{`` (SPEC §19). An escaped ``{{``
+    is literal text up to and including its own ``}}`` (so ``\\{{ .Values.x }}`` is the
+    literal ``{{ .Values.x }}``); adjacent literal pieces are merged."""
+    out: list[Segment] = []
+
+    def text_piece(piece: str) -> None:
+        if not piece:
+            return
+        if out and isinstance(out[-1], str):
+            out[-1] += piece
+        else:
+            out.append(piece)
+
+    pos = 0
+    while True:
+        match = _OPEN_RE.search(text, pos)
+        if match is None:
+            rest = text[pos:]
+            if "}}" in rest:
+                raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
+            text_piece(rest)
+            return tuple(out)
+        slashes = len(match.group(1))
+        before = text[pos : match.start()]
+        if "}}" in before:
+            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
+        text_piece(before + "\\" * (slashes // 2))
+        close = text.find("}}", match.end())
+        if slashes % 2:  # escaped: literal through its own closing braces, if any
+            end = len(text) if close < 0 else close + 2
+            literal = text[match.end() : end]
+            if "{{" in literal:
+                raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
+            text_piece("{{" + literal)
+            pos = end
+            continue
+        if close < 0:
+            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
+        inside = text[match.end() : close]
+        if "{{" in inside:
+            raise RefSyntaxError(f"unbalanced '{{{{ }}}}' in {text!r}{ESCAPE_HINT}")
+        out.append(_parse_inside(inside))
+        pos = close + 2
 
 
 def single_ref(value: Any) -> Ref | None:

@@ -17,7 +17,7 @@ from pipecast.diagnostics import Diagnostic, UserError, YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
-from pipecast.ir.refs import Ref, RefSyntaxError, parse_template, single_ref
+from pipecast.ir.refs import ESCAPE_HINT, Ref, RefSyntaxError, parse_template, single_ref
 from pipecast.passes import cron
 from pipecast.passes.analysis import (
     ANY,
@@ -226,7 +226,11 @@ class _Checker:
         try:
             segments = parse_template(text)
         except RefSyntaxError as exc:
-            self.error(f"bad reference: {exc}", path, hint=_REF_SHAPES, code="ref-syntax")
+            message, escape, _ = str(exc).partition(ESCAPE_HINT)
+            hint = _REF_SHAPES
+            if escape:  # SPEC §19
+                hint = "to pass a literal '{{' (Helm, Jinja, Go templates) write '\\{{'; " + hint
+            self.error(f"bad reference: {message}", path, hint=hint, code="ref-syntax")
             return None
         return [seg for seg in segments if isinstance(seg, Ref)]
 

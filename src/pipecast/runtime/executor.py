@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import shutil
 import signal
@@ -65,6 +64,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
+from pipecast.ir.refs import Ref, parse_template
 from pipecast.runtime import _child, _procs
 from pipecast.runtime._values import OutputError, from_text, is_artifact, to_text
 from pipecast.runtime.spec import StepSpec
@@ -73,7 +73,6 @@ ContainerMode = Literal["host", "docker", "podman"]
 MASK = "***"
 #: Seconds between liveness checks of a worker that is running an attempt.
 _LIVENESS_POLL = 0.5
-_PLACEHOLDER = re.compile(r"\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass
@@ -369,19 +368,24 @@ def _run_python_spawn(
 
 
 def substitute(text: str, spec: StepSpec, inputs: Mapping[str, Any], locations: Mapping[str, Path]) -> str:
-    """Replace ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` placeholders in one argument."""
+    """Replace ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` placeholders in one argument; ``\\{{``
+    is a literal ``{{`` (SPEC §19)."""
+    if "{{" not in text:
+        return text
 
-    def repl(match: re.Match[str]) -> str:
-        kind, name = match.groups()
-        if kind == "inputs":
+    def fill(ref: Ref) -> str:
+        name = ref.name
+        if ref.kind == "inputs":
             if name not in inputs:
                 raise OutputError(f"command refers to unknown input {name!r} (inputs: {', '.join(inputs)})")
             return to_text(inputs[name])
-        if name not in locations:
-            raise OutputError(f"command refers to unknown output {name!r} (outputs: {', '.join(locations)})")
-        return str(locations[name])
+        if ref.kind == "outputs":
+            if name not in locations:
+                raise OutputError(f"command refers to unknown output {name!r} (outputs: {', '.join(locations)})")
+            return str(locations[name])
+        return str(ref)
 
-    return _PLACEHOLDER.sub(repl, text)
+    return "".join(seg if isinstance(seg, str) else fill(seg) for seg in parse_template(text))
 
 
 def _container_argv(
