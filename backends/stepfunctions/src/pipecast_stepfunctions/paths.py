@@ -190,6 +190,8 @@ def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tu
     if not is_template(value):
         return literal_entry(key, value)
     segments = parse_template(value)
+    if not any(isinstance(s, Ref) for s in segments):  # only literal braces (SPEC §19: '\\{{')
+        return literal_entry(key, "".join(s for s in segments if isinstance(s, str)))
     stripped = parse_template(value.strip())
     if len(stripped) == 1 and isinstance(stripped[0], Ref):
         ref = stripped[0]
