@@ -381,7 +381,9 @@ def substitute(text: str, spec: StepSpec, inputs: Mapping[str, Any], locations: 
             return to_text(inputs[name])
         if ref.kind == "outputs":
             if name not in locations:
-                raise OutputError(f"command refers to unknown output {name!r} (outputs: {', '.join(locations)})")
+                raise OutputError(
+                    f"command refers to unknown output {name!r} (outputs: {', '.join(locations)})"
+                )
             return str(locations[name])
         return str(ref)
 
