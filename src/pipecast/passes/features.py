@@ -7,6 +7,7 @@ feature can be reported precisely.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,10 +39,14 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
             yield from _task_features(index, node)
 
 
+#: A cheap pre-check for a metric path (five parts) before parsing.
+_METRIC_PATH = re.compile(r"steps\.\w+\.outputs\.\w+\.\w")
+
+
 def _metric_ref_features(node: StepNode) -> Iterator[FeatureUse]:
     """``steps.S.outputs.O.NAME`` (one metric, SPEC §15) in a condition or an input."""
     step = node.step
-    if step.when is not None and ".outputs." in step.when:
+    if step.when is not None and _METRIC_PATH.search(step.when):
         try:
             refs = list(cond.paths(cond.parse_condition(step.when)))
         except (cond.ConditionSyntaxError, RefSyntaxError):
@@ -50,7 +55,7 @@ def _metric_ref_features(node: StepNode) -> Iterator[FeatureUse]:
             yield FeatureUse(Feature.METRIC_REFS, node.name, (*node.yaml_path, "when"))
     if node.is_task:
         for name, value in node.task.inputs.items():
-            if not (isinstance(value, str) and ".outputs." in value):
+            if not (isinstance(value, str) and _METRIC_PATH.search(value)):
                 continue
             try:
                 parts = parse_template(value)
