@@ -244,7 +244,14 @@ def run_top_level(job: EngineJob, files: dict[str, str]) -> tuple[dict[str, Any]
             if is_artifact_type(type_name):
                 outputs[out] = str(path)
             else:
-                file = path / "output" if path.is_dir() else path
+                file = path
+                if path.is_dir():
+                    # A stock step's folder holds the value's file beside the artifact marker;
+                    # the runtime writes a folder's value as "output".
+                    from pipecast.runtime.conventions.base import locate_in_folder
+
+                    located = locate_in_folder(path)
+                    file = located if located != path else path / "output"
                 text = file.read_text(encoding="utf-8")
                 outputs[out] = text if type_name == "str" else json.loads(text)
         steps[name] = {"status": "succeeded", "outputs": outputs}
