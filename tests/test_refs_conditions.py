@@ -27,7 +27,7 @@ def test_render_keeps_type_or_makes_string() -> None:
     values = {Ref("param", "n"): 3, Ref("param", "xs"): [1, 2], Ref("param", "s"): "a"}
     assert render("{{ params.xs }}", values.__getitem__) == [1, 2]
     assert render("n={{ params.n }} xs={{ params.xs }} s={{ params.s }}", values.__getitem__) == (
-        "n=3 xs=[1, 2] s=a"
+        "n=3 xs=[1,2] s=a"  # SPEC §22: compact JSON
     )
 
 
