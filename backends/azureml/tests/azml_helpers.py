@@ -16,13 +16,7 @@ REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted([*REPO.glob("examples/*/pipeline.yaml"), *REPO.glob("examples/*/pipeline.py")])
 CASES = sorted((REPO / "tests/conformance/cases").glob("*.yaml"))
 #: Pipelines Azure ML cannot express, with the named error code pipecast gives.
-UNSUPPORTED = {
-    "sweep/pipeline.yaml": "unsupported-feature",  # when-group outputs (else branch value)
-    "sweep/pipeline.py": "unsupported-feature",
-    "else_outputs.yaml": "unsupported-feature",
-    "when_true.yaml": "unsupported-feature",  # after: [a when-group]
-    "when_false.yaml": "unsupported-feature",
-}
+UNSUPPORTED: dict[str, str] = {}
 SETTINGS = {
     "serverless": True,
     "image": "example.azurecr.io/steps:1",

@@ -54,25 +54,70 @@ def test_after_is_a_commented_control_binding():
     assert second["component"]["inputs"]["after__first"] == {"type": "uri_folder"}
 
 
-@pytest.mark.parametrize(
-    ("case", "path", "words"),
-    [
-        (
-            "else_outputs.yaml",
-            ("steps", "choose", "outputs"),
-            ["when-group outputs", "'choose'", "no outputs"],
-        ),
-        (
-            "when_true.yaml",
-            ("steps", "after_gate", "after"),
-            ["after a group with no outputs", "'after_gate'"],
-        ),
-    ],
-)
-def test_named_errors_say_what_why_and_instead(case, path, words):
-    """The shapes Azure ML cannot express fail at the YAML key that asks for them, with a fix."""
+GATED_LOOP = """
+pipecast: 1
+name: gated-loop
+params:
+  on: {type: bool, default: true}
+  xs: {type: list, default: [1, 2]}
+steps:
+  g:
+    when: "params.on"
+    steps:
+      each:
+        for_each: "{{ params.xs }}"
+        as: x
+        steps:
+          sq: {run: {python: "m:f"}, inputs: {x: "{{ x }}"}, outputs: {output: int}}
+        outputs: {squares: "{{ steps.sq.outputs.output }}"}
+  last: {run: {python: "m:f"}, after: [g]}
+"""
+
+AFTER_LOOP = """
+pipecast: 1
+name: after-loop
+steps:
+  each:
+    for_each: [1, 2]
+    as: x
+    steps:
+      a: {run: {python: "m:f"}, inputs: {x: "{{ x }}"}}
+      b: {run: {python: "m:f"}, inputs: {x: "{{ x }}"}}
+  last: {run: {python: "m:f"}, after: [each]}
+"""
+
+
+def test_items_from_data_inside_a_gated_branch_is_a_named_error(tmp_path):
+    """The one gated shape left: parallel_for cannot take the items job's skipped marker."""
+    path = tmp_path / "p.yaml"
+    path.write_text(GATED_LOOP)
     with pytest.raises(UserError) as err:
-        compile_file(next(p for p in CASES if p.name == case))
+        compile_file(path)
     diag = err.value.diagnostics[0]
-    assert diag.code == "unsupported-feature" and tuple(diag.path) == path
-    assert all(w in diag.message for w in words) and "docs/targets/azureml.md" in (diag.hint or "")
+    assert diag.code == "unsupported-feature"
+    assert tuple(diag.path) == ("steps", "g", "steps", "each", "for_each")
+    assert "gated when branch" in diag.message and "outside the when-group" in (diag.hint or "")
+    path.write_text(GATED_LOOP.replace('"{{ params.xs }}"', "[1, 2]"))
+    loaded, result = compile_file(path)  # a literal list needs no items job: it compiles
+    check_graph(loaded, dict(result.files))
+
+
+def test_after_a_for_each_without_outputs_waits_for_every_last_body_job(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(AFTER_LOOP)
+    loaded, result = compile_file(path)
+    check_graph(loaded, dict(result.files))
+    body = yaml.safe_load(result.files["components/each.yml"])
+    assert body["outputs"] == {
+        "pipecast_done__a": {"type": "uri_folder"},
+        "pipecast_done__b": {"type": "uri_folder"},
+    }
+    last = yaml.safe_load(result.files["after-loop.yml"])["jobs"]["last"]
+    assert last["inputs"] == {
+        "after__each__a": "${{parent.jobs.each.outputs.pipecast_done__a}}",
+        "after__each__b": "${{parent.jobs.each.outputs.pipecast_done__b}}",
+    }
+    assert last["component"]["inputs"]["after__each__a"] == {"type": "mltable"}
+    from pipecast_azureml.validate import validate_files
+
+    assert not [d for d in validate_files(result.files) if d.severity == "error"]

@@ -192,11 +192,14 @@ steps:
 """
 
 
-def test_after_a_conditional_step_is_refused_like_after_a_when_group(tmp_path):
-    """A step-level ``when`` is a one-step when-group (SPEC §3.1; issue 14): waiting for it
-    would bind to a job inside an if_else branch that may never run."""
-    with pytest.raises(UserError) as err:
-        compile_file(_write(tmp_path, AFTER_CONDITIONAL))
-    text = err.value.diagnostics[0].render()
-    assert "waits for conditional step 'gate' (after)" in text
-    assert "steps.later.after" in text
+def test_after_a_conditional_step_waits_for_its_gated_job(tmp_path):
+    """A step-level ``when`` is a one-step when-group (SPEC §3.1; issue 14), gated like one:
+    its job always starts (the runtime skips it on a closed gate), so ``after`` binds to a job
+    that always completes, never to a job inside an ``if_else`` branch."""
+    import yaml
+
+    _loaded, result = compile_file(_write(tmp_path, AFTER_CONDITIONAL))
+    jobs = yaml.safe_load(result.files["t.yml"])["jobs"]
+    assert "gate__if" not in jobs
+    assert jobs["gate"]["inputs"]["pipecast_gate"] == "${{parent.jobs.gate__cond.outputs.result}}"
+    assert jobs["later"]["inputs"]["after__gate"] == "${{parent.jobs.gate.outputs.pipecast_done}}"

@@ -58,6 +58,8 @@ class StepOutcome:
     attempts: int
     #: Restored from the runtime's result cache (SPEC §20): the step did not run.
     cached: bool = False
+    #: Skipped by the convention (a gated-off branch or a skipped producer): markers were written.
+    skipped: bool = False
 
 
 def run_step(
@@ -91,6 +93,14 @@ def run_step(
             )  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
     label = f"step {spec.step}"
+    skip = convention.skip_reason(spec)
+    if skip is not None:
+        try:
+            convention.write_skipped(spec, workdir)
+        except ConventionError as exc:
+            raise StepFailed(f"{label} could not publish its skipped markers: {exc}") from None
+        print(f"pipecast: {label} skipped: {skip}", file=err, flush=True)
+        return StepOutcome(outputs={}, published=None, attempts=0, skipped=True)
     try:
         secret_env = resolve(spec.secrets, spec.secret_store)
     except SecretError as exc:

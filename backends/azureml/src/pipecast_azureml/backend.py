@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast import stock
-from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime, unsupported
+from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
 
@@ -55,19 +55,16 @@ class AzureMLBackend(Backend):
         ),
         Feature.ELSE: native("if_else false_block (a pipeline component node)"),
         Feature.GROUP_OUTPUTS: native(
-            "for_each: parallel_for aggregated outputs; when-groups cannot have them"
+            "for_each: parallel_for aggregated outputs; when: a select job (see when-group outputs)"
         ),
-        Feature.WHEN_OUTPUTS: unsupported(
-            "if_else nodes have no outputs (the SDK's node holds only a condition and two blocks), so "
-            "nothing can read a value from whichever branch ran",
-            "move the steps that read the output into each branch, or compute the value in a step "
-            "outside the group; see docs/targets/azureml.md",
+        Feature.WHEN_OUTPUTS: runtime(
+            "gating: both branches' jobs start, the runtime skips the branch not taken (markers), "
+            "and a <group>__select job publishes the taken branch's values (one extra job, and a "
+            "short container per skipped job)"
         ),
-        Feature.AFTER_GROUP: unsupported(
-            "Azure ML orders jobs only through data bindings, and a when-group (or a for_each group "
-            "without outputs) has no output to bind a wait to",
-            "wait for the steps the group reads from, give a for_each group an output, or move the "
-            "waiting step into the group; see docs/targets/azureml.md",
+        Feature.AFTER_GROUP: native(
+            "a completion output: a when-group's <group>__select job waits for both branches' last "
+            "jobs; a for_each body exposes its last jobs' pipecast_done, aggregated by parallel_for"
         ),
         Feature.FOR_EACH: native(
             "parallel_for over a pipeline component body; needs the private-features env var"
@@ -130,7 +127,7 @@ class AzureMLBackend(Backend):
 
         compiler = Compiler(pipeline, index, settings)
         result = compiler.compile()
-        private = uses_control_flow(index)
+        private = uses_control_flow(result)
         job_file = self.default_filename(pipeline)
         files = {job_file: render_yaml(result.job, private=private)}
         for rel, data in sorted(result.components.items()):

@@ -39,7 +39,7 @@ from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import ContainerRun, Pipeline, PythonRun, TaskStep
+from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
@@ -76,6 +76,14 @@ class Component:
     owner: dict[str, str] = field(default_factory=dict)
     #: sibling → siblings whose jobs it binds to by data
     bound: dict[str, set[str]] = field(default_factory=dict)
+    #: in a gated ``when`` region: the binding of the gate every command job here takes
+    gate: str | None = None
+    #: what the parent binds this component's gate input to
+    gate_from: str | None = None
+    #: completion outputs already exposed (see ``Compiler._completion``)
+    done: list[str] | None = None
+    #: the component file (relative to the job file); "" for the job itself
+    rel: str = ""
 
 
 @dataclass
@@ -106,6 +114,9 @@ class Compiler:
         #: container step → whether it runs its image unchanged (SPEC §21), see :meth:`stock_plan`
         self.plans: dict[str, stock.StockPlan] = {}
         self._exposed = _exposed_outputs(pipeline, index)
+        #: component file → the component built for it (for completion outputs added later)
+        self._children: dict[str, Component] = {}
+        self.gated = self._plan_gates()
 
     # ------------------------------------------------------------------ entry
 
@@ -122,7 +133,8 @@ class Compiler:
                 type_name = self.index.output_type(self.index.node(ref.name), ref.key or "") or ANY
                 if azure_type(type_name) in PRIMITIVE_TYPES:
                     # Pipeline jobs take only asset outputs: name where the value is instead.
-                    tags[f"pipecast.output.{out}"] = f"{ref.name}.outputs.{ref.key}"
+                    job_name = self._output_job(self.index.node(ref.name))
+                    tags[f"pipecast.output.{out}"] = f"{job_name}.outputs.{ref.key}"
                     continue
             self._bind_output(root, out, expr, ("outputs", out))
         settings: dict[str, Any] = {
@@ -175,7 +187,7 @@ class Compiler:
         for node in self.index.walk():
             if not node.is_group and node.task.when is None:
                 continue
-            for what in (naming.COND, naming.IF, naming.ELSE, naming.BODY, naming.ITEMS):
+            for what in (naming.COND, naming.IF, naming.ELSE, naming.BODY, naming.ITEMS, naming.SELECT):
                 gen = naming.role(node.name, what)
                 if gen in taken:
                     raise UserError(
@@ -187,6 +199,59 @@ class Compiler:
                             code="name-collision",
                         )
                     )
+
+    def _plan_gates(self) -> set[str]:
+        """The ``when`` steps lowered by gating instead of ``if_else`` (docs/targets/azureml.md).
+
+        A when-group with outputs, a ``when`` step (task or group) another step reads or waits
+        for, every ``when`` inside a gated branch, and the last ``when`` steps of a scope whose
+        completion someone waits for: their jobs always start, and the runtime skips those of
+        the branch not taken. Everything else keeps ``if_else``.
+        """
+        depended = {p for scope in self.index.scopes() for ps in self.index.deps(scope).values() for p in ps}
+        gated: set[str] = set()
+
+        def is_when(node: StepNode) -> bool:
+            return (node.is_group and node.group.is_condition) or (
+                node.is_task and node.task.when is not None
+            )
+
+        def visit(scope: Scope, inside: bool) -> None:
+            for node in scope.steps.values():
+                has_outputs = node.is_group and bool(
+                    node.group.outputs or (node.group.else_ is not None and node.group.else_.outputs)
+                )
+                if is_when(node) and (inside or node.name in depended or has_outputs):
+                    gated.add(node.name)
+                for body in (node.body, node.else_body):
+                    if body is not None:
+                        visit(body, inside or node.name in gated)
+
+        def completion(scope: Scope) -> None:
+            deps = self.index.deps(scope)
+            for name in _sinks(scope, deps):
+                node = scope.steps[name]
+                if is_when(node) and name not in gated:
+                    gated.add(name)
+                    for body in (node.body, node.else_body):
+                        if body is not None:
+                            visit(body, True)
+                elif node.is_group and node.group.is_loop and not node.group.outputs:
+                    assert node.body is not None
+                    completion(node.body)
+
+        visit(self.index.root, False)
+        for node in self.index.walk():
+            if node.is_group and node.name in depended and not node.group.outputs:
+                for body in (node.body, node.else_body):
+                    if body is not None:
+                        completion(body)
+        for node in self.index.walk():
+            if node.is_group and node.name in gated:
+                for body in (node.body, node.else_body):
+                    if body is not None:
+                        completion(body)
+        return gated
 
     def _param_input(self, name: str, type_name: str, default: Any, has_default: bool) -> dict[str, Any]:
         decl: dict[str, Any] = {"type": azure_type(type_name)}
@@ -248,14 +313,20 @@ class Compiler:
             return f"${{{{parent.inputs.{channel}}}}}"
         producer = self.index.node(name)
         if producer.scope is comp.scope:
-            if producer.is_group and producer.group.is_condition:
-                raise UserError(_when_outputs_error(producer))
             if user is not None:
                 comp.bound.setdefault(user, set()).add(name)
-            return f"${{{{parent.jobs.{name}.outputs.{key}}}}}"
+            return f"${{{{parent.jobs.{self._output_job(producer)}.outputs.{key}}}}}"
         channel = naming.step_channel(name, key or "")
         self._need(comp, channel, source)
         return f"${{{{parent.inputs.{channel}}}}}"
+
+    def _output_job(self, node: StepNode) -> str:
+        """The job whose outputs are ``node``'s: a gated when-group's select job, else its own."""
+        if node.is_group and node.group.is_condition:
+            if node.name not in self.gated:
+                raise UserError(_when_outputs_error(node))
+            return naming.role(node.name, naming.SELECT)
+        return node.name
 
     def _need(self, comp: Component, channel: str, source: Source) -> None:
         if channel not in comp.inputs:
@@ -265,7 +336,15 @@ class Compiler:
     # ------------------------------------------------------------------ tasks
 
     def _task(self, comp: Component, node: StepNode) -> None:
-        job = self._task_job(comp, node)
+        if node.name in self.gated:
+            # A gated `when` step: the one-step group it is. The condition job outputs the gate;
+            # the step's job always starts and the runtime skips it when the gate is closed.
+            cond_name = naming.role(node.name, naming.COND)
+            self._add(comp, node.name, cond_name, self._cond_job(comp, node, node.task.when or ""))
+            gate = f"${{{{parent.jobs.{cond_name}.outputs.result}}}}"
+            self._add(comp, node.name, node.name, self._task_job(comp, node, gate))
+            return
+        job = self._task_job(comp, node, comp.gate)
         if node.task.when is None:
             self._add(comp, node.name, node.name, job)
             return
@@ -284,7 +363,7 @@ class Compiler:
             },
         )
 
-    def _task_job(self, comp: Component, node: StepNode) -> dict[str, Any]:
+    def _task_job(self, comp: Component, node: StepNode, gate: str | None = None) -> dict[str, Any]:
         task = node.task
         eff = self.index.effective(node)
         retries = eff.retry.attempts > 1
@@ -323,6 +402,8 @@ class Compiler:
             templates[name] = {"template": value, "refs": refs}
         plan = self.stock_plan(node)
         stock_run = plan is not None and plan.stock
+        if gate is not None:
+            _gate_input(gate, in_decl, in_bind, args)
         outputs = {o: {"type": "uri_folder" if stock_run else azure_type(t)} for o, t in task.outputs.items()}
         out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in task.outputs]
         command = ""
@@ -398,6 +479,14 @@ class Compiler:
                 param = self.pipeline.params[ref.name]
                 if isinstance(param.default, str) and needs_encoding(param.default):
                     plan.reasons.append(f"the default of parameter {ref.name!r} travels encoded")
+        if self._may_skip(node):
+            plan.reasons.append("it is in a gated when branch (the runtime skips it when not taken)")
+        for ref in (r for v in node.task.inputs.values() if is_template(v) for r in refs_in(v)):
+            if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
+                plan.reasons.append(
+                    f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)"
+                )
+                break
         for name, type_name in node.task.outputs.items():
             if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
                 plan.reasons.append(
@@ -405,6 +494,12 @@ class Compiler:
                 )
         self.plans[node.name] = plan
         return plan
+
+    def _may_skip(self, node: StepNode) -> bool:
+        """Whether ``node``'s jobs start and may be skipped by the runtime (gated, or inside a gate)."""
+        if node.name in self.gated:
+            return True
+        return any(n.name in self.gated for n in self.index.ancestors(node))
 
     def _is_stock_param(self, source: Source) -> bool:
         """Whether ``source`` is a parameter output of a stock step: a file in a ``uri_folder``."""
@@ -607,12 +702,14 @@ class Compiler:
         spec_inputs = {k: InputSpec(value=v, literal=True) for k, v in literals.items()}
         in_decl: dict[str, Any] = {}
         in_bind: dict[str, str] = {}
-        args = []
+        args: list[tuple[str, str]] = []
         for channel, (source, type_name) in inputs.items():
             spec_inputs[channel] = InputSpec(type=type_name)
             in_decl[channel] = {"type": self._decl_type(source, type_name)}
             in_bind[channel] = self._bind(comp, source, user)
             args.append((self._value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
+        if comp.gate is not None:
+            _gate_input(comp.gate, in_decl, in_bind, args)
         spec = StepSpec(
             pipeline=self.pipeline.name,
             step=name,
@@ -657,22 +754,35 @@ class Compiler:
                     type_name = self.index.loop_item_type(loop_vars[ref.name])
                 inputs[channel] = (source, type_name)
             refs[ref.path] = [channel, ref.key if ref.kind == "loop" else None]
+        gated = node.is_group and node.name in self.gated
         return self._generated_job(
-            comp, naming.role(node.name, naming.COND), "evaluate_when", inputs,
-            {"when": when, "refs": refs}, {"result": "boolean"}, node.name,
+            comp, naming.role(node.name, naming.COND), "evaluate_gates" if gated else "evaluate_when",
+            inputs, {"when": when, "refs": refs},
+            {"result": "boolean", "otherwise": "boolean"} if gated else {"result": "boolean"}, node.name,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ groups
 
-    def _child(self, comp: Component, node: StepNode, scope: Scope, branch: str) -> tuple[Component, str]:
-        """Compile a group body/branch into a component file; returns it and its relative path."""
+    def _child(
+        self, comp: Component, node: StepNode, scope: Scope, branch: str, gate: str | None = None
+    ) -> tuple[Component, str]:
+        """Compile a group body/branch into a component file; returns it and its relative path.
+
+        ``gate``: the parent-side binding of the child's gate (a gated branch's condition, or
+        the parent's own gate, which every component inside a gated region passes on).
+        """
         child = Component(scope=scope, is_root=False)
         if scope.loop_var is not None:
             child.inputs[naming.loop_channel(scope.loop_var)] = {"type": "string"}
+        gate = gate or comp.gate
+        if gate is not None:
+            child.inputs[naming.GATE] = {"type": "boolean"}
+            child.gate = f"${{{{parent.inputs.{naming.GATE}}}}}"
+            child.gate_from = gate
         self._scope(child)
         group = node.group
         exprs = group.outputs if branch != naming.ELSE else (group.else_.outputs if group.else_ else {})
-        if group.is_condition and exprs:
+        if group.is_condition and exprs and node.name not in self.gated:
             raise UserError(_when_outputs_error(node))
         for out, expr in exprs.items():
             self._bind_output(child, out, expr, (*node.yaml_path, "outputs", out))
@@ -693,6 +803,8 @@ class Compiler:
         if node.step.description:
             data["description"] = node.step.description
         self.components[rel] = data
+        self._children[rel] = child
+        child.rel = rel
         return child, rel
 
     def _bind_output(self, comp: Component, out: str, expr: str, path: tuple[str | int, ...]) -> None:
@@ -708,7 +820,7 @@ class Compiler:
                 )
             )
         producer = comp.scope.steps[ref.name]
-        job = comp.jobs[ref.name]
+        job = comp.jobs[self._output_job(producer)]
         outs = job.setdefault("outputs", {})
         if ref.key in outs:
             raise UserError(
@@ -732,6 +844,8 @@ class Compiler:
         target = rel if comp.is_root else rel.removeprefix("components/")
         node_job: dict[str, Any] = {"type": "pipeline", "component": "./" + target}
         inputs = self._node_inputs(comp, child, user)
+        if child.gate_from is not None:
+            inputs[naming.GATE] = child.gate_from
         if inputs:
             node_job["inputs"] = inputs
         return node_job
@@ -739,6 +853,9 @@ class Compiler:
     def _condition_group(self, comp: Component, node: StepNode) -> None:
         group = node.group
         assert group.when is not None and node.body is not None
+        if node.name in self.gated:
+            self._gated_group(comp, node)
+            return
         cond_name = naming.role(node.name, naming.COND)
         self._add(comp, node.name, cond_name, self._cond_job(comp, node, group.when))
         then, rel = self._child(comp, node, node.body, "")
@@ -754,6 +871,132 @@ class Compiler:
             self._add(comp, node.name, else_name, self._pipeline_node(comp, other, rel_else, node.name))
             if_job["false_block"] = f"${{{{parent.jobs.{else_name}}}}}"
         self._add(comp, node.name, naming.role(node.name, naming.IF), if_job)
+
+    def _gated_group(self, comp: Component, node: StepNode) -> None:
+        """A when-group without ``if_else``: both branches start, gated by the condition job's
+        ``result``/``otherwise``; ``<g>__select`` publishes the outputs of the branch that ran
+        and, once every last job of both branches is done, the group's completion."""
+        group = node.group
+        assert group.when is not None and node.body is not None
+        cond_name = naming.role(node.name, naming.COND)
+        self._add(comp, node.name, cond_name, self._cond_job(comp, node, group.when))
+        gate = f"${{{{parent.jobs.{cond_name}.outputs.result}}}}"
+        then, rel = self._child(comp, node, node.body, "", gate)
+        self._add(comp, node.name, node.name, self._pipeline_node(comp, then, rel, node.name))
+        branches: list[tuple[str, str, Component]] = [("then", node.name, then)]
+        if node.else_body is not None:
+            gate = f"${{{{parent.jobs.{cond_name}.outputs.otherwise}}}}"
+            other, rel_else = self._child(comp, node, node.else_body, naming.ELSE, gate)
+            else_name = naming.role(node.name, naming.ELSE)
+            self._add(comp, node.name, else_name, self._pipeline_node(comp, other, rel_else, node.name))
+            branches.append(("else", else_name, other))
+        self._add(
+            comp, node.name, naming.role(node.name, naming.SELECT), self._select_job(comp, node, branches)
+        )
+
+    def _select_job(
+        self, comp: Component, node: StepNode, branches: list[tuple[str, str, Component]]
+    ) -> dict[str, Any]:
+        """The command job copying the taken branch's outputs (the runtime's ``select``)."""
+        cond_name = naming.role(node.name, naming.COND)
+        in_decl: dict[str, Any] = {"pipecast_branch": {"type": "boolean"}}
+        in_bind = {"pipecast_branch": f"${{{{parent.jobs.{cond_name}.outputs.result}}}}"}
+        args = [("in.pipecast_branch", "${{inputs.pipecast_branch}}")]
+        table: dict[str, dict[str, Any]] = {}
+        out_decl: dict[str, Any] = {}
+        for side, job_name, child in branches:
+            for out, decl in sorted(child.outputs.items()):
+                channel = f"{side}__{out}"
+                in_decl[channel] = dict(decl)
+                in_bind[channel] = f"${{{{parent.jobs.{job_name}.outputs.{out}}}}}"
+                args.append((f"in.{channel}", f"${{{{inputs.{channel}}}}}"))
+                artifact = decl["type"] not in PRIMITIVE_TYPES
+                expr = (node.group.outputs if side == "then" else node.group.else_.outputs)[out]  # type: ignore[union-attr]
+                ref = single_ref(expr)
+                type_name = (
+                    self.index.output_type(self.index.node(ref.name), ref.key or "")
+                    if ref is not None
+                    else None
+                ) or ANY
+                entry = table.setdefault(out, {"artifact": artifact, "type": type_name})
+                entry[side] = True
+                out_decl[out] = dict(decl)
+            # Completion: wait for every last job of the branch, whatever it outputs.
+            for done in self._completion(child):
+                channel = f"after__{side}__{done.removeprefix(naming.DONE_PREFIX)}"
+                in_bind[channel] = f"${{{{parent.jobs.{job_name}.outputs.{done}}}}}"
+                in_decl[channel] = {"type": str(self.components_output_type(child, done))}
+        if comp.gate is not None:
+            _gate_input(comp.gate, in_decl, in_bind, args)
+        out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in sorted(out_decl)]
+        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)"]
+        for file, expr in [*args, *out_args]:
+            lines += [f"cat > \"$PIPECAST_VALUES/{file}\" <<'{HEREDOC_END}'", expr, HEREDOC_END]
+        lines.append(
+            f"{shlex.quote(self.settings.python)} -m {CONVENTION_MODULE} select "
+            f"--outputs '{safe_json(table)}' --values \"$PIPECAST_VALUES\""
+        )
+        component: dict[str, Any] = {
+            "type": "command",
+            "command": "\n".join(lines),
+            "environment": self._environment(self.pipeline.defaults.image, None),
+            "is_deterministic": False,
+            "inputs": in_decl,
+        }
+        if out_decl:
+            component["outputs"] = out_decl
+        job: dict[str, Any] = {"type": "command", "component": component, "inputs": in_bind}
+        if self.settings.serverless:
+            job["resources"] = {"instance_type": "Standard_DS2_v2"}
+        return job
+
+    def components_output_type(self, child: Component, out: str) -> str:
+        return str(child.outputs[out]["type"])
+
+    def _completion(self, child: Component) -> list[str]:
+        """Expose the completion of ``child``'s last jobs as its outputs ``pipecast_done__<sink>``.
+
+        Azure ML orders jobs only through data: waiting for a group means binding to an output
+        of each job nothing else in it waits for.
+        """
+        if child.done is not None:
+            return child.done
+        child.done = []
+        deps = self.index.deps(child.scope)
+        for sink in _sinks(child.scope, deps):
+            for job_name, output in self._anchors(child, sink):
+                bindings = child.jobs[job_name].setdefault("outputs", {})
+                bound = bindings.get(output)
+                if bound is not None:  # already a component output: wait on that one
+                    child.done.append(bound.removeprefix("${{parent.outputs.").removesuffix("}}"))
+                    continue
+                name = naming.DONE_PREFIX + job_name
+                if name in child.outputs:
+                    name += "__" + output.removeprefix(naming.DONE_PREFIX)
+                bindings[output] = f"${{{{parent.outputs.{name}}}}}"
+                kind = self._output_type(child, job_name, output)
+                child.outputs[name] = {"type": kind}
+                child.done.append(name)
+                self.components[child.rel]["outputs"] = child.outputs
+        return child.done
+
+    def _anchors(self, comp: Component, producer: str) -> list[tuple[str, str]]:
+        """(job, output) pairs that are complete once ``producer`` (a sibling in ``comp``) is."""
+        node = comp.scope.steps[producer]
+        if node.is_task:
+            job = comp.jobs[producer]
+            outs = job["component"].setdefault("outputs", {})
+            outs.setdefault(naming.DONE, {"type": "uri_folder"})
+            return [(producer, naming.DONE)]
+        if node.group.is_condition:
+            select = naming.role(producer, naming.SELECT)
+            outs = comp.jobs[select]["component"].setdefault("outputs", {})
+            outs.setdefault(naming.DONE, {"type": "uri_folder"})
+            return [(select, naming.DONE)]
+        if node.group.outputs:
+            return [(producer, sorted(node.group.outputs)[0])]
+        rel = naming.component_file(producer, "")
+        return [(producer, done) for done in self._completion(self._children[rel])]
 
     def _loop(self, comp: Component, node: StepNode) -> None:
         group = node.group
@@ -780,6 +1023,18 @@ class Compiler:
             # A literal list: the items are known now.
             loop["items"] = json.dumps([{var_channel: item_text(v)} for v in group.for_each], sort_keys=True)
         else:
+            if comp.gate is not None:
+                raise UserError(
+                    Diagnostic(
+                        f"target 'azureml': for_each group {node.name!r} takes its items from a "
+                        "reference inside a gated when branch (a when-group with outputs, or one a "
+                        "step waits for): when the branch is not taken its items job is skipped, and "
+                        "Azure ML's parallel_for fails on items that are not a list",
+                        (*node.yaml_path, "for_each"),
+                        hint="compute the list outside the when-group, or give for_each a literal list",
+                        code="unsupported-feature",
+                    )
+                )
             items_name = naming.role(node.name, naming.ITEMS)
             source = self._source(ref)
             type_name = self._source_type(source) if ref.kind != "loop" else "list"
@@ -805,52 +1060,36 @@ class Compiler:
             for producer in producers:
                 if producer in comp.bound.get(user, set()):
                     continue
-                source_job, output = self._done_output(comp, producer, user)
+                anchors = self._done_output(comp, producer, user)
                 target = self._waiting_job(comp, user)
                 job = comp.jobs[target]
-                name = naming.AFTER_PREFIX + producer
-                job.setdefault("inputs", {})[name] = f"${{{{parent.jobs.{source_job}.outputs.{output}}}}}"
-                decl = self._declared_inputs(comp, job)
-                decl[name] = {"type": self._output_type(comp, source_job, output)}
+                for source_job, output in anchors:
+                    name = naming.AFTER_PREFIX + producer
+                    if len(anchors) > 1:
+                        name += "__" + output.removeprefix(naming.DONE_PREFIX)
+                    job.setdefault("inputs", {})[name] = f"${{{{parent.jobs.{source_job}.outputs.{output}}}}}"
+                    decl = self._declared_inputs(comp, job)
+                    decl[name] = {"type": self._output_type(comp, source_job, output)}
+                    self.control_bindings.append((target, source_job))
                 comp.bound.setdefault(user, set()).add(producer)
-                self.control_bindings.append((target, source_job))
 
-    def _done_output(self, comp: Component, producer: str, user: str) -> tuple[str, str]:
+    def _done_output(self, comp: Component, producer: str, user: str) -> list[tuple[str, str]]:
+        """What ``user`` binds to so that it waits for ``producer`` (``after``)."""
         node = comp.scope.steps[producer]
-        # A step-level `when` is a one-step when-group (SPEC §3.1): the same rule holds.
-        conditional = node.group.is_condition if node.is_group else node.task.when is not None
-        if node.is_task and not conditional:
-            job = comp.jobs[producer]
-            outs = job["component"].setdefault("outputs", {})
-            outs.setdefault(naming.DONE, {"type": "uri_folder"})
-            return producer, naming.DONE
-        if node.is_group and node.group.is_loop and node.group.outputs:
-            first = sorted(node.group.outputs)[0]
-            return producer, first
-        if conditional:
-            what = "when-group" if node.is_group else "conditional step"
+        if node.is_group and node.group.is_condition and producer not in self.gated:
+            raise AssertionError(f"when-group {producer!r} is waited for, so it is gated")
+        anchors = self._anchors(comp, producer)
+        if not anchors:
             raise UserError(
                 Diagnostic(
-                    f"target 'azureml': step {user!r} waits for {what} {producer!r} (after), and "
-                    "Azure ML cannot express that: it orders jobs only through data bindings, an "
-                    "if_else node has no output to bind to, and a binding to a job inside a branch "
-                    "names a job that may never run (Azure ML documents no semantics for that)",
+                    f"target 'azureml': step {user!r} waits for group {producer!r} (after), which has "
+                    "no step to wait for",
                     (*comp.scope.steps[user].yaml_path, "after"),
-                    hint=f"wait for the steps {producer!r} reads from instead (they finish before it "
-                    f"starts), or move {user!r} into the group's branches; see docs/targets/azureml.md",
+                    hint=f"remove {producer!r} from after",
                     code="unsupported-feature",
                 )
             )
-        raise UserError(
-            Diagnostic(
-                f"target 'azureml': step {user!r} waits for for_each group {producer!r} (after), which "
-                "has no outputs: Azure ML orders jobs only through data bindings, and a parallel_for "
-                "node exposes only its body's (aggregated) outputs",
-                (*comp.scope.steps[user].yaml_path, "after"),
-                hint=f"give {producer!r} an output (any step output of its body) and keep the after",
-                code="unsupported-feature",
-            )
-        )
+        return anchors
 
     def _waiting_job(self, comp: Component, user: str) -> str:
         node = comp.scope.steps[user]
@@ -922,6 +1161,19 @@ def _read_var(var: str, expr: str) -> list[str]:
     return [f"{var}=$(cat <<'{HEREDOC_END}'", expr, HEREDOC_END, "printf x)", f"{var}=${{{var}%?x}}"]
 
 
+def _sinks(scope: Scope, deps: dict[str, list[str]]) -> list[str]:
+    """The siblings of ``scope`` no other sibling waits for (its last steps), in writing order."""
+    waited = {p for ps in deps.values() for p in ps}
+    return [name for name in scope.steps if name not in waited]
+
+
+def _gate_input(gate: str, decl: dict[str, Any], bind: dict[str, str], args: list[tuple[str, str]]) -> None:
+    """The gate of a job in a gated ``when`` branch: a boolean input the runtime reads as ``gate.``."""
+    decl[naming.GATE] = {"type": "boolean"}
+    bind[naming.GATE] = gate
+    args.append((f"gate.{naming.GATE}", f"${{{{inputs.{naming.GATE}}}}}"))
+
+
 def _shell_safe(json_text: str) -> str:
     """Compile-time JSON (ASCII, one line) for a single-quoted shell word Azure ML leaves alone."""
     return json_text.replace("$", "\\u0024").replace("'", "\\u0027")
@@ -936,9 +1188,11 @@ def _job_timeout(eff: Any) -> int:
     return max(1, math.ceil(total))
 
 
-def uses_control_flow(index: PipelineIndex) -> bool:
-    """Whether the job needs ``AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED`` (if_else / parallel_for)."""
-    return any(n.is_group or (isinstance(n.step, TaskStep) and n.step.when is not None) for n in index.walk())
+def uses_control_flow(result: Result) -> bool:
+    """Whether the job needs ``AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED`` (if_else / parallel_for
+    nodes; a gated when-group has none)."""
+    docs = [result.job, *result.components.values()]
+    return any(job.get("type") in ("if_else", "parallel_for") for doc in docs for job in doc["jobs"].values())
 
 
 __all__ = ["MAX_JOBS", "Compiler", "Result", "uses_control_flow"]

@@ -105,7 +105,9 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 assert set(job["component"].get("outputs") or {}) - {"pipecast_done"} == set(
                     node.task.outputs
                 )
-                if node.task.when is not None:
+                if node.task.when is not None and f"{name}__if" not in jobs:
+                    _check_gated(jobs, name, node.task.when, [(name, "result")])
+                elif node.task.when is not None:
                     _check_condition(jobs, name, name, node.task.when)
             elif node.group.is_loop:
                 loop = jobs[name]
@@ -114,7 +116,9 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 assert jobs[f"{name}__body"]["component"].endswith(f"{name}.yml")
                 assert loop.get("max_concurrency") == node.group.parallelism
                 body = files[f"components/{name}.yml"]
-                assert set(body.get("outputs") or {}) == set(node.group.outputs)
+                # completion outputs (pipecast_done__<job>) are what `after` binds to
+                outs = {o for o in body.get("outputs") or {} if not o.startswith("pipecast_done__")}
+                assert outs == set(node.group.outputs)
                 var = f"item__{node.group.as_}"
                 if isinstance(node.group.for_each, list):
                     items = json.loads(loop["items"])
@@ -127,6 +131,20 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                     assert ref is not None
                     bound = jobs[f"{name}__items"]["inputs"]["values"]
                     assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
+            elif f"{name}__if" not in jobs:
+                # Gated: both branches start with the condition as their gate; a select job
+                # publishes the outputs of the branch that ran (docs/targets/azureml.md).
+                branches = [(name, "result")]
+                if node.group.else_ is not None:
+                    branches.append((f"{name}__else", "otherwise"))
+                _check_gated(jobs, name, node.group.when or "", branches)
+                select = jobs[f"{name}__select"]
+                outs = set(node.group.outputs) | set(node.group.else_.outputs if node.group.else_ else {})
+                assert set(select["component"].get("outputs") or {}) - {"pipecast_done"} == outs
+                for out in node.group.outputs:
+                    assert select["inputs"][f"then__{out}"] == f"${{{{parent.jobs.{name}.outputs.{out}}}}}"
+                for branch_job, _ in branches:
+                    _check_gate_inside(files, jobs[branch_job]["component"].removeprefix("./"))
             else:
                 _check_condition(jobs, name, name, node.group.when)
                 if_job = jobs[f"{name}__if"]
@@ -150,6 +168,31 @@ def _spec_arg(command: str) -> str:
 
     words = shlex.split(command)
     return words[words.index("--spec") + 1]
+
+
+def _check_gated(jobs: dict[str, Any], owner_name: str, when: str, gated: list[tuple[str, str]]) -> None:
+    """A gated when: the condition job's outputs are the gates of the jobs it guards."""
+    cond = jobs[f"{owner_name}__cond"]
+    spec = json.loads(_spec_arg(cond["component"]["command"]))
+    assert spec["inputs"]["when"]["value"] == when
+    for job, output in gated:
+        assert cond["component"]["outputs"][output] == {"type": "boolean", "is_control": True}
+        assert (
+            jobs[job]["inputs"]["pipecast_gate"]
+            == f"${{{{parent.jobs.{owner_name}__cond.outputs.{output}}}}}"
+        )
+
+
+def _check_gate_inside(files: dict[str, Any], rel: str) -> None:
+    """Every job of a gated branch takes the branch's gate (nested components pass it on)."""
+    doc = files["components/" + rel.removeprefix("components/")]
+    assert doc["inputs"]["pipecast_gate"] == {"type": "boolean"}
+    for name, job in doc["jobs"].items():
+        gate = (job.get("inputs") or {}).get("pipecast_gate")
+        if job["type"] == "command" and not name.endswith("__select"):
+            assert gate is not None, f"{rel}: job {name!r} has no gate"
+        if gate == "${{parent.inputs.pipecast_gate}}" and job["type"] == "pipeline":
+            _check_gate_inside(files, job["component"].removeprefix("./"))
 
 
 def _check_condition(jobs, owner_name, then_block, when):

@@ -12,7 +12,11 @@ import re
 SCHEMA_PIPELINE = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json"
 SCHEMA_COMPONENT = "https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json"
 
-COND, IF, ELSE, BODY, ITEMS = "cond", "if", "else", "body", "items"
+COND, IF, ELSE, BODY, ITEMS, SELECT = "cond", "if", "else", "body", "items", "select"
+#: The boolean input of a job in a gated ``when`` branch (the runtime's ``gate.`` value file).
+GATE = "pipecast_gate"
+#: A branch/body component's output carrying the completion of one of its last jobs.
+DONE_PREFIX = "pipecast_done__"
 #: The output every job that another job waits on (``after``) declares, and the input prefix.
 DONE = "pipecast_done"
 AFTER_PREFIX = "after__"

@@ -48,8 +48,17 @@ that form for every primitive input, so a user may pass such a value that way to
   ``pipeline.status`` (``finally`` only) comes from ``PIPECAST_PIPELINE_STATUS`` if set, else
   from the statuses of the pipeline's child runs in run history.
 
-:func:`evaluate_when` and :func:`loop_items` are the python functions of the jobs the
-backend generates for ``when`` conditions and ``for_each`` items.
+:func:`evaluate_when`, :func:`evaluate_gates` and :func:`loop_items` are the python
+functions of the jobs the backend generates for ``when`` conditions and ``for_each`` items.
+
+Gated ``when`` (a group with outputs, or one a step waits for): both branches' jobs start,
+each with a ``gate.pipecast_gate`` value file holding its branch's condition job output. A
+job whose gate is not ``true``, or whose input holds the skipped marker (:data:`SKIPPED`: the
+text itself for a primitive, a folder holding :data:`SKIPPED_FILE` for an artifact), does not
+run: it writes the marker on every output and exits 0 (SPEC §22: what reads a skipped
+producer is skipped in turn). :func:`select_main` (``python -m
+pipecast.runtime.conventions.azureml select``) is the group's select job: it copies the
+outputs of the branch that ran, or writes markers when none did.
 """
 
 from __future__ import annotations
@@ -83,6 +92,12 @@ STATUS_ENV = "PIPECAST_PIPELINE_STATUS"
 HEREDOC_END = "PIPECAST_VALUE_END"
 #: Prefix of an encoded string value (JSON text without ``$``, newlines or control characters).
 ENCODED_PREFIX = "pipecast:json:"
+#: A primitive output of a skipped job (Azure ML started it; SPEC §5 says it did not run).
+SKIPPED = "pipecast:skipped"
+#: The file in an artifact output folder of a skipped job.
+SKIPPED_FILE = ".pipecast-skipped"
+#: The value file (``gate.<name>``) holding a gated job's branch condition.
+GATE = "pipecast_gate"
 
 
 def safe_json(value: Any) -> str:
@@ -140,8 +155,10 @@ def item_text(value: Any) -> str:
     return safe_json(value)
 
 
-def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """``--values DIR``: (inputs, outputs, names of item inputs), each file minus the here-doc newline."""
+def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str], dict[str, str]]:
+    """``--values DIR``: (inputs, outputs, names of item inputs, gates), each file minus the
+    here-doc newline."""
+    gates: dict[str, str] = {}
     given: dict[str, str] = {}
     outputs: dict[str, str] = {}
     items: set[str] = set()
@@ -161,9 +178,11 @@ def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str]]
         elif kind == "file":
             # A stock step's parameter output: a folder holding the value's file (SPEC §21).
             given[name] = locate_in_folder(Path(text)).read_text(encoding="utf-8")
+        elif kind == "gate":
+            gates[name] = text
         else:
             raise ConventionError(f"unexpected file {path.name!r} in --values")
-    return given, outputs, items
+    return given, outputs, items, gates
 
 
 def parse_text(type_name: str, text: str) -> Any:
@@ -205,11 +224,13 @@ class AzureMLConvention(Convention):
         outputs: dict[str, str],
         templates: dict[str, Any] | None = None,
         items: set[str] | None = None,
+        gates: dict[str, str] | None = None,
     ) -> None:
         self.given = given
         self.outputs = outputs
         self.templates = templates or {}
         self.items = items or set()
+        self.gates = gates or {}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -226,11 +247,23 @@ class AzureMLConvention(Convention):
         given = _pairs(args.inputs, "--in")
         outputs = _pairs(args.outputs, "--out")
         items: set[str] = set()
+        gates: dict[str, str] = {}
         if args.values:
-            more_in, more_out, items = read_values(Path(args.values))
+            more_in, more_out, items, gates = read_values(Path(args.values))
             given |= more_in
             outputs |= more_out
-        return cls(given, outputs, parse_json_arg(args.templates, "--templates"), items)
+        return cls(given, outputs, parse_json_arg(args.templates, "--templates"), items, gates)
+
+    # ------------------------------------------------------------------ skipping
+
+    def skip_reason(self, spec: StepSpec) -> str | None:
+        """A closed gate, or an input holding the skipped marker (see the module docstring)."""
+        return gate_closed(self.gates) or skipped_input(self.given, self.items)
+
+    def write_skipped(self, spec: StepSpec, workdir: Path) -> None:
+        write_markers(
+            {name: (self.outputs.get(name), is_artifact_output(spec, name)) for name in spec.outputs}
+        )
 
     # ------------------------------------------------------------------ inputs
 
@@ -333,6 +366,56 @@ def log_job_metrics(path: Path) -> bool:
     return bool(found)
 
 
+def gate_closed(gates: dict[str, str]) -> str | None:
+    """Why a gated job does not run: its gate is ``false`` or a skipped marker (``None``: open)."""
+    for name, text in sorted(gates.items()):
+        if text.strip().lower() != "true":
+            why = (
+                "an enclosing step was skipped"
+                if text.strip() == SKIPPED
+                else "its when branch was not taken"
+            )
+            return f"gate {name!r} is {text.strip()!r} ({why})"
+    return None
+
+
+def skipped_input(given: dict[str, str], items: set[str] = frozenset()) -> str | None:  # type: ignore[assignment]
+    """Why a job reads a skipped producer (SPEC §22): an input holds the marker."""
+    for name, text in sorted(given.items()):
+        if name in items:
+            continue
+        if text == SKIPPED:
+            return f"input {name!r} reads the output of a skipped step"
+        if "/" in text and "\n" not in text:
+            try:
+                marked = (Path(text) / SKIPPED_FILE).is_file()
+            except OSError:
+                marked = False
+            if marked:
+                return f"input {name!r} reads the artifact of a skipped step"
+    return None
+
+
+def write_markers(outputs: dict[str, tuple[str | None, bool]]) -> None:
+    """The skipped marker on every output: ``{name: (path Azure ML gave, is artifact)}``."""
+    primitives: dict[str, Any] = {}
+    for name, (target, artifact) in sorted(outputs.items()):
+        if target is None:
+            raise ConventionError(f"no path for output {name!r}: the command has no --out {name}=...")
+        path = Path(target)
+        if artifact:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / SKIPPED_FILE).write_text("skipped\n", encoding="utf-8")
+            continue
+        if path.is_dir():
+            path = path / "output"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(SKIPPED, encoding="utf-8")
+        primitives[name] = SKIPPED
+    if primitives:
+        publish_control_outputs(primitives)
+
+
 def publish_control_outputs(values: dict[str, Any]) -> None:
     """Write primitive outputs to run history (``azureml.pipeline.control``), as mldesigner does.
 
@@ -417,6 +500,69 @@ def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
     return bool(cond.evaluate(cond.parse_condition(when), lookup))
 
 
+def evaluate_gates(when: str, refs: dict[str, list[Any]], **values: Any) -> dict[str, bool]:
+    """A gated group's condition job: ``result`` opens the then-branch, ``otherwise`` the else."""
+    taken = evaluate_when(when, refs, **values)
+    return {"result": taken, "otherwise": not taken}
+
+
+def select_main(argv: list[str] | None = None) -> int:
+    """A gated group's select job: publish the outputs of the branch that ran.
+
+    ``--outputs`` maps each group output to ``{"artifact": bool, "then": bool, "else": bool}``
+    (whether that branch produces it); ``--values`` holds ``in.pipecast_branch`` (the
+    condition job's ``result``), ``in.then__O`` / ``in.else__O`` and ``out.O``. A branch that
+    did not produce an output, a skipped condition or a closed gate give markers (SPEC §22).
+    """
+    import shutil
+
+    parser = argparse.ArgumentParser(prog="python -m pipecast.runtime.conventions.azureml select")
+    parser.add_argument("--outputs", required=True)
+    parser.add_argument("--values", required=True)
+    args = parser.parse_args(argv)
+    try:
+        table: dict[str, dict[str, Any]] = parse_json_arg(args.outputs, "--outputs")
+        given, outs, _, gates = read_values(Path(args.values))
+    except ConventionError as exc:
+        print(f"pipecast select: {exc}", file=sys.stderr)
+        return 2
+    branch = given.get("pipecast_branch", SKIPPED).strip()
+    closed = gate_closed(gates)
+    side = None if closed or branch == SKIPPED else ("then" if branch.lower() == "true" else "else")
+    markers: dict[str, tuple[str | None, bool]] = {}
+    values: dict[str, Any] = {}
+    for name, how in sorted(table.items()):
+        target = outs.get(name)
+        source = given.get(f"{side}__{name}") if side is not None and how.get(side) else None
+        if target is None or source is None or skipped_input({name: source}):
+            markers[name] = (target, bool(how.get("artifact")))
+            continue
+        if how.get("artifact"):
+            shutil.copytree(source, target, dirs_exist_ok=True)
+            continue
+        path = Path(target)
+        if path.is_dir():
+            path = path / "output"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+        try:
+            values[name] = parse_text(str(how.get("type", "str")), decode_text(source))
+        except (ConventionError, ValueError):
+            values[name] = decode_text(source)
+    try:
+        write_markers(markers)
+        if values:
+            publish_control_outputs(values)
+    except ConventionError as exc:
+        print(f"pipecast select: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"pipecast select: branch {side or 'none (skipped)'}: {sorted(values) + sorted(markers)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def loop_items(values: Any, name: str, key: str | None = None) -> str:
     """``parallel_for`` items for a list: ``[{"<name>": "<item text>"}, ...]`` as JSON text."""
     if key is not None:
@@ -430,14 +576,29 @@ def loop_items(values: Any, name: str, key: str | None = None) -> str:
 
 __all__ = [
     "ENCODED_PREFIX",
+    "GATE",
     "HEREDOC_END",
+    "SKIPPED",
+    "SKIPPED_FILE",
     "AzureMLConvention",
     "decode_text",
     "encode_text",
+    "evaluate_gates",
     "evaluate_when",
     "item_text",
     "loop_items",
     "publish_control_outputs",
     "read_values",
     "safe_json",
+    "select_main",
 ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["select"]:
+        print(
+            "usage: python -m pipecast.runtime.conventions.azureml select --outputs JSON --values DIR",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    sys.exit(select_main(sys.argv[2:]))

@@ -134,6 +134,15 @@ class Convention(abc.ABC):
         """Record a failure where the target shows it (optional; the core already prints it)."""
         return None
 
+    def skip_reason(self, spec: StepSpec) -> str | None:
+        """Why this step must not run here (SPEC §5/§22), for targets whose lowering starts jobs
+        that are skipped at run time (Azure ML's gated ``when`` branches); ``None``: run it."""
+        return None
+
+    def write_skipped(self, spec: StepSpec, workdir: Path) -> None:
+        """Publish "skipped" markers on every output, so that readers skip in turn (SPEC §22)."""
+        raise NotImplementedError(f"convention {self.name!r} never skips a step")
+
 
 # --------------------------------------------------------------------------- folder layout
 #
