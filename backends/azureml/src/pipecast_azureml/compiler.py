@@ -875,7 +875,13 @@ class Compiler:
     def _gated_group(self, comp: Component, node: StepNode) -> None:
         """A when-group without ``if_else``: both branches start, gated by the condition job's
         ``result``/``otherwise``; ``<g>__select`` publishes the outputs of the branch that ran
-        and, once every last job of both branches is done, the group's completion."""
+        and, once every last job of both branches is done, the group's completion.
+
+        Why: an ``if_else`` node has only ``condition``/``true_block``/``false_block`` (no
+        outputs: https://learn.microsoft.com/python/api/azure-ai-ml/azure.ai.ml.dsl, the SDK's
+        ``ConditionNode``), and jobs are ordered only through data bindings
+        (https://learn.microsoft.com/azure/machine-learning/reference-yaml-core-syntax).
+        """
         group = node.group
         assert group.when is not None and node.body is not None
         cond_name = naming.role(node.name, naming.COND)
