@@ -54,6 +54,29 @@ def _seconds(duration: str) -> float:
     return float(duration.rstrip("s"))
 
 
+def collected_into_conditions(doc: dict[str, Any]) -> list[str]:
+    """Condition tasks binding a collected artifact list straight from a sibling task: a shape
+    kfp 2.17 never writes (``build_component_spec_for_group`` declares a ``dsl.Collected``
+    entering a condition group as a parameter, in
+    https://github.com/kubeflow/pipelines/blob/master/sdk/python/kfp/compiler/pipeline_spec_builder.py)."""
+    comps = doc.get("components", {})
+    dags = [doc.get("root", {}).get("dag", {}), *(c.get("dag", {}) for c in comps.values())]
+    out = []
+    for dag in dags:
+        for tname, task in dag.get("tasks", {}).items():
+            if not task.get("triggerPolicy", {}).get("condition"):
+                continue
+            defs = comps.get(task["componentRef"]["name"], {}).get("inputDefinitions", {})
+            for name, binding in task.get("inputs", {}).get("artifacts", {}).items():
+                if "taskOutputArtifact" in binding and defs.get("artifacts", {}).get(name, {}).get(
+                    "isArtifactList"
+                ):
+                    out.append(
+                        f"condition task {tname!r} binds the collected artifact list {name!r} from a task"
+                    )
+    return out
+
+
 def rule_problems(files: dict[str, str]) -> list[str]:
     import celpy
 
@@ -72,6 +95,7 @@ def rule_problems(files: dict[str, str]) -> list[str]:
                 env.compile(cond)
             except Exception as exc:
                 out.append(f"{rel}: CEL does not parse {cond!r}: {exc}")
+        out.extend(f"{rel}: {p}" for p in collected_into_conditions(doc))
         for policy in _walk(doc, "retryPolicy"):
             bmax = policy.get("backoffMaxDuration")
             if bmax is not None and _seconds(bmax) > MAX_BACKOFF_S:
@@ -177,3 +201,173 @@ def test_max_delay_over_an_hour_is_retried_by_the_runtime() -> None:
     doc = yaml.safe_load(result.files["ten-day-timeout.yaml"])
     assert not list(_walk(doc, "retryPolicy"))
     assert '\\"attempts\\":3' in result.files["ten-day-timeout.yaml"]
+
+
+COLLECTED_WHEN = """
+pipecast: 1
+name: collected-when
+params:
+  flag: {type: str, default: "yes"}
+steps:
+  each:
+    for_each: ["a", "b", "c"]
+    as: x
+    steps:
+      make:
+        run: {python: "cwhen:write_file"}
+        inputs: {text: "{{ x }}"}
+        outputs: {out: Dataset}
+    outputs: {parts: "{{ steps.each_part_placeholder }}"}
+  join:
+    when: "params.flag == 'yes'"
+    run: {python: "cwhen:join"}
+    inputs: {parts: "{{ steps.each.outputs.parts }}"}
+    outputs: {output: str}
+  gate:
+    when: "params.flag == 'yes'"
+    steps:
+      join2:
+        run: {python: "cwhen:join"}
+        inputs: {parts: "{{ steps.each.outputs.parts }}"}
+        outputs: {output: str}
+""".replace("steps.each_part_placeholder", "steps.make.outputs.out")
+CWHEN = """
+from pathlib import Path
+
+
+def write_file(text: str, out: str) -> None:
+    Path(out).write_text(text)
+
+
+def join(parts: list) -> str:
+    return ",".join(Path(p).read_text() for p in parts)
+"""
+
+
+KFP_COLLECTED_WHEN = """
+import sys
+from typing import List
+
+from kfp import compiler, dsl
+from kfp.dsl import Dataset, Input, Output
+
+
+@dsl.component(base_image="python:3.11-slim")
+def make(x: str, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write(x)
+
+
+@dsl.component(base_image="python:3.11-slim")
+def join(parts: Input[List[Dataset]]) -> str:
+    return ",".join(open(p.path).read() for p in parts)
+
+
+@dsl.pipeline(name="branch")
+def branch(parts: Input[List[Dataset]], flag: str):
+    with dsl.If(flag == "yes"):
+        join(parts=parts)
+
+
+@dsl.pipeline(name="p")
+def nested(flag: str = "yes"):
+    with dsl.ParallelFor(["a", "b", "c"]) as x:
+        t = make(x=x)
+    branch(parts=dsl.Collected(t.outputs["out"]), flag=flag)
+
+
+compiler.Compiler().compile(nested, sys.argv[1])
+try:
+
+    @dsl.pipeline(name="p")
+    def direct(flag: str = "yes"):
+        with dsl.ParallelFor(["a", "b", "c"]) as x:
+            t = make(x=x)
+        with dsl.If(flag == "yes"):
+            join(parts=dsl.Collected(t.outputs["out"]))
+
+except TypeError as exc:
+    print("direct:", type(exc).__name__, exc)
+"""
+
+
+def _kfp_collected_when(path: Path) -> dict[str, Any]:
+    """kfp's own compile of the equivalent DSL. ``dsl.If`` over ``dsl.Collected(<artifact>)``
+    does not compile in kfp 2.17 (a TypeError), so the condition sits in a nested pipeline that
+    takes ``Input[List[Dataset]]``, the one way kfp writes that data flow."""
+    import subprocess
+    import sys
+
+    script = path.with_suffix(".py")
+    script.write_text(KFP_COLLECTED_WHEN)
+    proc = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("direct: TypeError"), proc.stdout
+    return yaml.safe_load(path.read_text())
+
+
+def _list_shape(doc: dict[str, Any]) -> set[tuple[str, str, bool]]:
+    """How each isArtifactList input of a DAG component is bound: (binding kind where the DAG
+    task is, whether that task has a condition, the binding inside the DAG)."""
+    comps = doc["components"]
+    dags = [doc["root"]["dag"], *(c["dag"] for c in comps.values() if "dag" in c)]
+    out = set()
+    for dag in dags:
+        for task in dag["tasks"].values():
+            comp = comps[task["componentRef"]["name"]]
+            if "dag" not in comp:
+                continue
+            for name, binding in task.get("inputs", {}).get("artifacts", {}).items():
+                if not comp["inputDefinitions"]["artifacts"][name].get("isArtifactList"):
+                    continue
+                inside = {
+                    kind
+                    for t in comp["dag"]["tasks"].values()
+                    for b in t.get("inputs", {}).get("artifacts", {}).values()
+                    if b.get("componentInputArtifact") == name
+                    for kind in b
+                }
+                for kind in sorted(inside):
+                    out.add((next(iter(binding)), "condition" in task.get("triggerPolicy", {}), kind))
+    return out
+
+
+def test_collected_artifacts_into_a_condition_take_kfps_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vertex rule 4 (issue 20): a for_each's collected artifacts read under 'when' (on a
+    step and on a group) compile to the shape kfp writes, and run in kfp.local like the simulator."""
+    from kfp_local import run_local
+
+    from pipecast.simulator import run_pipeline
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pipeline.yaml").write_text(COLLECTED_WHEN)
+    (project / "cwhen.py").write_text(CWHEN)
+    loaded = load_checked(project / "pipeline.yaml")
+    result = compile_pipeline(loaded, "vertex", SETTINGS)
+    ours = yaml.safe_load(result.files["collected-when.yaml"])
+    assert collected_into_conditions(ours) == []
+    kfp = _kfp_collected_when(tmp_path / "reference.yaml")
+    assert _list_shape(kfp) == {
+        ("taskOutputArtifact", False, "componentInputArtifact"),  # the nested pipeline task
+        ("componentInputArtifact", True, "componentInputArtifact"),  # its dsl.If
+    }
+    assert _list_shape(ours) == _list_shape(kfp)
+    for flag in ("yes", "no"):
+        monkeypatch.chdir(tmp_path)
+        expected = run_pipeline(
+            loaded, params={"flag": flag}, run_dir=tmp_path / f"sim-{flag}", containers="host", seed=1
+        )
+        spec = tmp_path / "collected-when.yaml"
+        spec.write_text(result.files[spec.name])
+        work = tmp_path / f"kfp-{flag}"
+        work.mkdir()
+        record = run_local(spec, {"flag": flag}, work, monkeypatch, [project], index=loaded.index)
+        assert record["status"] == expected["status"] == "succeeded"
+        for step in ("join", "join2"):
+            want = expected["steps"][step]
+            assert record["steps"].get(step, {"status": "skipped"})["status"] == want["status"], step
+            if flag == "yes":
+                assert record["steps"][step]["outputs"] == want["outputs"] == {"output": "a,b,c"}

@@ -50,6 +50,7 @@ from pipecast.runtime.conventions.kfp import encode_item
 from pipecast.runtime.spec import step_spec, without_max_age
 from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
+from pipecast_vertex.collected import wrap_collected_conditions
 from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings
@@ -212,6 +213,7 @@ class Compiler:
                     a.producer_subtask, a.output_artifact_key = n.BODY_TASK, name
             spec.components[comp].CopyFrom(body)
             self._finally(root.dag)
+        wrap_collected_conditions(spec)
         return spec
 
     # ------------------------------------------------------------------ scopes
