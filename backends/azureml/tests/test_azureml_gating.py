@@ -184,3 +184,24 @@ def test_skipped_artifact_is_a_marked_folder(tmp_path: Path) -> None:
     assert (tmp_path / "n").read_text() == SKIPPED
     assert skipped_input({"m": str(tmp_path / "model")}) is not None
     assert skipped_input({"m": str(tmp_path)}) is None
+
+
+def test_a_loop_output_leaves_out_items_whose_gated_step_was_skipped(tmp_path: Path) -> None:
+    """for_each_when_outputs: `big` (its own `when`, exposed by the loop) is gated, so each item's
+    job completes; a skipped item writes the marker, and the reader of the collected output
+    drops it (docs/semantics.md: the output holds the items where the step ran)."""
+    loaded, result = compile_file(CASES / "for_each_when_outputs.yaml")
+    check_graph(loaded, dict(result.files))
+    body = yaml.safe_load(result.files["components/each.yml"])["jobs"]
+    assert "big__if" not in body and body["big"]["inputs"]["pipecast_gate"].endswith("big__cond.outputs.result}}")
+    local = LocalAzure(tmp_path, tmp_path / "mounts")
+    squares = []
+    for x, gate in ((1, "false"), (5, "true")):
+        out = local._command(f"big{x}", body["big"]["component"], {"x": str(x), "pipecast_gate": gate})
+        squares.append(out["output"])
+    assert squares == [SKIPPED, "25"]
+    total = yaml.safe_load(result.files["for-each-when-outputs.yml"])["jobs"]["total"]
+    (channel,) = [k for k in total["inputs"] if "squares" in total["inputs"][k]]
+    aggregated = '["pipecast:skipped", 25]'  # parallel_for's aggregate of the items' outputs
+    out = local._command("total", total["component"], {channel: aggregated})
+    assert not skipped(local, "total") and float(out["output"]) == 25.0

@@ -241,6 +241,22 @@ class Compiler:
                     completion(node.body)
 
         visit(self.index.root, False)
+        # A `when` step whose output its group exposes: the group's output binds to its job,
+        # which must then always complete (a skipped item leaves a marker, dropped by readers).
+        for node in self.index.walk():
+            if not node.is_group:
+                continue
+            exprs = [
+                *node.group.outputs.values(),
+                *(node.group.else_.outputs.values() if node.group.else_ else ()),
+            ]
+            for ref in (r for e in exprs for r in refs_in(e)):
+                inner = self.index.nodes.get(ref.name) if ref.kind == "step" else None
+                if inner is not None and is_when(inner) and inner.name not in gated:
+                    gated.add(inner.name)
+                    for body in (inner.body, inner.else_body):
+                        if body is not None:
+                            visit(body, True)
         for node in self.index.walk():
             if node.is_group and node.name in depended and not node.group.outputs:
                 for body in (node.body, node.else_body):

@@ -203,9 +203,12 @@ def collected_paths(folder: Path) -> list[str]:
         for entry in data.get("paths") or []:
             raw = next(iter(entry.values())) if isinstance(entry, dict) and entry else str(entry)
             path = Path(str(raw).removeprefix("file://"))
-            paths.append(str(locate_in_folder(path if path.is_absolute() else folder / path)))
+            path = path if path.is_absolute() else folder / path
+            if not (path / SKIPPED_FILE).is_file():  # an item whose step was skipped
+                paths.append(str(locate_in_folder(path)))
         return paths
     entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=_natural)
+    entries = [p for p in entries if not (p / SKIPPED_FILE).is_file()]
     return [str(locate_in_folder(p) if p.is_dir() else p) for p in entries]
 
 
@@ -309,6 +312,10 @@ class AzureMLConvention(Convention):
                 values[name] = collected_paths(path) if collected else str(locate_in_folder(path))
             else:
                 values[name] = self._channel(name, ispec.type)
+                if isinstance(values[name], list) and element_type(ispec.type) is not None:
+                    # A collected loop output leaves out the items whose step was skipped
+                    # (docs/semantics.md), which a gated step marks.
+                    values[name] = [v for v in values[name] if v != SKIPPED]
         return values
 
     # ------------------------------------------------------------------ outputs
