@@ -193,7 +193,9 @@ def test_a_loop_output_leaves_out_items_whose_gated_step_was_skipped(tmp_path: P
     loaded, result = compile_file(CASES / "for_each_when_outputs.yaml")
     check_graph(loaded, dict(result.files))
     body = yaml.safe_load(result.files["components/each.yml"])["jobs"]
-    assert "big__if" not in body and body["big"]["inputs"]["pipecast_gate"].endswith("big__cond.outputs.result}}")
+    assert "big__if" not in body and body["big"]["inputs"]["pipecast_gate"].endswith(
+        "big__cond.outputs.result}}"
+    )
     local = LocalAzure(tmp_path, tmp_path / "mounts")
     squares = []
     for x, gate in ((1, "false"), (5, "true")):
