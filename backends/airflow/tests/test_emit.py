@@ -18,6 +18,8 @@ HERE = Path(__file__).parent
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
 CASE_FILES = sorted(CASES.glob("*.yaml"))
 UNSUPPORTED: set[str] = set()
+#: Pipelines the compile fixture found using a feature Airflow declares unsupported.
+DECLARED_UNSUPPORTED: set[str] = set()
 PIPELINES = [
     *EXAMPLES,
     *(p for p in CASE_FILES if p.stem not in UNSUPPORTED),
@@ -56,6 +58,11 @@ def compiled(tmp_path_factory) -> dict[str, tuple[Path, str]]:
             try:
                 name, text = compile_file(path, settings)
             except UserError as exc:
+                if "target 'airflow' does not support" in str(exc):
+                    # A feature Airflow declares unsupported (SPEC §13): the conformance
+                    # suite's test_unsupported checks the named error; nothing to emit.
+                    DECLARED_UNSUPPORTED.add(_ids(path))
+                    continue
                 # Container operators refuse some settings by name (e.g. docker + secrets).
                 assert operator != "python", exc
                 assert "airflow:" in str(exc)
@@ -68,7 +75,8 @@ def compiled(tmp_path_factory) -> dict[str, tuple[Path, str]]:
 
 
 def test_every_pipeline_compiles_with_operator_python(compiled):
-    expected = {f"{_ids(p)}/python" for p in PIPELINES}  # nested for_each included (flattened)
+    # nested for_each included (flattened); only declared-unsupported features are left out
+    expected = {f"{_ids(p)}/python" for p in PIPELINES if _ids(p) not in DECLARED_UNSUPPORTED}
     assert expected <= set(compiled)
 
 
