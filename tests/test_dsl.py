@@ -590,3 +590,22 @@ def test_step_cache_mapping(tmp_path: Path) -> None:
     )
     ir, _source = load_python_pipeline(path)
     assert ir.steps["double"].cache.version == "2" and ir.steps["double"].cache.max_age == 86400.0
+
+
+def test_references_inside_list_and_dict_arguments_keep_their_type() -> None:
+    """SPEC §19: a reference inside a list/dict argument is written as one reference."""
+
+    @pipeline(name="structured")
+    def structured(lr: float = 0.1):
+        s = score(x=lr)
+        report(values=[s.output, 3, {"lr": lr, "tag": f"lr-{lr}"}], name="cell")
+        with for_each([lr, s.output, 2], as_="v", name="each") as v:
+            score(x=v, name="inner")
+
+    data = structured.build()[0].to_data()
+    assert data["steps"]["cell"]["inputs"]["values"] == [
+        "{{ steps.score.outputs.value }}",
+        3,
+        {"lr": "{{ params.lr }}", "tag": "lr-{{ params.lr }}"},
+    ]
+    assert data["steps"]["each"]["for_each"] == ["{{ params.lr }}", "{{ steps.score.outputs.value }}", 2]

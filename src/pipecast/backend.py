@@ -62,6 +62,7 @@ class Feature(enum.StrEnum):
     ARTIFACT_PARAMS = "artifact parameters"
     IMPORT = "import steps"
     METRIC_REFS = "metric values in conditions and inputs"
+    STRUCTURED_VALUES = "references inside list and mapping inputs"
 
 
 SupportLevel = Literal["native", "runtime", "approximate", "unsupported"]

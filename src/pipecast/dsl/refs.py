@@ -353,12 +353,12 @@ def to_arg(value: Any, declared: str | None, builder: Builder, what: str) -> Any
         raise dsl_error(f"{what}: a group is not a value", hint=f"pass {value.name}.outputs.<name>")
     if isinstance(value, Cond):
         raise dsl_error(f"{what}: a condition is not a value", hint="conditions go into when(...)")
-    data = _literal_data(value, what)
+    data = _literal_data(value, what, builder)
     check_type(declared, values.json_type_of(data), what)
     return data
 
 
-def _literal_data(value: Any, what: str) -> Any:
+def _literal_data(value: Any, what: str, builder: Builder) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -366,24 +366,25 @@ def _literal_data(value: Any, what: str) -> Any:
             raise dsl_error(f"{what}: {value!r} is not a JSON number")
         return value
     if isinstance(value, list | tuple):
-        return [_nested(v, what) for v in value]
+        return [_nested(v, what, builder) for v in value]
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise dsl_error(f"{what}: dict keys must be strings, got {k!r}")
-            out[k] = _nested(v, what)
+            out[k] = _nested(v, what, builder)
         return out
     raise dsl_error(f"{what}: {type(value).__name__} {value!r} is not a JSON value")
 
 
-def _nested(value: Any, what: str) -> Any:
-    if isinstance(value, Value | Cond):
-        raise dsl_error(
-            f"{what}: a reference inside a list or dict is not resolved (SPEC §4)",
-            hint="pass the reference as a whole value, or build the list in a step",
-        )
-    return _literal_data(value, what)
+def _nested(value: Any, what: str, builder: Builder) -> Any:
+    """An item of a list or dict argument: a reference stays one, keeping its type (SPEC §19)."""
+    if isinstance(value, Value):
+        check_visible(value, builder, builder.scope, what)
+        return str(value)
+    if isinstance(value, Cond):
+        raise dsl_error(f"{what}: a condition is not a value", hint="conditions go into when(...)")
+    return _literal_data(value, what, builder)
 
 
 def loop_item_type(items_type: str) -> str:

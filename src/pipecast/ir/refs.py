@@ -220,11 +220,27 @@ def is_template(value: Any) -> bool:
 
 
 def refs_in(value: Any) -> Iterator[Ref]:
-    """Every reference in a value (only top-level strings carry references; see SPEC §4)."""
-    if isinstance(value, str) and "{{" in value:
-        for seg in parse_template(value):
-            if isinstance(seg, Ref):
-                yield seg
+    """Every reference in a value, inside list and mapping literals too (SPEC §19)."""
+    if isinstance(value, str):
+        if "{{" in value:
+            for seg in parse_template(value):
+                if isinstance(seg, Ref):
+                    yield seg
+    elif isinstance(value, list):
+        for item in value:
+            yield from refs_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from refs_in(item)
+
+
+def is_structured_template(value: Any) -> bool:
+    """Whether ``value`` is a list or mapping literal holding a template string (SPEC §19)."""
+    if isinstance(value, list):
+        return any(is_template(v) or is_structured_template(v) for v in value)
+    if isinstance(value, dict):
+        return any(is_template(v) or is_structured_template(v) for v in value.values())
+    return False
 
 
 def render_value(value: Any) -> str:
@@ -238,9 +254,14 @@ def render(value: Any, lookup: Callable[[Ref], Any]) -> Any:
     """Resolve a value: a single reference keeps its type, a mixed string becomes ``str``.
 
     Args:
-        value: a literal JSON value or a template string.
+        value: a literal JSON value or a template string; a list or mapping literal is built
+            item by item, each string in it resolved the same way (SPEC §19).
         lookup: returns the value of one reference.
     """
+    if isinstance(value, list):
+        return [render(v, lookup) for v in value] if is_structured_template(value) else value
+    if isinstance(value, dict):
+        return {k: render(v, lookup) for k, v in value.items()} if is_structured_template(value) else value
     if not is_template(value):
         return value
     segments = parse_template(value)

@@ -665,7 +665,13 @@ def _merge(model: Any, base: Any, override: Any) -> Any:
 
 
 def _template_refs(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Ref]]:
-    if isinstance(value, str) and "{{" in value:
+    if isinstance(value, list):  # a structured literal (SPEC §19)
+        for i, item in enumerate(value):
+            yield from _template_refs(item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _template_refs(item, (*path, key))
+    elif isinstance(value, str) and "{{" in value:
         try:
             segments = parse_template(value)
         except RefSyntaxError:

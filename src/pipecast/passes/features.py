@@ -16,7 +16,7 @@ from pipecast.diagnostics import YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.ir.refs import RefSyntaxError, parse_template
+from pipecast.ir.refs import RefSyntaxError, is_structured_template, parse_template
 from pipecast.passes.analysis import PipelineIndex, StepNode
 
 
@@ -97,6 +97,8 @@ def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse
     path, group = node.yaml_path, node.group
     if group.is_loop:
         yield FeatureUse(Feature.FOR_EACH, node.name, (*path, "for_each"))
+        if is_structured_template(group.for_each):
+            yield FeatureUse(Feature.STRUCTURED_VALUES, node.name, (*path, "for_each"))
         if group.parallelism is not None:
             yield FeatureUse(Feature.PARALLELISM, node.name, (*path, "parallelism"))
         if any(g.group.is_loop for g in index.ancestors(node)):
@@ -115,6 +117,9 @@ def _task_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]
     if task.import_ is not None:
         yield FeatureUse(Feature.IMPORT, node.name, (*path, "import"))
         return
+    for name, value in task.inputs.items():
+        if is_structured_template(value):
+            yield FeatureUse(Feature.STRUCTURED_VALUES, node.name, (*path, "inputs", name))
     if isinstance(task.run, PythonRun):
         yield FeatureUse(Feature.PYTHON_STEP, node.name, (*path, "run"))
     elif isinstance(task.run, ContainerRun):

@@ -193,15 +193,13 @@ class _Checker:
         self.check_finite(value, path)
         """Check a value (literal or template) and return its type (``None`` on error)."""
         if isinstance(value, list | dict):
-            for inner_path in _nested_templates(value, path):
-                self.error(
-                    "references are allowed only in string values written directly under a key "
-                    "(SPEC §4), not inside a list or mapping literal",
-                    inner_path,
-                    hint="produce the list/dict in a step (or a list parameter) and pass it as one input",
-                    code="nested-ref",
-                )
-            return values.json_type_of(value)
+            # SPEC §19: each string inside is checked like a value of its own; the literal
+            # keeps its type (list/dict), built at run time.
+            ok = True
+            for inner_path, inner in _nested_templates(value, path):
+                if self.check_value(inner, scope, dependent, inner_path, in_finally=in_finally) is None:
+                    ok = False
+            return values.json_type_of(value) if ok else None
         if not (isinstance(value, str) and "{{" in value):
             return values.json_type_of(value) or ANY
         refs = self.refs_of(value, path)
@@ -793,10 +791,10 @@ def _fmt(path: YamlPath) -> str:
     return format_path(path)
 
 
-def _nested_templates(value: Any, path: YamlPath) -> Iterator[YamlPath]:
+def _nested_templates(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:
     if isinstance(value, str):
         if "{{" in value:
-            yield path
+            yield path, value
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _nested_templates(item, (*path, i))

@@ -27,7 +27,7 @@ from typing import Any
 
 from pipecast.ir import condition as cond
 from pipecast.ir.models import IMPORT_OUTPUT, Retry, TaskStep
-from pipecast.ir.refs import Ref, render, single_ref
+from pipecast.ir.refs import Ref, is_structured_template, render, single_ref
 from pipecast.passes import imports
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode, is_artifact_type
 from pipecast.runtime.retry import retry_delay
@@ -346,7 +346,10 @@ class Engine:
 
     @staticmethod
     def resolve_value(value: Any, lookup: Callable[[Ref], Any]) -> Any:
-        """SPEC §4: a single reference keeps its type; a mixed string renders paths and JSON."""
+        """SPEC §4: a single reference keeps its type; a mixed string renders paths and JSON; a
+        list or mapping literal is built item by item, an artifact in it as its local path (§19)."""
+        if isinstance(value, list | dict):
+            return render(value, lambda r: to_local(lookup(r)))
         if not isinstance(value, str) or "{{" not in value:
             return value
         ref = single_ref(value)
@@ -376,7 +379,9 @@ class Engine:
         key = (id(node), name)
         parsed = self._templates.get(key)
         if parsed is None:
-            if not isinstance(value, str) or "{{" not in value:
+            if isinstance(value, list | dict):
+                parsed = (2, value) if is_structured_template(value) else (0, value)
+            elif not isinstance(value, str) or "{{" not in value:
                 parsed = (0, value)
             else:
                 ref = single_ref(value)
@@ -386,6 +391,7 @@ class Engine:
         if kind == 0:
             return data
         if kind == 1:
+            assert isinstance(data, Ref)
             return lookup(data)
         return render(data, lambda r: to_local(lookup(r)))
 

@@ -137,3 +137,15 @@ def score(auc: float, scores: str) -> None:
 
     metrics.log(scores, auc=auc, rows=3)
     metrics.annotate(scores, source="cstep")
+
+
+def describe_structured(cfg: dict) -> dict:
+    """A structured input (SPEC §19) as received, with its artifact path read and each value's
+    Python type named, so a lost type shows."""
+    out = {k: [type(v).__name__, v] for k, v in cfg.items()}
+    out["data"] = ["path", Path(cfg["data"]).read_text()]
+    return out
+
+
+def typed(value):
+    return f"{type(value).__name__}:{value}"

@@ -80,6 +80,10 @@ class AzureMLBackend(Backend):
         Feature.ENV: native("environment_variables"),
         Feature.SECRETS: runtime("the runtime reads Azure Key Vault by secret name (key_vault_url)"),
         Feature.CACHE: native("component is_deterministic (reuse) only when the step asks"),
+        Feature.STRUCTURED_VALUES: unsupported(
+            "not yet: a list or mapping literal holding references is built by the simulator only",
+            "pass each reference as its own input and build the value in the step",
+        ),
         Feature.FINALLY: native("settings.on_finalize; pipeline.status read by the runtime from run history"),
         Feature.SCHEDULE: native("a schedule YAML (cron trigger); deploy creates it"),
         Feature.SCHEDULE_TIMEZONE: native("trigger.time_zone (IANA mapped to Windows names)"),

@@ -17,6 +17,7 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
+    unsupported,
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.io import dump_json
@@ -91,6 +92,10 @@ class StepFunctionsBackend(Backend):
             "the runtime keeps a result cache in S3 (<artifact_root>/.pipecast-cache/<pipeline>/), keyed "
             "by the SPEC §20 signature; a hit restores the outputs without running the step "
             "(the task still starts: a worker message, a SageMaker job or a Batch job)"
+        ),
+        Feature.STRUCTURED_VALUES: unsupported(
+            "not yet: a list or mapping literal holding references is built by the simulator only",
+            "pass each reference as its own input and build the value in the step",
         ),
         Feature.FINALLY: native(
             "the body runs in a Parallel whose Catch leads to the finally step, then Fail"

@@ -73,6 +73,10 @@ class VertexBackend(Backend):
         Feature.ENV: native("container env"),
         Feature.SECRETS: runtime("the runtime reads Google Secret Manager by secret name"),
         Feature.CACHE: native("cachingOptions.enableCache (off unless the step asks)"),
+        Feature.STRUCTURED_VALUES: unsupported(
+            "not yet: a list or mapping literal holding references is built by the simulator only",
+            "pass each reference as its own input and build the value in the step",
+        ),
         Feature.FINALLY: native("exit handler: ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus"),
         Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),
         Feature.SCHEDULE_TIMEZONE: native("cron with a TZ= prefix"),
