@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast import stock
-from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime
+from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime, unsupported
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
 
