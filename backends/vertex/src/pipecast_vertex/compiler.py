@@ -54,7 +54,14 @@ from pipecast_vertex.collected import wrap_collected_conditions
 from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings
-from pipecast_vertex.wire import ITEMS_SUFFIX, compound, item_is_json, iterated_outputs
+from pipecast_vertex.wire import (
+    ITEMS_SUFFIX,
+    NATIVE_SUFFIX,
+    compound,
+    item_is_json,
+    iterated_outputs,
+    native_outputs,
+)
 
 SCHEMA_VERSION = "2.1.0"
 SDK_VERSION = "pipecast-0.1.0"
@@ -167,6 +174,8 @@ class Compiler:
         self.plans: dict[str, StockPlan] = {}
         #: (step, output) pairs a loop iterates: they get a companion ``<output>--items``.
         self.iterated = iterated_outputs(index)
+        #: (step, output) pairs a list/dict pipeline output reads: a companion ``<output>--native``.
+        self.native = native_outputs(index)
 
     # ------------------------------------------------------------------ entry
 
@@ -267,6 +276,8 @@ class Compiler:
         """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
         if key.endswith(ITEMS_SUFFIX) or (node.is_group and node.group.is_loop):
             return PT.LIST
+        if key.endswith(NATIVE_SUFFIX):
+            return parameter_type(self.index.output_type(node, key.removesuffix(NATIVE_SUFFIX)) or ANY)
         if node.is_group:
             ref = single_ref(node.group.outputs[key])
             assert ref is not None and ref.kind == "step"
@@ -410,6 +421,8 @@ class Compiler:
                 outs[name].parameter_type = PT.STRING if compound(type_) else parameter_type(type_)
                 if (node.name, name) in self.iterated:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
+                if (node.name, name) in self.native:
+                    outs[name + NATIVE_SUFFIX].parameter_type = parameter_type(type_)
         if step.import_ is not None:
             self._importer(node, task, comp, scope, needs, top)
             return
@@ -546,6 +559,8 @@ class Compiler:
         for name in node.task.outputs:
             if (node.name, name) in self.iterated:
                 plan.reasons.append(f"a for_each iterates output {name!r} (the runtime writes its items)")
+            if (node.name, name) in self.native:
+                plan.reasons.append(f"pipeline output from {name!r} (the runtime writes it natively)")
         self.plans[node.name] = plan
         return plan
 
@@ -800,6 +815,8 @@ class Compiler:
             pairs = [(name, key)]
             if not collect and (node.name, name) in self.iterated:
                 pairs.append((name + ITEMS_SUFFIX, key + ITEMS_SUFFIX))
+            if not collect and (node.name, name) in self.native:
+                pairs.append((name + NATIVE_SUFFIX, key + NATIVE_SUFFIX))
             for out, src in pairs:
                 wire = PT.LIST if collect else self._out_wire(target, src)
                 comp.output_definitions.parameters[out].parameter_type = wire
@@ -937,10 +954,13 @@ class Compiler:
                 sel = dag.outputs.artifacts[name].artifact_selectors.add()
                 sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""
             else:
-                wire = self._out_wire(target, ref.key or "")
+                key = ref.key or ""
+                if (ref.name, key) in self.native:
+                    key += NATIVE_SUFFIX  # a list/dict as kfp declares it, not JSON text
+                wire = self._out_wire(target, key)
                 comp.output_definitions.parameters[name].parameter_type = wire
                 vp = dag.outputs.parameters[name].value_from_parameter
-                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), ref.key or ""
+                vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), key
 
     def _finally(self, dag: pb.DagSpec) -> None:
         """The exit task: runs after the body whatever happened, and sees its final status."""

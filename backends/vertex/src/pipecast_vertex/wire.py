@@ -9,6 +9,9 @@ ints, floats stay floats, nested too). The rules:
 * ``for_each`` group outputs: collected by KFP into a ``LIST`` of per-iteration values, each
   encoded as its step output is;
 * ``when``/``else`` group outputs: as the step output they select;
+* pipeline outputs of type ``list``/``dict``/``list[T]``: native (``LIST``/``STRUCT``, as kfp
+  declares a ``dict`` pipeline output), read from a companion output ``<output>--native`` the
+  producing step writes alongside its JSON text (forwarded through ``when``/``else`` groups);
 * pipeline parameters: native (``LIST``/``STRUCT``: what users type in the console); their
   numbers come back as ints when integral (the only place the heuristic remains);
 * loop items: a ``parameterIterator`` needs a real list, so a loop over a step's list output
@@ -24,9 +27,9 @@ from __future__ import annotations
 
 from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, compound
+from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound
 
-__all__ = ["ITEMS_SUFFIX", "compound", "item_is_json", "iterated_outputs"]
+__all__ = ["ITEMS_SUFFIX", "NATIVE_SUFFIX", "compound", "item_is_json", "iterated_outputs", "native_outputs"]
 
 
 def item_is_json(index: PipelineIndex, group: StepNode) -> bool:
@@ -49,26 +52,42 @@ def iterated_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     over a ``for_each`` group's output iterates the collected ``LIST`` itself.
     """
     found: set[tuple[str, str]] = set()
-
-    def add(name: str, key: str) -> None:
-        node = index.nodes[name]
-        if node.is_task:
-            found.add((name, key))
-            return
-        if node.group.is_loop:
-            return
-        found.add((name, key))
-        exprs = [node.group.outputs.get(key)]
-        if node.group.else_ is not None:
-            exprs.append(node.group.else_.outputs.get(key))
-        for expr in exprs:
-            ref = single_ref(expr) if isinstance(expr, str) else None
-            if ref is not None and ref.kind == "step":
-                add(ref.name, ref.key or "")
-
     for node in index.walk():
         if node.is_group and node.group.is_loop and isinstance(node.group.for_each, str):
             ref = single_ref(node.group.for_each)
             if ref is not None and ref.kind == "step":
-                add(ref.name, ref.key or "")
+                _producers(index, ref.name, ref.key or "", found)
     return found
+
+
+def native_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
+    """(step, output) pairs that need a companion ``<output>--native``: a pipeline output of a
+    list/dict type, from a step or through ``when`` groups (a ``for_each`` group's collected
+    ``LIST`` is not; its items keep their own wire)."""
+    found: set[tuple[str, str]] = set()
+    for expr in index.pipeline.outputs.values():
+        ref = single_ref(expr) if isinstance(expr, str) else None
+        if ref is None or ref.kind != "step":
+            continue
+        node = index.nodes[ref.name]
+        if compound(index.output_type(node, ref.key or "") or ANY):
+            _producers(index, ref.name, ref.key or "", found)
+    return found
+
+
+def _producers(index: PipelineIndex, name: str, key: str, found: set[tuple[str, str]]) -> None:
+    """Add (name, key) and, through ``when``/``else`` groups, the steps producing it."""
+    node = index.nodes[name]
+    if node.is_task:
+        found.add((name, key))
+        return
+    if node.group.is_loop:
+        return
+    found.add((name, key))
+    exprs = [node.group.outputs.get(key)]
+    if node.group.else_ is not None:
+        exprs.append(node.group.else_.outputs.get(key))
+    for expr in exprs:
+        ref = single_ref(expr) if isinstance(expr, str) else None
+        if ref is not None and ref.kind == "step":
+            _producers(index, ref.name, ref.key or "", found)

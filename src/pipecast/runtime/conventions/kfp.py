@@ -51,6 +51,9 @@ _MOUNTS = (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/"))
 TRACE_ENV = "PIPECAST_KFP_TRACE"
 #: Suffix of the companion output that holds a list output's items for a loop to iterate.
 ITEMS_SUFFIX = "--items"
+#: Suffix of the companion output that holds a list/dict output natively (``LIST``/``STRUCT``)
+#: for a pipeline output, which the user reads as kfp declares it (not as JSON text).
+NATIVE_SUFFIX = "--native"
 #: How JSON text of an untyped loop item starts (an array, an object, a string).
 _TEXT_START = ("[", "{", '"')
 
@@ -291,6 +294,8 @@ class KfpConvention(Convention):
             parameters[name] = encode(out_type, value)
             if name + ITEMS_SUFFIX in declared and isinstance(value, list):
                 parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
+            if name + NATIVE_SUFFIX in declared:
+                parameters[name + NATIVE_SUFFIX] = value
         document = {"parameterValues": parameters, "artifacts": artifacts}
         target = self._output_file()
         if target is not None:
@@ -320,6 +325,7 @@ class KfpConvention(Convention):
 
 __all__ = [
     "ITEMS_SUFFIX",
+    "NATIVE_SUFFIX",
     "KfpConvention",
     "coerce",
     "compound",
