@@ -19,7 +19,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
@@ -120,10 +119,7 @@ class AirflowBackend(Backend):
             "the runtime keeps a result cache under artifact_root (.pipecast-cache/<dag>), keyed by "
             "the SPEC §20 signature; a hit restores the outputs without running the step"
         ),
-        Feature.STRUCTURED_VALUES: unsupported(
-            "not yet: a list or mapping literal holding references is built by the simulator only",
-            "pass each reference as its own input and build the value in the step",
-        ),
+        Feature.STRUCTURED_VALUES: runtime("the runtime builds the value from the binding document (XCom values, paths)"),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),

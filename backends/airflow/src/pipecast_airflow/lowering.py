@@ -29,7 +29,7 @@ from typing import Any
 
 from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
-from pipecast.ir.refs import Ref, parse_template
+from pipecast.ir.refs import Ref, is_structured_template, refs_in
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
@@ -229,14 +229,11 @@ class Lowering:
     def value(
         self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False
     ) -> dict[str, Any]:
-        """A binding: a literal, or a template whose references have sources."""
-        if not (isinstance(value, str) and "{{" in value):
+        """A binding: a literal, or a template whose references have sources (a list or mapping
+        literal holding references is a template too, built by the runtime: SPEC §19)."""
+        if not (isinstance(value, str) and "{{" in value) and not is_structured_template(value):
             return {"value": value}
-        refs = {
-            seg.path: self.source(seg, scope, dependent, in_finally)
-            for seg in parse_template(value)
-            if isinstance(seg, Ref)
-        }
+        refs = {ref.path: self.source(ref, scope, dependent, in_finally) for ref in refs_in(value)}
         return {"template": value, "refs": dict(sorted(refs.items()))}
 
     # ------------------------------------------------------------------ operators
@@ -441,7 +438,7 @@ class Lowering:
         inputs = {
             name: self.value(value, node.scope, node.name, in_finally)
             for name, value in node.task.inputs.items()
-            if isinstance(value, str) and "{{" in value
+            if (isinstance(value, str) and "{{" in value) or is_structured_template(value)
         }
         doc: dict[str, Any] = {
             "kind": "step",
