@@ -119,7 +119,9 @@ class AirflowBackend(Backend):
             "the runtime keeps a result cache under artifact_root (.pipecast-cache/<dag>), keyed by "
             "the SPEC §20 signature; a hit restores the outputs without running the step"
         ),
-        Feature.STRUCTURED_VALUES: runtime("the runtime builds the value from the binding document (XCom values, paths)"),
+        Feature.STRUCTURED_VALUES: runtime(
+            "the runtime builds the value from the binding document (XCom values, paths)"
+        ),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),
