@@ -23,6 +23,7 @@ image then needs the pipecast runtime, and compile lists it), or a named error (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -64,6 +65,31 @@ def render_args(
     """``args`` with each slot filled by ``fill`` and each piece of literal text passed through
     ``literal`` (the target's escaping of user text: user text never becomes a placeholder)."""
     return ["".join(fill(p) if isinstance(p, Slot) else literal(p) for p in arg_parts(a)) for a in args]
+
+
+def sh_text(text: str) -> str:
+    """User text as one POSIX shell word: single-quoted pieces joined by ``\\$``, so no ``$``
+    is followed by ``{`` or ``[`` (Azure ML reads ``${{``/``$[[`` in a command as its own
+    expression) and the shell expands nothing."""
+    import shlex
+
+    return "\\$".join(shlex.quote(piece) for piece in text.split("$"))
+
+
+def sh_locate_artifact(var: str) -> str:
+    """A shell line turning ``$var`` (a folder holding an artifact as pipecast stores it: a file
+    next to the marker, or the folder's own contents) into the artifact's path."""
+    from pipecast.runtime.conventions.base import MARKER
+
+    return f'if [ -f "${var}/{MARKER}" ]; then for f in "${var}"/*; do {var}=$f; done; fi'
+
+
+def sh_store_marker(folder: str, name: str) -> str:
+    """A shell line writing the marker that names ``<folder>/<name>`` (what a stock command wrote
+    at ``{{ outputs.<name> }}``), so readers find it as they find any stored artifact."""
+    from pipecast.runtime.conventions.base import MARKER
+
+    return f'printf %s {sh_text(json.dumps({"file": name}))} > "{folder}/{MARKER}"'
 
 
 def seconds_text(value: float) -> str:

@@ -43,7 +43,6 @@ from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
-from pipecast.runtime.conventions.base import MARKER
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
@@ -561,8 +560,7 @@ class Compiler:
                 folder = f"PIPECAST_FOLDER_{slot.name}"
                 lines += _read_var(folder, f"${{{{outputs.{slot.name}}}}}")
                 lines.append(f'{var}="${folder}/{slot.name}"')
-                marker = _sh_text(json.dumps({"file": slot.name}))
-                after.append(f'printf %s {marker} > "${folder}/{MARKER}"')
+                after.append(stock.sh_store_marker(f"${folder}", slot.name))
                 continue
             value = node.task.inputs.get(slot.name)
             if slot.name not in in_decl:
@@ -575,16 +573,16 @@ class Compiler:
                 lines += [f'{var}=$(cat "${var}/{source[2]}"; printf x)', f"{var}=${{{var}%x}}"]
             elif in_decl[slot.name]["type"] == "uri_folder":
                 # A file artifact: the folder's one entry beside the marker.
-                lines.append(f'if [ -f "${var}/{MARKER}" ]; then for f in "${var}"/*; do {var}=$f; done; fi')
+                lines.append(stock.sh_locate_artifact(var))
             elif in_decl[slot.name]["type"] == "boolean":
                 lines.append(f"case ${var} in True) {var}=true;; False) {var}=false;; esac")
 
         def fill(slot: stock.Slot) -> str:
             if slot.kind == "inputs" and slot.name not in in_decl:
-                return _sh_text(stock.literal_text(node.task.inputs[slot.name]))
+                return stock.sh_text(stock.literal_text(node.task.inputs[slot.name]))
             return f'"$PIPECAST_{slot.kind.upper()}_{slot.name}"'
 
-        argv = stock.render_args([*run.command, *run.args], fill, _sh_text)
+        argv = stock.render_args([*run.command, *run.args], fill, stock.sh_text)
         eff = self.index.effective(node)
         if eff.retry.attempts > 1:
             outs = [f'"$PIPECAST_OUTPUTS_{s.name}"' for s in stock.slots(run) if s.kind == "outputs"]
@@ -1168,12 +1166,6 @@ def _exposed_outputs(pipeline: Pipeline, index: PipelineIndex) -> set[tuple[str,
             if ref.kind == "step" and ref.key is not None:
                 out.add((ref.name, ref.key))
     return out
-
-
-def _sh_text(text: str) -> str:
-    """User text as one shell word Azure ML leaves alone: single-quoted pieces joined by ``\\$``,
-    so no ``${{`` or ``$[[`` (an Azure ML expression) appears in the command."""
-    return "\\$".join(shlex.quote(piece) for piece in text.split("$"))
 
 
 def _read_var(var: str, expr: str) -> list[str]:
