@@ -49,10 +49,12 @@ class StepFunctionsBackend(Backend):
         Feature.CONTAINER_STEP: runtime(
             "the pipecast runtime in the image fills {{ inputs.X }}/{{ outputs.Y }} and runs the command"
         ),
-        Feature.STOCK_IMAGES: runtime(
-            "compute sagemaker/batch: the pipecast runtime in the image fills the command (not yet "
-            "ProcessingInputs/Outputs); compute callback: the worker runs the image unchanged "
-            "(docker/podman) or the command on its host"
+        Feature.STOCK_IMAGES: native(
+            "compute sagemaker: ProcessingInputs/Outputs map artifacts (an output is <LocalPath>/<name> "
+            "plus pipecast's marker), parameters arrive in Environment, parameter outputs are files "
+            "read back by getObject; the command runs under sh (no pipecast). Cached steps, secrets "
+            "and untyped inputs need the runtime; compute batch: every step runs the runtime (no file "
+            "staging); compute callback: the worker runs the image unchanged"
         ),
         Feature.PARAMS: native(
             "defaults merged with the execution input (States.JsonMerge), then type-checked by a Choice"

@@ -294,13 +294,17 @@ def compile_pipeline(
         "state_bytes_limit": STATE_LIMIT,
     }
     # SPEC §21: which images need the pipecast runtime. callback: the worker runs every step
-    # on its host (container steps in their image, unchanged); sagemaker/batch: the runtime
-    # fills {{ inputs/outputs }} inside every step's image.
+    # on its host (container steps in their image, unchanged); sagemaker: python steps and the
+    # container steps compute.stock_plan sends to the runtime; batch: every step (no staging).
     summary["runtime_images"] = (
         {}
         if settings.compute == "callback"
         else stock.runtime_images(
-            index, stock.runtime_only(index, "the runtime fills the command"), settings.default_image
+            index,
+            em.stock_plans
+            if settings.compute == "sagemaker"
+            else stock.runtime_only(index, "Batch stages no files: the runtime moves artifacts"),
+            settings.default_image,
         )
     )
     if em.wait_for:

@@ -30,15 +30,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipecast import stock
 from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.ir.models import ContainerRun
 from pipecast.ir.values import is_artifact
-from pipecast.passes.analysis import StepNode
+from pipecast.passes.analysis import ANY, StepNode, is_artifact_type
 from pipecast.runtime.spec import step_spec
 from pipecast.sizes import describe
 
 from .instances import batch_requirements, pick_instance
 from .names import aws_name, resource_name
+from .paths import value_entry
 
 if TYPE_CHECKING:
     from .emitter import Emitter, Frame
@@ -194,13 +197,9 @@ def _static_spec(em: Emitter, node: StepNode) -> str:
 SM_ROOT = "/opt/ml/processing"
 
 
-def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
-    """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
-    s = em.settings
-    eff = em.eff(node)
-    image = _need_image(em, node, eff.image or s.default_image, "SageMaker")
-    _image_warning(em, node, image)
-    itype = s.instance_types.get(node.name)
+def _instance_type(em: Emitter, node: StepNode, eff: Any) -> str:
+    """The step's processing instance type: the settings' choice, else the smallest that fits."""
+    itype = em.settings.instance_types.get(node.name)
     if itype is None:
         row = pick_instance(eff.resources)
         if row is None:
@@ -215,6 +214,19 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
                 )
             )
         itype = row.name
+    return itype
+
+
+def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
+    """putObject(inputs.json) → createProcessingJob.sync → [getObject(outputs.json) → merge]."""
+    s = em.settings
+    eff = em.eff(node)
+    image = _need_image(em, node, eff.image or s.default_image, "SageMaker")
+    _image_warning(em, node, image)
+    itype = _instance_type(em, node, eff)
+    plan = stock_plan(em, node)
+    if plan is not None and plan.stock:
+        return _sagemaker_stock(em, node, frame, nxt, image, itype)
     spec_uri = em.store_spec(node, _static_spec(em, node))
     task = node.task
     artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]
@@ -498,3 +510,234 @@ def job_definition(em: Emitter, name: str, image: str) -> dict[str, Any]:
 
 
 COMPUTES = {"callback": callback, "sagemaker": sagemaker, "batch": batch}
+
+
+# ---------------------------------------------------------------------------- stock images
+
+#: ``{{ pipeline.name }}`` / ``{{ pipeline.run_id }}`` in a container command (the runtime fills them).
+_PIPELINE_FIELD = re.compile(r"\{\{\s*pipeline\.")
+#: Where a stock step's parameter outputs are written (one file each), inside the job.
+SM_PARAMS = f"{SM_ROOT}/output/pipecast-outputs"
+#: A stock step's entrypoint: its script arrives in ``ContainerArguments`` cut into pieces of
+#: at most 256 characters without newlines (``ContainerArgument``: max 256, pattern ``.*``;
+#: at most 100 of them), which ``printf %s`` joins back for ``eval``.
+#: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AppSpecification.html
+STOCK_ENTRYPOINT = ["sh", "-c", 'eval "$(printf %s "$@")"', "pipecast-stock"]
+MAX_ARGUMENT = 256
+MAX_ARGUMENTS = 100
+#: Sets ``$PIPECAST_NL`` to a newline without writing one (``printf`` reads ``\n``).
+_NEWLINE = "PIPECAST_NL=$(printf '\\nx'); PIPECAST_NL=${PIPECAST_NL%x}; "
+
+
+def _script_arguments(node: StepNode, script: str) -> list[str]:
+    """``script`` as ``ContainerArguments`` (see :data:`STOCK_ENTRYPOINT`). Newlines occur
+    only inside single-quoted user text: each becomes ``'"$PIPECAST_NL"'`` there."""
+    if "\n" in script:
+        script = _NEWLINE + script.replace("\n", "'\"$PIPECAST_NL\"'")
+    pieces = [script[i : i + MAX_ARGUMENT] for i in range(0, len(script), MAX_ARGUMENT)]
+    if len(pieces) > MAX_ARGUMENTS:
+        raise UserError(
+            Diagnostic(
+                f"stepfunctions (sagemaker): the command of step {node.name!r} is {len(script)} characters "
+                f"as a processing job's arguments; SageMaker takes at most {MAX_ARGUMENTS} of "
+                f"{MAX_ARGUMENT} characters",
+                (*node.yaml_path, "run"),
+                hint="move the script into the image (or a file artifact) and run it from there",
+                code="limit",
+            )
+        )
+    return pieces
+
+
+def stock_plan(em: Emitter, node: StepNode) -> stock.StockPlan | None:
+    """Whether a container step runs its image unchanged on this compute (``None``: python)."""
+    run = node.task.run
+    if not isinstance(run, ContainerRun):
+        return None
+    plan = em.stock_plans.get(node.name)
+    if plan is not None:
+        return plan
+    plan = stock.StockPlan(node, stock.common_reasons(node))
+    eff = em.eff(node)
+    if em.settings.compute == "batch":
+        plan.reasons.append("Batch stages no files: the runtime moves artifacts to and from S3")
+    if eff.secrets:
+        plan.reasons.append("secrets reach the step's variables through the runtime")
+    if eff.cache:
+        plan.reasons.append("Step Functions has no result cache: the runtime keeps it (SPEC §20)")
+    if any(_PIPELINE_FIELD.search(a) for a in [*run.command, *run.args]):
+        plan.reasons.append("the command uses {{ pipeline.* }} (the runtime fills it)")
+    type_of = em.type_of(node.scope, node.name)
+    for slot in stock.slots(run):
+        ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
+        if ref is None:
+            continue
+        type_name = type_of(ref)
+        if type_name == ANY or ref.kind == "loop":
+            plan.reasons.append(f"input {slot.name!r} has no type known at compile time")
+        elif is_artifact_type(type_name) and not is_artifact(type_name):
+            plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
+    em.stock_plans[node.name] = plan
+    return plan
+
+
+def _sagemaker_stock(
+    em: Emitter, node: StepNode, frame: Frame, nxt: str | None, image: str, itype: str
+) -> Built:
+    """A container step as a processing job running its image unchanged (SPEC §21):
+    createProcessingJob.sync → [getObject per parameter output → Pass (outputs)].
+
+    ``ProcessingInputs`` download each artifact input (the S3 prefix pipecast stores it under)
+    to ``/opt/ml/processing/input/<name>``; ``ProcessingOutputs`` upload
+    ``/opt/ml/processing/output/<name>`` (a folder SageMaker creates) to the step's prefix, and
+    the command writes ``<that folder>/<name>``, the marker naming it then stored beside it
+    (docs/semantics.md, "Stock images"). Parameter inputs reach the command through
+    ``Environment`` (``PIPECAST_IN_<name>``: a ``str`` raw, other types JSON); parameter outputs
+    are one file each under ``pipecast-outputs/``, which the following states read back.
+    The entrypoint is ``sh -c`` (no pipecast in the image).
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateProcessingJob.html
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Output.html
+    """
+    s = em.settings
+    eff = em.eff(node)
+    run = node.task.run
+    assert isinstance(run, ContainerRun)
+    type_of = em.type_of(node.scope, node.name)
+    task = node.task
+    artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]
+    params_out = [o for o, t in task.outputs.items() if not is_artifact(t)]
+    run_name = em.names.new(node.name, "task", node.name)
+    gets = {o: em.names.new(f"{node.name} (output {o})", "outputs", node.name) for o in params_out}
+    collect = em.names.new(f"{node.name} (outputs)", "outputs", node.name) if params_out else None
+    lines = ["set -e"]
+    env: dict[str, str] = {}
+    inputs_cfg: list[dict[str, Any]] = []
+    words: dict[stock.Slot, str] = {}
+    after: list[str] = []
+    for slot in stock.slots(run):
+        if slot.kind == "outputs":
+            if slot.name in artifacts:
+                folder = f"{SM_ROOT}/output/{slot.name}"
+                words[slot] = stock.sh_text(f"{folder}/{slot.name}")
+                after.append(stock.sh_store_marker(folder, slot.name))
+            else:
+                words[slot] = stock.sh_text(f"{SM_PARAMS}/{slot.name}")
+            continue
+        value = task.inputs.get(slot.name)
+        ref = stock.slot_ref(node, slot)
+        if ref is None:
+            words[slot] = stock.sh_text(stock.literal_text(value))
+            continue
+        key, path = value_entry(slot.name, value, type_of, em.pipeline.name)
+        assert key.endswith(".$"), key
+        var = f"PIPECAST_IN_{slot.name}"
+        if is_artifact(type_of(ref)):
+            local = f"{SM_ROOT}/input/{slot.name}"
+            inputs_cfg.append(
+                {
+                    "InputName": f"in-{slot.name}",
+                    "S3Input": {
+                        # A trailing "/": the prefix .../out must not also match .../out2/...
+                        "S3Uri.$": f"States.Format('{{}}/', {path})",
+                        "LocalPath": local,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            )
+            lines += [f"{var}={stock.sh_text(local)}", stock.sh_locate_artifact(var)]
+        else:
+            env[f"{var}.$"] = path if type_of(ref) == "str" else f"States.JsonToString({path})"
+        words[slot] = f'"${var}"'
+    argv = stock.render_args([*run.command, *run.args], lambda slot: words[slot], stock.sh_text)
+    arguments = _script_arguments(node, "; ".join([*lines, " ".join(argv), *after]))
+    outputs_cfg = [
+        {
+            "OutputName": o,
+            "S3Output": {
+                "S3Uri.$": em.prefix_call(node, frame, suffix=f"/{o}"),
+                "LocalPath": f"{SM_ROOT}/output/{o}",
+                "S3UploadMode": "EndOfJob",
+            },
+        }
+        for o in artifacts
+    ]
+    if params_out:
+        outputs_cfg.append(
+            {
+                "OutputName": "pipecast-outputs",
+                "S3Output": {
+                    "S3Uri.$": em.prefix_call(node, frame, suffix="/pipecast-outputs"),
+                    "LocalPath": SM_PARAMS,
+                    "S3UploadMode": "EndOfJob",
+                },
+            }
+        )
+    job_prefix = aws_name(node.name, 26, "A-Za-z0-9").strip("-") or "step"
+    params: dict[str, Any] = {
+        "ProcessingJobName.$": f"States.Format('{job_prefix}-{{}}', States.UUID())",
+        "RoleArn": s.role_arn,
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": STOCK_ENTRYPOINT,
+            "ContainerArguments": arguments,
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": itype,
+                "VolumeSizeInGB": s.sagemaker_volume_gb,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": _max_runtime(em, node)},
+    }
+    if inputs_cfg:
+        params["ProcessingInputs"] = inputs_cfg
+    if outputs_cfg:
+        params["ProcessingOutputConfig"] = {"Outputs": outputs_cfg}
+    if eff.env or env:
+        params["Environment"] = {**dict(sorted(eff.env.items())), **env}
+    run_state: dict[str, Any] = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
+    if artifacts or not params_out:
+        run_state["ResultSelector"] = {
+            "outputs": {
+                f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri"
+                for i, o in enumerate(artifacts)
+            }
+        }
+        run_state["ResultPath"] = f"$.steps.{node.name}"
+    else:
+        run_state["ResultPath"] = None
+    chain = [*gets.values(), collect] if collect else []
+    em.add(frame, run_name, {**run_state, **em.retry_and_timeout(node)}, chain[0] if chain else nxt)
+    events = em.task_events(node, TASK_EVENTS)
+    for i, (o, get) in enumerate(gets.items()):
+        body = "$.Body" if task.outputs[o] == "str" else "States.StringToJson($.Body)"
+        em.add(
+            frame,
+            get,
+            {
+                "Type": "Task",
+                "Resource": S3_GET,
+                "Parameters": {
+                    "Bucket": s.bucket,
+                    "Key.$": em.prefix_call(node, frame, with_bucket=False, suffix=f"/pipecast-outputs/{o}"),
+                },
+                "ResultSelector": {"value.$": body},
+                "ResultPath": f"$.fetched.{o}",
+                "Retry": [S3_HICCUP_RETRY],
+            },
+            chain[i + 1],
+        )
+        events = (events[0] + SDK_EVENTS, events[1] + SDK_EVENTS)
+    if collect is not None:
+        outs = {f"{o}.$": f"$.steps.{node.name}.outputs.{o}" for o in artifacts}
+        outs |= {f"{o}.$": f"$.fetched.{o}.value" for o in params_out}
+        em.add(
+            frame,
+            collect,
+            {"Type": "Pass", "Parameters": {"outputs": outs}, "ResultPath": f"$.steps.{node.name}"},
+            nxt,
+        )
+        events = (events[0] + 2, events[1] + 2)
+    return Built(run_name, events)

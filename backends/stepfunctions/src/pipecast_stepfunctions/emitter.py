@@ -85,6 +85,8 @@ class Emitter(Outliner):
     wait_for: dict[int, tuple[str, ...]] = field(default_factory=dict)
     published: set[int] = field(default_factory=set)
     warned_images: set[str] = field(default_factory=set)
+    #: container step → whether it runs its image unchanged (SPEC §21; compute.stock_plan)
+    stock_plans: dict[str, Any] = field(default_factory=dict)
     state_bytes: int = 0
     #: Bytes of the root scope's entries at their largest when long sequences are pruned.
     root_state_peak: int | None = None
