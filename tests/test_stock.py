@@ -60,14 +60,28 @@ def test_literal_text_is_raw_for_strings_json_otherwise() -> None:
 def test_compile_lists_the_images_that_need_the_runtime(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Vertex runs the churn example's `pick` step in python:3.11-slim unchanged; Step Functions
-    (sagemaker) still needs the runtime in every image."""
+    """Vertex and Step Functions (sagemaker) run the churn example's `pick` step in
+    python:3.11-slim unchanged; with compute=batch every image needs the runtime."""
     assert main(["compile", str(CHURN), "-t", "vertex", "-o", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert "images that need the pipecast runtime" in out
     line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
     assert "pick" not in line and "train" in line
     assert main(["compile", str(CHURN), "-t", "stepfunctions", "-o", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
+    assert "pick" not in line and "train" in line
+    batch = [
+        "compile",
+        str(CHURN),
+        "-t",
+        "stepfunctions",
+        "--set",
+        "compute=batch",
+        "-o",
+        str(tmp_path / "b"),
+    ]
+    assert main(batch) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
     assert "pick" in line
