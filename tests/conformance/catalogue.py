@@ -136,10 +136,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "kfp.local starts the remaining loop items after one failed; on a cluster the fail-fast "
         "run policy stops them"
     ),
-    ("airflow", "parallelism_bound"): notyet(
-        "a mapped task group has no bound on items in progress: max_active_tis_per_dagrun "
-        "bounds one task's instances, not an item spanning several tasks (issue 14 item 8)"
-    ),
     ("azureml", "empty_for_each"): notimpl(
         None,
         "parallel_for rejects empty items (a literal [] fails job._validate(), a list empty at "

@@ -95,7 +95,10 @@ class AirflowBackend(Backend):
             "a dependency on the group's join task (trigger rule none_failed_min_one_success)"
         ),
         Feature.FOR_EACH: native("mapped task group (dynamic task mapping), max_map_length 1024"),
-        Feature.PARALLELISM: native("max_active_tis_per_dagrun on each mapped task"),
+        Feature.PARALLELISM: runtime(
+            "each first task of an item waits (up_for_reschedule) until fewer than N earlier items "
+            "are unfinished; a python or when step must start the body"
+        ),
         Feature.NESTED_FOR_EACH: native(
             "flattened: a for_each whose body is one for_each becomes one mapped task group over "
             "the item pairs, computed at run time; consumers regroup the outputs in item order "

@@ -387,8 +387,14 @@ class Lowering:
         # by the smallest `parallelism` of the chain keeps every level within its bound.
         limits = [g.group.parallelism for g in chain if g.group.parallelism is not None]
         if limits:
+            # The runtime bounds the items in progress (SPEC §22): each first task of an item
+            # waits for a slot (pipecast.runtime.conventions.airflow.slot_free); the per-task
+            # limit only spares the scheduler from starting tasks that would wait.
+            downs = {e.down for e in body if isinstance(e, Edge)}
             for item in _ops(body):
                 item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
+                if item.var not in downs:
+                    self.slot_entry(node, item, min(limits))
         self.operators.add("EmptyOperator")
         return [
             self.python_op(ivar, iid, "_items"),
@@ -402,6 +408,24 @@ class Lowering:
             Edge(ivar, dvar),
             Edge(gvar, dvar),
         ]
+
+    def slot_entry(self, node: StepNode, op: Op, bound: int) -> None:
+        """Make ``op``, a first task of an item of loop ``node``, wait for a ``parallelism`` slot."""
+        key = next((value for name, _, value in op.kwargs if name == "op_kwargs"), None)
+        doc = self.docs.get(key) if isinstance(key, str) else None
+        if doc is None or doc.get("kind") not in ("step", "branch"):
+            from pipecast.diagnostics import Diagnostic, UserError
+
+            raise UserError(
+                Diagnostic(
+                    f"airflow: 'parallelism' of {node.name!r} needs its first steps to run through "
+                    f"the pipecast runtime; {op.task_id!r} runs as {op.cls}",
+                    (*node.yaml_path, "parallelism"),
+                    hint="start the loop body with a python step (or a 'when'), or drop 'parallelism'",
+                    code="unsupported-feature",
+                )
+            )
+        doc["slot"] = {"group": node.name, "bound": bound}
 
     def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
         self.operators.add(cls)

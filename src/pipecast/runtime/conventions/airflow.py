@@ -232,18 +232,33 @@ class _Resolver:
             cond.evaluate(cond.parse_condition(doc["when"]), lambda ref: self.source(refs[ref.path], index))
         )
 
+    def items_done(self, group: str) -> dict[int, bool]:
+        """Per map index of mapped task group ``group`` in this run: whether all its tasks
+        reached a state of :data:`DONE_STATES`."""
+        done: dict[int, bool] = {}
+        for key, state in self.task_states(group).items():
+            task, _, index = key.rpartition("_")
+            if not task.startswith(group + ".") or not index.isdigit():
+                continue
+            ended = str(getattr(state, "value", state)) in DONE_STATES
+            done[int(index)] = done.get(int(index), True) and ended
+        return done
+
+    def task_states(self, group: str | None = None) -> dict[str, Any]:
+        """The states of this run's task instances, keyed ``task_id`` or ``task_id_<map index>``."""
+        getter = getattr(type(self.ti), "get_task_states", None)
+        if getter is not None:  # Airflow 3: through the execution API
+            found = getter(dag_id=self.dag_id, run_ids=[self.run_id], task_group_id=group)
+            return dict(found.get(self.run_id, {}))
+        states: dict[str, Any] = {}  # Airflow 2: the task instance can read its run from the database
+        for ti in self.ti.get_dagrun().get_task_instances():
+            states[ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"] = ti.state
+        return states
+
     def status(self) -> str:
         """``succeeded`` unless a task of this run failed (read from the run's task states)."""
         own = getattr(self.ti, "task_id", None)
-        states: dict[str, Any] = {}
-        getter = getattr(type(self.ti), "get_task_states", None)
-        if getter is not None:  # Airflow 3: through the execution API
-            found = getter(dag_id=self.dag_id, run_ids=[self.run_id])
-            states = dict(found.get(self.run_id, {}))
-        else:  # Airflow 2: the task instance can read its run from the database
-            for ti in self.ti.get_dagrun().get_task_instances():
-                states[f"{ti.task_id}_{ti.map_index}"] = ti.state
-        for key, state in states.items():
+        for key, state in self.task_states().items():
             if key == own:
                 continue
             if str(getattr(state, "value", state)) in FAILED_STATES:
@@ -298,6 +313,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
 
     res = _resolver(context, doc)
     _stop_after_failure(res, context)
+    _wait_for_slot(res, doc)
     spec = StepSpec.model_validate(doc["spec"])
     if spec.cache is not None and not spec.cache.store:
         store = _artifact_root(doc).joinpath(".pipecast-cache", _safe(res.dag_id))
@@ -340,6 +356,48 @@ def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
     raise AirflowSkipException("a task of this run failed before this step started (SPEC §10)")
 
 
+#: Task states an item's task does not leave (an item whose tasks all reached one is done).
+DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+#: How long an item waiting for a ``parallelism`` slot stays ``up_for_reschedule``.
+SLOT_POLL_SECONDS = 1.0
+
+
+def slot_free(index: int, bound: int, done: Mapping[int, bool]) -> bool:
+    """Whether item ``index`` of a loop with ``parallelism: bound`` may start (SPEC §22).
+
+    In-order admission: an item starts only while fewer than ``bound`` of the items before it
+    are not done (``done[m]``; an item missing from ``done`` counts as not done). No two items
+    need an atomic update to agree: "done" never reverts and the rule reads only lower items,
+    so of any set of items in progress at once the highest one started while all the others
+    were not done, hence the set has at most ``bound`` members; the lowest item that is not
+    done always may start, so the loop never deadlocks.
+    """
+    if index < bound:
+        return True
+    return sum(1 for m in range(index) if not done.get(m, False)) < bound
+
+
+def _wait_for_slot(res: _Resolver, doc: Mapping[str, Any]) -> None:
+    """SPEC §22 ``parallelism``: the first task of a loop item waits (``up_for_reschedule``,
+    polled every :data:`SLOT_POLL_SECONDS`) until :func:`slot_free`, reading the states of the
+    group's tasks in this dag run. Per-task limits (``max_active_tis_per_dagrun``) bound one
+    task's instances, not an item spanning several tasks, and a pool is shared by every run
+    (https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/pools.html)."""
+    slot = doc.get("slot")
+    if slot is None or res.index < 0 or res.index < slot["bound"]:
+        return
+    if slot_free(res.index, slot["bound"], res.items_done(slot["group"])):
+        return
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        from airflow.sdk.exceptions import AirflowRescheduleException
+    except ImportError:  # Airflow 2
+        from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
+    # https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/sensors.html (reschedule)
+    raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=SLOT_POLL_SECONDS))
+
+
 #: XCom key of what the runtime reports besides outputs: ``{"attempts": n}`` (the runtime
 #: retries, so Airflow's try number stays 1) and ``"status": "cached"`` on a cache hit.
 META_KEY = "pipecast"
@@ -354,6 +412,7 @@ def _push_meta(ti: Any, meta: dict[str, Any]) -> None:
 def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
     """Evaluate a ``when`` condition: the entry tasks of the branch to run, and the join."""
     res = _resolver(context, doc)
+    _wait_for_slot(res, doc)
     chosen = list(doc["then"] if res.holds(doc, res.index) else doc["else"])
     return [*chosen, doc["join"]]
 
