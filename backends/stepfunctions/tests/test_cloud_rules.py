@@ -21,6 +21,7 @@ from pipecast_stepfunctions.names import AWS_NAMES
 from pipecast_stepfunctions.paths import MAX_INTRINSICS, intrinsic_calls
 from sfn_helpers import compile_file
 
+from pipecast.api import compile_pipeline, load_checked
 from pipecast.diagnostics import UserError
 from tests.probes import PROBES_DIR, all_pipelines, ids
 
@@ -261,6 +262,9 @@ def test_name_rules_match_botocore() -> None:
 @pytest.mark.parametrize("path", all_pipelines(), ids=ids)
 def test_cloud_rules(path: Path, compute_name: str) -> None:
     try:
+        # The check phase first, as `pipecast compile` runs it: a feature the target declares
+        # unsupported (SPEC §13) is a named error before anything is emitted.
+        compile_pipeline(load_checked(path), "stepfunctions", {"compute": compute_name, "default_image": ECR})
         loaded, result, _s = compile_file(path, compute=compute_name, default_image=ECR)
     except UserError as exc:
         codes = {d.code for d in exc.diagnostics}
