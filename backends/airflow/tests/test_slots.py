@@ -81,6 +81,11 @@ steps:
       a: {run: {python: "m:f"}, outputs: {o: int}}
       b: {run: {python: "m:f"}, outputs: {o: int}}
       c: {run: {python: "m:f"}, outputs: {o: int}, after: [a, b]}
+  single:
+    for_each: [1, 2, 3]
+    parallelism: 1
+    steps:
+      d: {run: {python: "m:f"}, outputs: {o: int}}
 """,
         encoding="utf-8",
     )
@@ -91,3 +96,6 @@ steps:
     slot = '"slot":{"bound":2,"group":"loop"}'
     assert slot in tasks["loop.a"] and slot in tasks["loop.b"]
     assert '"slot"' not in tasks["loop.c"]
+    # one task per item: max_active_tis_per_dagrun bounds the items exactly, no slot needed
+    assert '"slot"' not in tasks["single.d"]
+    assert "max_active_tis_per_dagrun=1" in source

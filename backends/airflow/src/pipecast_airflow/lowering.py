@@ -387,13 +387,14 @@ class Lowering:
         # by the smallest `parallelism` of the chain keeps every level within its bound.
         limits = [g.group.parallelism for g in chain if g.group.parallelism is not None]
         if limits:
-            # The runtime bounds the items in progress (SPEC §22): each first task of an item
-            # waits for a slot (pipecast.runtime.conventions.airflow.slot_free); the per-task
-            # limit only spares the scheduler from starting tasks that would wait.
+            # An item of a one-task body is one task instance: the per-task limit bounds the
+            # items exactly. With more tasks the runtime bounds the items in progress (SPEC §22):
+            # each first task of an item waits for a slot (conventions.airflow.slot_free).
             downs = {e.down for e in body if isinstance(e, Edge)}
-            for item in _ops(body):
+            ops = _ops(body)
+            for item in ops:
                 item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
-                if item.var not in downs:
+                if len(ops) > 1 and item.var not in downs:
                     self.slot_entry(node, item, min(limits))
         self.operators.add("EmptyOperator")
         return [

@@ -20,7 +20,7 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "fan-items": '{"for_each":{"refs":{"params.xs":{"param":"xs"}},"template":"{{ params.xs }}"},"kind":"items"}',
-    "fan.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"x":{"key":null,"loop":"fan-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"slot":{"bound":2,"group":"fan"},"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
+    "fan.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"x":{"key":null,"loop":"fan-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
     "sum": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.fan.outputs.squares":{"collect":"fan-items","each":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"fan.sq"}},"template":"{{ steps.sq.outputs.output }}"}}},"template":"{{ steps.fan.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum"}}',
 }
 
