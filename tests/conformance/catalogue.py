@@ -4,7 +4,9 @@ per-backend exceptions, as data.
 A case is ``cases/<name>.yaml`` with ``expected/<name>.yaml``. The expectation holds
 the final ``status``, a subset of the run record's ``steps`` (``status``, ``attempts``,
 ``outputs``), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
-optionally ``runs:`` — several runs with different ``params``.
+optionally ``runs:`` — several runs with different ``params``. ``exact: true`` compares
+values exactly (SPEC §22 "Numbers are exact"): an int is not a float (``2 != 2.0``), numbers
+are equal only when identical, and a dict's keys must come in the same order.
 
 Exceptions are markers tied to a :class:`~pipecast.backend.Feature`, turned into strict
 xfails: when a backend gains the feature, its marker must go (ibis's habit).
@@ -35,6 +37,8 @@ class Expected:
     #: Checks on step-side timing (``cstep.timed``): ``no_start_after_failure`` (SPEC §10) and
     #: ``parallelism: {group: N}`` (SPEC §22), see :func:`timing_problems`.
     timing: dict[str, Any] = field(default_factory=dict)
+    #: Compare values exactly (int vs float, no tolerance, dict key order), see :func:`_same`.
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ def load_case(name: str) -> Case:
             outputs=r.get("outputs"),
             order=data.get("order", []),
             timing=r.get("timing", data.get("timing", {})),
+            exact=bool(data.get("exact", False)),
         )
         for r in raw_runs
     ]
@@ -172,25 +177,30 @@ def compare(expected: Expected, record: dict[str, Any]) -> list[str]:
             problems.append(f"step {key!r}: attempts {got.get('attempts')!r}, expected {want['attempts']!r}")
         for out, value in want.get("outputs", {}).items():
             actual = (got.get("outputs") or {}).get(out, "<missing>")
-            if not _same(actual, value):
+            if not _same(actual, value, expected.exact):
                 problems.append(f"step {key!r}: output {out!r} = {actual!r}, expected {value!r}")
     if expected.outputs is not None:
         for out, value in expected.outputs.items():
             actual = (record.get("outputs") or {}).get(out, "<missing>")
-            if not _same(actual, value):
+            if not _same(actual, value, expected.exact):
                 problems.append(f"pipeline output {out!r} = {actual!r}, expected {value!r}")
     return problems
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any, exact: bool = False) -> bool:
+    """Whether two values agree: numbers within 1e-9 of each other, or, when ``exact``, of
+    the same type (``2`` is not ``2.0``) and equal, and dict keys in the same order."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (a == b and type(a) is type(b))
     if isinstance(a, int | float) and isinstance(b, int | float):
+        if exact:
+            return type(a) is type(b) and a == b
         return abs(float(a) - float(b)) < 1e-9
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same(x, y, exact) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        keys_agree = list(a) == list(b) if exact else a.keys() == b.keys()
+        return keys_agree and all(_same(a[k], b[k], exact) for k in a)
     return bool(a == b)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.passes.analysis import PipelineIndex
-from pipecast.runtime.conventions.kfp import coerce
+from pipecast.runtime.conventions.kfp import coerce, decode, textual
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import (
     Engine,
@@ -45,6 +45,7 @@ from pipecast.verify.engine import (
     environ,
     timed_out,
 )
+from pipecast.verify.records import output_types
 
 _ITER = re.compile(r"-iteration-(\d+)")
 TRACE_ENV = "PIPECAST_KFP_TRACE"
@@ -122,6 +123,11 @@ def run_local(
         try:
             task = component(**params)
             outputs = {k: _plain(v) for k, v in task.outputs.items()} if task.outputs else {}
+            if index is not None:  # values that travel as JSON text (ints, lists, dicts), decoded
+                types = output_types(index)[""]
+                outputs = {
+                    k: decode(types[k], v) if textual(types.get(k, "str")) else v for k, v in outputs.items()
+                }
         except RuntimeError as exc:
             if "finished with status" not in str(exc):
                 raise
@@ -206,10 +212,10 @@ def _trace_stock_tasks(trace: Path, index: PipelineIndex | None) -> Any:
             "step": step,
             "task_dir": task_dir,
             "status": "succeeded" if state == status.Status.SUCCESS else "failed",
-            "outputs": {k: coerce(types.get(k, "str"), _plain(v)) for k, v in (outputs or {}).items()},
+            "outputs": {k: _value(types.get(k, "str"), _plain(v)) for k, v in (outputs or {}).items()},
         }
         with open(trace, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line, sort_keys=True) + "\n")
+            fh.write(json.dumps(line) + "\n")
         if raise_after:
             raise
         return outputs, state
@@ -233,6 +239,11 @@ def _declared_artifacts(bound: dict[str, Any], task_dir: str) -> dict[str, Any]:
         name: executor_output_utils.artifact_list_to_dsl_artifact(arts, is_artifact_list=False)
         for name, arts in executor_input.outputs.artifacts.items()
     }
+
+
+def _value(type_name: str, value: Any) -> Any:
+    """A stock task's output as its type: JSON text (ints, lists, dicts) decoded."""
+    return decode(type_name, value) if textual(type_name) else coerce(type_name, value)
 
 
 def _plain(value: Any) -> Any:

@@ -45,6 +45,15 @@ def all_types():
     }
 
 
+def numbers():
+    """Values a wire of doubles or sorted keys would change (SPEC §22 "Numbers are exact")."""
+    return {
+        "big": 2**53 + 1,
+        "l": [1, 2.0, {"f": 2.0, "i": 2}],
+        "d": {"z": 2.0, "a": 1, "m": [3.0, 2**53 + 1]},
+    }
+
+
 def write_file(text: str, out: str) -> None:
     Path(out).write_text(text)
 

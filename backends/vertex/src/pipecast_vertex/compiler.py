@@ -46,7 +46,7 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
-from pipecast.runtime.conventions.kfp import encode_item
+from pipecast.runtime.conventions.kfp import encode_item, textual
 from pipecast.runtime.spec import step_spec, without_max_age
 from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
@@ -57,7 +57,6 @@ from pipecast_vertex.settings import VertexSettings
 from pipecast_vertex.wire import (
     ITEMS_SUFFIX,
     NATIVE_SUFFIX,
-    compound,
     item_is_json,
     iterated_outputs,
     native_outputs,
@@ -268,9 +267,8 @@ class Compiler:
         out_type = self.index.output_type(target, ref.key or "") or ANY
         if is_artifact_type(out_type):
             return Chan("step", ref.name, ref.key, out_type)
-        return Chan(
-            "step", ref.name, ref.key, out_type, self._out_wire(target, ref.key or ""), compound(out_type)
-        )
+        wire = self._out_wire(target, ref.key or "")
+        return Chan("step", ref.name, ref.key, out_type, wire, wire == PT.STRING and textual(out_type))
 
     def _out_wire(self, node: StepNode, key: str) -> int:
         """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
@@ -282,8 +280,17 @@ class Compiler:
             ref = single_ref(node.group.outputs[key])
             assert ref is not None and ref.kind == "step"
             return self._out_wire(self.index.nodes[ref.name], ref.key or "")
+        return self._task_out_wire(node, key)
+
+    def _task_out_wire(self, node: StepNode, key: str) -> int:
+        """A task's parameter output: lists, dicts and ints as JSON text (``STRING``), except
+        the int a stock image writes (its text, maybe with a newline, is parsed by the KFP
+        launcher as NUMBER_INTEGER: exact up to 2**53 only)."""
         type_ = node.task.outputs[key]
-        return PT.STRING if compound(type_) else parameter_type(type_)
+        plan = self.stock_plan(node)
+        if type_ == "int" and plan is not None and not plan.reasons:
+            return parameter_type(type_)
+        return PT.STRING if textual(type_) else parameter_type(type_)
 
     def _local(self, chan: Chan, scope: Scope | None) -> bool:
         """Whether a step channel is produced by a sibling in ``scope`` (a direct edge).
@@ -418,7 +425,7 @@ class Compiler:
                 art.artifact_type.schema_version = "0.0.1"
             else:
                 outs = comp.output_definitions.parameters
-                outs[name].parameter_type = PT.STRING if compound(type_) else parameter_type(type_)
+                outs[name].parameter_type = self._task_out_wire(node, name)
                 if (node.name, name) in self.iterated:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
                 if (node.name, name) in self.native:

@@ -13,11 +13,20 @@ https://github.com/kubeflow/pipelines/blob/master/sdk/python/kfp/compiler/pipeli
 an uncast path is never compared with an int literal. (kfp's own ``double(...)`` promotion
 is not used: kfp.local's evaluator does not know it.) Negation is written ``!(...)``, the
 form kfp.local's evaluator also understands.
+
+An ``int`` a step produces travels as JSON text (SPEC §22: a double holds it exactly only up
+to 2**53), so an int path is always read through ``int(...)`` (CEL converts a string to an
+int64, https://github.com/google/cel-spec/blob/master/doc/langdef.md#numeric-values; a native
+NUMBER_INTEGER parameter converts the same way). Compared with a float literal, the literal
+becomes the int bound that gives the same answer for every int (``x > 2.5`` is ``x >= 3``),
+so no double is ever compared with the text. An int path compared with a float path is read
+as ``double(int(...))``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 
 from pipecast.ir import condition as c
@@ -50,9 +59,11 @@ def _type(expr: c.Expr, lookup: Lookup) -> str:
 
 def _operand(expr: c.Expr, lookup: Lookup, numeric: str | None) -> str:
     if isinstance(expr, c.Path):
-        name, _ = lookup(expr.ref)
+        name, type_ = lookup(expr.ref)
         text = f"inputs.parameter_values['{name}']"
-        return f"int({text})" if numeric == "int" else text
+        if type_ == "int" and numeric == "float":
+            return f"double(int({text}))"
+        return f"int({text})" if numeric == "int" or type_ == "int" else text
     if isinstance(expr, c.Literal):
         return _literal(expr.value, as_float=numeric == "float")
     return "(" + to_cel(expr, lookup) + ")"
@@ -80,6 +91,9 @@ def to_cel(expr: c.Expr, lookup: Lookup) -> str:
         op = " && " if expr.op == "and" else " || "
         return op.join("(" + to_cel(o, lookup) + ")" for o in expr.operands)
     if isinstance(expr, c.Compare):
+        bounded = _int_against_float(expr, lookup)
+        if bounded is not None:
+            return bounded
         numeric = _numeric(expr.left, expr.right, lookup)
         left = _operand(expr.left, lookup, numeric)
         right = _operand(expr.right, lookup, numeric)
@@ -87,6 +101,11 @@ def to_cel(expr: c.Expr, lookup: Lookup) -> str:
     if isinstance(expr, c.In):
         kinds = {_type(o, lookup) for o in expr.options}
         operand_type = _type(expr.operand, lookup)
+        if operand_type == "int" and kinds <= {"int", "float"}:
+            # An int is in a list of numbers when it equals one of its integral members.
+            ints = [o.value for o in expr.options if float(o.value).is_integer()]  # type: ignore[arg-type]
+            operand = _operand(expr.operand, lookup, "int")
+            return f"{operand} in [{', '.join(str(int(v)) for v in ints)}]"
         numeric = "int" if kinds == {"int"} and operand_type == "int" else None
         if "float" in kinds or (operand_type == "any" and kinds and kinds <= {"int", "float"}):
             numeric = "float"
@@ -94,6 +113,38 @@ def to_cel(expr: c.Expr, lookup: Lookup) -> str:
         options = ", ".join(_literal(o.value, as_float=numeric == "float") for o in expr.options)
         return f"{operand} in [{options}]"
     raise TypeError(f"not a condition node: {expr!r}")
+
+
+#: ``literal op x`` is ``x mirrored-op literal``.
+_MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_INT64 = 2**63
+
+
+def _int_against_float(expr: c.Compare, lookup: Lookup) -> str | None:
+    """``int-path op float-literal`` as an int comparison with the same answer for every int,
+    or ``None`` when ``expr`` is not that shape."""
+    left, right, op = expr.left, expr.right, expr.op
+    if isinstance(left, c.Literal) and isinstance(right, c.Path):
+        left, right, op = right, left, _MIRROR[op]
+    if not (isinstance(left, c.Path) and isinstance(right, c.Literal)):
+        return None
+    value = right.value
+    if _type(left, lookup) != "int" or not isinstance(value, float) or isinstance(value, bool):
+        return None
+    x = _operand(left, lookup, "int")
+    if math.isnan(value):
+        return "true" if op == "!=" else "false"
+    if abs(value) >= _INT64:  # beyond every int64: the answer does not depend on x
+        below = value > 0  # every int is below the literal
+        answer = {"<": below, "<=": below, ">": not below, ">=": not below, "==": False, "!=": True}[op]
+        return "true" if answer else "false"
+    if value.is_integer():
+        return f"{x} {op} {int(value)}"
+    if op in ("==", "!="):
+        return "false" if op == "==" else "true"
+    if op in ("<", "<="):
+        return f"{x} <= {math.floor(value)}"
+    return f"{x} >= {math.ceil(value)}"
 
 
 def negate(cel: str) -> str:

@@ -5,7 +5,9 @@ KFP carries parameter values as ``google.protobuf.Value``, where every number is
 JSON text (``STRING``), and the runtime decodes it by its declared type, exactly (ints stay
 ints, floats stay floats, nested too). The rules:
 
-* step outputs of type ``list``/``dict``/``list[T]``: JSON text (``STRING``);
+* step outputs of type ``list``/``dict``/``list[T]``/``int``: JSON text (``STRING``): a double
+  holds an int exactly only up to 2**53 (SPEC §22 "Numbers are exact"); conditions cast the
+  text with ``int(...)`` (CEL's string-to-int conversion);
 * ``for_each`` group outputs: collected by KFP into a ``LIST`` of per-iteration values, each
   encoded as its step output is;
 * ``when``/``else`` group outputs: as the step output they select;
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound
+from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound, textual
 
 __all__ = ["ITEMS_SUFFIX", "NATIVE_SUFFIX", "compound", "item_is_json", "iterated_outputs", "native_outputs"]
 
@@ -70,7 +72,7 @@ def native_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
         if ref is None or ref.kind != "step":
             continue
         node = index.nodes[ref.name]
-        if compound(index.output_type(node, ref.key or "") or ANY):
+        if textual(index.output_type(node, ref.key or "") or ANY):
             _producers(index, ref.name, ref.key or "", found)
     return found
 

@@ -6,8 +6,9 @@ ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alph
 ``ExecutorInput``):
 
 * ``inputs.parameterValues``: parameter inputs. Numbers are protobuf doubles, so values are
-  converted back to the declared type (``int``). Lists and dicts that steps produce travel as
-  JSON text (KFP type ``STRING``) and are decoded exactly by their declared type (the inputs
+  converted back to the declared type (``int``). Lists, dicts and ints that steps produce travel
+  as JSON text (KFP type ``STRING``: a double holds an int exactly only up to 2**53, SPEC §22)
+  and are decoded exactly by their declared type (the inputs
   named in ``--json-inputs``; collected loop outputs are lists of such texts); native lists
   and dicts (pipeline parameters) get their integral numbers back as ints.
 * ``inputs.artifacts[name].artifacts[].uri``: artifact inputs; ``gs://b/p`` is read at
@@ -84,13 +85,20 @@ def compound(type_name: str) -> bool:
     return type_name == "dict" or (type_name != ANY and element_type(type_name) is not None)
 
 
+def textual(type_name: str) -> bool:
+    """Whether a step output of this type travels as JSON text: lists and dicts (a protobuf
+    ``Value`` has one number type, doubles) and ints (a double holds an integer exactly only
+    up to 2**53; SPEC §22 wants 64 bits)."""
+    return compound(type_name) or type_name == "int"
+
+
 def decode(type_name: str, value: Any) -> Any:
     """A JSON-text-carrying value (a step output, a collected list of them) as ``type_name``.
 
     JSON text decodes exactly (``3.0`` stays a float); a collected list decodes element by
     element; scalars are converted as :func:`coerce` does.
     """
-    if isinstance(value, str) and (compound(type_name) or (type_name == ANY and value[:1] in _TEXT_START)):
+    if isinstance(value, str) and (textual(type_name) or (type_name == ANY and value[:1] in _TEXT_START)):
         try:
             return json.loads(value)
         except ValueError:
@@ -102,8 +110,8 @@ def decode(type_name: str, value: Any) -> Any:
 
 
 def encode(type_name: str, value: Any) -> Any:
-    """A step's parameter output as it travels: lists and dicts as JSON text."""
-    return json.dumps(value) if compound(type_name) else value
+    """A step's parameter output as it travels: lists, dicts and ints as JSON text."""
+    return json.dumps(value) if textual(type_name) else value
 
 
 def encode_item(type_name: str, value: Any) -> Any:
@@ -114,9 +122,9 @@ def encode_item(type_name: str, value: Any) -> Any:
     so :func:`decode` tells the two apart exactly.
     """
     if type_name == ANY:
-        textual = isinstance(value, dict | list) or (isinstance(value, str) and value[:1] in _TEXT_START)
-        return json.dumps(value) if textual else value
-    return encode(type_name, value)
+        text = isinstance(value, dict | list) or (isinstance(value, str) and value[:1] in _TEXT_START)
+        return json.dumps(value) if text else value
+    return json.dumps(value) if compound(type_name) else value
 
 
 def encode_items(type_name: str, value: Any) -> list[Any]:
@@ -319,8 +327,9 @@ class KfpConvention(Convention):
             "outputs": outputs,
             "error": error,
         }
-        with open(trace, "a", encoding="utf-8") as fh:  # one short line: atomic enough with O_APPEND
-            fh.write(json.dumps(line, sort_keys=True) + "\n")
+        # one short line: atomic enough with O_APPEND; keys in stored order (SPEC §22)
+        with open(trace, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
 
 
 __all__ = [
@@ -335,4 +344,5 @@ __all__ = [
     "encode_items",
     "final_status",
     "local_path",
+    "textual",
 ]
