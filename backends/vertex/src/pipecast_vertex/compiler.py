@@ -268,7 +268,8 @@ class Compiler:
         if is_artifact_type(out_type):
             return Chan("step", ref.name, ref.key, out_type)
         wire = self._out_wire(target, ref.key or "")
-        return Chan("step", ref.name, ref.key, out_type, wire, wire == PT.STRING and textual(out_type))
+        json = textual(out_type) and wire != PT.NUMBER_INTEGER  # a stock image's int is native
+        return Chan("step", ref.name, ref.key, out_type, wire, json)
 
     def _out_wire(self, node: StepNode, key: str) -> int:
         """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
