@@ -115,6 +115,12 @@ class Conformance:
             f"backend {self.backend.name!r} has no local executor: override Conformance.execute"
         )
 
+    def fetch(self, uri: str, scratch: Path) -> Path | None:
+        """A readable local copy of an artifact URI the engine reported (``None``: the URI is
+        a local path or ``file://`` URI, or unreadable); called while the engine's fixtures
+        are live, so the suite can compare artifacts by content, as ``pipecast verify`` does."""
+        return None
+
     def execute_many(self, jobs: Sequence[Job]) -> list[list[Record] | None]:
         """Run several jobs (a batch); one result of :meth:`execute` per job, in order."""
         return [self.execute(job) for job in jobs]

@@ -264,3 +264,33 @@ def timing_problems(expected: Expected, record: dict[str, Any]) -> list[str]:
         if peak > bound:
             problems.append(f"timing: {peak} items of {group!r} in progress at once, parallelism is {bound}")
     return problems
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """Steps of a case that ``pipecast verify``'s comparison with the simulator leaves out in
+    the suite (every other step, the pipeline's status and outputs are still compared).
+
+    Attributes:
+        steps: step names (every item of a loop step) whose entries are not compared.
+        reason: why they legitimately differ between two correct runs.
+    """
+
+    steps: tuple[str, ...]
+    reason: str
+
+
+#: case → the steps verify's comparison leaves out, for every backend. Only where two correct
+#: runs differ: a step racing a failure (SPEC §10 lets it finish or be cancelled) or an output
+#: that is the step's own clock and run id (``cstep.timed``, read by the timing checks).
+UNVERIFIED: dict[str, Unverified] = {
+    "fail_stops_new_steps": Unverified(
+        ("slow", "work"),
+        "'slow' races the failure of work[1] (it may finish or be cancelled) and 'work' items "
+        "output their start/end times and run id (cstep.timed)",
+    ),
+    "parallelism_bound": Unverified(
+        ("first", "second", "work"),
+        "their outputs are their start/end times and run id (cstep.timed)",
+    ),
+}

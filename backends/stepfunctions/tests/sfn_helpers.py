@@ -94,6 +94,11 @@ class StepFunctionsConformance(Conformance):
     }
     fixtures: ClassVar[tuple[str, ...]] = ("aws_env",)
 
+    def fetch(self, uri: str, scratch: Path) -> Path | None:
+        from pipecast_stepfunctions.local import fetch_s3
+
+        return fetch_s3(uri, scratch)  # the session's moto server (the aws_env fixture)
+
     def execute(self, job: Job) -> list[Record]:
         return [
             run_in_moto(job.source, dict(params), timeout=120, secrets=job.secrets) for params in job.runs

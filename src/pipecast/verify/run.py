@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.verify.engine import EngineJob, engine_for, given_params
-from pipecast.verify.records import Difference, complete, differences, digest_artifacts
+from pipecast.verify.records import Difference, Fetch, complete, differences, digest_artifacts
 
 
 @dataclass
@@ -132,21 +132,9 @@ def verify(
         with engine.session(root / "engine") as session:
             result = session.run(job)
             local_seconds = time.monotonic() - started
-            keys = list((sim_record.get("steps") or {}).keys())
-            local_record = _plain(result.record)
-            if result.compared is None:
-                local_record = complete(local_record, keys, index)
-            local_record = digest_artifacts(local_record, index, root / "fetched", result.fetch)
-        sim = digest_artifacts(_plain(sim_record), index, root / "fetched")
-        if result.compared is not None:
-            # Only what the engine ran: the simulator's view of those steps, nothing else.
-            sim = {
-                "status": None,
-                "outputs": {},
-                "steps": {k: sim["steps"][k] for k in result.compared if k in sim["steps"]},
-            }
-            local_record = {**local_record, "status": None, "outputs": {}}
-        diffs = differences(sim, local_record)
+            sim, local_record, diffs = compare_records(
+                sim_record, result.record, index, root / "fetched", result.fetch, result.compared
+            )
         diffs += [Difference("compiled output", "check", "accepted", p) for p in result.problems]
         return Verification(
             pipeline=loaded.pipeline.name,
@@ -164,7 +152,42 @@ def verify(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
+def compare_records(
+    sim_record: Mapping[str, Any],
+    target_record: Mapping[str, Any],
+    index: Any,
+    scratch: Path,
+    fetch: Fetch | None = None,
+    compared: list[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[Difference]]:
+    """Verify's verdict on two run records of one run: the simulator's and the target's.
+
+    The target's record is completed (:func:`complete`: entries it cannot report) unless
+    ``compared`` names the only steps it ran, artifacts on both sides become content digests
+    (``fetch`` reads the target's URIs; call this while the engine is open), and the
+    differences are listed. The conformance suite calls this on every case and target too.
+
+    Returns:
+        the simulator's and the target's compared records, and their differences.
+    """
+    keys = list((sim_record.get("steps") or {}).keys())
+    local_record = _plain(target_record)
+    if compared is None:
+        local_record = complete(local_record, keys, index)
+    local_record = digest_artifacts(local_record, index, scratch, fetch)
+    sim = digest_artifacts(_plain(sim_record), index, scratch)
+    if compared is not None:
+        # Only what the engine ran: the simulator's view of those steps, nothing else.
+        sim = {
+            "status": None,
+            "outputs": {},
+            "steps": {k: sim["steps"][k] for k in compared if k in sim["steps"]},
+        }
+        local_record = {**local_record, "status": None, "outputs": {}}
+    return sim, local_record, differences(sim, local_record)
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
     """The compared part of a run record (status, outputs, steps with their times)."""
     keep = ("status", "attempts", "outputs", "started", "ended")
     return {
