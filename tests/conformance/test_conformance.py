@@ -48,6 +48,7 @@ from tests.conformance.catalogue import (
     EXCEPTIONS,
     EXPECTED_DIR,
     UNVERIFIED,
+    VERIFY_FOUND,
     Case,
     case_names,
     compare,
@@ -282,7 +283,7 @@ def test_execute(
     if records is None:
         return  # no local engine: Conformance.execute checked the output another way
     simulated = request.getfixturevalue("simulated_records")
-    problems = []
+    problems, found = [], []
     for i, (run, record) in enumerate(zip(c.runs, records, strict=True)):
         if hooks(backend).reports_tasks_only:
             # The engine reports tasks only; groups and never-started steps are derived.
@@ -295,7 +296,12 @@ def test_execute(
         )
         left_out = UNVERIFIED[name].steps if name in UNVERIFIED else ()
         diffs = [d for d in diffs if not (d.where.startswith("step ") and base_name(d.where[5:]) in left_out)]
-        problems += [f"run {i} (params {run.params}): verify: {d.render(backend)}" for d in diffs]
+        found += [f"run {i} (params {run.params}): verify: {d.render(backend)}" for d in diffs]
+    known = VERIFY_FOUND.get((backend, name))
+    if known is None:
+        problems += found
+    elif not found:
+        problems.append(f"verify agrees now: remove VERIFY_FOUND[{(backend, name)!r}] ({known})")
     detail = json.dumps(
         [{k: v for k, v in r.items() if k in ("status", "steps", "outputs")} for r in records],
         indent=1,
@@ -355,13 +361,15 @@ def test_exception_markers_match_declarations() -> None:
 
 
 def test_unverified_entries_name_real_steps() -> None:
-    """Every step verify's comparison leaves out exists in its case, with a reason."""
+    """Every step verify's comparison leaves out exists in its case, with a reason; every
+    VERIFY_FOUND entry names a real case."""
     problems = [
         f"{name}: {step!r}"
         for name, entry in sorted(UNVERIFIED.items())
         for step in entry.steps
         if name not in CASES or not entry.reason or step not in load(name).index.nodes
     ]
+    problems += [f"VERIFY_FOUND {key}" for key in VERIFY_FOUND if key[1] not in CASES]
     assert not problems, f"stale UNVERIFIED entries: {problems}"
 
 
