@@ -339,12 +339,12 @@ class _Session(EngineSession):
 
 class KfpEngine(Engine):
     """A KFP v2 PipelineSpec in kfp.local (subprocess runner): the engine of every KFP target
-    (a backend returns ``KfpEngine(self.name, self.title)`` from ``local_engine``)."""
+    (a backend returns ``KfpEngine(self.name, self.title, extra)`` from ``local_engine``, naming
+    the extra of pipecast that installs kfp for it)."""
 
-    extra = "verify-vertex"
     modules = ("kfp",)
 
-    def __init__(self, target: str, service: str, extra: str = "verify-vertex") -> None:
+    def __init__(self, target: str, service: str, extra: str) -> None:
         self.target = target
         self.service = service
         self.extra = extra

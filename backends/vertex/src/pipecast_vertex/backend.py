@@ -249,7 +249,8 @@ class VertexBackend(Backend):
         """kfp.local with the subprocess runner (Kubeflow, a subclass, gets its own)."""
         from pipecast.verify.kfp_local import KfpEngine
 
-        return KfpEngine(self.name, self.title or self.name)
+        # pipecast[verify-vertex] installs kfp, the engine of every KFP dialect (kubeflow too).
+        return KfpEngine(self.name, self.title or self.name, "verify-vertex")
 
 
 def _output_shape(
