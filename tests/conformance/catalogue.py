@@ -285,12 +285,12 @@ class Unverified:
 #: that is the step's own clock and run id (``cstep.timed``, read by the timing checks).
 UNVERIFIED: dict[str, Unverified] = {
     "fail_stops_new_steps": Unverified(
-        ("slow", "work"),
-        "'slow' races the failure of work[1] (it may finish or be cancelled) and 'work' items "
+        ("slow", "task"),
+        "'slow' races the failure of task[1] (it may finish or be cancelled) and 'task' items "
         "output their start/end times and run id (cstep.timed)",
     ),
     "parallelism_bound": Unverified(
-        ("first", "second", "work"),
+        ("first", "second", "task"),
         "their outputs are their start/end times and run id (cstep.timed)",
     ),
 }

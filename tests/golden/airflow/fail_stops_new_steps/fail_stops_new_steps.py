@@ -23,7 +23,7 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "each-items": '{"for_each":{"value":[{"fail":false,"k":0},{"fail":true,"k":1},{"fail":false,"k":2},{"fail":false,"k":3}]},"kind":"items"}',
-    "each.work": '{"artifact_root":"","inputs":{"fail":{"refs":{"x.fail":{"key":"fail","loop":"each-items"}},"template":"{{ x.fail }}"},"key":{"refs":{"x.k":{"key":"k","loop":"each-items"}},"template":"work-{{ x.k }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"fail":{},"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.5}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"work"}}',
+    "each.task": '{"artifact_root":"","inputs":{"fail":{"refs":{"x.fail":{"key":"fail","loop":"each-items"}},"template":"{{ x.fail }}"},"key":{"refs":{"x.k":{"key":"k","loop":"each-items"}},"template":"work-{{ x.k }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"fail":{},"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.5}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"task"}}',
     "gated": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"literal":true,"type":"str","value":"gated"},"run_id":{"type":"str"}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"gated"}}',
     "gated-condition": '{"else":[],"join":"gated-join","kind":"branch","refs":{"params.go":{"param":"go"}},"then":["gated"],"when":"params.go"}',
     "slow": '{"artifact_root":"","inputs":{"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"literal":true,"type":"str","value":"slow"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"int","value":6}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"slow"}}',
@@ -71,9 +71,9 @@ with DAG(
     @task_group(group_id="each")
     def f_each(item):
         PythonOperator(
-            task_id="work",
+            task_id="task",
             python_callable=_step,
-            op_kwargs={"key": "each.work"},
+            op_kwargs={"key": "each.task"},
             max_active_tis_per_dagrun=1,
         )
 

@@ -22,7 +22,7 @@ TASKS = {
     "one.first": '{"artifact_root":"","inputs":{"key":{"refs":{"x":{"key":null,"loop":"one-items"}},"template":"one-{{ x }}-a"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"slot":{"bound":1,"group":"one"},"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.4}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"first"}}',
     "one.second": '{"artifact_root":"","inputs":{"key":{"refs":{"x":{"key":null,"loop":"one-items"}},"template":"one-{{ x }}-b"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.2}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"second"}}',
     "two-items": '{"for_each":{"value":[0,1,2,3]},"kind":"items"}',
-    "two.work": '{"artifact_root":"","inputs":{"key":{"refs":{"y":{"key":null,"loop":"two-items"}},"template":"two-{{ y }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.4}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"work"}}',
+    "two.task": '{"artifact_root":"","inputs":{"key":{"refs":{"y":{"key":null,"loop":"two-items"}},"template":"two-{{ y }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.4}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"task"}}',
 }
 
 
@@ -90,9 +90,9 @@ with DAG(
     @task_group(group_id="two")
     def f_two(item):
         PythonOperator(
-            task_id="work",
+            task_id="task",
             python_callable=_step,
-            op_kwargs={"key": "two.work"},
+            op_kwargs={"key": "two.task"},
             max_active_tis_per_dagrun=2,
         )
 
