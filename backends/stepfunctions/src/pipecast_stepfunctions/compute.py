@@ -327,18 +327,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
         },
         run,
     )
-    run_state: dict[str, Any] = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
-    if artifacts or not params_out:
-        # The job description lists the outputs in the order given: artifact i is Outputs[i].
-        run_state["ResultSelector"] = {
-            "outputs": {
-                f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri"
-                for i, o in enumerate(artifacts)
-            }
-        }
-        run_state["ResultPath"] = f"$.steps.{node.name}"
-    else:
-        run_state["ResultPath"] = None
+    run_state = _processing_state(node, params, artifacts, params_out)
     em.add(frame, run, {**run_state, **em.retry_and_timeout(node)}, get or nxt)
     events = em.task_events(node, TASK_EVENTS)
     events = (events[0] + SDK_EVENTS, events[1] + SDK_EVENTS)
@@ -697,17 +686,7 @@ def _sagemaker_stock(
         params["ProcessingOutputConfig"] = {"Outputs": outputs_cfg}
     if eff.env or env:
         params["Environment"] = {**dict(sorted(eff.env.items())), **env}
-    run_state: dict[str, Any] = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
-    if artifacts or not params_out:
-        run_state["ResultSelector"] = {
-            "outputs": {
-                f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri"
-                for i, o in enumerate(artifacts)
-            }
-        }
-        run_state["ResultPath"] = f"$.steps.{node.name}"
-    else:
-        run_state["ResultPath"] = None
+    run_state = _processing_state(node, params, artifacts, params_out)
     chain = [*gets.values(), collect] if collect else []
     em.add(frame, run_name, {**run_state, **em.retry_and_timeout(node)}, chain[0] if chain else nxt)
     events = em.task_events(node, TASK_EVENTS)
@@ -741,3 +720,20 @@ def _sagemaker_stock(
         )
         events = (events[0] + 2, events[1] + 2)
     return Built(run_name, events)
+
+
+def _processing_state(node: Any, params: dict[str, Any], artifacts: Any, params_out: Any) -> dict[str, Any]:
+    """The ``.sync`` CreateProcessingJob state; artifact outputs are read from the job
+    description, which lists the outputs in the order given: artifact i is ``Outputs[i]``."""
+    state: dict[str, Any] = {"Type": "Task", "Resource": SAGEMAKER_SYNC, "Parameters": params}
+    if artifacts or not params_out:
+        state["ResultSelector"] = {
+            "outputs": {
+                f"{o}.$": f"$.ProcessingOutputConfig.Outputs[{i}].S3Output.S3Uri"
+                for i, o in enumerate(artifacts)
+            }
+        }
+        state["ResultPath"] = f"$.steps.{node.name}"
+    else:
+        state["ResultPath"] = None
+    return state
