@@ -289,6 +289,10 @@ def _targets_table(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     sys.stdout.write(features_table.render_table(args.format))
+    from pipecast.registry import distribution
+
+    for name in features_table.not_installed():
+        print(f"note: target {name!r} is not installed (pip install {distribution(name)})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -48,6 +48,23 @@ def _backends(names: list[str] | None = None) -> list[Backend]:
     return [registry.get(n) for n in (names if names is not None else registry.available())]
 
 
+def readme_targets() -> list[str]:
+    """The README's columns: every installed target and every first-party one
+    (:data:`pipecast.registry.DISTRIBUTED`), ``local`` first; one that is not installed makes
+    :func:`readme_block` a user error naming its distribution, never a table without it."""
+    from pipecast import registry
+
+    names = set(registry.available()) | set(registry.DISTRIBUTED)
+    return sorted(names, key=lambda n: (n != "local", n))
+
+
+def not_installed() -> list[str]:
+    """First-party targets whose distribution is not installed here."""
+    from pipecast import registry
+
+    return sorted(set(registry.DISTRIBUTED) - set(registry.available()))
+
+
 def _grid(backends: list[Backend]) -> tuple[list[list[str]], list[_Note]]:
     """Rows of cells (first column: the feature) and the numbered notes they refer to."""
     rows: list[list[str]] = []
@@ -108,9 +125,11 @@ def render_table(fmt: str = "markdown", targets: list[str] | None = None) -> str
 
 
 def readme_block(targets: list[str] | None = None) -> str:
-    """What belongs between the README markers (markers included)."""
+    """What belongs between the README markers (markers included); ``targets`` defaults to
+    :func:`readme_targets`."""
     note = f"<!-- generated from the backends' declarations; refresh with: {REFRESH} -->"
-    return f"{START}\n{note}\n\n{render_table('markdown', targets)}{END}"
+    table = render_table("markdown", targets if targets is not None else readme_targets())
+    return f"{START}\n{note}\n\n{table}{END}"
 
 
 def _split(text: str, path: Path) -> tuple[str, str, str]:

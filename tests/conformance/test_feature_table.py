@@ -69,3 +69,26 @@ def test_missing_markers_are_a_user_error(tmp_path: Path, capsys: pytest.Capture
     bare.write_text("# no markers\n")
     assert main(["targets", "--check-readme", str(bare)]) == 1
     assert "feature-table:start" in capsys.readouterr().err
+
+
+def test_readme_lists_every_first_party_target() -> None:
+    header = features_table.readme_block().splitlines()[3]
+    assert header.strip("| ").split(" | ")[1:] == ["local", *sorted(registry.DISTRIBUTED)]
+
+
+def test_a_target_not_installed_is_named_not_dropped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``pipecast-kubeflow`` the README check fails naming it (it does not pass on a
+    table without the column), and ``--table`` says which first-party target is missing."""
+    installed = {n: ep for n, ep in registry._entry_points().items() if n != "kubeflow"}
+    monkeypatch.setattr(registry, "_entry_points", lambda: installed)
+    monkeypatch.setattr(registry, "get", registry.get.__wrapped__)
+    assert main(["targets", "--check-readme", str(README)]) == 1
+    err = capsys.readouterr().err
+    assert "target 'kubeflow' is not installed" in err and "pip install pipecast-kubeflow" in err
+    assert "Traceback" not in err
+    assert main(["targets", "--table"]) == 0
+    out, err = capsys.readouterr()
+    assert "kubeflow" not in out.splitlines()[0]
+    assert "note: target 'kubeflow' is not installed (pip install pipecast-kubeflow)" in err
