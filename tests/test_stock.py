@@ -54,7 +54,9 @@ def test_input_kinds(value: object, kind: str) -> None:
 def test_literal_text_is_raw_for_strings_json_otherwise() -> None:
     assert literal_text("a b") == "a b"
     assert literal_text(2.0) == "2.0"
-    assert literal_text([1, "x"]) == '[1, "x"]'
+    # Compact JSON, keys in stored order (SPEC §22), as a mixed string renders it.
+    assert literal_text([1, "x"]) == '[1,"x"]'
+    assert literal_text({"z": 1.0, "a": [2]}) == '{"z":1.0,"a":[2]}'
 
 
 def test_compile_lists_the_images_that_need_the_runtime(

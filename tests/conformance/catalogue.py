@@ -141,10 +141,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "kfp.local starts the remaining loop items after one failed; on a cluster the fail-fast "
         "run policy stops them"
     ),
-    ("stepfunctions", "exact_numbers"): notyet(
-        "a dict a step produces comes back with its keys sorted (moto + the callback worker: "
-        "{'z','a','m'} reads as {'a','m','z'}); ints and floats stay exact (SPEC §22)"
-    ),
     ("azureml", "empty_for_each"): notimpl(
         None,
         "parallel_for rejects empty items (a literal [] fails job._validate(), a list empty at "

@@ -70,10 +70,11 @@ def _short(value: Any) -> str:
 
 
 def to_text(value: Any) -> str:
-    """A value as file/command-line text: a string raw, anything else JSON."""
+    """A value as file/command-line text: a string raw, anything else compact JSON with keys
+    in their stored order (SPEC §22, as :func:`pipecast.ir.refs.render_value`)."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def from_text(name: str, type_name: str, text: str) -> Any:

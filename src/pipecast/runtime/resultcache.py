@@ -99,7 +99,8 @@ class ResultStore:
                     stored[name] = {"artifact": str(dest)}
             else:
                 stored[name] = {"value": value}
-        entry = json.dumps({"created": time.time(), "step": spec.step, "outputs": stored}, sort_keys=True)
+        # Not sort_keys: a dict output must be restored with its keys in stored order (SPEC §22).
+        entry = json.dumps({"created": time.time(), "step": spec.step, "outputs": stored})
         if self.s3:
             s3io.put_text(f"{folder}/{ENTRY}", entry)
         else:

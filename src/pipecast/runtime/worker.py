@@ -206,7 +206,8 @@ class Worker:
             if body.get("envelope")
             else outcome.published
         )
-        self._send("send_task_success", taskToken=token, output=json.dumps(output, sort_keys=True))
+        # Keys in their stored order: a dict a step returns comes back as written (SPEC §22).
+        self._send("send_task_success", taskToken=token, output=json.dumps(output))
 
     def _heartbeat(self, token: str, message: dict[str, Any], stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat):
