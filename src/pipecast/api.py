@@ -10,12 +10,11 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipecast.backend import CompileResult, Settings
-from pipecast.diagnostics import Diagnostic, UserError, raise_if_errors
+from pipecast.diagnostics import Diagnostic, UserError, for_target, raise_if_errors
 from pipecast.loader import Loaded, load
 
 
@@ -234,7 +233,7 @@ def compile_pipeline(
     source = loaded.source
 
     def located(d: Diagnostic) -> Diagnostic:
-        return replace(d.located(source), target=d.target or backend.name)
+        return for_target(d.located(source), backend.name)
 
     checks = backend.check(loaded.index, lenient=lenient, settings=settings)
     warnings = raise_if_errors([located(d) for d in checks])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.diagnostics import Diagnostic, UserError, for_target
 
 if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
@@ -179,14 +179,13 @@ class Report:
         severity: Literal["error", "warning"] = "error",
     ) -> None:
         """Report that the target cannot do what the pipeline (at ``path``) asks, and what to do."""
-        prefix = f"target {self.target!r}: " + (f"step {step!r}: " if step else "")
+        prefix = f"step {step!r}: " if step else ""
         self.add(Diagnostic(prefix + message, path, hint=hint, severity=severity, code=code))
 
     def add(self, *diagnostics: Diagnostic) -> None:
-        """Adopt diagnostics made elsewhere (a shared helper's)."""
-        from dataclasses import replace
-
-        self.diagnostics.extend(replace(d, target=d.target or self.target) for d in diagnostics)
+        """Adopt diagnostics made elsewhere (a shared helper's): each names the target, and its
+        message starts with the uniform prefix (:func:`pipecast.diagnostics.for_target`)."""
+        self.diagnostics.extend(for_target(d, self.target) for d in diagnostics)
 
     @contextmanager
     def catching(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ with code 1, without a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -104,6 +105,20 @@ class Diagnostic:
             "hint": self.hint,
             "target": self.target,
         }
+
+
+def for_target(d: Diagnostic, target: str) -> Diagnostic:
+    """``d`` as a diagnostic of ``target``: its ``target`` set (unless it names one already) and
+    its message starting with the one prefix every target's diagnostics share,
+    ``target '<name>':`` (or ``target '<name>' (<setting>):``). A message a backend wrote as
+    ``<name>: ...`` or ``<name> (<setting>): ...`` is rewritten to it; one with no prefix gets it
+    (one that starts ``target '<name>'`` already is left as it is)."""
+    name = d.target or target
+    if d.message.startswith(f"target {name!r}"):
+        return replace(d, target=name)
+    found = re.match(rf"(?:target )?'?{re.escape(name)}'?( \([^)]*\))?: ", d.message)
+    qualifier, rest = (found.group(1) or "", d.message[found.end() :]) if found else ("", d.message)
+    return replace(d, target=name, message=f"target {name!r}{qualifier}: {rest}")
 
 
 class UserError(Exception):

@@ -221,7 +221,9 @@ def test_settings_are_checked() -> None:
 def test_no_image_is_a_marked_placeholder(tmp_path: Path) -> None:
     result = compile_pipeline(load_checked(ROOT / "tests/conformance/cases/secrets.yaml"), "kubeflow", {})
     assert "<set image>" in result.files["secrets.yaml"]
-    assert any(d.code == "placeholder" and d.message.startswith("kubeflow:") for d in result.diagnostics)
+    assert any(
+        d.code == "placeholder" and d.message.startswith("target 'kubeflow':") for d in result.diagnostics
+    )
 
 
 def test_identical_containers_on_different_gpus_get_their_own_executors(tmp_path: Path) -> None:
