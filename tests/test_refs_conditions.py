@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipecast.ir import condition as cond
-from pipecast.ir.refs import Ref, RefSyntaxError, parse_template, render, single_ref
+from pipecast.ir.refs import Ref, RefSyntaxError
+from pipecast.passes.parse import parse_condition, parse_template, render, single_ref
 
 
 def test_parse_template_and_single_ref() -> None:
@@ -33,7 +34,7 @@ def test_render_keeps_type_or_makes_string() -> None:
 
 def test_condition_parse_evaluate_and_round_trip() -> None:
     text = "steps.pick.outputs.best >= params.min_auc and not params.dry or params.r in ['eu', 'us']"
-    expr = cond.parse_condition(text)
+    expr = parse_condition(text)
     env = {
         Ref("step", "pick", "best"): 0.9,
         Ref("param", "min_auc"): 0.8,
@@ -41,7 +42,7 @@ def test_condition_parse_evaluate_and_round_trip() -> None:
         Ref("param", "r"): "us",
     }
     assert cond.evaluate(expr, env.__getitem__) is True
-    assert cond.parse_condition(cond.to_text(expr)) == expr
+    assert parse_condition(cond.to_text(expr)) == expr
     assert [r.path for r in cond.paths(expr)] == [
         "steps.pick.outputs.best",
         "params.min_auc",
@@ -56,7 +57,7 @@ def test_condition_parse_evaluate_and_round_trip() -> None:
 )
 def test_condition_syntax_error_columns(text: str, column: int) -> None:
     with pytest.raises(cond.ConditionSyntaxError) as info:
-        cond.parse_condition(text)
+        parse_condition(text)
     assert info.value.column == column
 
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.ir.refs import Ref, is_template, parse_template, single_ref
+from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import PipelineIndex, StepNode
+from pipecast.passes.parse import is_template, parse_template, single_ref
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from pipecast_vertex.schedule import FAIL_FAST
 
 from pipecast.api import compile_pipeline, load_checked
 from pipecast.diagnostics import UserError
-from pipecast.ir.condition import evaluate, parse_condition
+from pipecast.ir.condition import evaluate
+from pipecast.passes.parse import parse_condition
 from tests.probes import PROBES_DIR, all_pipelines, ids
 
 pytestmark = pytest.mark.vertex

@@ -9,7 +9,8 @@ from pipecast_vertex.conditions import to_cel
 
 from pipecast.api import compile_pipeline, load_checked
 from pipecast.diagnostics import UserError
-from pipecast.ir.condition import evaluate, parse_condition
+from pipecast.ir.condition import evaluate
+from pipecast.passes.parse import parse_condition
 from pipecast.runtime.conventions.kfp import coerce, final_status, local_path
 
 pytestmark = pytest.mark.vertex

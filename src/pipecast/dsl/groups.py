@@ -30,8 +30,9 @@ from pipecast.dsl.refs import (
 )
 from pipecast.dsl.steps import after_names
 from pipecast.ir import values
-from pipecast.ir.refs import RefSyntaxError, single_ref
+from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import ANY, element_type, list_of
+from pipecast.passes.parse import single_ref
 
 
 def _builder(what: str) -> Builder:

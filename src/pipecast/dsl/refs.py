@@ -16,6 +16,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, accepts, element_type
+from pipecast.passes.parse import parse_condition
 
 if TYPE_CHECKING:
     from pipecast.dsl.groups import ForEach, Group
@@ -177,7 +178,7 @@ class Cond:
             return cls(cond.Path(value._ref), (value,))
         if isinstance(value, str):
             try:
-                return cls(cond.parse_condition(value))
+                return cls(parse_condition(value))
             except cond.ConditionSyntaxError as exc:
                 raise dsl_error(
                     f"condition {value!r}: {exc} (column {exc.column})",

@@ -25,7 +25,8 @@ from pipecast.dsl.types import hints as type_hints
 from pipecast.dsl.types import type_info
 from pipecast.ir import values
 from pipecast.ir.models import IMPORT_OUTPUT, TaskStep
-from pipecast.ir.refs import Ref, RefSyntaxError, parse_template
+from pipecast.ir.refs import Ref, RefSyntaxError
+from pipecast.passes.parse import parse_template
 
 SETTINGS = ("image", "retry", "timeout", "resources", "env", "secrets", "cache", "description", "when")
 

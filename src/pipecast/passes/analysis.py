@@ -19,12 +19,16 @@ import difflib
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import CacheSpec, ContainerRun, GroupStep, Pipeline, Resources, Retry, TaskStep
-from pipecast.ir.refs import Ref, RefSyntaxError, parse_template, single_ref
+from pipecast.ir.refs import Ref, RefSyntaxError
+from pipecast.passes.parse import parse_condition, parse_template, single_ref
+
+if TYPE_CHECKING:
+    from pipecast.passes.resolve import Resolved
 
 ANY = "any"
 Branch = Literal["root", "body", "then", "else"]
@@ -195,6 +199,17 @@ class PipelineIndex:
         self._deps_cache: dict[int, dict[str, list[str]]] = {}
         # Validation, deps() and backends resolve the same references over and over.
         self._resolve_cache: dict[tuple[Ref, int, str | None, bool], Resolution] = {}
+        self._resolved: Resolved | None = None
+
+    @property
+    def resolved(self) -> Resolved:
+        """The resolved form of the pipeline (:mod:`pipecast.passes.resolve`), built once per
+        index (lazily per step); the simulator, the runtime helpers and the backends read it."""
+        if self._resolved is None:
+            from pipecast.passes.resolve import Resolved
+
+            self._resolved = Resolved(self)
+        return self._resolved
 
     # ------------------------------------------------------------------ building
 
@@ -494,7 +509,7 @@ class PipelineIndex:
                 yield from _template_refs(step.for_each, (*node.yaml_path, "for_each"))
         if step.when is not None:
             try:
-                expr = cond.parse_condition(step.when)
+                expr = parse_condition(step.when)
             except cond.ConditionSyntaxError:
                 return
             for ref in cond.paths(expr):

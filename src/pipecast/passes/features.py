@@ -16,8 +16,9 @@ from pipecast.diagnostics import YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.ir.refs import RefSyntaxError, is_structured_template, parse_template
+from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import PipelineIndex, StepNode
+from pipecast.passes.parse import is_structured_template, parse_condition, parse_template
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _metric_ref_features(node: StepNode) -> Iterator[FeatureUse]:
     step = node.step
     if step.when is not None and _METRIC_PATH.search(step.when):
         try:
-            refs = list(cond.paths(cond.parse_condition(step.when)))
+            refs = list(cond.paths(parse_condition(step.when)))
         except (cond.ConditionSyntaxError, RefSyntaxError):
             refs = []
         if any(r.metric is not None for r in refs):

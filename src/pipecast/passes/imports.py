@@ -17,8 +17,9 @@ from urllib.parse import unquote, urlparse
 
 from pipecast.diagnostics import Diagnostic, YamlPath
 from pipecast.ir import values
-from pipecast.ir.refs import RefSyntaxError, parse_template
+from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import PipelineIndex
+from pipecast.passes.parse import parse_template
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

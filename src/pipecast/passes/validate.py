@@ -17,7 +17,7 @@ from pipecast.diagnostics import Diagnostic, UserError, YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
-from pipecast.ir.refs import ESCAPE_HINT, Ref, RefSyntaxError, parse_template, single_ref
+from pipecast.ir.refs import ESCAPE_HINT, Ref, RefSyntaxError
 from pipecast.passes import cron
 from pipecast.passes.analysis import (
     ANY,
@@ -29,6 +29,7 @@ from pipecast.passes.analysis import (
     is_artifact_type,
     nearest,
 )
+from pipecast.passes.parse import parse_condition, parse_template, single_ref
 from pipecast.passes.signatures import check_python_signature
 
 #: Loop-variable names that would shadow a reference root.
@@ -474,7 +475,7 @@ class _Checker:
 
     def check_condition(self, node: StepNode, text: str, path: YamlPath) -> None:
         try:
-            expr = cond.parse_condition(text)
+            expr = parse_condition(text)
         except cond.ConditionSyntaxError as exc:
             pos = self.source.locate_in_value(path, exc.column - 1) if self.source else None
             line, column = pos if pos else (None, None)

@@ -64,7 +64,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
-from pipecast.ir.refs import Ref, parse_template
+from pipecast.ir.refs import Ref
+from pipecast.passes.parse import parse_template
 from pipecast.runtime import _child, _procs
 from pipecast.runtime._values import OutputError, from_text, is_artifact, to_text
 from pipecast.runtime.spec import StepSpec

@@ -17,8 +17,8 @@ from pydantic import Field
 
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
-from pipecast.ir.refs import is_template
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+from pipecast.passes.parse import is_template
 from pipecast.runtime.cachekey import definition_digest
 
 #: A secret store's name (``pipecast.runtime.secrets``: the built-in ones, or a plugin's).

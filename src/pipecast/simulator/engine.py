@@ -27,9 +27,10 @@ from typing import Any
 
 from pipecast.ir import condition as cond
 from pipecast.ir.models import IMPORT_OUTPUT, Retry, TaskStep
-from pipecast.ir.refs import Ref, is_structured_template, render, single_ref
+from pipecast.ir.refs import Ref
 from pipecast.passes import imports
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode, is_artifact_type
+from pipecast.passes.resolve import Value, evaluate_value
 from pipecast.runtime.retry import retry_delay
 from pipecast.simulator.values import Art, Missing, to_local, to_record
 
@@ -180,9 +181,7 @@ class Engine:
         self._epoch = self.started_wall.timestamp()
         self._users: dict[int, dict[str, list[str]]] = {}
         self._deps: dict[int, dict[str, list[str]]] = {}
-        self._conds: dict[int, cond.Expr] = {}
         self._effective: dict[int, Any] = {}
-        self._templates: dict[tuple[int, str], tuple[int, Any]] = {}
         self._walls: dict[float, str] = {}
         self._ready_q: deque[Inst] = deque()
         self._draining = False
@@ -229,7 +228,9 @@ class Engine:
         """An import step (SPEC §14): no code runs; its output is the artifact at the URI."""
         spec = inst.node.task.import_
         assert spec is not None
-        value = self.resolve_value(spec.uri, lookup)
+        uri_value = self.index.resolved.step(inst.node).import_uri
+        assert uri_value is not None
+        value = self.resolve_value(uri_value, lookup)
         uri = value.path if isinstance(value, Art) else str(value)
         inst.inputs = {"uri": uri}
         if spec.metadata:
@@ -345,17 +346,10 @@ class Engine:
         return lookup
 
     @staticmethod
-    def resolve_value(value: Any, lookup: Callable[[Ref], Any]) -> Any:
+    def resolve_value(value: Value, lookup: Callable[[Ref], Any]) -> Any:
         """SPEC §4: a single reference keeps its type; a mixed string renders paths and JSON; a
         list or mapping literal is built item by item, an artifact in it as its local path (§19)."""
-        if isinstance(value, list | dict):
-            return render(value, lambda r: to_local(lookup(r)))
-        if not isinstance(value, str) or "{{" not in value:
-            return value
-        ref = single_ref(value)
-        if ref is not None:
-            return lookup(ref)
-        return render(value, lambda r: to_local(lookup(r)))
+        return evaluate_value(value, lambda n: lookup(n.ref), item=to_local)
 
     def effective(self, node: StepNode) -> Any:
         """``index.effective(node)``, computed once per node."""
@@ -374,31 +368,9 @@ class Engine:
         eff = self.effective(node)
         return eff.retry, eff.timeout
 
-    def _resolve_input(self, node: StepNode, name: str, value: Any, lookup: Callable[[Ref], Any]) -> Any:
-        """:meth:`resolve_value` with the template parsed once per step input."""
-        key = (id(node), name)
-        parsed = self._templates.get(key)
-        if parsed is None:
-            if isinstance(value, list | dict):
-                parsed = (2, value) if is_structured_template(value) else (0, value)
-            elif not isinstance(value, str) or "{{" not in value:
-                parsed = (0, value)
-            else:
-                ref = single_ref(value)
-                parsed = (1, ref) if ref is not None else (2, value)
-            self._templates[key] = parsed
-        kind, data = parsed
-        if kind == 0:
-            return data
-        if kind == 1:
-            assert isinstance(data, Ref)
-            return lookup(data)
-        return render(data, lambda r: to_local(lookup(r)))
-
     def _condition(self, node: StepNode, text: str, lookup: Callable[[Ref], Any]) -> bool:
-        expr = self._conds.get(id(node))
-        if expr is None:
-            expr = self._conds[id(node)] = cond.parse_condition(text)
+        expr = self.index.resolved.step(node).when
+        assert expr is not None
         try:
             result = cond.evaluate(expr, lookup)
         except TypeError as exc:
@@ -516,7 +488,8 @@ class Engine:
                 self._import(inst, lookup)
                 return
             inst.inputs = {
-                name: self._resolve_input(node, name, v, lookup) for name, v in task.inputs.items()
+                name: self.resolve_value(v, lookup)
+                for name, v in self.index.resolved.step(node).inputs.items()
             }
         except Missing as m:
             self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")
@@ -604,7 +577,9 @@ class Engine:
         lookup = self.lookup_for(inst.frame)
         try:
             if group.is_loop:
-                items = self.resolve_value(group.for_each, lookup)
+                for_each = self.index.resolved.step(node).for_each
+                assert for_each is not None
+                items = self.resolve_value(for_each, lookup)
                 if not isinstance(items, list):
                     raise StepError(f"for_each must give a list, got {type(items).__name__} {items!r}")
                 for hook in self.hooks:
@@ -699,8 +674,9 @@ class Engine:
         node = inst.node
         group = node.group
         outputs: dict[str, Any] = {}
+        resolved = self.index.resolved.step(node)
         if group.is_loop:
-            for name, expr in group.outputs.items():
+            for name, expr in resolved.outputs.items():
                 # docs/semantics.md: the list holds the items where the step ran, in item order.
                 collected: list[Any] = []
                 for f in inst.frames:
@@ -714,9 +690,7 @@ class Engine:
                 outputs[name] = collected
         else:
             frame = inst.frames[0]
-            exprs = (
-                group.outputs if frame.scope is node.body else (group.else_.outputs if group.else_ else {})
-            )
+            exprs = resolved.outputs if frame.scope is node.body else resolved.else_outputs
             lookup = self.lookup_for(frame)
             for name, expr in exprs.items():
                 try:
@@ -824,7 +798,7 @@ class Engine:
         """The pipeline's ``outputs`` (SPEC §2), resolved at the top level."""
         out: dict[str, Any] = {}
         lookup = self.lookup_for(self.root)
-        for name, expr in self.index.pipeline.outputs.items():
+        for name, expr in self.index.resolved.outputs.items():
             try:
                 out[name] = self.resolve_value(expr, lookup)
             except (Missing, StepError):

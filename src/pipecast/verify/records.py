@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pipecast.ir.refs import RefSyntaxError, single_ref
+from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import PipelineIndex, is_artifact_type
+from pipecast.passes.parse import single_ref
 
 _INDEX = re.compile(r"\[\d+\]")
 

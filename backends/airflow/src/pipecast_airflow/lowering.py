@@ -29,8 +29,9 @@ from typing import Any
 
 from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
-from pipecast.ir.refs import Ref, is_structured_template, refs_in
+from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
+from pipecast.passes.parse import is_structured_template, parse_condition, refs_in
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
 
@@ -221,8 +222,7 @@ class Lowering:
         text = node.step.when
         assert text is not None
         refs = {
-            ref.path: self.source(ref, node.scope, node.name)
-            for ref in cond.paths(cond.parse_condition(text))
+            ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(parse_condition(text))
         }
         return {"when": text, "refs": dict(sorted(refs.items()))}
 

@@ -40,8 +40,9 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
-from pipecast.ir.refs import Ref, is_template, refs_in, single_ref
+from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+from pipecast.passes.parse import is_template, parse_condition, refs_in, single_ref
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
@@ -750,7 +751,7 @@ class Compiler:
 
     def _cond_job(self, comp: Component, node: StepNode, when: str) -> dict[str, Any]:
         """The job that evaluates a `when` expression (SPEC §5) and outputs a control boolean."""
-        expr = cond.parse_condition(when)
+        expr = parse_condition(when)
         inputs: dict[str, tuple[Any, str]] = {}
         channels: dict[Source, str] = {}
         refs: dict[str, list[Any]] = {}

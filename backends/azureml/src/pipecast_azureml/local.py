@@ -76,7 +76,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
     Azure ML has no local executor: this equivalence check is what stands in for running
     the job (the conformance suite's stage (c) for this target).
     """
-    from pipecast.ir.refs import single_ref
+    from pipecast.passes.parse import single_ref
 
     loaded = loaded.lowered()  # compile_pipeline compiles the lowered IR
     index = loaded.index

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecast.diagnostics import Diagnostic
-from pipecast.ir import condition as cond
 from pipecast.ir.models import Pipeline
-from pipecast.ir.refs import Ref, is_template, parse_template, refs_in, single_ref
+from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+from pipecast.passes.parse import is_template, parse_condition, parse_template, refs_in, single_ref
 
 from . import compute, waits
 from .conditions import to_rule
@@ -508,7 +508,7 @@ class Emitter(Outliner):
                 nxt,
             )
             else_ev = (2, 2)
-        expr = cond.parse_condition(node.step.when or "")
+        expr = parse_condition(node.step.when or "")
         rule = to_rule(expr, self.type_of(node.scope, node.name), self.pipeline.name)
         self.add(
             frame,

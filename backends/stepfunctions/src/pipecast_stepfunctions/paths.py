@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipecast.ir.refs import Ref, is_template, parse_template
+from pipecast.ir.refs import Ref
+from pipecast.passes.parse import is_template, parse_template
 
 TypeOf = Callable[[Ref], str]
 

@@ -22,8 +22,8 @@ from pipecast.backend import (
     unsupported,
 )
 from pipecast.diagnostics import Diagnostic
-from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import is_artifact_type
+from pipecast.passes.parse import single_ref
 from pipecast_vertex.settings import VertexSettings
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ ints, floats stay floats, nested too). The rules:
 
 from __future__ import annotations
 
-from pipecast.ir.refs import single_ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+from pipecast.passes.parse import single_ref
 from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound, textual
 
 __all__ = ["ITEMS_SUFFIX", "NATIVE_SUFFIX", "compound", "item_is_json", "iterated_outputs", "native_outputs"]

@@ -149,7 +149,7 @@ class _Resolver:
         return self._items[task_id]
 
     def binding(self, doc: Mapping[str, Any], index: Any) -> Any:
-        from pipecast.ir.refs import render
+        from pipecast.passes.parse import render
 
         if "value" in doc:
             return doc["value"]
@@ -226,10 +226,11 @@ class _Resolver:
     def holds(self, doc: Mapping[str, Any], index: int) -> bool:
         """Evaluate a ``when`` condition document (SPEC §5)."""
         from pipecast.ir import condition as cond
+        from pipecast.passes.parse import parse_condition
 
         refs = doc["refs"]
         return bool(
-            cond.evaluate(cond.parse_condition(doc["when"]), lambda ref: self.source(refs[ref.path], index))
+            cond.evaluate(parse_condition(doc["when"]), lambda ref: self.source(refs[ref.path], index))
         )
 
     def items_done(self, group: str) -> dict[int, bool]:

@@ -71,8 +71,9 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.ir import condition as cond
-from pipecast.ir.refs import Ref, render
+from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, element_type
+from pipecast.passes.parse import parse_condition, render
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
@@ -504,7 +505,7 @@ def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
         value = values[channel]  # loop items arrive decoded (item.NAME)
         return value[key] if key is not None else value
 
-    return bool(cond.evaluate(cond.parse_condition(when), lookup))
+    return bool(cond.evaluate(parse_condition(when), lookup))
 
 
 def evaluate_gates(when: str, refs: dict[str, list[Any]], **values: Any) -> dict[str, bool]:

@@ -188,7 +188,7 @@ RENDER_KEY = "__pipecast_render"
 
 def render_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     """Inputs with every :data:`RENDER_KEY` value rendered (SPEC §4/§22 mixed strings)."""
-    from pipecast.ir.refs import render
+    from pipecast.passes.parse import render
 
     out = dict(inputs)
     for name, value in inputs.items():

@@ -36,8 +36,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipecast.ir.refs import render
 from pipecast.passes.analysis import ANY, element_type
+from pipecast.passes.parse import render
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
