@@ -63,6 +63,8 @@ class Feature(enum.StrEnum):
     IMPORT = "import steps"
     METRIC_REFS = "metric values in conditions and inputs"
     STRUCTURED_VALUES = "references inside list and mapping inputs"
+    COMPONENTS = "components (uses: a component file)"
+    SUBPIPELINES = "sub-pipelines (uses: a pipeline file)"
 
 
 SupportLevel = Literal["native", "runtime", "approximate", "unsupported"]

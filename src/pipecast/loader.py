@@ -103,15 +103,18 @@ def _check_file(p: Path) -> None:
         )
 
 
-def load(path: str | Path) -> Loaded:
+def load(path: str | Path, *, _ctx: Any = None, _display: str | None = None) -> Loaded:
     """Load a pipeline file by its suffix (``.yaml``/``.yml``, ``.json`` or ``.py``).
+
+    ``uses:`` steps (SPEC §16-§17) are replaced by what they use (:mod:`pipecast.passes.uses`);
+    ``_ctx``/``_display`` are that module's, for the files it loads.
 
     Raises:
         UserError: unreadable file, syntax errors, duplicate keys, or a pipeline that does
             not fit the format (every problem at once, each with its location).
     """
     p = Path(path)
-    name = str(p)
+    name = _display or str(p)
     if p.suffix == ".py":
         return _load_python(p)
     try:
@@ -134,13 +137,18 @@ def load(path: str | Path) -> Loaded:
                 code="file-type",
             )
         )
-    return from_data(data, p, source, problems)
+    return from_data(data, p, source, problems, _ctx=_ctx)
 
 
-def from_data(data: Any, path: Path, source: SourceMap, problems: list[Diagnostic] | None = None) -> Loaded:
+def from_data(
+    data: Any, path: Path, source: SourceMap, problems: list[Diagnostic] | None = None, *, _ctx: Any = None
+) -> Loaded:
     """Validate already-parsed data into a :class:`Loaded` (shared by YAML and JSON)."""
+    from pipecast.passes import uses
+
     problems = list(problems or [])
     name = source.file
+    warnings: list[Diagnostic] = []
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {_kind(data)}"
         problems.append(
@@ -153,6 +161,14 @@ def from_data(data: Any, path: Path, source: SourceMap, problems: list[Diagnosti
     version_problem = _check_version(data)
     if version_problem is not None:
         raise UserError(_sorted([d.located(source) for d in [*problems, version_problem]]))
+    if uses.has_uses(data):
+        resolved = Path(path).resolve()
+        ctx = _ctx if _ctx is not None else uses.Context(resolved.parent).enter(resolved, None)
+        expander = uses.Expander(resolved, source, ctx)
+        data = expander.expand(data)
+        warnings = expander.warnings
+        if expander.problems:
+            raise UserError(_sorted([*(d.located(source) for d in problems), *expander.problems]))
     try:
         with _gc_paused():
             pipeline = Pipeline.model_validate(data)
@@ -161,7 +177,7 @@ def from_data(data: Any, path: Path, source: SourceMap, problems: list[Diagnosti
     if problems:
         raise UserError(_sorted([d.located(source) for d in problems]))
     del name
-    return Loaded(pipeline, path, source)
+    return Loaded(pipeline, path, source, warnings=warnings)
 
 
 def _check_version(data: dict[str, Any]) -> Diagnostic | None:

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from pipecast.ir import values
 
@@ -226,9 +227,54 @@ class Defaults(Node):
     cache: Cache | None = None
 
 
+class ComponentInput(Node):
+    """A declared input of a component (SPEC §16): ``{type, default?, description?}``; a bare
+    type name in the file means ``{type: <name>}``."""
+
+    type: ParamType
+    default: JsonValue = None
+    description: str | None = None
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+
+class ComponentRef(Node):
+    """Where an inlined component step came from (SPEC §16), set by the loader, never written
+    by users: targets with a component concept emit one component per ``path`` (KFP
+    ComponentSpec, Azure ML component file) and reuse it.
+
+    Attributes:
+        name: the component's ``component:`` name.
+        path: the component file, relative to the top-level pipeline file's folder (POSIX).
+        inputs: the declared input types, after which the step's input values are checked.
+        outputs: the declared outputs.
+        description: the component's description.
+    """
+
+    name: str
+    path: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class SubPipelineRef(Node):
+    """The pipeline a plain group was lowered from (SPEC §17), set by the loader, never written
+    by users. ``bindings`` are the ``uses:`` step's inputs (defaults applied), checked against
+    ``params`` (name → declared type); the group's inner steps already read them."""
+
+    name: str
+    path: str
+    params: dict[str, str] = Field(default_factory=dict)
+    bindings: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class TaskStep(Node):
     """A task step (SPEC §3.1): has ``run``, or ``import`` (SPEC §14), which runs no code and
-    has the one output ``artifact``. For an import step ``run`` is ``None``."""
+    has the one output ``artifact``. For an import step ``run`` is ``None``. ``component`` is
+    set on a step inlined from a component file (SPEC §16)."""
 
     run: Run = Field(None)  # type: ignore[assignment]  # None only on import steps (is_import)
     import_: ImportSpec | None = Field(None, alias="import")
@@ -244,6 +290,7 @@ class TaskStep(Node):
     secrets: dict[str, str] = Field(default_factory=dict)
     cache: Cache | None = None
     description: str | None = None
+    component: SkipJsonSchema[ComponentRef | None] = None
 
     @property
     def is_import(self) -> bool:
@@ -301,6 +348,71 @@ class TaskStep(Node):
         return v
 
 
+def _component_input(v: Any) -> Any:
+    return {"type": v} if isinstance(v, str) else v
+
+
+class ComponentFile(Node):
+    """A component file (SPEC §16): one task step's definition with typed inputs. It may not
+    have ``after``, ``when`` or ``uses`` (the loader says so before this model sees them)."""
+
+    pipecast: Literal[1]
+    component: str
+    description: str | None = None
+    run: Run
+    inputs: dict[str, Annotated[ComponentInput, BeforeValidator(_component_input)]] = Field(
+        default_factory=dict
+    )
+    outputs: dict[str, OutputType] = Field(default_factory=dict)
+    image: str | None = None
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    cache: Cache | None = None
+
+    @field_validator("component")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not values.STEP_NAME_RE.match(v):
+            raise ValueError(f"component name {v!r} must match ^[a-z][a-z0-9_]{{0,62}}$")
+        return v
+
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _io_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return TaskStep._io_names(v)
+
+    @model_validator(mode="after")
+    def _defaults_match(self) -> ComponentFile:
+        for name, spec in self.inputs.items():
+            if spec.has_default and not values.is_artifact(spec.type):
+                actual = values.json_type_of(spec.default)
+                if actual is None or not values.type_accepts(spec.type, actual):
+                    raise ValueError(f"input {name!r}: default {spec.default!r} is not {spec.type}")
+        return self
+
+
+class UsesStep(Node):
+    """A step that ``uses:`` a component file (SPEC §16) or a pipeline file (SPEC §17). Only in
+    files: the loader replaces it by a task step or a plain group before the IR is built."""
+
+    uses: str = Field(min_length=1)
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    outputs: dict[str, OutputType] = Field(default_factory=dict)
+    after: list[str] = Field(default_factory=list)
+    when: str | None = None
+    image: str | None = None
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    cache: Cache | None = None
+    description: str | None = None
+
+
 class ElseBranch(Node):
     """The ``else`` branch of a ``when`` group (SPEC §3.2)."""
 
@@ -309,7 +421,12 @@ class ElseBranch(Node):
 
 
 class GroupStep(Node):
-    """A group step (SPEC §3.2): has ``steps`` and exactly one of ``for_each`` or ``when``."""
+    """A group step (SPEC §3.2): has ``steps`` and exactly one of ``for_each`` or ``when``.
+
+    A *plain* group (neither) exists only in lowered IR: a sub-pipeline ``uses:`` (SPEC §17)
+    becomes one, with ``subpipeline`` naming the called pipeline and inner step names dotted
+    (``<step>.<inner>``). A sub-pipeline step with ``when`` is a ``when`` group with the marker.
+    """
 
     steps: dict[str, Step]
     for_each: JsonValue = None
@@ -320,10 +437,16 @@ class GroupStep(Node):
     outputs: dict[str, str] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
     description: str | None = None
+    subpipeline: SkipJsonSchema[SubPipelineRef | None] = None
 
     @property
     def is_loop(self) -> bool:
         return "for_each" in self.model_fields_set
+
+    @property
+    def is_plain(self) -> bool:
+        """Neither ``for_each`` nor ``when``: a lowered sub-pipeline (SPEC §17)."""
+        return not self.is_loop and self.when is None
 
     @property
     def is_condition(self) -> bool:
@@ -331,7 +454,7 @@ class GroupStep(Node):
 
     @model_validator(mode="after")
     def _one_kind(self) -> GroupStep:
-        if self.is_loop == self.is_condition:
+        if self.is_loop == self.is_condition and not (self.subpipeline is not None and not self.is_loop):
             raise ValueError(
                 "a group needs exactly one of 'for_each' (fan-out) or 'when' (condition)"
                 + (

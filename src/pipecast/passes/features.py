@@ -41,7 +41,7 @@ def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
 
 
 #: A cheap pre-check for a metric path (five parts) before parsing.
-_METRIC_PATH = re.compile(r"steps\.\w+\.outputs\.\w+\.\w")
+_METRIC_PATH = re.compile(r"steps\.[\w.]+\.outputs\.\w+\.\w")
 
 
 def _metric_ref_features(node: StepNode) -> Iterator[FeatureUse]:
@@ -96,6 +96,8 @@ def _ordering_features(index: PipelineIndex, node: StepNode) -> Iterator[Feature
 
 def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
     path, group = node.yaml_path, node.group
+    if group.subpipeline is not None:
+        yield FeatureUse(Feature.SUBPIPELINES, node.name, path)
     if group.is_loop:
         yield FeatureUse(Feature.FOR_EACH, node.name, (*path, "for_each"))
         if is_structured_template(group.for_each):
@@ -115,6 +117,8 @@ def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse
 def _task_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse]:
     """What a task runs and produces, then its effective settings."""
     path, task = node.yaml_path, node.task
+    if task.component is not None:
+        yield FeatureUse(Feature.COMPONENTS, node.name, path)
     if task.import_ is not None:
         yield FeatureUse(Feature.IMPORT, node.name, (*path, "import"))
         return

@@ -56,6 +56,12 @@ def parse_path(text: str, loop_vars: frozenset[str] | None = None) -> Ref:
             return Ref("step", parts[1], parts[3])
         if len(parts) == 5 and parts[2] == "outputs":
             return Ref("step", parts[1], parts[3], parts[4])  # one metric (SPEC §15)
+        # Lowered sub-pipeline steps have dotted names (SPEC §17): steps.prep.clean.outputs.t
+        # (validation keeps user-written names to the SPEC §3 pattern).
+        for at in range(3, len(parts) - 1):
+            if parts[at] == "outputs" and len(parts) - at in (2, 3):
+                name = ".".join(parts[1:at])
+                return Ref("step", name, parts[at + 1], parts[at + 2] if len(parts) - at == 3 else None)
         raise RefSyntaxError(
             f"{text.strip()!r}: a step reference is steps.<step>.outputs.<output> "
             "(or steps.<step>.outputs.<metrics output>.<metric name>)"

@@ -16,7 +16,7 @@ from typing import Any
 from pipecast.diagnostics import Diagnostic, UserError, YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
+from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun
 from pipecast.ir.refs import ESCAPE_HINT, Ref, RefSyntaxError
 from pipecast.passes import cron
 from pipecast.passes.analysis import (
@@ -25,6 +25,7 @@ from pipecast.passes.analysis import (
     PipelineIndex,
     Scope,
     StepNode,
+    accepts,
     element_type,
     is_artifact_type,
     nearest,
@@ -99,7 +100,7 @@ class _Checker:
                     hint="rename the step; to run a step last whatever happens, use the top-level 'finally' key",
                     code="reserved-name",
                 )
-            elif not values.STEP_NAME_RE.match(node.name):
+            elif not values.STEP_NAME_RE.match(node.name) and not self.lowered_name(node):
                 self.error(
                     f"step name {node.name!r} must match ^[a-z][a-z0-9_]{{0,62}}$ "
                     "(lower-case letters, digits and '_', starting with a letter)",
@@ -107,6 +108,15 @@ class _Checker:
                     hint=f"e.g. {_suggest_name(node.name)!r}",
                     code="name",
                 )
+
+    def lowered_name(self, node: StepNode) -> bool:
+        """A dotted name the loader gave a sub-pipeline's step (SPEC §17): ``<step>.<inner>``
+        inside the plain group ``<step>``, each part checked in its own file."""
+        owner = node.scope.owner
+        if owner is None or "." not in node.name or not node.name.startswith(owner + "."):
+            return False
+        group = self.index.nodes[owner].step
+        return isinstance(group, GroupStep) and group.subpipeline is not None
 
     # ------------------------------------------------------------------ steps
 
@@ -122,9 +132,14 @@ class _Checker:
 
     def check_task(self, node: StepNode, in_finally: bool = False) -> None:
         task = node.task
+        comp = task.component
         for name, value in task.inputs.items():
             path = (*node.yaml_path, "inputs", name)
-            self.check_value(value, node.scope, node.name, path, in_finally=in_finally)
+            kind = self.check_value(value, node.scope, node.name, path, in_finally=in_finally)
+            if comp is not None and name in comp.inputs:
+                self.check_declared(
+                    kind, comp.inputs[name], f"input {name!r} of component {comp.name!r}", path
+                )
         if task.import_ is not None:
             self.check_import(node, task.import_.uri)
         elif isinstance(task.run, ContainerRun):
@@ -270,9 +285,34 @@ class _Checker:
                     hint = f"wait for the group instead: after: [{_outermost_hidden(self.index, node, target_node)}]"
                 self.error(msg, path, hint=hint, code="after")
 
+    def check_declared(self, kind: str | None, declared: str, what: str, path: YamlPath) -> None:
+        """SPEC §16-§17: a value given to a component input or a sub-pipeline parameter has its
+        declared type (an ``int`` may flow into a ``float``; a URI string into an artifact)."""
+        if kind is None or kind == ANY or accepts(declared, kind):
+            return
+        if is_artifact_type(declared) and kind == "str":
+            return
+        self.error(
+            f"{what} is {_a(declared)}, but the value given is {_a(kind)}",
+            path,
+            hint=f"give {_a(declared)} value or a reference to one",
+            code="input-type",
+        )
+
     def check_group(self, node: StepNode) -> None:
         group = node.group
         path = node.yaml_path
+        sub = group.subpipeline
+        if sub is not None:
+            for name, value in sub.bindings.items():
+                kind = self.check_value(value, node.scope, node.name, (*path, "inputs", name))
+                if name in sub.params:
+                    self.check_declared(
+                        kind,
+                        sub.params[name],
+                        f"parameter {name!r} of pipeline {sub.name!r}",
+                        (*path, "inputs", name),
+                    )
         if not group.steps:
             self.error(f"group {node.name!r} has no steps", (*path, "steps"), code="empty-group")
         if group.else_ is not None and not group.else_.steps:

@@ -26,7 +26,15 @@ class LocalBackend(Backend):
             deps = index.deps(scope)
             for name, node in scope.steps.items():
                 entry: dict[str, Any] = {
-                    "kind": "task" if node.is_task else ("for_each" if node.group.is_loop else "when"),
+                    "kind": "task"
+                    if node.is_task
+                    else (
+                        "for_each"
+                        if node.group.is_loop
+                        else "when"
+                        if node.group.when is not None
+                        else "group"
+                    ),
                     "parent": node.parent,
                     "branch": scope.branch,
                     "depends_on": deps[name],

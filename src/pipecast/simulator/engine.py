@@ -599,8 +599,9 @@ class Engine:
                     return
                 self._fill(inst)
                 return
-            assert group.when is not None and node.body is not None
-            holds = self._condition(node, group.when, lookup)
+            assert node.body is not None
+            # A plain group (a sub-pipeline, SPEC §17) runs its steps as a condition that holds.
+            holds = group.when is None or self._condition(node, group.when, lookup)
         except Missing as m:
             self._skip_subtree(node, inst.frame.indices, f"reads an output of skipped step {m.step!r}")
             self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")

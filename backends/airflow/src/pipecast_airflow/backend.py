@@ -19,6 +19,7 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
+    unsupported,
 )
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
@@ -121,6 +122,11 @@ class AirflowBackend(Backend):
         Feature.CACHE: runtime(
             "the runtime keeps a result cache under artifact_root (.pipecast-cache/<dag>), keyed by "
             "the SPEC §20 signature; a hit restores the outputs without running the step"
+        ),
+        Feature.COMPONENTS: native("inlined: an ordinary task per step"),
+        Feature.SUBPIPELINES: unsupported(
+            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
+            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
         Feature.STRUCTURED_VALUES: runtime(
             "the runtime builds the value from the binding document (XCom values, paths)"

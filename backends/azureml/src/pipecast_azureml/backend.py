@@ -80,6 +80,13 @@ class AzureMLBackend(Backend):
         Feature.ENV: native("environment_variables"),
         Feature.SECRETS: runtime("the runtime reads Azure Key Vault by secret name (key_vault_url)"),
         Feature.CACHE: native("component is_deterministic (reuse) only when the step asks"),
+        Feature.COMPONENTS: native(
+            "inlined: a command job per step (a component file per component: not yet)"
+        ),
+        Feature.SUBPIPELINES: unsupported(
+            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
+            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
+        ),
         Feature.STRUCTURED_VALUES: unsupported(
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",

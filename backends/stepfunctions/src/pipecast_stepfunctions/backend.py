@@ -95,6 +95,11 @@ class StepFunctionsBackend(Backend):
             "by the SPEC §20 signature; a hit restores the outputs without running the step "
             "(the task still starts: a worker message, a SageMaker job or a Batch job)"
         ),
+        Feature.COMPONENTS: native("inlined: an ordinary task state per step"),
+        Feature.SUBPIPELINES: unsupported(
+            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
+            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
+        ),
         Feature.STRUCTURED_VALUES: unsupported(
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",

@@ -73,6 +73,13 @@ class VertexBackend(Backend):
         Feature.ENV: native("container env"),
         Feature.SECRETS: runtime("the runtime reads Google Secret Manager by secret name"),
         Feature.CACHE: native("cachingOptions.enableCache (off unless the step asks)"),
+        Feature.COMPONENTS: native(
+            "a task with its own ComponentSpec per step (one shared spec per component file: not yet)"
+        ),
+        Feature.SUBPIPELINES: unsupported(
+            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
+            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
+        ),
         Feature.STRUCTURED_VALUES: unsupported(
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",
