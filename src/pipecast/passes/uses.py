@@ -81,6 +81,7 @@ class _Edge:
     line: int | None
     column: int | None
     uses: str
+    path: YamlPath = ()
 
     @property
     def where(self) -> str:
@@ -418,7 +419,7 @@ class Expander:
     ) -> dict[str, Any] | None:
         from pipecast.loader import Loaded
 
-        edge = _Edge(self.file, self.source.file, *self._pos((*path, "uses")), step["uses"])
+        edge = _Edge(self.file, self.source.file, *self._pos((*path, "uses")), step["uses"], (*path, "uses"))
         if target in self.ctx.chain:
             first = self.ctx.chain.index(target)
             cycle = [*self.ctx.edges[first:], edge]
@@ -427,7 +428,7 @@ class Expander:
                 Diagnostic(
                     "a pipeline may not use itself, directly or through others: "
                     + " -> ".join(f"{e.where} uses {e.uses}" for e in cycle),
-                    (*path, "uses") if start is edge else (),
+                    start.path,
                     hint="break the cycle: move the shared steps into a component or a third pipeline",
                     code="uses-cycle",
                     file=start.display,
