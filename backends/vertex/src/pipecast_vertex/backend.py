@@ -104,7 +104,24 @@ class VertexBackend(Backend):
     step_limits: ClassVar[tuple[float, int] | None] = (96, 624 * 10**9)
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
-        """Resource requests over what one Vertex AI pipeline step can get; import URIs."""
+        """What only Vertex limits: import URIs, accelerators, output and item shapes, and
+        resource requests over what one Vertex AI pipeline step can get."""
+        self._check_imports(index, report)
+        for node in index.tasks():
+            problem = self.accelerator_problem(index.effective(node).resources)
+            if problem:
+                own = node.task.resources is not None
+                report.unsupported(
+                    problem[0],
+                    (*node.yaml_path, "resources") if own else ("defaults", "resources"),
+                    step=node.name,
+                    hint=problem[1],
+                    code="unsupported-accelerator",
+                )
+        self._check_shapes(index, report)
+        self._check_step_limits(index, report)
+
+    def _check_imports(self, index: PipelineIndex, report: Report) -> None:
         for node in index.tasks():
             spec = node.task.import_
             if spec is not None and "{{" in spec.uri and single_ref(spec.uri) is None:
@@ -116,6 +133,8 @@ class VertexBackend(Backend):
                     "uri: '{{ params.X }}'",
                     step=node.name,
                 )
+
+    def _check_step_limits(self, index: PipelineIndex, report: Report) -> None:
         if self.step_limits is None:
             return
         max_cpu, max_memory = self.step_limits
@@ -142,24 +161,11 @@ class VertexBackend(Backend):
 
         return VertexProfile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
-        """Feature support plus what only Vertex limits: accelerators, output and item shapes."""
+    def _check_shapes(self, index: PipelineIndex, report: Report) -> None:
+        """Group and pipeline outputs that are not one step output; for_each over artifacts or
+        over a loop item that travels as JSON text."""
         from pipecast_vertex.wire import item_is_json
 
-        out = super().check(index, lenient=lenient, settings=settings)
-        for node in index.tasks():
-            problem = self.accelerator_problem(index.effective(node).resources)
-            if problem:
-                own = node.task.resources is not None
-                path = (*node.yaml_path, "resources") if own else ("defaults", "resources")
-                out.append(
-                    Diagnostic(
-                        f"target {self.name!r}: step {node.name!r}: {problem[0]}",
-                        path,
-                        hint=problem[1],
-                        code="unsupported-accelerator",
-                    )
-                )
         for node in index.walk():
             if not node.is_group:
                 continue
@@ -168,15 +174,15 @@ class VertexBackend(Backend):
             if group.else_ is not None:
                 exprs += [(("else", "outputs", k), v) for k, v in group.else_.outputs.items()]
             for rel, expr in exprs:
-                out.extend(
-                    _output_shape(self.name, index, expr, (*node.yaml_path, *rel), f"group {node.name!r}")
+                report.add(
+                    *_output_shape(self.name, index, expr, (*node.yaml_path, *rel), f"group {node.name!r}")
                 )
             if group.is_loop:
                 ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
                 if ref is not None and ref.kind == "step":
                     res_type = index.output_type(index.nodes[ref.name], ref.key or "") or "any"
                     if is_artifact_type(res_type):
-                        out.append(
+                        report.add(
                             Diagnostic(
                                 f"target {self.name!r}: group {node.name!r} fans out over artifacts "
                                 f"({res_type}); pipecast compiles for_each to a parameterIterator",
@@ -189,7 +195,7 @@ class VertexBackend(Backend):
                 if ref is not None and ref.kind == "loop" and ref.key is None:
                     outer = index.loop_vars(node.scope).get(ref.name)
                     if outer is not None and item_is_json(index, outer):
-                        out.append(
+                        report.add(
                             Diagnostic(
                                 f"target {self.name!r}: group {node.name!r} fans out over a loop item that "
                                 "travels as JSON text (a list item of a step output or a literal list); "
@@ -201,8 +207,7 @@ class VertexBackend(Backend):
                             )
                         )
         for name, expr in index.pipeline.outputs.items():
-            out.extend(_output_shape(self.name, index, expr, ("outputs", name), "the pipeline"))
-        return out
+            report.add(*_output_shape(self.name, index, expr, ("outputs", name), "the pipeline"))
 
     def accelerator_problem(self, res: Resources) -> tuple[str, str] | None:
         """Why this target cannot satisfy a resource request, and what to do (``None``: it can)."""
