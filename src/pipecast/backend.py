@@ -56,6 +56,7 @@ class Feature(enum.StrEnum):
     SECRETS = "secrets"
     CACHE = "cache"
     FINALLY = "finally"
+    GROUP_FINALLY = "group finally (group.status)"
     SCHEDULE = "schedule"
     SCHEDULE_TIMEZONE = "schedule time zone"
     PIPELINE_OUTPUTS = "pipeline outputs"

@@ -51,6 +51,8 @@ def pipeline_schema() -> dict[str, Any]:
         },
     ]
     group["properties"]["as"]["pattern"] = values.IDENT_RE.pattern
+    # ``uses`` on a group is the IR's mark of a lowered sub-pipeline (SPEC §17), not file syntax.
+    group["properties"].pop("uses", None)
     # SPEC §14: a task step has exactly one of ``run`` and ``import``.
     defs["TaskStep"]["oneOf"] = [{"required": ["run"]}, {"required": ["import"]}]
     defs["TaskStep"].pop("required", None)

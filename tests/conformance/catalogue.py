@@ -3,7 +3,7 @@ per-backend exceptions, as data.
 
 A case is ``cases/<name>.yaml`` with ``expected/<name>.yaml``. The expectation holds
 the final ``status``, a subset of the run record's ``steps`` (``status``, ``attempts``,
-``outputs``), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
+``outputs``; ``{absent: true}`` for a step that must not be in the record), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
 optionally ``runs:`` — several runs with different ``params``. ``exact: true`` compares
 values exactly (SPEC §22 "Numbers are exact"): an int is not a float (``2 != 2.0``), numbers
 are equal only when identical, and a dict's keys must come in the same order.
@@ -168,6 +168,10 @@ def compare(expected: Expected, record: dict[str, Any]) -> list[str]:
     steps = record.get("steps", {})
     for key, want in expected.steps.items():
         got = steps.get(key)
+        if want.get("absent"):  # a step that must not appear (e.g. a skipped group's finally)
+            if got is not None:
+                problems.append(f"step {key!r}: expected no entry, got {got!r}")
+            continue
         if got is None:
             problems.append(f"step {key!r}: missing from the record (has {sorted(steps)})")
             continue

@@ -426,6 +426,7 @@ class GroupStep(Node):
     A *plain* group (neither) exists only in lowered IR: a sub-pipeline ``uses:`` (SPEC §17)
     becomes one, with ``subpipeline`` naming the called pipeline and inner step names dotted
     (``<step>.<inner>``). A sub-pipeline step with ``when`` is a ``when`` group with the marker.
+    ``finally`` is the group's own final step (SPEC §18).
     """
 
     steps: dict[str, Step]
@@ -436,6 +437,7 @@ class GroupStep(Node):
     else_: ElseBranch | None = Field(None, alias="else")
     outputs: dict[str, str] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
+    finally_: TaskStep | None = Field(None, alias="finally")
     description: str | None = None
     subpipeline: SkipJsonSchema[SubPipelineRef | None] = None
 
@@ -451,6 +453,23 @@ class GroupStep(Node):
     @property
     def is_condition(self) -> bool:
         return self.when is not None
+
+    @field_validator("finally_", mode="before")
+    @classmethod
+    def _one_finally_step(cls, fin: Any) -> Any:
+        # SPEC §18: ``finally`` holds one task step; a map of named steps is the common slip.
+        if (
+            isinstance(fin, dict)
+            and fin
+            and "run" not in fin
+            and "import" not in fin
+            and ("steps" in fin or all(isinstance(v, dict) for v in fin.values()))
+        ):
+            raise ValueError(
+                "a group's 'finally' is one task step (SPEC §18), not a map of steps; write its "
+                "'run' and 'inputs' directly under 'finally', and move other steps into the group"
+            )
+        return fin
 
     @model_validator(mode="after")
     def _one_kind(self) -> GroupStep:

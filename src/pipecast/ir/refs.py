@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-RefKind = Literal["param", "step", "loop", "pipeline", "inputs", "outputs"]
+RefKind = Literal["param", "step", "loop", "pipeline", "group", "inputs", "outputs"]
 
 PIPELINE_FIELDS = ("status", "name", "run_id")
 
@@ -51,8 +51,8 @@ class Ref:
         if self.kind == "step":
             tail = "" if self.metric is None else f".{self.metric}"
             return f"steps.{self.name}.outputs.{self.key}{tail}"
-        if self.kind == "pipeline":
-            return f"pipeline.{self.name}"
+        if self.kind in ("pipeline", "group"):
+            return f"{self.kind}.{self.name}"
         if self.kind in ("inputs", "outputs"):
             return f"{self.kind}.{self.name}"
         return self.name if self.key is None else f"{self.name}.{self.key}"

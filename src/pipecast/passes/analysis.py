@@ -104,6 +104,10 @@ class StepNode:
     index: int  # position in writing order across the whole pipeline
     body: Scope | None = None  # groups: the body (for_each) or then-branch (when)
     else_body: Scope | None = None
+    #: groups: the group's own ``finally`` step (SPEC §18), named ``<group>.finally``.
+    finally_node: StepNode | None = None
+    #: a group's ``finally`` step: that group.
+    finally_of: StepNode | None = None
 
     @property
     def is_task(self) -> bool:
@@ -169,6 +173,14 @@ class EffectiveTask:
 
 
 FINALLY = "finally"
+#: Where a step is, for what it may reference: ``False`` (an ordinary step), ``True`` (the
+#: pipeline's ``finally``), ``"group"`` (a group's ``finally``, SPEC §18).
+FinallyKind = bool | Literal["group"]
+
+
+def group_finally_name(group: str) -> str:
+    """The IR name and run-record key base of a group's ``finally`` step (SPEC §18)."""
+    return f"{group}.{FINALLY}"
 
 
 def nearest(name: str, options: Iterator[str] | list[str]) -> str | None:
@@ -186,6 +198,8 @@ class PipelineIndex:
         self.nodes: dict[str, StepNode] = {}
         self.duplicates: list[tuple[str, tuple[str | int, ...], tuple[str | int, ...]]] = []
         self._counter = 0
+        #: Group ``finally`` steps by name (``<group>.finally``), in writing order.
+        self.finals: dict[str, StepNode] = {}
         self._fill(self.root, pipeline.steps)
         self.finally_node: StepNode | None = None
         if pipeline.finally_ is not None:
@@ -198,7 +212,7 @@ class PipelineIndex:
             )
         self._deps_cache: dict[int, dict[str, list[str]]] = {}
         # Validation, deps() and backends resolve the same references over and over.
-        self._resolve_cache: dict[tuple[Ref, int, str | None, bool], Resolution] = {}
+        self._resolve_cache: dict[tuple[Ref, int, str | None, FinallyKind], Resolution] = {}
         self._resolved: Resolved | None = None
 
     @property
@@ -238,6 +252,18 @@ class PipelineIndex:
                         owner=name, branch="else", parent=scope, yaml_path=(*path, "else", "steps")
                     )
                     self._fill(node.else_body, step.else_.steps)
+                if step.finally_ is not None:
+                    fin = StepNode(
+                        name=group_finally_name(name),
+                        step=step.finally_,
+                        scope=scope,
+                        yaml_path=(*path, "finally"),
+                        index=self._counter,
+                        finally_of=node,
+                    )
+                    self._counter += 1
+                    node.finally_node = fin
+                    self.finals[fin.name] = fin
 
     # ------------------------------------------------------------------ walking
 
@@ -251,12 +277,38 @@ class PipelineIndex:
                 yield from self.walk(node.else_body)
 
     def tasks(self) -> Iterator[StepNode]:
-        """Every task node in writing order, ``finally`` last."""
-        for node in self.walk():
-            if node.is_task:
-                yield node
+        """Every task node in writing order (a group's ``finally`` after the group's steps),
+        the pipeline's ``finally`` last."""
+        if not self.finals:
+            for node in self.walk():
+                if node.is_task:
+                    yield node
+        else:
+            yield from self._tasks(self.root)
         if self.finally_node is not None:
             yield self.finally_node
+
+    def _tasks(self, scope: Scope) -> Iterator[StepNode]:
+        for node in scope.steps.values():
+            if node.is_task:
+                yield node
+                continue
+            if node.body is not None:
+                yield from self._tasks(node.body)
+            if node.else_body is not None:
+                yield from self._tasks(node.else_body)
+            if node.finally_node is not None:
+                yield node.finally_node
+
+    def context(self, node: StepNode) -> tuple[Scope, str, FinallyKind]:
+        """Where a task's references are resolved: ``(scope, dependent, in_finally)``.
+
+        A group's ``finally`` sees what its group sees from outside (SPEC §18): it resolves in
+        the group's scope as the group itself, so what it reads becomes the group's dependency.
+        """
+        if node.finally_of is not None:
+            return node.finally_of.scope, node.finally_of.name, "group"
+        return node.scope, node.name, node is self.finally_node
 
     def scopes(self) -> Iterator[Scope]:
         yield self.root
@@ -269,6 +321,9 @@ class PipelineIndex:
     def node(self, name: str) -> StepNode:
         if name == FINALLY and self.finally_node is not None:
             return self.finally_node
+        found = self.nodes.get(name)
+        if found is None and name in self.finals:
+            return self.finals[name]
         return self.nodes[name]
 
     def ancestors(self, node: StepNode) -> list[StepNode]:
@@ -296,7 +351,7 @@ class PipelineIndex:
     # ------------------------------------------------------------------ references
 
     def resolve(
-        self, ref: Ref, scope: Scope, *, dependent: str | None, in_finally: bool = False
+        self, ref: Ref, scope: Scope, *, dependent: str | None, in_finally: FinallyKind = False
     ) -> Resolution:
         """Resolve a reference used in ``scope``.
 
@@ -305,7 +360,8 @@ class PipelineIndex:
             scope: the scope of the step (or group outputs) that uses it.
             dependent: the name of the sibling in ``scope`` that uses it (a step's own
                 name), or ``None`` for group/pipeline outputs, which read their own scope.
-            in_finally: whether it is used by the ``finally`` step.
+            in_finally: whether it is used by the pipeline's ``finally`` step (``True``) or by
+                a group's (``"group"``, resolved in the group's scope as the group).
         """
         key = (ref, id(scope), dependent, in_finally)
         cached = self._resolve_cache.get(key)
@@ -313,7 +369,7 @@ class PipelineIndex:
             cached = self._resolve_cache[key] = self._resolve(ref, scope, dependent, in_finally)
         return cached
 
-    def _resolve(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool) -> Resolution:
+    def _resolve(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: FinallyKind) -> Resolution:
         if ref.kind == "param":
             param = self.pipeline.params.get(ref.name)
             if param is None:
@@ -325,6 +381,12 @@ class PipelineIndex:
             return Resolution(param.type)
         if ref.kind == "pipeline":
             if ref.name == "status":
+                if in_finally == "group":
+                    return Resolution(
+                        None,
+                        "pipeline.status is not known yet when a group's 'finally' runs",
+                        "use group.status (the group's own outcome: 'succeeded' or 'failed')",
+                    )
                 if not in_finally:
                     return Resolution(None, "pipeline.status is only available in the 'finally' step")
                 return Resolution("str")
@@ -335,6 +397,19 @@ class PipelineIndex:
                 f"unknown pipeline field {ref.name!r}",
                 "use pipeline.name, pipeline.run_id or (in finally) pipeline.status",
             )
+        if ref.kind == "group":
+            if "group" in self.loop_vars(scope):  # a loop variable named 'group' shadows it
+                return self._resolve_loop(Ref("loop", "group", ref.name), scope)
+            if in_finally != "group":
+                return Resolution(
+                    None,
+                    "it is only available in a group's 'finally' step (SPEC §18)",
+                    "move this step into the 'finally' of a for_each or when group, or use "
+                    "pipeline.status in the pipeline's 'finally'",
+                )
+            if ref.name != "status":
+                return Resolution(None, f"unknown group field {ref.name!r}", "use group.status")
+            return Resolution("str")
         if ref.kind == "loop":
             return self._resolve_loop(ref, scope)
         if ref.kind in ("inputs", "outputs"):
@@ -382,12 +457,14 @@ class PipelineIndex:
                 return "float"
         return ANY
 
-    def _resolve_step(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool) -> Resolution:
+    def _resolve_step(
+        self, ref: Ref, scope: Scope, dependent: str | None, in_finally: FinallyKind
+    ) -> Resolution:
         target = self.nodes.get(ref.name)
         if target is None:
             hint = _did_you_mean(ref.name, self.nodes, "steps.")
             return Resolution(None, f"unknown step {ref.name!r}", hint)
-        if in_finally:
+        if in_finally is True:
             return Resolution(
                 None,
                 "the 'finally' step may reference only params and pipeline.* (it also runs when "
@@ -422,6 +499,13 @@ class PipelineIndex:
                 assert user_sibling.scope.owner is not None
                 user_sibling = self.nodes[user_sibling.scope.owner]
             if user_sibling is producer:
+                if in_finally == "group":
+                    return Resolution(
+                        None,
+                        f"a group's 'finally' cannot read the outputs of {ref.name!r} (it also runs when "
+                        "the group's steps did not)",
+                        "read it after the group, in a step that references the group's outputs",
+                    )
                 return Resolution(None, f"a step cannot reference {ref.name!r}, a group that encloses it")
         out_type = self.output_type(target, ref.key or "")
         if out_type is None:
@@ -480,7 +564,7 @@ class PipelineIndex:
     # ------------------------------------------------------------------ step I/O
 
     def value_type(
-        self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False
+        self, value: Any, scope: Scope, dependent: str | None, in_finally: FinallyKind = False
     ) -> str | None:
         """The type of an input value: a literal's JSON type, a reference's type, or ``str``."""
         if isinstance(value, str) and "{{" in value:
@@ -544,11 +628,16 @@ class PipelineIndex:
                 sibling,
                 *(self.walk(sibling.body) if sibling.body else []),
                 *(self.walk(sibling.else_body) if sibling.else_body else []),
+                *self._finals_in(sibling),
             ]:
                 for _path, ref in self.input_refs(node):
                     if ref.kind != "step":
                         continue
-                    res = self.resolve(ref, node.scope, dependent=node.name)
+                    if node.finally_of is not None:
+                        at, who, fin = self.context(node)
+                        res = self.resolve(ref, at, dependent=who, in_finally=fin)
+                    else:
+                        res = self.resolve(ref, node.scope, dependent=node.name)
                     if res.dependency and res.dependency[0] is scope:
                         _s, user, producer = res.dependency
                         edges[user].add(producer)
@@ -560,6 +649,20 @@ class PipelineIndex:
         result = {name: sorted(ds, key=order.__getitem__) for name, ds in edges.items()}
         self._deps_cache[id(scope)] = result
         return result
+
+    def _finals_in(self, sibling: StepNode) -> list[StepNode]:
+        """The group ``finally`` steps of a sibling and of the groups inside it."""
+        if not self.finals or not sibling.is_group:
+            return []
+        return [
+            n.finally_node
+            for n in [
+                sibling,
+                *self.walk(sibling.body),
+                *(self.walk(sibling.else_body) if sibling.else_body else []),
+            ]
+            if n.finally_node is not None
+        ]
 
     def lift_after(self, node: StepNode, target_name: str) -> tuple[Scope, str, str] | None:
         """The sibling edge an ``after: [target]`` entry adds, or ``None`` if not visible."""

@@ -31,7 +31,11 @@ class FeatureUse:
 def used_features(index: PipelineIndex) -> Iterator[FeatureUse]:
     """Every use of every feature, in writing order."""
     yield from _pipeline_features(index)
-    for node in [*index.walk(), *([index.finally_node] if index.finally_node else [])]:
+    for node in [
+        *index.walk(),
+        *index.finals.values(),
+        *([index.finally_node] if index.finally_node else []),
+    ]:
         yield from _ordering_features(index, node)
         yield from _metric_ref_features(node)
         if node.is_group:
@@ -108,6 +112,8 @@ def _group_features(index: PipelineIndex, node: StepNode) -> Iterator[FeatureUse
             yield FeatureUse(Feature.NESTED_FOR_EACH, node.name, path)
     if group.else_ is not None:
         yield FeatureUse(Feature.ELSE, node.name, (*path, "else"))
+    if node.finally_node is not None:
+        yield FeatureUse(Feature.GROUP_FINALLY, node.name, (*path, "finally"))
     if group.outputs:
         yield FeatureUse(Feature.GROUP_OUTPUTS, node.name, (*path, "outputs"))
         if group.is_condition:

@@ -47,9 +47,10 @@ def _step(step: TaskStep | GroupStep) -> TaskStep | GroupStep:
             else_ = ElseBranch.model_construct(
                 _fields_set=else_.model_fields_set, steps=else_steps, outputs=else_.outputs
             )
-    if inner is step.steps and else_ is step.else_:
+    fin = _task(step.finally_) if step.finally_ is not None else None
+    if inner is step.steps and else_ is step.else_ and fin is step.finally_:
         return step
-    return step.model_copy(update={"steps": inner, "else_": else_})
+    return step.model_copy(update={"steps": inner, "else_": else_, "finally_": fin})
 
 
 def _task(task: TaskStep) -> TaskStep:

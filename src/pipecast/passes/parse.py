@@ -68,6 +68,9 @@ def parse_path(text: str, loop_vars: frozenset[str] | None = None) -> Ref:
         )
     if head == "pipeline" and len(parts) == 2:
         return Ref("pipeline", parts[1])
+    if head == "group" and len(parts) == 2 and (loop_vars is None or "group" not in loop_vars):
+        # SPEC §18; a loop variable named ``group`` shadows it (resolution checks the scope).
+        return Ref("group", parts[1])
     if head == "inputs" and len(parts) == 2:
         return Ref("inputs", parts[1])
     if head == "outputs" and len(parts) == 2:

@@ -34,7 +34,7 @@ from pipecast.ir.refs import Ref, RefSyntaxError, render_value
 from pipecast.passes.parse import parse_condition, parse_template, single_ref
 
 if TYPE_CHECKING:
-    from pipecast.passes.analysis import EffectiveTask, PipelineIndex, Scope, StepNode
+    from pipecast.passes.analysis import EffectiveTask, FinallyKind, PipelineIndex, Scope, StepNode
 
 ANY = "any"
 
@@ -288,6 +288,13 @@ class Resolved:
         index = self.index
         in_finally = node.name == FINALLY and node is index.finally_node
         step = node.step
+        if node.finally_of is not None:  # a group's finally (SPEC §18): read as its group
+            scope, dependent, fin = index.context(node)
+            out = ResolvedStep(
+                name=node.name, node=node, groups=tuple(g.name for g in index.ancestors(node)), _index=index
+            )
+            out.inputs = {k: self.value(v, scope, dependent, fin) for k, v in node.task.inputs.items()}
+            return out
         out = ResolvedStep(
             name=node.name,
             node=node,
@@ -310,7 +317,7 @@ class Resolved:
             out.else_outputs = {k: self.value(v, node.else_body, None) for k, v in step.else_.outputs.items()}
         return out
 
-    def value(self, raw: Any, scope: Scope, dependent: str | None, in_finally: bool = False) -> Value:
+    def value(self, raw: Any, scope: Scope, dependent: str | None, in_finally: FinallyKind = False) -> Value:
         """Resolve one value as written in the pipeline, read in ``scope`` by sibling
         ``dependent`` (``None`` for group and pipeline outputs)."""
         if isinstance(raw, str):
@@ -338,7 +345,7 @@ class Resolved:
             return DictOf(entries)
         return Lit(raw, values.json_type_of(raw) or ANY)
 
-    def ref(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool = False) -> RefNode:
+    def ref(self, ref: Ref, scope: Scope, dependent: str | None, in_finally: FinallyKind = False) -> RefNode:
         """One reference with its type and, for a step output, its producer."""
         kind = ref.kind
         if kind in ("inputs", "outputs"):  # container placeholders (validated elsewhere)
@@ -363,7 +370,7 @@ class Resolved:
         return RefNode(ref, type_)
 
     def condition(
-        self, text: str, scope: Scope, dependent: str | None, in_finally: bool = False
+        self, text: str, scope: Scope, dependent: str | None, in_finally: FinallyKind = False
     ) -> cond.Expr:
         """A ``when`` expression with every path operand typed and resolved."""
 

@@ -22,6 +22,7 @@ from pipecast.passes import cron
 from pipecast.passes.analysis import (
     ANY,
     FINALLY,
+    FinallyKind,
     PipelineIndex,
     Scope,
     StepNode,
@@ -72,6 +73,8 @@ class _Checker:
         self.check_names()
         for node in self.index.walk():
             self.check_node(node)
+        for fin in self.index.finals.values():
+            self.check_group_finally(fin)
         if self.index.finally_node is not None:
             self.check_finally(self.index.finally_node)
         self.check_pipeline_outputs()
@@ -130,12 +133,13 @@ class _Checker:
         else:
             self.check_group(node)
 
-    def check_task(self, node: StepNode, in_finally: bool = False) -> None:
+    def check_task(self, node: StepNode) -> None:
         task = node.task
         comp = task.component
+        scope, dependent, in_finally = self.index.context(node)
         for name, value in task.inputs.items():
             path = (*node.yaml_path, "inputs", name)
-            kind = self.check_value(value, node.scope, node.name, path, in_finally=in_finally)
+            kind = self.check_value(value, scope, dependent, path, in_finally=in_finally)
             if comp is not None and name in comp.inputs:
                 self.check_declared(
                     kind, comp.inputs[name], f"input {name!r} of component {comp.name!r}", path
@@ -204,7 +208,13 @@ class _Checker:
                 )
 
     def check_value(
-        self, value: Any, scope: Scope, dependent: str | None, path: YamlPath, *, in_finally: bool = False
+        self,
+        value: Any,
+        scope: Scope,
+        dependent: str | None,
+        path: YamlPath,
+        *,
+        in_finally: FinallyKind = False,
     ) -> str | None:
         self.check_finite(value, path)
         """Check a value (literal or template) and return its type (``None`` on error)."""
@@ -249,7 +259,13 @@ class _Checker:
         return [seg for seg in segments if isinstance(seg, Ref)]
 
     def resolve(
-        self, ref: Ref, scope: Scope, dependent: str | None, path: YamlPath, *, in_finally: bool = False
+        self,
+        ref: Ref,
+        scope: Scope,
+        dependent: str | None,
+        path: YamlPath,
+        *,
+        in_finally: FinallyKind = False,
     ) -> str | None:
         if ref.kind == "param":
             self.used_params.add(ref.name)
@@ -489,7 +505,7 @@ class _Checker:
                 (*node.yaml_path, "image"),
             )
 
-    def check_python(self, node: StepNode, run: PythonRun, in_finally: bool) -> None:
+    def check_python(self, node: StepNode, run: PythonRun, in_finally: FinallyKind) -> None:
         task = node.task
         for name, type_name in task.outputs.items():
             if values.is_artifact(type_name) and name in task.inputs:
@@ -499,8 +515,9 @@ class _Checker:
                     (*node.yaml_path, "outputs", name),
                     hint="rename the output or the input",
                 )
+        scope, dependent, _ = self.index.context(node)
         types = {
-            name: self.index.value_type(value, node.scope, node.name, in_finally=in_finally)
+            name: self.index.value_type(value, scope, dependent, in_finally=in_finally)
             for name, value in task.inputs.items()
         }
         for diag in check_python_signature(run, task, types, node.yaml_path, self.base_dir, self.modules):
@@ -650,7 +667,24 @@ class _Checker:
                 ("finally", "when"),
                 hint="check the condition inside the step, e.g. on pipeline.status",
             )
-        self.check_task(node, in_finally=True)
+        self.check_task(node)
+
+    def check_group_finally(self, node: StepNode) -> None:
+        """SPEC §18: one task step that runs after the group's steps ended, whatever happened."""
+        task, path = node.task, node.yaml_path
+        if task.after:
+            self.error(
+                "a group's 'finally' runs after the group's steps; it cannot have 'after'",
+                (*path, "after"),
+                hint="put 'after' on the group itself",
+            )
+        if task.when is not None:
+            self.error(
+                "a group's 'finally' always runs when its group ran; it cannot have 'when'",
+                (*path, "when"),
+                hint="check the condition inside the step, e.g. on group.status",
+            )
+        self.check_task(node)
 
     def check_pipeline_outputs(self) -> None:
         for name, expr in self.pipeline.outputs.items():

@@ -175,6 +175,11 @@ class Engine:
         self._seq = 0
         self.insts: dict[str, Inst] = {}
         self.finally_inst: Inst | None = None
+        #: SPEC §18: a group's running ``finally`` → (its group, ``group.status``, the group's
+        #: record status unless the finally fails).
+        self._finals: dict[int, tuple[Inst, str, str]] = {}
+        #: Groups with a ``finally`` that started and have not run it yet.
+        self._open: dict[int, Inst] = {}
         self.status = "running"
         self.started_wall = datetime.now(UTC)
         self.started_clock = clock.now()
@@ -302,8 +307,9 @@ class Engine:
         frame.pending = len(scope.steps)
         return frame
 
-    def lookup_for(self, frame: Frame, in_finally: bool = False) -> Callable[[Ref], Any]:
-        """The value of a reference as seen from a frame."""
+    def lookup_for(self, frame: Frame, group_status: str | None = None) -> Callable[[Ref], Any]:
+        """The value of a reference as seen from a frame (in a group's ``finally``: with the
+        group's status, SPEC §18)."""
         nodes = self.index.nodes
 
         def lookup(ref: Ref) -> Any:
@@ -324,6 +330,14 @@ class Engine:
                 if ref.metric is not None:
                     return read_metric(out[ref.key], ref)
                 return out[ref.key]
+            if kind == "group":  # SPEC §18; a loop variable named 'group' shadows it
+                f = frame
+                while f is not None and f.loop_var != "group":
+                    f = f.parent
+                if f is None and group_status is not None and ref.name == "status":
+                    return group_status
+                ref = Ref("loop", "group", ref.name)
+                kind = "loop"
             if kind == "loop":
                 f = frame
                 while f is not None and f.loop_var != ref.name:
@@ -411,6 +425,10 @@ class Engine:
         """True when the run is over; moves on to ``finally`` when the steps are."""
         if self.running or self.retry_waits or self.slots:
             return False
+        while self.phase == "steps" and self.failing and self._open:
+            self._close_interrupted()
+            if self.running or self.retry_waits or self.slots:
+                return False
         if self.phase == "steps" and (self.failing or self.root.pending == 0):
             self._enter_finally()
             return self.phase == "done" or (not self.slots and not self.running)
@@ -431,15 +449,19 @@ class Engine:
     def _pump(self) -> None:
         while self.slots and self.running < self.max_parallel:
             *_, inst = heapq.heappop(self.slots)
-            if self.failing and inst.attempts == 0 and inst is not self.finally_inst:
+            if self.failing and inst.attempts == 0 and not self._is_final(inst):
                 continue  # never started: not_run at the end
             self._launch(inst)
         if self.failing and self.slots:
             # Running steps may still retry; everything that has not started never will.
-            kept = [s for s in self.slots if s[3].attempts > 0 or s[3] is self.finally_inst]
+            kept = [s for s in self.slots if s[3].attempts > 0 or self._is_final(s[3])]
             if len(kept) != len(self.slots):
                 self.slots = kept
                 heapq.heapify(self.slots)
+
+    def _is_final(self, inst: Inst) -> bool:
+        """The pipeline's or a group's ``finally``: it starts after a failure too (SPEC §22)."""
+        return inst is self.finally_inst or id(inst) in self._finals
 
     def _queue_slot(self, inst: Inst) -> None:
         self._seq += 1
@@ -478,8 +500,8 @@ class Engine:
     def _start_task(self, inst: Inst) -> None:
         node = inst.node
         task: TaskStep = node.task
-        in_finally = inst is self.finally_inst
-        lookup = self.lookup_for(inst.frame, in_finally)
+        final = self._finals.get(id(inst))
+        lookup = self.lookup_for(inst.frame, final[1] if final is not None else None)
         try:
             if task.when is not None and not self._condition(node, task.when, lookup):
                 self._finish(inst, "skipped", reason=f"condition is false: {task.when}")
@@ -574,6 +596,8 @@ class Engine:
         group = node.group
         inst.started = self.clock.now()
         inst.status = "running"
+        if node.finally_node is not None:
+            self._open[id(inst)] = inst
         lookup = self.lookup_for(inst.frame)
         try:
             if group.is_loop:
@@ -603,12 +627,13 @@ class Engine:
             # A plain group (a sub-pipeline, SPEC §17) runs its steps as a condition that holds.
             holds = group.when is None or self._condition(node, group.when, lookup)
         except Missing as m:
+            self._open.pop(id(inst), None)
             self._skip_subtree(node, inst.frame.indices, f"reads an output of skipped step {m.step!r}")
             self._finish(inst, "skipped", reason=f"reads an output of skipped step {m.step!r}")
             return
         except StepError as exc:
             inst.child_failed = True
-            self._finish(inst, "failed", error=str(exc))
+            self._close_group(inst, "failed", error=str(exc))
             return
         reason = f"condition is false: {group.when}"
         if holds:
@@ -620,6 +645,8 @@ class Engine:
             branch = node.else_body
         else:
             self._skip_scope(node.body, inst.frame.indices, reason)
+            # SPEC §18: a skipped when group does not run its finally.
+            self._open.pop(id(inst), None)
             self._finish(inst, "skipped", reason=reason)
             return
         inst.extra["branch"] = "then" if holds else "else"
@@ -686,7 +713,7 @@ class Engine:
                     except Missing:
                         pass
                     except StepError as exc:
-                        self._finish(inst, "failed", error=str(exc))
+                        self._close_group(inst, "failed", error=str(exc))
                         return
                 outputs[name] = collected
         else:
@@ -699,10 +726,47 @@ class Engine:
                 except Missing:
                     pass
                 except StepError as exc:
-                    self._finish(inst, "failed", error=str(exc))
+                    self._close_group(inst, "failed", error=str(exc))
                     return
         inst.outputs = outputs
-        self._finish(inst, "succeeded")
+        self._close_group(inst, "succeeded")
+
+    def _close_group(
+        self, inst: Inst, status: str, *, error: str | None = None, record: str | None = None
+    ) -> None:
+        """End a group: first its ``finally`` (SPEC §18), which sees ``status``; the group
+        ends when that ends (so steps after the group wait for it, docs/semantics.md) with
+        ``record`` (default ``status``) as its run-record status."""
+        fin_node = inst.node.finally_node
+        if fin_node is None or self._open.pop(id(inst), None) is None:
+            self._finish(inst, record or status, error=error)
+            return
+        if error is not None:
+            inst.error = error
+        fin = Inst(fin_node, inst.frame, self.index.run_key(fin_node, inst.frame.indices))
+        fin.cause = inst.last_child or inst.cause
+        self._finals[id(fin)] = (inst, status, record or status)
+        self.insts[fin.key] = fin
+        self._start_task(fin)
+
+    def _close_interrupted(self) -> None:
+        """After a failure, once nothing runs: run the ``finally`` of each group that started
+        and did not end, innermost first. It sees ``group.status`` ``failed``; the group's
+        record says ``failed`` if a step inside failed, else ``not_run`` (docs/semantics.md)."""
+        open_groups = list(self._open.values())
+
+        def encloses(outer: Inst, inner: Inst) -> bool:
+            f: Frame | None = inner.frame
+            while f is not None:
+                if f.owner is outer:
+                    return True
+                f = f.owner.frame if f.owner is not None else None
+            return False
+
+        for group in open_groups:
+            if any(other is not group and encloses(group, other) for other in open_groups):
+                continue
+            self._close_group(group, "failed", record="failed" if group.child_failed else "not_run")
 
     # ------------------------------------------------------------------ skipping
 
@@ -752,9 +816,20 @@ class Engine:
         if inst is self.finally_inst:
             self.phase = "done"
             return
+        closing = self._finals.pop(id(inst), None)
+        if closing is not None:
+            group, _seen, group_status = closing
+            if status == "failed":
+                group_status = "failed"
+                group.error = group.error or f"its finally step {inst.key!r} failed"
+            self._finish(group, group_status)
+            return
         frame = inst.frame
         if frame.owner is not None:
             frame.owner.last_child = inst
+        if status == "not_run":  # an interrupted group whose finally ran (SPEC §18)
+            frame.pending -= 1
+            return
         if status == "failed":
             self.failing = True
             owner = frame.owner

@@ -462,8 +462,10 @@ def _run(
 
     def reuse(inst: Inst) -> dict[str, Any] | None:
         types = inst.node.task.outputs
-        # finally always runs again: it reads pipeline.status, which the resumed run decides.
-        old = None if inst is engine.finally_inst else resumed.get(inst.key)
+        # finally always runs again: it reads pipeline.status, which the resumed run decides
+        # (a group's finally likewise reads group.status).
+        rerun = inst is engine.finally_inst or inst.node.finally_of is not None
+        old = None if rerun else resumed.get(inst.key)
         if old is not None:
             outputs = {n: from_record(v, types.get(n, "any")) for n, v in old.get("outputs", {}).items()}
             if set(outputs) == set(types) and all(art_exists(v) for v in outputs.values()):

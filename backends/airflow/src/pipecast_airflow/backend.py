@@ -131,6 +131,10 @@ class AirflowBackend(Backend):
         Feature.STRUCTURED_VALUES: runtime(
             "the runtime builds the value from the binding document (XCom values, paths)"
         ),
+        Feature.GROUP_FINALLY: unsupported(
+            "a group's own finally (SPEC §18) is not lowered yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+        ),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),

@@ -91,6 +91,10 @@ class AzureMLBackend(Backend):
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",
         ),
+        Feature.GROUP_FINALLY: unsupported(
+            "a group's own finally (SPEC §18) is not lowered yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+        ),
         Feature.FINALLY: native("settings.on_finalize; pipeline.status read by the runtime from run history"),
         Feature.SCHEDULE: native("a schedule YAML (cron trigger); deploy creates it"),
         Feature.SCHEDULE_TIMEZONE: native("trigger.time_zone (IANA mapped to Windows names)"),

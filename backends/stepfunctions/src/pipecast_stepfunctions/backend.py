@@ -104,6 +104,10 @@ class StepFunctionsBackend(Backend):
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",
         ),
+        Feature.GROUP_FINALLY: unsupported(
+            "a group's own finally (SPEC §18) is not lowered yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+        ),
         Feature.FINALLY: native(
             "the body runs in a Parallel whose Catch leads to the finally step, then Fail"
         ),

@@ -84,6 +84,10 @@ class VertexBackend(Backend):
             "not yet: a list or mapping literal holding references is built by the simulator only",
             "pass each reference as its own input and build the value in the step",
         ),
+        Feature.GROUP_FINALLY: unsupported(
+            "a group's own finally (SPEC §18) is not lowered yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+        ),
         Feature.FINALLY: native("exit handler: ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus"),
         Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),
         Feature.SCHEDULE_TIMEZONE: native("cron with a TZ= prefix"),
