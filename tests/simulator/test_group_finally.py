@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipecast.ir.models import GroupStep, Pipeline, TaskStep
 from tests.simulator.conftest import outputs, statuses
 
 pytestmark = pytest.mark.local
@@ -42,24 +41,22 @@ def test_failing_group_finally_fails_the_pipeline_and_its_group(sim):
 
 
 def test_failure_outside_the_group_still_runs_the_started_groups_finally(sim):
-    rec = sim.run(
-        """
+    text = """
         pipecast: 1
         name: gf
         steps:
           slow_group:
             for_each: [1]
             steps:
-              slow: {run: {python: "steps:stamp"}, inputs: {folder: ".", name: "s", seconds: 0.3}}
+              slow: {run: {python: "steps:stamp"}, inputs: {folder: "FOLDER", name: "s", seconds: 0.3}}
               next: {run: {python: "steps:emit"}, inputs: {value: 1}, after: [slow]}
             finally:
               run: {python: "steps:status"}
               inputs: {s: "{{ group.status }}"}
               outputs: {output: str}
           broken: {run: {python: "steps:boom"}, inputs: {message: "x"}}
-        """,
-        max_parallel=4,
-    )
+        """
+    rec = sim.run(text.replace("FOLDER", str(sim.tmp)), max_parallel=4)
     st = statuses(rec)
     assert rec["status"] == "failed"
     assert st["slow[0]"] == "succeeded" and st["next[0]"] == "not_run"
@@ -122,65 +119,3 @@ def test_group_finally_reads_outside_steps_and_orders_its_group(sim):
     assert outputs(rec, "loop.finally") == {"output": 41}
     # Reading 'base' in the group's finally made the group wait for it.
     assert rec["steps"]["base"]["ended"] <= rec["steps"]["sq[0]"]["started"]
-
-
-def _plain_pipeline() -> Pipeline:
-    """What the sub-pipeline lowering makes of ``prep: {uses: ./prep.yaml}`` inside a loop."""
-    inner = {
-        "prep.clean": TaskStep(
-            run={"python": "steps:add"}, inputs={"a": "{{ item }}", "b": 10}, outputs={"output": "int"}
-        ),
-        "prep.twice": TaskStep(
-            run={"python": "steps:square"},
-            inputs={"x": "{{ steps.prep.clean.outputs.output }}"},
-            outputs={"output": "int"},
-        ),
-    }
-    prep = GroupStep(
-        steps=inner,
-        uses="prep",
-        outputs={"value": "{{ steps.prep.twice.outputs.output }}"},
-        finally_=TaskStep(
-            run={"python": "steps:status"},
-            inputs={"s": "{{ group.status }}-{{ item }}"},
-            outputs={"output": "str"},
-        ),
-    )
-    return Pipeline(
-        pipecast=1,
-        name="plain",
-        steps={
-            "loop": GroupStep(
-                for_each=[1, 2],
-                steps={
-                    "prep": prep,
-                    "prep_clean": TaskStep(
-                        run={"python": "steps:emit"},
-                        inputs={"value": "{{ steps.prep.outputs.value }}"},
-                        outputs={"output": "int"},
-                    ),
-                },
-                outputs={"values": "{{ steps.prep_clean.outputs.output }}"},
-            )
-        },
-    )
-
-
-def test_plain_group_with_dotted_names_runs_with_nested_keys(sim, tmp_path):
-    from pipecast.loader import Loaded
-    from pipecast.passes.validate import validate
-    from pipecast.simulator import run_pipeline
-
-    pipeline = _plain_pipeline()
-    path = tmp_path / "plain.yaml"
-    path.write_text("# built in memory\n")
-    loaded = Loaded(pipeline=pipeline, path=path)
-    assert [d for d in validate(loaded) if d.severity == "error"] == []
-    rec = run_pipeline(loaded, run_dir=tmp_path / "runs", containers="host")
-    assert rec["status"] == "succeeded", rec
-    st = statuses(rec)
-    assert st["prep[0]"] == st["prep[1]"] == "succeeded"
-    assert outputs(rec, "prep.clean[1]") == {"output": 12}
-    assert outputs(rec, "prep.twice[0]") == {"output": 121}
-    assert outputs(rec, "prep.finally[1]") == {"output": "succeeded-2"}
-    assert outputs(rec, "loop") == {"values": [121, 144]}

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from pipecast.diagnostics import Diagnostic, SourceMap, UserError, YamlPath
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import ComponentFile, GroupStep, UsesStep
+from pipecast.ir.models import ComponentFile, UsesStep
 from pipecast.ir.refs import Ref, RefSyntaxError, render_value
 from pipecast.passes.parse import is_structured_template, parse_condition, parse_template, refs_in
 
@@ -559,15 +559,7 @@ class Expander:
         group: dict[str, Any] = {"steps": steps}
         if data.get("outputs"):
             group["outputs"] = {k: rw.value(v) for k, v in data["outputs"].items()}
-        if "finally" in data:
-            if "finally" not in GroupStep.model_fields:
-                self.problem(
-                    f"{step['uses']} has a 'finally' step; a sub-pipeline's finally needs group 'finally' "
-                    "(SPEC §18), which this pipecast does not have yet",
-                    (*path, "uses"),
-                    hint="move the finally step into the calling pipeline for now",
-                )
-                return None
+        if "finally" in data:  # SPEC §17-§18: the group's own finally
             group["finally"] = rw.task(_with_defaults(data["finally"], defaults), group_finally=True)
         for key in ("after", "when", "description"):
             if key in step:
@@ -659,9 +651,8 @@ class _Rewriter:
                     return segments[0]
             return (value,)
         if ref.kind == "pipeline" and ref.name == "status" and self.group_finally:
-            # SPEC §17-§18: the sub-pipeline's finally sees its group; a two-part path renders as
-            # ``group.status`` (validation parses the rewritten text again).
-            return Ref("loop", "group", "status")
+            # SPEC §17-§18: the sub-pipeline's finally sees its group's status.
+            return Ref("group", "status")
         return ref
 
     def value(self, value: Any) -> Any:
