@@ -15,7 +15,7 @@ from pipecast.api import load_settings
 from pipecast.backend import Settings
 from pipecast.cli import main
 from pipecast.diagnostics import UserError
-from pipecast.schema import pipeline_schema
+from pipecast.schema import component_schema, pipeline_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 MALFORMED = ROOT / "tests" / "malformed"
@@ -124,8 +124,20 @@ def test_schema_accepts_valid_and_rejects_malformed(good: Path) -> None:
         for p in sorted((ROOT / "examples").rglob("*.yaml"))
         if "pipecast:" in p.read_text()
     ]
+    components = [d for d in valid if "component" in d]
     for data in valid:
-        assert not list(validator.iter_errors(data))
+        if "component" not in data:
+            assert not list(validator.iter_errors(data))
+    # SPEC §16: component files have their own schema (pipecast schema --component).
+    comp_validator = jsonschema.Draft202012Validator(component_schema())
+    jsonschema.Draft202012Validator.check_schema(component_schema())
+    assert components
+    for data in components:
+        assert not list(comp_validator.iter_errors(data))
+    assert list(comp_validator.iter_errors({**components[0], "when": "params.x"}))
+    assert list(
+        validator.iter_errors({"pipecast": 1, "name": "x", "steps": {"a": {"uses": "c.yaml", "run": {}}}})
+    )
     for name in (
         "unknown_top_key.yaml",
         "unknown_step_key.yaml",

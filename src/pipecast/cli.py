@@ -259,9 +259,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from pipecast.io import atomic_write, dump_json
-    from pipecast.schema import pipeline_schema
+    from pipecast.schema import component_schema, pipeline_schema
 
-    text = dump_json(pipeline_schema())
+    text = dump_json(component_schema() if args.component else pipeline_schema())
     if args.output and args.output != "-":
         atomic_write(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -473,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", parents=[common], help="print the JSON Schema of pipeline files")
     p.add_argument("-o", "--output", metavar="FILE", help="write it to a file")
+    p.add_argument("--component", action="store_true", help="the schema of component files (SPEC §16)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("targets", parents=[common], help="list installed targets and their features")

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from pipecast.ir import values
-from pipecast.ir.models import Pipeline
+from pipecast.ir.models import ComponentFile, Pipeline, UsesStep
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "https://pipecast.dev/schema/pipeline-v1.json"
+COMPONENT_SCHEMA_ID = "https://pipecast.dev/schema/component-v1.json"
 
 _STEP_NAMES = {"pattern": values.STEP_NAME_RE.pattern, "not": {"const": "finally"}}
 _IDENTS = {"pattern": values.IDENT_RE.pattern}
@@ -77,5 +78,48 @@ def pipeline_schema() -> dict[str, Any]:
         ],
         "default": None,
         "title": "Memory",
+    }
+    _add_uses_steps(schema)
+    return schema
+
+
+def _add_uses_steps(schema: dict[str, Any]) -> None:
+    """SPEC §16-§17: a step may be ``uses: <file>`` with inputs and overrides (the loader
+    replaces it; the IR never holds one). ``finally`` may use a component too."""
+    defs = schema["$defs"]
+    uses = UsesStep.model_json_schema(by_alias=True, mode="validation")
+    for name, sub in uses.pop("$defs", {}).items():
+        defs.setdefault(name, sub)
+    uses["properties"]["inputs"]["propertyNames"] = _IDENTS
+    uses["properties"]["outputs"]["propertyNames"] = _IDENTS
+    defs["UsesStep"] = uses
+    ref = {"$ref": "#/$defs/UsesStep"}
+    for steps in (
+        schema["properties"]["steps"],
+        *(defs[n]["properties"]["steps"] for n in ("GroupStep", "ElseBranch")),
+    ):
+        steps["additionalProperties"]["oneOf"].append(ref)
+    fin = schema["properties"]["finally"]
+    fin["anyOf"] = [ref if alt == {"type": "null"} else alt for alt in fin["anyOf"]] + [{"type": "null"}]
+
+
+def component_schema() -> dict[str, Any]:
+    """The JSON Schema of a component file (SPEC §16)."""
+    schema = ComponentFile.model_json_schema(by_alias=True, mode="validation")
+    schema = {
+        "$schema": SCHEMA_DIALECT,
+        "$id": COMPONENT_SCHEMA_ID,
+        "title": "pipecast component (format version 1)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+    props = schema["properties"]
+    props["pipecast"] = {"const": 1, "description": "format version"}
+    props["component"] = {**props["component"], "pattern": values.STEP_NAME_RE.pattern}
+    for key in ("inputs", "outputs"):
+        props[key]["propertyNames"] = _IDENTS
+    # An input is {type, default?, description?} or just its type's name.
+    spec = props["inputs"]["additionalProperties"]
+    props["inputs"]["additionalProperties"] = {
+        "anyOf": [spec, schema["$defs"]["ComponentInput"]["properties"]["type"]]
     }
     return schema
