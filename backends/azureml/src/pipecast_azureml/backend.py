@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast import stock
-from pipecast.backend import Backend, CompileResult, Feature, Support, native, runtime, unsupported
+from pipecast.backend import (
+    Backend,
+    CompileResult,
+    Feature,
+    Report,
+    Support,
+    native,
+    runtime,
+    unsupported,
+)
 from pipecast.diagnostics import Diagnostic
 from pipecast_azureml.settings import AzureMLSettings
 
@@ -106,34 +115,24 @@ class AzureMLBackend(Backend):
 
         return AzureMLProfile(self.name)
 
-    def check(self, index: PipelineIndex, *, lenient: bool = False, settings: Any = None) -> list[Diagnostic]:
-        """Feature support plus what only Azure ML limits (time zones)."""
-        from pipecast.diagnostics import UserError
+    def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
+        """What only Azure ML limits: time zones and crons, and what a dry compile with the
+        user's settings refuses."""
         from pipecast_azureml.compiler import Compiler
         from pipecast_azureml.schedule import azure_cron, windows_zone
 
-        out = super().check(index, lenient=lenient, settings=settings)
-        if any(d.severity == "error" for d in out):
-            return out
         schedule = index.pipeline.schedule
         if schedule is not None:
-            try:
+            with report.catching():
                 windows_zone(schedule.timezone)
-            except UserError as exc:
-                out.extend(exc.diagnostics)
-            try:
+            with report.catching():
                 azure_cron(schedule.cron)
-            except UserError as exc:
-                out.extend(exc.diagnostics)
         # What Azure ML cannot express depends on the pipeline's shape (outputs of when-groups,
         # waiting on a when-group, accelerators Azure lacks) and on the settings (a compute
         # cluster or serverless VM sizes): a dry compile with the user's settings finds it, so
         # the error carries the pipeline file's line like every other check.
-        try:
-            Compiler(index.pipeline, index, self.settings_of(settings), dry=True).compile()
-        except UserError as exc:
-            out.extend(exc.diagnostics)
-        return out
+        with report.catching():
+            Compiler(index.pipeline, index, settings, dry=True).compile()
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         from pipecast_azureml.compiler import Compiler, uses_control_flow
