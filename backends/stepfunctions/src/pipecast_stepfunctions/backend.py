@@ -17,7 +17,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.io import dump_json
@@ -100,9 +99,10 @@ class StepFunctionsBackend(Backend):
             "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
             "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
-        Feature.STRUCTURED_VALUES: unsupported(
-            "not yet: a list or mapping literal holding references is built by the simulator only",
-            "pass each reference as its own input and build the value in the step",
+        Feature.STRUCTURED_VALUES: runtime(
+            "a task input: the literal as JSON text plus each reference's value (a JSONPath), built by "
+            "the step runtime (keys in stored order, artifacts downloaded); for_each: a Pass builds "
+            "the items with States.Array"
         ),
         Feature.GROUP_FINALLY: unsupported(
             "a group's own finally (SPEC §18) is not lowered yet",
@@ -138,6 +138,7 @@ class StepFunctionsBackend(Backend):
 
         from .instances import pick_instance
 
+        _check_loop_items(index, report)
         if settings.compute != "sagemaker":
             return
         for node in index.tasks():
@@ -221,6 +222,56 @@ class StepFunctionsBackend(Backend):
         from .local import StepFunctionsEngine
 
         return StepFunctionsEngine()
+
+
+def _check_loop_items(index: PipelineIndex, report: Report) -> None:
+    """A ``for_each`` list literal holding references is built by ASL (no runtime runs
+    there): a list holding references inside an item, and a non-string value inside a mixed
+    string (ASL cannot render compact JSON, SPEC §22), cannot be built."""
+    from pipecast.ir.refs import Ref
+    from pipecast.passes.parse import is_structured_template, parse_template
+
+    for node in index.walk():
+        if not (node.is_group and node.group.is_loop and is_structured_template(node.group.for_each)):
+            continue
+        base = (*node.yaml_path, "for_each")
+        stack: list[tuple[tuple[str | int, ...], Any, bool]] = [
+            ((*base, k), item, False) for k, item in enumerate(node.group.for_each)
+        ]
+        while stack:
+            path, value, in_item = stack.pop()
+            if isinstance(value, list) and in_item and is_structured_template(value):
+                report.unsupported(
+                    "stepfunctions: a list holding references inside a for_each item cannot be built in ASL",
+                    path,
+                    step=node.name,
+                    code="unsupported-feature",
+                    hint="make the item a mapping, or compute the list in a step and loop over its output",
+                )
+            elif isinstance(value, dict | list):
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                stack.extend(((*path, k), v, True) for k, v in items)
+            elif isinstance(value, str) and "{{" in value:
+                segments = parse_template(value)
+                refs = [s for s in segments if isinstance(s, Ref)]
+                if len(parse_template(value.strip())) == 1 or not refs:
+                    continue
+                for ref in refs:
+                    kind = (
+                        "str"
+                        if ref.kind == "pipeline"
+                        else index.resolve(ref, node.scope, dependent=node.name).type
+                    )
+                    if kind != "str":
+                        report.unsupported(
+                            f"stepfunctions: {{{{ {ref.path} }}}} ({kind or 'unknown type'}) inside a mixed "
+                            "string of a for_each item: ASL cannot render it as compact JSON (SPEC §22)",
+                            path,
+                            step=node.name,
+                            code="unsupported-feature",
+                            hint="loop over the value itself and build the text in the step",
+                        )
+                        break
 
 
 __all__ = ["StepFunctionsBackend", "dump_json"]

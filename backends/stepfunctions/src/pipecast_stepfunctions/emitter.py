@@ -32,7 +32,14 @@ from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
-from pipecast.passes.parse import is_template, parse_condition, parse_template, refs_in, single_ref
+from pipecast.passes.parse import (
+    is_structured_template,
+    is_template,
+    parse_condition,
+    parse_template,
+    refs_in,
+    single_ref,
+)
 
 from . import compute, waits
 from .conditions import to_rule
@@ -43,12 +50,14 @@ from .paths import (
     format_parts,
     format_string,
     intrinsic_calls,
+    ordered,
     ref_path,
+    reorders,
     template,
     value_entry,
 )
 from .settings import StepFunctionsSettings
-from .split import Child, Events, Frame, Outliner, Unit
+from .split import Child, Events, Frame, KeepOrder, Outliner, Unit
 from .waits import lower_with_waits
 
 ROOT_KEYS = ("params", "pipeline", "steps")
@@ -574,8 +583,9 @@ class Emitter(Outliner):
 
         items_ref = single_ref(group.for_each) if is_template(group.for_each) else None
         pre: str | None = None
+        built = is_structured_template(group.for_each)
         if items_ref is None:
-            items_path = "$.items"
+            items_path = "$.items.list" if built else "$.items"
             pre = self.names.new(f"{node.name} (items)", "items", node.name)
         else:
             items_path = ref_path(items_ref)
@@ -630,10 +640,39 @@ class Emitter(Outliner):
         events = (8, 8) if mode == "DISTRIBUTED" else inline
         if collected:
             events = _add(events, (2, 2))  # the collect Pass
+        if pre is not None and built:
+            # SPEC §19: a Pass evaluates each item (paths, States.Format), a second one makes
+            # them a list with States.Array (an ASL array of payload templates is not evaluated).
+            items = self.names.new(f"{node.name} (item list)", "items", node.name)
+            fields = self.loop_item_fields(node)
+            array = "States.Array(" + ", ".join(f"$.items.i{k}" for k in range(len(fields))) + ")"
+            self.add(frame, pre, {"Type": "Pass", "Parameters": fields, "ResultPath": "$.items"}, items)
+            self.add(
+                frame, items, {"Type": "Pass", "Parameters": {"list.$": array}, "ResultPath": "$.items"}, name
+            )
+            return pre, _add(events, (4, 4))
         if pre is not None:
-            self.add(frame, pre, {"Type": "Pass", "Result": group.for_each, "ResultPath": "$.items"}, name)
+            self.add(
+                frame, pre, {"Type": "Pass", "Result": ordered(group.for_each), "ResultPath": "$.items"}, name
+            )
             return pre, _add(events, (2, 2))
         return name, events
+
+    def loop_item_fields(self, node: StepNode) -> dict[str, Any]:
+        """The items of a ``for_each`` list literal holding references as payload-template
+        fields ``i0``, ``i1``, ...: a reference as its path, a mixed string of strings as
+        ``States.Format``, a mapping as an object of such fields in stored key order.
+        (``check_target`` refuses what ASL cannot build: a list holding references inside an
+        item, a non-string value inside a mixed string.)"""
+        type_of = self.type_of(node.scope, node.name)
+
+        def entry(key: str, value: Any) -> tuple[str, Any]:
+            if isinstance(value, dict) and is_structured_template(value):
+                return key, KeepOrder(entry(k, v) for k, v in value.items())
+            return value_entry(key, value, type_of, self.pipeline.name)
+
+        assert isinstance(node.group.for_each, list)
+        return dict(entry(f"i{k}", item) for k, item in enumerate(node.group.for_each))
 
     def conditional_outputs(self, node: StepNode) -> dict[str, tuple[str, str]]:
         """Group outputs of a loop that read a body task with a ``when``: output → (step, key)."""
@@ -930,7 +969,7 @@ class Emitter(Outliner):
             },
             check_next,
         )
-        if not any(_reorders(v) for v in defaults.values()):
+        if not any(reorders(v) for v in defaults.values()):
             # A Pass Result is never read as a payload template, so any default is safe here.
             self.add(root, init, {"Type": "Pass", "Result": defaults}, start)
             return init
@@ -938,11 +977,11 @@ class Emitter(Outliner):
         # in another order travels as JSON text and is parsed by a second Pass, so it keeps its
         # stored order (mixed strings render keys in that order, SPEC §22). (A literal inside
         # States.StringToJson would need escaped braces, which moto does not unescape.)
-        plain = {k: v for k, v in defaults.items() if not _reorders(v)}
+        plain = {k: v for k, v in defaults.items() if not reorders(v)}
         texts = {
             k: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
             for k, v in defaults.items()
-            if _reorders(v)
+            if reorders(v)
         }
         ordered = self.names.new("Parameter defaults (key order)", "init")
         entries: dict[str, Any] = {f"{k}.$": f"$.plain.{k}" for k in plain}
@@ -950,15 +989,6 @@ class Emitter(Outliner):
         self.add(root, init, {"Type": "Pass", "Result": {"plain": plain, "text": texts}}, ordered)
         self.add(root, ordered, {"Type": "Pass", "Parameters": entries}, start)
         return init
-
-
-def _reorders(value: Any) -> bool:
-    """Whether sorting keys would change the order of some mapping inside ``value``."""
-    if isinstance(value, dict):
-        return list(value) != sorted(value) or any(_reorders(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_reorders(v) for v in value)
-    return False
 
 
 ASSUMED_WIDTH = 10

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipecast.ir.refs import Ref
-from pipecast.passes.parse import is_template, parse_template
+from pipecast.passes.parse import is_structured_template, is_template, parse_template
 
 TypeOf = Callable[[Ref], str]
 
@@ -172,8 +172,29 @@ def _has_path_keys(value: Any) -> bool:
     return False
 
 
+def reorders(value: Any) -> bool:
+    """Whether sorting keys would change the order of some mapping inside ``value``."""
+    if isinstance(value, dict):
+        return list(value) != sorted(value) or any(reorders(v) for v in value.values())
+    if isinstance(value, list):
+        return any(reorders(v) for v in value)
+    return False
+
+
+def ordered(value: Any) -> Any:
+    """A literal as written into a definition: a mapping whose keys sorting would reorder is
+    marked :class:`~.split.KeepOrder` (SPEC §22: keys keep their stored order)."""
+    from .split import KeepOrder
+
+    if not reorders(value):
+        return value
+    if isinstance(value, dict):
+        return KeepOrder(value)
+    return [ordered(v) for v in value]
+
+
 def literal_entry(key: str, value: Any) -> tuple[str, Any]:
-    """A literal value as a payload-template entry.
+    """A literal value as a payload-template entry (keys in stored order, :func:`ordered`).
 
     A literal holding a key that ends in ``.$`` would be read as a path; such values go
     through ``States.StringToJson`` instead.
@@ -181,13 +202,55 @@ def literal_entry(key: str, value: Any) -> tuple[str, Any]:
     if _has_path_keys(value):
         import json
 
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         return key + ".$", f"States.StringToJson({intrinsic_str(text)})"
-    return key, value
+    return key, ordered(value)
+
+
+def structured_entry(value: Any, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
+    """A list or mapping literal holding references (SPEC §19), built by the step runtime:
+    ``{BUILD_KEY: <the literal as JSON text>, "values": {ref path: value}, "artifacts":
+    [ref paths of artifacts]}``. JSON text keeps the keys in their stored order and is never
+    read as a payload template; the runtime renders it like the simulator
+    (:func:`pipecast.ir.refs.render`) and downloads the artifacts it names."""
+    import json
+
+    from pipecast.ir.values import is_artifact
+    from pipecast.runtime.conventions.base import BUILD_KEY
+
+    refs: dict[str, Ref] = {}
+
+    def walk(v: Any) -> None:
+        if isinstance(v, list):
+            for item in v:
+                walk(item)
+        elif isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif is_template(v):
+            refs.update((seg.path, seg) for seg in parse_template(v) if isinstance(seg, Ref))
+
+    walk(value)
+    values: dict[str, Any] = {}
+    artifacts: list[str] = []
+    for path, ref in sorted(refs.items()):
+        if ref.kind == "pipeline" and ref.name == "name":
+            values[path] = pipeline_name
+            continue
+        values[path + ".$"] = ref_path(ref)
+        if is_artifact(type_of(ref)):
+            artifacts.append(path)
+    entry: dict[str, Any] = {BUILD_KEY: json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
+    entry["values"] = values
+    if artifacts:
+        entry["artifacts"] = artifacts
+    return entry
 
 
 def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tuple[str, Any]:
     """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4)."""
+    if is_structured_template(value):
+        return key, structured_entry(value, type_of, pipeline_name)
     if not is_template(value):
         return literal_entry(key, value)
     segments = parse_template(value)

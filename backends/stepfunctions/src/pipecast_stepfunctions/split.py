@@ -58,14 +58,23 @@ def plain_float(value: float) -> str:
     return text if "." in text else text + ".0"
 
 
-def asl_json(value: Any, indent: int | None) -> str:
-    """Deterministic JSON of a definition (sorted keys) with every float in positional form."""
-    floats: list[str] = []
+class KeepOrder(dict[str, Any]):
+    """A mapping of user data (a literal input, a loop's literal items) written with its keys
+    in their stored order (SPEC §22): :func:`asl_json` sorts every other object's keys."""
+
+
+def asl_json(value: Any, indent: int | None, *, sort_keys: bool = True) -> str:
+    """Deterministic JSON of a definition (sorted keys, except inside :class:`KeepOrder`,
+    which is written compact in its own order) with every float in positional form."""
+    pieces: list[str] = []
 
     def mark(v: Any) -> Any:
         if isinstance(v, float) and "e" in repr(v):
-            floats.append(plain_float(v))
-            return f"\x00pipecast-float-{len(floats) - 1}\x00"
+            pieces.append(plain_float(v))
+            return f"\x00pipecast-piece-{len(pieces) - 1}\x00"
+        if isinstance(v, KeepOrder) and sort_keys:
+            pieces.append(asl_json(dict(v), None, sort_keys=False))
+            return f"\x00pipecast-piece-{len(pieces) - 1}\x00"
         if isinstance(v, dict):
             return {k: mark(x) for k, x in v.items()}
         if isinstance(v, list):
@@ -74,9 +83,9 @@ def asl_json(value: Any, indent: int | None) -> str:
 
     marked = mark(value)
     separators = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(marked, sort_keys=True, separators=separators, indent=indent, ensure_ascii=False)
-    for i, f in enumerate(floats):
-        text = text.replace(f'"\\u0000pipecast-float-{i}\\u0000"', f, 1)
+    text = json.dumps(marked, sort_keys=sort_keys, separators=separators, indent=indent, ensure_ascii=False)
+    for i, piece in enumerate(pieces):
+        text = text.replace(f'"\\u0000pipecast-piece-{i}\\u0000"', piece, 1)
     return text
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -184,22 +185,47 @@ def locate_in_folder(folder: Path) -> Path:
 #: that is not known to be a string: ASL intrinsics cannot tell a string from a number at run
 #: time, nor write compact JSON with keys in their stored order (SPEC §22).
 RENDER_KEY = "__pipecast_render"
+#: Key of an input the runtime builds: a list or mapping literal holding references (SPEC
+#: §19) as JSON text (so its keys keep their stored order), with ``"values"`` as above and
+#: ``"artifacts"``, the ref paths whose values are artifact URIs to download.
+BUILD_KEY = "__pipecast_build"
+
+#: Downloads one artifact a built input names: (input name, a label unique within the input,
+#: URI) → local path.
+Fetch = Callable[[str, str, Any], Any]
 
 
-def render_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
-    """Inputs with every :data:`RENDER_KEY` value rendered (SPEC §4/§22 mixed strings)."""
+def render_inputs(inputs: dict[str, Any], fetch: Fetch | None = None) -> dict[str, Any]:
+    """Inputs with every :data:`RENDER_KEY` value rendered (SPEC §4/§22 mixed strings) and
+    every :data:`BUILD_KEY` value built (SPEC §19), its artifacts fetched by ``fetch``."""
     from pipecast.passes.parse import render
 
     out = dict(inputs)
     for name, value in inputs.items():
-        if isinstance(value, dict) and RENDER_KEY in value:
-            values: dict[str, Any] = value.get("values") or {}
-
-            def lookup(ref: Any, v: dict[str, Any] = values) -> Any:
-                return v[ref.path]
-
+        if not (isinstance(value, dict) and (RENDER_KEY in value or BUILD_KEY in value)):
+            continue
+        values: dict[str, Any] = dict(value.get("values") or {})
+        if BUILD_KEY in value:
             try:
-                out[name] = render(value[RENDER_KEY], lookup)
-            except KeyError as exc:
-                raise ConventionError(f"input {name!r}: no value for {{{{ {exc.args[0]} }}}}") from None
+                template = json.loads(value[BUILD_KEY])
+            except (TypeError, ValueError):
+                raise ConventionError(f"input {name!r}: the value to build is not JSON text") from None
+            for i, path in enumerate(value.get("artifacts") or []):
+                if fetch is not None and values.get(path) is not None:
+                    found = values[path]
+                    values[path] = (
+                        [fetch(name, f"{i}-{j}", u) for j, u in enumerate(found)]
+                        if isinstance(found, list)
+                        else fetch(name, str(i), found)
+                    )
+        else:
+            template = value[RENDER_KEY]
+
+        def lookup(ref: Any, v: dict[str, Any] = values) -> Any:
+            return v[ref.path]
+
+        try:
+            out[name] = render(template, lookup)
+        except KeyError as exc:
+            raise ConventionError(f"input {name!r}: no value for {{{{ {exc.args[0]} }}}}") from None
     return out

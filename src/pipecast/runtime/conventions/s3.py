@@ -14,15 +14,17 @@ e.g. ``{"rows": 5000, "table": "s3://bucket/prefix/step/table"}``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from pipecast.io import atomic_write, dump_json
+from pipecast.io import atomic_write
 from pipecast.runtime import s3io
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
+    Fetch,
     is_artifact_input,
     is_artifact_output,
     parse_json_arg,
@@ -45,6 +47,15 @@ def stage_artifacts(spec: StepSpec, values: dict[str, Any], workdir: Path) -> di
         else:
             staged[name] = _fetch(value, base, name)
     return staged
+
+
+def fetcher(workdir: Path) -> Fetch:
+    """Downloads the artifacts inside built inputs (SPEC §19) under ``workdir``."""
+
+    def fetch(name: str, label: str, uri: Any) -> str:
+        return _fetch(uri, workdir / "inputs" / name / f"ref-{label}", name)
+
+    return fetch
 
 
 def _fetch(uri: Any, dest: Path, name: str) -> str:
@@ -78,7 +89,9 @@ class S3Convention(Convention):
             if not self.artifact_prefix:
                 raise ConventionError("the step writes artifacts: pass --artifact-prefix s3://bucket/prefix")
             s3io.split(self.artifact_prefix)
-        return stage_artifacts(spec, merge_inputs(spec, render_inputs(self.inputs)), workdir)
+        return stage_artifacts(
+            spec, merge_inputs(spec, render_inputs(self.inputs, fetcher(workdir))), workdir
+        )
 
     def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> dict[str, Any]:
         published: dict[str, Any] = {}
@@ -88,11 +101,13 @@ class S3Convention(Convention):
                 published[name] = s3io.upload(Path(value), self.artifact_prefix, name)
             else:
                 published[name] = value
+        # Not dump_json (sorted keys): a dict output keeps its stored key order (SPEC §22).
+        text = json.dumps(published, indent=2, ensure_ascii=False) + "\n"
         if self.result == "-":
-            sys.stdout.write(dump_json(published))
+            sys.stdout.write(text)
             sys.stdout.flush()
         elif self.result and self.result.startswith("s3://"):
-            s3io.put_text(self.result, dump_json(published))
+            s3io.put_text(self.result, text)
         elif self.result:
-            atomic_write(Path(self.result), dump_json(published))
+            atomic_write(Path(self.result), text)
         return published

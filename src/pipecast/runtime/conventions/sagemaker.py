@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from pipecast.io import atomic_write, dump_json
+from pipecast.io import atomic_write
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
@@ -37,7 +38,7 @@ from pipecast.runtime.conventions.base import (
     store_in_folder,
 )
 from pipecast.runtime.conventions.local import check_names
-from pipecast.runtime.conventions.s3 import stage_artifacts
+from pipecast.runtime.conventions.s3 import fetcher, stage_artifacts
 from pipecast.runtime.executor import AttemptResult
 from pipecast.runtime.spec import StepSpec
 
@@ -73,7 +74,7 @@ class SageMakerConvention(Convention):
         if not isinstance(self.inputs, dict):
             raise ConventionError("--inputs must be a JSON object of input name -> value")
         check_names(self.inputs, spec.inputs, "input")
-        values = {**self.literal_inputs(spec), **render_inputs(self.inputs)}
+        values = {**self.literal_inputs(spec), **render_inputs(self.inputs, fetcher(workdir))}
         values = stage_artifacts(spec, values, workdir)
         for name in spec.inputs:
             if name in values:
@@ -101,7 +102,8 @@ class SageMakerConvention(Convention):
                 store_in_folder(Path(value), folder)
             else:
                 params[name] = value
-        atomic_write(self.result_path, dump_json(params))
+        # Not dump_json (sorted keys): a dict output keeps its stored key order (SPEC §22).
+        atomic_write(self.result_path, json.dumps(params, indent=2, ensure_ascii=False) + "\n")
         return params
 
     def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
