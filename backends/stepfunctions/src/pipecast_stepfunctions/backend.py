@@ -17,6 +17,7 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
+    unsupported,
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.io import dump_json
