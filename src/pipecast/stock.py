@@ -24,7 +24,8 @@ image then needs the pipecast runtime, and compile lists it), or a named error (
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -179,6 +180,50 @@ def common_reasons(node: StepNode) -> list[str]:
                 "a loop item's key or pipeline.*)"
             )
     return reasons
+
+
+#: The reason every target gives for a step with secrets: they reach its variables through the
+#: runtime (each target's store: Secrets Manager, Key Vault, Secret Manager, Airflow Variables).
+SECRETS_REASON = "secrets reach the step's variables through the runtime"
+PIPELINE_FIELDS_REASON = "the command uses {{ pipeline.* }} (the runtime fills it)"
+_PIPELINE_FIELD = re.compile(r"\{\{\s*pipeline\.")
+
+
+def uses_pipeline_fields(run: ContainerRun) -> bool:
+    """Whether the command reads ``{{ pipeline.* }}`` (only the runtime fills it on some targets)."""
+    return any(_PIPELINE_FIELD.search(a) for a in [*run.command, *run.args])
+
+
+def plan(
+    plans: dict[str, StockPlan],
+    node: StepNode,
+    reasons: Callable[[ContainerRun], Iterable[str]] = lambda run: (),
+    input_reason: Callable[[Slot, Ref], str | None] = lambda slot, ref: None,
+    later: Callable[[ContainerRun], Iterable[str]] = lambda run: (),
+) -> StockPlan | None:
+    """Whether a container step runs its image unchanged on a target (``None``: a python step):
+    the one plan every backend makes, kept per step in ``plans``.
+
+    Its reasons, in order: :func:`common_reasons`, the target's ``reasons(run)``, then for each
+    input slot that reads a plain reference, ``input_reason(slot, ref)`` (``None``: no reason),
+    then ``later(run)``. The callables run once per step (not for a step already planned).
+    """
+    run = node.task.run
+    if not isinstance(run, ContainerRun):
+        return None
+    found = plans.get(node.name)
+    if found is not None:
+        return found
+    made = StockPlan(node, common_reasons(node))
+    made.reasons.extend(reasons(run))
+    for slot in slots(run):
+        ref = slot_ref(node, slot) if slot.kind == "inputs" else None
+        reason = input_reason(slot, ref) if ref is not None else None
+        if reason:
+            made.reasons.append(reason)
+    made.reasons.extend(later(run))
+    plans[node.name] = made
+    return made
 
 
 def runtime_only(index: PipelineIndex, reason: str) -> dict[str, StockPlan]:

@@ -34,6 +34,7 @@ from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import EffectiveTask, StepNode
 
 if TYPE_CHECKING:
+    from pipecast.ir.refs import Ref
     from pipecast_airflow.lowering import Lowering
 
 #: Where a stock command writes its parameter outputs, inside the container.
@@ -43,27 +44,25 @@ XCOM_FILE = "/airflow/xcom/return.json"
 
 def plan(low: Lowering, node: StepNode, eff: EffectiveTask) -> stock.StockPlan | None:
     """Whether a container step runs its image unchanged with this operator (``None``: python)."""
-    run = node.task.run
-    if not isinstance(run, ContainerRun):
-        return None
-    found = low.plans.get(node.name)
-    if found is not None:
-        return found
-    p = stock.StockPlan(node, stock.common_reasons(node))
-    if eff.secrets:
-        p.reasons.append("secrets reach the step's variables through the runtime")
-    if eff.cache:
-        p.reasons.append("Airflow has no result cache: the runtime keeps it (SPEC §20)")
-    if eff.retry.attempts > 1 and eff.retry.backoff not in (1.0, 2.0):
-        p.reasons.append("Airflow's retry backoff is 1 or 2: the runtime retries")
-    for slot in stock.slots(run):
-        ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
-        if ref is not None and ref.kind == "step":
+
+    def reasons(run: ContainerRun) -> list[str]:
+        out = []
+        if eff.secrets:
+            out.append(stock.SECRETS_REASON)
+        if eff.cache:
+            out.append("Airflow has no result cache: the runtime keeps it (SPEC §20)")
+        if eff.retry.attempts > 1 and eff.retry.backoff not in (1.0, 2.0):
+            out.append("Airflow's retry backoff is 1 or 2: the runtime retries")
+        return out
+
+    def input_reason(slot: stock.Slot, ref: Ref) -> str | None:
+        if ref.kind == "step":
             type_ = low.index.output_type(low.index.nodes[ref.name], ref.key or "") or ""
             if type_.startswith("list[") and is_artifact(type_[5:-1]):
-                p.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
-    low.plans[node.name] = p
-    return p
+                return f"input {slot.name!r} is a list of artifacts (no single local path)"
+        return None
+
+    return stock.plan(low.plans, node, reasons, input_reason)
 
 
 def jinja_text(text: str) -> str:

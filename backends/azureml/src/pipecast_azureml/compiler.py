@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +54,6 @@ MAX_JOBS = 30_000
 PRIMITIVE_TYPES = ("string", "integer", "number", "boolean")
 CONVENTION_MODULE = "pipecast.runtime.conventions.azureml"
 #: ``{{ pipeline.name }}`` / ``{{ pipeline.run_id }}`` in a container command (the runtime fills them).
-_PIPELINE_FIELD = re.compile(r"\{\{\s*pipeline\.")
 
 # A value source: ("param", P, None) | ("step", S, O) | ("loop", v, None)
 Source = tuple[str, str, str | None]
@@ -469,47 +467,43 @@ class Compiler:
 
     def stock_plan(self, node: StepNode) -> stock.StockPlan | None:
         """Whether a container step runs its image unchanged (``None`` for a python step)."""
-        run = node.task.run
-        if not isinstance(run, ContainerRun):
-            return None
-        plan = self.plans.get(node.name)
-        if plan is not None:
-            return plan
-        plan = stock.StockPlan(node, stock.common_reasons(node))
-        eff = self.index.effective(node)
-        if eff.secrets:
-            plan.reasons.append("secrets reach the step's variables through the runtime (Key Vault)")
-        if any(needs_encoding(v) for v in eff.env.values()):
-            plan.reasons.append("an env value holds text Azure ML reads as its own expression")
-        if any(_PIPELINE_FIELD.search(a) for a in [*run.command, *run.args]):
-            plan.reasons.append("the command uses {{ pipeline.* }} (the runtime fills it)")
-        for slot in stock.slots(run):
-            ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
-            if ref is None:
-                continue
+
+        def reasons(run: ContainerRun) -> list[str]:
+            eff = self.index.effective(node)
+            out = []
+            if eff.secrets:
+                out.append(stock.SECRETS_REASON + " (Key Vault)")
+            if any(needs_encoding(v) for v in eff.env.values()):
+                out.append("an env value holds text Azure ML reads as its own expression")
+            if stock.uses_pipeline_fields(run):
+                out.append(stock.PIPELINE_FIELDS_REASON)
+            return out
+
+        def input_reason(slot: stock.Slot, ref: Ref) -> str | None:
             if ref.kind == "loop":
-                plan.reasons.append(f"input {slot.name!r} is a loop item (items travel as pipecast's JSON)")
-            elif self._decl_type(self._source(ref)) == "mltable":
-                plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
-            elif ref.kind == "param":
+                return f"input {slot.name!r} is a loop item (items travel as pipecast's JSON)"
+            if self._decl_type(self._source(ref)) == "mltable":
+                return f"input {slot.name!r} is a list of artifacts (no single local path)"
+            if ref.kind == "param":
                 param = self.pipeline.params[ref.name]
                 if isinstance(param.default, str) and needs_encoding(param.default):
-                    plan.reasons.append(f"the default of parameter {ref.name!r} travels encoded")
-        if self._may_skip(node):
-            plan.reasons.append("it is in a gated when branch (the runtime skips it when not taken)")
-        for ref in (r for v in node.task.inputs.values() if is_template(v) for r in refs_in(v)):
-            if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
-                plan.reasons.append(
-                    f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)"
-                )
-                break
-        for name, type_name in node.task.outputs.items():
-            if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
-                plan.reasons.append(
-                    f"parameter output {name!r} is a group or pipeline output (a control output)"
-                )
-        self.plans[node.name] = plan
-        return plan
+                    return f"the default of parameter {ref.name!r} travels encoded"
+            return None
+
+        def later(run: ContainerRun) -> list[str]:
+            out = []
+            if self._may_skip(node):
+                out.append("it is in a gated when branch (the runtime skips it when not taken)")
+            for ref in (r for v in node.task.inputs.values() if is_template(v) for r in refs_in(v)):
+                if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
+                    out.append(f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)")
+                    break
+            for name, type_name in node.task.outputs.items():
+                if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
+                    out.append(f"parameter output {name!r} is a group or pipeline output (a control output)")
+            return out
+
+        return stock.plan(self.plans, node, reasons, input_reason, later)
 
     def _may_skip(self, node: StepNode) -> bool:
         """Whether ``node``'s jobs start and may be skipped by the runtime (gated, or inside a gate)."""

@@ -44,6 +44,8 @@ from .names import aws_name, resource_name
 from .paths import value_entry
 
 if TYPE_CHECKING:
+    from pipecast.ir.refs import Ref
+
     from .emitter import Emitter, Frame
 
 SQS_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
@@ -504,7 +506,6 @@ COMPUTES = {"callback": callback, "sagemaker": sagemaker, "batch": batch}
 # ---------------------------------------------------------------------------- stock images
 
 #: ``{{ pipeline.name }}`` / ``{{ pipeline.run_id }}`` in a container command (the runtime fills them).
-_PIPELINE_FIELD = re.compile(r"\{\{\s*pipeline\.")
 #: Where a stock step's parameter outputs are written (one file each), inside the job.
 SM_PARAMS = f"{SM_ROOT}/output/pipecast-outputs"
 #: A stock step's entrypoint: its script arrives in ``ContainerArguments`` cut into pieces of
@@ -540,34 +541,29 @@ def _script_arguments(node: StepNode, script: str) -> list[str]:
 
 def stock_plan(em: Emitter, node: StepNode) -> stock.StockPlan | None:
     """Whether a container step runs its image unchanged on this compute (``None``: python)."""
-    run = node.task.run
-    if not isinstance(run, ContainerRun):
-        return None
-    plan = em.stock_plans.get(node.name)
-    if plan is not None:
-        return plan
-    plan = stock.StockPlan(node, stock.common_reasons(node))
-    eff = em.eff(node)
-    if em.settings.compute == "batch":
-        plan.reasons.append("Batch stages no files: the runtime moves artifacts to and from S3")
-    if eff.secrets:
-        plan.reasons.append("secrets reach the step's variables through the runtime")
-    if eff.cache:
-        plan.reasons.append("Step Functions has no result cache: the runtime keeps it (SPEC §20)")
-    if any(_PIPELINE_FIELD.search(a) for a in [*run.command, *run.args]):
-        plan.reasons.append("the command uses {{ pipeline.* }} (the runtime fills it)")
-    type_of = em.type_of(node.scope, node.name)
-    for slot in stock.slots(run):
-        ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
-        if ref is None:
-            continue
-        type_name = type_of(ref)
+
+    def reasons(run: ContainerRun) -> list[str]:
+        eff = em.eff(node)
+        out = []
+        if em.settings.compute == "batch":
+            out.append("Batch stages no files: the runtime moves artifacts to and from S3")
+        if eff.secrets:
+            out.append(stock.SECRETS_REASON)
+        if eff.cache:
+            out.append("Step Functions has no result cache: the runtime keeps it (SPEC §20)")
+        if stock.uses_pipeline_fields(run):
+            out.append(stock.PIPELINE_FIELDS_REASON)
+        return out
+
+    def input_reason(slot: stock.Slot, ref: Ref) -> str | None:
+        type_name = em.type_of(node.scope, node.name)(ref)
         if type_name == ANY or ref.kind == "loop":
-            plan.reasons.append(f"input {slot.name!r} has no type known at compile time")
-        elif is_artifact_type(type_name) and not is_artifact(type_name):
-            plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
-    em.stock_plans[node.name] = plan
-    return plan
+            return f"input {slot.name!r} has no type known at compile time"
+        if is_artifact_type(type_name) and not is_artifact(type_name):
+            return f"input {slot.name!r} is a list of artifacts (no single local path)"
+        return None
+
+    return stock.plan(em.stock_plans, node, reasons, input_reason)
 
 
 def _sagemaker_stock(

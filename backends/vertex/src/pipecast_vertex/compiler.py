@@ -547,30 +547,32 @@ class Compiler:
 
         Kept per step in :attr:`plans` for the compile summary (images that need the runtime).
         """
-        if not isinstance(node.task.run, ContainerRun):
+
+        def reasons(run: ContainerRun) -> list[str]:
+            eff = self.index.effective(node)
+            out = []
+            if eff.retry.attempts > 1 and eff.retry.max_delay > VERTEX_MAX_BACKOFF_S:
+                out.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
+            if eff.secrets and self.secrets_need_runtime:
+                out.append(stock.SECRETS_REASON)
+            return out
+
+        def input_reason(slot: stock.Slot, ref: Ref) -> str | None:
+            chan = self._chan(ref, node.scope, node.name)
+            if chan.artifact and artifact_base(chan.type)[1]:
+                return f"input {slot.name!r} is a list of artifacts (no single local path)"
             return None
-        plan = self.plans.get(node.name)
-        if plan is not None:
-            return plan
-        plan = StockPlan(node, stock.common_reasons(node))
-        eff = self.index.effective(node)
-        if eff.retry.attempts > 1 and eff.retry.max_delay > VERTEX_MAX_BACKOFF_S:
-            plan.reasons.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
-        if eff.secrets and self.secrets_need_runtime:
-            plan.reasons.append("secrets reach the step's variables through the runtime")
-        for slot in stock.slots(node.task.run):
-            ref = stock.slot_ref(node, slot) if slot.kind == "inputs" else None
-            if ref is not None:
-                chan = self._chan(ref, node.scope, node.name)
-                if chan.artifact and artifact_base(chan.type)[1]:
-                    plan.reasons.append(f"input {slot.name!r} is a list of artifacts (no single local path)")
-        for name in node.task.outputs:
-            if (node.name, name) in self.iterated:
-                plan.reasons.append(f"a for_each iterates output {name!r} (the runtime writes its items)")
-            if (node.name, name) in self.native:
-                plan.reasons.append(f"pipeline output from {name!r} (the runtime writes it natively)")
-        self.plans[node.name] = plan
-        return plan
+
+        def later(run: ContainerRun) -> list[str]:
+            out = []
+            for name in node.task.outputs:
+                if (node.name, name) in self.iterated:
+                    out.append(f"a for_each iterates output {name!r} (the runtime writes its items)")
+                if (node.name, name) in self.native:
+                    out.append(f"pipeline output from {name!r} (the runtime writes it natively)")
+            return out
+
+        return stock.plan(self.plans, node, reasons, input_reason, later)
 
     def _stock_task(
         self, node: StepNode, task: pb.PipelineTaskSpec, comp: pb.ComponentSpec, eff: Any
