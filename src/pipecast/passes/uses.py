@@ -19,6 +19,7 @@ file) and its position. Decisions where SPEC is silent are in docs/semantics.md.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -97,6 +98,10 @@ class Context:
     edges: tuple[_Edge, ...] = ()
     components: dict[Path, tuple[ComponentFile, Any] | None] = field(default_factory=dict)
     pipelines: dict[Path, Any] = field(default_factory=dict)
+    #: (using folder, ``uses:`` text) → the file; file → its data and source map (read once).
+    targets: dict[tuple[Path, str], Path | None] = field(default_factory=dict)
+    raw: dict[Path, tuple[Any, SourceMap | None]] = field(default_factory=dict)
+    component_data: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     def enter(self, file: Path, edge: _Edge | None) -> Context:
         return Context(
@@ -105,6 +110,9 @@ class Context:
             (*self.edges, edge) if edge is not None else self.edges,
             self.components,
             self.pipelines,
+            self.targets,
+            self.raw,
+            self.component_data,
         )
 
 
@@ -211,8 +219,12 @@ class Expander:
                 self.problems.append(replace(d, path=(*path, *d.path)).located(self.source))
             return None
         text = step["uses"]
-        target = (self.file.parent / text).resolve()
-        if not target.is_file():
+        key = (self.file.parent, text)
+        if key not in self.ctx.targets:
+            found = (self.file.parent / text).resolve()
+            self.ctx.targets[key] = found if found.is_file() else None
+        target = self.ctx.targets[key]
+        if target is None:
             self.problem(
                 f"no such file: {text!r} (read relative to the folder of {self.source.file})",
                 (*path, "uses"),
@@ -242,6 +254,11 @@ class Expander:
         return None
 
     def _read(self, target: Path) -> tuple[Any, SourceMap | None]:
+        if target not in self.ctx.raw:
+            self.ctx.raw[target] = self._read_file(target)
+        return self.ctx.raw[target]
+
+    def _read_file(self, target: Path) -> tuple[Any, SourceMap | None]:
         from pipecast import loader
 
         try:
@@ -276,10 +293,7 @@ class Expander:
 
     def _rel(self, target: Path) -> str:
         """The marker path: relative to the top-level pipeline's folder, POSIX, machine-free."""
-        try:
-            return Path(os.path.relpath(target, self.ctx.top_dir)).as_posix()
-        except ValueError:
-            return target.name
+        return _relpath(target, self.ctx.top_dir)
 
     # ------------------------------------------------------------------ components
 
@@ -361,7 +375,9 @@ class Expander:
                 )
         if not ok:
             return None
-        cdata = comp.to_data()
+        cdata = self.ctx.component_data.get(target)
+        if cdata is None:
+            cdata = self.ctx.component_data[target] = comp.to_data()
         task: dict[str, Any] = {k: cdata[k] for k in _COMPONENT_FIELDS if k in cdata}
         for key in _OVERRIDES:
             if key not in step:
@@ -718,6 +734,14 @@ class _Rewriter:
             return e
 
         return cond.to_text(walk(expr))
+
+
+@functools.lru_cache(maxsize=1024)
+def _relpath(target: Path, top: Path) -> str:
+    try:
+        return Path(os.path.relpath(target, top)).as_posix()
+    except ValueError:
+        return target.name
 
 
 def template_text(segments: list[str | Ref]) -> str:
