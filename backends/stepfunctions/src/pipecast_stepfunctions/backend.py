@@ -100,6 +100,14 @@ class StepFunctionsBackend(Backend):
             "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
             "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
+        Feature.ARTIFACT_PARAMS: runtime(
+            "the s3:// URI travels in the state like an artifact output; the runtime downloads it "
+            "(a local path is refused at compile time)"
+        ),
+        Feature.IMPORT: native(
+            "a Pass state puts the URI (States.Format of params and loop items) in the state as the "
+            "'artifact' output, metadata beside it; no code runs"
+        ),
         Feature.STRUCTURED_VALUES: runtime(
             "a task input: the literal as JSON text plus each reference's value (a JSONPath), built by "
             "the step runtime (keys in stored order, artifacts downloaded); for_each: a Pass builds "

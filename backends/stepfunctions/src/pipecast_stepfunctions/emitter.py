@@ -47,6 +47,7 @@ from .lowering import SP, Par, Seq, lower
 from .names import StateNames, state_machine_arn, state_machine_name
 from .paths import (
     MAX_INTRINSICS,
+    format_call,
     format_parts,
     format_string,
     intrinsic_calls,
@@ -474,6 +475,8 @@ class Emitter(Outliner):
         )
 
     def emit_task(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        if node.task.import_ is not None:
+            return self.emit_import(node, frame, nxt)
         parts = self._inputs(node)[1]
         built = compute.COMPUTES[self.settings.compute](self, node, frame, nxt)
         if not parts:
@@ -481,6 +484,32 @@ class Emitter(Outliner):
         pre = self.names.new(f"{node.name} (format inputs)", "format", node.name)
         self.add(frame, pre, {"Type": "Pass", "Parameters": parts, "ResultPath": "$.fmt"}, built.start)
         return pre, _add(built.events, (2, 2))
+
+    def emit_import(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
+        """An import step (SPEC §14): no code runs, a ``Pass`` puts the URI (a path, or
+        ``States.Format`` of the params/loop values it holds) in the state as the ``artifact``
+        output; steps download it like any artifact. Its metadata (SPEC §15) travels in the
+        state beside the outputs (``$.steps.<step>.metadata.artifact``, in the run record)."""
+        spec = node.task.import_
+        assert spec is not None
+        name = self.names.new(node.name, "task", node.name)
+        segments = parse_template(spec.uri) if is_template(spec.uri) else [spec.uri]
+        ref = single_ref(spec.uri.strip()) if is_template(spec.uri) else None
+        if ref is not None:
+            uri: tuple[str, Any] = ("artifact.$", ref_path(ref))
+        elif any(isinstance(seg, Ref) for seg in segments):
+            # Every value as itself: States.Format writes a string bare and a number as its
+            # digits, which is what a URI holds (a loop item's type is unknown statically).
+            uri = ("artifact.$", format_call(segments, lambda _ref: "str", self.pipeline.name))
+        else:
+            uri = ("artifact", "".join(str(seg) for seg in segments))
+        result: dict[str, Any] = {"outputs": dict([uri])}
+        if spec.metadata:
+            result["metadata"] = {"artifact": ordered(spec.metadata)}
+        self.add(
+            frame, name, {"Type": "Pass", "Parameters": result, "ResultPath": f"$.steps.{node.name}"}, nxt
+        )
+        return name, (2, 2)
 
     def emit_when(
         self,
@@ -926,6 +955,8 @@ class Emitter(Outliner):
                 "int": "IsNumeric",
                 "float": "IsNumeric",
                 "bool": "IsBoolean",
+                # SPEC §14: an artifact parameter's value is a URI (an s3:// one on this target).
+                **dict.fromkeys(("Dataset", "Model", "Metrics", "Artifact"), "IsString"),
             }.get(param.type)
             if not param.has_default:
                 fail = self.names.new(f"Missing parameter {pname}", "fail")

@@ -20,6 +20,20 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value else None)
 
 
+def _take_result(entry: dict[str, Any], out: dict[str, Any], role: str) -> None:
+    """What a step's ``$.steps.<step>`` entry tells the record: outputs, an import's metadata
+    and a Metrics output's numbers (SPEC §15), attempts and cache hits (callback worker)."""
+    if out.get("outputs"):
+        entry["outputs"] = out["outputs"]
+        for extra in ("metrics", "metadata"):
+            if isinstance(out.get(extra), dict) and out[extra]:
+                entry[extra] = out[extra]
+    if role == "task" and isinstance(out.get("attempts"), int):
+        entry["attempts"] = out["attempts"]  # retried by the callback worker
+        if out["attempts"] == 0:
+            entry["status"] = "cached"  # restored from the runtime's result cache
+
+
 def run_record(
     pipeline: Pipeline, manifest: Mapping[str, Any], desc: Mapping[str, Any], events: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -84,12 +98,8 @@ def run_record(
                 if role in ("task", "outputs", "map", "group-outputs") and entry["status"] != "skipped":
                     entry["status"] = "succeeded"
                 out = (data or {}).get("steps", {}).get(step) if isinstance(data, dict) else None
-                if isinstance(out, dict) and "outputs" in out and out["outputs"] and role != "choice":
-                    entry["outputs"] = out["outputs"]
-                if role == "task" and isinstance(out, dict) and isinstance(out.get("attempts"), int):
-                    entry["attempts"] = out["attempts"]  # retried by the callback worker
-                    if out["attempts"] == 0:
-                        entry["status"] = "cached"  # restored from the runtime's result cache
+                if isinstance(out, dict) and role != "choice":
+                    _take_result(entry, out, role)
         elif kind == "MapStateStarted":
             started = map_entered.get(ev.get("previousEventId", -1))
             length = (ev.get("mapStateStartedEventDetails") or {}).get("length")
