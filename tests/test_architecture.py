@@ -45,8 +45,6 @@ NOT_MIGRATED = frozenset(
         "src/pipecast/runtime/conventions/kfp.py",
         "src/pipecast/runtime/executor.py",
         "src/pipecast/runtime/spec.py",
-        "src/pipecast/stock.py",
-        "src/pipecast/verify/records.py",
     }
 )
 

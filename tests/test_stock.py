@@ -8,6 +8,8 @@ import pytest
 
 from pipecast.cli import main
 from pipecast.ir.models import ContainerRun
+from pipecast.passes.parse import single_ref
+from pipecast.passes.resolve import DictOf, Lit, LoopItem, ParamRef, PipelineField, StepOutput, Text, Value
 from pipecast.stock import Slot, arg_parts, input_kind, literal_text, render_args, slots
 
 CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn" / "pipeline.yaml"
@@ -48,7 +50,18 @@ def test_user_text_and_placeholders_stay_apart() -> None:
     ],
 )
 def test_input_kinds(value: object, kind: str) -> None:
-    assert input_kind(value) == kind
+    """``input_kind`` reads the input's resolved form (built here by hand, out of a pipeline)."""
+    assert input_kind(value, _resolved(value)) == kind
+
+
+def _resolved(value: object) -> Value:
+    if not isinstance(value, str):
+        return Lit(value, "any") if "{{" not in str(value) else DictOf(())
+    ref = single_ref(value)
+    if ref is None:
+        return Text(())
+    cls = {"param": ParamRef, "step": StepOutput, "loop": LoopItem, "pipeline": PipelineField}[ref.kind]
+    return cls(ref, "any")  # type: ignore[abstract]
 
 
 def test_literal_text_is_raw_for_strings_json_otherwise() -> None:

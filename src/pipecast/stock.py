@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pipecast.ir.models import ContainerRun, PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import PipelineIndex, StepNode
-from pipecast.passes.parse import is_template, parse_template, single_ref
+from pipecast.passes.resolve import LoopItem, ParamRef, RefNode, StepOutput, Value, command_parts
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def arg_parts(arg: str) -> list[Part]:
     (SPEC §19: ``\\{{`` is a literal ``{{``), so a backend's ``literal`` sees exactly the text
     the step must get."""
     parts: list[Part] = []
-    for seg in parse_template(arg) if "{{" in arg else [arg]:
+    for seg in command_parts(arg):
         if isinstance(seg, Ref) and seg.kind in ("inputs", "outputs"):
             kind: Literal["inputs", "outputs"] = "inputs" if seg.kind == "inputs" else "outputs"
             parts.append(Slot(kind, seg.name))
@@ -110,25 +110,28 @@ def slots(run: ContainerRun) -> list[Slot]:
     return list(seen)
 
 
-def input_kind(value: Any) -> InputKind:
+def input_kind(value: Any, resolved: Value | None = None) -> InputKind:
     """How an input value can reach a stock command.
 
     ``literal``: a JSON value without references (written into the command as text);
     ``ref``: exactly one reference to a parameter, a step or group output, or a whole loop
     item (the target binds it); ``runtime``: anything the pipecast runtime renders (a mixed
     string, a structured value holding references, a loop item's key, ``pipeline.*``).
+    ``resolved`` is the input's resolved form (``node.resolved.inputs[name]``); without it a
+    value with references is ``runtime``.
     """
     if not _has_refs(value):
         return "literal"
-    ref = single_ref(value)
-    if ref is not None and (ref.kind in ("param", "step") or (ref.kind == "loop" and ref.key is None)):
+    if isinstance(resolved, ParamRef | StepOutput):
+        return "ref"
+    if isinstance(resolved, LoopItem) and resolved.key is None:
         return "ref"
     return "runtime"
 
 
 def _has_refs(value: Any) -> bool:
     if isinstance(value, str):
-        return is_template(value)
+        return "{{" in value
     if isinstance(value, list):
         return any(_has_refs(v) for v in value)
     if isinstance(value, dict):
@@ -146,7 +149,11 @@ def literal_text(value: Any) -> str:
 def slot_ref(node: StepNode, slot: Slot) -> Ref | None:
     """The reference an input slot reads, when it is a plain one (see :func:`input_kind`)."""
     value = node.task.inputs.get(slot.name)
-    return single_ref(value) if input_kind(value) == "ref" else None
+    resolved = node.resolved.inputs.get(slot.name)
+    if input_kind(value, resolved) != "ref":
+        return None
+    assert isinstance(resolved, RefNode)
+    return resolved.ref
 
 
 @dataclass
@@ -174,7 +181,11 @@ def common_reasons(node: StepNode) -> list[str]:
     reasons = []
     for slot in slots(run):
         value = node.task.inputs.get(slot.name)
-        if slot.kind == "inputs" and value is not None and input_kind(value) == "runtime":
+        if (
+            slot.kind == "inputs"
+            and value is not None
+            and input_kind(value, node.resolved.inputs.get(slot.name)) == "runtime"
+        ):
             reasons.append(
                 f"input {slot.name!r} is built at run time (a mixed string, a structured value, "
                 "a loop item's key or pipeline.*)"

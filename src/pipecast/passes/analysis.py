@@ -28,7 +28,7 @@ from pipecast.ir.refs import Ref, RefSyntaxError
 from pipecast.passes.parse import parse_condition, parse_template, single_ref
 
 if TYPE_CHECKING:
-    from pipecast.passes.resolve import Resolved
+    from pipecast.passes.resolve import Resolved, ResolvedStep
 
 ANY = "any"
 Branch = Literal["root", "body", "then", "else"]
@@ -108,6 +108,13 @@ class StepNode:
     finally_node: StepNode | None = None
     #: a group's ``finally`` step: that group.
     finally_of: StepNode | None = None
+    owner: PipelineIndex | None = field(default=None, repr=False)
+
+    @property
+    def resolved(self) -> ResolvedStep:
+        """This step in the resolved form of its pipeline (:mod:`pipecast.passes.resolve`)."""
+        assert self.owner is not None
+        return self.owner.resolved.step(self)
 
     @property
     def is_task(self) -> bool:
@@ -209,6 +216,7 @@ class PipelineIndex:
                 scope=self.root,
                 yaml_path=("finally",),
                 index=self._counter,
+                owner=self,
             )
         self._deps_cache: dict[int, dict[str, list[str]]] = {}
         # Validation, deps() and backends resolve the same references over and over.
@@ -230,7 +238,9 @@ class PipelineIndex:
     def _fill(self, scope: Scope, steps: dict[str, Any]) -> None:
         for name, step in steps.items():
             path = (*scope.yaml_path, name)
-            node = StepNode(name=name, step=step, scope=scope, yaml_path=path, index=self._counter)
+            node = StepNode(
+                name=name, step=step, scope=scope, yaml_path=path, index=self._counter, owner=self
+            )
             self._counter += 1
             scope.steps[name] = node
             if name in self.nodes:
@@ -260,6 +270,7 @@ class PipelineIndex:
                         yaml_path=(*path, "finally"),
                         index=self._counter,
                         finally_of=node,
+                        owner=self,
                     )
                     self._counter += 1
                     node.finally_node = fin

@@ -283,8 +283,6 @@ class Resolved:
     # ------------------------------------------------------------------ building
 
     def _build(self, node: StepNode) -> ResolvedStep:
-        from pipecast.passes.analysis import FINALLY
-
         index = self.index
         in_finally = node.name == FINALLY and node is index.finally_node
         step = node.step
@@ -365,7 +363,10 @@ class Resolved:
             return LoopItem(ref, type_, group.name if group is not None else "")
         if kind == "pipeline":
             return PipelineField(ref, type_)
-        if str(kind) == "group":  # SPEC §18, once the parser knows it
+        if kind == "group":  # SPEC §18; a loop variable named 'group' shadows it
+            group = self.index.loop_vars(scope).get("group")
+            if group is not None:
+                return LoopItem(Ref("loop", "group", ref.name), type_, group.name)
             return GroupStatus(ref, type_)
         return RefNode(ref, type_)
 
@@ -393,6 +394,12 @@ class Resolved:
         return typed(parse_condition(text))
 
 
+def command_parts(arg: str) -> tuple[str | Ref, ...]:
+    """One argument of a container's ``command``/``args``: literal text (``\\{{`` escapes
+    decoded) and the ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` references in it, in order."""
+    return tuple(parse_template(arg)) if "{{" in arg else (arg,)
+
+
 def literal_type(value: Any) -> str:
     """The JSON type of a literal (``any`` for ``null``)."""
     return values.json_type_of(value) or ANY
@@ -414,6 +421,7 @@ __all__ = [
     "StepOutput",
     "Text",
     "Value",
+    "command_parts",
     "evaluate_value",
     "is_dynamic",
     "literal_type",

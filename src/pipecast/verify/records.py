@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import PipelineIndex, is_artifact_type
-from pipecast.passes.parse import single_ref
+from pipecast.passes.resolve import RefNode
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -120,13 +119,9 @@ def output_types(index: PipelineIndex) -> dict[str, dict[str, str]]:
     for node in nodes:
         out[node.name] = {name: index.output_type(node, name) or "any" for name in index.output_names(node)}
     top: dict[str, str] = {}
-    for name, expr in index.pipeline.outputs.items():
-        try:
-            ref = single_ref(expr)
-        except RefSyntaxError:
-            continue
-        if ref is not None:
-            top[name] = index.resolve(ref, index.root, dependent=None).type or "any"
+    for name, value in index.resolved.outputs.items():
+        if isinstance(value, RefNode):
+            top[name] = value.type
     out[""] = top
     return out
 
