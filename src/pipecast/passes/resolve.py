@@ -284,29 +284,25 @@ class Resolved:
 
     def _build(self, node: StepNode) -> ResolvedStep:
         index = self.index
-        in_finally = node.name == FINALLY and node is index.finally_node
         step = node.step
-        if node.finally_of is not None:  # a group's finally (SPEC §18): read as its group
-            scope, dependent, fin = index.context(node)
-            out = ResolvedStep(
-                name=node.name, node=node, groups=tuple(g.name for g in index.ancestors(node)), _index=index
-            )
-            out.inputs = {k: self.value(v, scope, dependent, fin) for k, v in node.task.inputs.items()}
-            return out
         out = ResolvedStep(
             name=node.name,
             node=node,
-            groups=tuple(g.name for g in index.ancestors(node)) if not in_finally else (),
+            groups=tuple(g.name for g in index.ancestors(node)) if node is not index.finally_node else (),
             _index=index,
         )
-        if step.when is not None:
-            out.when = self.condition(step.when, node.scope, node.name, in_finally)
         if isinstance(step, TaskStep):
-            out.inputs = {k: self.value(v, node.scope, node.name, in_finally) for k, v in step.inputs.items()}
+            # A group's finally (SPEC §18) reads as its group; the pipeline's finally as itself.
+            scope, dependent, in_finally = index.context(node)
+            if step.when is not None:
+                out.when = self.condition(step.when, scope, dependent, in_finally)
+            out.inputs = {k: self.value(v, scope, dependent, in_finally) for k, v in step.inputs.items()}
             spec = step.import_
             if isinstance(spec, ImportSpec):
-                out.import_uri = self.value(spec.uri, node.scope, node.name, in_finally)
+                out.import_uri = self.value(spec.uri, scope, dependent, in_finally)
             return out
+        if step.when is not None:
+            out.when = self.condition(step.when, node.scope, node.name)
         if step.is_loop:
             out.for_each = self.value(step.for_each, node.scope, node.name)
         if node.body is not None:

@@ -24,9 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipecast.ir import condition as c
-from pipecast.ir.refs import Ref
 
-from .paths import TypeOf, ref_path
+from .paths import ref_path
 
 _OPS = {
     "==": "Equals",
@@ -39,27 +38,22 @@ _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _GUARD = {"Numeric": "IsNumeric", "String": "IsString", "Boolean": "IsBoolean"}
 
 
-def _family(value: Any = None, type_name: str | None = None) -> str | None:
-    if type_name is not None:
-        if type_name in ("int", "float"):
-            return "Numeric"
-        if type_name == "str":
-            return "String"
-        if type_name == "bool":
-            return "Boolean"
-        return None
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int | float):
+def _family(operand: c.Path | c.Literal) -> str | None:
+    """The Choice comparison family of an operand, from the type the core gave it (the
+    parser types literals, the resolve pass types paths)."""
+    type_name = operand.type
+    if type_name in ("int", "float"):
         return "Numeric"
-    if isinstance(value, str):
+    if type_name == "str":
         return "String"
+    if type_name == "bool":
+        return "Boolean"
     return None
 
 
 def _pipeline_name_literal(expr: c.Expr, pipeline_name: str) -> c.Expr:
     if isinstance(expr, c.Path) and expr.ref.kind == "pipeline" and expr.ref.name == "name":
-        return c.Literal(pipeline_name)
+        return c.Literal(pipeline_name, "str")
     return expr
 
 
@@ -70,13 +64,13 @@ def _const(value: bool) -> dict[str, Any]:
     return dict(TRUE_RULE) if value else {"Not": dict(TRUE_RULE)}
 
 
-def to_rule(expr: c.Expr, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
+def to_rule(expr: c.Expr, pipeline_name: str) -> dict[str, Any]:
     """A Choice rule (without ``Next``) that holds exactly when ``expr`` is true."""
     if isinstance(expr, c.BoolOp):
         key = "And" if expr.op == "and" else "Or"
-        return {key: [to_rule(op, type_of, pipeline_name) for op in expr.operands]}
+        return {key: [to_rule(op, pipeline_name) for op in expr.operands]}
     if isinstance(expr, c.Not):
-        return {"Not": to_rule(expr.operand, type_of, pipeline_name)}
+        return {"Not": to_rule(expr.operand, pipeline_name)}
     if isinstance(expr, c.Literal):
         return _const(bool(expr.value))
     if isinstance(expr, c.Path):
@@ -84,17 +78,13 @@ def to_rule(expr: c.Expr, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]
             return _const(bool(pipeline_name))
         return {"Variable": ref_path(expr.ref), "BooleanEquals": True}
     if isinstance(expr, c.In):
-        return {
-            "Or": [
-                to_rule(c.Compare("==", expr.operand, opt), type_of, pipeline_name) for opt in expr.options
-            ]
-        }
+        return {"Or": [to_rule(c.Compare("==", expr.operand, opt), pipeline_name) for opt in expr.options]}
     if isinstance(expr, c.Compare):
-        return _compare(expr, type_of, pipeline_name)
+        return _compare(expr, pipeline_name)
     raise TypeError(f"not a condition node: {expr!r}")
 
 
-def _compare(expr: c.Compare, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
+def _compare(expr: c.Compare, pipeline_name: str) -> dict[str, Any]:
     left = _pipeline_name_literal(expr.left, pipeline_name)
     right = _pipeline_name_literal(expr.right, pipeline_name)
     op = expr.op
@@ -103,12 +93,12 @@ def _compare(expr: c.Compare, type_of: TypeOf, pipeline_name: str) -> dict[str, 
     if isinstance(left, c.Literal):
         left, right, op = right, left, _MIRROR[op]
     if op == "!=":
-        return {"Not": _compare(c.Compare("==", left, right), type_of, pipeline_name)}
+        return {"Not": _compare(c.Compare("==", left, right), pipeline_name)}
     if not isinstance(left, c.Path):
         raise TypeError(f"comparison operand is not a path: {left!r}")
     var = ref_path(left.ref)
     if isinstance(right, c.Literal):
-        family = _family(right.value)
+        family = _family(right)
         if family is None:
             raise TypeError(f"cannot compare with {right.value!r}")
         if family == "Boolean" and op != "==":
@@ -117,7 +107,7 @@ def _compare(expr: c.Compare, type_of: TypeOf, pipeline_name: str) -> dict[str, 
     if not isinstance(right, c.Path):
         raise TypeError(f"comparison operand is not a path: {right!r}")
     other = ref_path(right.ref)
-    family = _family(type_name=_type(left.ref, type_of)) or _family(type_name=_type(right.ref, type_of))
+    family = _family(left) or _family(right)
     families = [family] if family else ["Numeric", "String", "Boolean"]
     rules = []
     for fam in families:
@@ -130,7 +120,3 @@ def _compare(expr: c.Compare, type_of: TypeOf, pipeline_name: str) -> dict[str, 
             }
         rules.append(rule)
     return rules[0] if len(rules) == 1 else {"Or": rules}
-
-
-def _type(ref: Ref, type_of: TypeOf) -> str:
-    return type_of(ref)

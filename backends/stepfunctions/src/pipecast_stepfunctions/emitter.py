@@ -35,7 +35,6 @@ from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.passes.parse import (
     is_structured_template,
     is_template,
-    parse_condition,
     parse_template,
     refs_in,
     single_ref,
@@ -546,8 +545,9 @@ class Emitter(Outliner):
                 nxt,
             )
             else_ev = (2, 2)
-        expr = parse_condition(node.step.when or "")
-        rule = to_rule(expr, self.type_of(node.scope, node.name), self.pipeline.name)
+        expr = node.resolved.when
+        assert expr is not None
+        rule = to_rule(expr, self.pipeline.name)
         self.add(
             frame,
             choice,
