@@ -29,6 +29,7 @@ NOT_MIGRATED = frozenset(
         "backends/airflow/src/pipecast_airflow/lowering.py",
         "backends/azureml/src/pipecast_azureml/compiler.py",
         "backends/azureml/src/pipecast_azureml/local.py",
+        "backends/stepfunctions/src/pipecast_stepfunctions/backend.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/emitter.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/paths.py",
         "backends/vertex/src/pipecast_vertex/backend.py",
