@@ -16,6 +16,7 @@
 see docs/dsl.md.
 """
 
+from pipecast.dsl.components import ComponentStep, component
 from pipecast.dsl.groups import ForEach, When, for_each, otherwise, when
 from pipecast.dsl.loading import load_python_pipeline
 from pipecast.dsl.pipelines import PipelineDef, finally_, pipeline
@@ -38,6 +39,7 @@ __all__ = [
     "OUT",
     "PIPELINE",
     "Artifact",
+    "ComponentStep",
     "Cond",
     "ContainerStep",
     "Dataset",
@@ -56,6 +58,7 @@ __all__ = [
     "StepHandle",
     "Value",
     "When",
+    "component",
     "container_step",
     "finally_",
     "for_each",

@@ -129,6 +129,8 @@ class Builder:
     finally_: StepRec | None = None
     pending: list[Group] = field(default_factory=list)
     in_finally: bool = False
+    #: ``uses:`` text → the loaded sub-pipeline a ``@pipeline`` call recorded (SPEC §17).
+    subpipelines: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stack.append(self.root)

@@ -9,6 +9,7 @@ import inspect
 import os
 import textwrap
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -118,8 +119,24 @@ class PipelineDef:
         file = os.path.abspath(inspect.getsourcefile(self.fn) or self.fn.__code__.co_filename)
         if _context.active() is not None:
             raise dsl_error(
-                f"pipeline {self.name!r} is built inside another pipeline; nesting is not supported"
+                f"pipeline {self.name!r} is built inside another pipeline",
+                hint=f"call it like a step to use it as a sub-pipeline (SPEC §17): {self.fn.__name__}(...)",
             )
+        if self in _BUILDING:
+            chain = [*_BUILDING[_BUILDING.index(self) :], self]
+            raise dsl_error(
+                "a pipeline may not use itself, directly or through others: "
+                + " -> ".join(f"{d.name} ({os.path.basename(d.where[0])}:{d.where[1]})" for d in chain),
+                hint="break the cycle: move the shared steps into a component or a third pipeline",
+                where=self.where,
+            )
+        _BUILDING.append(self)
+        try:
+            return self._build(file)
+        finally:
+            _BUILDING.remove(self)
+
+    def _build(self, file: str) -> tuple[Pipeline, SourceMap]:
         builder = Builder(file)
         _, line, col = self.where
         builder.positions[()] = (self.fn.__code__.co_firstlineno, 1)
@@ -151,6 +168,7 @@ class PipelineDef:
         if outputs:
             data["outputs"] = outputs
         source = SourceMap(file, dict(builder.positions))
+        data = _expand_uses(data, file, source, builder)
         try:
             pipeline = Pipeline.model_validate(data)
         except ValidationError as exc:
@@ -199,13 +217,96 @@ class PipelineDef:
         return dump_yaml(self.to_data())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise dsl_error(
-            f"pipeline {self.name!r} is not called directly",
-            hint="build it with .build(), or run 'pipecast run/compile/export' on its file",
-        )
+        """Inside another ``@pipeline`` function: run this pipeline as a sub-pipeline (SPEC
+        §17), its parameters given as keyword (or positional) arguments, plus ``name=`` and
+        ``after=``; returns a handle whose ``.outputs`` are this pipeline's outputs."""
+        builder = _context.active()
+        if builder is None:
+            raise dsl_error(
+                f"pipeline {self.name!r} is not called directly",
+                hint="build it with .build(), or run 'pipecast run/compile/export' on its file",
+            )
+        return self._call_in_pipeline(builder, args, kwargs)
+
+    def _call_in_pipeline(self, builder: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from pipecast.dsl.components import PY_PREFIX, record
+        from pipecast.dsl.refs import to_arg
+        from pipecast.loader import Loaded
+
+        label = f"pipeline {self.name!r}"
+        params, _ = self._params(Builder(builder.file))
+        name = kwargs.pop("name", None) if "name" not in params else None
+        after = kwargs.pop("after", None) if "after" not in params else None
+        if len(args) > len(params):
+            raise dsl_error(f"{label} takes {len(params)} parameters but {len(args)} were given")
+        for pname, value in zip(params, args, strict=False):
+            if pname in kwargs:
+                raise dsl_error(f"{label}: parameter {pname!r} given twice")
+            kwargs[pname] = value
+        inputs: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key not in params:
+                raise dsl_error(
+                    f"{label} has no parameter {key!r} (its parameters: {', '.join(params) or 'none'})",
+                    hint=_context.did_you_mean(key, list(params)),
+                )
+            inputs[key] = to_arg(value, params[key]["type"], builder, f"{label}, parameter {key!r}")
+        missing = [k for k, p in params.items() if "default" not in p and k not in inputs]
+        if missing:
+            raise dsl_error(f"{label}: missing parameter(s) {', '.join(missing)}")
+        token = f"{PY_PREFIX}{os.path.basename(self.where[0])}:{self.fn.__name__}"
+        if token not in builder.subpipelines:
+            reset = _context._ACTIVE.set(None)  # the called pipeline is built on its own
+            try:
+                called, source = self.build()
+            finally:
+                _context._ACTIVE.reset(reset)
+            builder.subpipelines[token] = Loaded(called, Path(source.file), source)
+        loaded = builder.subpipelines[token]
+        outputs = {k: _output_type(loaded, k) for k in loaded.pipeline.outputs}
+        data: dict[str, Any] = {"uses": token}
+        if inputs:
+            data["inputs"] = inputs
+        from pipecast.dsl.steps import after_names
+
+        names = after_names(after)
+        if names:
+            data["after"] = names
+        return record(builder, data, outputs, name or self.fn.__name__, name is not None)
 
     def __repr__(self) -> str:
         return f"<pipecast pipeline {self.name}>"
+
+
+#: Pipelines being built, outermost first (a pipeline calling itself is a cycle, SPEC §17).
+_BUILDING: list[PipelineDef] = []
+
+
+def _output_type(loaded: Any, name: str) -> str:
+    """The type of a called pipeline's output, for the DSL's checks (``any`` when unknown)."""
+    from pipecast.passes.analysis import ANY
+
+    try:
+        kind = loaded.index.value_type(loaded.pipeline.outputs[name], loaded.index.root, None)
+    except Exception:
+        return ANY
+    return kind if isinstance(kind, str) else ANY
+
+
+def _expand_uses(data: dict[str, Any], file: str, source: SourceMap, builder: Builder) -> dict[str, Any]:
+    """Inline components and sub-pipelines (SPEC §16-§17) as the loader does for files."""
+    from pipecast.passes import uses
+
+    if not uses.has_uses(data):
+        return data
+    top = Path(file).resolve()
+    expander = uses.Expander(
+        top, source, uses.Context(top.parent).enter(top, None), inline=builder.subpipelines
+    )
+    out = expander.expand(data)
+    if expander.problems:
+        raise UserError(expander.problems)
+    return out
 
 
 def _scope_data(scope: ScopeRec) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from pipecast.ir.models import ComponentFile, UsesStep
 from pipecast.ir.refs import Ref, RefSyntaxError, render_value
 from pipecast.passes.parse import is_structured_template, parse_condition, parse_template, refs_in
 
-#: Keys the loader sets on lowered steps; a file may not write them.
+#: Keys the loader sets on lowered steps. A file may hold them (``pipecast export`` writes the
+#: lowered form, which loads back to the same IR); they are not in the JSON Schema.
 MARKERS = ("component", "subpipeline")
 #: Step fields merged key by key when a using step overrides a component's (docs/semantics.md).
 _MERGED = ("retry", "resources", "env", "secrets")
@@ -145,10 +146,14 @@ def _step_has_uses(step: Any) -> bool:
 class Expander:
     """Replaces the ``uses:`` steps of one file's data (see the module docstring)."""
 
-    def __init__(self, file: Path, source: SourceMap, ctx: Context) -> None:
+    def __init__(
+        self, file: Path, source: SourceMap, ctx: Context, inline: dict[str, Any] | None = None
+    ) -> None:
         self.file = file
         self.source = source
         self.ctx = ctx
+        #: ``uses:`` text → an already loaded pipeline (the DSL's ``@pipeline`` calls).
+        self.inline = inline or {}
         self.problems: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
 
@@ -170,7 +175,6 @@ class Expander:
             if not isinstance(step, dict):
                 out[name] = step
                 continue
-            self._no_markers(step, sub)
             if "uses" in step:
                 new = self._uses(str(name), step, sub)
                 if new is not None:
@@ -187,20 +191,9 @@ class Expander:
         return out
 
     def _finally(self, step: dict[str, Any], path: YamlPath) -> Any:
-        self._no_markers(step, path)
         if "uses" not in step:
             return step
         return self._uses("finally", step, path, pipeline_allowed=False)
-
-    def _no_markers(self, step: dict[str, Any], path: YamlPath) -> None:
-        for key in MARKERS:
-            if key in step:
-                self.problem(
-                    f"unknown key {key!r}",
-                    (*path, key),
-                    hint="to reuse a step defined in another file, write 'uses: <file>' (SPEC §16-§17)",
-                    code="unknown-key",
-                )
 
     def problem(self, message: str, path: YamlPath, *, hint: str | None = None, code: str = "uses") -> None:
         self.problems.append(Diagnostic(message, path, hint=hint, code=code).located(self.source))
@@ -219,6 +212,13 @@ class Expander:
                 self.problems.append(replace(d, path=(*path, *d.path)).located(self.source))
             return None
         text = step["uses"]
+        if text in self.inline:
+            if not pipeline_allowed:
+                self.problem(
+                    f"{text!r} is a pipeline; a 'finally' step may use a component only", (*path, "uses")
+                )
+                return None
+            return self._subpipeline(name, step, path, Path(text), called=self.inline[text])
         key = (self.file.parent, text)
         if key not in self.ctx.targets:
             found = (self.file.parent / text).resolve()
@@ -293,6 +293,8 @@ class Expander:
 
     def _rel(self, target: Path) -> str:
         """The marker path: relative to the top-level pipeline's folder, POSIX, machine-free."""
+        if str(target) in self.inline:
+            return str(target)
         return _relpath(target, self.ctx.top_dir)
 
     # ------------------------------------------------------------------ components
@@ -431,12 +433,12 @@ class Expander:
     # ------------------------------------------------------------------ sub-pipelines
 
     def _subpipeline(
-        self, name: str, step: dict[str, Any], path: YamlPath, target: Path
+        self, name: str, step: dict[str, Any], path: YamlPath, target: Path, called: Any = None
     ) -> dict[str, Any] | None:
         from pipecast.loader import Loaded
 
         edge = _Edge(self.file, self.source.file, *self._pos((*path, "uses")), step["uses"], (*path, "uses"))
-        if target in self.ctx.chain:
+        if called is None and target in self.ctx.chain:
             first = self.ctx.chain.index(target)
             cycle = [*self.ctx.edges[first:], edge]
             start = cycle[0]
@@ -462,7 +464,8 @@ class Expander:
                 + ", ".join(_SUBPIPELINE_FIELDS),
             )
             return None
-        called = self.ctx.pipelines.get(target)
+        if called is None:
+            called = self.ctx.pipelines.get(target)
         if called is None:
             called = self._load_pipeline(target, edge)
             if called is None:
