@@ -162,3 +162,16 @@ def test_html_is_self_contained() -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "@import" not in page and "url(http" not in page
     assert "default-src 'none'" in page
+
+
+def test_subpipeline_and_components_are_drawn() -> None:
+    """SPEC §16-§17: a sub-pipeline is a cluster naming its file, a component step shows the
+    component it uses, and dotted step names make one-word ids in every renderer."""
+    root = Path(__file__).resolve().parents[2]
+    loaded = load_checked(root / "examples" / "components" / "training.yaml")
+    graph = build(loaded.index)
+    prep = graph.clusters["g_prep"]
+    assert prep.kind == "pipeline" and prep.lines[0] == "uses prep.yaml (prep)"
+    assert graph.nodes["s_prep-clean"].subtitle == "uses components/clean.yaml"
+    text = mermaid.render(graph)
+    assert "s_prep-clean[" in text and "s_prep.clean" not in text

@@ -27,6 +27,7 @@ _CLUSTER_STYLE = {
     "for_each": 'style="rounded,filled" fillcolor="#f3f7ee" color="#5b8a2e"',
     "when": 'style="rounded,filled,dashed" fillcolor="#f7f3fb" color="#7a4fb0"',
     "else": 'style="rounded,filled,dotted" fillcolor="#fbf3f3" color="#b04f4f"',
+    "pipeline": 'style="rounded,filled" fillcolor="#f1f6fa" color="#2e6f8a"',
 }
 
 

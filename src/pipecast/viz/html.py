@@ -50,7 +50,12 @@ def items_data(graph: Graph) -> dict[str, Any]:
             "settings": n.settings,
         }
     for cid, c in graph.clusters.items():
-        kind = {"for_each": "fan-out group", "when": "condition group", "else": "else branch"}[c.kind]
+        kind = {
+            "for_each": "fan-out group",
+            "when": "condition group",
+            "else": "else branch",
+            "pipeline": "sub-pipeline",
+        }[c.kind]
         items[cid] = {"name": c.name, "kind": kind, "settings": c.settings}
     return items
 

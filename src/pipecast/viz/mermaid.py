@@ -55,6 +55,7 @@ _CLUSTER_STYLE = {
     "for_each": "fill:#f6f9f1,stroke:#5b8a2e",
     "when": "fill:#f8f4fc,stroke:#7a4fb0,stroke-dasharray:6 3",
     "else": "fill:#fcf5f5,stroke:#b04f4f,stroke-dasharray:2 3",
+    "pipeline": "fill:#f1f6fa,stroke:#2e6f8a",
 }
 
 

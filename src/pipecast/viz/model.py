@@ -20,7 +20,7 @@ from pipecast.ir.models import ContainerRun, PythonRun
 from pipecast.passes.analysis import FINALLY, PipelineIndex, Scope, StepNode
 
 EdgeKind = Literal["data", "after", "finally"]
-ClusterKind = Literal["for_each", "when", "else"]
+ClusterKind = Literal["for_each", "when", "else", "pipeline"]
 
 
 @dataclass
@@ -82,11 +82,13 @@ def item_id(node: StepNode) -> str:
     """A stable id that no renderer reads as a keyword (Mermaid chokes on ``end``, ``o``/``x``)."""
     if node.name == FINALLY and node.scope.owner is None and node.yaml_path == ("finally",):
         return "fin"
-    return ("g_" if node.is_group else "s_") + node.name
+    # A sub-pipeline's steps have dotted names (SPEC §17); '-' is in no step name, so ids stay
+    # unique and every renderer reads them as one word.
+    return ("g_" if node.is_group else "s_") + node.name.replace(".", "-")
 
 
 def else_id(node: StepNode) -> str:
-    return f"e_{node.name}"
+    return f"e_{node.name.replace('.', '-')}"
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -165,6 +167,9 @@ def _subtitle(node: StepNode) -> str:
     spec = node.task.import_
     if spec is not None:
         return f"import {short(spec.uri, 40)}"
+    if node.task.component is not None:
+        # SPEC §16: a component step shows the component it uses.
+        return f"uses {short(node.task.component.path, 40)}"
     if isinstance(run, PythonRun):
         return run.python
     assert isinstance(run, ContainerRun)
@@ -198,10 +203,16 @@ def build(index: PipelineIndex) -> Graph:
                     "parallelism": group.parallelism,
                 }
                 kind: ClusterKind = "for_each"
-            else:
+            elif group.when is not None:
                 lines = [f"when {group.when}"]
                 settings = {"when": group.when}
                 kind = "when"
+            else:
+                lines, settings, kind = [], {}, "pipeline"
+            if group.subpipeline is not None:
+                # SPEC §17: a sub-pipeline shows which pipeline file it runs.
+                lines.insert(0, f"uses {group.subpipeline.path} ({group.subpipeline.name})")
+                settings["uses"] = group.subpipeline.path
             if outs:
                 lines.append("outputs: " + ", ".join(outs))
                 settings["outputs"] = dict(group.outputs)
