@@ -138,6 +138,23 @@ def _lookup(ref: Any) -> tuple[str, str]:
     return f"pipelinechannel--{ref.name}", TYPES[ref.path]
 
 
+def _typed(expr: Any) -> Any:
+    """The condition as the resolve pass hands it over: each path typed (here from TYPES)."""
+    from pipecast.ir import condition as c
+
+    if isinstance(expr, c.Path):
+        return c.Path(expr.ref, TYPES[expr.ref.path])
+    if isinstance(expr, c.Not):
+        return c.Not(_typed(expr.operand))
+    if isinstance(expr, c.BoolOp):
+        return c.BoolOp(expr.op, tuple(_typed(o) for o in expr.operands))
+    if isinstance(expr, c.Compare):
+        return c.Compare(expr.op, _typed(expr.left), _typed(expr.right))
+    if isinstance(expr, c.In):
+        return c.In(_typed(expr.operand), expr.options)
+    return expr
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -163,7 +180,7 @@ def _lookup(ref: Any) -> tuple[str, str]:
 def test_conditions_evaluate_in_cel_like_the_simulator(text: str, values: dict[str, Any]) -> None:
     import celpy
 
-    expr = parse_condition(text)
+    expr = _typed(parse_condition(text))
     cel = to_cel(expr, _lookup)
     assert not UNCAST.search(cel), cel
     env = celpy.Environment()

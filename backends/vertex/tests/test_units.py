@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipecast_vertex.conditions import to_cel
@@ -23,6 +24,23 @@ def _lookup(ref):
     return f"pipelinechannel--{ref.name}", TYPES[ref.path]
 
 
+def _typed(expr: Any) -> Any:
+    """The condition as the resolve pass hands it over: each path typed (here from TYPES)."""
+    from pipecast.ir import condition as c
+
+    if isinstance(expr, c.Path):
+        return c.Path(expr.ref, TYPES[expr.ref.path])
+    if isinstance(expr, c.Not):
+        return c.Not(_typed(expr.operand))
+    if isinstance(expr, c.BoolOp):
+        return c.BoolOp(expr.op, tuple(_typed(o) for o in expr.operands))
+    if isinstance(expr, c.Compare):
+        return c.Compare(expr.op, _typed(expr.left), _typed(expr.right))
+    if isinstance(expr, c.In):
+        return c.In(_typed(expr.operand), expr.options)
+    return expr
+
+
 @pytest.mark.parametrize(
     ("text", "cel"),
     [
@@ -41,7 +59,7 @@ def _lookup(ref):
     ],
 )
 def test_cel(text: str, cel: str) -> None:
-    assert to_cel(parse_condition(text), _lookup) == cel
+    assert to_cel(_typed(parse_condition(text)), _lookup) == cel
 
 
 @pytest.mark.parametrize(
@@ -60,7 +78,7 @@ def test_cel_agrees_with_the_reference_evaluator(values: dict) -> None:
     for k, v in values.items():
         store.put_parent_input(k, v)
     for text in ["params.n > 2 and params.f < 1", "not params.b or params.s in ['a', 'b']", "params.n == 1"]:
-        expr = parse_condition(text)
+        expr = _typed(parse_condition(text))
         want = evaluate(expr, lambda ref: values[ref.name])
         assert ConditionEvaluator.evaluate_condition(to_cel(expr, _lookup), store) is want, text
 

@@ -45,7 +45,7 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
-from pipecast.passes.parse import is_template, parse_condition, parse_template, single_ref
+from pipecast.passes.parse import is_template, parse_template, single_ref
 from pipecast.runtime.conventions.kfp import encode_item, textual
 from pipecast.runtime.spec import step_spec, without_max_age
 from pipecast.stock import StockPlan
@@ -711,7 +711,8 @@ class Compiler:
         comp: pb.ComponentSpec,
     ) -> None:
         """Set ``triggerPolicy.condition`` and bind the body's and the condition's channels."""
-        expr = parse_condition(text)
+        expr = node.resolved.when
+        assert expr is not None, text
         extra: dict[str, tuple[Chan, str | None]] = {}
 
         def lookup(ref: Ref) -> tuple[str, str]:

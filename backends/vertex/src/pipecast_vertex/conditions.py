@@ -32,7 +32,10 @@ from collections.abc import Callable
 from pipecast.ir import condition as c
 from pipecast.ir.refs import Ref
 
-#: Resolves a path to (the condition task's input name, the value's pipecast type).
+ANY = "any"
+
+#: Resolves a path to (the condition task's input name, the value's pipecast type); only the
+#: name is read here, the type comes from the typed expression tree.
 Lookup = Callable[[Ref], tuple[str, str]]
 
 
@@ -47,19 +50,17 @@ def _literal(value: object, as_float: bool) -> str:
 
 
 def _type(expr: c.Expr, lookup: Lookup) -> str:
-    if isinstance(expr, c.Path):
-        return lookup(expr.ref)[1]
-    if isinstance(expr, c.Literal):
-        v = expr.value
-        if isinstance(v, bool):
-            return "bool"
-        return "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str"
+    """An operand's pipecast type, as the core typed it (the parser types literals, the resolve
+    pass types paths); a sub-expression is a ``bool``."""
+    if isinstance(expr, c.Path | c.Literal):
+        return expr.type or ANY
     return "bool"
 
 
 def _operand(expr: c.Expr, lookup: Lookup, numeric: str | None) -> str:
     if isinstance(expr, c.Path):
-        name, type_ = lookup(expr.ref)
+        name = lookup(expr.ref)[0]
+        type_ = _type(expr, lookup)
         text = f"inputs.parameter_values['{name}']"
         if type_ == "int" and numeric == "float":
             return f"double(int({text}))"
