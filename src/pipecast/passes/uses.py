@@ -573,6 +573,8 @@ class Expander:
                     )
                     return None
         rw = _Rewriter(name, inner, bindings, self, (*path, "uses"))
+        if target.is_absolute() and target.parent != self.ctx.top_dir:
+            rw.moved = (target.parent, self.ctx.top_dir)
         defaults = data.get("defaults") or {}
         steps = rw.steps(data.get("steps", {}), defaults)
         group: dict[str, Any] = {"steps": steps}
@@ -605,6 +607,9 @@ class _Rewriter:
         self.where = where
         self.failed = False
         self.group_finally = False
+        #: (called file's folder, top-level folder) when they differ: relative import paths
+        #: (SPEC §14, relative to the file they are written in) are rewritten to the top's.
+        self.moved: tuple[Path, Path] | None = None
 
     def fail(self, message: str) -> None:
         if not self.failed:
@@ -650,13 +655,22 @@ class _Rewriter:
         if "inputs" in t:
             t["inputs"] = {k: self.value(v) for k, v in t["inputs"].items()}
         if "import" in t and "uri" in t["import"]:
-            t["import"] = {**t["import"], "uri": self.value(t["import"]["uri"])}
+            t["import"] = {**t["import"], "uri": self.local_path(self.value(t["import"]["uri"]))}
         if "when" in t:
             t["when"] = self.condition(t["when"])
         if "after" in t:
             t["after"] = [self.name(a) if a in self.inner else a for a in t["after"]]
         self.group_finally = False
         return t
+
+    def local_path(self, uri: Any) -> Any:
+        """A relative import path of the called file, relative to the top-level file instead."""
+        if self.moved is None or not isinstance(uri, str) or "{{" in uri or "://" in uri:
+            return uri
+        if uri.startswith("/") or not uri:
+            return uri
+        here, top = self.moved
+        return Path(os.path.relpath(here / uri, top)).as_posix()
 
     def ref(self, ref: Ref) -> Ref | tuple[Any]:
         """The reference's replacement: a reference, or a 1-tuple holding a value."""

@@ -114,12 +114,19 @@ class _Checker:
 
     def lowered_name(self, node: StepNode) -> bool:
         """A dotted name the loader gave a sub-pipeline's step (SPEC §17): ``<step>.<inner>``
-        inside the plain group ``<step>``, each part checked in its own file."""
-        owner = node.scope.owner
-        if owner is None or "." not in node.name or not node.name.startswith(owner + "."):
+        anywhere inside the group ``<step>`` it lowered (an inner group's steps too, as names
+        are unique in the whole called pipeline), each part checked in its own file."""
+        if "." not in node.name:
             return False
-        group = self.index.nodes[owner].step
-        return isinstance(group, GroupStep) and group.subpipeline is not None
+        for group in self.index.ancestors(node):
+            sub = group.step
+            if (
+                isinstance(sub, GroupStep)
+                and sub.subpipeline is not None
+                and node.name.startswith(group.name + ".")
+            ):
+                return True
+        return False
 
     # ------------------------------------------------------------------ steps
 
