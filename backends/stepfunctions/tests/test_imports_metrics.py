@@ -22,6 +22,10 @@ def count_folder(path):
 
 def read_file(path):
     return Path(path).read_text()
+
+
+def score(scores):
+    Path(scores).write_text('{"auc": 0.9}')
 """
 
 PIPELINE = """
@@ -95,3 +99,51 @@ def test_imports_and_artifact_params_execute(aws_env: str, tmp_path: Path) -> No
     assert steps["direct"]["outputs"] == {"output": 3}
     assert steps["part[1]"]["outputs"] == {"artifact": "s3://pipecast-imports/parts/c.txt"}
     assert record["outputs"] == {"texts": ["alpha", "gamma"]}
+
+
+METRICS = """
+pipecast: 1
+name: metrics-refs
+steps:
+  eval:
+    run: {python: "isteps:score"}
+    outputs: {scores: Metrics}
+  gate:
+    when: "steps.eval.outputs.scores.f1 > 0.5"
+    run: {python: "isteps:count_folder"}
+    inputs: {path: "."}
+    outputs: {output: int}
+"""
+
+
+def test_a_missing_metric_fails_the_step_with_a_named_error(tmp_path: Path) -> None:
+    _, result, _ = compile_file(write(tmp_path, METRICS), compute="callback")
+    states = json.loads(result.files["metrics-refs.asl.json"])["States"]
+    choice = next(v for k, v in states.items() if k == "gate (when)")
+    guard, rule = choice["Choices"]
+    assert guard["Not"] == {"Variable": "$.steps.eval.metrics.scores.f1", "IsPresent": True}
+    assert states[guard["Next"]]["Error"] == "pipecast.MissingMetric"
+    assert rule["Variable"] == "$.steps.eval.metrics.scores.f1"
+    assert states["eval"]["ResultSelector"]["metrics.$"] == "$.metrics"
+
+
+@pytest.mark.parametrize("compute", ["sagemaker", "batch"])
+def test_metric_refs_need_the_callback_compute(tmp_path: Path, compute: str) -> None:
+    from pipecast.api import compile_pipeline, load_checked
+    from pipecast.diagnostics import UserError
+
+    with pytest.raises(UserError) as err:
+        compile_pipeline(load_checked(write(tmp_path, METRICS)), "stepfunctions", {"compute": compute})
+    shown = str(err.value)
+    assert "metric values in conditions and inputs need compute callback" in shown
+    assert "step 'gate'" in shown and "pipeline.yaml:" in shown
+
+
+@pytest.mark.slow
+def test_metrics_reach_the_run_record_and_a_missing_one_fails_the_step(aws_env: str, tmp_path: Path) -> None:
+    record = run_in_moto(write(tmp_path, METRICS), timeout=120)
+    steps = record["steps"]
+    assert record["status"] == "failed"
+    assert steps["eval"]["status"] == "succeeded"
+    assert steps["eval"]["metrics"] == {"scores": {"auc": 0.9}}
+    assert steps["gate"]["status"] == "failed"

@@ -60,6 +60,9 @@ class StepOutcome:
     cached: bool = False
     #: Skipped by the convention (a gated-off branch or a skipped producer): markers were written.
     skipped: bool = False
+    #: The numbers of each ``Metrics`` output (SPEC §15), read while its file still exists,
+    #: for targets that publish them beside the outputs (Step Functions).
+    metrics: dict[str, dict[str, float]] | None = None
 
 
 def run_step(
@@ -122,7 +125,13 @@ def run_step(
             published = convention.write_outputs(spec, hit, workdir)
         except ConventionError as exc:
             raise StepFailed(mask_text(f"{label} could not publish its outputs: {exc}", mask)) from None
-        return StepOutcome(outputs=hit.outputs, published=published, attempts=0, cached=True)
+        return StepOutcome(
+            outputs=hit.outputs,
+            published=published,
+            attempts=0,
+            cached=True,
+            metrics=_metrics(spec, hit.outputs),
+        )
 
     attempts = spec.retry.attempts if spec.retry is not None else 1
     result: AttemptResult | None = None
@@ -159,7 +168,26 @@ def run_step(
             cache.store.put(cache.key, spec, result.outputs)
         except Exception as exc:  # a cache that cannot be written never fails the step
             print(f"pipecast: {label}: could not store the result in the cache: {exc}", file=err, flush=True)
-    return StepOutcome(outputs=result.outputs, published=published, attempts=attempt)
+    return StepOutcome(
+        outputs=result.outputs, published=published, attempts=attempt, metrics=_metrics(spec, result.outputs)
+    )
+
+
+def _metrics(spec: StepSpec, outputs: dict[str, Any]) -> dict[str, dict[str, float]] | None:
+    """Each ``Metrics`` output's numbers as floats (SPEC §15 reads a metric as a ``float``);
+    ``None`` when the step has no ``Metrics`` output. An unreadable file has no numbers."""
+    from pipecast import metrics
+
+    names = [n for n, t in spec.outputs.items() if t == "Metrics"]
+    if not names:
+        return None
+    found: dict[str, dict[str, float]] = {}
+    for name in names:
+        try:
+            found[name] = {k: float(v) for k, v in metrics.read(outputs[name]).items()}
+        except (KeyError, metrics.MetricsError):
+            found[name] = {}
+    return found
 
 
 @dataclass

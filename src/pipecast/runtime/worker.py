@@ -7,7 +7,9 @@ task whose message body is (see docs/runtime.md)::
      "spec_uri": "s3://.../<step>-<hash>.json",   (or "spec": the StepSpec object / JSON text)
      "inputs": {"name": value or "s3://..." artifact URI, ...},
      "artifact_prefix": "s3://bucket/prefix/step",
-     "envelope": true}   (optional: answer {"outputs": {...}, "attempts": n} instead of the flat outputs)
+     "envelope": true}   (optional: answer {"outputs": {...}, "attempts": n} instead of the flat
+                          outputs, plus "metrics": {output: {name: float}} for a step with
+                          Metrics outputs)
 
 The worker long-polls the queue, runs each step with the runtime core and the ``s3``
 convention (several at once, so the iterations of a ``Map`` run in parallel), sends
@@ -201,11 +203,11 @@ class Worker:
             beat.join()
         _log(f"step {spec.step} succeeded")
         # "envelope": the state machine also wants the attempt count (retries happen here).
-        output = (
-            {"outputs": outcome.published, "attempts": outcome.attempts}
-            if body.get("envelope")
-            else outcome.published
-        )
+        output: Any = outcome.published
+        if body.get("envelope"):
+            output = {"outputs": outcome.published, "attempts": outcome.attempts}
+            if outcome.metrics is not None:  # SPEC §15: read by conditions and inputs
+                output["metrics"] = outcome.metrics
         # Keys in their stored order: a dict a step returns comes back as written (SPEC §22).
         self._send("send_task_success", taskToken=token, output=json.dumps(output))
 

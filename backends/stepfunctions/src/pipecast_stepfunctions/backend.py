@@ -108,6 +108,11 @@ class StepFunctionsBackend(Backend):
             "a Pass state puts the URI (States.Format of params and loop items) in the state as the "
             "'artifact' output, metadata beside it; no code runs"
         ),
+        Feature.METRIC_REFS: runtime(
+            "compute callback: the worker publishes each Metrics output's numbers beside its outputs "
+            "($.steps.<step>.metrics), read by Choice rules and inputs; a missing name fails the step "
+            "(a Fail state); compute sagemaker/batch: not yet (a compile error names the step)"
+        ),
         Feature.STRUCTURED_VALUES: runtime(
             "a task input: the literal as JSON text plus each reference's value (a JSONPath), built by "
             "the step runtime (keys in stored order, artifacts downloaded); for_each: a Pass builds "
@@ -148,6 +153,8 @@ class StepFunctionsBackend(Backend):
         from .instances import pick_instance
 
         _check_loop_items(index, report)
+        if settings.compute != "callback":
+            _check_metric_refs(index, settings.compute, report)
         if settings.compute != "sagemaker":
             return
         for node in index.tasks():
@@ -233,6 +240,23 @@ class StepFunctionsBackend(Backend):
         return StepFunctionsEngine()
 
 
+def _check_metric_refs(index: PipelineIndex, compute: str, report: Report) -> None:
+    """SPEC §15 metric values are published by the callback worker's answer; SageMaker and
+    Batch jobs answer with their outputs file only (not yet carrying the numbers)."""
+    from pipecast.passes.features import used_features
+
+    for use in used_features(index):
+        if use.feature == Feature.METRIC_REFS:
+            report.unsupported(
+                f"metric values in conditions and inputs need compute "
+                f"callback; compute {compute} does not publish them yet",
+                use.path,
+                step=use.step,
+                code="unsupported-feature",
+                hint="set compute: callback, or have the step also return the number as a float output",
+            )
+
+
 def _check_loop_items(index: PipelineIndex, report: Report) -> None:
     """A ``for_each`` list literal holding references is built by ASL (no runtime runs
     there): a list holding references inside an item, and a non-string value inside a mixed
@@ -251,7 +275,7 @@ def _check_loop_items(index: PipelineIndex, report: Report) -> None:
             path, value, in_item = stack.pop()
             if isinstance(value, list) and in_item and is_structured_template(value):
                 report.unsupported(
-                    "stepfunctions: a list holding references inside a for_each item cannot be built in ASL",
+                    "a list holding references inside a for_each item cannot be built in ASL",
                     path,
                     step=node.name,
                     code="unsupported-feature",
@@ -273,7 +297,7 @@ def _check_loop_items(index: PipelineIndex, report: Report) -> None:
                     )
                     if kind != "str":
                         report.unsupported(
-                            f"stepfunctions: {{{{ {ref.path} }}}} ({kind or 'unknown type'}) inside a mixed "
+                            f"{{{{ {ref.path} }}}} ({kind or 'unknown type'}) inside a mixed "
                             "string of a for_each item: ASL cannot render it as compact JSON (SPEC §22)",
                             path,
                             step=node.name,

@@ -117,8 +117,13 @@ def callback(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Buil
         "Type": "Task",
         "Resource": SQS_WAIT,
         "Parameters": {"QueueUrl": em.settings.queue_url, "MessageBody": body},
-        # The worker answers SendTaskSuccess with {"outputs": {...}, "attempts": n}.
-        "ResultSelector": {"outputs.$": "$.outputs", "attempts.$": "$.attempts"},
+        # The worker answers SendTaskSuccess with {"outputs": {...}, "attempts": n} (plus
+        # "metrics" for a step with Metrics outputs: SPEC §15 numbers for conditions and inputs).
+        "ResultSelector": {
+            "outputs.$": "$.outputs",
+            "attempts.$": "$.attempts",
+            **({"metrics.$": "$.metrics"} if "Metrics" in node.task.outputs.values() else {}),
+        },
         "ResultPath": f"$.steps.{node.name}",
     }
     total = em.total_timeout(node)

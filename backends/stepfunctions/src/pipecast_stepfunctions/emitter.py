@@ -492,7 +492,7 @@ class Emitter(Outliner):
         spec = node.task.import_
         assert spec is not None
         name = self.names.new(node.name, "task", node.name)
-        segments = parse_template(spec.uri) if is_template(spec.uri) else [spec.uri]
+        segments: list[str | Ref] = parse_template(spec.uri) if is_template(spec.uri) else [spec.uri]
         ref = single_ref(spec.uri.strip()) if is_template(spec.uri) else None
         if ref is not None:
             uri: tuple[str, Any] = ("artifact.$", ref_path(ref))
@@ -548,13 +548,32 @@ class Emitter(Outliner):
         expr = node.resolved.when
         assert expr is not None
         rule = to_rule(expr, self.pipeline.name)
-        self.add(
-            frame,
-            choice,
-            {"Type": "Choice", "Choices": [{**rule, "Next": then_start}], "Default": else_start},
-            nxt,
-        )
+        choices = [*self.metric_guards(node, frame, expr), {**rule, "Next": then_start}]
+        self.add(frame, choice, {"Type": "Choice", "Choices": choices, "Default": else_start}, nxt)
         return choice, (2 + max(then_ev[0], else_ev[0]), 2 + max(then_ev[1], else_ev[1]))
+
+    def metric_guards(self, node: StepNode, frame: Frame, expr: Any) -> list[dict[str, Any]]:
+        """SPEC §15: a metric the ``Metrics`` output lacks fails the step's condition with a
+        clear error. Choice rules run in order, so these come first: each missing metric leads
+        to a ``Fail`` state of the step (``pipecast.MissingMetric``) instead of the service's
+        ``States.Runtime`` on a missing path."""
+        from pipecast.ir.condition import paths as condition_paths
+
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for ref in condition_paths(expr):
+            if ref.kind != "step" or ref.metric is None or ref.path in seen:
+                continue
+            seen.add(ref.path)
+            fail = self.names.new(f"{node.name} (no metric {ref.metric})", "fail", node.name)
+            frame.states[fail] = {
+                "Type": "Fail",
+                "Error": "pipecast.MissingMetric",
+                "Cause": f"step {node.name!r}: its condition reads {ref.path}, but the Metrics output "
+                f"{ref.key!r} of step {ref.name!r} has no number named {ref.metric!r}",
+            }
+            out.append({"Not": {"Variable": ref_path(ref), "IsPresent": True}, "Next": fail})
+        return out
 
     def emit_branch(
         self,

@@ -28,6 +28,9 @@ def ref_path(ref: Ref) -> str:
     """The JSONPath of a reference in the state layout (``pipeline.name`` excluded)."""
     if ref.kind == "param":
         return f"$.params.{ref.name}"
+    if ref.kind == "step" and ref.metric is not None:
+        # SPEC §15: the callback worker publishes each Metrics output's numbers beside the outputs.
+        return f"$.steps.{ref.name}.metrics.{ref.key}.{ref.metric}"
     if ref.kind == "step":
         return f"$.steps.{ref.name}.outputs.{ref.key}"
     if ref.kind == "loop":

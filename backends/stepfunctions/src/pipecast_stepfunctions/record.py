@@ -93,6 +93,8 @@ def run_record(
                     entry["status"] = "succeeded"
                 if role == "skip":
                     entry["status"] = "skipped"
+                if role == "fail":  # the step's condition could not be evaluated (SPEC §15)
+                    entry["status"] = "failed"
             else:
                 entry["ended"] = _iso(ev.get("timestamp"))
                 if role in ("task", "outputs", "map", "group-outputs") and entry["status"] != "skipped":
