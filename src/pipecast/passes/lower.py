@@ -89,9 +89,10 @@ def guard_readers(pipeline: Pipeline) -> Pipeline:
     producer ran says the same in a form every target already runs (Step Functions
     ``Choice``, KFP ``triggerPolicy``, Airflow branches, Azure ML ``if_else``), so no target
     has to detect a missing output at run time. ``after`` adds no condition (SPEC §22: it
-    still runs). Producers are tasks only: a ``when`` group's outputs exist whichever branch
-    ran (``else`` declares them), and a ``for_each`` group's outputs always exist
-    (docs/semantics.md: they collect the items where the inner step ran).
+    still runs). Producers are tasks, and sub-pipeline steps with a ``when`` (SPEC §17: like a
+    task with ``when``, their outputs exist only if they ran); a ``when`` group's outputs exist
+    whichever branch ran (``else`` declares them), and a ``for_each`` group's outputs always
+    exist (docs/semantics.md: they collect the items where the inner step ran).
     """
     from pipecast.passes.analysis import PipelineIndex
 
@@ -110,10 +111,12 @@ def guard_readers(pipeline: Pipeline) -> Pipeline:
                     continue
                 res = index.resolve(ref, node.scope, dependent=node.name)
                 producer = index.nodes.get(res.target or "")
-                if res.ok and producer is not None and producer.is_task:
+                if res.ok and producer is not None and (producer.is_task or _gated_subpipeline(producer)):
                     found += guards(producer.name, seen | {name})
             if node.task.when is not None:
                 found.append(node.task.when.strip())
+        elif _gated_subpipeline(node) and node.group.when is not None:
+            found.append(node.group.when.strip())
         memo[name] = tuple(dict.fromkeys(found))
         return memo[name]
 
@@ -142,3 +145,14 @@ def guard_readers(pipeline: Pipeline) -> Pipeline:
         return s.model_copy(update={"steps": inner, "else_": else_})
 
     return pipeline.model_copy(update={"steps": {k: step(k, v) for k, v in pipeline.steps.items()}})
+
+
+def _gated_subpipeline(node: Any) -> bool:
+    """A sub-pipeline ``uses:`` step with ``when`` and no ``else`` (SPEC §17)."""
+    group = node.step
+    return (
+        isinstance(group, GroupStep)
+        and group.subpipeline is not None
+        and group.when is not None
+        and group.else_ is None
+    )

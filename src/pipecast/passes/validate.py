@@ -345,7 +345,9 @@ class _Checker:
         outputs_types: dict[str, str | None] = {}
         for name, expr in group.outputs.items():
             outputs_types[name] = self.check_group_output(node, expr, node.body, (*path, "outputs", name))
-        if group.is_condition:
+        if group.is_condition and not (sub is not None and group.else_ is None):
+            # A sub-pipeline step with 'when' keeps its outputs: like a task with 'when', a step
+            # reading them is skipped when it was (SPEC §22 skipped producers, passes.lower).
             else_types: dict[str, str | None] = {}
             if group.else_ is not None:
                 for name, expr in group.else_.outputs.items():
