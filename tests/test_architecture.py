@@ -32,9 +32,6 @@ NOT_MIGRATED = frozenset(
         "backends/stepfunctions/src/pipecast_stepfunctions/backend.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/emitter.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/paths.py",
-        "backends/vertex/src/pipecast_vertex/backend.py",
-        "backends/vertex/src/pipecast_vertex/compiler.py",
-        "backends/vertex/src/pipecast_vertex/wire.py",
         "src/pipecast/ir/condition.py",  # old-import shims (module __getattr__) for branches in
         "src/pipecast/ir/refs.py",  # flight; removed once they have rebased
         "src/pipecast/dsl/groups.py",

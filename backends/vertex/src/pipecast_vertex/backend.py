@@ -23,7 +23,7 @@ from pipecast.backend import (
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.passes.analysis import is_artifact_type
-from pipecast.passes.parse import single_ref
+from pipecast.passes.resolve import RefNode, StepOutput, Value
 from pipecast_vertex.settings import VertexSettings
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class VertexBackend(Backend):
     def _check_imports(self, index: PipelineIndex, report: Report) -> None:
         for node in index.tasks():
             spec = node.task.import_
-            if spec is not None and "{{" in spec.uri and single_ref(spec.uri) is None:
+            if spec is not None and "{{" in spec.uri and not isinstance(node.resolved.import_uri, RefNode):
                 report.unsupported(
                     "import.uri mixes text and references; KFP's importer reads its URI from one parameter",
                     (*node.yaml_path, "import", "uri"),
@@ -174,15 +174,21 @@ class VertexBackend(Backend):
             if not node.is_group:
                 continue
             group = node.group
-            exprs: list[tuple[tuple[str, ...], str]] = [(("outputs", k), v) for k, v in group.outputs.items()]
+            resolved = node.resolved
+            exprs: list[tuple[tuple[str, ...], str, Value]] = [
+                (("outputs", k), v, resolved.outputs[k]) for k, v in group.outputs.items()
+            ]
             if group.else_ is not None:
-                exprs += [(("else", "outputs", k), v) for k, v in group.else_.outputs.items()]
-            for rel, expr in exprs:
+                exprs += [
+                    (("else", "outputs", k), v, resolved.else_outputs[k])
+                    for k, v in group.else_.outputs.items()
+                ]
+            for rel, expr, value in exprs:
                 report.add(
-                    *_output_shape(self.name, index, expr, (*node.yaml_path, *rel), f"group {node.name!r}")
+                    *_output_shape(self.name, expr, value, (*node.yaml_path, *rel), f"group {node.name!r}")
                 )
             if group.is_loop:
-                ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+                ref = resolved.for_each.ref if isinstance(resolved.for_each, RefNode) else None
                 if ref is not None and ref.kind == "step":
                     res_type = index.output_type(index.nodes[ref.name], ref.key or "") or "any"
                     if is_artifact_type(res_type):
@@ -211,7 +217,8 @@ class VertexBackend(Backend):
                             )
                         )
         for name, expr in index.pipeline.outputs.items():
-            report.add(*_output_shape(self.name, index, expr, ("outputs", name), "the pipeline"))
+            value = index.resolved.outputs[name]
+            report.add(*_output_shape(self.name, expr, value, ("outputs", name), "the pipeline"))
 
     def accelerator_problem(self, res: Resources) -> tuple[str, str] | None:
         """Why this target cannot satisfy a resource request, and what to do (``None``: it can)."""
@@ -270,10 +277,9 @@ class VertexBackend(Backend):
 
 
 def _output_shape(
-    target: str, index: PipelineIndex, expr: str, path: tuple[str | int, ...], owner: str
+    target: str, expr: str, value: Value, path: tuple[str | int, ...], owner: str
 ) -> list[Diagnostic]:
-    ref = single_ref(expr) if isinstance(expr, str) else None
-    if ref is not None and ref.kind == "step":
+    if isinstance(value, StepOutput):
         return []
     return [
         Diagnostic(

@@ -45,7 +45,7 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
-from pipecast.passes.parse import is_template, parse_template, single_ref
+from pipecast.passes.resolve import RefNode, StepOutput, Text
 from pipecast.runtime.conventions.kfp import encode_item, textual
 from pipecast.runtime.spec import step_spec, without_max_age
 from pipecast.stock import StockPlan
@@ -278,9 +278,9 @@ class Compiler:
         if key.endswith(NATIVE_SUFFIX):
             return parameter_type(self.index.output_type(node, key.removesuffix(NATIVE_SUFFIX)) or ANY)
         if node.is_group:
-            ref = single_ref(node.group.outputs[key])
-            assert ref is not None and ref.kind == "step"
-            return self._out_wire(self.index.nodes[ref.name], ref.key or "")
+            out = node.resolved.outputs[key]
+            assert isinstance(out, StepOutput)
+            return self._out_wire(self.index.nodes[out.ref.name], out.output)
         return self._task_out_wire(node, key)
 
     def _task_out_wire(self, node: StepNode, key: str) -> int:
@@ -384,10 +384,12 @@ class Compiler:
         task.component_ref.name = comp_name
         templates: dict[str, dict[str, Any]] = {}
         json_inputs: set[str] = set()
+        resolved = node.resolved.inputs
         for name, value in step.inputs.items():
-            if not is_template(value):
+            if not isinstance(value, str) or "{{" not in value:
                 continue  # literal: embedded in the step spec
-            ref = single_ref(value)
+            rv = resolved[name]
+            ref = rv.ref if isinstance(rv, RefNode) else None
             if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
@@ -398,9 +400,10 @@ class Compiler:
                     json_inputs.add(name)
                 continue
             refs: dict[str, list[Any]] = {}
-            for seg in parse_template(value):
-                if not isinstance(seg, Ref) or (seg.kind == "pipeline" and seg.name == "name"):
+            for part in rv.parts if isinstance(rv, Text) else (rv,) if ref is not None else ():
+                if not isinstance(part, RefNode) or (part.ref.kind == "pipeline" and part.ref.name == "name"):
                     continue
+                seg = part.ref
                 chan = self._chan(seg, node.scope, node.name)
                 refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
                 if chan.json:
@@ -519,7 +522,8 @@ class Compiler:
         assert spec is not None
         uri_input = "uri"
         comp.input_definitions.parameters[uri_input].parameter_type = PT.STRING
-        ref = single_ref(spec.uri) if is_template(spec.uri) else None
+        uri = node.resolved.import_uri
+        ref = uri.ref if isinstance(uri, RefNode) else None
         if ref is not None:
             chan = self._chan(ref, node.scope, node.name)
             self._bind(task.inputs, uri_input, chan, scope, needs, top)
@@ -811,11 +815,14 @@ class Compiler:
 
         A ``when`` group output a loop iterates also passes on the companion ``--items`` list.
         """
-        for name, expr in outputs.items():
-            ref = single_ref(expr)
-            assert ref is not None and ref.kind == "step"  # checked by Backend.check
+        resolved = node.resolved
+        values_ = resolved.outputs if outputs is node.group.outputs else resolved.else_outputs
+        for name in outputs:
+            out = values_[name]
+            assert isinstance(out, StepOutput)  # checked by Backend.check
+            ref = out.ref
             target = self.index.nodes[ref.name]
-            key = ref.key or ""
+            key = out.output
             inner = self.index.output_type(target, key) or ANY
             type_ = f"list[{inner}]" if collect else inner
             if is_artifact_type(inner):
@@ -864,7 +871,8 @@ class Compiler:
         body.input_definitions.parameters[item].parameter_type = (
             PT.STRING if item_json else parameter_type(self.index.loop_item_type(node))
         )
-        items_ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        items = node.resolved.for_each
+        items_ref = items.ref if isinstance(items, RefNode) else None
         # A key of an enclosing loop's item: iterate an input selected from the item with
         # ``parseJson(string_value)["key"]``, as kfp 2.17 compiles ``ParallelFor(item.key)``.
         subvar: tuple[str, Chan, str] | None = None
@@ -955,9 +963,9 @@ class Compiler:
     # ------------------------------------------------------------------ pipeline level
 
     def _pipeline_outputs(self, comp: pb.ComponentSpec, dag: pb.DagSpec, producer_prefix: str | None) -> None:
-        for name, expr in self.p.outputs.items():
-            ref = single_ref(expr)
-            assert ref is not None and ref.kind == "step"
+        for name, value in self.index.resolved.outputs.items():
+            assert isinstance(value, StepOutput)
+            ref = value.ref
             target = self.index.nodes[ref.name]
             type_ = self.index.output_type(target, ref.key or "") or ANY
             if is_artifact_type(type_):

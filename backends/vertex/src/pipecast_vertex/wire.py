@@ -28,7 +28,7 @@ ints, floats stay floats, nested too). The rules:
 from __future__ import annotations
 
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.passes.parse import single_ref
+from pipecast.passes.resolve import StepOutput
 from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound, textual
 
 __all__ = ["ITEMS_SUFFIX", "NATIVE_SUFFIX", "compound", "item_is_json", "iterated_outputs", "native_outputs"]
@@ -42,8 +42,7 @@ def item_is_json(index: PipelineIndex, group: StepNode) -> bool:
     value = group.group.for_each
     if isinstance(value, list):
         return True  # the compiler encodes the literal's compound items
-    ref = single_ref(value) if isinstance(value, str) else None
-    return ref is not None and ref.kind == "step"
+    return isinstance(group.resolved.for_each, StepOutput)
 
 
 def iterated_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
@@ -55,10 +54,10 @@ def iterated_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     """
     found: set[tuple[str, str]] = set()
     for node in index.walk():
-        if node.is_group and node.group.is_loop and isinstance(node.group.for_each, str):
-            ref = single_ref(node.group.for_each)
-            if ref is not None and ref.kind == "step":
-                _producers(index, ref.name, ref.key or "", found)
+        if node.is_group and node.group.is_loop:
+            items = node.resolved.for_each
+            if isinstance(items, StepOutput):
+                _producers(index, items.ref.name, items.output, found)
     return found
 
 
@@ -67,13 +66,12 @@ def native_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     list/dict type, from a step or through ``when`` groups (a ``for_each`` group's collected
     ``LIST`` is not; its items keep their own wire)."""
     found: set[tuple[str, str]] = set()
-    for expr in index.pipeline.outputs.values():
-        ref = single_ref(expr) if isinstance(expr, str) else None
-        if ref is None or ref.kind != "step":
+    for value in index.resolved.outputs.values():
+        if not isinstance(value, StepOutput):
             continue
-        node = index.nodes[ref.name]
-        if textual(index.output_type(node, ref.key or "") or ANY):
-            _producers(index, ref.name, ref.key or "", found)
+        node = index.nodes[value.ref.name]
+        if textual(index.output_type(node, value.output) or ANY):
+            _producers(index, value.ref.name, value.output, found)
     return found
 
 
@@ -86,10 +84,7 @@ def _producers(index: PipelineIndex, name: str, key: str, found: set[tuple[str, 
     if node.group.is_loop:
         return
     found.add((name, key))
-    exprs = [node.group.outputs.get(key)]
-    if node.group.else_ is not None:
-        exprs.append(node.group.else_.outputs.get(key))
-    for expr in exprs:
-        ref = single_ref(expr) if isinstance(expr, str) else None
-        if ref is not None and ref.kind == "step":
-            _producers(index, ref.name, ref.key or "", found)
+    resolved = node.resolved
+    for value in (resolved.outputs.get(key), resolved.else_outputs.get(key)):
+        if isinstance(value, StepOutput):
+            _producers(index, value.ref.name, value.output, found)
