@@ -26,7 +26,6 @@ OLD_HOMES = ("pipecast.ir.refs", "pipecast.ir.condition")
 #: shrinks: a file listed here that no longer parses fails the test until it is removed.
 NOT_MIGRATED = frozenset(
     {
-        "backends/airflow/src/pipecast_airflow/lowering.py",
         "backends/azureml/src/pipecast_azureml/compiler.py",
         "backends/azureml/src/pipecast_azureml/local.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/backend.py",

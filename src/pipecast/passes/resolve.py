@@ -390,6 +390,18 @@ class Resolved:
         return typed(parse_condition(text))
 
 
+def has_template_text(raw: Any) -> bool:
+    """Whether a value as written holds ``{{`` anywhere (a reference or a ``\\{{`` escape): a
+    target that hands the written text to the runtime must have it rendered there."""
+    if isinstance(raw, str):
+        return "{{" in raw
+    if isinstance(raw, list):
+        return any(has_template_text(v) for v in raw)
+    if isinstance(raw, dict):
+        return any(has_template_text(v) for v in raw.values())
+    return False
+
+
 def command_parts(arg: str) -> tuple[str | Ref, ...]:
     """One argument of a container's ``command``/``args``: literal text (``\\{{`` escapes
     decoded) and the ``{{ inputs.X }}`` / ``{{ outputs.Y }}`` references in it, in order."""
@@ -419,6 +431,7 @@ __all__ = [
     "Value",
     "command_parts",
     "evaluate_value",
+    "has_template_text",
     "is_dynamic",
     "literal_type",
     "refs_of",

@@ -31,7 +31,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
-from pipecast.passes.parse import is_structured_template, parse_condition, refs_in
+from pipecast.passes.resolve import Value, has_template_text, refs_of
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
 
@@ -199,7 +199,7 @@ class Lowering:
             return src
         group = node.group
         assert node.body is not None
-        then = self.value(group.outputs[output], node.body, None)
+        then = self.value(group.outputs[output], node.resolved.outputs[output], node.body, None)
         if group.is_loop:
             chain = self.chains.get(node.name)
             if chain is not None and len(chain) > 1:
@@ -212,7 +212,9 @@ class Lowering:
             return {"collect": self.tid(node, "-items"), "each": then}
         other = None
         if group.else_ is not None and node.else_body is not None:
-            other = self.value(group.else_.outputs[output], node.else_body, None)
+            other = self.value(
+                group.else_.outputs[output], node.resolved.else_outputs[output], node.else_body, None
+            )
         # Which branch ran: the consumer evaluates the group's condition again on the same
         # (immutable) inputs, so it needs nothing from the branch task itself.
         return {"switch": self.condition_doc(node), "then": then, "else": other}
@@ -220,20 +222,21 @@ class Lowering:
     def condition_doc(self, node: StepNode) -> dict[str, Any]:
         """A ``when`` condition with a source per path it reads (resolved in the step's scope)."""
         text = node.step.when
-        assert text is not None
-        refs = {
-            ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(parse_condition(text))
-        }
+        expr = node.resolved.when
+        assert text is not None and expr is not None
+        refs = {ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(expr)}
         return {"when": text, "refs": dict(sorted(refs.items()))}
 
     def value(
-        self, value: Any, scope: Scope, dependent: str | None, in_finally: bool = False
+        self, value: Any, resolved: Value, scope: Scope, dependent: str | None, in_finally: bool = False
     ) -> dict[str, Any]:
         """A binding: a literal, or a template whose references have sources (a list or mapping
-        literal holding references is a template too, built by the runtime: SPEC §19)."""
-        if not (isinstance(value, str) and "{{" in value) and not is_structured_template(value):
+        literal holding references is a template too, built by the runtime: SPEC §19).
+        ``value`` is the value as written (the runtime renders it), ``resolved`` its resolved
+        form (which references it reads)."""
+        if not has_template_text(value):
             return {"value": value}
-        refs = {ref.path: self.source(ref, scope, dependent, in_finally) for ref in refs_in(value)}
+        refs = {n.path: self.source(n.ref, scope, dependent, in_finally) for n in refs_of(resolved)}
         return {"template": value, "refs": dict(sorted(refs.items()))}
 
     # ------------------------------------------------------------------ operators
@@ -251,7 +254,8 @@ class Lowering:
         pipeline = self.index.pipeline
         if pipeline.outputs:
             outputs = {
-                name: self.value(expr, self.index.root, None) for name, expr in pipeline.outputs.items()
+                name: self.value(expr, self.index.resolved.outputs[name], self.index.root, None)
+                for name, expr in pipeline.outputs.items()
             }
             self.add_doc("pipeline-outputs", {"kind": "outputs", "outputs": outputs})
             body.append(self.python_op("o_pipeline_outputs", "pipeline-outputs", "_outputs"))
@@ -375,9 +379,12 @@ class Lowering:
         for g in chain:
             self.chains[g.name] = chain
         iid = self.tid(node, "-items")
-        doc: dict[str, Any] = {"kind": "items", "for_each": self.value(group.for_each, node.scope, node.name)}
+        doc: dict[str, Any] = {
+            "kind": "items",
+            "for_each": self.value(group.for_each, _items(node), node.scope, node.name),
+        }
         if len(chain) > 1:
-            doc["nested"] = [self.value(g.group.for_each, g.scope, g.name) for g in chain[1:]]
+            doc["nested"] = [self.value(g.group.for_each, _items(g), g.scope, g.name) for g in chain[1:]]
         self.add_doc(iid, doc)
         ivar, gvar, dvar = f"i_{node.name}", f"g_{node.name}", f"d_{node.name}"
         inner = chain[-1].body
@@ -461,9 +468,9 @@ class Lowering:
             cache_store=cache_store,
         )
         inputs = {
-            name: self.value(value, node.scope, node.name, in_finally)
+            name: self.value(value, node.resolved.inputs[name], node.scope, node.name, in_finally)
             for name, value in node.task.inputs.items()
-            if (isinstance(value, str) and "{{" in value) or is_structured_template(value)
+            if has_template_text(value)
         }
         doc: dict[str, Any] = {
             "kind": "step",
@@ -488,3 +495,10 @@ class Lowering:
 
 def _ops(body: list[Op | Group | Edge]) -> list[Op]:
     return [item for item in body if isinstance(item, Op)]
+
+
+def _items(node: StepNode) -> Value:
+    """A ``for_each`` group's list, resolved."""
+    items = node.resolved.for_each
+    assert items is not None
+    return items
