@@ -94,8 +94,6 @@ def _unsafe_substitutions(file: str, where: str, command: str) -> list[Diagnosti
 def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     jobs = doc.get("jobs") or {}
-    inputs = set(doc.get("inputs") or {})
-    outputs = set(doc.get("outputs") or {})
     deps: dict[str, set[str]] = {name: set() for name in jobs}
     for name, job in jobs.items():
         where = f"jobs.{name}"
@@ -104,80 +102,10 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
             continue
         comp = job.get("component")
         if job.get("type") == "command" and isinstance(comp, dict):
-            declared_in = set(comp.get("inputs") or {})
-            declared_out = set(comp.get("outputs") or {})
-            out.extend(
-                _unsafe_substitutions(file, f"{where}.component.command", str(comp.get("command", "")))
-            )
-            for m in _EXPR.finditer(str(comp.get("command", ""))):
-                parts = m.group(1).split(".")
-                if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):
-                    out.append(
-                        _problem(
-                            file,
-                            f"{where}.component.command",
-                            f"${{{{{m.group(1)}}}}} is not a declared input",
-                        )
-                    )
-                elif parts[0] == "outputs" and (len(parts) != 2 or parts[1] not in declared_out):
-                    out.append(
-                        _problem(
-                            file,
-                            f"{where}.component.command",
-                            f"${{{{{m.group(1)}}}}} is not a declared output",
-                        )
-                    )
-            for bound in job.get("inputs") or {}:
-                if bound not in declared_in:
-                    out.append(
-                        _problem(file, f"{where}.inputs.{bound}", "the component declares no such input")
-                    )
-            for bound in job.get("outputs") or {}:
-                if bound not in declared_out:
-                    out.append(
-                        _problem(file, f"{where}.outputs.{bound}", "the component declares no such output")
-                    )
+            out.extend(_command_job(file, where, job, comp))
         if job.get("type") == "pipeline":
-            found = files.component(file, str(comp))
-            if found is None:
-                out.append(_problem(file, f"{where}.component", f"component file {comp!r} does not exist"))
-            else:
-                declared_in = set(found[1].get("inputs") or {})
-                for bound in job.get("inputs") or {}:
-                    if bound not in declared_in:
-                        out.append(
-                            _problem(file, f"{where}.inputs.{bound}", f"{found[0]} declares no such input")
-                        )
-        for path, text in _strings({k: v for k, v in job.items() if k != "component"}, where):
-            for m in _EXPR.finditer(text):
-                parts = m.group(1).split(".")
-                if parts[0] != "parent":
-                    continue
-                if parts[1:2] == ["inputs"] and (len(parts) != 3 or parts[2] not in inputs):
-                    out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such input"))
-                elif parts[1:2] == ["outputs"] and (len(parts) != 3 or parts[2] not in outputs):
-                    out.append(
-                        _problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such output")
-                    )
-                elif parts[1:2] == ["jobs"]:
-                    target = parts[2] if len(parts) > 2 else ""
-                    if target not in jobs:
-                        out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: no job {target!r}"))
-                        continue
-                    if target == name:
-                        out.append(_problem(file, path, "a job binds to itself"))
-                        continue
-                    deps[name].add(target)
-                    if len(parts) == 5 and parts[3] == "outputs":
-                        have = _job_outputs(files, file, jobs, target)
-                        if have is not None and parts[4] not in have:
-                            out.append(
-                                _problem(
-                                    file,
-                                    path,
-                                    f"${{{{{m.group(1)}}}}}: job {target!r} has no output {parts[4]!r}",
-                                )
-                            )
+            out.extend(_pipeline_job(files, file, where, job, comp))
+        out.extend(_parent_refs(files, file, doc, name, deps[name]))
     final = (doc.get("settings") or {}).get("on_finalize")
     if final is not None and final not in jobs:
         out.append(_problem(file, "settings.on_finalize", f"no job {final!r}"))
@@ -185,6 +113,95 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
     if cycle:
         out.append(_problem(file, "jobs", "cycle: " + " -> ".join(cycle)))
     return out
+
+
+def _command_job(file: str, where: str, job: dict[str, Any], comp: dict[str, Any]) -> list[Diagnostic]:
+    """A command job: its command's expressions and its bindings name declared inputs/outputs."""
+    out: list[Diagnostic] = []
+    declared_in = set(comp.get("inputs") or {})
+    declared_out = set(comp.get("outputs") or {})
+    command = str(comp.get("command", ""))
+    out.extend(_unsafe_substitutions(file, f"{where}.component.command", command))
+    for m in _EXPR.finditer(command):
+        parts = m.group(1).split(".")
+        if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):
+            out.append(
+                _problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared input")
+            )
+        elif parts[0] == "outputs" and (len(parts) != 2 or parts[1] not in declared_out):
+            out.append(
+                _problem(
+                    file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared output"
+                )
+            )
+    for bound in job.get("inputs") or {}:
+        if bound not in declared_in:
+            out.append(_problem(file, f"{where}.inputs.{bound}", "the component declares no such input"))
+    for bound in job.get("outputs") or {}:
+        if bound not in declared_out:
+            out.append(_problem(file, f"{where}.outputs.{bound}", "the component declares no such output"))
+    return out
+
+
+def _pipeline_job(files: _Files, file: str, where: str, job: dict[str, Any], comp: Any) -> list[Diagnostic]:
+    """A pipeline job: its component file exists and declares every bound input."""
+    found = files.component(file, str(comp))
+    if found is None:
+        return [_problem(file, f"{where}.component", f"component file {comp!r} does not exist")]
+    declared_in = set(found[1].get("inputs") or {})
+    return [
+        _problem(file, f"{where}.inputs.{bound}", f"{found[0]} declares no such input")
+        for bound in job.get("inputs") or {}
+        if bound not in declared_in
+    ]
+
+
+def _parent_refs(
+    files: _Files, file: str, doc: dict[str, Any], name: str, deps: set[str]
+) -> list[Diagnostic]:
+    """Every ``${{parent.*}}`` of job ``name`` (outside its component) names a pipeline input or
+    output, or another job (and its output); the jobs it reads go into ``deps``."""
+    out: list[Diagnostic] = []
+    jobs = doc.get("jobs") or {}
+    inputs = set(doc.get("inputs") or {})
+    outputs = set(doc.get("outputs") or {})
+    job = jobs[name]
+    for path, text in _strings({k: v for k, v in job.items() if k != "component"}, f"jobs.{name}"):
+        for m in _EXPR.finditer(text):
+            parts = m.group(1).split(".")
+            if parts[0] != "parent":
+                continue
+            if parts[1:2] == ["inputs"] and (len(parts) != 3 or parts[2] not in inputs):
+                out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such input"))
+            elif parts[1:2] == ["outputs"] and (len(parts) != 3 or parts[2] not in outputs):
+                out.append(_problem(file, path, f"${{{{{m.group(1)}}}}}: the pipeline has no such output"))
+            elif parts[1:2] == ["jobs"]:
+                out.extend(_job_ref(files, file, jobs, name, path, m.group(1), parts, deps))
+    return out
+
+
+def _job_ref(
+    files: _Files,
+    file: str,
+    jobs: dict[str, Any],
+    name: str,
+    path: str,
+    expr: str,
+    parts: list[str],
+    deps: set[str],
+) -> list[Diagnostic]:
+    """``${{parent.jobs.<target>[.outputs.<o>]}}`` in job ``name``."""
+    target = parts[2] if len(parts) > 2 else ""
+    if target not in jobs:
+        return [_problem(file, path, f"${{{{{expr}}}}}: no job {target!r}")]
+    if target == name:
+        return [_problem(file, path, "a job binds to itself")]
+    deps.add(target)
+    if len(parts) == 5 and parts[3] == "outputs":
+        have = _job_outputs(files, file, jobs, target)
+        if have is not None and parts[4] not in have:
+            return [_problem(file, path, f"${{{{{expr}}}}}: job {target!r} has no output {parts[4]!r}")]
+    return []
 
 
 def _find_cycle(deps: dict[str, set[str]]) -> list[str] | None:

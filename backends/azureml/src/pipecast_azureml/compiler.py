@@ -206,66 +206,7 @@ class Compiler:
         completion someone waits for: their jobs always start, and the runtime skips those of
         the branch not taken. Everything else keeps ``if_else``.
         """
-        depended = {p for scope in self.index.scopes() for ps in self.index.deps(scope).values() for p in ps}
-        gated: set[str] = set()
-
-        def is_when(node: StepNode) -> bool:
-            return (node.is_group and node.group.is_condition) or (
-                node.is_task and node.task.when is not None
-            )
-
-        def visit(scope: Scope, inside: bool) -> None:
-            for node in scope.steps.values():
-                has_outputs = node.is_group and bool(
-                    node.group.outputs or (node.group.else_ is not None and node.group.else_.outputs)
-                )
-                if is_when(node) and (inside or node.name in depended or has_outputs):
-                    gated.add(node.name)
-                for body in (node.body, node.else_body):
-                    if body is not None:
-                        visit(body, inside or node.name in gated)
-
-        def completion(scope: Scope) -> None:
-            deps = self.index.deps(scope)
-            for name in _sinks(scope, deps):
-                node = scope.steps[name]
-                if is_when(node) and name not in gated:
-                    gated.add(name)
-                    for body in (node.body, node.else_body):
-                        if body is not None:
-                            visit(body, True)
-                elif node.is_group and node.group.is_loop and not node.group.outputs:
-                    assert node.body is not None
-                    completion(node.body)
-
-        visit(self.index.root, False)
-        # A `when` step whose output its group exposes: the group's output binds to its job,
-        # which must then always complete (a skipped item leaves a marker, dropped by readers).
-        for node in self.index.walk():
-            if not node.is_group:
-                continue
-            exprs = [
-                *node.group.outputs.values(),
-                *(node.group.else_.outputs.values() if node.group.else_ else ()),
-            ]
-            for ref in (r for e in exprs for r in refs_in(e)):
-                inner = self.index.nodes.get(ref.name) if ref.kind == "step" else None
-                if inner is not None and is_when(inner) and inner.name not in gated:
-                    gated.add(inner.name)
-                    for body in (inner.body, inner.else_body):
-                        if body is not None:
-                            visit(body, True)
-        for node in self.index.walk():
-            if node.is_group and node.name in depended and not node.group.outputs:
-                for body in (node.body, node.else_body):
-                    if body is not None:
-                        completion(body)
-        for node in self.index.walk():
-            if node.is_group and node.name in gated:
-                for body in (node.body, node.else_body):
-                    if body is not None:
-                        completion(body)
-        return gated
+        return _Gates(self.index).plan()
 
     def _param_input(self, name: str, type_name: str, default: Any, has_default: bool) -> dict[str, Any]:
         decl: dict[str, Any] = {"type": azure_type(type_name)}
@@ -1205,3 +1146,76 @@ def uses_control_flow(result: Result) -> bool:
 
 
 __all__ = ["MAX_JOBS", "Compiler", "Result", "uses_control_flow"]
+
+
+def _is_when(node: StepNode) -> bool:
+    return (node.is_group and node.group.is_condition) or (node.is_task and node.task.when is not None)
+
+
+def _bodies(node: StepNode) -> list[Scope]:
+    return [b for b in (node.body, node.else_body) if b is not None]
+
+
+class _Gates:
+    """:meth:`Compiler._plan_gates`, one rule a method."""
+
+    def __init__(self, index: PipelineIndex) -> None:
+        self.index = index
+        self.depended = {p for scope in index.scopes() for ps in index.deps(scope).values() for p in ps}
+        self.gated: set[str] = set()
+
+    def plan(self) -> set[str]:
+        index = self.index
+        self.visit(index.root, False)
+        # A `when` step whose output its group exposes: the group's output binds to its job,
+        # which must then always complete (a skipped item leaves a marker, dropped by readers).
+        for node in index.walk():
+            if node.is_group:
+                self.exposed(node)
+        for node in index.walk():
+            if node.is_group and node.name in self.depended and not node.group.outputs:
+                for body in _bodies(node):
+                    self.completion(body)
+        for node in index.walk():
+            if node.is_group and node.name in self.gated:
+                for body in _bodies(node):
+                    self.completion(body)
+        return self.gated
+
+    def gate(self, node: StepNode) -> None:
+        """Gate ``node`` and every ``when`` inside it."""
+        self.gated.add(node.name)
+        for body in _bodies(node):
+            self.visit(body, True)
+
+    def visit(self, scope: Scope, inside: bool) -> None:
+        for node in scope.steps.values():
+            has_outputs = node.is_group and bool(
+                node.group.outputs or (node.group.else_ is not None and node.group.else_.outputs)
+            )
+            if _is_when(node) and (inside or node.name in self.depended or has_outputs):
+                self.gated.add(node.name)
+            for body in _bodies(node):
+                self.visit(body, inside or node.name in self.gated)
+
+    def completion(self, scope: Scope) -> None:
+        """Gate the last ``when`` steps of ``scope`` (through loops without outputs)."""
+        deps = self.index.deps(scope)
+        for name in _sinks(scope, deps):
+            node = scope.steps[name]
+            if _is_when(node) and name not in self.gated:
+                self.gate(node)
+            elif node.is_group and node.group.is_loop and not node.group.outputs:
+                assert node.body is not None
+                self.completion(node.body)
+
+    def exposed(self, node: StepNode) -> None:
+        """Gate the ``when`` steps whose outputs group ``node`` exposes."""
+        exprs = [
+            *node.group.outputs.values(),
+            *(node.group.else_.outputs.values() if node.group.else_ else ()),
+        ]
+        for ref in (r for e in exprs for r in refs_in(e)):
+            inner = self.index.nodes.get(ref.name) if ref.kind == "step" else None
+            if inner is not None and _is_when(inner) and inner.name not in self.gated:
+                self.gate(inner)
