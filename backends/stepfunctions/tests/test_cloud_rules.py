@@ -87,96 +87,125 @@ def rule_problems(files: dict[str, str], pipeline_name: str, diagnostics: Any = 
     for m in machines:
         definition = json.loads(files[m["file"]])
         for name, st in _states(definition["States"]):
-            # State names: at most 80 characters.
-            # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
-            if len(name) > 80:
-                out.append(f"state name over 80: {name!r}")
-            for key in ("Parameters", "ResultSelector", "ItemSelector"):
-                for k, v in _fields(st.get(key, {})):
-                    n = intrinsic_calls(v)
-                    # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
-                    if n > MAX_INTRINSICS:
-                        out.append(f"{name}: {key}.{k} has {n} intrinsic calls (max {MAX_INTRINSICS})")
-            res = st.get("Resource", "")
-            # Helper S3 states retry throttling / 5xx (issue 20, SF 6).
-            if res.startswith("arn:aws:states:::aws-sdk:s3:") and not st.get("Retry"):
-                out.append(f"{name}: S3 helper state without Retry")
-            # TimeoutSeconds / IntervalSeconds / MaxDelaySeconds: positive integers; MaxDelaySeconds
-            # below 31622401: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
-            t = st.get("TimeoutSeconds")
-            if t is not None and (not isinstance(t, int) or t < 1 or t > 99_999_999):
-                out.append(f"{name}: TimeoutSeconds {t}")
-            for r in st.get("Retry", []):
-                if not 1 <= r.get("IntervalSeconds", 1) <= 99_999_999:
-                    out.append(f"{name}: IntervalSeconds {r['IntervalSeconds']}")
-                if not 0 < r.get("MaxDelaySeconds", 1) < 31_622_401:
-                    out.append(f"{name}: MaxDelaySeconds {r['MaxDelaySeconds']}")
-                if not 0 <= r.get("MaxAttempts", 3) <= 99_999_999:
-                    out.append(f"{name}: MaxAttempts {r['MaxAttempts']}")
-            # A wait's history cost must not grow with the producer's run time beyond a few
-            # hundred events a day (25,000 events per execution, service-quotas.html above):
-            # fast polls end within the hour (Catch), then polls 10 minutes apart.
-            for r in st.get("Retry", []):
-                if r["ErrorEquals"] != ["S3.NoSuchKeyException"]:
-                    continue
-                caught = any(c["ErrorEquals"] == ["S3.NoSuchKeyException"] for c in st.get("Catch", []))
-                slow = r["IntervalSeconds"] >= 600 and r.get("BackoffRate", 2.0) == 1.0
-                if not slow and not (caught and r["MaxAttempts"] <= 130):
-                    out.append(f"{name}: a wait polling {r} costs history in proportion to its length")
-            params = st.get("Parameters", {})
-            if res == compute.SAGEMAKER_SYNC:
-                fmt = params["ProcessingJobName.$"]
-                head = re.match(r"States\.Format\('([^']*)\{\}'", fmt)
-                assert head, fmt
-                job = head.group(1) + "0a1b2c3d-0000-4000-8000-0123456789ab"  # States.UUID()
-                if not _name_ok("processing_job", job):
-                    out.append(f"{name}: ProcessingJobName {job!r}")
-                runtime = params["StoppingCondition"]["MaxRuntimeInSeconds"]
-                if not runtime_range["min"] <= runtime <= runtime_range["max"]:
-                    out.append(f"{name}: MaxRuntimeInSeconds {runtime} outside {runtime_range}")
-                # The step timeout is run time; the state timeout only a backstop after it.
-                if t is not None and t <= runtime:
-                    out.append(f"{name}: TimeoutSeconds {t} fires before MaxRuntimeInSeconds {runtime}")
-                # SageMaker pulls from ECR only: a non-ECR image must be warned about.
-                image = params["AppSpecification"]["ImageUri"]
-                if compute.ECR_IMAGE.match(image) is None and repr(image) not in warned:
-                    out.append(f"{name}: image {image} not in ECR and no warning")
-            if res == compute.BATCH_SYNC:
-                if not _name_ok("batch_job", params["JobName"]):
-                    out.append(f"{name}: Batch JobName {params['JobName']!r}")
-                if not _name_ok("batch_job_definition", params["JobDefinition"]):
-                    out.append(f"{name}: Batch job definition {params['JobDefinition']!r}")
-                # https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html
-                attempt = params.get("Timeout", {}).get("AttemptDurationSeconds")
-                if attempt is not None and attempt < 60:
-                    out.append(f"{name}: AttemptDurationSeconds {attempt} < 60")
-                if t is not None and (attempt is None or t <= attempt):
-                    out.append(f"{name}: TimeoutSeconds {t} is not a backstop after the attempt duration")
+            out += _state_problems(name, st)
+            out += _retry_problems(name, st)
+            if st.get("Resource", "") == compute.SAGEMAKER_SYNC:
+                out += _sagemaker_problems(name, st, runtime_range, warned)
+            if st.get("Resource", "") == compute.BATCH_SYNC:
+                out += _batch_problems(name, st)
     out += iam_problems(files, machines)
     if "schedule.json" in files:
-        req = json.loads(files["schedule.json"])
-        # EventBridge Scheduler cron: six fields (min hour dom month dow year), exactly one of
-        # the day fields '?', weekdays 1-7: https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#cron-based
-        cron = re.fullmatch(r"cron\((.*)\)", req["ScheduleExpression"])
-        fields = cron.group(1).split() if cron else []
-        if len(fields) != 6 or [fields[2], fields[4]].count("?") != 1:
-            out.append(f"schedule expression {req['ScheduleExpression']!r} is not EventBridge cron")
-        elif fields[4] != "?" and any(
-            not 1 <= int(d) <= 7 for d in re.findall(r"\d+", fields[4].split("/")[0])
-        ):
-            out.append(f"schedule weekdays {fields[4]!r} outside 1-7")
-        from botocore.validate import ParamValidator
+        out += _schedule_problems(json.loads(files["schedule.json"]))
+    return out
 
-        report = ParamValidator().validate(
-            req, _model("scheduler").operation_model("CreateSchedule").input_shape
-        )
-        if report.has_errors():
-            out.append(report.generate_report())
-        for member in ("Name", "GroupName", "ScheduleExpressionTimezone", "ScheduleExpression"):
-            meta = _member("scheduler", "CreateScheduleInput", member)
-            value = req[member]
-            if len(value) > meta.get("max", 10**9) or not re.fullmatch(meta.get("pattern", ".*"), value):
-                out.append(f"schedule {member} {value!r} breaks {meta}")
+
+def _state_problems(name: str, st: dict[str, Any]) -> list[str]:
+    out = []
+    # State names: at most 80 characters.
+    # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+    if len(name) > 80:
+        out.append(f"state name over 80: {name!r}")
+    for key in ("Parameters", "ResultSelector", "ItemSelector"):
+        for k, v in _fields(st.get(key, {})):
+            n = intrinsic_calls(v)
+            # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+            if n > MAX_INTRINSICS:
+                out.append(f"{name}: {key}.{k} has {n} intrinsic calls (max {MAX_INTRINSICS})")
+    # Helper S3 states retry throttling / 5xx (issue 20, SF 6).
+    if st.get("Resource", "").startswith("arn:aws:states:::aws-sdk:s3:") and not st.get("Retry"):
+        out.append(f"{name}: S3 helper state without Retry")
+    # TimeoutSeconds / IntervalSeconds / MaxDelaySeconds: positive integers; MaxDelaySeconds
+    # below 31622401: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+    t = st.get("TimeoutSeconds")
+    if t is not None and (not isinstance(t, int) or t < 1 or t > 99_999_999):
+        out.append(f"{name}: TimeoutSeconds {t}")
+    return out
+
+
+def _retry_problems(name: str, st: dict[str, Any]) -> list[str]:
+    out = []
+    for r in st.get("Retry", []):
+        if not 1 <= r.get("IntervalSeconds", 1) <= 99_999_999:
+            out.append(f"{name}: IntervalSeconds {r['IntervalSeconds']}")
+        if not 0 < r.get("MaxDelaySeconds", 1) < 31_622_401:
+            out.append(f"{name}: MaxDelaySeconds {r['MaxDelaySeconds']}")
+        if not 0 <= r.get("MaxAttempts", 3) <= 99_999_999:
+            out.append(f"{name}: MaxAttempts {r['MaxAttempts']}")
+    # A wait's history cost must not grow with the producer's run time beyond a few
+    # hundred events a day (25,000 events per execution, service-quotas.html above):
+    # fast polls end within the hour (Catch), then polls 10 minutes apart.
+    for r in st.get("Retry", []):
+        if r["ErrorEquals"] != ["S3.NoSuchKeyException"]:
+            continue
+        caught = any(c["ErrorEquals"] == ["S3.NoSuchKeyException"] for c in st.get("Catch", []))
+        slow = r["IntervalSeconds"] >= 600 and r.get("BackoffRate", 2.0) == 1.0
+        if not slow and not (caught and r["MaxAttempts"] <= 130):
+            out.append(f"{name}: a wait polling {r} costs history in proportion to its length")
+    return out
+
+
+def _sagemaker_problems(
+    name: str, st: dict[str, Any], runtime_range: dict[str, Any], warned: str
+) -> list[str]:
+    out = []
+    params = st.get("Parameters", {})
+    t = st.get("TimeoutSeconds")
+    fmt = params["ProcessingJobName.$"]
+    head = re.match(r"States\.Format\('([^']*)\{\}'", fmt)
+    assert head, fmt
+    job = head.group(1) + "0a1b2c3d-0000-4000-8000-0123456789ab"  # States.UUID()
+    if not _name_ok("processing_job", job):
+        out.append(f"{name}: ProcessingJobName {job!r}")
+    runtime = params["StoppingCondition"]["MaxRuntimeInSeconds"]
+    if not runtime_range["min"] <= runtime <= runtime_range["max"]:
+        out.append(f"{name}: MaxRuntimeInSeconds {runtime} outside {runtime_range}")
+    # The step timeout is run time; the state timeout only a backstop after it.
+    if t is not None and t <= runtime:
+        out.append(f"{name}: TimeoutSeconds {t} fires before MaxRuntimeInSeconds {runtime}")
+    # SageMaker pulls from ECR only: a non-ECR image must be warned about.
+    image = params["AppSpecification"]["ImageUri"]
+    if compute.ECR_IMAGE.match(image) is None and repr(image) not in warned:
+        out.append(f"{name}: image {image} not in ECR and no warning")
+    return out
+
+
+def _batch_problems(name: str, st: dict[str, Any]) -> list[str]:
+    out = []
+    params = st.get("Parameters", {})
+    t = st.get("TimeoutSeconds")
+    if not _name_ok("batch_job", params["JobName"]):
+        out.append(f"{name}: Batch JobName {params['JobName']!r}")
+    if not _name_ok("batch_job_definition", params["JobDefinition"]):
+        out.append(f"{name}: Batch job definition {params['JobDefinition']!r}")
+    # https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html
+    attempt = params.get("Timeout", {}).get("AttemptDurationSeconds")
+    if attempt is not None and attempt < 60:
+        out.append(f"{name}: AttemptDurationSeconds {attempt} < 60")
+    if t is not None and (attempt is None or t <= attempt):
+        out.append(f"{name}: TimeoutSeconds {t} is not a backstop after the attempt duration")
+    return out
+
+
+def _schedule_problems(req: dict[str, Any]) -> list[str]:
+    out = []
+    # EventBridge Scheduler cron: six fields (min hour dom month dow year), exactly one of
+    # the day fields '?', weekdays 1-7: https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#cron-based
+    cron = re.fullmatch(r"cron\((.*)\)", req["ScheduleExpression"])
+    fields = cron.group(1).split() if cron else []
+    if len(fields) != 6 or [fields[2], fields[4]].count("?") != 1:
+        out.append(f"schedule expression {req['ScheduleExpression']!r} is not EventBridge cron")
+    elif fields[4] != "?" and any(not 1 <= int(d) <= 7 for d in re.findall(r"\d+", fields[4].split("/")[0])):
+        out.append(f"schedule weekdays {fields[4]!r} outside 1-7")
+    from botocore.validate import ParamValidator
+
+    report = ParamValidator().validate(req, _model("scheduler").operation_model("CreateSchedule").input_shape)
+    if report.has_errors():
+        out.append(report.generate_report())
+    for member in ("Name", "GroupName", "ScheduleExpressionTimezone", "ScheduleExpression"):
+        meta = _member("scheduler", "CreateScheduleInput", member)
+        value = req[member]
+        if len(value) > meta.get("max", 10**9) or not re.fullmatch(meta.get("pattern", ".*"), value):
+            out.append(f"schedule {member} {value!r} breaks {meta}")
     return out
 
 
