@@ -367,40 +367,12 @@ def _run(
     hooks: Sequence[Hooks] | None,
     held: list[int | None],
 ) -> dict[str, Any]:
-    from pipecast.passes.validate import check_params
     from pipecast.simulator.profiles import Profile, profile_for
 
     pipeline = loaded.pipeline
     index: PipelineIndex = loaded.index
-    root = Path(run_dir) if run_dir is not None else DEFAULT_RUNS
-    root = root.absolute()
-
-    previous: dict[str, Any] | None = None
-    if run_id is not None:
-        run_folder(root, run_id)
-    if resume is not None:
-        previous = read_record(run_folder(root, resume, "--resume"))
-        if previous.get("pipeline") != pipeline.name:
-            raise UserError(
-                Diagnostic(
-                    f"run {resume!r} is a run of pipeline {previous.get('pipeline')!r}, not {pipeline.name!r}",
-                    hint="pass the same pipeline file the run was started with",
-                )
-            )
-        run_id = resume
-        given = {**previous.get("params", {}), **dict(params or {})}
-        if params and any(
-            previous.get("params", {}).get(k) != v
-            for k, v in check_params(pipeline, dict(params)).items()
-            if k in params
-        ):
-            raise UserError(
-                Diagnostic("--resume continues a run with its own parameters; do not change them")
-            )
-        params_v = check_params(pipeline, given)
-    else:
-        params_v = check_params(pipeline, dict(params or {}))
-    run_id = run_id or new_run_id(pipeline.name)
+    root = Path(run_dir).absolute() if run_dir is not None else DEFAULT_RUNS.absolute()
+    previous, run_id, params_v = _start(pipeline, root, params, run_id, resume)
     folder = root / run_id
     if not dry_run and not resume and (folder / RECORD).exists():
         raise UserError(
@@ -414,16 +386,8 @@ def _run(
     if max_parallel is None:
         max_parallel = os.cpu_count() or 2
 
-    tasks = list(index.tasks())
-    secret_values: dict[str, str] = {}
-    if not dry_run:
-        given_secrets: Mapping[str, str] = (
-            sec.read_dotenv(Path(secrets)) if isinstance(secrets, str | Path) else (secrets or {})
-        )
-        used = [(n.name, s) for n in tasks for s in index.effective(n).secrets.values()]
-        secret_values = sec.resolve(used, given_secrets)
+    secret_values = {} if dry_run else _secret_values(index, secrets)
     masker = sec.Masker(secret_values.values())
-
     base = {
         "pipeline": pipeline.name,
         "run_id": run_id,
@@ -433,74 +397,20 @@ def _run(
     }
     if dry_run:
         base["dry_run"] = True
-    if not dry_run:
+    else:
         held.append(_start_folder(folder, root, run_id, resume=bool(resume)))
     recorder = _Recorder(None if dry_run else folder, base, masker)
     warnings: list[str] = sec.short_secret_warnings(secret_values)
     if dry_run:
         clock: Any = VirtualClock()
-        mock_data = _read_mock(mock)
-        launcher: Any = VirtualLauncher(index, mock_data, folder)
+        launcher: Any = VirtualLauncher(index, _read_mock(mock), folder)
     else:
         clock = RealClock()
-        needs_containers = any(isinstance(n.task.run, ContainerRun) for n in tasks)
-        mode = detect_containers(containers, needs_containers, str(loaded.path))
-        launcher = RealLauncher(index, folder, python_path, max_parallel, mode, secret_values)
-        if mode == "host" and needs_containers:
-            images = sorted({n.task.run.image for n in tasks if isinstance(n.task.run, ContainerRun)})
-            warnings.append(
-                "container steps run on this machine (--containers host): their image"
-                + ("s " if len(images) > 1 else " ")
-                + ", ".join(images)
-                + (" are" if len(images) > 1 else " is")
-                + " ignored"
-            )
-
+        launcher = _real_launcher(
+            loaded, folder, python_path, max_parallel, containers, secret_values, warnings
+        )
     cache = None if (no_cache or dry_run) else Cache(root / ".cache", python_path)
-    resumed = _resumable(previous) if previous else {}
-    cache_keys: dict[int, str] = {}
-
-    def reuse(inst: Inst) -> dict[str, Any] | None:
-        types = inst.node.task.outputs
-        # finally always runs again: it reads pipeline.status, which the resumed run decides
-        # (a group's finally likewise reads group.status).
-        rerun = inst is engine.finally_inst or inst.node.finally_of is not None
-        old = None if rerun else resumed.get(inst.key)
-        if old is not None:
-            outputs = {n: from_record(v, types.get(n, "any")) for n, v in old.get("outputs", {}).items()}
-            if set(outputs) == set(types) and all(art_exists(v) for v in outputs.values()):
-                extra = {"resumed": True}
-                if "cached_from" in old:
-                    extra["cached_from"] = old["cached_from"]
-                return {
-                    "status": old["status"],
-                    "outputs": outputs,
-                    "attempts": old.get("attempts", 1),
-                    "extra": extra,
-                }
-        eff = engine.effective(inst.node)
-        if cache is None or not eff.cache:
-            return None
-        key = cache.key(_definition(index, inst), inst.inputs or {}, inst.node.task.run, eff.cache_version)
-        hit = cache.get(key, dict(types), eff.cache_max_age)
-        if hit is not None:
-            return {
-                "status": "cached",
-                "outputs": hit["outputs"],
-                "attempts": 0,
-                "extra": {"cached_from": {"run_id": hit["run_id"], "step": hit["step"]}},
-            }
-        cache_keys[id(inst)] = key
-        return None
-
-    def on_change(inst: Inst) -> None:
-        if cache is not None and inst.status == "succeeded" and id(inst) in cache_keys:
-            key = cache_keys.pop(id(inst))
-            # The cache is plain JSON on disk: outputs holding a secret are never stored.
-            if not masker.holds({n: to_record(v) for n, v in (inst.outputs or {}).items()}):
-                cache.put(key, run_id, inst.key, inst.outputs or {})
-        recorder.change(inst)
-
+    reuse = _Reuse(index, run_id, cache, _resumable(previous) if previous else {}, masker, recorder)
     engine = Engine(
         index,
         params_v,
@@ -510,31 +420,18 @@ def _run(
         max_parallel=max_parallel,
         fail=fail_map,
         seed=seed,
-        reuse=reuse,
+        reuse=reuse.outcome,
         hooks=[*checks, *(hooks or [])],
-        on_change=on_change,
+        on_change=reuse.on_change,
         base_dir=Path(loaded.path).parent.absolute(),
     )
-    recorder.engine = engine
+    reuse.engine = recorder.engine = engine
     if not dry_run:
         recorder.write(recorder.record("running"))
     try:
         engine.run()
     except OSError as exc:
-        # A full disk or a folder made read-only under the run: record why, if we still can.
-        reason = f"the run stopped: cannot write {exc.filename or 'to ' + str(folder)}: {exc.strerror or exc}"
-        with contextlib.suppress(OSError):
-            failed = recorder.record("failed")
-            failed["error"] = reason
-            recorder.write(failed)
-        raise UserError(
-            Diagnostic(
-                reason,
-                hint="free some disk space (or fix the folder's permissions), then finish the run with "
-                f"--resume {run_id}",
-                code="run-io",
-            )
-        ) from None
+        raise _stopped(exc, folder, recorder, run_id) from None
     finally:
         launcher.close()
         recorder.close()
@@ -555,6 +452,162 @@ def _run(
     else:
         recorder.write(record)
     return record
+
+
+def _start(
+    pipeline: Any, root: Path, params: Mapping[str, Any] | None, run_id: str | None, resume: str | None
+) -> tuple[dict[str, Any] | None, str, dict[str, Any]]:
+    """The record of the run to resume (``None``: a new run), the run id and the checked
+    parameters (a resumed run's own, which the command line may repeat but not change)."""
+    from pipecast.passes.validate import check_params
+
+    if run_id is not None:
+        run_folder(root, run_id)
+    if resume is None:
+        return None, run_id or new_run_id(pipeline.name), check_params(pipeline, dict(params or {}))
+    previous = read_record(run_folder(root, resume, "--resume"))
+    if previous.get("pipeline") != pipeline.name:
+        raise UserError(
+            Diagnostic(
+                f"run {resume!r} is a run of pipeline {previous.get('pipeline')!r}, not {pipeline.name!r}",
+                hint="pass the same pipeline file the run was started with",
+            )
+        )
+    given = {**previous.get("params", {}), **dict(params or {})}
+    if params and any(
+        previous.get("params", {}).get(k) != v
+        for k, v in check_params(pipeline, dict(params)).items()
+        if k in params
+    ):
+        raise UserError(Diagnostic("--resume continues a run with its own parameters; do not change them"))
+    return previous, resume, check_params(pipeline, given)
+
+
+def _secret_values(index: PipelineIndex, secrets: Mapping[str, str] | str | Path | None) -> dict[str, str]:
+    """The value of every secret a step uses (SPEC §9), from a dotenv file or a mapping."""
+    given: Mapping[str, str] = (
+        sec.read_dotenv(Path(secrets)) if isinstance(secrets, str | Path) else (secrets or {})
+    )
+    used = [(n.name, s) for n in index.tasks() for s in index.effective(n).secrets.values()]
+    return sec.resolve(used, given)
+
+
+def _real_launcher(
+    loaded: Any,
+    folder: Path,
+    python_path: list[str],
+    max_parallel: int,
+    containers: str | None,
+    secret_values: dict[str, str],
+    warnings: list[str],
+) -> RealLauncher:
+    """The launcher of a real run; warns (into ``warnings``) when container steps run on the host."""
+    index: PipelineIndex = loaded.index
+    container_steps = [n for n in index.tasks() if isinstance(n.task.run, ContainerRun)]
+    mode = detect_containers(containers, bool(container_steps), str(loaded.path))
+    if mode == "host" and container_steps:
+        images = sorted({n.task.run.image for n in container_steps if isinstance(n.task.run, ContainerRun)})
+        warnings.append(
+            "container steps run on this machine (--containers host): their image"
+            + ("s " if len(images) > 1 else " ")
+            + ", ".join(images)
+            + (" are" if len(images) > 1 else " is")
+            + " ignored"
+        )
+    return RealLauncher(index, folder, python_path, max_parallel, mode, secret_values)
+
+
+def _stopped(exc: OSError, folder: Path, recorder: _Recorder, run_id: str) -> UserError:
+    """A full disk or a folder made read-only under the run: record why, if we still can."""
+    reason = f"the run stopped: cannot write {exc.filename or 'to ' + str(folder)}: {exc.strerror or exc}"
+    with contextlib.suppress(OSError):
+        failed = recorder.record("failed")
+        failed["error"] = reason
+        recorder.write(failed)
+    return UserError(
+        Diagnostic(
+            reason,
+            hint="free some disk space (or fix the folder's permissions), then finish the run with "
+            f"--resume {run_id}",
+            code="run-io",
+        )
+    )
+
+
+class _Reuse:
+    """Which steps need not run: those a resumed run already finished, and result-cache hits
+    (SPEC §20); stores each newly succeeded cacheable step's outputs in the cache."""
+
+    def __init__(
+        self,
+        index: PipelineIndex,
+        run_id: str,
+        cache: Cache | None,
+        resumed: dict[str, Any],
+        masker: sec.Masker,
+        recorder: _Recorder,
+    ) -> None:
+        self.index = index
+        self.run_id = run_id
+        self.cache = cache
+        self.resumed = resumed
+        self.masker = masker
+        self.recorder = recorder
+        self.keys: dict[int, str] = {}
+        self.engine: Engine | None = None
+
+    def outcome(self, inst: Inst) -> dict[str, Any] | None:
+        assert self.engine is not None
+        # finally always runs again: it reads pipeline.status, which the resumed run decides
+        # (a group's finally likewise reads group.status).
+        rerun = inst is self.engine.finally_inst or inst.node.finally_of is not None
+        old = None if rerun else self.resumed.get(inst.key)
+        if old is not None:
+            done = self._resumed(inst, old)
+            if done is not None:
+                return done
+        eff = self.engine.effective(inst.node)
+        if self.cache is None or not eff.cache:
+            return None
+        types = inst.node.task.outputs
+        key = self.cache.key(
+            _definition(self.index, inst), inst.inputs or {}, inst.node.task.run, eff.cache_version
+        )
+        hit = self.cache.get(key, dict(types), eff.cache_max_age)
+        if hit is not None:
+            return {
+                "status": "cached",
+                "outputs": hit["outputs"],
+                "attempts": 0,
+                "extra": {"cached_from": {"run_id": hit["run_id"], "step": hit["step"]}},
+            }
+        self.keys[id(inst)] = key
+        return None
+
+    @staticmethod
+    def _resumed(inst: Inst, old: dict[str, Any]) -> dict[str, Any] | None:
+        """The outcome of a step the resumed run finished, while its outputs still exist."""
+        types = inst.node.task.outputs
+        outputs = {n: from_record(v, types.get(n, "any")) for n, v in old.get("outputs", {}).items()}
+        if set(outputs) != set(types) or not all(art_exists(v) for v in outputs.values()):
+            return None
+        extra = {"resumed": True}
+        if "cached_from" in old:
+            extra["cached_from"] = old["cached_from"]
+        return {
+            "status": old["status"],
+            "outputs": outputs,
+            "attempts": old.get("attempts", 1),
+            "extra": extra,
+        }
+
+    def on_change(self, inst: Inst) -> None:
+        if self.cache is not None and inst.status == "succeeded" and id(inst) in self.keys:
+            key = self.keys.pop(id(inst))
+            # The cache is plain JSON on disk: outputs holding a secret are never stored.
+            if not self.masker.holds({n: to_record(v) for n, v in (inst.outputs or {}).items()}):
+                self.cache.put(key, self.run_id, inst.key, inst.outputs or {})
+        self.recorder.change(inst)
 
 
 def _definition(index: PipelineIndex, inst: Inst) -> dict[str, Any]:
