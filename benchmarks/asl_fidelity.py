@@ -32,7 +32,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 try:
@@ -147,74 +146,92 @@ def best_lowering(nodes: list[str], edges: list[tuple[str, str]], dur: dict[str,
     best(X) = min over S of best(S) + best(X - S); disconnected sets run in parallel.
     Branch and bound on longest paths keeps ~16 nodes to a fraction of a second.
     """
-    n = len(nodes)
-    index = {v: i for i, v in enumerate(nodes)}
-    preds = [0] * n
-    near = [0] * n
-    for src, dst in edges:
-        a, b = index[src], index[dst]
-        preds[b] |= 1 << a
-        near[a] |= 1 << b
-        near[b] |= 1 << a
-    order = [index[v] for v in _topo(nodes, edges)]
-    ancestors = [0] * n
-    for v in order:
-        mask = preds[v]
-        for u in range(n):
-            if preds[v] >> u & 1:
-                mask |= ancestors[u]
-        ancestors[v] = mask
-    weight = [dur[v] for v in nodes]
+    search = _Search(nodes, edges, dur)
+    return search.best((1 << len(nodes)) - 1)
 
-    @cache
-    def longest(mask: int) -> float:
-        finish = [0.0] * n
-        for v in order:
-            if mask >> v & 1:
-                start = max((finish[u] for u in range(n) if preds[v] >> u & 1 and mask >> u & 1), default=0.0)
-                finish[v] = start + weight[v]
-        return max(finish)
 
-    @cache
-    def best(mask: int) -> float:
-        if mask & (mask - 1) == 0:
-            return weight[mask.bit_length() - 1]
-        low = mask & -mask  # the component of the lowest node
+class _Search:
+    """:func:`best_lowering` over bit masks of node sets."""
+
+    def __init__(self, nodes: list[str], edges: list[tuple[str, str]], dur: dict[str, float]) -> None:
+        n = self.n = len(nodes)
+        index = {v: i for i, v in enumerate(nodes)}
+        self.preds = [0] * n
+        self.near = [0] * n
+        for src, dst in edges:
+            a, b = index[src], index[dst]
+            self.preds[b] |= 1 << a
+            self.near[a] |= 1 << b
+            self.near[b] |= 1 << a
+        self.order = [index[v] for v in _topo(nodes, edges)]
+        self.ancestors = [0] * n
+        for v in self.order:
+            mask = self.preds[v]
+            for u in range(n):
+                if self.preds[v] >> u & 1:
+                    mask |= self.ancestors[u]
+            self.ancestors[v] = mask
+        self.weight = [dur[v] for v in nodes]
+        self._longest: dict[int, float] = {}
+        self._best: dict[int, float] = {}
+
+    def longest(self, mask: int) -> float:
+        if mask not in self._longest:
+            finish = [0.0] * self.n
+            for v in self.order:
+                if mask >> v & 1:
+                    start = max(
+                        (finish[u] for u in range(self.n) if self.preds[v] >> u & 1 and mask >> u & 1),
+                        default=0.0,
+                    )
+                    finish[v] = start + self.weight[v]
+            self._longest[mask] = max(finish)
+        return self._longest[mask]
+
+    def component(self, mask: int) -> int:
+        """The nodes of ``mask`` connected to its lowest one."""
+        low = mask & -mask
         comp, frontier = low, low
         while frontier:
             grown = 0
-            for v in range(n):
+            for v in range(self.n):
                 if frontier >> v & 1:
-                    grown |= near[v]
+                    grown |= self.near[v]
             frontier = grown & mask & ~comp
             comp |= frontier
+        return comp
+
+    def best(self, mask: int) -> float:
+        if mask not in self._best:
+            self._best[mask] = self._solve(mask)
+        return self._best[mask]
+
+    def _solve(self, mask: int) -> float:
+        if mask & (mask - 1) == 0:
+            return self.weight[mask.bit_length() - 1]
+        comp = self.component(mask)
         if comp != mask:
-            return max(best(comp), best(mask & ~comp))
-        members = [v for v in order if mask >> v & 1]
-        floor = longest(mask)
-        result = float("inf")
+            return max(self.best(comp), self.best(mask & ~comp))
+        members = [v for v in self.order if mask >> v & 1]
+        return self._extend(mask, members, 0, 0, float("inf"))
 
-        def extend(i: int, first: int) -> None:
-            nonlocal result
-            if result <= floor:
-                return
-            if i == len(members):
-                if first and first != mask:
-                    rest = mask & ~first
-                    if longest(first) + longest(rest) < result:
-                        head = best(first)
-                        if head + longest(rest) < result:
-                            result = min(result, head + best(rest))
-                return
-            v = members[i]
-            if ancestors[v] & mask & ~first == 0:
-                extend(i + 1, first | 1 << v)
-            extend(i + 1, first)
-
-        extend(0, 0)
-        return result
-
-    return best((1 << n) - 1)
+    def _extend(self, mask: int, members: list[int], i: int, first: int, result: float) -> float:
+        """The best makespan of ``mask`` over the down-sets that extend ``first`` with members
+        from ``i`` on, bounded by ``result`` (the best found so far)."""
+        if result <= self.longest(mask):
+            return result
+        if i == len(members):
+            if first and first != mask:
+                rest = mask & ~first
+                if self.longest(first) + self.longest(rest) < result:
+                    head = self.best(first)
+                    if head + self.longest(rest) < result:
+                        result = min(result, head + self.best(rest))
+            return result
+        v = members[i]
+        if self.ancestors[v] & mask & ~first == 0:
+            result = self._extend(mask, members, i + 1, first | 1 << v, result)
+        return self._extend(mask, members, i + 1, first, result)
 
 
 def _topo(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:
