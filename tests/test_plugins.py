@@ -116,3 +116,14 @@ def test_the_core_names_no_target() -> None:
             if text and pattern.search(text):
                 found.append(f"{rel}:{getattr(node, 'lineno', '?')}: {text[:60]!r}")
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_one_check_phase(name: str) -> None:
+    """A backend reports its user errors in check_target, through the Report (issue 16 part 3):
+    none overrides Backend.check, which runs the feature table, then check_target with the
+    user's settings."""
+    from pipecast.backend import Backend
+
+    backend = registry.get(name)
+    assert type(backend).check is Backend.check, f"{name} overrides Backend.check: use check_target"

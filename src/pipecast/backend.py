@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -292,6 +292,29 @@ class Backend(abc.ABC):
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """What only this target limits (sizes, quotas, names), reported with
         :meth:`Report.unsupported`; runs after the feature checks found no error."""
+        return None
+
+    #: What :meth:`build_for_emit` built: ``(index, settings, value)``.
+    _built: tuple[Any, Any, Any] | None = None
+
+    def build_for_emit(
+        self, index: PipelineIndex, settings: Any, report: Report, build: Callable[[], Any]
+    ) -> None:
+        """For a target whose limits are known only once its output (or a lowered form of it) is
+        built: call from :meth:`check_target`. ``build()`` runs once, with the user's settings;
+        a :class:`UserError` it raises is reported (located like every check), and what it
+        returns is kept for :meth:`built` in ``emit``, so a compile builds once and ``emit``
+        reports nothing new."""
+        self._built = None
+        with report.catching():
+            self._built = (index, settings, build())
+
+    def built(self, index: PipelineIndex, settings: Any) -> Any:
+        """What :meth:`build_for_emit` built for this index and these settings (once), else
+        ``None`` (``emit`` called without ``check``: build it there)."""
+        kept, self._built = self._built, None
+        if kept is not None and kept[0] is index and kept[1] == settings:
+            return kept[2]
         return None
 
     @abc.abstractmethod

@@ -148,9 +148,16 @@ class AirflowBackend(Backend):
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """The one nesting shape Airflow cannot map (see
-        :meth:`pipecast_airflow.lowering.Lowering.chain`), and (kubernetes operator)
-        accelerators the ``gpu_cluster`` kind does not offer."""
-        s: AirflowSettings = settings
+        :meth:`pipecast_airflow.lowering.Lowering.chain`), (kubernetes operator) accelerators
+        the ``gpu_cluster`` kind does not offer, then what the lowering with the user's
+        settings refuses (operators, map lengths, parallelism): it is built here once and
+        ``emit`` renders it."""
+        self._check_shapes(index, settings, report)
+        if not report.errors:
+            self.build_for_emit(index, settings, report, Lowering(index, settings).lower)
+
+    def _check_shapes(self, index: PipelineIndex, settings: AirflowSettings, report: Report) -> None:
+        s = settings
         if s.operator == "kubernetes":
             from pipecast.gpu_nodes import UnsupportedAccelerator, gpu_placement
 
@@ -224,7 +231,7 @@ class AirflowBackend(Backend):
         from pipecast.templating import render_package
 
         s: AirflowSettings = self.settings_of(settings)
-        lowered = Lowering(index, s).lower()
+        lowered = self.built(index, s) or Lowering(index, s).lower()
         warnings = [*self._warnings(index, s), *lowered.warnings]
         if len(lowered.task_ids) > LARGE_DAG_TASKS:
             warnings.append(

@@ -130,22 +130,17 @@ class StepFunctionsBackend(Backend):
         Feature.PIPELINE_OUTPUTS: native("the execution output's 'outputs'"),
     }
 
-    #: The last build :meth:`check_target` made: ``(index, settings, result)``; :meth:`emit`
-    #: returns it for the same index and settings instead of building again.
-    _built: tuple[PipelineIndex, StepFunctionsSettings, CompileResult] | None = None
-
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """Resource requests no SageMaker processing instance type covers (compute=sagemaker),
         then every limit of the generated definition (history events, state and definition
         size, intrinsic calls, SageMaker and Batch request sizes): those are known only once it
         is built, so this builds it, with the user's settings, and :meth:`emit` returns that
         build (no second build; emit reports nothing new)."""
-        self._built = None
         self._instance_types(index, settings, report)
-        if report.errors:
-            return
-        with report.catching():
-            self._built = (index, settings, self._compile(index.pipeline, index, settings))
+        if not report.errors:
+            self.build_for_emit(
+                index, settings, report, lambda: self._compile(index.pipeline, index, settings)
+            )
 
     def _instance_types(self, index: PipelineIndex, settings: StepFunctionsSettings, report: Report) -> None:
         from pipecast.sizes import describe
@@ -205,10 +200,8 @@ class StepFunctionsBackend(Backend):
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
         settings = self.settings_of(settings)
-        built, self._built = self._built, None
-        if built is not None and built[0] is index and built[1] == settings:
-            return built[2]
-        return self._compile(pipeline, index, settings)
+        built: CompileResult | None = self.built(index, settings)
+        return built if built is not None else self._compile(pipeline, index, settings)
 
     @staticmethod
     def _compile(pipeline: Pipeline, index: PipelineIndex, settings: StepFunctionsSettings) -> CompileResult:
