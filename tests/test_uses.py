@@ -209,3 +209,21 @@ def test_missing_file_and_not_a_component(tmp_path: Path) -> None:
     messages = [(d.line, d.message) for d in info.value.diagnostics]
     assert messages[0][0] == 6 and "no such file: './lib/missing.yaml'" in messages[0][1]
     assert messages[1][0] == 8 and "is neither a component file" in messages[1][1]
+
+
+def test_a_doubling_chain_of_subpipelines_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipecast.passes import uses
+
+    monkeypatch.setattr(uses, "MAX_INLINED_STEPS", 100)
+    files = {
+        "l0.yaml": "pipecast: 1\nname: l0\nsteps:\n  a: {run: {python: 'm:f'}}\n  b: {run: {python: 'm:f'}}\n"
+    }
+    for i in range(1, 12):
+        files[f"l{i}.yaml"] = (
+            f"pipecast: 1\nname: l{i}\nsteps:\n  x: {{uses: ./l{i - 1}.yaml}}\n  y: {{uses: ./l{i - 1}.yaml}}\n"
+        )
+    _files(tmp_path, files)
+    with pytest.raises(UserError) as info:
+        load_checked(tmp_path / "l11.yaml")
+    (diag,) = info.value.diagnostics
+    assert diag.code == "too-big" and "grows past 100 steps through sub-pipelines" in diag.message

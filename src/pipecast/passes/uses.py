@@ -38,6 +38,8 @@ from pipecast.passes.parse import is_structured_template, parse_condition, parse
 #: Keys the loader sets on lowered steps. A file may hold them (``pipecast export`` writes the
 #: lowered form, which loads back to the same IR); they are not in the JSON Schema.
 MARKERS = ("component", "subpipeline")
+#: The most steps sub-pipelines may inline into one pipeline.
+MAX_INLINED_STEPS = 50_000
 #: Step fields merged key by key when a using step overrides a component's (docs/semantics.md).
 _MERGED = ("retry", "resources", "env", "secrets")
 #: Component fields copied onto the step (then overridden by the step's own).
@@ -103,6 +105,9 @@ class Context:
     targets: dict[tuple[Path, str], Path | None] = field(default_factory=dict)
     raw: dict[Path, tuple[Any, SourceMap | None]] = field(default_factory=dict)
     component_data: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    #: Steps inlined so far by sub-pipelines (a chain of files each using the next twice
+    #: doubles at every level: bounded like alias expansion in the loader).
+    inlined: list[int] = field(default_factory=lambda: [0])
 
     def enter(self, file: Path, edge: _Edge | None) -> Context:
         return Context(
@@ -114,6 +119,7 @@ class Context:
             self.targets,
             self.raw,
             self.component_data,
+            self.inlined,
         )
 
 
@@ -221,8 +227,13 @@ class Expander:
             return self._subpipeline(name, step, path, Path(text), called=self.inline[text])
         key = (self.file.parent, text)
         if key not in self.ctx.targets:
-            found = (self.file.parent / text).resolve()
-            self.ctx.targets[key] = found if found.is_file() else None
+            try:
+                found: Path | None = (self.file.parent / text).resolve()
+                if found is not None and not found.is_file():
+                    found = None
+            except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+                found = None
+            self.ctx.targets[key] = found
         target = self.ctx.targets[key]
         if target is None:
             self.problem(
@@ -544,6 +555,8 @@ class Expander:
             self.warnings.extend(called.warnings)
             self.warnings.extend(raise_if_errors(diags))
         except UserError as exc:
+            if any(d.code == "too-big" for d in exc.diagnostics):
+                raise
             self.problems.extend(exc.diagnostics)
             return None
         self.ctx.pipelines[target] = called
@@ -572,6 +585,18 @@ class Expander:
                         hint=f"rename the enclosing loop variable (as: {ref.name}_item)",
                     )
                     return None
+        self.ctx.inlined[0] += len(inner)
+        if self.ctx.inlined[0] > MAX_INLINED_STEPS:
+            # Stop at once: every further use would only grow it (and repeat this error).
+            raise UserError(
+                Diagnostic(
+                    f"the pipeline grows past {MAX_INLINED_STEPS:,} steps through sub-pipelines; refusing to load it",
+                    (*path, "uses"),
+                    hint="a chain of pipelines each using the next several times multiplies its steps; "
+                    "use a for_each instead of repeated uses",
+                    code="too-big",
+                ).located(self.source)
+            )
         rw = _Rewriter(name, inner, bindings, self, (*path, "uses"))
         if target.is_absolute() and target.parent != self.ctx.top_dir:
             rw.moved = (target.parent, self.ctx.top_dir)
