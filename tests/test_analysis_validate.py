@@ -146,3 +146,19 @@ def test_check_params(dag: Path) -> None:
     assert "'items' (list) has no default" in messages
     hints = [d.hint for d in info.value.diagnostics]
     assert "did you mean 'items'?" in hints
+
+
+def test_find_cycle_is_the_one_search() -> None:
+    """pipecast.passes.analysis.find_cycle serves the validator and the backends' output
+    checks: the cycle in the direction of the dependencies, none when acyclic, and no
+    recursion limit on a long chain."""
+    from pipecast.passes.analysis import find_cycle
+
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert find_cycle({"x": ["y", "a"], "y": [], "a": ["b"], "b": ["a"]}) == ["a", "b", "a"]
+    assert find_cycle({"a": ["outside"]}) is None  # names that are not keys are leaves
+    n = 5000
+    chain = {f"s{i}": [f"s{(i + 1) % n}"] for i in range(n)}
+    found = find_cycle(chain)
+    assert found is not None and len(found) == n + 1 and found[0] == found[-1] == "s0"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -188,6 +188,35 @@ FinallyKind = bool | Literal["group"]
 def group_finally_name(group: str) -> str:
     """The IR name and run-record key base of a group's ``finally`` step (SPEC §18)."""
     return f"{group}.{FINALLY}"
+
+
+def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One cycle of a dependency graph (name → the names it depends on, tried in that order),
+    searched depth first from each name in the mapping's order: the names along the cycle in
+    the direction of ``deps`` (``a -> b``: ``a`` depends on ``b``), the first repeated at the
+    end; ``None`` when there is none. A name that is not a key is a leaf. Iterative, so a
+    long chain does not reach Python's recursion limit. The one cycle search of pipecast (the
+    validator's and the backends' checks of their output)."""
+    color: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in deps:
+        if start in color:
+            continue
+        path = [start]
+        color[start] = 1
+        todo = [iter(deps[start])]
+        while todo:
+            for d in todo[-1]:
+                if color.get(d) == 1:
+                    return [*path[path.index(d) :], d]
+                if d not in color and d in deps:
+                    color[d] = 1
+                    path.append(d)
+                    todo.append(iter(deps[d]))
+                    break
+            else:
+                color[path.pop()] = 2
+                todo.pop()
+    return None
 
 
 def nearest(name: str, options: Iterator[str] | list[str]) -> str | None:
@@ -715,32 +744,10 @@ class PipelineIndex:
         return out
 
     def find_cycle(self, scope: Scope) -> list[str] | None:
-        """One dependency cycle among siblings, as names with the first repeated at the end."""
-        deps = self.deps(scope)
-        color: dict[str, int] = {}
-        stack: list[str] = []
-
-        def visit(name: str) -> list[str] | None:
-            color[name] = 1
-            stack.append(name)
-            for d in deps[name]:
-                if color.get(d) == 1:
-                    return [*stack[stack.index(d) :], d]
-                if d not in color:
-                    found = visit(d)
-                    if found:
-                        return found
-            stack.pop()
-            color[name] = 2
-            return None
-
-        for name in deps:
-            if name not in color:
-                found = visit(name)
-                if found:
-                    # Report it in the direction of execution: producer -> user.
-                    return list(reversed(found))
-        return None
+        """One dependency cycle among siblings, as names with the first repeated at the end,
+        in the direction of execution (producer -> user)."""
+        found = find_cycle(self.deps(scope))
+        return list(reversed(found)) if found else None
 
     # ------------------------------------------------------------------ settings
 

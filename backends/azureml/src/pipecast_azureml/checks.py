@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipecast.diagnostics import Diagnostic
+from pipecast.passes.analysis import find_cycle
 
 _EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 _PRIMITIVE = {"string", "integer", "number", "boolean"}
@@ -109,7 +110,8 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
     final = (doc.get("settings") or {}).get("on_finalize")
     if final is not None and final not in jobs:
         out.append(_problem(file, "settings.on_finalize", f"no job {final!r}"))
-    cycle = _find_cycle(deps)
+    # Jobs in name order, each trying its dependencies from the last name back.
+    cycle = find_cycle({k: sorted(deps[k], reverse=True) for k in sorted(deps)})
     if cycle:
         out.append(_problem(file, "jobs", "cycle: " + " -> ".join(cycle)))
     return out
@@ -202,31 +204,6 @@ def _job_ref(
         if have is not None and parts[4] not in have:
             return [_problem(file, path, f"${{{{{expr}}}}}: job {target!r} has no output {parts[4]!r}")]
     return []
-
-
-def _find_cycle(deps: dict[str, set[str]]) -> list[str] | None:
-    color: dict[str, int] = {}
-    for start in sorted(deps):
-        if start in color:
-            continue
-        stack: list[tuple[str, list[str]]] = [(start, sorted(deps[start]))]
-        path = [start]
-        color[start] = 1
-        while stack:
-            node, todo = stack[-1]
-            if not todo:
-                color[node] = 2
-                stack.pop()
-                path.pop()
-                continue
-            nxt = todo.pop()
-            if color.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            if nxt not in color and nxt in deps:
-                color[nxt] = 1
-                path.append(nxt)
-                stack.append((nxt, sorted(deps[nxt])))
-    return None
 
 
 def check_files(files: Mapping[str, str]) -> list[Diagnostic]:
