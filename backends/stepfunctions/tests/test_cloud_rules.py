@@ -29,7 +29,8 @@ pytestmark = pytest.mark.stepfunctions
 
 COMPUTES = ("callback", "sagemaker", "batch")
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/steps:1"
-NAMED_ERRORS = {"limit", "unsupported-feature", "resources"}
+# local-path: SPEC §14, a local file a cloud target cannot read (named, with the upload hint).
+NAMED_ERRORS = {"limit", "unsupported-feature", "resources", "local-path"}
 
 
 def _model(service: str) -> Any:

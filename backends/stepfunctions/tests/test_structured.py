@@ -90,3 +90,43 @@ def test_loop_items_asl_cannot_build_are_refused(tmp_path: Path, item: str, mess
         compile_pipeline(load_checked(write(tmp_path, text)), "stepfunctions", {"compute": "callback"})
     shown = str(err.value)
     assert message in shown and "pipeline.yaml:" in shown and "fixed" in shown
+
+
+OUTPUTS = """
+pipecast: 1
+name: rendered-outputs
+steps:
+  make:
+    run: {python: "osteps:numbers"}
+    outputs: {big: int, d: dict}
+  g:
+    for_each: [x]
+    as: i
+    steps:
+      inner:
+        run: {python: "osteps:numbers"}
+        outputs: {big: int, d: dict}
+    outputs: {txt: "{{ i }}:d={{ steps.inner.outputs.d }}"}
+outputs:
+  label: "n={{ steps.make.outputs.big }} d={{ steps.make.outputs.d }}"
+  texts: "{{ steps.g.outputs.txt }}"
+"""
+
+NUMBERS = """
+def numbers():
+    return {"big": 2**53 + 1, "d": {"z": 2.0, "a": 1}}
+"""
+
+
+@pytest.mark.slow
+def test_mixed_strings_in_outputs_are_rendered_by_asl(aws_env: str, tmp_path: Path) -> None:
+    """Group and pipeline outputs have no runtime to render a mixed string: ASL does
+    (States.JsonToString, compact JSON in stored key order; a loop item bare)."""
+    path = write(tmp_path, OUTPUTS)
+    (tmp_path / "osteps.py").write_text(textwrap.dedent(STEPS) + textwrap.dedent(NUMBERS))
+    record = run_in_moto(path, timeout=120)
+    assert record["status"] == "succeeded", record.get("_worker_log", "")[-2000:]
+    assert record["outputs"] == {
+        "label": 'n=9007199254740993 d={"z":2.0,"a":1}',
+        "texts": ['x:d={"z":2.0,"a":1}'],
+    }

@@ -597,7 +597,8 @@ class Emitter(Outliner):
         return start, _add(ev, (2, 2))
 
     def outputs_template(self, outputs: dict[str, str], body: Scope) -> dict[str, Any]:
-        return template(outputs, self.type_of(body, None), self.pipeline.name)
+        # No runtime renders outputs: ASL does (SPEC §22 mixed strings, see value_entry).
+        return template(outputs, self.type_of(body, None), self.pipeline.name, runtime=False)
 
     def emit_loop(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         """``for_each`` → ``Map``; each iteration ends in a ``Pass`` with its outputs, and the

@@ -250,8 +250,16 @@ def structured_entry(value: Any, type_of: TypeOf, pipeline_name: str) -> dict[st
     return entry
 
 
-def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tuple[str, Any]:
-    """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4)."""
+def value_entry(
+    key: str, value: Any, type_of: TypeOf, pipeline_name: str, *, runtime: bool = True
+) -> tuple[str, Any]:
+    """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4).
+
+    ``runtime``: the value goes to the step runtime, which renders mixed strings holding
+    non-string values (SPEC §22). Elsewhere (group and pipeline outputs, no code runs) ASL
+    renders them: ``States.JsonToString`` (compact JSON, keys in stored order) for a value
+    known not to be a string, the value itself in ``States.Format`` when its type is unknown
+    (a string bare, a number as digits)."""
     if is_structured_template(value):
         return key, structured_entry(value, type_of, pipeline_name)
     if not is_template(value):
@@ -265,6 +273,14 @@ def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tu
         if ref.kind == "pipeline" and ref.name == "name":
             return key, pipeline_name
         return key + ".$", ref_path(ref)
+    if not runtime:
+        from pipecast.passes.analysis import ANY
+
+        def known(ref: Ref) -> str:
+            kind = type_of(ref)
+            return "str" if kind in (ANY, "") else kind
+
+        return key + ".$", format_call(segments, known, pipeline_name)
     if any(isinstance(s, Ref) and type_of(s) != "str" and s.kind != "pipeline" for s in segments):
         # A value that may not be a string: the step runtime renders it (compact JSON, keys
         # in stored order, strings bare: SPEC §22), which ASL's States.JsonToString cannot.
@@ -281,6 +297,8 @@ def value_entry(key: str, value: Any, type_of: TypeOf, pipeline_name: str) -> tu
     return key + ".$", format_call(segments, type_of, pipeline_name)
 
 
-def template(values: dict[str, Any], type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
-    """A payload template for a name → IR value mapping."""
-    return dict(value_entry(k, v, type_of, pipeline_name) for k, v in values.items())
+def template(
+    values: dict[str, Any], type_of: TypeOf, pipeline_name: str, *, runtime: bool = True
+) -> dict[str, Any]:
+    """A payload template for a name → IR value mapping (``runtime``: see :func:`value_entry`)."""
+    return dict(value_entry(k, v, type_of, pipeline_name, runtime=runtime) for k, v in values.items())
