@@ -399,30 +399,60 @@ class Compiler:
                 if chan.json:
                     json_inputs.add(name)
                 continue
-            refs: dict[str, list[Any]] = {}
-            for part in rv.parts if isinstance(rv, Text) else (rv,) if ref is not None else ():
-                if not isinstance(part, RefNode) or (part.ref.kind == "pipeline" and part.ref.name == "name"):
-                    continue
-                seg = part.ref
-                chan = self._chan(seg, node.scope, node.name)
-                refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
-                if chan.json:
-                    refs[seg.path].append(chan.type)
-                    json_inputs.add(chan.input_name)
-                if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
-                    if chan.kind == "status":
-                        comp.input_definitions.parameters[
-                            chan.input_name
-                        ].parameter_type = PT.TASK_FINAL_STATUS
-                    else:
-                        self._declare(comp.input_definitions, chan.input_name, chan.type, chan.wire)
-                elif chan.artifact:
-                    self._declare(comp.input_definitions, chan.input_name, chan.type)
+            templates[name] = {
+                "template": value,
+                "refs": self._template_refs(node, rv, ref, task, comp, scope, needs, top, json_inputs),
+            }
+        self._task_outputs(node, comp)
+        if step.import_ is not None:
+            self._importer(node, task, comp, scope, needs, top)
+            return
+        eff = self.index.effective(node)
+        plan = self.stock_plan(node)
+        if plan is not None and plan.stock:
+            self._stock_task(node, task, comp, eff)
+            return
+        self._runtime_task(node, task, comp, eff, templates, json_inputs)
+
+    def _template_refs(
+        self,
+        node: StepNode,
+        rv: Any,
+        ref: Ref | None,
+        task: pb.PipelineTaskSpec,
+        comp: pb.ComponentSpec,
+        scope: Scope | None,
+        needs: Needs,
+        top: bool,
+        json_inputs: set[str],
+    ) -> dict[str, list[Any]]:
+        """The references of an input the runtime renders: each declared and bound as the
+        component's own input, keyed by its path (what ``--templates`` tells the runtime)."""
+        refs: dict[str, list[Any]] = {}
+        for part in rv.parts if isinstance(rv, Text) else (rv,) if ref is not None else ():
+            if not isinstance(part, RefNode) or (part.ref.kind == "pipeline" and part.ref.name == "name"):
+                continue
+            seg = part.ref
+            chan = self._chan(seg, node.scope, node.name)
+            refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
+            if chan.json:
+                refs[seg.path].append(chan.type)
+                json_inputs.add(chan.input_name)
+            if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
                 if chan.kind == "status":
-                    continue  # bound by _finally
-                self._bind(task.inputs, chan.input_name, chan, scope, needs, top)
-            templates[name] = {"template": value, "refs": refs}
-        for name, type_ in step.outputs.items():
+                    comp.input_definitions.parameters[chan.input_name].parameter_type = PT.TASK_FINAL_STATUS
+                else:
+                    self._declare(comp.input_definitions, chan.input_name, chan.type, chan.wire)
+            elif chan.artifact:
+                self._declare(comp.input_definitions, chan.input_name, chan.type)
+            if chan.kind == "status":
+                continue  # bound by _finally
+            self._bind(task.inputs, chan.input_name, chan, scope, needs, top)
+        return refs
+
+    def _task_outputs(self, node: StepNode, comp: pb.ComponentSpec) -> None:
+        """The component's output definitions (and the extra items/native outputs)."""
+        for name, type_ in node.task.outputs.items():
             if values.is_artifact(type_):
                 art = comp.output_definitions.artifacts[name]
                 art.artifact_type.schema_title = _ARTIFACTS[type_]
@@ -434,14 +464,19 @@ class Compiler:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
                 if (node.name, name) in self.native:
                     outs[name + NATIVE_SUFFIX].parameter_type = parameter_type(type_)
-        if step.import_ is not None:
-            self._importer(node, task, comp, scope, needs, top)
-            return
-        eff = self.index.effective(node)
-        plan = self.stock_plan(node)
-        if plan is not None and plan.stock:
-            self._stock_task(node, task, comp, eff)
-            return
+
+    def _runtime_task(
+        self,
+        node: StepNode,
+        task: pb.PipelineTaskSpec,
+        comp: pb.ComponentSpec,
+        eff: Any,
+        templates: dict[str, dict[str, Any]],
+        json_inputs: set[str],
+    ) -> None:
+        """A step run by the pipecast runtime: retry policy, cache, the step spec and the
+        container that runs ``python -m pipecast.runtime run``."""
+        tname = n.task_name(node.name)
         # Vertex caps backoff_max_duration at 1 hour ("higher value will be capped to this
         # limit", RetryPolicy in https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto):
         # a longer max_delay, like jitter, is retried by the runtime, with SPEC §6's exact timing.
