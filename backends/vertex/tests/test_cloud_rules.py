@@ -125,6 +125,7 @@ def test_cloud_rules(path: Path) -> None:
             "unsupported-accelerator",
             "limit",
             "resources",
+            "local-path",  # SPEC §14: a cloud target cannot read the user's disk
         }
         return
     problems = rule_problems(result.files)

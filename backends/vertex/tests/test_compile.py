@@ -10,6 +10,7 @@ import pytest
 import yaml
 from pipecast_vertex.checks import check_references
 from pipecast_vertex.validate import strict_parse
+from pipecast_vertex.wire import wire_values
 
 from pipecast.api import compile_pipeline, load_checked
 from pipecast.diagnostics import UserError
@@ -53,7 +54,10 @@ def test_spec_passes_every_check(path: Path, tmp_path: Path) -> None:
     target.write_text(result.files[name])
     components.load_component_from_file(str(target))
     # Every parameter, given explicitly (the defaults where there are some).
-    params = {k: p.default for k, p in loaded.pipeline.params.items() if p.has_default}
+    # (ints, lists and dicts as the JSON text the spec declares them as, SPEC §22).
+    params = wire_values(
+        loaded.pipeline, {k: p.default for k, p in loaded.pipeline.params.items() if p.has_default}
+    )
     job = aiplatform.PipelineJob(
         display_name=loaded.pipeline.name,
         template_path=str(target),
@@ -216,7 +220,8 @@ def test_for_each_over_a_loop_item_key_has_kfps_own_shape(tmp_path) -> None:
     iterates that input."""
     _loaded, result = compile_file(CASES_DIR / "for_each_item_key.yaml")
     spec = yaml.safe_load(next(iter(result.files.values())))
-    inner = spec["components"]["comp-outer"]["dag"]["tasks"]["inner"]
+    # (the outer loop iterates its parameter through the task "outer--items": a wrapper DAG)
+    inner = spec["components"]["comp-outer--loop"]["dag"]["tasks"]["inner"]
     sub = inner["parameterIterator"]["items"]["inputParameter"]
     assert inner["inputs"]["parameters"][sub] == {
         "componentInputParameter": "pipelinechannel--outer-item",

@@ -182,3 +182,79 @@ def test_stock_step_runs_without_pipecast(tmp_path: Path, monkeypatch: pytest.Mo
     assert record["status"] == "succeeded", record
     assert record["steps"]["check"]["outputs"] == {"output": 1}
     assert "pipecast-bare-venv-" in record["steps"]["probe"]["outputs"]["python"]
+
+
+EXACT_PARAMS = """
+pipecast: 1
+name: exact-params
+params:
+  big: {type: int, default: 9007199254740993}
+  mixed: {type: list, default: [{f: 2.0, i: 2}, [3.0, 9007199254740993]]}
+  cfg: {type: dict, default: {z: 2.0, a: 1}}
+steps:
+  big_read:
+    run: {python: "cstep:emit"}
+    inputs: {value: "{{ params.big }}"}
+    outputs: {output: int}
+  above:
+    when: "params.big > 9007199254740992"
+    run: {python: "cstep:emit"}
+    inputs: {value: above}
+    outputs: {output: str}
+  cfg_read:
+    run: {python: "cstep:emit"}
+    inputs: {value: "{{ params.cfg }}"}
+    outputs: {output: dict}
+  each:
+    for_each: "{{ params.mixed }}"
+    as: m
+    steps:
+      item:
+        run: {python: "cstep:emit"}
+        inputs: {value: "<{{ m }}>"}
+        outputs: {output: str}
+"""
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["defaults", "given"])
+def test_int_list_and_dict_params_are_exact(
+    given: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §22 for pipeline parameters: ints, lists and dicts travel as JSON text (STRING), so
+    2**53 + 1 stays itself (in a condition too), 2.0 stays a float and keys keep their order,
+    also in the items of a loop over a parameter (iterated from the ``--items`` task)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "exact.yaml").write_text(EXACT_PARAMS)
+    shutil.copy(CASES_DIR / "cstep.py", project)
+    loaded = load_checked(project / "exact.yaml")
+    spec_data = yaml.safe_load(compile_pipeline(loaded, "vertex", SETTINGS).files["exact-params.yaml"])
+    params = spec_data["root"]["inputDefinitions"]["parameters"]
+    assert params["big"] == {
+        "defaultValue": "9007199254740993",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
+    assert params["cfg"]["defaultValue"] == '{"z": 2.0, "a": 1}'
+    assert "each--items" in spec_data["root"]["dag"]["tasks"]
+    spec = tmp_path / "exact-params.yaml"
+    spec.write_text(compile_pipeline(loaded, "vertex", SETTINGS).files[spec.name])
+    work = tmp_path / "kfp"
+    work.mkdir()
+    values = {
+        "big": 2**53 + 1,
+        "mixed": [{"f": 2.0, "i": 2}, [3.0, 2**53 + 1]],
+        "cfg": {"z": 2.0, "a": 1},
+    }
+    record = run_local(spec, values if given else {}, work, monkeypatch, [project], index=loaded.index)
+    assert record["status"] == "succeeded", record
+    steps = record["steps"]
+    assert steps["big_read"]["outputs"]["output"] == 2**53 + 1
+    assert steps["above"]["status"] == "succeeded"
+    cfg = steps["cfg_read"]["outputs"]["output"]
+    assert list(cfg) == ["z", "a"] and type(cfg["z"]) is float
+    assert [steps[f"item[{i}]"]["outputs"]["output"] for i in range(2)] == [
+        '<{"f":2.0,"i":2}>',
+        "<[3.0,9007199254740993]>",
+    ]
+    assert "each--items" not in steps  # the task pipecast adds is no step

@@ -39,9 +39,13 @@ steps:
 """
 
 
-def _compile(tmp_path: Path) -> tuple[Path, dict]:
-    (tmp_path / "vsteps.py").write_text("def read(path):\n    return open(path).read()\n")
-    (tmp_path / "p.yaml").write_text(PIPELINE)
+def _compile(tmp_path: Path, text: str = PIPELINE) -> tuple[Path, dict]:
+    (tmp_path / "vsteps.py").write_text(
+        "import os\n"
+        "def read(path):\n    return open(path).read()\n"
+        "def count(path):\n    return len(os.listdir(path))\n"
+    )
+    (tmp_path / "p.yaml").write_text(text)
     loaded = load_checked(tmp_path / "p.yaml")
     result = compile_pipeline(loaded, "vertex", {"image": "python:3.11-slim", "pipeline_root": "gs://b/r"})
     (rel,) = [r for r in result.files if r.endswith(".yaml")]
@@ -80,11 +84,87 @@ def test_imports_run_in_kfp_local(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     params = {"base_uri": str(data / "base.txt"), "files": [str(data / "a.txt"), str(data / "b.txt")]}
-    record = run_local(spec_path, params, work, None, [tmp_path])
+    index = load_checked(tmp_path / "p.yaml").index
+    record = run_local(spec_path, params, work, None, [tmp_path], index=index)
     assert record["status"] == "succeeded", json.dumps(record, indent=1)[:3000]
+    assert record["steps"]["base"] == {
+        "attempts": 0,
+        "status": "succeeded",
+        "outputs": {"artifact": str(data / "base.txt")},
+    }
     assert record["steps"]["read"]["outputs"] == {"text": "base"}
     texts = {record["steps"][k]["outputs"]["text"] for k in record["steps"] if k.startswith("read_part")}
     assert texts == {"A", "B"}, sorted(record["steps"])
+
+
+ARTIFACT_PARAMS = """\
+pipecast: 1
+name: vparams
+params:
+  parts: {type: Dataset, default: "gs://bucket/parts"}
+  names: {type: list, default: [a, b]}
+steps:
+  folder:
+    import: {uri: "{{ params.parts }}", type: Dataset}
+  count:
+    run: {python: "vsteps:count"}
+    inputs: {path: "{{ steps.folder.outputs.artifact }}"}
+    outputs: {n: int}
+  direct:
+    run: {python: "vsteps:count"}
+    inputs: {path: "{{ params.parts }}"}
+    outputs: {n: int}
+  each:
+    for_each: "{{ params.names }}"
+    steps:
+      inner:
+        run: {python: "vsteps:count"}
+        inputs: {path: "{{ params.parts }}"}
+        outputs: {n: int}
+"""
+
+
+def test_artifact_params_are_a_uri_and_an_importer(tmp_path: Path) -> None:
+    """SPEC §14 on KFP: an artifact parameter is a STRING runtime parameter (its URI) and an
+    importer task ``param--<name>`` in the top DAG, read like a step's artifact, in place and
+    inside a loop; an import step of it imports the URI itself. Executed in kfp.local."""
+    spec_path, spec = _compile(tmp_path, ARTIFACT_PARAMS)
+    root = spec["root"]
+    assert root["inputDefinitions"]["parameters"]["parts"] == {
+        "defaultValue": "gs://bucket/parts",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
+    importer = root["dag"]["tasks"]["param--parts"]
+    assert importer["inputs"]["parameters"]["uri"] == {"componentInputParameter": "parts"}
+    assert spec["deploymentSpec"]["executors"][spec["components"]["comp-param--parts"]["executorLabel"]] == {
+        "importer": {
+            "artifactUri": {"runtimeParameter": "uri"},
+            "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
+            "reimport": False,
+        }
+    }
+    direct = root["dag"]["tasks"]["direct"]
+    assert direct["inputs"]["artifacts"]["path"] == {
+        "taskOutputArtifact": {"producerTask": "param--parts", "outputArtifactKey": "artifact"}
+    }
+    assert "param--parts" in direct["dependentTasks"]
+    assert root["dag"]["tasks"]["folder"]["inputs"]["parameters"]["uri"] == {
+        "componentInputParameter": "parts"
+    }
+    data = tmp_path / "parts"
+    data.mkdir()
+    for name in ("x", "y", "z"):
+        (data / name).write_text(name)
+    work = tmp_path / "work"
+    work.mkdir()
+    index = load_checked(tmp_path / "p.yaml").index
+    record = run_local(spec_path, {"parts": str(data)}, work, None, [tmp_path], index=index)
+    assert record["status"] == "succeeded", json.dumps(record, indent=1)[:3000]
+    steps = record["steps"]
+    assert [steps[k]["outputs"]["n"] for k in ("count", "direct", "inner[0]", "inner[1]")] == [3, 3, 3, 3]
+    assert steps["folder"]["status"] == "succeeded"
+    assert "param__parts" not in steps and "param--parts" not in steps
 
 
 METRICS = """\

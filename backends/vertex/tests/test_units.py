@@ -121,7 +121,7 @@ def test_deploy_builds_the_request_offline() -> None:
     assert body["runtimeConfig"]["parameterValues"] == {
         "data_uri": "s3://example/churn.csv",
         "min_auc": 0.9,
-        "regions": ["eu", "us"],
+        "regions": '["eu", "us"]',  # a list parameter travels as JSON text (SPEC §22)
         "dry": False,
     }
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"

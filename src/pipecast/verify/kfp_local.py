@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.passes.analysis import PipelineIndex
-from pipecast.runtime.conventions.kfp import coerce, decode, textual
+from pipecast.runtime.conventions.kfp import coerce, decode, textual, wire_params
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import (
     Engine,
@@ -111,6 +111,7 @@ def run_local(
             )
         )
         stack.enter_context(_trace_stock_tasks(trace, index))
+        stack.enter_context(_trace_importers(trace))
         stack.enter_context(environ(variables))
         stack.enter_context(_cwd(work))
         kfp.local.init(
@@ -121,6 +122,8 @@ def run_local(
         component = components.load_component_from_file(str(spec_path))
         logging.getLogger().setLevel(logging.WARNING)
         try:
+            if index is not None:  # ints, lists and dicts travel as JSON text (SPEC §22)
+                params = wire_params({k: p.type for k, p in index.pipeline.params.items()}, params)
             task = component(**params)
             outputs = {k: _plain(v) for k, v in task.outputs.items()} if task.outputs else {}
             if index is not None:  # values that travel as JSON text (ints, lists, dicts), decoded
@@ -223,6 +226,38 @@ def _trace_stock_tasks(trace: Path, index: PipelineIndex | None) -> Any:
     return _patched(task_dispatcher, "run_single_task_implementation", traced)
 
 
+def _trace_importers(trace: Path) -> Any:
+    """Append a trace line for each import step (SPEC §14) kfp.local runs with its importer
+    handler (no command runs, so nothing else reports it); not for the importers pipecast adds
+    for artifact parameters (``param--<name>``: no step)."""
+    from kfp.local import executor_input_utils, importer_handler, status
+
+    original = importer_handler.run_importer
+
+    def traced(**kwargs: Any) -> Any:
+        outputs, state = original(**kwargs)
+        task = executor_input_utils.get_local_task_resource_name(kwargs["component_name"])
+        if "--" not in task:
+            task_dir = executor_input_utils.construct_local_task_root(
+                pipeline_root=kwargs["pipeline_root"],
+                pipeline_resource_name=kwargs["pipeline_resource_name"],
+                task_resource_name=task,
+            )
+            ok = state == status.Status.SUCCESS
+            line = {
+                "step": task.replace("-", "_"),
+                "task_dir": task_dir,
+                "status": "succeeded" if ok else "failed",
+                "outputs": {k: _plain(v) for k, v in (outputs or {}).items()} if ok else None,
+                "imported": True,  # runs no code: no attempt (SPEC §14, as the simulator records)
+            }
+            with open(trace, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        return outputs, state
+
+    return _patched(importer_handler, "run_importer", traced)
+
+
 def _declared_artifacts(bound: dict[str, Any], task_dir: str) -> dict[str, Any]:
     """Every declared output artifact of a container task, at its local path: the KFP launcher
     registers them from the executor input (uploadOutputArtifacts in launcher_v2.go), while
@@ -259,7 +294,7 @@ def _steps(trace: Path) -> dict[str, dict[str, Any]]:
         entry = json.loads(line)
         key = entry["step"] + "".join(f"[{i}]" for i in _ITER.findall(entry["task_dir"] or ""))
         record = steps.setdefault(key, {"attempts": 0})
-        record["attempts"] += 1
+        record["attempts"] += 0 if entry.get("imported") else 1
         record["status"] = entry["status"]
         if entry["outputs"] is not None:
             record["outputs"] = entry["outputs"]

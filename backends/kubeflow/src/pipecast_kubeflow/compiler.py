@@ -15,7 +15,7 @@ from pipecast_vertex.resources import container_resources
 
 from pipecast.ir.models import Pipeline, Resources
 from pipecast.passes.analysis import PipelineIndex, StepNode
-from pipecast_kubeflow.platform import GPU_RESOURCE, executor_config
+from pipecast_kubeflow.platform import GPU_RESOURCE, executor_config, pod_config
 
 
 class KubeflowCompiler(Compiler):
@@ -41,15 +41,18 @@ class KubeflowCompiler(Compiler):
 
     def _executor(self, tname: str, executor: dict[str, Any]) -> str:
         """Identical executors are shared only when their Kubernetes configs are identical too
-        (two stock containers on different GPU models differ in the PlatformSpec only)."""
-        assert self._node is not None
-        plan = self.stock_plan(self._node)
-        config = executor_config(
-            self._node,
-            self.index,
-            self.settings,  # type: ignore[arg-type]  # KubeflowSettings
-            stock=plan is not None and plan.stock,
-        )
+        (two stock containers on different GPU models differ in the PlatformSpec only). A task
+        pipecast adds (no step) gets what every pod gets (:func:`pod_config`)."""
+        if self._node is None:
+            config = pod_config(self.settings)  # type: ignore[arg-type]  # KubeflowSettings
+        else:
+            plan = self.stock_plan(self._node)
+            config = executor_config(
+                self._node,
+                self.index,
+                self.settings,  # type: ignore[arg-type]  # KubeflowSettings
+                stock=plan is not None and plan.stock,
+            )
         key = json.dumps([executor, config], sort_keys=True)
         label = self._executor_keys.get(key)
         if label is None:

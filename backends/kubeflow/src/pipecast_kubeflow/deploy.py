@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipecast_vertex.wire import wire_values
+
 from pipecast.backend import refuse_placeholders, require_settings
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import Pipeline
@@ -116,7 +118,7 @@ def schedule(
             cron_expression=kfp_cron(pipeline.schedule.cron),
             max_concurrency=1,
             no_catchup=True,
-            params={k: p.default for k, p in pipeline.params.items() if p.has_default},
+            params=wire_values(pipeline, {k: p.default for k, p in pipeline.params.items() if p.has_default}),
             pipeline_id=pipeline_id,
             version_id=version_id,
             enabled=True,
@@ -221,7 +223,7 @@ def run_and_follow(
         started = client.run_pipeline(
             experiment_id,
             f"{pipeline.name}-{stamp}",
-            params=values,
+            params=wire_values(pipeline, values),
             pipeline_id=pipeline_id,
             version_id=version_id,
             pipeline_root=settings.pipeline_root,

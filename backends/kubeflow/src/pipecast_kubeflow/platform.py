@@ -119,6 +119,14 @@ def executor_config(
             }
             for t in placement.tolerations
         ]
+    out.update(pod_config(settings))
+    return out
+
+
+def pod_config(settings: KubeflowSettings) -> dict[str, Any]:
+    """What every pod of the pipeline gets from the settings (pull secrets, pod metadata, the
+    PVC), also the tasks pipecast adds (a loop's ``--items``, an artifact parameter's importer)."""
+    out: dict[str, Any] = {}
     if settings.image_pull_secrets:
         out["imagePullSecret"] = [
             {"secretName": s, "secretNameParameter": {"runtimeValue": {"constant": s}}}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipecast_vertex.wire import wire_values
+
 from pipecast.ir.models import Pipeline
 from pipecast_kubeflow.settings import KubeflowSettings
 
@@ -48,7 +50,9 @@ def recurring_run(
             "pipeline_version_id": version_id or BY_DEPLOY,
         },
         "runtime_config": {
-            "parameters": {k: p.default for k, p in pipeline.params.items() if p.has_default},
+            "parameters": wire_values(
+                pipeline, {k: p.default for k, p in pipeline.params.items() if p.has_default}
+            ),
         },
         "trigger": {"cron_schedule": {"cron": kfp_cron(pipeline.schedule.cron)}},
         "max_concurrency": "1",

@@ -96,9 +96,13 @@ class VertexBackend(Backend):
             "importer node (`importer` executor, reimport: false); the URI is a "
             "literal, one param or one loop item"
         ),
-        Feature.ARTIFACT_PARAMS: unsupported(
-            "root artifact inputs cannot be given to a Vertex run as URIs",
-            "use a str parameter and an import step: import: {uri: '{{ params.X }}', type: ...}",
+        Feature.METRIC_REFS: native(
+            "the producing step's runtime also publishes each metric the pipeline reads as a "
+            "float output parameter `<output>-metric-<name>`, which conditions and inputs read"
+        ),
+        Feature.ARTIFACT_PARAMS: native(
+            "a str runtime parameter (the URI) and an importer task `param--<name>` (root "
+            "artifact inputs cannot be given to a run as URIs)"
         ),
     }
 

@@ -42,12 +42,12 @@ from pipecast import stock
 from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import values
-from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, Resources
+from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun, Resources
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
 from pipecast.passes.resolve import RefNode, StepOutput, Text
-from pipecast.runtime.conventions.kfp import encode_item, textual
-from pipecast.runtime.spec import step_spec, without_max_age
+from pipecast.runtime.conventions.kfp import encode, encode_item, textual
+from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
 from pipecast_vertex.collected import wrap_collected_conditions
@@ -56,9 +56,12 @@ from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings
 from pipecast_vertex.wire import (
     ITEMS_SUFFIX,
+    METRIC_INFIX,
     NATIVE_SUFFIX,
     item_is_json,
     iterated_outputs,
+    metric_key,
+    metric_outputs,
     native_outputs,
 )
 
@@ -90,6 +93,15 @@ def parameter_type(type_name: str) -> int:
     return _PARAM_TYPES[type_name]
 
 
+def param_wire(type_name: str) -> int:
+    """The KFP type a pipeline parameter travels as: ints, lists and dicts as JSON text
+    (``STRING``; a protobuf ``Value`` holds every number as a double, SPEC §22 "Numbers are
+    exact"), the rest natively (see :mod:`pipecast_vertex.wire`)."""
+    if is_artifact_type(type_name):
+        return PT.STRING  # SPEC §14: the URI, imported by a task pipecast adds
+    return PT.STRING if textual(type_name) else parameter_type(type_name)
+
+
 def artifact_base(type_name: str) -> tuple[str, bool]:
     """``Model`` → (system.Model, False); ``list[Model]`` → (system.Model, True)."""
     inner, is_list = type_name, False
@@ -116,7 +128,9 @@ class Chan:
 
     Attributes:
         kind: ``param``, ``step`` (a step or group output), ``loop`` (a loop item),
-            ``status`` or ``run_id``.
+            ``status``, ``run_id``, ``task`` (an output of a task pipecast adds, named by
+            its KFP task name, in the same DAG as its reader) or ``import`` (the artifact of
+            an artifact parameter, imported in the top DAG).
         name: the parameter, step or group name.
         key: the output name for ``step``.
         type: the pipecast type.
@@ -139,11 +153,15 @@ class Chan:
             return n.output_channel(self.name, self.key or "")
         if self.kind == "loop":
             return n.item_channel(self.name)
+        if self.kind == "task":
+            return n.output_channel(self.name, self.key or "")
+        if self.kind == "import":
+            return n.output_channel(n.param_importer(self.name), "artifact")
         return n.STATUS_INPUT if self.kind == "status" else n.RUN_ID_INPUT
 
     @property
     def artifact(self) -> bool:
-        return self.kind == "step" and is_artifact_type(self.type)
+        return self.kind in ("step", "import") and is_artifact_type(self.type)
 
 
 Needs = dict[str, Chan]
@@ -175,6 +193,10 @@ class Compiler:
         self.iterated = iterated_outputs(index)
         #: (step, output) pairs a list/dict pipeline output reads: a companion ``<output>--native``.
         self.native = native_outputs(index)
+        #: (step, Metrics output) → the metrics read from it: float outputs ``<o>-metric-<m>``.
+        self.metrics = metric_outputs(index)
+        #: Artifact parameters read (SPEC §14): each gets an importer task in the top DAG.
+        self.imported_params: set[str] = set()
 
     # ------------------------------------------------------------------ entry
 
@@ -190,11 +212,11 @@ class Compiler:
         root = spec.root
         for name, param in self.p.params.items():
             pdef = root.input_definitions.parameters[name]
-            pdef.parameter_type = parameter_type(param.type)
+            pdef.parameter_type = param_wire(param.type)
             if param.description:
                 pdef.description = param.description
             if param.has_default:
-                pdef.default_value.CopyFrom(_value(param.default))
+                pdef.default_value.CopyFrom(_value(encode(param.type, param.default)))
                 pdef.is_optional = True
         if self.index.finally_node is None:
             needs = self._scope(self.index.root, root.dag, top=True)
@@ -245,15 +267,53 @@ class Compiler:
                 self._loop(node, task, dag, scope, needs, top)
             else:
                 self._when_group(node, task, scope, needs, top)
+        if scope is self.index.root:
+            self._param_importers(dag, needs, top)
         return needs
+
+    def _param_importers(self, dag: pb.DagSpec, needs: Needs, top: bool) -> None:
+        """SPEC §14 artifact parameters: a run cannot be given a root artifact input as a URI
+        (``PipelineJob.runtimeConfig`` takes parameter values, and ``inputArtifacts`` only
+        names existing Vertex ML Metadata artifacts:
+        https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs#RuntimeConfig),
+        so the parameter is its URI (``STRING``) and a task ``param--<name>`` imports it with
+        KFP's importer (``reimport: false``), as ``dsl.importer`` compiles. Every task of the
+        DAG that binds its artifact waits for it (kfp.local orders tasks by dependentTasks)."""
+        for name in sorted(self.imported_params):
+            tname = n.param_importer(name)
+            task = dag.tasks[tname]
+            task.task_info.name = tname
+            task.component_ref.name = n.component_name(tname)
+            comp = self.spec.components[task.component_ref.name]
+            comp.input_definitions.parameters["uri"].parameter_type = PT.STRING
+            self._declare_output(comp, "artifact", self.p.params[name].type)
+            self._bind(task.inputs, "uri", Chan("param", name, None, "str", PT.STRING), None, needs, top)
+            importer = {
+                "artifactUri": {"runtimeParameter": "uri"},
+                "typeSchema": {
+                    "schemaTitle": artifact_base(self.p.params[name].type)[0],
+                    "schemaVersion": "0.0.1",
+                },
+                "reimport": False,
+            }
+            comp.executor_label = self._executor(tname, {"importer": importer})
+            for other in dag.tasks.values():
+                reads = any(
+                    a.task_output_artifact.producer_task == tname for a in other.inputs.artifacts.values()
+                )
+                if reads and tname not in other.dependent_tasks:
+                    other.dependent_tasks.append(tname)
 
     # ------------------------------------------------------------------ channels
 
     def _chan(self, ref: Ref, scope: Scope, user: str | None) -> Chan:
         """The channel a reference reads (pipeline.* included)."""
+        if ref.kind == "param" and is_artifact_type(self.p.params[ref.name].type):
+            self.imported_params.add(ref.name)  # SPEC §14: an importer task in the top DAG
+            return Chan("import", ref.name, "artifact", self.p.params[ref.name].type)
         if ref.kind == "param":
             type_ = self.p.params[ref.name].type
-            return Chan("param", ref.name, None, type_, parameter_type(type_))
+            return Chan("param", ref.name, None, type_, param_wire(type_), textual(type_))
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
             item = self.index.loop_item_type(group)
@@ -263,6 +323,8 @@ class Compiler:
             )
         if ref.kind == "pipeline":
             return Chan("status" if ref.name == "status" else "run_id", ref.name, None, "str")
+        if ref.metric is not None:  # SPEC §15: the float the producing step's runtime publishes
+            return Chan("step", ref.name, metric_key(ref.key or "", ref.metric), "float", PT.NUMBER_DOUBLE)
         target = self.index.nodes[ref.name]
         out_type = self.index.output_type(target, ref.key or "") or ANY
         if is_artifact_type(out_type):
@@ -275,11 +337,15 @@ class Compiler:
         """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
         if key.endswith(ITEMS_SUFFIX) or (node.is_group and node.group.is_loop):
             return PT.LIST
+        if METRIC_INFIX in key:
+            return PT.NUMBER_DOUBLE
         if key.endswith(NATIVE_SUFFIX):
             return parameter_type(self.index.output_type(node, key.removesuffix(NATIVE_SUFFIX)) or ANY)
         if node.is_group:
             out = node.resolved.outputs[key]
             assert isinstance(out, StepOutput)
+            if out.ref.metric is not None:
+                return PT.NUMBER_DOUBLE
             return self._out_wire(self.index.nodes[out.ref.name], out.output)
         return self._task_out_wire(node, key)
 
@@ -299,6 +365,8 @@ class Compiler:
         ``scope`` is ``None`` for a DAG pipecast adds (condition wrapper, branches): nothing
         is produced inside it, so every value comes in as a channel.
         """
+        if chan.kind == "import":
+            return scope is self.index.root
         return scope is not None and chan.kind == "step" and self.index.nodes[chan.name].scope is scope
 
     def _bind(
@@ -318,14 +386,18 @@ class Compiler:
         if chan.artifact:
             spec = inputs.artifacts[input_name]
             if self._local(chan, scope):
-                spec.task_output_artifact.producer_task = n.task_name(chan.name)
+                producer = n.param_importer(chan.name) if chan.kind == "import" else n.task_name(chan.name)
+                spec.task_output_artifact.producer_task = producer
                 spec.task_output_artifact.output_artifact_key = chan.key or ""
             else:
                 spec.component_input_artifact = chan.input_name
                 needs[chan.input_name] = chan
             return
         pspec = inputs.parameters[input_name]
-        if chan.kind == "step" and self._local(chan, scope):
+        if chan.kind == "task" and scope is not None:
+            pspec.task_output_parameter.producer_task = chan.name
+            pspec.task_output_parameter.output_parameter_key = chan.key or ""
+        elif chan.kind == "step" and self._local(chan, scope):
             pspec.task_output_parameter.producer_task = n.task_name(chan.name)
             pspec.task_output_parameter.output_parameter_key = chan.key or ""
         elif chan.kind == "param" and top:
@@ -434,9 +506,9 @@ class Compiler:
                 continue
             seg = part.ref
             chan = self._chan(seg, node.scope, node.name)
-            refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None]
+            # The type converts the value back exactly (a float 3.0 arrives as 3 natively).
+            refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None, chan.type]
             if chan.json:
-                refs[seg.path].append(chan.type)
                 json_inputs.add(chan.input_name)
             if chan.input_name not in comp.input_definitions.parameters and not chan.artifact:
                 if chan.kind == "status":
@@ -457,6 +529,10 @@ class Compiler:
                 art = comp.output_definitions.artifacts[name]
                 art.artifact_type.schema_title = _ARTIFACTS[type_]
                 art.artifact_type.schema_version = "0.0.1"
+                for metric in self.metrics.get((node.name, name), []):
+                    comp.output_definitions.parameters[
+                        metric_key(name, metric)
+                    ].parameter_type = PT.NUMBER_DOUBLE
             else:
                 outs = comp.output_definitions.parameters
                 outs[name].parameter_type = self._task_out_wire(node, name)
@@ -559,7 +635,12 @@ class Compiler:
         comp.input_definitions.parameters[uri_input].parameter_type = PT.STRING
         uri = node.resolved.import_uri
         ref = uri.ref if isinstance(uri, RefNode) else None
-        if ref is not None:
+        if ref is not None and ref.kind == "param" and is_artifact_type(self.p.params[ref.name].type):
+            # An artifact parameter's value is its URI (SPEC §14), imported as it is.
+            self._bind(
+                task.inputs, uri_input, Chan("param", ref.name, None, "str", PT.STRING), scope, needs, top
+            )
+        elif ref is not None:
             chan = self._chan(ref, node.scope, node.name)
             self._bind(task.inputs, uri_input, chan, scope, needs, top)
         else:
@@ -609,6 +690,8 @@ class Compiler:
                     out.append(f"a for_each iterates output {name!r} (the runtime writes its items)")
                 if (node.name, name) in self.native:
                     out.append(f"pipeline output from {name!r} (the runtime writes it natively)")
+                if (node.name, name) in self.metrics:
+                    out.append(f"metrics of {name!r} are read (the runtime publishes them)")
             return out
 
         return stock.plan(self.plans, node, reasons, input_reason, later)
@@ -858,12 +941,23 @@ class Compiler:
             ref = out.ref
             target = self.index.nodes[ref.name]
             key = out.output
-            inner = self.index.output_type(target, key) or ANY
+            if ref.metric is not None:  # SPEC §15: the float output the step publishes
+                key, inner = metric_key(key, ref.metric), "float"
+            else:
+                inner = self.index.output_type(target, key) or ANY
             type_ = f"list[{inner}]" if collect else inner
             if is_artifact_type(inner):
                 self._declare_output(comp, name, type_)
                 sel = comp.dag.outputs.artifacts[name].artifact_selectors.add()
                 sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), key
+                for metric in [] if collect else self.metrics.get((node.name, name), []):
+                    forwarded = metric_key(name, metric)  # the metrics read through the group
+                    comp.output_definitions.parameters[forwarded].parameter_type = PT.NUMBER_DOUBLE
+                    vp = comp.dag.outputs.parameters[forwarded].value_from_parameter
+                    vp.producer_subtask, vp.output_parameter_key = (
+                        n.task_name(ref.name),
+                        metric_key(key, metric),
+                    )
                 continue
             pairs = [(name, key)]
             if not collect and (node.name, name) in self.iterated:
@@ -918,6 +1012,8 @@ class Compiler:
             body.input_definitions.parameters[sub].parameter_type = PT.STRING
             items_ref = None
         items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
+        if items_chan is not None and items_chan.kind == "param" and items_chan.json:
+            items_chan = self._items_task(node, task, dag, scope, needs, top, items_chan)
         if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
             # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
             key = (items_chan.key or "") + ITEMS_SUFFIX
@@ -929,7 +1025,10 @@ class Compiler:
         # item, and reads the items by input name only; a loop that takes step outputs gets
         # a plain wrapper DAG so the loop task itself only sees component inputs. Vertex
         # runs both shapes alike.
-        wrap = any(c.kind == "step" and not c.artifact and self._local(c, scope) for c in body_needs.values())
+        wrap = any(
+            c.kind == "task" or (c.kind == "step" and not c.artifact and self._local(c, scope))
+            for c in body_needs.values()
+        )
         if wrap:
             wrapper = pb.ComponentSpec()
             loop_task = wrapper.dag.tasks[f"{tname}--loop"]
@@ -972,6 +1071,45 @@ class Compiler:
         task.component_ref.name = n.component_name(tname)
         self.spec.components[task.component_ref.name].CopyFrom(body)
 
+    def _items_task(
+        self,
+        node: StepNode,
+        task: pb.PipelineTaskSpec,
+        dag: pb.DagSpec,
+        scope: Scope,
+        needs: Needs,
+        top: bool,
+        param: Chan,
+    ) -> Chan:
+        """A loop over a pipeline parameter: the parameter travels as JSON text, and a
+        ``parameterIterator`` needs a native list. A task ``<loop>--items`` beside the loop runs
+        the runtime's ``identity`` on it, which writes the ``--items`` companion (compound
+        items as JSON text, so they stay exact, see :mod:`pipecast_vertex.wire`); the loop
+        iterates that. Returns the channel of the companion."""
+        tname = f"{n.task_name(node.name)}--items"
+        items = dag.tasks[tname]
+        items.task_info.name = tname
+        items.component_ref.name = n.component_name(tname)
+        task.dependent_tasks.append(tname)
+        comp = self.spec.components[items.component_ref.name]
+        comp.input_definitions.parameters["value"].parameter_type = PT.STRING
+        comp.output_definitions.parameters["output"].parameter_type = PT.STRING
+        comp.output_definitions.parameters["output" + ITEMS_SUFFIX].parameter_type = PT.LIST
+        self._bind(items.inputs, "value", param, scope, needs, top)
+        spec = StepSpec(
+            pipeline=self.p.name,
+            step=f"{node.name}--items",
+            run=PythonRun(python="pipecast.runtime.builtins:identity"),
+            inputs={"value": InputSpec(type=param.type)},
+            outputs={"output": param.type},
+        )
+        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}"]
+        args += ["--json-inputs", '["value"]']
+        image = self.p.defaults.image or self.settings.image or placeholder("image")
+        container = {"image": image, "command": [self.settings.python, "-m", "pipecast.runtime", "run"]}
+        comp.executor_label = self._executor(tname, {"container": {**container, "args": args}})
+        return Chan("task", tname, "output" + ITEMS_SUFFIX, param.type, PT.LIST)
+
     def _iterate(
         self,
         task: pb.PipelineTaskSpec,
@@ -1003,7 +1141,12 @@ class Compiler:
             ref = value.ref
             target = self.index.nodes[ref.name]
             type_ = self.index.output_type(target, ref.key or "") or ANY
-            if is_artifact_type(type_):
+            if ref.metric is not None:  # SPEC §15: the float output the step publishes
+                comp.output_definitions.parameters[name].parameter_type = PT.NUMBER_DOUBLE
+                vp = dag.outputs.parameters[name].value_from_parameter
+                vp.producer_subtask = n.task_name(ref.name)
+                vp.output_parameter_key = metric_key(ref.key or "", ref.metric)
+            elif is_artifact_type(type_):
                 self._declare_output(comp, name, type_)
                 sel = dag.outputs.artifacts[name].artifact_selectors.add()
                 sel.producer_subtask, sel.output_artifact_key = n.task_name(ref.name), ref.key or ""

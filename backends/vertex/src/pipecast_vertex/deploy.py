@@ -14,6 +14,7 @@ from typing import Any
 from pipecast.backend import refuse_placeholders, require_settings
 from pipecast.ir.models import Pipeline
 from pipecast_vertex.settings import VertexSettings
+from pipecast_vertex.wire import wire_values
 
 
 def _spec_text(pipeline: Pipeline, files: Mapping[str, str], settings: VertexSettings) -> tuple[str, str]:
@@ -47,7 +48,7 @@ def build_job(
             template_path=str(path),
             job_id=job_id,
             pipeline_root=settings.pipeline_root,
-            parameter_values=values,
+            parameter_values=wire_values(pipeline, values),
             enable_caching=settings.enable_caching,
             # SPEC §10: after a failure no new step starts (Vertex's default keeps starting
             # independent tasks): runtimeConfig.failurePolicy PIPELINE_FAILURE_POLICY_FAIL_FAST.

@@ -38,6 +38,11 @@ def executor_label(task: str) -> str:
     return f"exec-{task}"
 
 
+def param_importer(param: str) -> str:
+    """The task that imports an artifact parameter's URI (SPEC §14)."""
+    return f"param--{task_name(param)}"
+
+
 def param_channel(param: str) -> str:
     return f"{CHANNEL}{param}"
 

@@ -14,6 +14,7 @@ from typing import Any
 from pipecast.backend import placeholder
 from pipecast.ir.models import Pipeline
 from pipecast_vertex.settings import VertexSettings
+from pipecast_vertex.wire import wire_values
 
 # https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs#PipelineFailurePolicy
 FAIL_FAST = "PIPELINE_FAILURE_POLICY_FAIL_FAST"
@@ -35,7 +36,9 @@ def pipeline_job(pipeline: Pipeline, spec: dict[str, Any], settings: VertexSetti
         "pipelineSpec": spec,
         "runtimeConfig": {
             "gcsOutputDirectory": settings.pipeline_root or placeholder("pipeline_root"),
-            "parameterValues": {k: p.default for k, p in pipeline.params.items() if p.has_default},
+            "parameterValues": wire_values(
+                pipeline, {k: p.default for k, p in pipeline.params.items() if p.has_default}
+            ),
             # SPEC §10 fail fast, as deploy's run request (see deploy.build_job).
             "failurePolicy": FAIL_FAST,
         },

@@ -14,12 +14,14 @@ ints, floats stay floats, nested too). The rules:
 * pipeline outputs of type ``list``/``dict``/``list[T]``: native (``LIST``/``STRUCT``, as kfp
   declares a ``dict`` pipeline output), read from a companion output ``<output>--native`` the
   producing step writes alongside its JSON text (forwarded through ``when``/``else`` groups);
-* pipeline parameters: native (``LIST``/``STRUCT``: what users type in the console); their
-  numbers come back as ints when integral (the only place the heuristic remains);
+* pipeline parameters of type ``int``/``list``/``dict``/``list[T]``: JSON text (``STRING``;
+  the console takes the JSON, deploy and ``pipecast verify`` encode the values); a loop over
+  such a parameter iterates the ``--items`` companion that a task ``<loop>--items`` (the
+  runtime's ``identity``) writes beside the loop;
 * loop items: a ``parameterIterator`` needs a real list, so a loop over a step's list output
   iterates a companion output ``<output>--items`` (a native ``LIST`` the runtime writes
   alongside); compound items (dicts, lists) of a step output, a collected output or a literal
-  list are JSON text, items of a pipeline parameter are native. Items of an untyped list
+  list or a pipeline parameter are JSON text. Items of an untyped list
   (``any``) are JSON text when they are dicts, lists or strings that start like JSON, and
   native scalars otherwise (conditions compare them), so an integral float item of an untyped
   list (``[1.0, "a"]``) still arrives as ``1``.
@@ -27,11 +29,90 @@ ints, floats stay floats, nested too). The rules:
 
 from __future__ import annotations
 
-from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.passes.resolve import StepOutput
-from pipecast.runtime.conventions.kfp import ITEMS_SUFFIX, NATIVE_SUFFIX, compound, textual
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ITEMS_SUFFIX", "NATIVE_SUFFIX", "compound", "item_is_json", "iterated_outputs", "native_outputs"]
+from pipecast.ir.refs import Ref
+from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
+from pipecast.passes.parse import refs_in, single_ref
+from pipecast.passes.resolve import ParamRef, StepOutput
+from pipecast.runtime.conventions.kfp import (
+    ITEMS_SUFFIX,
+    METRIC_INFIX,
+    NATIVE_SUFFIX,
+    compound,
+    textual,
+    wire_params,
+)
+
+if TYPE_CHECKING:
+    from pipecast.ir.models import Pipeline
+
+__all__ = [
+    "ITEMS_SUFFIX",
+    "METRIC_INFIX",
+    "NATIVE_SUFFIX",
+    "compound",
+    "item_is_json",
+    "iterated_outputs",
+    "metric_key",
+    "metric_outputs",
+    "native_outputs",
+    "wire_values",
+]
+
+
+def wire_values(pipeline: Pipeline, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter values for a run or schedule request, as the spec declares them (ints,
+    lists and dicts as JSON text)."""
+    return wire_params({k: p.type for k, p in pipeline.params.items()}, values)
+
+
+def metric_key(output: str, metric: str) -> str:
+    """The float output that holds one metric of a ``Metrics`` output (SPEC §15). One ``-``
+    each side: kfp.local's condition evaluator finds a value by splitting its channel name at
+    ``--`` (``pipelinechannel--<task>--<output>``), and no output name holds a ``-``."""
+    return f"{output}{METRIC_INFIX}{metric}"
+
+
+def metric_outputs(index: PipelineIndex) -> dict[tuple[str, str], list[str]]:
+    """(step, Metrics output) → the metrics the pipeline reads from it (conditions, inputs,
+    group and pipeline outputs): the step's runtime publishes each as a float output."""
+    found: dict[tuple[str, str], set[str]] = {}
+
+    def add(ref: Ref) -> None:
+        if ref.kind == "step" and ref.metric is not None:
+            for name, key in _metric_producers(index, ref.name, ref.key or ""):
+                found.setdefault((name, key), set()).add(ref.metric)
+
+    nodes = list(index.walk())
+    if index.finally_node is not None:
+        nodes.append(index.finally_node)
+    for node in nodes:
+        for _, ref in index.input_refs(node):
+            add(ref)
+        if node.is_group:
+            for _, _, _, ref in index.group_output_refs(node):
+                add(ref)
+    for expr in index.pipeline.outputs.values():
+        for ref in refs_in(expr):
+            add(ref)
+    return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def _metric_producers(index: PipelineIndex, name: str, key: str) -> list[tuple[str, str]]:
+    """(name, key) and, through ``when``/``else`` groups, the steps whose output it is."""
+    node = index.nodes[name]
+    out = [(name, key)]
+    if node.is_group and not node.group.is_loop:
+        exprs = [node.group.outputs.get(key)]
+        if node.group.else_ is not None:
+            exprs.append(node.group.else_.outputs.get(key))
+        for expr in exprs:
+            ref = single_ref(expr) if isinstance(expr, str) else None
+            if ref is not None and ref.kind == "step" and ref.metric is None:
+                out += _metric_producers(index, ref.name, ref.key or "")
+    return out
 
 
 def item_is_json(index: PipelineIndex, group: StepNode) -> bool:
@@ -42,7 +123,8 @@ def item_is_json(index: PipelineIndex, group: StepNode) -> bool:
     value = group.group.for_each
     if isinstance(value, list):
         return True  # the compiler encodes the literal's compound items
-    return isinstance(group.resolved.for_each, StepOutput)
+    # A pipeline parameter travels as JSON text too: a task the compiler adds encodes its items.
+    return isinstance(group.resolved.for_each, StepOutput | ParamRef)
 
 
 def iterated_outputs(index: PipelineIndex) -> set[tuple[str, str]]:

@@ -17,11 +17,13 @@ ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alph
 * ``outputs.outputFile``: the ``executor_output.json`` the step writes its parameter outputs to;
   list and dict outputs are written as JSON text. When the component declares an output
   ``<name>--items``, the list output ``<name>`` is also written there as a native list (a loop
-  iterates it; compound items as JSON text).
+  iterates it; compound items as JSON text). A declared ``<metrics output>-metric-<name>``
+  gets that metric of the ``Metrics`` output as a float (SPEC §15).
 
 ``--templates`` holds the inputs the runtime renders itself (mixed strings, ``pipeline.*``,
 loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null, type]}}}``
-(the type decodes JSON-text channels).
+(the type decodes JSON-text channels and converts native numbers back: a float ``3.0``
+arrives as ``3``).
 ``pipeline.status`` arrives as KFP's ``PipelineTaskFinalStatus`` and becomes
 ``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
 attempt (step, task folder, status, outputs): a debugging aid the tests also read.
@@ -33,6 +35,8 @@ import argparse
 import contextlib
 import json
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,9 @@ ITEMS_SUFFIX = "--items"
 #: Suffix of the companion output that holds a list/dict output natively (``LIST``/``STRUCT``)
 #: for a pipeline output, which the user reads as kfp declares it (not as JSON text).
 NATIVE_SUFFIX = "--native"
+#: Infix of the float output ``<metrics output>-metric-<name>`` that holds one metric of a
+#: ``Metrics`` output (SPEC §15) for the conditions and inputs that read it.
+METRIC_INFIX = "-metric-"
 #: How JSON text of an untyped loop item starts (an array, an object, a string).
 _TEXT_START = ("[", "{", '"')
 
@@ -112,6 +119,13 @@ def decode(type_name: str, value: Any) -> Any:
 def encode(type_name: str, value: Any) -> Any:
     """A step's parameter output as it travels: lists, dicts and ints as JSON text."""
     return json.dumps(value) if textual(type_name) else value
+
+
+def wire_params(types: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipeline parameter values as a KFP run takes them: ints, lists and dicts as JSON text
+    (their ``inputDefinitions`` type is ``STRING``, SPEC §22 "Numbers are exact"), the rest as
+    they are. ``types`` maps each parameter to its pipecast type (unknown names pass through)."""
+    return {k: encode(types.get(k, "str"), v) for k, v in values.items()}
 
 
 def encode_item(type_name: str, value: Any) -> Any:
@@ -241,7 +255,7 @@ class KfpConvention(Convention):
             if ref.kind == "pipeline" and ref.name == "status":
                 return final_status(value)
             type_name = rest[0] if rest else ANY
-            value = decode(type_name, value) if channel in self.json_inputs else coerce(ANY, value)
+            value = decode(type_name, value) if channel in self.json_inputs else coerce(type_name, value)
             if isinstance(value, str) and key is not None:
                 value = json.loads(value)
             return value[key] if key is not None else value
@@ -304,6 +318,7 @@ class KfpConvention(Convention):
                 parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
             if name + NATIVE_SUFFIX in declared:
                 parameters[name + NATIVE_SUFFIX] = value
+        parameters.update(self._metric_values(spec, declared))
         document = {"parameterValues": parameters, "artifacts": artifacts}
         target = self._output_file()
         if target is not None:
@@ -312,13 +327,42 @@ class KfpConvention(Convention):
         self._trace(spec, "succeeded", dict(result.outputs))
         return document
 
+    def _metric_values(self, spec: StepSpec, declared: dict[str, Any]) -> dict[str, float]:
+        """SPEC §15: each metric the pipeline reads, from the step's ``Metrics`` outputs, as the
+        float output ``<output>-metric-<name>`` the compiler declared. A metric the file lacks
+        is left out, so what reads it fails to resolve its input on Vertex/KFP (a warning here)."""
+        from pipecast import metrics
+
+        values: dict[str, float] = {}
+        for name, out_type in spec.outputs.items():
+            prefix = name + METRIC_INFIX
+            wanted = sorted(k for k in declared if k.startswith(prefix))
+            if out_type != "Metrics" or not wanted:
+                continue
+            try:
+                found = metrics.read(local_path(self._output_artifact(name).get("uri", "")))
+            except metrics.MetricsError as exc:
+                found = {}
+                print(f"pipecast runtime: warning: output {name!r}: {exc}", file=sys.stderr)
+            for key in wanted:
+                metric = key[len(prefix) :]
+                if metric in found:
+                    values[key] = float(found[metric])
+                else:
+                    print(
+                        f"pipecast runtime: warning: output {name!r} has no metric {metric!r} "
+                        f"(has {sorted(found)}); what reads it cannot resolve it",
+                        file=sys.stderr,
+                    )
+        return values
+
     def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
         self._trace(spec, "failed", None, error)
 
     def _trace(self, spec: StepSpec, status: str, outputs: Any, error: str | None = None) -> None:
         trace = os.environ.get(TRACE_ENV)
-        if not trace:
-            return
+        if not trace or "--" in spec.step:
+            return  # no trace of a task pipecast adds (its name has '--', no step's has)
         target = self._output_file()
         line = {
             "step": spec.step,
@@ -334,6 +378,7 @@ class KfpConvention(Convention):
 
 __all__ = [
     "ITEMS_SUFFIX",
+    "METRIC_INFIX",
     "NATIVE_SUFFIX",
     "KfpConvention",
     "coerce",
@@ -345,4 +390,5 @@ __all__ = [
     "final_status",
     "local_path",
     "textual",
+    "wire_params",
 ]
