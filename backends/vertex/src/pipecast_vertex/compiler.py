@@ -964,10 +964,10 @@ class Compiler:
                 pairs.append((name + ITEMS_SUFFIX, key + ITEMS_SUFFIX))
             if not collect and (node.name, name) in self.native:
                 pairs.append((name + NATIVE_SUFFIX, key + NATIVE_SUFFIX))
-            for out, src in pairs:
+            for out_name, src in pairs:
                 wire = PT.LIST if collect else self._out_wire(target, src)
-                comp.output_definitions.parameters[out].parameter_type = wire
-                vp = comp.dag.outputs.parameters[out].value_from_parameter
+                comp.output_definitions.parameters[out_name].parameter_type = wire
+                vp = comp.dag.outputs.parameters[out_name].value_from_parameter
                 vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), src
 
     @staticmethod
