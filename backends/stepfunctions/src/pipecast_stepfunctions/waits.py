@@ -191,23 +191,71 @@ def plan_makespan(
         The finish time of the last node.
     """
     see = poll or max
-    # Events: 2 per SP item (its start and end); leaves are "start -> run -> end".
-    ends: dict[int, int] = {}  # a leaf's start event -> its end event
-    links: list[list[int]] = []
-    leaf_of: dict[int, str] = {}
+    if not isinstance(plan.sp, str | Seq | Par):
+        raise ValueError(f"not an SP expression: {plan.sp!r}")
+    g = _Events()
+    root_start, root_end = g.build(plan.sp)
+    index = {name: s for s, name in g.leaf_of.items()}
+    waited_by: dict[int, list[int]] = {}
+    for v, us in plan.waits.items():
+        for u in us:
+            waited_by.setdefault(g.ends[index[u]], []).append(index[v])
+    indeg = [0] * len(g.links)
+    for out in g.links:
+        for w in out:
+            indeg[w] += 1
+    for v, us in plan.waits.items():
+        indeg[index[v]] += len(us)
+    ready = [0.0] * len(g.links)
+    finish: dict[str, float] = {}
+    time = [0.0] * len(g.links)
+    queue = deque([root_start])
+    while queue:
+        x = queue.popleft()
+        t = ready[x]
+        name = g.leaf_of.get(x)
+        if name is not None:
+            for u in plan.waits.get(name, ()):
+                t = see(t, finish[u])
+            finish[name] = t + float(durations[name])
+            t = finish[name]
+        time[x] = t
+        for w in g.links[x]:
+            ready[w] = max(ready[w], t)
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                queue.append(w)
+        for w in waited_by.get(x, ()):
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                queue.append(w)
+    if len(finish) != len(g.leaf_of):
+        raise ValueError("the waits and the skeleton form a cycle")
+    return time[root_end]
 
-    def new() -> int:
-        links.append([])
-        return len(links) - 1
 
-    def build(item: SP) -> tuple[int, int]:
-        s, e = new(), new()
+class _Events:
+    """The event graph of an SP expression: 2 events per item (its start and end); a leaf is
+    "start -> run -> end"."""
+
+    def __init__(self) -> None:
+        self.ends: dict[int, int] = {}  # a leaf's start event -> its end event
+        self.links: list[list[int]] = []
+        self.leaf_of: dict[int, str] = {}
+
+    def new(self) -> int:
+        self.links.append([])
+        return len(self.links) - 1
+
+    def build(self, item: SP) -> tuple[int, int]:
+        links = self.links
+        s, e = self.new(), self.new()
         if isinstance(item, str):
-            leaf_of[s] = item
-            ends[s] = e
+            self.leaf_of[s] = item
+            self.ends[s] = e
             links[s].append(e)
             return s, e
-        parts = [build(child) for child in (item.items if isinstance(item, Seq) else item.branches)]
+        parts = [self.build(child) for child in (item.items if isinstance(item, Seq) else item.branches)]
         if isinstance(item, Seq):
             links[s].append(parts[0][0])
             for (_, end), (start, _) in pairwise(parts):
@@ -218,44 +266,3 @@ def plan_makespan(
                 links[s].append(start)
                 links[end].append(e)
         return s, e
-
-    if not isinstance(plan.sp, str | Seq | Par):
-        raise ValueError(f"not an SP expression: {plan.sp!r}")
-    root_start, root_end = build(plan.sp)
-    index = {name: s for s, name in leaf_of.items()}
-    waited_by: dict[int, list[int]] = {}
-    for v, us in plan.waits.items():
-        for u in us:
-            waited_by.setdefault(ends[index[u]], []).append(index[v])
-    indeg = [0] * len(links)
-    for out in links:
-        for w in out:
-            indeg[w] += 1
-    for v, us in plan.waits.items():
-        indeg[index[v]] += len(us)
-    ready = [0.0] * len(links)
-    finish: dict[str, float] = {}
-    time = [0.0] * len(links)
-    queue = deque([root_start])
-    while queue:
-        x = queue.popleft()
-        t = ready[x]
-        name = leaf_of.get(x)
-        if name is not None:
-            for u in plan.waits.get(name, ()):
-                t = see(t, finish[u])
-            finish[name] = t + float(durations[name])
-            t = finish[name]
-        time[x] = t
-        for w in links[x]:
-            ready[w] = max(ready[w], t)
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                queue.append(w)
-        for w in waited_by.get(x, ()):
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                queue.append(w)
-    if len(finish) != len(leaf_of):
-        raise ValueError("the waits and the skeleton form a cycle")
-    return time[root_end]
