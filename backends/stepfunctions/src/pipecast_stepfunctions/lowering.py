@@ -326,37 +326,45 @@ def _reduce(g: _Graph) -> _Graph:
     times depth (a 10,000-step chain with a side step at every link, say).
     A merged node keeps the smaller id, so input order still breaks ties.
     """
-    n = len(g.names)
-    out = _transitive_reduction(g) if n <= _REDUCE_MAX else g.succ
-    succ = [set(o) for o in out]
-    pred: list[set[int]] = [set() for _ in range(n)]
-    for u in range(n):
-        for v in succ[u]:
-            pred[v].add(u)
-    build: list[_Build] = list(g.names)
-    cost = list(g.dur)
-    alive = [True] * n
-    queued = [True] * n
-    queue = deque(g.topo)
-    twins: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+    r = _Reducer(g)
+    r.run()
+    return r.result(g)
 
-    def push(xs: Iterable[int]) -> None:
+
+class _Reducer:
+    """:func:`_reduce`'s state: the graph as it collapses, and the work queue."""
+
+    def __init__(self, g: _Graph) -> None:
+        n = self.n = len(g.names)
+        out = _transitive_reduction(g) if n <= _REDUCE_MAX else g.succ
+        self.succ = [set(o) for o in out]
+        self.pred: list[set[int]] = [set() for _ in range(n)]
+        for u in range(n):
+            for v in self.succ[u]:
+                self.pred[v].add(u)
+        self.build: list[_Build] = list(g.names)
+        self.cost = list(g.dur)
+        self.alive = [True] * n
+        self.queued = [True] * n
+        self.queue = deque(g.topo)
+        self.twins: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+
+    def push(self, xs: Iterable[int]) -> None:
         for x in xs:
-            if not queued[x]:
-                queued[x] = True
-                queue.append(x)
+            if not self.queued[x]:
+                self.queued[x] = True
+                self.queue.append(x)
 
-    def rename(old: int, new: int, sets: list[set[int]], where: Iterable[int]) -> None:
-        if old != new:
-            for x in where:
-                sets[x].discard(old)
-                sets[x].add(new)
+    def run(self) -> None:
+        while self.queue:
+            u = self.queue.popleft()
+            self.queued[u] = False
+            if self.alive[u] and not self.series(u):
+                self.parallel(u)
 
-    while queue:
-        u = queue.popleft()
-        queued[u] = False
-        if not alive[u]:
-            continue
+    def series(self, u: int) -> bool:
+        """Merge ``u`` with its only successor or predecessor when that is a series module."""
+        succ, pred = self.succ, self.pred
         pair = None
         if len(succ[u]) == 1:
             (v,) = succ[u]
@@ -366,65 +374,81 @@ def _reduce(g: _Graph) -> _Graph:
             (p,) = pred[u]
             if len(succ[p]) == 1:
                 pair = (p, u)
-        if pair is not None:
-            first, second = pair
-            keep, gone = min(pair), max(pair)
-            ins, outs = pred[first], succ[second]
-            rename(first, keep, succ, ins)
-            rename(second, keep, pred, outs)
-            build[keep] = ("seq", build[first], build[second])
-            cost[keep] = cost[first] + cost[second]
-            pred[keep], succ[keep] = ins, outs
-            alive[gone] = False
-            pred[gone], succ[gone] = set(), set()
-            push([keep, *ins, *outs])
-            continue
+        if pair is None:
+            return False
+        first, second = pair
+        keep, gone = min(pair), max(pair)
+        ins, outs = pred[first], succ[second]
+        _rename(first, keep, succ, ins)
+        _rename(second, keep, pred, outs)
+        self.build[keep] = ("seq", self.build[first], self.build[second])
+        self.cost[keep] = self.cost[first] + self.cost[second]
+        pred[keep], succ[keep] = ins, outs
+        self.alive[gone] = False
+        pred[gone], succ[gone] = set(), set()
+        self.push([keep, *ins, *outs])
+        return True
+
+    def parallel(self, u: int) -> None:
+        """Merge ``u`` with a twin (same predecessors, same successors), if one is known."""
+        succ, pred, twins = self.succ, self.pred, self.twins
         key = (frozenset(pred[u]), frozenset(succ[u]))
         other = twins.get(key)
-        if other is None or other == u or not alive[other]:
+        if other is None or other == u or not self.alive[other]:
             twins[key] = u
-            continue
+            return
         if pred[other] != pred[u] or succ[other] != succ[u]:
             twins[key] = u  # stale entry: `other` has changed since
-            continue
+            return
         keep, gone = min(u, other), max(u, other)
         for x in pred[gone]:
             succ[x].discard(gone)
         for x in succ[gone]:
             pred[x].discard(gone)
-        build[keep] = ("par", build[keep], build[gone])
-        cost[keep] = max(cost[keep], cost[gone])
-        alive[gone] = False
+        self.build[keep] = ("par", self.build[keep], self.build[gone])
+        self.cost[keep] = max(self.cost[keep], self.cost[gone])
+        self.alive[gone] = False
         twins[key] = keep
-        push([keep, *pred[keep], *succ[keep]])
+        self.push([keep, *pred[keep], *succ[keep]])
         pred[gone], succ[gone] = set(), set()
 
-    ids = [u for u in range(n) if alive[u]]
-    if len(ids) == 1:
-        return _Graph.from_parts([_finish(build[ids[0]])], [cost[ids[0]]], [[]])
-    # A series module is kept as the chain of its top-level items: a barrier may
-    # well belong between two of them (a long chain beside the rest), and an atomic
-    # block would have to straddle it.
-    times = dict(zip(g.names, g.dur, strict=True))
-    exprs: list[SP] = []
-    costs: list[float] = []
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
-    for u in ids:
-        expr = _finish(build[u])
-        starts[u] = len(exprs)
-        if isinstance(expr, Seq):
-            for item in expr.items:
-                exprs.append(item)
-                costs.append(times[item] if isinstance(item, str) else makespan(item, times))
-        else:
-            exprs.append(expr)
-            costs.append(cost[u])
-        ends[u] = len(exprs) - 1
-    links: list[list[int]] = [[i + 1] for i in range(len(exprs))]
-    for u in ids:
-        links[ends[u]] = sorted(starts[v] for v in succ[u])
-    return _Graph.from_parts(exprs, costs, links)
+    def result(self, g: _Graph) -> _Graph:
+        """What is left, as a graph of SP expressions."""
+        n, alive, build, cost, succ = self.n, self.alive, self.build, self.cost, self.succ
+
+        ids = [u for u in range(n) if alive[u]]
+        if len(ids) == 1:
+            return _Graph.from_parts([_finish(build[ids[0]])], [cost[ids[0]]], [[]])
+        # A series module is kept as the chain of its top-level items: a barrier may
+        # well belong between two of them (a long chain beside the rest), and an atomic
+        # block would have to straddle it.
+        times = dict(zip(g.names, g.dur, strict=True))
+        exprs: list[SP] = []
+        costs: list[float] = []
+        starts: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for u in ids:
+            expr = _finish(build[u])
+            starts[u] = len(exprs)
+            if isinstance(expr, Seq):
+                for item in expr.items:
+                    exprs.append(item)
+                    costs.append(times[item] if isinstance(item, str) else makespan(item, times))
+            else:
+                exprs.append(expr)
+                costs.append(cost[u])
+            ends[u] = len(exprs) - 1
+        links: list[list[int]] = [[i + 1] for i in range(len(exprs))]
+        for u in ids:
+            links[ends[u]] = sorted(starts[v] for v in succ[u])
+        return _Graph.from_parts(exprs, costs, links)
+
+
+def _rename(old: int, new: int, sets: list[set[int]], where: Iterable[int]) -> None:
+    if old != new:
+        for x in where:
+            sets[x].discard(old)
+            sets[x].add(new)
 
 
 # ------------------------------------------------------------------- decomposition
