@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Discriminator, Tag
@@ -208,65 +209,13 @@ def describe_validation_error(err: ErrorDetails, data: Any) -> Diagnostic | None
     hint: str | None = None
     code = "invalid"
     if kind == "extra_forbidden":
-        parent = path[:-1]
-        key = str(path[-1]) if path else "?"
-        model = model_at(parent, data)
-        keys = valid_keys(model) if model is not None else []
-        parent_data = _get(data, parent)
-        if key == "steps" and is_step_path(parent) and isinstance(parent_data, dict) and "run" in parent_data:
-            return Diagnostic(
-                f"step {parent[-1]!r} has both 'run' and 'steps'",
-                path,
-                hint="a task step has 'run'; a group has 'steps': pick one",
-                code="unknown-key",
-            )
-        best = nearest(key, keys) if keys else None
-        msg = f"unknown key {key!r} in {_where(parent)}"
-        if best:
-            hint = f"did you mean {best!r}?"
-        elif keys:
-            hint = "valid keys here: " + ", ".join(keys)
-        code = "unknown-key"
-    elif kind == "missing":
-        key = str(path[-1]) if path else "?"
-        parent = path[:-1]
-        parent_data = _get(data, parent)
-        if (
-            _is_run_path(parent)
-            and isinstance(parent_data, dict)
-            and not {"python", "image", "command"} & set(parent_data)
-        ):
-            return Diagnostic(
-                "'run' needs 'python: module.path:function' (a python step) or 'image' and 'command' "
-                "(a container step)",
-                parent,
-                code="missing-key",
-            )
-        if key == "run" and is_step_path(parent):
-            msg = f"step {parent[-1]!r} needs 'run' (a task step) or 'steps' (a group)"
-            hint = "add run: {python: 'module:function'} or run: {image: ..., command: [...]}"
-        else:
-            msg = f"missing required key {key!r} in {_where(parent)}"
-        code = "missing-key"
-    elif kind == "union_tag_not_found" or kind == "union_tag_invalid":
-        if is_step_path(path) or path == ("finally",):
-            msg = f"step {path[-1]!r} must be a mapping with 'run' (a task) or 'steps' (a group), not {_what(value)}"
-        elif _is_run_path(path):
-            msg = (
-                "'run' must be {python: 'module.path:function'} or {image: ..., command: [...]}, not "
-                + _what(value)
-            )
-        else:
-            msg = f"unexpected {_what(value)}"
+        return _unknown_key(path, data)
+    if kind == "missing":
+        return _missing_key(path, data)
+    if kind == "union_tag_not_found" or kind == "union_tag_invalid":
+        msg = _not_a_step_or_run(path, value)
     elif kind == "literal_error":
-        expected = str(ctx.get("expected", ""))
-        options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",") if o.strip()]
-        msg = f"{_what(value)} is not allowed here; use one of: {', '.join(options)}"
-        best = nearest(str(value), options) if isinstance(value, str) else None
-        if best:
-            hint = f"did you mean {best!r}?"
-        if (path and path[-1] == "type") or (len(path) >= 2 and path[-2] == "outputs"):
-            msg = f"unknown type {value!r}; types are: {', '.join(options)}"
+        msg, hint = _not_a_literal(path, value, ctx)
     elif kind in _EXPECTED:
         msg = f"expected {_EXPECTED[kind]}, got {_what(value)}"
         if kind == "string_type" and isinstance(value, int | float | bool):
@@ -282,3 +231,71 @@ def describe_validation_error(err: ErrorDetails, data: Any) -> Diagnostic | None
     else:
         msg = msg[0].lower() + msg[1:] if msg else kind
     return Diagnostic(msg, path, hint=hint, code=code)
+
+
+def _unknown_key(path: YamlPath, data: Any) -> Diagnostic:
+    parent = path[:-1]
+    key = str(path[-1]) if path else "?"
+    model = model_at(parent, data)
+    keys = valid_keys(model) if model is not None else []
+    parent_data = _get(data, parent)
+    if key == "steps" and is_step_path(parent) and isinstance(parent_data, dict) and "run" in parent_data:
+        return Diagnostic(
+            f"step {parent[-1]!r} has both 'run' and 'steps'",
+            path,
+            hint="a task step has 'run'; a group has 'steps': pick one",
+            code="unknown-key",
+        )
+    best = nearest(key, keys) if keys else None
+    hint = None
+    if best:
+        hint = f"did you mean {best!r}?"
+    elif keys:
+        hint = "valid keys here: " + ", ".join(keys)
+    return Diagnostic(f"unknown key {key!r} in {_where(parent)}", path, hint=hint, code="unknown-key")
+
+
+def _missing_key(path: YamlPath, data: Any) -> Diagnostic:
+    key = str(path[-1]) if path else "?"
+    parent = path[:-1]
+    parent_data = _get(data, parent)
+    if (
+        _is_run_path(parent)
+        and isinstance(parent_data, dict)
+        and not {"python", "image", "command"} & set(parent_data)
+    ):
+        return Diagnostic(
+            "'run' needs 'python: module.path:function' (a python step) or 'image' and 'command' "
+            "(a container step)",
+            parent,
+            code="missing-key",
+        )
+    if key == "run" and is_step_path(parent):
+        return Diagnostic(
+            f"step {parent[-1]!r} needs 'run' (a task step) or 'steps' (a group)",
+            path,
+            hint="add run: {python: 'module:function'} or run: {image: ..., command: [...]}",
+            code="missing-key",
+        )
+    return Diagnostic(f"missing required key {key!r} in {_where(parent)}", path, code="missing-key")
+
+
+def _not_a_step_or_run(path: YamlPath, value: Any) -> str:
+    if is_step_path(path) or path == ("finally",):
+        return f"step {path[-1]!r} must be a mapping with 'run' (a task) or 'steps' (a group), not {_what(value)}"
+    if _is_run_path(path):
+        return "'run' must be {python: 'module.path:function'} or {image: ..., command: [...]}, not " + _what(
+            value
+        )
+    return f"unexpected {_what(value)}"
+
+
+def _not_a_literal(path: YamlPath, value: Any, ctx: Mapping[str, Any]) -> tuple[str, str | None]:
+    expected = str(ctx.get("expected", ""))
+    options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",") if o.strip()]
+    msg = f"{_what(value)} is not allowed here; use one of: {', '.join(options)}"
+    best = nearest(str(value), options) if isinstance(value, str) else None
+    hint = f"did you mean {best!r}?" if best else None
+    if (path and path[-1] == "type") or (len(path) >= 2 and path[-2] == "outputs"):
+        msg = f"unknown type {value!r}; types are: {', '.join(options)}"
+    return msg, hint

@@ -18,7 +18,7 @@ import sys
 import threading
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +206,20 @@ def check_python_signature(
                     code="python-signature",
                 )
             )
-    given = set(task.inputs) | set(artifact_outputs)
+    out += _required_params(fname, params, set(task.inputs) | set(artifact_outputs), step_path, run_path)
+    out += _input_types(fname, params, hints, input_types, step_path)
+    return out
+
+
+def _required_params(
+    fname: str,
+    params: Mapping[str, inspect.Parameter],
+    given: set[str],
+    step_path: YamlPath,
+    run_path: YamlPath,
+) -> list[Diagnostic]:
+    """Parameters without a default that no input or artifact output fills; positional-only ones."""
+    out: list[Diagnostic] = []
     for pname, param in params.items():
         if param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
             continue
@@ -227,6 +240,18 @@ def check_python_signature(
                     code="python-signature",
                 )
             )
+    return out
+
+
+def _input_types(
+    fname: str,
+    params: Mapping[str, inspect.Parameter],
+    hints: Mapping[str, Any],
+    input_types: dict[str, str | None],
+    step_path: YamlPath,
+) -> list[Diagnostic]:
+    """Each input's type against the parameter's annotation (an artifact arrives as a path)."""
+    out: list[Diagnostic] = []
     for name, actual in input_types.items():
         if name not in params or actual in (None, ANY):
             continue

@@ -442,12 +442,7 @@ def _run_container(
         return AttemptResult(False, {}, str(exc), None, False, time.monotonic() - started)
     name = f"pipecast-{os.getpid()}-{next(_container_counter)}"
     argv = _container_argv(spec.run, argv, containers, workdir, inputs, locations, env, name)
-    if argv and shutil.which(argv[0]) and sys.platform.startswith("linux"):
-        # The guard ends the command's processes with it and when this process dies; a
-        # container (run by the engine's daemon, not a descendant) is removed by name.
-        guard = str(Path(_procs.__file__).with_name("_guard.py"))
-        owned = [] if containers == "host" else ["--container", containers, name]
-        argv = [sys.executable, "-E", "-s", guard, str(os.getpid()), *owned, *argv]
+    argv = _guarded(argv, containers, name)
     full_env = {**os.environ, **(env or {})}
     pumps: list[_MaskPump] = []
     log_fh = None
@@ -503,6 +498,25 @@ def _run_container(
     duration = time.monotonic() - started
     if code != 0:
         return AttemptResult(False, {}, exit_summary(code), code, False, duration)
+    return _container_outputs(spec, locations, code, duration)
+
+
+def _guarded(argv: list[str], containers: ContainerMode, name: str) -> list[str]:
+    """``argv`` under the guard (Linux): it ends the command's processes with it and when this
+    process dies; a container (run by the engine's daemon, not a descendant) is removed by
+    name."""
+    if argv and shutil.which(argv[0]) and sys.platform.startswith("linux"):
+        guard = str(Path(_procs.__file__).with_name("_guard.py"))
+        owned = [] if containers == "host" else ["--container", containers, name]
+        return [sys.executable, "-E", "-s", guard, str(os.getpid()), *owned, *argv]
+    return argv
+
+
+def _container_outputs(
+    spec: StepSpec, locations: Mapping[str, Path], code: int, duration: float
+) -> AttemptResult:
+    """The outcome of a container command that exited 0: its parameter outputs read from their
+    files, its artifacts checked."""
     outputs: dict[str, Any] = {}
     try:
         for out_name, type_name in spec.outputs.items():
