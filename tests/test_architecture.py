@@ -26,8 +26,6 @@ OLD_HOMES = ("pipecast.ir.refs", "pipecast.ir.condition")
 #: shrinks: a file listed here that no longer parses fails the test until it is removed.
 NOT_MIGRATED = frozenset(
     {
-        "backends/azureml/src/pipecast_azureml/compiler.py",
-        "backends/azureml/src/pipecast_azureml/local.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/backend.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/emitter.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/paths.py",

@@ -41,7 +41,7 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
-from pipecast.passes.parse import is_template, parse_condition, refs_in, single_ref
+from pipecast.passes.resolve import RefNode, StepOutput, Value, refs_of
 from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
@@ -126,15 +126,16 @@ class Compiler:
         self._scope(root)
         tags: dict[str, str] = {}
         for out, expr in self.pipeline.outputs.items():
-            ref = single_ref(expr)
-            if ref is not None and ref.kind == "step":
+            value = self.index.resolved.outputs[out]
+            ref = value.ref if isinstance(value, StepOutput) else None
+            if ref is not None:
                 type_name = self.index.output_type(self.index.node(ref.name), ref.key or "") or ANY
                 if azure_type(type_name) in PRIMITIVE_TYPES:
                     # Pipeline jobs take only asset outputs: name where the value is instead.
                     job_name = self._output_job(self.index.node(ref.name))
                     tags[f"pipecast.output.{out}"] = f"{job_name}.outputs.{ref.key}"
                     continue
-            self._bind_output(root, out, expr, ("outputs", out))
+            self._bind_output(root, out, expr, value, ("outputs", out))
         settings: dict[str, Any] = {
             # Serverless compute is the reserved name "serverless" (jobs then set instance_type).
             "default_compute": "azureml:serverless"
@@ -328,10 +329,12 @@ class Compiler:
         templates: dict[str, Any] = {}
         channels: dict[Source, str] = {}
         user = node.name if node is not self.index.finally_node else None
+        resolved_inputs = node.resolved.inputs
         for name, value in task.inputs.items():
-            if not is_template(value):
+            if not (isinstance(value, str) and "{{" in value):
                 continue
-            ref = single_ref(value)
+            rv = resolved_inputs[name]
+            ref = rv.ref if isinstance(rv, RefNode) else None
             if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
             ):
@@ -341,7 +344,7 @@ class Compiler:
                 args.append((self._value_file(source, name), f"${{{{inputs.{name}}}}}"))
                 continue
             refs: dict[str, list[Any]] = {}
-            for r in refs_in(value):
+            for r in (n.ref for n in refs_of(rv)):
                 if r.kind == "pipeline":
                     refs[r.path] = [None, None]
                     continue
@@ -435,7 +438,7 @@ class Compiler:
             out = []
             if self._may_skip(node):
                 out.append("it is in a gated when branch (the runtime skips it when not taken)")
-            for ref in (r for v in node.task.inputs.values() if is_template(v) for r in refs_in(v)):
+            for ref in (r.ref for v in node.resolved.inputs.values() for r in refs_of(v)):
                 if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
                     out.append(f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)")
                     break
@@ -686,7 +689,8 @@ class Compiler:
 
     def _cond_job(self, comp: Component, node: StepNode, when: str) -> dict[str, Any]:
         """The job that evaluates a `when` expression (SPEC §5) and outputs a control boolean."""
-        expr = parse_condition(when)
+        expr = node.resolved.when
+        assert expr is not None, when
         inputs: dict[str, tuple[Any, str]] = {}
         channels: dict[Source, str] = {}
         refs: dict[str, list[Any]] = {}
@@ -734,8 +738,9 @@ class Compiler:
         exprs = group.outputs if branch != naming.ELSE else (group.else_.outputs if group.else_ else {})
         if group.is_condition and exprs and node.name not in self.gated:
             raise UserError(_when_outputs_error(node))
+        values_ = node.resolved.outputs if branch != naming.ELSE else node.resolved.else_outputs
         for out, expr in exprs.items():
-            self._bind_output(child, out, expr, (*node.yaml_path, "outputs", out))
+            self._bind_output(child, out, expr, values_[out], (*node.yaml_path, "outputs", out))
         rel = naming.component_file(node.name, "" if branch in ("", naming.BODY) else branch)
         data: dict[str, Any] = {
             "$schema": naming.SCHEMA_COMPONENT,
@@ -757,9 +762,11 @@ class Compiler:
         child.rel = rel
         return child, rel
 
-    def _bind_output(self, comp: Component, out: str, expr: str, path: tuple[str | int, ...]) -> None:
-        ref = single_ref(expr)
-        if ref is None or ref.kind != "step":
+    def _bind_output(
+        self, comp: Component, out: str, expr: str, value: Value, path: tuple[str | int, ...]
+    ) -> None:
+        ref = value.ref if isinstance(value, StepOutput) else None
+        if ref is None:
             raise UserError(
                 Diagnostic(
                     f"target 'azureml': output {out!r} must be exactly one step output reference "
@@ -867,8 +874,8 @@ class Compiler:
                 in_bind[channel] = f"${{{{parent.jobs.{job_name}.outputs.{out}}}}}"
                 args.append((f"in.{channel}", f"${{{{inputs.{channel}}}}}"))
                 artifact = decl["type"] not in PRIMITIVE_TYPES
-                expr = (node.group.outputs if side == "then" else node.group.else_.outputs)[out]  # type: ignore[union-attr]
-                ref = single_ref(expr)
+                value = (node.resolved.outputs if side == "then" else node.resolved.else_outputs)[out]
+                ref = value.ref if isinstance(value, RefNode) else None
                 type_name = (
                     self.index.output_type(self.index.node(ref.name), ref.key or "")
                     if ref is not None
@@ -962,7 +969,8 @@ class Compiler:
         body_name = naming.role(node.name, naming.BODY)
         self._add(comp, node.name, body_name, self._pipeline_node(comp, body, rel, node.name))
         loop: dict[str, Any] = {"type": "parallel_for", "body": f"${{{{parent.jobs.{body_name}}}}}"}
-        ref = single_ref(group.for_each) if isinstance(group.for_each, str) else None
+        items = node.resolved.for_each
+        ref = items.ref if isinstance(items, RefNode) else None
         if ref is None and not group.for_each:
             # Azure ML's parallel_for rejects an empty items list (job._validate(), and the
             # service at run time); SPEC says the group completes with empty outputs.
@@ -1090,15 +1098,13 @@ def _when_outputs_error(node: StepNode) -> Diagnostic:
 
 def _exposed_outputs(pipeline: Pipeline, index: PipelineIndex) -> set[tuple[str, str]]:
     """(step, output) pairs a group or the pipeline exposes as its own output."""
-    exprs = list(pipeline.outputs.values())
+    exprs = list(index.resolved.outputs.values())
     for node in index.walk():
         if node.is_group:
-            exprs += list(node.group.outputs.values())
-            if node.group.else_ is not None:
-                exprs += list(node.group.else_.outputs.values())
+            exprs += [*node.resolved.outputs.values(), *node.resolved.else_outputs.values()]
     out = set()
     for expr in exprs:
-        for ref in refs_in(expr):
+        for ref in (n.ref for n in refs_of(expr)):
             if ref.kind == "step" and ref.key is not None:
                 out.add((ref.name, ref.key))
     return out
@@ -1211,11 +1217,9 @@ class _Gates:
 
     def exposed(self, node: StepNode) -> None:
         """Gate the ``when`` steps whose outputs group ``node`` exposes."""
-        exprs = [
-            *node.group.outputs.values(),
-            *(node.group.else_.outputs.values() if node.group.else_ else ()),
-        ]
-        for ref in (r for e in exprs for r in refs_in(e)):
+        resolved = node.resolved
+        exprs = [*resolved.outputs.values(), *resolved.else_outputs.values()]
+        for ref in (r.ref for e in exprs for r in refs_of(e)):
             inner = self.index.nodes.get(ref.name) if ref.kind == "step" else None
             if inner is not None and _is_when(inner) and inner.name not in self.gated:
                 self.gate(inner)

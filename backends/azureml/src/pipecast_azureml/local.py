@@ -76,7 +76,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
     Azure ML has no local executor: this equivalence check is what stands in for running
     the job (the conformance suite's stage (c) for this target).
     """
-    from pipecast.passes.parse import single_ref
+    from pipecast.passes.resolve import RefNode
 
     loaded = loaded.lowered()  # compile_pipeline compiles the lowered IR
     index = loaded.index
@@ -127,8 +127,9 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                     assert "$" not in loop["items"] and "\n" not in loop["items"]
                 else:
                     assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
-                    ref = single_ref(node.group.for_each)
-                    assert ref is not None
+                    items = node.resolved.for_each
+                    assert isinstance(items, RefNode)
+                    ref = items.ref
                     bound = jobs[f"{name}__items"]["inputs"]["values"]
                     assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
             elif f"{name}__if" not in jobs:

@@ -936,11 +936,11 @@ class Compiler:
         resolved = node.resolved
         values_ = resolved.outputs if outputs is node.group.outputs else resolved.else_outputs
         for name in outputs:
-            out = values_[name]
-            assert isinstance(out, StepOutput)  # checked by Backend.check
-            ref = out.ref
+            produced = values_[name]
+            assert isinstance(produced, StepOutput)  # checked by Backend.check
+            ref = produced.ref
             target = self.index.nodes[ref.name]
-            key = out.output
+            key = produced.output
             if ref.metric is not None:  # SPEC §15: the float output the step publishes
                 key, inner = metric_key(key, ref.metric), "float"
             else:

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.passes.parse import refs_in, single_ref
-from pipecast.passes.resolve import ParamRef, StepOutput
+from pipecast.passes.resolve import MetricValue, ParamRef, StepOutput, refs_of
 from pipecast.runtime.conventions.kfp import (
     ITEMS_SUFFIX,
     METRIC_INFIX,
@@ -94,9 +93,9 @@ def metric_outputs(index: PipelineIndex) -> dict[tuple[str, str], list[str]]:
         if node.is_group:
             for _, _, _, ref in index.group_output_refs(node):
                 add(ref)
-    for expr in index.pipeline.outputs.values():
-        for ref in refs_in(expr):
-            add(ref)
+    for value in index.resolved.outputs.values():
+        for n in refs_of(value):
+            add(n.ref)
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 
@@ -105,13 +104,10 @@ def _metric_producers(index: PipelineIndex, name: str, key: str) -> list[tuple[s
     node = index.nodes[name]
     out = [(name, key)]
     if node.is_group and not node.group.is_loop:
-        exprs = [node.group.outputs.get(key)]
-        if node.group.else_ is not None:
-            exprs.append(node.group.else_.outputs.get(key))
-        for expr in exprs:
-            ref = single_ref(expr) if isinstance(expr, str) else None
-            if ref is not None and ref.kind == "step" and ref.metric is None:
-                out += _metric_producers(index, ref.name, ref.key or "")
+        resolved = node.resolved
+        for value in (resolved.outputs.get(key), resolved.else_outputs.get(key)):
+            if isinstance(value, StepOutput) and not isinstance(value, MetricValue):
+                out += _metric_producers(index, value.ref.name, value.output)
     return out
 
 
