@@ -9,11 +9,12 @@ needs nothing from pipecast. This module:
   argument list with a backend's ``fill`` for slots and ``literal`` for user text
   (:func:`render_args`): a backend's placeholder generation stays apart from the escaping of
   user text, and user text never becomes a placeholder;
-* classifies each input a slot reads (:func:`slot_inputs`): a literal value (written into the
+* classifies each input a slot reads (:func:`input_kind`, :func:`slot_ref`): a literal value (written into the
   command as text), one plain reference the target can bind (``param``/``step``/a whole loop
   item), or something only the pipecast runtime can build (a mixed string, a structured
   value, a loop item's key, ``pipeline.*``);
-* collects, per backend, the reasons a step cannot run stock (:class:`StockPlan`) and the
+* collects, per backend, the reasons a step cannot run stock (:func:`plan`, one setup for every
+  backend, which adds only its own reasons; :class:`StockPlan`) and the
   images that therefore need the runtime (:func:`runtime_images`), which ``pipecast compile``
   prints.
 

@@ -74,9 +74,6 @@ class Graph:
     finally_id: str | None
     index: PipelineIndex
 
-    def item_ids(self, scope: Scope) -> list[str]:
-        return [item_id(n) for n in scope.steps.values()]
-
 
 def item_id(node: StepNode) -> str:
     """A stable id that no renderer reads as a keyword (Mermaid chokes on ``end``, ``o``/``x``)."""

@@ -2,7 +2,8 @@
 
 A step keeps its own name as its job name. Groups and control flow add jobs named
 ``<group>__<role>`` (two underscores), which the IR cannot hold as step names only when a
-user writes the same ``__`` name: :func:`check_collisions` reports that before compiling.
+user writes the same ``__`` name: ``Compiler._check_names`` reports that in ``check``
+(pipecast_azureml.compiler, through the dry compile).
 """
 
 from __future__ import annotations

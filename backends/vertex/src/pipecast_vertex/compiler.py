@@ -168,7 +168,7 @@ Needs = dict[str, Chan]
 
 
 class Compiler:
-    """Compiles one pipeline; use :func:`compile_spec`.
+    """Compiles one pipeline; use :func:`compile_with_images`.
 
     Dialects (the Kubeflow backend) subclass it and override :attr:`target` and
     :meth:`container_resources`.
@@ -1185,24 +1185,14 @@ def _value(v: Any) -> struct_pb2.Value:
     return out
 
 
-def compile_spec(
-    pipeline: Pipeline,
-    index: PipelineIndex,
-    settings: VertexSettings,
-    compiler_class: type[Compiler] = Compiler,
-) -> tuple[dict[str, Any], list[Diagnostic]]:
-    """The PipelineSpec as JSON data (``MessageToDict``), and warnings."""
-    data, diagnostics, _ = compile_with_images(pipeline, index, settings, compiler_class)
-    return data, diagnostics
-
-
 def compile_with_images(
     pipeline: Pipeline,
     index: PipelineIndex,
     settings: VertexSettings,
     compiler_class: type[Compiler] = Compiler,
 ) -> tuple[dict[str, Any], list[Diagnostic], dict[str, list[str]]]:
-    """:func:`compile_spec` plus the images that need the pipecast runtime (image → steps)."""
+    """The PipelineSpec as JSON data (``MessageToDict``), warnings, and the images that need the
+    pipecast runtime (image → steps)."""
     compiler = compiler_class(pipeline, index, settings)
     spec = compiler.build()
     data = json_format.MessageToDict(spec, preserving_proto_field_name=False)
