@@ -88,8 +88,6 @@ class KubeflowBackend(VertexBackend):
         from pipecast_kubeflow.platform import accelerator_problem, model_unpinned, secret_problem
 
         super().check_target(index, settings, report)  # Vertex's (import URIs; no step limits here)
-
-        settings = settings if settings is not None else KubeflowSettings()
         for node in index.tasks():
             eff = index.effective(node)
             own = node.task.secrets or {}
