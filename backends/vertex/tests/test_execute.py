@@ -258,3 +258,62 @@ def test_int_list_and_dict_params_are_exact(
         "<[3.0,9007199254740993]>",
     ]
     assert "each--items" not in steps  # the task pipecast adds is no step
+
+
+INT_VS_FLOAT = """
+pipecast: 1
+name: int-vs-float
+steps:
+  n:
+    run: {python: "cstep:emit"}
+    inputs: {value: 3}
+    outputs: {output: int}
+  f:
+    run: {python: "cstep:emit"}
+    inputs: {value: 2.5}
+    outputs: {output: float}
+  above:
+    when: "steps.n.outputs.output > steps.f.outputs.output"
+    run: {python: "cstep:emit"}
+    inputs: {value: "{{ steps.n.outputs.output }}"}
+    outputs: {output: int}
+  below:
+    when: "steps.f.outputs.output >= steps.n.outputs.output"
+    run: {python: "cstep:emit"}
+    inputs: {value: below}
+    outputs: {output: str}
+"""
+
+
+def test_int_output_compared_with_a_float_reads_its_double_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An int step output compared with a float path: the producer also writes
+    ``output-double`` (NUMBER_DOUBLE) and the condition compares two doubles, which CEL and
+    kfp.local's evaluator (no ``double()``) both take; readers of the int still get the text."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "p.yaml").write_text(INT_VS_FLOAT)
+    shutil.copy(CASES_DIR / "cstep.py", project)
+    loaded = load_checked(project / "p.yaml")
+    text = compile_pipeline(loaded, "vertex", SETTINGS).files["int-vs-float.yaml"]
+    spec_data = yaml.safe_load(text)
+    assert "double(" not in text
+    outs = spec_data["components"]["comp-n"]["outputDefinitions"]["parameters"]
+    assert outs == {
+        "output": {"parameterType": "STRING"},
+        "output-double": {"parameterType": "NUMBER_DOUBLE"},
+    }
+    cond = spec_data["root"]["dag"]["tasks"]["above"]["triggerPolicy"]["condition"]
+    assert cond == (
+        "inputs.parameter_values['pipelinechannel--n--output-double'] > "
+        "inputs.parameter_values['pipelinechannel--f--output']"
+    )
+    spec = tmp_path / "int-vs-float.yaml"
+    spec.write_text(text)
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, {}, work, monkeypatch, [project], index=loaded.index)
+    assert record["status"] == "succeeded", record
+    assert record["steps"]["above"] == {"attempts": 1, "status": "succeeded", "outputs": {"output": 3}}
+    assert "below" not in record["steps"]  # skipped

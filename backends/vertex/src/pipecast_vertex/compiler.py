@@ -55,9 +55,11 @@ from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings
 from pipecast_vertex.wire import (
+    DOUBLE_SUFFIX,
     ITEMS_SUFFIX,
     METRIC_INFIX,
     NATIVE_SUFFIX,
+    doubled_outputs,
     item_is_json,
     iterated_outputs,
     metric_key,
@@ -195,6 +197,8 @@ class Compiler:
         self.native = native_outputs(index)
         #: (step, Metrics output) → the metrics read from it: float outputs ``<o>-metric-<m>``.
         self.metrics = metric_outputs(index)
+        #: (step, int output) pairs a condition compares with a float: ``<o>-double`` outputs.
+        self.doubled = doubled_outputs(index)
         #: Artifact parameters read (SPEC §14): each gets an importer task in the top DAG.
         self.imported_params: set[str] = set()
 
@@ -337,7 +341,7 @@ class Compiler:
         """The KFP type of a step's or group's parameter output (see :mod:`pipecast_vertex.wire`)."""
         if key.endswith(ITEMS_SUFFIX) or (node.is_group and node.group.is_loop):
             return PT.LIST
-        if METRIC_INFIX in key:
+        if METRIC_INFIX in key or key.endswith(DOUBLE_SUFFIX):
             return PT.NUMBER_DOUBLE
         if key.endswith(NATIVE_SUFFIX):
             return parameter_type(self.index.output_type(node, key.removesuffix(NATIVE_SUFFIX)) or ANY)
@@ -540,6 +544,8 @@ class Compiler:
                     outs[name + ITEMS_SUFFIX].parameter_type = PT.LIST
                 if (node.name, name) in self.native:
                     outs[name + NATIVE_SUFFIX].parameter_type = parameter_type(type_)
+                if (node.name, name) in self.doubled:
+                    outs[name + DOUBLE_SUFFIX].parameter_type = PT.NUMBER_DOUBLE
 
     def _runtime_task(
         self,
@@ -692,6 +698,8 @@ class Compiler:
                     out.append(f"pipeline output from {name!r} (the runtime writes it natively)")
                 if (node.name, name) in self.metrics:
                     out.append(f"metrics of {name!r} are read (the runtime publishes them)")
+                if (node.name, name) in self.doubled:
+                    out.append(f"a condition compares {name!r} with a float (the runtime writes it as one)")
             return out
 
         return stock.plan(self.plans, node, reasons, input_reason, later)
@@ -837,7 +845,7 @@ class Compiler:
         assert expr is not None, text
         extra: dict[str, tuple[Chan, str | None]] = {}
 
-        def lookup(ref: Ref) -> tuple[str, str]:
+        def lookup(ref: Ref) -> tuple[str, ...]:
             if ref.kind == "loop" and ref.key is not None:
                 chan = self._chan(Ref("loop", ref.name), node.scope, node.name)
                 name = n.item_key_channel(chan.name, ref.key)
@@ -845,6 +853,10 @@ class Compiler:
                 return name, ANY
             chan = self._chan(ref, node.scope, node.name)
             body_needs.setdefault(chan.input_name, chan)
+            if ref.kind == "step" and ref.metric is None and (ref.name, ref.key or "") in self.doubled:
+                view = Chan("step", ref.name, (ref.key or "") + DOUBLE_SUFFIX, "float", PT.NUMBER_DOUBLE)
+                body_needs.setdefault(view.input_name, view)
+                return chan.input_name, chan.type, view.input_name
             return chan.input_name, chan.type
 
         cel = to_cel(expr, lookup)
@@ -964,6 +976,8 @@ class Compiler:
                 pairs.append((name + ITEMS_SUFFIX, key + ITEMS_SUFFIX))
             if not collect and (node.name, name) in self.native:
                 pairs.append((name + NATIVE_SUFFIX, key + NATIVE_SUFFIX))
+            if not collect and (node.name, name) in self.doubled:
+                pairs.append((name + DOUBLE_SUFFIX, key + DOUBLE_SUFFIX))
             for out_name, src in pairs:
                 wire = PT.LIST if collect else self._out_wire(target, src)
                 comp.output_definitions.parameters[out_name].parameter_type = wire

@@ -34,9 +34,10 @@ from pipecast.ir.refs import Ref
 
 ANY = "any"
 
-#: Resolves a path to (the condition task's input name, the value's pipecast type); only the
-#: name is read here, the type comes from the typed expression tree.
-Lookup = Callable[[Ref], tuple[str, str]]
+#: Resolves a path to (the condition task's input name, the value's pipecast type[, the input
+#: of a double view of an int, or None]); only the names are read here, the type comes from the
+#: typed expression tree.
+Lookup = Callable[[Ref], tuple[str, ...]]
 
 
 def _literal(value: object, as_float: bool) -> str:
@@ -59,10 +60,16 @@ def _type(expr: c.Expr, lookup: Lookup) -> str:
 
 def _operand(expr: c.Expr, lookup: Lookup, numeric: str | None) -> str:
     if isinstance(expr, c.Path):
-        name = lookup(expr.ref)[0]
+        found = lookup(expr.ref)
+        name = found[0]
         type_ = _type(expr, lookup)
         text = f"inputs.parameter_values['{name}']"
         if type_ == "int" and numeric == "float":
+            # A double view of the int (a step's ``<output>-double``, see pipecast_vertex.wire)
+            # compares as a double in CEL and in kfp.local's evaluator, which has no double().
+            double_view = found[2] if len(found) > 2 else None
+            if double_view:
+                return f"inputs.parameter_values['{double_view}']"
             return f"double(int({text}))"
         return f"int({text})" if numeric == "int" or type_ == "int" else text
     if isinstance(expr, c.Literal):

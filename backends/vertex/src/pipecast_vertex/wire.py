@@ -32,10 +32,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pipecast.ir import condition as cond
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
 from pipecast.passes.resolve import MetricValue, ParamRef, StepOutput, refs_of
 from pipecast.runtime.conventions.kfp import (
+    DOUBLE_SUFFIX,
     ITEMS_SUFFIX,
     METRIC_INFIX,
     NATIVE_SUFFIX,
@@ -48,10 +50,12 @@ if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
 
 __all__ = [
+    "DOUBLE_SUFFIX",
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
     "NATIVE_SUFFIX",
     "compound",
+    "doubled_outputs",
     "item_is_json",
     "iterated_outputs",
     "metric_key",
@@ -99,8 +103,42 @@ def metric_outputs(index: PipelineIndex) -> dict[tuple[str, str], list[str]]:
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 
+def doubled_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
+    """(step, int output) pairs a condition compares with a float (or untyped) path: the step
+    also writes ``<output>-double`` (a ``NUMBER_DOUBLE``), which the condition reads, since
+    CEL compares no int with a double without ``double(...)``, which kfp.local's evaluator
+    lacks (forwarded through ``when``/``else`` groups)."""
+    found: set[tuple[str, str]] = set()
+
+    def visit(expr: cond.Expr) -> None:
+        if isinstance(expr, cond.Not):
+            visit(expr.operand)
+        elif isinstance(expr, cond.BoolOp):
+            for o in expr.operands:
+                visit(o)
+        elif isinstance(expr, cond.Compare):
+            sides = (expr.left, expr.right)
+            types = {s.type if isinstance(s, cond.Path) else None for s in sides}
+            if "int" in types and types & {"float", ANY} and types <= {"int", "float", ANY}:
+                for side in sides:
+                    if not (isinstance(side, cond.Path) and side.type == "int"):
+                        continue
+                    ref = side.ref
+                    if ref.kind == "step" and ref.metric is None:
+                        found.update(_metric_producers(index, ref.name, ref.key or ""))
+
+    nodes = list(index.walk())
+    if index.finally_node is not None:
+        nodes.append(index.finally_node)
+    for node in nodes:
+        if node.resolved.when is not None:
+            visit(node.resolved.when)
+    return found
+
+
 def _metric_producers(index: PipelineIndex, name: str, key: str) -> list[tuple[str, str]]:
-    """(name, key) and, through ``when``/``else`` groups, the steps whose output it is."""
+    """(name, key) and, through ``when``/``else`` groups, the steps whose output it is (for
+    metrics and double views)."""
     node = index.nodes[name]
     out = [(name, key)]
     if node.is_group and not node.group.is_loop:

@@ -62,6 +62,9 @@ NATIVE_SUFFIX = "--native"
 #: Infix of the float output ``<metrics output>-metric-<name>`` that holds one metric of a
 #: ``Metrics`` output (SPEC §15) for the conditions and inputs that read it.
 METRIC_INFIX = "-metric-"
+#: Suffix of the float output ``<int output>-double`` a condition comparing the int with a
+#: float reads (CEL compares no int with a double, and kfp.local's evaluator has no double()).
+DOUBLE_SUFFIX = "-double"
 #: How JSON text of an untyped loop item starts (an array, an object, a string).
 _TEXT_START = ("[", "{", '"')
 
@@ -318,6 +321,8 @@ class KfpConvention(Convention):
                 parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
             if name + NATIVE_SUFFIX in declared:
                 parameters[name + NATIVE_SUFFIX] = value
+            if name + DOUBLE_SUFFIX in declared and isinstance(value, int):
+                parameters[name + DOUBLE_SUFFIX] = float(value)
         parameters.update(self._metric_values(spec, declared))
         document = {"parameterValues": parameters, "artifacts": artifacts}
         target = self._output_file()
@@ -377,6 +382,7 @@ class KfpConvention(Convention):
 
 
 __all__ = [
+    "DOUBLE_SUFFIX",
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
     "NATIVE_SUFFIX",
