@@ -323,9 +323,4 @@ UNVERIFIED: dict[str, Unverified] = {
 
 #: (backend, case) → a disagreement verify's comparison finds and is not fixed yet. Strict: the
 #: suite fails once the two runs agree (remove the entry then); the expectation still applies.
-VERIFY_FOUND: dict[tuple[str, str], str] = {
-    ("airflow", "empty_for_each"): "the record keeps the unexpanded mapped task of an empty "
-    "loop ('sq', skipped) and the loop's collector task stands for the group, without its outputs",
-    ("airflow", "for_each_when_outputs"): "the loop's collector task stands for the group: no "
-    "'squares' output, and 'skipped' when no item's 'when' held (the simulator: succeeded)",
-}
+VERIFY_FOUND: dict[tuple[str, str], str] = {}

@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from af_helpers import CASES, REPO, compile_file
@@ -134,18 +135,51 @@ def test_retry_mapping():
     assert "execution_timeout=datetime.timedelta(seconds=10890.0)," in text
 
 
-def test_nested_for_each_next_to_other_steps_is_a_named_error(tmp_path):
-    # Only a for_each whose body is the inner for_each alone is flattened (lowering.chain).
+def test_nested_for_each_next_to_other_steps_compiles_to_stages(tmp_path):
+    # The inner loop's reader runs in a second mapped task group over the outer items.
     src = tmp_path / "p.yaml"
     src.write_text(
         "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    steps:\n"
         "      a:\n        run: {python: 'm:f'}\n"
-        "      i:\n        for_each: [3]\n        as: j\n        steps:\n          b:\n            run: {python: 'm:f'}\n"
+        "      i:\n        for_each: [3]\n        as: j\n        after: [a]\n        steps:\n"
+        "          b:\n            run: {python: 'm:f'}\n"
+        "      c:\n        run: {python: 'm:f'}\n        after: [i]\n"
     )
+    _name, text = compile_file(src, lenient=False)
+    assert '@task_group(group_id="o")' in text and '@task_group(group_id="o-s1")' in text
+    assert '@task_group(group_id="i")' in text
+    assert "g_o >> i_i" in text and "d_i >> g1_o" in text and "i_o >> i_i" in text
+
+
+def _nested_error(tmp_path, text: str) -> Any:
+    src = tmp_path / "p.yaml"
+    src.write_text(text)
     with pytest.raises(UserError) as err:
         compile_file(src, lenient=False)
     (diag,) = err.value.diagnostics
-    assert "for_each 'o' holds a nested for_each" in diag.message and diag.line == 6
+    return diag
+
+
+def test_for_each_in_a_when_group_of_a_loop_is_a_named_error(tmp_path):
+    diag = _nested_error(
+        tmp_path,
+        "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    steps:\n"
+        "      w:\n        when: 'item > 1'\n        steps:\n"
+        "          i:\n            for_each: [3]\n            as: j\n            steps:\n"
+        "              b:\n                run: {python: 'm:f'}\n",
+    )
+    assert "for_each 'i' is inside the 'when' group 'w'" in diag.message and diag.line == 10
+    assert diag.code == "unsupported-feature"
+
+
+def test_parallelism_over_stages_is_a_named_error(tmp_path):
+    diag = _nested_error(
+        tmp_path,
+        "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    parallelism: 1\n    steps:\n"
+        "      a:\n        run: {python: 'm:f'}\n"
+        "      i:\n        for_each: [3]\n        as: j\n        steps:\n          b:\n            run: {python: 'm:f'}\n",
+    )
+    assert "'parallelism' of 'o'" in diag.message and diag.line == 6
 
 
 def test_container_step_with_operator_python_can_be_an_error():

@@ -24,7 +24,7 @@ from pipecast.ir.models import TaskStep
 pytestmark = pytest.mark.airflow
 
 HERE = Path(__file__).parent
-#: Examples run under dag.test() (sweep's nested for_each is one flattened mapped task group).
+#: Examples run under dag.test() (sweep's nested for_each: its inner loop's flattened items).
 EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 ARTIFACT_TYPES = {"Dataset", "Model", "Metrics", "Artifact"}
 

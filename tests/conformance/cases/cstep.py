@@ -158,3 +158,7 @@ def describe_structured(cfg: dict) -> dict:
 
 def typed(value):
     return f"{type(value).__name__}:{value}"
+
+
+def upto(n: int) -> list:
+    return list(range(n))

@@ -24,7 +24,7 @@ from pipecast.backend import (
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
 from pipecast.passes.analysis import PipelineIndex
-from pipecast_airflow.lowering import Lowering
+from pipecast_airflow.lowering import Lowering, stages
 from pipecast_airflow.settings import AirflowSettings
 
 if TYPE_CHECKING:
@@ -101,9 +101,9 @@ class AirflowBackend(Backend):
             "are unfinished; a python or when step must start the body"
         ),
         Feature.NESTED_FOR_EACH: native(
-            "flattened: a for_each whose body is one for_each becomes one mapped task group over "
-            "the item pairs, computed at run time; consumers regroup the outputs in item order "
-            "(a nested for_each next to other steps of the outer body is a named error)"
+            "lowered to one level: the inner loop's items task flattens its item paths at run "
+            "time, one mapped task group runs over them, its -done task regroups the outputs per "
+            "outer item; outer steps after it run in a later mapped task group"
         ),
         Feature.RETRY: runtime("the runtime retries inside the task (retries=0), so SPEC §6 timing is exact"),
         Feature.RETRY_BACKOFF: runtime("the runtime waits min(delay * backoff^(n-1), max_delay)"),
@@ -147,11 +147,11 @@ class AirflowBackend(Backend):
         return AirflowProfile(self.name)
 
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
-        """The one nesting shape Airflow cannot map (see
-        :meth:`pipecast_airflow.lowering.Lowering.chain`), (kubernetes operator) accelerators
-        the ``gpu_cluster`` kind does not offer, then what the lowering with the user's
-        settings refuses (operators, map lengths, parallelism): it is built here once and
-        ``emit`` renders it."""
+        """Nesting shapes Airflow cannot map (a for_each inside a ``when`` group of a loop;
+        ``parallelism`` over several stages, see :meth:`pipecast_airflow.lowering.Lowering.loop`),
+        (kubernetes operator) accelerators the ``gpu_cluster`` kind does not offer, then what the
+        lowering with the user's settings refuses (operators, map lengths, parallelism): it is
+        built here once and ``emit`` renders it."""
         self._check_shapes(index, settings, report)
         if not report.errors:
             self.build_for_emit(index, settings, report, Lowering(index, settings).lower)
@@ -180,21 +180,44 @@ class AirflowBackend(Backend):
         for node in index.walk():
             if not (node.is_group and node.group.is_loop) or node.body is None:
                 continue
-            inner = list(node.body.steps.values())
-            chained = len(inner) == 1 and inner[0].is_group and inner[0].group.is_loop
-            nests = any(n.is_group and n.group.is_loop for n in index.walk(node.body))
-            if nests and not chained:
-                others = sorted(n.name for n in inner if not (n.is_group and n.group.is_loop))
+            owner = index.nodes[node.scope.owner] if node.scope.owner is not None else None
+            if owner is not None and index.loops(node) and not owner.group.is_loop:
                 report.add(
                     Diagnostic(
-                        f"target 'airflow': for_each {node.name!r} holds a nested for_each next to "
-                        f"other steps or inside a group ({', '.join(others) or 'another for_each'}); "
-                        "Airflow cannot map "
-                        "inside a mapped task group, and pipecast flattens a nested for_each only "
-                        "when it is the outer for_each's only step",
-                        (*node.yaml_path, "steps"),
-                        hint="move the other steps into the inner for_each or out of the outer one, "
-                        "or give the inner for_each its own outer for_each",
+                        f"target 'airflow': for_each {node.name!r} is inside the 'when' group "
+                        f"{owner.name!r} of a for_each; Airflow cannot map inside a mapped task group, "
+                        "and pipecast lowers a nested for_each only when it is a step of the outer "
+                        "for_each's body",
+                        node.yaml_path,
+                        hint=f"move {node.name!r} out of {owner.name!r} and give it the condition as a "
+                        "'when' of its own steps",
+                        code="unsupported-feature",
+                    )
+                )
+            if node.group.parallelism is None:
+                continue
+            # A loop's bound passes down a chain of loops whose bodies are one loop each; below,
+            # the body must be one mapped task group (items in progress are counted there).
+            inner = node
+            while True:
+                assert inner.body is not None
+                only = list(inner.body.steps.values())
+                if len(only) == 1 and only[0].is_group and only[0].group.is_loop:
+                    inner = only[0]
+                    continue
+                break
+            assert inner.body is not None
+            if any(n.is_group and n.group.is_loop for n in inner.body.steps.values()) or (
+                len(set(stages(index, inner).values())) > 1
+            ):
+                report.add(
+                    Diagnostic(
+                        f"target 'airflow': 'parallelism' of {node.name!r}: the body of "
+                        f"{inner.name!r} holds a nested for_each next to other steps, so its items run "
+                        "in several mapped task groups one after the other, and an item is in "
+                        "progress from the first to the last of them",
+                        (*node.yaml_path, "parallelism"),
+                        hint="drop 'parallelism', or move the inner for_each out of the loop",
                         code="unsupported-feature",
                     )
                 )

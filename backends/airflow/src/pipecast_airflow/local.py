@@ -114,8 +114,9 @@ def run_dags(
 def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
     """Airflow task instances keyed like the run record: ``step`` / ``step[i]`` / ``step[i][j]``.
 
-    A flattened chain of nested loops maps one task group over ``{"ix": [i, j], ...}`` items
-    (the XCom of ``<group>-items``): map index ``m`` is the step's ``[i][j]``.
+    A loop's tasks are in task groups ``<loop>`` and ``<loop>-s<k>`` mapped over the XCom of
+    ``<loop>-items``; a nested loop's items are paths ``{"ix": [i, j], "items": [...]}``, so map
+    index ``m`` is the step's ``[i][j]``.
     """
     out = {}
     for key, ti in tasks.items():
@@ -123,12 +124,18 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
         group, _, name = base.rpartition(".")
         if "-" in name:
             continue  # pipecast's helper tasks (conditions, joins, items, status)
+        if group and not index:
+            continue  # the unexpanded mapped task of a loop over no items: no item ran
         suffix = f"[{index}" if index else ""
-        items = (tasks.get(f"{group}-items") or {}).get("xcom") if group and index else None
-        if isinstance(items, list) and items and isinstance(items[0], dict) and "ix" in items[0]:
+        items = (tasks.get(group.partition("-")[0] + "-items") or {}).get("xcom") if group and index else None
+        if isinstance(items, list) and items and _is_path(items[0]):
             suffix = "".join(f"[{i}]" for i in items[int(index.rstrip("]"))]["ix"])
         out[name + suffix] = ti
     return out
+
+
+def _is_path(item: Any) -> bool:
+    return isinstance(item, dict) and set(item) == {"ix", "items"} and isinstance(item["ix"], list)
 
 
 def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,6 +158,21 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
             if ti.get(field):
                 entry[field] = ti[field]
         steps[key] = entry
+    # A loop group's entry is its `<group>-done` task, which returns the group's outputs (a
+    # group that did not complete is derived from its tasks, see pipecast.verify.records).
+    # A nested loop's `-done` returns one row per item of the loop around it: `inner[i]`.
+    for key, ti in (result.get("tasks") or {}).items():
+        if not (key.endswith("-done") and "." not in key and ti["state"] == "success"):
+            continue
+        name, xcom = key.removesuffix("-done"), ti.get("xcom")
+        if isinstance(xcom, dict) and isinstance(xcom.get("-rows"), list):
+            for row in xcom["-rows"]:
+                steps[name + "".join(f"[{i}]" for i in row["ix"])] = {
+                    "status": "succeeded",
+                    "outputs": row["outputs"],
+                }
+            continue
+        steps[name] = {"status": "succeeded", **({"outputs": xcom} if isinstance(xcom, dict) else {})}
     state = str(result.get("state"))
     record: dict[str, Any] = {
         "status": {"success": "succeeded", "failed": "failed"}.get(state, state),

@@ -13,8 +13,10 @@ Shape (one ``when`` or ``for_each`` group becomes helper tasks, never a user-vis
   the branch's tasks, and ``w-join`` (trigger rule ``none_failed_min_one_success``) so steps
   after the group run whether or not the branch ran;
 * ``for_each`` group ``g``: ``g-items`` (resolves the list), the mapped task group ``g``
-  expanded over it, and ``g-done`` (``none_failed_min_one_success``: an empty list skips the
-  mapped tasks but not the steps after the group);
+  expanded over it (``g-s1``, ``g-s2``... for the later stages of a body holding a loop), and
+  ``g-done`` (``none_failed_min_one_success``: an empty list skips the mapped tasks but not
+  the steps after the group), which collects the group's outputs; a loop inside a loop is
+  lowered to the top level too (see :meth:`Lowering.loop`);
 * ``finally``: a task downstream of everything with trigger rule ``all_done``, then a
   ``pipeline-status`` leaf (``all_done``) that fails the run when any task failed;
 * pipeline ``outputs``: a ``pipeline-outputs`` task returning them as its XCom.
@@ -37,6 +39,8 @@ from pipecast.runtime.spec import step_spec
 
 #: Airflow's ``[core] max_map_length`` default: the most items one mapped task expands to.
 MAX_MAP_LENGTH = 1024
+#: Default of ``reader``: the innermost loop around the scope (see :meth:`Lowering.source`).
+SCOPE: Any = object()
 #: Extra time Airflow waits past the step's own timeout (the runtime enforces the timeout and
 #: kills the step's whole process tree; Airflow's ``execution_timeout`` is the backstop).
 TIMEOUT_GRACE = 60.0
@@ -75,6 +79,11 @@ class Group:
     items_var: str
     body: list[Op | Group | Edge] = field(default_factory=list)
 
+    @property
+    def func(self) -> str:
+        """The name of the decorated task-group function (``g_x`` → ``f_x``, ``g2_x`` → ``f2_x``)."""
+        return "f" + self.var[1:]
+
 
 @dataclass
 class Edge:
@@ -102,43 +111,46 @@ class Lowering:
         self.docs: dict[str, dict[str, Any]] = {}
         self.task_ids: list[str] = []
         self.operators: set[str] = set()
-        #: Loop group name -> the chain of nested loops it belongs to (outermost first), for
-        #: chains flattened into one mapped task group (see :meth:`chain`).
-        self.chains: dict[str, tuple[StepNode, ...]] = {}
+        #: Loop name -> the ``parallelism`` bounds of the loops around it whose body is only
+        #: this loop (they bound its items, see :meth:`loop`).
+        self.bounds: dict[str, list[int]] = {}
         #: Container steps' stock-image plans (SPEC §21) and the warnings they raise.
         self.plans: dict[str, Any] = {}
         self.warnings: list[Any] = []
 
     # ------------------------------------------------------------------ ids
 
+    def context(self, scope: Scope) -> StepNode | None:
+        """The innermost ``for_each`` whose body holds ``scope`` (``None``: the DAG's top level).
+
+        Every ``for_each`` is its own mapped task groups at the DAG's top level (Airflow cannot
+        map inside a mapped task group, see docs/targets/airflow.md), so a binding is resolved
+        relative to the items of this loop: a task at map index ``m`` of its groups."""
+        for sc in scope.chain():
+            if sc.owner is not None and sc.branch == "body":
+                return self.index.nodes[sc.owner]
+        return None
+
+    def stage(self, node: StepNode) -> tuple[StepNode, int] | None:
+        """The loop whose mapped task groups hold task ``node``, and which of them (its stage)."""
+        loop = self.context(node.scope)
+        if loop is None:
+            return None
+        assert loop.body is not None
+        top = node
+        while top.scope is not loop.body:
+            assert top.scope.owner is not None
+            top = self.index.nodes[top.scope.owner]
+        return loop, stages(self.index, loop)[top.name]
+
     def prefix(self, node: StepNode) -> str:
-        """The task group prefix: the outermost loop's name (a flattened chain is one group)."""
-        loops = self.index.loops(node)
-        return f"{loops[0].name}." if loops else ""
-
-    def chain(self, node: StepNode) -> tuple[StepNode, ...]:
-        """The loops flattened with ``node`` (a loop group), outermost first.
-
-        Airflow cannot map inside a mapped task group, so a ``for_each`` whose body is exactly
-        one ``for_each`` (recursively) becomes one mapped task group over the flattened items
-        (``[{"ix": [i, j], "items": [x, y]}, ...]``): the items task computes them at run time,
-        each inner list in the scope of its outer items (it may read them and step outputs).
-        """
-        found = self.chains.get(node.name)
-        if found is not None:
-            return found
-        out = [node]
-        while True:
-            body = out[-1].body
-            assert body is not None
-            only = list(body.steps.values())
-            if len(only) == 1 and only[0].is_group and only[0].group.is_loop:
-                out.append(only[0])
-                continue
-            break
-        return tuple(out)
+        """The task group prefix: the group id of the loop stage that holds the task."""
+        found = self.stage(node)
+        return "" if found is None else group_id(found[0], found[1]) + "."
 
     def tid(self, node: StepNode, suffix: str = "") -> str:
+        if node.is_group and node.group.is_loop:
+            return node.name + suffix  # a loop's own tasks are never inside a mapped group
         return self.prefix(node) + node.name + suffix
 
     def entry(self, node: StepNode) -> str:
@@ -171,64 +183,96 @@ class Lowering:
     # ------------------------------------------------------------------ values
 
     def source(
-        self, ref: Ref, scope: Scope, dependent: str | None, in_finally: bool = False
+        self,
+        ref: Ref,
+        scope: Scope,
+        dependent: str | None,
+        in_finally: bool = False,
+        reader: Any = SCOPE,
     ) -> dict[str, Any]:
-        """Where the runtime finds one reference's value at run time."""
+        """Where the runtime finds one reference's value at run time, for a reader whose items
+        are those of loop ``reader`` (by default the innermost loop holding ``scope``)."""
+        if reader is SCOPE:
+            reader = self.context(scope)
         if ref.kind == "param":
             return {"param": ref.name}
         if ref.kind == "pipeline":
             return {"pipeline": ref.name}
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
-            chain = self.chains.get(group.name)
-            if chain is not None and len(chain) > 1:
-                head = chain[0]
-                return {"loop": self.tid(head, "-items"), "level": chain.index(group), "key": ref.key}
-            return {"loop": self.tid(group, "-items"), "key": ref.key}
+            assert reader is not None
+            if not self.index.loops(reader):
+                return {"loop": self.tid(group, "-items"), "key": ref.key}
+            # A nested loop's items are paths: {"ix": [i, j], "items": [x, y]}.
+            return {"loop": self.tid(reader, "-items"), "level": len(self.index.loops(group)), "key": ref.key}
         res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
         assert res.ok and res.target is not None, res.error
-        return self.output_source(self.index.nodes[res.target], ref.key or "")
+        return self.output_source(self.index.nodes[res.target], ref.key or "", reader)
 
-    def output_source(self, node: StepNode, output: str) -> dict[str, Any]:
+    def at(self, owner: StepNode | None, reader: StepNode | None) -> dict[str, Any]:
+        """How a reader in loop ``reader`` finds the map index of a task of loop ``owner``
+        (``owner`` is ``reader`` or a loop around it): its own, or the position of its item
+        path's first levels among ``owner``'s items."""
+        if owner is None:
+            return {}
+        if owner is reader:
+            return {"mapped": True}
+        assert reader is not None
+        return {
+            "via": self.tid(reader, "-items"),
+            "depth": len(self.index.loops(owner)) + 1,
+            "of": self.tid(owner, "-items"),
+        }
+
+    def output_source(self, node: StepNode, output: str, reader: StepNode | None) -> dict[str, Any]:
         if node.is_task:
             src: dict[str, Any] = {"xcom": self.tid(node), "output": output}
-            if self.index.loops(node):
-                src["mapped"] = True
+            src.update(self.at(self.context(node.scope), reader))
             if self.uses_operator(node) == "docker":
                 src["json"] = True
             return src
         group = node.group
         assert node.body is not None
-        then = self.value(group.outputs[output], node.resolved.outputs[output], node.body, None)
         if group.is_loop:
-            chain = self.chains.get(node.name)
-            if chain is not None and len(chain) > 1:
-                return {
-                    "collect": self.tid(chain[0], "-items"),
-                    "level": chain.index(node),
-                    "depth": len(chain),
-                    "each": then,
-                }
-            return {"collect": self.tid(node, "-items"), "each": then}
+            # The loop's `-done` task collected the outputs: one row per item of the loop
+            # around it (docs/targets/airflow.md, "Nested for_each").
+            parent = self.context(node.scope)
+            src = {"xcom": self.tid(node, "-done"), "output": output}
+            if parent is not None:
+                src.update(row=True, **self.at(parent, reader))
+            return src
+        then = self.value(
+            group.outputs[output], node.resolved.outputs[output], node.body, None, reader=reader
+        )
         other = None
         if group.else_ is not None and node.else_body is not None:
             other = self.value(
-                group.else_.outputs[output], node.resolved.else_outputs[output], node.else_body, None
+                group.else_.outputs[output],
+                node.resolved.else_outputs[output],
+                node.else_body,
+                None,
+                reader=reader,
             )
         # Which branch ran: the consumer evaluates the group's condition again on the same
         # (immutable) inputs, so it needs nothing from the branch task itself.
-        return {"switch": self.condition_doc(node), "then": then, "else": other}
+        return {"switch": self.condition_doc(node, reader), "then": then, "else": other}
 
-    def condition_doc(self, node: StepNode) -> dict[str, Any]:
+    def condition_doc(self, node: StepNode, reader: Any = SCOPE) -> dict[str, Any]:
         """A ``when`` condition with a source per path it reads (resolved in the step's scope)."""
         text = node.step.when
         expr = node.resolved.when
         assert text is not None and expr is not None
-        refs = {ref.path: self.source(ref, node.scope, node.name) for ref in cond.paths(expr)}
+        refs = {ref.path: self.source(ref, node.scope, node.name, reader=reader) for ref in cond.paths(expr)}
         return {"when": text, "refs": dict(sorted(refs.items()))}
 
     def value(
-        self, value: Any, resolved: Value, scope: Scope, dependent: str | None, in_finally: bool = False
+        self,
+        value: Any,
+        resolved: Value,
+        scope: Scope,
+        dependent: str | None,
+        in_finally: bool = False,
+        reader: Any = SCOPE,
     ) -> dict[str, Any]:
         """A binding: a literal, or a template whose references have sources (a list or mapping
         literal holding references is a template too, built by the runtime: SPEC §19).
@@ -236,7 +280,7 @@ class Lowering:
         form (which references it reads)."""
         if not has_template_text(value):
             return {"value": value}
-        refs = {n.path: self.source(n.ref, scope, dependent, in_finally) for n in refs_of(resolved)}
+        refs = {n.path: self.source(n.ref, scope, dependent, in_finally, reader) for n in refs_of(resolved)}
         return {"template": value, "refs": dict(sorted(refs.items()))}
 
     # ------------------------------------------------------------------ operators
@@ -362,8 +406,18 @@ class Lowering:
         return out
 
     def loop(self, node: StepNode) -> list[Op | Group | Edge]:
+        """``<loop>-items``, one mapped task group per stage of the body, the inner loops'
+        own tasks, and ``<loop>-done`` (docs/targets/airflow.md, "Nested for_each").
+
+        Airflow cannot map inside a mapped task group, so every loop's tasks are at the DAG's
+        top level. A nested loop's items task computes the flattened item paths at run time
+        (the inner list resolved once per outer item); the outer body's steps that read an
+        inner loop's outputs run in a later stage: another mapped task group over the same
+        outer items, after the inner loop's ``-done`` task regrouped its outputs per outer item.
+        """
         group = node.group
-        assert node.body is not None
+        body = node.body
+        assert body is not None
         if isinstance(group.for_each, list) and len(group.for_each) > MAX_MAP_LENGTH:
             from pipecast.diagnostics import Diagnostic, UserError
 
@@ -375,49 +429,89 @@ class Lowering:
                     hint="split the list, or raise max_map_length in airflow.cfg",
                 )
             )
-        chain = self.chain(node)
-        for g in chain:
-            self.chains[g.name] = chain
+        parent = self.context(node.scope)
         iid = self.tid(node, "-items")
         doc: dict[str, Any] = {
             "kind": "items",
             "for_each": self.value(group.for_each, _items(node), node.scope, node.name),
         }
-        if len(chain) > 1:
-            doc["nested"] = [self.value(g.group.for_each, _items(g), g.scope, g.name) for g in chain[1:]]
+        if parent is not None:
+            # Resolved once per item of the loop around (a path when that loop is nested too).
+            doc["parent"] = {"items": self.tid(parent, "-items"), "paths": bool(self.index.loops(parent))}
         self.add_doc(iid, doc)
-        ivar, gvar, dvar = f"i_{node.name}", f"g_{node.name}", f"d_{node.name}"
-        inner = chain[-1].body
-        assert inner is not None
-        body = self.scope_body(inner)
-        # Flattened, every task belongs to one item of each level: bounding the tasks in flight
-        # by the smallest `parallelism` of the chain keeps every level within its bound.
-        limits = [g.group.parallelism for g in chain if g.group.parallelism is not None]
-        if limits:
-            # An item of a one-task body is one task instance: the per-task limit bounds the
-            # items exactly. With more tasks the runtime bounds the items in progress (SPEC §22):
-            # each first task of an item waits for a slot (conventions.airflow.slot_free).
-            downs = {e.down for e in body if isinstance(e, Edge)}
-            ops = _ops(body)
-            for item in ops:
-                item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
-                if len(ops) > 1 and item.var not in downs:
-                    self.slot_entry(node, item, min(limits))
-        self.operators.add("EmptyOperator")
-        return [
-            self.python_op(ivar, iid, "_items"),
-            Group(gvar, node.name, ivar, body),
-            Op(
-                dvar,
-                "EmptyOperator",
-                self.tid(node, "-done"),
-                [("trigger_rule", "lit", "none_failed_min_one_success")],
-            ),
-            Edge(ivar, dvar),
-            Edge(gvar, dvar),
-        ]
+        ivar, dvar = f"i_{node.name}", f"d_{node.name}"
+        staged = stages(self.index, node)
+        deps = self.index.deps(body)
+        order = self.index.toposort(body)
+        groups: dict[int, Group] = {}
+        for k in sorted({staged[n] for n in order if not _is_loop(body.steps[n])}):
+            gvar = f"g_{node.name}" if k == 0 else f"g{k}_{node.name}"
+            groups[k] = Group(gvar, group_id(node, k), ivar)
+        inner: list[Op | Group | Edge] = []
+        edges: list[Edge] = []
+        for name in order:
+            n = body.steps[name]
+            if _is_loop(n):
+                inner.extend(self.loop(n))
+                down = f"i_{n.name}"
+                edges.append(Edge(ivar, down))  # it reads this loop's items
+            else:
+                groups[staged[name]].body.extend(self.sibling(n))
+                down = groups[staged[name]].var
+            for d in deps[name]:
+                dn = body.steps[d]
+                if not _is_loop(dn) and not _is_loop(n) and staged[d] == staged[name]:
+                    groups[staged[name]].body.append(Edge(self.exit(dn), self.entry(n)))
+                else:
+                    edges.append(Edge(f"d_{dn.name}" if _is_loop(dn) else groups[staged[d]].var, down))
+        self.bound(node, order, groups)
+        # The group's own task: it collects the group's outputs (its XCom, which the run record
+        # shows as the group's entry) and completes the group even when the list is empty.
+        did = self.tid(node, "-done")
+        outputs = {
+            name: self.value(expr, node.resolved.outputs[name], body, None)
+            for name, expr in group.outputs.items()
+        }
+        done_doc: dict[str, Any] = {"kind": "done", "items": iid, "outputs": dict(sorted(outputs.items()))}
+        if parent is not None:
+            done_doc["parent"] = doc["parent"]
+        self.add_doc(did, done_doc)
+        done = self.python_op(dvar, did, "_done")
+        done.kwargs.append(("trigger_rule", "lit", "none_failed_min_one_success"))
+        edges += [Edge(ivar, dvar)]
+        edges += [Edge(g.var, dvar) for g in groups.values()]
+        edges += [Edge(f"d_{n}", dvar) for n in order if _is_loop(body.steps[n])]
+        unique = list({(e.up, e.down): e for e in edges}.values())
+        return [self.python_op(ivar, iid, "_items"), *groups.values(), *inner, done, *unique]
 
-    def slot_entry(self, node: StepNode, op: Op, bound: int) -> None:
+    def bound(self, node: StepNode, order: list[str], groups: dict[int, Group]) -> None:
+        """``parallelism`` (SPEC §22). A loop whose body is only a loop hands its bound down:
+        bounding the inner items in progress bounds the outer ones. Otherwise the body is one
+        mapped task group (AirflowBackend.check_target refuses other shapes)."""
+        body = node.body
+        assert body is not None
+        limits = [*self.bounds.get(node.name, [])]
+        if node.group.parallelism is not None:
+            limits.append(node.group.parallelism)
+        if not limits:
+            return
+        if len(order) == 1 and _is_loop(body.steps[order[0]]):
+            self.bounds[order[0]] = limits
+            return
+        if len(groups) != 1 or len(groups[0].body) == 0:
+            return  # refused by check_target
+        # An item of a one-task body is one task instance: the per-task limit bounds the
+        # items exactly. With more tasks the runtime bounds the items in progress (SPEC §22):
+        # each first task of an item waits for a slot (conventions.airflow.slot_free).
+        gbody = groups[0].body
+        downs = {e.down for e in gbody if isinstance(e, Edge)}
+        ops = _ops(gbody)
+        for item in ops:
+            item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
+            if len(ops) > 1 and item.var not in downs:
+                self.slot_entry(node, item, min(limits), groups[0].group_id)
+
+    def slot_entry(self, node: StepNode, op: Op, bound: int, group: str) -> None:
         """Make ``op``, a first task of an item of loop ``node``, wait for a ``parallelism`` slot."""
         key = next((value for name, _, value in op.kwargs if name == "op_kwargs"), None)
         doc = self.docs.get(key) if isinstance(key, str) else None
@@ -433,7 +527,7 @@ class Lowering:
                     code="unsupported-feature",
                 )
             )
-        doc["slot"] = {"group": node.name, "bound": bound}
+        doc["slot"] = {"group": group, "bound": bound}
 
     def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
         self.operators.add(cls)
@@ -495,6 +589,30 @@ class Lowering:
 
 def _ops(body: list[Op | Group | Edge]) -> list[Op]:
     return [item for item in body if isinstance(item, Op)]
+
+
+def _is_loop(node: StepNode) -> bool:
+    return node.is_group and node.group.is_loop
+
+
+def group_id(loop: StepNode, stage: int) -> str:
+    """The task group id of one stage of a loop's body: ``<loop>``, then ``<loop>-s<k>``."""
+    return loop.name if stage == 0 else f"{loop.name}-s{stage}"
+
+
+def stages(index: PipelineIndex, loop: StepNode) -> dict[str, int]:
+    """The stage of each step of a loop's body: a step that needs an inner loop's outputs (or
+    waits for it) runs in a later mapped task group than the steps that inner loop needs.
+
+    ``stage(s) = max over its dependencies d of stage(d) + (1 if d is a loop else 0)``; an inner
+    loop's items task runs after the stage it is in."""
+    body = loop.body
+    assert body is not None
+    deps = index.deps(body)
+    out: dict[str, int] = {}
+    for name in index.toposort(body):
+        out[name] = max((out[d] + int(_is_loop(body.steps[d])) for d in deps[name]), default=0)
+    return out
 
 
 def _items(node: StepNode) -> Value:

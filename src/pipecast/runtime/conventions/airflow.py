@@ -17,9 +17,11 @@ the functions here, inside the task callable, with Airflow's task context:
 
 Binding documents (built by ``pipecast_airflow.lowering``): ``{"value": v}`` or
 ``{"template": "...", "refs": {path: source}}``; a source is one of ``{"param": p}``,
-``{"pipeline": f}``, ``{"loop": items_task, "key": k}``, ``{"xcom": task, "output": o,
-"mapped": bool, "json": bool}``, ``{"collect": items_task, "each": binding}`` or
-``{"switch": condition_task, "then_entry": id, "then": binding, "else": binding}``.
+``{"pipeline": f}``, ``{"loop": items_task, "level": l, "key": k}``, ``{"xcom": task,
+"output": o, "mapped": bool, "via"/"depth"/"of": the map index of an outer loop's task,
+"row": bool (a row of a nested loop's ``-done``), "json": bool}`` or ``{"switch":
+condition, "then": binding, "else": binding}``. A binding is read for one map index of the
+reader's loop (``-1`` outside loops).
 """
 
 from __future__ import annotations
@@ -133,9 +135,7 @@ class _Resolver:
         if self.index is None:
             self.index = -1
         self._items: dict[str, list[Any]] = {}
-        self._levels: dict[str, list[list[list[int]]]] = {}
-        #: While an items task computes a flattened chain: the items chosen at each outer level.
-        self.chosen: list[Any] | None = None
+        self._positions: dict[str, dict[tuple[int, ...], int]] = {}
 
     def pull(self, task_id: str, map_index: int | None) -> Any:
         if map_index is None or map_index < 0:
@@ -167,61 +167,53 @@ class _Resolver:
                 return self.run_id
             return self.status()
         if "loop" in src:
-            if "level" in src:  # a loop of a flattened chain (pipecast_airflow.lowering.chain)
-                level = src["level"]
-                chosen = (
-                    self.chosen if self.chosen is not None else self.items_of(src["loop"])[index]["items"]
-                )
-                item = chosen[level]
-            else:
-                item = self.items_of(src["loop"])[index]
+            item = self.items_of(src["loop"])[index]
+            if "level" in src:  # a nested loop's items are paths (see :func:`items`)
+                item = item["items"][src["level"]]
             return item if src.get("key") is None else item[src["key"]]
         if "xcom" in src:
-            value = self.pull(src["xcom"], index if src.get("mapped") else None)
+            value = self.xcom(src, index)
             if src.get("json") and isinstance(value, str):
                 value = json.loads(value)
             value = decode_stock(value)
             return None if value is None else value.get(src["output"])
-        if "collect" in src:
-            if "level" in src:
-                return self.collect_level(src, index)
-            # docs/semantics.md: the items where the step ran (a skipped instance has no XCom).
-            count = len(self.items_of(src["collect"]))
-            return [self.binding(src["each"], i) for i in range(count) if self.ran(src["each"], i)]
         if "switch" in src:
             branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
             return None if branch is None else self.binding(branch, index)
         raise ConventionError(f"unknown binding source {sorted(src)}")
 
+    def position(self, src: Mapping[str, Any], index: int) -> int:
+        """The map index a source names for the reader at ``index``: its own (``mapped``) or,
+        for a task of a loop around the reader's (``via``), the position of the first
+        ``depth`` levels of the reader's item path among that loop's items (``of``)."""
+        if "via" not in src:
+            return index
+        path = tuple(self.items_of(src["via"])[index]["ix"][: src["depth"]])
+        if src["depth"] == 1:
+            return path[0]
+        if src["of"] not in self._positions:
+            self._positions[src["of"]] = {
+                tuple(item["ix"]): m for m, item in enumerate(self.items_of(src["of"]))
+            }
+        return self._positions[src["of"]][path]
+
+    def xcom(self, src: Mapping[str, Any], index: int) -> Any:
+        """The outputs dict a source reads: a task's XCom, or one row of a loop's ``-done``."""
+        mapped = "mapped" in src or "via" in src
+        if not src.get("row"):
+            return self.pull(src["xcom"], self.position(src, index) if mapped else None)
+        done = self.pull(src["xcom"], None)
+        if not isinstance(done, dict):
+            return None
+        return done["-rows"][self.position(src, index)]["outputs"]
+
     def ran(self, doc: Mapping[str, Any], index: int) -> bool:
-        """Whether every mapped task a binding reads pushed its XCom for item ``index``."""
+        """Whether every task of this loop a binding reads pushed its XCom for item ``index``."""
         return all(
             self.pull(src["xcom"], index) is not None
             for src in doc.get("refs", {}).values()
-            if "xcom" in src and src.get("mapped")
+            if "xcom" in src and src.get("mapped") and not src.get("row")
         )
-
-    def levels_of(self, task_id: str) -> list[list[list[int]]]:
-        """The index paths of each level of a flattened chain (pushed by its items task)."""
-        if task_id not in self._levels:
-            found = self.ti.xcom_pull(task_ids=task_id, key=LEVELS_KEY, map_indexes=-1)
-            self._levels[task_id] = list(found or [])
-        return self._levels[task_id]
-
-    def collect_level(self, src: Mapping[str, Any], index: Any) -> list[Any]:
-        """A group output of level ``L`` of a flattened chain, for the items under ``index``
-        (a path of outer indices; outside the chain, the empty path): one value per item of
-        that level, in item order, the innermost level read from its tasks by map index."""
-        level, depth = src["level"], src["depth"]
-        prefix = list(index) if isinstance(index, tuple) else []
-        levels = self.levels_of(src["collect"])
-        children = [path for path in (levels[level] if level < len(levels) else []) if path[:level] == prefix]
-        if level == depth - 1:
-            flat = levels[-1]
-            # docs/semantics.md: the items where the step ran (a skipped instance has no XCom).
-            at = [flat.index(path) for path in children]
-            return [self.binding(src["each"], m) for m in at if self.ran(src["each"], m)]
-        return [self.binding(src["each"], tuple(path)) for path in children]
 
     def holds(self, doc: Mapping[str, Any], index: int) -> bool:
         """Evaluate a ``when`` condition document (SPEC §5)."""
@@ -419,20 +411,26 @@ def branch(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
 
 
 def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
-    """The list a ``for_each`` group fans out over.
+    """The list a ``for_each`` group's mapped task groups expand over.
 
-    For a flattened chain of nested loops (``nested``: the inner ``for_each`` bindings), the
-    list of ``{"ix": [i, j, ...], "items": [x, y, ...]}`` in item order, each inner list
-    resolved with its outer items chosen; the index paths of every level are pushed under the
-    XCom key ``pipecast_levels`` so consumers rebuild the nested outputs (empty inner lists too).
+    A loop inside a loop (``parent``) resolves its list once per item of the loop around it
+    (a binding read at that item's map index) and returns the flattened item paths, in item
+    order: ``{"ix": [i, j], "items": [x, y]}`` (docs/targets/airflow.md, "Nested for_each").
     """
     res = _resolver(context, doc)
-    value = res.binding(doc["for_each"], res.index)
-    if not isinstance(value, list):
-        raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
-    nested = doc.get("nested")
-    if nested:
-        value = _flatten(res, value, nested)
+    parent = doc.get("parent")
+    if parent is None:
+        value = res.binding(doc["for_each"], res.index)
+        if not isinstance(value, list):
+            raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
+    else:
+        value = []
+        for m, outer in enumerate(res.items_of(parent["items"])):
+            ix, chosen = (outer["ix"], outer["items"]) if parent["paths"] else ([m], [outer])
+            inner = res.binding(doc["for_each"], m)
+            if not isinstance(inner, list):
+                raise ConventionError(f"for_each needs a list, got {type(inner).__name__} (item {ix})")
+            value += [{"ix": [*ix, j], "items": [*chosen, item]} for j, item in enumerate(inner)]
     if len(value) > MAX_MAP_LENGTH:
         raise ConventionError(
             f"for_each has {len(value)} items; Airflow maps at most {MAX_MAP_LENGTH} ([core] max_map_length)"
@@ -440,36 +438,30 @@ def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
     return value
 
 
-#: XCom key of the index paths per level of a flattened chain (see :func:`items`).
-LEVELS_KEY = "pipecast_levels"
+def done(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The last task of a ``for_each`` group: its outputs, collected in item order from the
+    items where the step ran (docs/semantics.md). The task's XCom, which readers and the run
+    record take as the group's; for a loop inside a loop, ``{"-rows": [{"ix", "outputs"}]}``,
+    one row per item of the loop around it (the regrouping of the nested outputs)."""
+    res = _resolver(context)
+    found = res.items_of(doc["items"])
 
+    def collect(picked: list[int]) -> dict[str, Any]:
+        return {
+            name: [res.binding(each, m) for m in picked if res.ran(each, m)]
+            for name, each in doc["outputs"].items()
+        }
 
-def _flatten(res: _Resolver, outer: list[Any], nested: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    flat: list[dict[str, Any]] = []
-    levels: list[list[list[int]]] = [[] for _ in range(len(nested) + 1)]
-
-    def walk(values: list[Any], ix: list[int], chosen: list[Any]) -> None:
-        depth = len(ix)
-        for i, item in enumerate(values):
-            path, picked = [*ix, i], [*chosen, item]
-            levels[depth].append(path)
-            if depth == len(nested):
-                flat.append({"ix": path, "items": picked})
-                continue
-            res.chosen = picked
-            try:
-                inner = res.binding(nested[depth], -1)
-            finally:
-                res.chosen = None
-            if not isinstance(inner, list):
-                raise ConventionError(f"for_each needs a list, got {type(inner).__name__} (item {path})")
-            walk(inner, path, picked)
-
-    walk(outer, [], [])
-    push = getattr(res.ti, "xcom_push", None)
-    if callable(push):
-        push(key=LEVELS_KEY, value=levels)
-    return flat
+    parent = doc.get("parent")
+    if parent is None:
+        return collect(list(range(len(found))))
+    rows = []
+    for m, outer in enumerate(res.items_of(parent["items"])):
+        ix = outer["ix"] if parent["paths"] else [m]
+        rows.append(
+            {"ix": ix, "outputs": collect([k for k, item in enumerate(found) if item["ix"][:-1] == ix])}
+        )
+    return {"-rows": rows}
 
 
 def status(doc: Mapping[str, Any], context: Mapping[str, Any]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -19,13 +18,15 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "none-done": '{"items":"none-items","kind":"done","outputs":{"squares":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"none.sq"}},"template":"{{ steps.sq.outputs.output }}"}}}',
     "none-items": '{"for_each":{"value":[]},"kind":"items"}',
     "none.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"x":{"key":null,"loop":"none-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"empty-for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
-    "pipeline-outputs": '{"kind":"outputs","outputs":{"none":{"refs":{"steps.none.outputs.squares":{"collect":"none-items","each":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"none.sq"}},"template":"{{ steps.sq.outputs.output }}"}}},"template":"{{ steps.none.outputs.squares }}"},"runtime":{"refs":{"steps.runtime.outputs.squares":{"collect":"runtime-items","each":{"refs":{"steps.sq2.outputs.output":{"mapped":true,"output":"output","xcom":"runtime.sq2"}},"template":"{{ steps.sq2.outputs.output }}"}}},"template":"{{ steps.runtime.outputs.squares }}"}}}',
+    "pipeline-outputs": '{"kind":"outputs","outputs":{"none":{"refs":{"steps.none.outputs.squares":{"output":"squares","xcom":"none-done"}},"template":"{{ steps.none.outputs.squares }}"},"runtime":{"refs":{"steps.runtime.outputs.squares":{"output":"squares","xcom":"runtime-done"}},"template":"{{ steps.runtime.outputs.squares }}"}}}',
+    "runtime-done": '{"items":"runtime-items","kind":"done","outputs":{"squares":{"refs":{"steps.sq2.outputs.output":{"mapped":true,"output":"output","xcom":"runtime.sq2"}},"template":"{{ steps.sq2.outputs.output }}"}}}',
     "runtime-items": '{"for_each":{"refs":{"params.xs":{"param":"xs"}},"template":"{{ params.xs }}"},"kind":"items"}',
     "runtime.sq2": '{"artifact_root":"","inputs":{"x":{"refs":{"y":{"key":null,"loop":"runtime-items"}},"template":"{{ y }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"empty-for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq2"}}',
-    "sum_none": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.none.outputs.squares":{"collect":"none-items","each":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"none.sq"}},"template":"{{ steps.sq.outputs.output }}"}}},"template":"{{ steps.none.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"empty-for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum_none"}}',
-    "sum_runtime": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.runtime.outputs.squares":{"collect":"runtime-items","each":{"refs":{"steps.sq2.outputs.output":{"mapped":true,"output":"output","xcom":"runtime.sq2"}},"template":"{{ steps.sq2.outputs.output }}"}}},"template":"{{ steps.runtime.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"empty-for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum_runtime"}}',
+    "sum_none": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.none.outputs.squares":{"output":"squares","xcom":"none-done"}},"template":"{{ steps.none.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"empty-for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum_none"}}',
+    "sum_runtime": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.runtime.outputs.squares":{"output":"squares","xcom":"runtime-done"}},"template":"{{ steps.runtime.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"empty-for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum_runtime"}}',
 }
 
 
@@ -45,6 +46,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 def _outputs(key, **context):
@@ -80,8 +85,10 @@ with DAG(
         )
 
     g_none = f_none.expand(item=i_none.output)
-    d_none = EmptyOperator(
+    d_none = PythonOperator(
         task_id="none-done",
+        python_callable=_done,
+        op_kwargs={"key": "none-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_none >> d_none
@@ -101,8 +108,10 @@ with DAG(
         )
 
     g_runtime = f_runtime.expand(item=i_runtime.output)
-    d_runtime = EmptyOperator(
+    d_runtime = PythonOperator(
         task_id="runtime-done",
+        python_callable=_done,
+        op_kwargs={"key": "runtime-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_runtime >> d_runtime

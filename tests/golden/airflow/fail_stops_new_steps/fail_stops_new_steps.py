@@ -22,6 +22,7 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "each-done": '{"items":"each-items","kind":"done","outputs":{}}',
     "each-items": '{"for_each":{"value":[{"fail":false,"k":0},{"fail":true,"k":1},{"fail":false,"k":2},{"fail":false,"k":3}]},"kind":"items"}',
     "each.task": '{"artifact_root":"","inputs":{"fail":{"refs":{"x.fail":{"key":"fail","loop":"each-items"}},"template":"{{ x.fail }}"},"key":{"refs":{"x.k":{"key":"k","loop":"each-items"}},"template":"work-{{ x.k }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"fail":{},"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.5}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"task"}}',
     "gated": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"literal":true,"type":"str","value":"gated"},"run_id":{"type":"str"}},"outputs":{"output":"dict"},"pipeline":"fail-stops-new-steps","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"gated"}}',
@@ -46,6 +47,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -78,8 +83,10 @@ with DAG(
         )
 
     g_each = f_each.expand(item=i_each.output)
-    d_each = EmptyOperator(
+    d_each = PythonOperator(
         task_id="each-done",
+        python_callable=_done,
+        op_kwargs={"key": "each-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_each >> d_each

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -19,9 +18,10 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "fan-done": '{"items":"fan-items","kind":"done","outputs":{"squares":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"fan.sq"}},"template":"{{ steps.sq.outputs.output }}"}}}',
     "fan-items": '{"for_each":{"refs":{"params.xs":{"param":"xs"}},"template":"{{ params.xs }}"},"kind":"items"}',
     "fan.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"x":{"key":null,"loop":"fan-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
-    "sum": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.fan.outputs.squares":{"collect":"fan-items","each":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"fan.sq"}},"template":"{{ steps.sq.outputs.output }}"}}},"template":"{{ steps.fan.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum"}}',
+    "sum": '{"artifact_root":"","inputs":{"values":{"refs":{"steps.fan.outputs.squares":{"output":"squares","xcom":"fan-done"}},"template":"{{ steps.fan.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"values":{"type":"list[int]"}},"outputs":{"output":"float"},"pipeline":"for-each","run":{"python":"cstep:total"},"secret_store":"airflow","step":"sum"}}',
 }
 
 
@@ -41,6 +41,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -73,8 +77,10 @@ with DAG(
         )
 
     g_fan = f_fan.expand(item=i_fan.output)
-    d_fan = EmptyOperator(
+    d_fan = PythonOperator(
         task_id="fan-done",
+        python_callable=_done,
+        op_kwargs={"key": "fan-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_fan >> d_fan

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -19,10 +18,13 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "outer-items": '{"for_each":{"refs":{"params.rows":{"param":"rows"}},"template":"{{ params.rows }}"},"kind":"items","nested":[{"refs":{"row.vals":{"key":"vals","level":0,"loop":"outer-items"}},"template":"{{ row.vals }}"}]}',
-    "outer.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"v":{"key":null,"level":1,"loop":"outer-items"}},"template":"{{ v }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"for-each-item-key","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
+    "inner-done": '{"items":"inner-items","kind":"done","outputs":{"squares":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"inner.sq"}},"template":"{{ steps.sq.outputs.output }}"}},"parent":{"items":"outer-items","paths":false}}',
+    "inner-items": '{"for_each":{"refs":{"row.vals":{"key":"vals","loop":"outer-items"}},"template":"{{ row.vals }}"},"kind":"items","parent":{"items":"outer-items","paths":false}}',
+    "inner.sq": '{"artifact_root":"","inputs":{"x":{"refs":{"v":{"key":null,"level":1,"loop":"inner-items"}},"template":"{{ v }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"for-each-item-key","run":{"python":"cstep:square"},"secret_store":"airflow","step":"sq"}}',
+    "outer-done": '{"items":"outer-items","kind":"done","outputs":{"squares":{"refs":{"steps.inner.outputs.squares":{"mapped":true,"output":"squares","row":true,"xcom":"inner-done"}},"template":"{{ steps.inner.outputs.squares }}"}}}',
+    "outer-items": '{"for_each":{"refs":{"params.rows":{"param":"rows"}},"template":"{{ params.rows }}"},"kind":"items"}',
     "pipeline-outputs": '{"kind":"outputs","outputs":{"squares":{"refs":{"steps.show.outputs.output":{"output":"output","xcom":"show"}},"template":"{{ steps.show.outputs.output }}"}}}',
-    "show": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.outer.outputs.squares":{"collect":"outer-items","depth":2,"each":{"refs":{"steps.inner.outputs.squares":{"collect":"outer-items","depth":2,"each":{"refs":{"steps.sq.outputs.output":{"mapped":true,"output":"output","xcom":"outer.sq"}},"template":"{{ steps.sq.outputs.output }}"},"level":1}},"template":"{{ steps.inner.outputs.squares }}"},"level":0}},"template":"{{ steps.outer.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"list[list[int]]"}},"outputs":{"output":"list"},"pipeline":"for-each-item-key","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"show"}}',
+    "show": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.outer.outputs.squares":{"output":"squares","xcom":"outer-done"}},"template":"{{ steps.outer.outputs.squares }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"list[list[int]]"}},"outputs":{"output":"list"},"pipeline":"for-each-item-key","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"show"}}',
 }
 
 
@@ -42,6 +44,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 def _outputs(key, **context):
@@ -69,22 +75,38 @@ with DAG(
         python_callable=_items,
         op_kwargs={"key": "outer-items"},
     )
+    i_inner = PythonOperator(
+        task_id="inner-items",
+        python_callable=_items,
+        op_kwargs={"key": "inner-items"},
+    )
 
-    @task_group(group_id="outer")
-    def f_outer(item):
+    @task_group(group_id="inner")
+    def f_inner(item):
         PythonOperator(
             task_id="sq",
             python_callable=_step,
-            op_kwargs={"key": "outer.sq"},
+            op_kwargs={"key": "inner.sq"},
         )
 
-    g_outer = f_outer.expand(item=i_outer.output)
-    d_outer = EmptyOperator(
-        task_id="outer-done",
+    g_inner = f_inner.expand(item=i_inner.output)
+    d_inner = PythonOperator(
+        task_id="inner-done",
+        python_callable=_done,
+        op_kwargs={"key": "inner-done"},
         trigger_rule="none_failed_min_one_success",
     )
+    i_inner >> d_inner
+    g_inner >> d_inner
+    d_outer = PythonOperator(
+        task_id="outer-done",
+        python_callable=_done,
+        op_kwargs={"key": "outer-done"},
+        trigger_rule="none_failed_min_one_success",
+    )
+    i_outer >> i_inner
     i_outer >> d_outer
-    g_outer >> d_outer
+    d_inner >> d_outer
     t_show = PythonOperator(
         task_id="show",
         python_callable=_step,

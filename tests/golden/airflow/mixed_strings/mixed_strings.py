@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -19,6 +18,7 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "each-done": '{"items":"each-items","kind":"done","outputs":{}}',
     "each-items": '{"for_each":{"refs":{"params.rows":{"param":"rows"}},"template":"{{ params.rows }}"},"kind":"items"}',
     "each.label": '{"artifact_root":"","inputs":{"value":{"refs":{"row.n":{"key":"n","loop":"each-items"},"row.tag":{"key":"tag","loop":"each-items"}},"template":"x-{{ row.tag }}-{{ row.n }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"mixed-strings","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"label"}}',
     "produced": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"outputs":{"b":"bool","d":"dict","f":"float","i":"int","l":"list","s":"str"},"pipeline":"mixed-strings","run":{"python":"cstep:all_types"},"secret_store":"airflow","step":"produced"}}',
@@ -43,6 +43,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -90,8 +94,10 @@ with DAG(
         )
 
     g_each = f_each.expand(item=i_each.output)
-    d_each = EmptyOperator(
+    d_each = PythonOperator(
         task_id="each-done",
+        python_callable=_done,
+        op_kwargs={"key": "each-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_each >> d_each

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -19,9 +18,12 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
-    "outer-items": '{"for_each":{"refs":{"params.rows":{"param":"rows"}},"template":"{{ params.rows }}"},"kind":"items","nested":[{"refs":{"params.cols":{"param":"cols"}},"template":"{{ params.cols }}"}]}',
-    "outer.cell": '{"artifact_root":"","inputs":{"a":{"refs":{"r":{"key":null,"level":0,"loop":"outer-items"}},"template":"{{ r }}"},"b":{"refs":{"c":{"key":null,"level":1,"loop":"outer-items"}},"template":"{{ c }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{},"b":{}},"outputs":{"output":"int"},"pipeline":"nested-for-each","run":{"python":"cstep:add"},"secret_store":"airflow","step":"cell"}}',
-    "show": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.outer.outputs.grid":{"collect":"outer-items","depth":2,"each":{"refs":{"steps.inner.outputs.cells":{"collect":"outer-items","depth":2,"each":{"refs":{"steps.cell.outputs.output":{"mapped":true,"output":"output","xcom":"outer.cell"}},"template":"{{ steps.cell.outputs.output }}"},"level":1}},"template":"{{ steps.inner.outputs.cells }}"},"level":0}},"template":"{{ steps.outer.outputs.grid }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"list[list[int]]"}},"outputs":{"output":"list"},"pipeline":"nested-for-each","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"show"}}',
+    "inner-done": '{"items":"inner-items","kind":"done","outputs":{"cells":{"refs":{"steps.cell.outputs.output":{"mapped":true,"output":"output","xcom":"inner.cell"}},"template":"{{ steps.cell.outputs.output }}"}},"parent":{"items":"outer-items","paths":false}}',
+    "inner-items": '{"for_each":{"refs":{"params.cols":{"param":"cols"}},"template":"{{ params.cols }}"},"kind":"items","parent":{"items":"outer-items","paths":false}}',
+    "inner.cell": '{"artifact_root":"","inputs":{"a":{"refs":{"r":{"key":null,"level":0,"loop":"inner-items"}},"template":"{{ r }}"},"b":{"refs":{"c":{"key":null,"level":1,"loop":"inner-items"}},"template":"{{ c }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{},"b":{}},"outputs":{"output":"int"},"pipeline":"nested-for-each","run":{"python":"cstep:add"},"secret_store":"airflow","step":"cell"}}',
+    "outer-done": '{"items":"outer-items","kind":"done","outputs":{"grid":{"refs":{"steps.inner.outputs.cells":{"mapped":true,"output":"cells","row":true,"xcom":"inner-done"}},"template":"{{ steps.inner.outputs.cells }}"}}}',
+    "outer-items": '{"for_each":{"refs":{"params.rows":{"param":"rows"}},"template":"{{ params.rows }}"},"kind":"items"}',
+    "show": '{"artifact_root":"","inputs":{"value":{"refs":{"steps.outer.outputs.grid":{"output":"grid","xcom":"outer-done"}},"template":"{{ steps.outer.outputs.grid }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"list[list[int]]"}},"outputs":{"output":"list"},"pipeline":"nested-for-each","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"show"}}',
 }
 
 
@@ -41,6 +43,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -66,22 +72,38 @@ with DAG(
         python_callable=_items,
         op_kwargs={"key": "outer-items"},
     )
+    i_inner = PythonOperator(
+        task_id="inner-items",
+        python_callable=_items,
+        op_kwargs={"key": "inner-items"},
+    )
 
-    @task_group(group_id="outer")
-    def f_outer(item):
+    @task_group(group_id="inner")
+    def f_inner(item):
         PythonOperator(
             task_id="cell",
             python_callable=_step,
-            op_kwargs={"key": "outer.cell"},
+            op_kwargs={"key": "inner.cell"},
         )
 
-    g_outer = f_outer.expand(item=i_outer.output)
-    d_outer = EmptyOperator(
-        task_id="outer-done",
+    g_inner = f_inner.expand(item=i_inner.output)
+    d_inner = PythonOperator(
+        task_id="inner-done",
+        python_callable=_done,
+        op_kwargs={"key": "inner-done"},
         trigger_rule="none_failed_min_one_success",
     )
+    i_inner >> d_inner
+    g_inner >> d_inner
+    d_outer = PythonOperator(
+        task_id="outer-done",
+        python_callable=_done,
+        op_kwargs={"key": "outer-done"},
+        trigger_rule="none_failed_min_one_success",
+    )
+    i_outer >> i_inner
     i_outer >> d_outer
-    g_outer >> d_outer
+    d_inner >> d_outer
     t_show = PythonOperator(
         task_id="show",
         python_callable=_step,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -18,9 +17,11 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "one-done": '{"items":"one-items","kind":"done","outputs":{}}',
     "one-items": '{"for_each":{"value":[0,1,2]},"kind":"items"}',
     "one.first": '{"artifact_root":"","inputs":{"key":{"refs":{"x":{"key":null,"loop":"one-items"}},"template":"one-{{ x }}-a"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"slot":{"bound":1,"group":"one"},"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.4}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"first"}}',
     "one.second": '{"artifact_root":"","inputs":{"key":{"refs":{"x":{"key":null,"loop":"one-items"}},"template":"one-{{ x }}-b"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.2}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"second"}}',
+    "two-done": '{"items":"two-items","kind":"done","outputs":{}}',
     "two-items": '{"for_each":{"value":[0,1,2,3]},"kind":"items"}',
     "two.task": '{"artifact_root":"","inputs":{"key":{"refs":{"y":{"key":null,"loop":"two-items"}},"template":"two-{{ y }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{"literal":true,"type":"float","value":0.4}},"outputs":{"output":"dict"},"pipeline":"parallelism-bound","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"task"}}',
 }
@@ -42,6 +43,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -75,8 +80,10 @@ with DAG(
         t_first >> t_second
 
     g_one = f_one.expand(item=i_one.output)
-    d_one = EmptyOperator(
+    d_one = PythonOperator(
         task_id="one-done",
+        python_callable=_done,
+        op_kwargs={"key": "one-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_one >> d_one
@@ -97,8 +104,10 @@ with DAG(
         )
 
     g_two = f_two.expand(item=i_two.output)
-    d_two = EmptyOperator(
+    d_two = PythonOperator(
         task_id="two-done",
+        python_callable=_done,
+        op_kwargs={"key": "two-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_two >> d_two

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import (
     DAG,
@@ -20,6 +19,7 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "data": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"inputs":{"text":{"literal":true,"type":"str","value":"payload"}},"outputs":{"out":"Dataset"},"pipeline":"structured-values","run":{"python":"cstep:write_file"},"secret_store":"airflow","step":"data"}}',
+    "each-done": '{"items":"each-items","kind":"done","outputs":{}}',
     "each-items": '{"for_each":{"refs":{"params.tag":{"param":"tag"},"steps.produce.outputs.f":{"output":"f","xcom":"produce"}},"template":["{{ params.tag }}","{{ steps.produce.outputs.f }}",7]},"kind":"items"}',
     "each.echo": '{"artifact_root":"","inputs":{"value":{"refs":{"x":{"key":null,"loop":"each-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{}},"outputs":{"output":"str"},"pipeline":"structured-values","run":{"python":"cstep:typed"},"secret_store":"airflow","step":"echo"}}',
     "produce": '{"artifact_root":"","inputs":{},"kind":"step","python_path":["."],"spec":{"outputs":{"b":"bool","d":"dict","f":"float","i":"int","l":"list","s":"str"},"pipeline":"structured-values","run":{"python":"cstep:all_types"},"secret_store":"airflow","step":"produce"}}',
@@ -43,6 +43,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -95,8 +99,10 @@ with DAG(
         )
 
     g_each = f_each.expand(item=i_each.output)
-    d_each = EmptyOperator(
+    d_each = PythonOperator(
         task_id="each-done",
+        python_callable=_done,
+        op_kwargs={"key": "each-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_each >> d_each

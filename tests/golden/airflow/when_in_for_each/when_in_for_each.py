@@ -22,6 +22,7 @@ from airflow.sdk import (
 
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
+    "each-done": '{"items":"each-items","kind":"done","outputs":{}}',
     "each-items": '{"for_each":{"refs":{"params.xs":{"param":"xs"}},"template":"{{ params.xs }}"},"kind":"items"}',
     "each.big": '{"artifact_root":"","guard":{"expect":true,"refs":{"x":{"key":null,"loop":"each-items"}},"when":"x > 3"},"inputs":{"x":{"refs":{"x":{"key":null,"loop":"each-items"}},"template":"{{ x }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"x":{}},"outputs":{"output":"int"},"pipeline":"when-in-for-each","run":{"python":"cstep:square"},"secret_store":"airflow","step":"big"}}',
     "each.big-condition": '{"else":[],"join":"each.big-join","kind":"branch","refs":{"x":{"key":null,"loop":"each-items"}},"then":["each.big"],"when":"x > 3"}',
@@ -44,6 +45,10 @@ def _branch(key, **context):
 
 def _items(key, **context):
     return _runtime().items(json.loads(TASKS[key]), context)
+
+
+def _done(key, **context):
+    return _runtime().done(json.loads(TASKS[key]), context)
 
 
 with DAG(
@@ -87,8 +92,10 @@ with DAG(
         c_big >> j_big
 
     g_each = f_each.expand(item=i_each.output)
-    d_each = EmptyOperator(
+    d_each = PythonOperator(
         task_id="each-done",
+        python_callable=_done,
+        op_kwargs={"key": "each-done"},
         trigger_rule="none_failed_min_one_success",
     )
     i_each >> d_each
