@@ -140,3 +140,19 @@ def test_bad_inputs_argument_is_a_usage_error(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "--inputs must be a JSON object" in proc.stderr
+
+
+def test_local_artifact_paths_are_read_on_the_worker(tmp_path):
+    # SPEC §14 on a self-hosted target (docs/semantics.md): a relative path is looked up in the
+    # project folder, then the other code folders; absolute paths must exist; URIs pass.
+    code, data = tmp_path / "code", tmp_path / "data"
+    (data / "parts").mkdir(parents=True)
+    code.mkdir()
+    search = [str(code), str(data)]
+    assert convention.local_artifact("parts", search) == str(data / "parts")
+    assert convention.local_artifact(f"file://{data}/parts", search) == str(data / "parts")
+    assert convention.local_artifact("s3://bucket/x", search) == "s3://bucket/x"
+    with pytest.raises(convention.ConventionError, match=r"no such path .*looked in: .*code, .*data"):
+        convention.local_artifact("missing/x", search)
+    with pytest.raises(convention.ConventionError, match="does not exist on this worker"):
+        convention.local_artifact(str(tmp_path / "nope"), search)

@@ -55,6 +55,8 @@ PARAM_TYPES = {
     "list": "array",
     "dict": "object",
 }
+#: An artifact parameter's value is a URI or a path (SPEC §14).
+ARTIFACT_PARAM_TYPE = "string"
 
 
 #: Tasks above which compile warns about DagBag import time (docs/targets/airflow.md).
@@ -70,6 +72,9 @@ class AirflowBackend(Backend):
     #: Executed by the suite with dag.test() (backends/airflow/tests/af_helpers.py).
     conformance = "af_helpers:AirflowConformance"
     settings_model = AirflowSettings
+    #: Airflow is self-hosted: a local path (an import or an artifact parameter) is read on the
+    #: worker, relative paths from the project folder (docs/semantics.md, SPEC §14).
+    reads_local_files: ClassVar[bool] = True
     features: ClassVar[dict[Feature, Support]] = {
         Feature.PYTHON_STEP: native(
             "PythonOperator runs the step through the pipecast runtime on the worker"
@@ -139,6 +144,18 @@ class AirflowBackend(Backend):
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
         Feature.SCHEDULE_TIMEZONE: native("time-zone-aware start_date (pendulum)"),
         Feature.PIPELINE_OUTPUTS: native("a pipeline-outputs task returns them as its XCom"),
+        Feature.ARTIFACT_PARAMS: runtime(
+            "the URI or path through XCom; a local path is read on the worker, a relative one from "
+            "the project folder (project_dir, then PIPECAST_PYTHON_PATH)"
+        ),
+        Feature.IMPORT: runtime(
+            "a worker task resolves the URI (params, loop items) and returns it as the artifact's "
+            "XCom; a local path must exist on the worker; metadata in the run record"
+        ),
+        Feature.METRIC_REFS: runtime(
+            "the runtime publishes each Metrics output's numbers to XCom (key pipecast); conditions "
+            "and inputs read them there (else from the file under artifact_root)"
+        ),
     }
 
     def profile(self) -> Profile:
@@ -273,7 +290,13 @@ class AirflowBackend(Backend):
         images = {} if s.operator == "python" else stock.runtime_images(index, lowered.plans)
         imports = self._imports(lowered, s, bool(pipeline.params))
         params = [
-            (name, p.default if p.has_default else None, p.has_default, PARAM_TYPES[p.type], p.description)
+            (
+                name,
+                p.default if p.has_default else None,
+                p.has_default,
+                PARAM_TYPES.get(p.type, ARTIFACT_PARAM_TYPE),
+                p.description,
+            )
             for name, p in pipeline.params.items()
         ]
         year, month, day = (int(x) for x in s.start_date.split("-"))
@@ -290,6 +313,7 @@ class AirflowBackend(Backend):
             ],
             body=lowered.body,
             has_groups=any(type(b).__name__ == "Group" for b in _walk(lowered.body)),
+            has_imports=any(node.task.import_ is not None for node in index.tasks()),
             containers=bool({"KubernetesPodOperator", "DockerOperator"} & lowered.operators),
             kubernetes="KubernetesPodOperator" in lowered.operators,
             docker="DockerOperator" in lowered.operators,

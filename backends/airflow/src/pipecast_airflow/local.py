@@ -118,10 +118,13 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
     ``<loop>-items``; a nested loop's items are paths ``{"ix": [i, j], "items": [...]}``, so map
     index ``m`` is the step's ``[i][j]``.
     """
-    out = {}
+    out: dict[str, Any] = {}
+    failed: dict[str, Any] = {}
     for key, ti in tasks.items():
         base, _, index = key.partition("[")
         group, _, name = base.rpartition(".")
+        condition = name.endswith("-condition") and ti.get("state") == "failed"
+        name = name.removesuffix("-condition") if condition else name
         if "-" in name:
             continue  # pipecast's helper tasks (conditions, joins, items, status)
         if group and not index:
@@ -130,8 +133,13 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
         items = (tasks.get(group.partition("-")[0] + "-items") or {}).get("xcom") if group and index else None
         if isinstance(items, list) and items and _is_path(items[0]):
             suffix = "".join(f"[{i}]" for i in items[int(index.rstrip("]"))]["ix"])
-        out[name + suffix] = ti
-    return out
+        if condition:
+            # A condition that could not be evaluated (a missing metric, SPEC §15) fails its
+            # step before any attempt.
+            failed[name + suffix] = {**ti, "xcom": None, "meta": {"attempts": 0}}
+        else:
+            out[name + suffix] = ti
+    return {**out, **failed}
 
 
 def _is_path(item: Any) -> bool:
@@ -154,6 +162,9 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
             entry["status"] = "not_run"  # stopped at start: the run had failed (SPEC §10)
         if isinstance(ti.get("xcom"), dict):
             entry["outputs"] = ti["xcom"]
+        for field in ("metrics", "metadata"):  # SPEC §15, published by the runtime
+            if isinstance(meta.get(field), dict):
+                entry[field] = meta[field]
         for field in ("started", "ended"):
             if ti.get(field):
                 entry[field] = ti[field]

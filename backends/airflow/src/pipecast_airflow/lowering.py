@@ -32,6 +32,7 @@ from typing import Any
 from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref
+from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import Value, has_template_text, refs_of
 from pipecast.runtime.retry import backoff_delay
@@ -195,6 +196,9 @@ class Lowering:
         if reader is SCOPE:
             reader = self.context(scope)
         if ref.kind == "param":
+            if is_artifact(self.index.pipeline.params[ref.name].type):
+                # A local path is read on the worker (SPEC §14, docs/semantics.md).
+                return {"param": ref.name, "artifact": True}
             return {"param": ref.name}
         if ref.kind == "pipeline":
             return {"pipeline": ref.name}
@@ -207,7 +211,11 @@ class Lowering:
             return {"loop": self.tid(reader, "-items"), "level": len(self.index.loops(group)), "key": ref.key}
         res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
         assert res.ok and res.target is not None, res.error
-        return self.output_source(self.index.nodes[res.target], ref.key or "", reader)
+        src = self.output_source(self.index.nodes[res.target], ref.key or "", reader)
+        if ref.metric is not None:
+            # One number of a Metrics output (SPEC §15), published by the runtime to XCom.
+            src["metric"] = ref.metric
+        return src
 
     def at(self, owner: StepNode | None, reader: StepNode | None) -> dict[str, Any]:
         """How a reader in loop ``reader`` finds the map index of a task of loop ``owner``
@@ -542,8 +550,22 @@ class Lowering:
         """The operator of one task step, with retries and timeout mapped natively."""
         from pipecast_airflow import operators
 
-        eff = self.index.effective(node)
         in_finally = node is self.index.finally_node
+        spec_import = node.task.import_
+        if spec_import is not None:
+            # An import step runs no code (SPEC §14): a worker task resolves the URI (a local
+            # path on the worker's disk, see docs/semantics.md) and returns it as the artifact.
+            self.add_doc(
+                task_id,
+                {
+                    "kind": "import",
+                    "uri": self.value(spec_import.uri, _import_uri(node), node.scope, node.name, in_finally),
+                    "metadata": spec_import.metadata,
+                    "python_path": [self.settings.project_dir, *self.settings.python_path],
+                },
+            )
+            return self.python_op(var, task_id, "_import")
+        eff = self.index.effective(node)
         # In a pod, Kubernetes puts each secret into PIPECAST_SECRET_<NAME> (see operators.py),
         # where the runtime's `env` store reads it; elsewhere the `secret_store` setting says.
         store: Any = "env" if self.settings.operator == "kubernetes" else self.settings.secret_store
@@ -620,3 +642,10 @@ def _items(node: StepNode) -> Value:
     items = node.resolved.for_each
     assert items is not None
     return items
+
+
+def _import_uri(node: StepNode) -> Value:
+    """An import step's URI, resolved."""
+    uri = node.resolved.import_uri
+    assert uri is not None
+    return uri

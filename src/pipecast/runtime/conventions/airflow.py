@@ -86,6 +86,8 @@ class AirflowConvention(Convention):
         )
 
     def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
+        from pipecast.passes.imports import is_local
+
         values = {**self.literal_inputs(spec), **self.inputs}
         missing = sorted(set(spec.inputs) - set(values))
         if missing:
@@ -93,7 +95,7 @@ class AirflowConvention(Convention):
         for name in spec.inputs:
             if is_artifact_input(spec, name):
                 for path in values[name] if isinstance(values[name], list) else [values[name]]:
-                    if path is not None and not Path(str(path)).exists():
+                    if path is not None and is_local(str(path)) and not Path(str(path)).exists():
                         raise ConventionError(
                             f"artifact input {name!r} is not at {path} (is artifact_root shared by every worker?)"
                         )
@@ -136,6 +138,8 @@ class _Resolver:
             self.index = -1
         self._items: dict[str, list[Any]] = {}
         self._positions: dict[str, dict[tuple[int, ...], int]] = {}
+        #: Folders a relative local artifact path is looked up in (:func:`local_artifact`).
+        self.search: list[str] = []
 
     def pull(self, task_id: str, map_index: int | None) -> Any:
         if map_index is None or map_index < 0:
@@ -158,7 +162,8 @@ class _Resolver:
 
     def source(self, src: Mapping[str, Any], index: Any) -> Any:
         if "param" in src:
-            return self.params[src["param"]]
+            value = self.params[src["param"]]
+            return local_artifact(value, self.search) if src.get("artifact") else value
         if "pipeline" in src:
             field = src["pipeline"]
             if field == "name":
@@ -176,11 +181,36 @@ class _Resolver:
             if src.get("json") and isinstance(value, str):
                 value = json.loads(value)
             value = decode_stock(value)
-            return None if value is None else value.get(src["output"])
+            if value is None or "metric" not in src:
+                return None if value is None else value.get(src["output"])
+            return self.metric(src, index, value.get(src["output"]))
         if "switch" in src:
             branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
             return None if branch is None else self.binding(branch, index)
         raise ConventionError(f"unknown binding source {sorted(src)}")
+
+    def metric(self, src: Mapping[str, Any], index: int, path: Any) -> float:
+        """One number of a Metrics output (SPEC §15): from what the producing task published
+        to XCom (:func:`run_step`), else from the file (a container step's, under
+        artifact_root). A missing name fails the reader, naming what there is."""
+        from pipecast.metrics import MetricsError, metric_value
+
+        mapped = "mapped" in src or "via" in src
+        where = self.position(src, index) if mapped and not src.get("row") else -1
+        meta = self.ti.xcom_pull(task_ids=src["xcom"], key=META_KEY, map_indexes=where)
+        found = (meta or {}).get("metrics", {}).get(src["output"]) if isinstance(meta, dict) else None
+        name = src["metric"]
+        if isinstance(found, dict):
+            if name not in found:
+                have = ", ".join(sorted(found)) or "none"
+                raise ConventionError(
+                    f"output {src['output']!r} of {src['xcom']!r} has no metric {name!r} (it has: {have})"
+                )
+            return float(found[name])
+        try:
+            return metric_value(str(path), name)
+        except MetricsError as exc:
+            raise ConventionError(f"output {src['output']!r} of {src['xcom']!r}: {exc}") from None
 
     def position(self, src: Mapping[str, Any], index: int) -> int:
         """The map index a source names for the reader at ``index``: its own (``mapped``) or,
@@ -273,6 +303,48 @@ def _resolver(context: Mapping[str, Any], doc: Mapping[str, Any] | None = None) 
     return res
 
 
+def local_artifact(uri: Any, search: list[str]) -> Any:
+    """An artifact URI as a step reads it (SPEC §14; docs/semantics.md): Airflow is self-hosted,
+    so a local path is read on the worker: an absolute path or ``file://`` URI as it is, a
+    relative path from the first folder of ``search`` (the project folder, then
+    ``$PIPECAST_PYTHON_PATH``: where the pipeline's own code is) that holds it. Another URI
+    (``s3://``...) is handed over unchanged."""
+    from pipecast.passes.imports import is_local, local_path
+
+    if not isinstance(uri, str) or not is_local(uri):
+        return uri
+    path = local_path(uri, Path.cwd())
+    if Path(uri).is_absolute() or uri.startswith("file://"):
+        if not path.exists():
+            raise ConventionError(f"artifact {uri!r}: {path} does not exist on this worker")
+        return str(path)
+    for folder in search:
+        candidate = Path(folder) / uri
+        if candidate.exists():
+            return str(candidate)
+    raise ConventionError(
+        f"artifact {uri!r}: no such path in the project folder on this worker (looked in: "
+        f"{', '.join(search) or 'nothing'}); deploy it with the pipeline's code, or use an absolute "
+        "path or a URI"
+    )
+
+
+def import_artifact(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """An import step (SPEC §14): no code runs; the artifact is the resolved URI (a local path
+    must exist on this worker). Its metadata goes to the run record through XCom."""
+    res = _resolver(context, doc)
+    _stop_after_failure(res, context)
+    res.search = python_path(doc, context)
+    uri = res.binding(doc["uri"], res.index)
+    value = local_artifact(uri, res.search)
+    # No code ran: no attempt (as the simulator records an import).
+    meta: dict[str, Any] = {"attempts": 0}
+    if doc.get("metadata"):
+        meta["metadata"] = {"artifact": doc["metadata"]}
+    _push_meta(res.ti, meta)
+    return {"artifact": value}
+
+
 def _inputs(doc: Mapping[str, Any], res: _Resolver) -> dict[str, Any]:
     return {name: res.binding(b, res.index) for name, b in doc.get("inputs", {}).items()}
 
@@ -307,6 +379,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
     res = _resolver(context, doc)
     _stop_after_failure(res, context)
     _wait_for_slot(res, doc)
+    res.search = python_path(doc, context)
     spec = StepSpec.model_validate(doc["spec"])
     if spec.cache is not None and not spec.cache.store:
         store = _artifact_root(doc).joinpath(".pipecast-cache", _safe(res.dag_id))
@@ -325,8 +398,33 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
         # The runtime already retried (SPEC §6 timing): the task fails once, for good.
         _push_meta(res.ti, {"attempts": exc.attempts or 1})
         raise RuntimeError(exc.summary) from None
-    _push_meta(res.ti, {"attempts": outcome.attempts, **({"status": "cached"} if outcome.cached else {})})
+    meta: dict[str, Any] = {"attempts": outcome.attempts, **({"status": "cached"} if outcome.cached else {})}
+    meta.update(_published_metrics(spec, outcome.published))
+    _push_meta(res.ti, meta)
     return dict(outcome.published)
+
+
+def _published_metrics(spec: StepSpec, published: Mapping[str, Any]) -> dict[str, Any]:
+    """SPEC §15: each Metrics output's numbers (``metrics``) and each artifact's metadata
+    (``metadata``), for the run record and for readers of ``steps.S.outputs.O.NAME``."""
+    from pipecast import metrics
+    from pipecast.runtime._values import is_artifact
+
+    found: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    for name, type_name in spec.outputs.items():
+        path = published.get(name)
+        if not (isinstance(path, str) and is_artifact(type_name)):
+            continue
+        if type_name == "Metrics":
+            try:
+                found[name] = metrics.read(path)
+            except metrics.MetricsError:
+                found[name] = {}
+        data = metrics.metadata(path)
+        if data:
+            meta[name] = data
+    return {**({"metrics": found} if found else {}), **({"metadata": meta} if meta else {})}
 
 
 def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
