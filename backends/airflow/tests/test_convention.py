@@ -96,6 +96,7 @@ def test_docker_last_stdout_line_carries_outputs_and_artifacts_flow(tmp_path):
         "stats": {"min": 1, "max": 16, "count": 4},
         "title": "sq: 1..4",
     }
+    assert list(outputs["stats"]) == ["min", "max", "count"]  # the step's key order (SPEC §22)
     assert Path(table).read_text() == "n,square\n1,1\n2,4\n3,9\n4,16\n"
     # The next task receives the artifact's path through XCom and writes a folder artifact.
     proc = _run(docs["split"], {"table": table}, tmp_path, "--xcom-stdout")

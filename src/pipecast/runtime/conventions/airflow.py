@@ -108,7 +108,8 @@ class AirflowConvention(Convention):
 
     def write_outputs(self, spec: StepSpec, result: AttemptResult, workdir: Path) -> Any:
         outputs = {name: result.outputs.get(name) for name in sorted(spec.outputs)}
-        text = json.dumps(outputs, sort_keys=True)
+        # Output names in order; a dict value keeps its stored key order (SPEC §22).
+        text = json.dumps(outputs)
         if self.xcom_file is not None:
             self.xcom_file.parent.mkdir(parents=True, exist_ok=True)
             self.xcom_file.write_text(text, encoding="utf-8")
@@ -621,4 +622,5 @@ def inputs_arg(doc: Mapping[str, Any], ti: Any, params: Mapping[str, Any], run_i
     values = _inputs(doc, res)
     task = ti.task_id + (f"_{res.index}" if res.index >= 0 else "")
     values["-run"] = {"dag": res.dag_id, "run": run_id, "task": task}
-    return json.dumps(values, sort_keys=True)
+    # Input names in order; a dict value keeps its stored key order (SPEC §22).
+    return json.dumps(dict(sorted(values.items())))
