@@ -1,6 +1,7 @@
 """Steps of the components example: an orders table, cleaned, a tiny model trained and used.
 
-Standard library only; each step runs in milliseconds and is deterministic.
+Standard library only (plus pipecast.dsl for ``load_orders``, which pipeline.py calls as a DSL
+step); each step runs in milliseconds and is deterministic.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import json
 import math
 from pathlib import Path
 
+from pipecast.dsl import Dataset, Output, step
 
-def load_orders(rows: int, table: str) -> int:
+
+@step(output="count")
+def load_orders(rows: int, table: Output[Dataset]) -> int:
     """Write ``rows`` synthetic orders (id, amount, returned) as CSV; return the row count."""
     with Path(table).open("w", newline="") as fh:
         out = csv.writer(fh)
