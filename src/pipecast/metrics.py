@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,19 @@ def metric_value(path: str, name: str) -> float:
         have = ", ".join(sorted(found)) or "none"
         raise MetricsError(f"the Metrics output has no metric {name!r} (it has: {have})")
     return float(found[name])
+
+
+def numbers_of(declared: Mapping[str, str], outputs: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
+    """Each ``Metrics`` output's numbers as floats (SPEC §15 reads a metric as a ``float``),
+    from the step's local output paths; ``None`` when no output is declared ``Metrics``. An
+    unreadable file has no numbers (a condition reading one fails with the missing name)."""
+    names = [n for n, t in declared.items() if t == "Metrics"]
+    if not names:
+        return None
+    found: dict[str, dict[str, float]] = {}
+    for name in names:
+        try:
+            found[name] = {k: float(v) for k, v in read(outputs[name]).items()}
+        except (KeyError, TypeError, MetricsError):
+            found[name] = {}
+    return found

@@ -178,3 +178,25 @@ def test_result_cache_restores_artifacts_without_running(tmp_path, where, reques
     assert not run(3, max_age=0.0).cached  # older than max_age: runs again
     data.write_text("abcd")  # an artifact input changes by content
     assert not run(4).cached
+
+
+def test_jobs_write_metrics_beside_their_outputs(tmp_path):
+    """SPEC §15 on Step Functions jobs: each Metrics output's numbers (floats) in metrics.json
+    beside the outputs file, for the state machine to read back; the outcome carries them too
+    (the callback worker's answer)."""
+    spec = make_spec("scores", outputs={"scores": "Metrics"})
+    root = tmp_path / "opt-ml-processing"
+    out = run_step(spec, SageMakerConvention({}, root), workdir=tmp_path / "w", python_path=[str(PROJECT)])
+    written = (root / "output" / "pipecast-outputs" / "metrics.json").read_text()
+    assert json.loads(written) == {"scores": {"rows": 3.0, "auc": 0.5}} == out.metrics
+    assert '"rows": 3.0' in written  # a metric is read as a float
+
+    result = tmp_path / "res" / "outputs.json"
+    outcome = run_step(
+        make_spec("noop"),
+        S3Convention({}, None, str(result)),
+        workdir=tmp_path / "w2",
+        python_path=[str(PROJECT)],
+    )
+    assert result.exists() and outcome.metrics is None
+    assert not result.with_name("metrics.json").exists()  # no Metrics output, no file

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sfn_helpers import compile_file, run_in_moto
 
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/steps:1"
+
 STEPS = """
 import os
 from pathlib import Path
@@ -128,15 +130,22 @@ def test_a_missing_metric_fails_the_step_with_a_named_error(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("compute", ["sagemaker", "batch"])
-def test_metric_refs_need_the_callback_compute(tmp_path: Path, compute: str) -> None:
-    from pipecast.api import compile_pipeline, load_checked
-    from pipecast.diagnostics import UserError
-
-    with pytest.raises(UserError) as err:
-        compile_pipeline(load_checked(write(tmp_path, METRICS)), "stepfunctions", {"compute": compute})
-    shown = str(err.value)
-    assert "metric values in conditions and inputs need compute callback" in shown
-    assert "step 'gate'" in shown and "pipeline.yaml:" in shown
+def test_jobs_read_their_metrics_back_into_the_state(tmp_path: Path, compute: str) -> None:
+    """SageMaker and Batch jobs: the runtime writes pipecast-outputs/metrics.json, a getObject
+    and a Pass put it at $.steps.<step>.metrics, where the Choice rule reads it."""
+    _, result, _ = compile_file(write(tmp_path, METRICS), compute=compute, default_image=ECR)
+    text = result.files["metrics-refs.asl.json"]
+    states = json.loads(text)["States"]
+    get, put = states["eval (metrics)"], states["eval (metrics into state)"]
+    assert get["Next"] == "eval (metrics into state)"
+    assert get["Parameters"]["Key.$"].endswith("/eval/pipecast-outputs/metrics.json', $.pipeline.run_id)")
+    assert put == {
+        "Type": "Pass",
+        "InputPath": "$.fetched_metrics.numbers",
+        "ResultPath": "$.steps.eval.metrics",
+        "Next": put["Next"],
+    }
+    assert '"Variable": "$.steps.eval.metrics.scores.f1"' in text
 
 
 @pytest.mark.slow

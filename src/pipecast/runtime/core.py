@@ -174,20 +174,10 @@ def run_step(
 
 
 def _metrics(spec: StepSpec, outputs: dict[str, Any]) -> dict[str, dict[str, float]] | None:
-    """Each ``Metrics`` output's numbers as floats (SPEC §15 reads a metric as a ``float``);
-    ``None`` when the step has no ``Metrics`` output. An unreadable file has no numbers."""
-    from pipecast import metrics
+    """Each ``Metrics`` output's numbers (:func:`pipecast.metrics.numbers_of`)."""
+    from pipecast.metrics import numbers_of
 
-    names = [n for n, t in spec.outputs.items() if t == "Metrics"]
-    if not names:
-        return None
-    found: dict[str, dict[str, float]] = {}
-    for name in names:
-        try:
-            found[name] = {k: float(v) for k, v in metrics.read(outputs[name]).items()}
-        except (KeyError, metrics.MetricsError):
-            found[name] = {}
-    return found
+    return numbers_of(spec.outputs, outputs)
 
 
 @dataclass

@@ -109,9 +109,10 @@ class StepFunctionsBackend(Backend):
             "'artifact' output, metadata beside it; no code runs"
         ),
         Feature.METRIC_REFS: runtime(
-            "compute callback: the worker publishes each Metrics output's numbers beside its outputs "
-            "($.steps.<step>.metrics), read by Choice rules and inputs; a missing name fails the step "
-            "(a Fail state); compute sagemaker/batch: not yet (a compile error names the step)"
+            "the runtime publishes each Metrics output's numbers beside the step's outputs "
+            "($.steps.<step>.metrics: the callback worker's answer, or metrics.json read back after a "
+            "SageMaker/Batch job), read by Choice rules and inputs; a missing name fails the step (a "
+            "Fail state); a stock-image SageMaker step whose metrics are read runs the runtime"
         ),
         Feature.STRUCTURED_VALUES: runtime(
             "a task input: the literal as JSON text plus each reference's value (a JSONPath), built by "
@@ -148,8 +149,6 @@ class StepFunctionsBackend(Backend):
         from .instances import pick_instance
 
         _check_loop_items(index, report)
-        if settings.compute != "callback":
-            _check_metric_refs(index, settings.compute, report)
         if settings.compute != "sagemaker":
             return
         for node in index.tasks():
@@ -231,23 +230,6 @@ class StepFunctionsBackend(Backend):
         from .local import StepFunctionsEngine
 
         return StepFunctionsEngine()
-
-
-def _check_metric_refs(index: PipelineIndex, compute: str, report: Report) -> None:
-    """SPEC §15 metric values are published by the callback worker's answer; SageMaker and
-    Batch jobs answer with their outputs file only (not yet carrying the numbers)."""
-    from pipecast.passes.features import used_features
-
-    for use in used_features(index):
-        if use.feature == Feature.METRIC_REFS:
-            report.unsupported(
-                f"metric values in conditions and inputs need compute "
-                f"callback; compute {compute} does not publish them yet",
-                use.path,
-                step=use.step,
-                code="unsupported-feature",
-                hint="set compute: callback, or have the step also return the number as a float output",
-            )
 
 
 def _check_loop_items(index: PipelineIndex, report: Report) -> None:

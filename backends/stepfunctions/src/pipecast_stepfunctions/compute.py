@@ -235,6 +235,7 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
     if plan is not None and plan.stock:
         return _sagemaker_stock(em, node, frame, nxt, image, itype)
     spec_uri = em.store_spec(node, _static_spec(em, node))
+    nxt, metric_events = read_metrics(em, node, frame, nxt)
     task = node.task
     artifacts = [o for o, t in task.outputs.items() if is_artifact(t)]
     params_out = [o for o, t in task.outputs.items() if not is_artifact(t)]
@@ -368,7 +369,48 @@ def sagemaker(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Bui
             nxt,
         )
         events = (events[0] + 2, events[1] + 2)
-    return Built(put, events)
+    return Built(put, (events[0] + metric_events, events[1] + metric_events))
+
+
+def read_metrics(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str | None, int]:
+    """SPEC §15 with a SageMaker or Batch job: the runtime writes each Metrics output's numbers
+    to ``pipecast-outputs/metrics.json`` beside the outputs file; a ``getObject`` state reads
+    it and a ``Pass`` puts it at ``$.steps.<step>.metrics`` (as the callback worker's answer
+    does). Returns the state to go to after the job's own states (``nxt`` when the step has no
+    Metrics output) and the history events added."""
+    if "Metrics" not in node.task.outputs.values():
+        return nxt, 0
+    get = em.names.new(f"{node.name} (metrics)", "outputs", node.name)
+    put = em.names.new(f"{node.name} (metrics into state)", "outputs", node.name)
+    em.add(
+        frame,
+        get,
+        {
+            "Type": "Task",
+            "Resource": S3_GET,
+            "Parameters": {
+                "Bucket": em.settings.bucket,
+                "Key.$": em.prefix_call(
+                    node, frame, with_bucket=False, suffix="/pipecast-outputs/metrics.json"
+                ),
+            },
+            "ResultSelector": {"numbers.$": "States.StringToJson($.Body)"},
+            "ResultPath": "$.fetched_metrics",
+            "Retry": [S3_HICCUP_RETRY],
+        },
+        put,
+    )
+    em.add(
+        frame,
+        put,
+        {
+            "Type": "Pass",
+            "InputPath": "$.fetched_metrics.numbers",
+            "ResultPath": f"$.steps.{node.name}.metrics",
+        },
+        nxt,
+    )
+    return get, SDK_EVENTS + 2
 
 
 def job_definition_name(em: Emitter, image: str) -> str:
@@ -385,6 +427,7 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
     image = _need_image(em, node, eff.image or s.default_image, "AWS Batch")
     jobdef = job_definition_name(em, image)
     em.job_definitions[jobdef] = image
+    nxt, metric_events = read_metrics(em, node, frame, nxt)
     # The job definition's command takes these through Ref:: placeholders (job parameters);
     # the runtime reads ``--spec @s3://...`` from S3.
     job_params = {
@@ -468,7 +511,8 @@ def batch(em: Emitter, node: StepNode, frame: Frame, nxt: str | None) -> Built:
         nxt,
     )
     expected, worst = em.task_events(node, TASK_EVENTS)
-    return Built(req, (expected + 2 + SDK_EVENTS, worst + 2 + SDK_EVENTS))
+    extra = 2 + SDK_EVENTS + metric_events
+    return Built(req, (expected + extra, worst + extra))
 
 
 def job_definition(em: Emitter, name: str, image: str) -> dict[str, Any]:
@@ -544,6 +588,22 @@ def _script_arguments(node: StepNode, script: str) -> list[str]:
     return pieces
 
 
+def metrics_read(em: Emitter) -> frozenset[str]:
+    """Steps whose Metrics numbers some condition or input reads by name (SPEC §15)."""
+    if em.metric_sources is None:
+        from pipecast.ir.condition import paths
+
+        found: set[str] = set()
+        nodes = [*em.index.walk(), *([em.index.finally_node] if em.index.finally_node else [])]
+        for n in nodes:
+            refs = [r for _p, r in em.index.input_refs(n)]
+            if n.resolved.when is not None:
+                refs += list(paths(n.resolved.when))
+            found.update(r.name for r in refs if r.kind == "step" and r.metric is not None)
+        em.metric_sources = frozenset(found)
+    return em.metric_sources
+
+
 def stock_plan(em: Emitter, node: StepNode) -> stock.StockPlan | None:
     """Whether a container step runs its image unchanged on this compute (``None``: python)."""
 
@@ -558,6 +618,8 @@ def stock_plan(em: Emitter, node: StepNode) -> stock.StockPlan | None:
             out.append("Step Functions has no result cache: the runtime keeps it (SPEC §20)")
         if stock.uses_pipeline_fields(run):
             out.append(stock.PIPELINE_FIELDS_REASON)
+        if node.name in metrics_read(em):
+            out.append("its metrics are read by name (SPEC §15): the runtime publishes the numbers")
         return out
 
     def input_reason(slot: stock.Slot, ref: Ref) -> str | None:

@@ -96,6 +96,8 @@ class Emitter(Outliner):
     warned_images: set[str] = field(default_factory=set)
     #: container step → whether it runs its image unchanged (SPEC §21; compute.stock_plan)
     stock_plans: dict[str, Any] = field(default_factory=dict)
+    #: Steps whose Metrics numbers are read by name (compute.metrics_read), computed once.
+    metric_sources: frozenset[str] | None = None
     state_bytes: int = 0
     #: Bytes of the root scope's entries at their largest when long sequences are pruned.
     root_state_peak: int | None = None

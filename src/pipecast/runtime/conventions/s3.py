@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.io import atomic_write
+from pipecast.metrics import numbers_of
 from pipecast.runtime import s3io
 from pipecast.runtime.conventions.base import (
     Convention,
@@ -103,11 +104,17 @@ class S3Convention(Convention):
                 published[name] = value
         # Not dump_json (sorted keys): a dict output keeps its stored key order (SPEC §22).
         text = json.dumps(published, indent=2, ensure_ascii=False) + "\n"
+        numbers = numbers_of(spec.outputs, result.outputs)
+        metrics = json.dumps(numbers) + "\n" if numbers is not None else None
         if self.result == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
         elif self.result and self.result.startswith("s3://"):
             s3io.put_text(self.result, text)
+            if metrics is not None:  # SPEC §15: beside the result, read back by the state machine
+                s3io.put_text(self.result.rsplit("/", 1)[0] + "/metrics.json", metrics)
         elif self.result:
             atomic_write(Path(self.result), text)
+            if metrics is not None:
+                atomic_write(Path(self.result).with_name("metrics.json"), metrics)
         return published

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.io import atomic_write
+from pipecast.metrics import numbers_of
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
@@ -44,6 +45,8 @@ from pipecast.runtime.spec import StepSpec
 
 DEFAULT_ROOT = "/opt/ml/processing"
 RESULT_FOLDER = "pipecast-outputs"
+#: Beside the outputs file: each Metrics output's numbers (SPEC §15), {output: {name: float}}.
+METRICS_FILE = "metrics.json"
 
 
 class SageMakerConvention(Convention):
@@ -104,6 +107,9 @@ class SageMakerConvention(Convention):
                 params[name] = value
         # Not dump_json (sorted keys): a dict output keeps its stored key order (SPEC §22).
         atomic_write(self.result_path, json.dumps(params, indent=2, ensure_ascii=False) + "\n")
+        numbers = numbers_of(spec.outputs, result.outputs)
+        if numbers is not None:  # SPEC §15: read back by the state machine for conditions/inputs
+            atomic_write(self.result_path.with_name(METRICS_FILE), json.dumps(numbers) + "\n")
         return params
 
     def write_failure(self, spec: StepSpec, error: str, workdir: Path) -> None:
