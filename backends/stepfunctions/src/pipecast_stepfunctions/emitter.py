@@ -34,11 +34,10 @@ from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.passes.parse import (
     is_structured_template,
-    is_template,
     parse_template,
     refs_in,
-    single_ref,
 )
+from pipecast.passes.resolve import Lit, ParamRef, RefNode, StepOutput, Text
 
 from . import compute, waits
 from .conditions import to_rule
@@ -494,16 +493,18 @@ class Emitter(Outliner):
         spec = node.task.import_
         assert spec is not None
         name = self.names.new(node.name, "task", node.name)
-        segments: list[str | Ref] = parse_template(spec.uri) if is_template(spec.uri) else [spec.uri]
-        ref = single_ref(spec.uri.strip()) if is_template(spec.uri) else None
-        if ref is not None:
-            uri: tuple[str, Any] = ("artifact.$", ref_path(ref))
-        elif any(isinstance(seg, Ref) for seg in segments):
+        value = node.resolved.import_uri
+        assert value is not None
+        if isinstance(value, RefNode):
+            uri: tuple[str, Any] = ("artifact.$", ref_path(value.ref))
+        elif isinstance(value, Text):
+            segments = [p.ref if isinstance(p, RefNode) else p for p in value.parts]
             # Every value as itself: States.Format writes a string bare and a number as its
             # digits, which is what a URI holds (a loop item's type is unknown statically).
             uri = ("artifact.$", format_call(segments, lambda _ref: "str", self.pipeline.name))
         else:
-            uri = ("artifact", "".join(str(seg) for seg in segments))
+            assert isinstance(value, Lit)
+            uri = ("artifact", str(value.value))
         result: dict[str, Any] = {"outputs": dict([uri])}
         if spec.metadata:
             result["metadata"] = {"artifact": ordered(spec.metadata)}
@@ -632,7 +633,8 @@ class Emitter(Outliner):
             body = self.outline(body, body_frame)
         body_ev = body.events
 
-        items_ref = single_ref(group.for_each) if is_template(group.for_each) else None
+        for_each = node.resolved.for_each
+        items_ref = for_each.ref if isinstance(for_each, RefNode) else None
         pre: str | None = None
         built = is_structured_template(group.for_each)
         if items_ref is None:
@@ -729,9 +731,9 @@ class Emitter(Outliner):
         """Group outputs of a loop that read a body task with a ``when``: output → (step, key)."""
         assert node.body is not None
         found: dict[str, tuple[str, str]] = {}
-        for o, expr in node.group.outputs.items():
-            ref = single_ref(expr)
-            inner = node.body.steps.get(ref.name) if ref is not None and ref.kind == "step" else None
+        for o, value in node.resolved.outputs.items():
+            ref = value.ref if isinstance(value, StepOutput) else None
+            inner = node.body.steps.get(ref.name) if ref is not None else None
             if ref is not None and inner is not None and inner.is_task and inner.task.when is not None:
                 found[o] = (ref.name, ref.key or "")
         return found
@@ -742,8 +744,9 @@ class Emitter(Outliner):
         value = node.group.for_each
         if isinstance(value, list):
             return len(value), True
-        ref = single_ref(value) if is_template(value) else None
-        if ref is not None and ref.kind == "param":
+        for_each = node.resolved.for_each
+        ref = for_each.ref if isinstance(for_each, ParamRef) else None
+        if ref is not None:
             param = self.pipeline.params.get(ref.name)
             if param is not None and param.has_default and isinstance(param.default, list):
                 return len(param.default), True
