@@ -80,9 +80,9 @@ class VertexBackend(Backend):
             "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
             "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
-        Feature.STRUCTURED_VALUES: unsupported(
-            "not yet: a list or mapping literal holding references is built by the simulator only",
-            "pass each reference as its own input and build the value in the step",
+        Feature.STRUCTURED_VALUES: runtime(
+            "the consuming step's runtime builds the list/mapping from separate inputs "
+            "(--templates); a for_each over such a list iterates what a task `<loop>--items` builds"
         ),
         Feature.GROUP_FINALLY: unsupported(
             "a group's own finally (SPEC §18) is not lowered yet",

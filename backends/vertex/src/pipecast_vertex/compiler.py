@@ -45,7 +45,8 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun, Resources
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
-from pipecast.passes.resolve import RefNode, StepOutput, Text
+from pipecast.passes.parse import is_structured_template
+from pipecast.passes.resolve import ListOf, RefNode, StepOutput, refs_of
 from pipecast.runtime.conventions.kfp import encode, encode_item, textual
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast.stock import StockPlan
@@ -462,7 +463,8 @@ class Compiler:
         json_inputs: set[str] = set()
         resolved = node.resolved.inputs
         for name, value in step.inputs.items():
-            if not isinstance(value, str) or "{{" not in value:
+            structured = isinstance(value, list | dict) and is_structured_template(value)
+            if not structured and (not isinstance(value, str) or "{{" not in value):
                 continue  # literal: embedded in the step spec
             rv = resolved[name]
             ref = rv.ref if isinstance(rv, RefNode) else None
@@ -505,8 +507,10 @@ class Compiler:
         """The references of an input the runtime renders: each declared and bound as the
         component's own input, keyed by its path (what ``--templates`` tells the runtime)."""
         refs: dict[str, list[Any]] = {}
-        for part in rv.parts if isinstance(rv, Text) else (rv,) if ref is not None else ():
-            if not isinstance(part, RefNode) or (part.ref.kind == "pipeline" and part.ref.name == "name"):
+        # A mixed string, one reference, or a list/mapping literal holding them (SPEC §19: the
+        # runtime builds the value from the separate inputs with the same render as everywhere).
+        for part in refs_of(rv):
+            if part.ref.kind == "pipeline" and part.ref.name == "name":
                 continue
             seg = part.ref
             chan = self._chan(seg, node.scope, node.name)
@@ -1028,6 +1032,8 @@ class Compiler:
         items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
         if items_chan is not None and items_chan.kind == "param" and items_chan.json:
             items_chan = self._items_task(node, task, dag, scope, needs, top, items_chan)
+        elif isinstance(items, ListOf):  # SPEC §19: the list is built at run time
+            items_chan = self._items_task(node, task, dag, scope, needs, top, None)
         if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
             # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
             key = (items_chan.key or "") + ITEMS_SUFFIX
@@ -1093,36 +1099,55 @@ class Compiler:
         scope: Scope,
         needs: Needs,
         top: bool,
-        param: Chan,
+        param: Chan | None,
     ) -> Chan:
         """A loop over a pipeline parameter: the parameter travels as JSON text, and a
         ``parameterIterator`` needs a native list. A task ``<loop>--items`` beside the loop runs
         the runtime's ``identity`` on it, which writes the ``--items`` companion (compound
         items as JSON text, so they stay exact, see :mod:`pipecast_vertex.wire`); the loop
-        iterates that. Returns the channel of the companion."""
+        iterates that. Returns the channel of the companion.
+
+        ``param`` ``None``: the loop's ``for_each`` is a list literal holding references
+        (SPEC §19), which the task's runtime builds from its separate inputs (``--templates``)."""
         tname = f"{n.task_name(node.name)}--items"
         items = dag.tasks[tname]
         items.task_info.name = tname
         items.component_ref.name = n.component_name(tname)
         task.dependent_tasks.append(tname)
         comp = self.spec.components[items.component_ref.name]
-        comp.input_definitions.parameters["value"].parameter_type = PT.STRING
         comp.output_definitions.parameters["output"].parameter_type = PT.STRING
         comp.output_definitions.parameters["output" + ITEMS_SUFFIX].parameter_type = PT.LIST
-        self._bind(items.inputs, "value", param, scope, needs, top)
+        type_ = param.type if param is not None else "list"
+        json_inputs: set[str] = set()
+        templates: dict[str, Any] = {}
+        if param is not None:
+            comp.input_definitions.parameters["value"].parameter_type = PT.STRING
+            self._bind(items.inputs, "value", param, scope, needs, top)
+            json_inputs.add("value")
+        else:
+            rv = node.resolved.for_each
+            refs = self._template_refs(node, rv, None, items, comp, scope, needs, top, json_inputs)
+            templates["value"] = {"template": node.group.for_each, "refs": refs}
+            # kfp.local orders tasks by dependentTasks only: wait for the siblings it reads.
+            producers = {b.task_output_parameter.producer_task for b in items.inputs.parameters.values()}
+            producers |= {b.task_output_artifact.producer_task for b in items.inputs.artifacts.values()}
+            items.dependent_tasks.extend(sorted(p for p in producers if p))
         spec = StepSpec(
             pipeline=self.p.name,
             step=f"{node.name}--items",
             run=PythonRun(python="pipecast.runtime.builtins:identity"),
-            inputs={"value": InputSpec(type=param.type)},
-            outputs={"output": param.type},
+            inputs={"value": InputSpec(type=type_)},
+            outputs={"output": type_},
         )
         args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}"]
-        args += ["--json-inputs", '["value"]']
+        if templates:
+            args += ["--templates", kfp_inert(json.dumps(templates, sort_keys=True, separators=(",", ":")))]
+        if json_inputs:
+            args += ["--json-inputs", kfp_inert(json.dumps(sorted(json_inputs), separators=(",", ":")))]
         image = self.p.defaults.image or self.settings.image or placeholder("image")
         container = {"image": image, "command": [self.settings.python, "-m", "pipecast.runtime", "run"]}
         comp.executor_label = self._executor(tname, {"container": {**container, "args": args}})
-        return Chan("task", tname, "output" + ITEMS_SUFFIX, param.type, PT.LIST)
+        return Chan("task", tname, "output" + ITEMS_SUFFIX, type_, PT.LIST)
 
     def _iterate(
         self,

@@ -269,10 +269,10 @@ class KfpConvention(Convention):
         values = self.literal_inputs(spec)
         params = self._section("inputs", "parameterValues")
         for name, ispec in spec.inputs.items():
-            if ispec.literal:
-                continue
-            if name in self.templates:
+            if name in self.templates:  # a mixed string or a list/mapping literal (SPEC §19)
                 values[name] = self._render(spec, self.templates[name])
+            elif ispec.literal:
+                continue
             elif is_artifact_input(spec, name):
                 paths = self._artifact_paths(name)
                 values[name] = paths if element_type(ispec.type) not in (None, ANY) else paths[0]
