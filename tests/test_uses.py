@@ -227,3 +227,40 @@ def test_a_doubling_chain_of_subpipelines_is_refused(tmp_path: Path, monkeypatch
         load_checked(tmp_path / "l11.yaml")
     (diag,) = info.value.diagnostics
     assert diag.code == "too-big" and "grows past 100 steps through sub-pipelines" in diag.message
+
+
+def test_import_paths_follow_their_file_through_nesting(tmp_path: Path) -> None:
+    _files(
+        tmp_path,
+        {
+            "a/b/inner.yaml": """
+            pipecast: 1
+            name: inner
+            params: {given: {type: Dataset, default: "x.csv"}}
+            steps:
+              own:
+                import: {uri: "data/own.csv", type: Dataset}
+              bound:
+                import: {uri: "{{ params.given }}", type: Dataset}
+        """,
+            "a/middle.yaml": """
+            pipecast: 1
+            name: middle
+            steps:
+              m:
+                uses: ./b/inner.yaml
+                inputs: {given: "mid.csv"}
+        """,
+            "p.yaml": """
+            pipecast: 1
+            name: p
+            steps:
+              top:
+                uses: ./a/middle.yaml
+        """,
+        },
+    )
+    top = load_checked(tmp_path / "p.yaml").pipeline.steps["top"]
+    inner = top.steps["top.m"]
+    assert inner.steps["top.m.own"].import_.uri == "a/b/data/own.csv"
+    assert inner.steps["top.m.bound"].import_.uri == "a/mid.csv"  # relative to middle.yaml

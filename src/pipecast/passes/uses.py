@@ -598,8 +598,9 @@ class Expander:
                 ).located(self.source)
             )
         rw = _Rewriter(name, inner, bindings, self, (*path, "uses"))
-        if target.is_absolute() and target.parent != self.ctx.top_dir:
-            rw.moved = (target.parent, self.ctx.top_dir)
+        if target.is_absolute() and target.parent != self.file.parent:
+            # Each level rewrites to the file that uses it, so nested files end relative to the top.
+            rw.moved = (target.parent, self.file.parent)
         defaults = data.get("defaults") or {}
         steps = rw.steps(data.get("steps", {}), defaults)
         group: dict[str, Any] = {"steps": steps}
@@ -632,8 +633,8 @@ class _Rewriter:
         self.where = where
         self.failed = False
         self.group_finally = False
-        #: (called file's folder, top-level folder) when they differ: relative import paths
-        #: (SPEC §14, relative to the file they are written in) are rewritten to the top's.
+        #: (called file's folder, using file's folder) when they differ: relative import paths
+        #: (SPEC §14, relative to the file they are written in) are rewritten to the user's.
         self.moved: tuple[Path, Path] | None = None
 
     def fail(self, message: str) -> None:
@@ -680,7 +681,10 @@ class _Rewriter:
         if "inputs" in t:
             t["inputs"] = {k: self.value(v) for k, v in t["inputs"].items()}
         if "import" in t and "uri" in t["import"]:
-            t["import"] = {**t["import"], "uri": self.local_path(self.value(t["import"]["uri"]))}
+            uri = t["import"]["uri"]
+            # A path written in the called file moves with it; a value bound from the using file
+            # (``{{ params.X }}``) is already relative to the using file.
+            t["import"] = {**t["import"], "uri": self.value(uri) if "{{" in uri else self.local_path(uri)}
         if "when" in t:
             t["when"] = self.condition(t["when"])
         if "after" in t:
