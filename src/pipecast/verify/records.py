@@ -44,6 +44,8 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
         if key in steps:
             continue
         name = base_name(key)
+        if name in index.finals:
+            continue  # a group's finally that did not run has no entry (SPEC §18, the simulator's)
         node = index.nodes.get(name)
         if node is not None and node.is_group:
             inner_names = {n.name for n in index.walk(node.body)}

@@ -136,9 +136,8 @@ class AirflowBackend(Backend):
         Feature.STRUCTURED_VALUES: runtime(
             "the runtime builds the value from the binding document (XCom values, paths)"
         ),
-        Feature.GROUP_FINALLY: unsupported(
-            "a group's own finally (SPEC §18) is not lowered yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+        Feature.GROUP_FINALLY: native(
+            "<group>-finally with trigger rule all_done; group.status from the group's task states"
         ),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),

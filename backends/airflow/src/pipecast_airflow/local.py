@@ -125,7 +125,11 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
         group, _, name = base.rpartition(".")
         condition = name.endswith("-condition") and ti.get("state") == "failed"
         name = name.removesuffix("-condition") if condition else name
-        if "-" in name:
+        if name.endswith("-finally"):  # a group's own finally (SPEC §18): key <group>.finally
+            if ti.get("state") == "skipped":
+                continue  # its when group was skipped, or it never started: it did not run
+            name = name[: -len("-finally")] + ".finally"
+        elif "-" in name:
             continue  # pipecast's helper tasks (conditions, joins, items, status)
         if group and not index:
             continue  # the unexpanded mapped task of a loop over no items: no item ran

@@ -19,6 +19,11 @@ Shape (one ``when`` or ``for_each`` group becomes helper tasks, never a user-vis
   lowered to the top level too (see :meth:`Lowering.loop`);
 * ``finally``: a task downstream of everything with trigger rule ``all_done``, then a
   ``pipeline-status`` leaf (``all_done``) that fails the run when any task failed;
+* a group ``g``'s own ``finally`` (SPEC §18): ``g-finally`` after the group's last task with
+  trigger rule ``all_done`` (``group.status`` read by the runtime from the states of the
+  group's tasks; skipped with its ``when`` group), then ``g-end``
+  (``none_failed_min_one_success`` over the group's last task and the finally): what comes
+  after the group waits for it and still sees the group's failure;
 * pipeline ``outputs``: a ``pipeline-outputs`` task returning them as its XCom.
 
 Helper ids contain ``-``, which step names cannot, so they never clash with a step.
@@ -33,7 +38,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref
 from pipecast.ir.values import is_artifact
-from pipecast.passes.analysis import PipelineIndex, Scope, StepNode
+from pipecast.passes.analysis import FinallyKind, PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import Value, has_template_text, refs_of
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
@@ -162,6 +167,12 @@ class Lowering:
 
     def exit(self, node: StepNode) -> str:
         """The variable of the last task of a sibling (what steps after it wait for)."""
+        if node.is_group and node.finally_node is not None:
+            return f"e_{node.name}"
+        return self.body_exit(node)
+
+    def body_exit(self, node: StepNode) -> str:
+        """The last task of a sibling before its group's own ``finally``."""
         if node.is_group:
             return f"d_{node.name}" if node.group.is_loop else f"j_{node.name}"
         return f"j_{node.name}" if node.step.when is not None else f"t_{node.name}"
@@ -188,7 +199,7 @@ class Lowering:
         ref: Ref,
         scope: Scope,
         dependent: str | None,
-        in_finally: bool = False,
+        in_finally: FinallyKind = False,
         reader: Any = SCOPE,
     ) -> dict[str, Any]:
         """Where the runtime finds one reference's value at run time, for a reader whose items
@@ -202,6 +213,10 @@ class Lowering:
             return {"param": ref.name}
         if ref.kind == "pipeline":
             return {"pipeline": ref.name}
+        if ref.kind == "group" and "group" not in self.index.loop_vars(scope):
+            return {"group": ref.name}  # SPEC §18: from the group's task states (doc "group")
+        if ref.kind == "group":
+            ref = Ref("loop", "group", ref.name)
         if ref.kind == "loop":
             group = self.index.loop_vars(scope)[ref.name]
             assert reader is not None
@@ -279,7 +294,7 @@ class Lowering:
         resolved: Value,
         scope: Scope,
         dependent: str | None,
-        in_finally: bool = False,
+        in_finally: FinallyKind = False,
         reader: Any = SCOPE,
     ) -> dict[str, Any]:
         """A binding: a literal, or a template whose references have sources (a list or mapping
@@ -345,6 +360,39 @@ class Lowering:
         return out
 
     def sibling(self, node: StepNode) -> list[Op | Group | Edge]:
+        body = self.sibling_body(node)
+        if node.is_group and node.finally_node is not None:
+            body.extend(self.group_finally(node, body))
+        return body
+
+    def group_finally(self, node: StepNode, body: list[Op | Group | Edge]) -> list[Op | Group | Edge]:
+        """``g-finally`` and ``g-end`` (see the module docstring)."""
+        fin = node.finally_node
+        assert fin is not None
+        fid = self.tid(node, "-finally")
+        op = self.task_op(fin, f"f_{node.name}", fid)
+        op.kwargs.append(("trigger_rule", "lit", "all_done"))
+        doc = self.docs[fid]
+        doc["group"] = {
+            # Every task of the group: group.status is "failed" when one failed (or was stopped,
+            # SPEC §10); none started means the group never ran, and neither does its finally.
+            "tasks": sorted(_task_ids(body)),
+            "same_index": bool(self.index.loops(node)),
+        }
+        if node.group.is_condition and node.group.else_ is None:
+            # SPEC §18: a skipped when group does not run its finally.
+            doc["guard"] = {**self.condition_doc(node), "expect": True}
+        end = Op(
+            f"e_{node.name}",
+            "EmptyOperator",
+            self.tid(node, "-end"),
+            [("trigger_rule", "lit", "none_failed_min_one_success")],
+        )
+        self.operators.add("EmptyOperator")
+        last = self.body_exit(node)
+        return [op, end, Edge(last, op.var), Edge(last, end.var), Edge(op.var, end.var)]
+
+    def sibling_body(self, node: StepNode) -> list[Op | Group | Edge]:
         if node.is_task and node.step.when is None:
             return [self.task_op(node, f"t_{node.name}", self.tid(node))]
         if node.is_task:
@@ -550,7 +598,7 @@ class Lowering:
         """The operator of one task step, with retries and timeout mapped natively."""
         from pipecast_airflow import operators
 
-        in_finally = node is self.index.finally_node
+        scope, dependent, in_finally = self.index.context(node)
         spec_import = node.task.import_
         if spec_import is not None:
             # An import step runs no code (SPEC §14): a worker task resolves the URI (a local
@@ -584,7 +632,7 @@ class Lowering:
             cache_store=cache_store,
         )
         inputs = {
-            name: self.value(value, node.resolved.inputs[name], node.scope, node.name, in_finally)
+            name: self.value(value, node.resolved.inputs[name], scope, dependent, in_finally)
             for name, value in node.task.inputs.items()
             if has_template_text(value)
         }
@@ -649,3 +697,14 @@ def _import_uri(node: StepNode) -> Value:
     uri = node.resolved.import_uri
     assert uri is not None
     return uri
+
+
+def _task_ids(body: list[Op | Group | Edge]) -> list[str]:
+    """Every task id of a lowered body, inside mapped task groups too."""
+    out: list[str] = []
+    for item in body:
+        if isinstance(item, Op):
+            out.append(item.task_id)
+        elif isinstance(item, Group):
+            out.extend(_task_ids(item.body))
+    return out

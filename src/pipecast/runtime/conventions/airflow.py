@@ -141,6 +141,8 @@ class _Resolver:
         self._positions: dict[str, dict[tuple[int, ...], int]] = {}
         #: Folders a relative local artifact path is looked up in (:func:`local_artifact`).
         self.search: list[str] = []
+        #: A group's finally (SPEC §18): ``{"tasks": [...], "same_index": bool}`` of its group.
+        self.group: Mapping[str, Any] | None = None
 
     def pull(self, task_id: str, map_index: int | None) -> Any:
         if map_index is None or map_index < 0:
@@ -172,6 +174,10 @@ class _Resolver:
             if field == "run_id":
                 return self.run_id
             return self.status()
+        if "group" in src:
+            return (
+                "failed" if any(state == "failed" for state in self.group_states().values()) else "succeeded"
+            )
         if "loop" in src:
             item = self.items_of(src["loop"])[index]
             if "level" in src:  # a nested loop's items are paths (see :func:`items`)
@@ -279,6 +285,33 @@ class _Resolver:
             states[ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"] = ti.state
         return states
 
+    def group_states(self) -> dict[str, str]:
+        """SPEC §18: each task instance of this finally's group (of this map index when the
+        group is inside a loop) as ``ran`` / ``failed`` (it failed, its upstream failed, or it
+        was stopped at start because the run had failed: SPEC §10) / ``skipped``."""
+        group = self.group or {}
+        tasks = set(group.get("tasks", []))
+        out: dict[str, str] = {}
+        for key, state in self.task_states().items():
+            task, index = key, -1
+            if key not in tasks:
+                task, _, suffix = key.rpartition("_")
+                if task not in tasks or not suffix.isdigit():
+                    continue
+                index = int(suffix)
+                if group.get("same_index") and index != self.index:
+                    continue
+            value = str(getattr(state, "value", state))
+            if value in FAILED_STATES:
+                out[key] = "failed"
+            elif value == "skipped":
+                meta = self.ti.xcom_pull(task_ids=task, key=META_KEY, map_indexes=index)
+                stopped = isinstance(meta, dict) and meta.get("status") == "not_run"
+                out[key] = "failed" if stopped else "skipped"
+            else:
+                out[key] = "ran"
+        return out
+
     def status(self) -> str:
         """``succeeded`` unless a task of this run failed (read from the run's task states)."""
         own = getattr(self.ti, "task_id", None)
@@ -379,6 +412,7 @@ def run_step(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, An
 
     res = _resolver(context, doc)
     _stop_after_failure(res, context)
+    _group_started(res, doc)
     _wait_for_slot(res, doc)
     res.search = python_path(doc, context)
     spec = StepSpec.model_validate(doc["spec"])
@@ -426,6 +460,26 @@ def _published_metrics(spec: StepSpec, published: Mapping[str, Any]) -> dict[str
         if data:
             meta[name] = data
     return {**({"metrics": found} if found else {}), **({"metadata": meta} if meta else {})}
+
+
+def _group_started(res: _Resolver, doc: Mapping[str, Any]) -> None:
+    """A group's finally (SPEC §18) runs once its group ran: a group whose tasks were all
+    stopped before they started (the run had failed, SPEC §10) never ran, and skips it."""
+    if doc.get("group") is None:
+        return
+    res.group = doc["group"]
+    states = res.group_states()
+    if "ran" in states.values() or not states:
+        return
+    if "failed" in states.values() and all(
+        str(getattr(s, "value", s)) == "skipped" for k, s in res.task_states().items() if k in states
+    ):
+        _push_meta(res.ti, {"status": "group_not_run"})
+        try:
+            from airflow.sdk.exceptions import AirflowSkipException
+        except ImportError:  # Airflow 2
+            from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+        raise AirflowSkipException("its group never started: the run had failed (SPEC §10, §18)")
 
 
 def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
