@@ -101,8 +101,11 @@ class AzureMLBackend(Backend):
             "pass each reference as its own input and build the value in the step",
         ),
         Feature.GROUP_FINALLY: unsupported(
-            "a group's own finally (SPEC §18) is not lowered yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+            # https://learn.microsoft.com/en-us/azure/machine-learning/reference-yaml-job-pipeline
+            "a job runs only when the jobs it depends on succeeded; the one job that runs after a "
+            "failure is settings.on_finalize, which Azure ML refuses inside a pipeline component "
+            "('On_finalize is not supported for pipeline component')",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
         ),
         Feature.FINALLY: native("settings.on_finalize; pipeline.status read by the runtime from run history"),
         Feature.SCHEDULE: native("a schedule YAML (cron trigger); deploy creates it"),

@@ -120,8 +120,10 @@ class StepFunctionsBackend(Backend):
             "the items with States.Array"
         ),
         Feature.GROUP_FINALLY: unsupported(
-            "a group's own finally (SPEC §18) is not lowered yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+            # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+            "the lowering (the group's states in a one-branch Parallel whose Catch runs the "
+            "finally, then a Fail state) is not written yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
         ),
         Feature.FINALLY: native(
             "the body runs in a Parallel whose Catch leads to the finally step, then Fail"

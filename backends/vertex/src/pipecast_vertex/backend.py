@@ -85,8 +85,10 @@ class VertexBackend(Backend):
             "(--templates); a for_each over such a list iterates what a task `<loop>--items` builds"
         ),
         Feature.GROUP_FINALLY: unsupported(
-            "a group's own finally (SPEC §18) is not lowered yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status)",
+            # kfp 2.17 compiler (pipeline_spec_builder): nested exit handlers are refused.
+            "kfp allows dsl.ExitHandler only in the outermost scope of a pipeline; an "
+            "ALL_UPSTREAM_TASKS_COMPLETED task over the group's sub-DAG is not lowered yet",
+            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
         ),
         Feature.FINALLY: native("exit handler: ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus"),
         Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),
