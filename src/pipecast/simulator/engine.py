@@ -310,28 +310,15 @@ class Engine:
     def lookup_for(self, frame: Frame, group_status: str | None = None) -> Callable[[Ref], Any]:
         """The value of a reference as seen from a frame (in a group's ``finally``: with the
         group's status, SPEC §18)."""
-        nodes = self.index.nodes
 
         def lookup(ref: Ref) -> Any:
             kind = ref.kind
             if kind == "param":
                 return self._param_values[ref.name]
             if kind == "step":
-                scope = nodes[ref.name].scope
-                f: Frame | None = frame
-                while f is not None and f.scope is not scope:
-                    f = f.parent
-                if f is None:
-                    raise StepError(f"step {ref.name!r} is not visible here")
-                inst = f.insts[ref.name]
-                out = inst.outputs
-                if out is None or ref.key not in out:
-                    raise Missing(ref.name)
-                if ref.metric is not None:
-                    return read_metric(out[ref.key], ref)
-                return out[ref.key]
+                return self._step_value(frame, ref)
             if kind == "group":  # SPEC §18; a loop variable named 'group' shadows it
-                f = frame
+                f: Frame | None = frame
                 while f is not None and f.loop_var != "group":
                     f = f.parent
                 if f is None and group_status is not None and ref.name == "status":
@@ -339,16 +326,7 @@ class Engine:
                 ref = Ref("loop", "group", ref.name)
                 kind = "loop"
             if kind == "loop":
-                f = frame
-                while f is not None and f.loop_var != ref.name:
-                    f = f.parent
-                if f is None:
-                    raise StepError(f"loop variable {ref.name!r} is not defined here")
-                if ref.key is None:
-                    return f.item
-                if not isinstance(f.item, dict) or ref.key not in f.item:
-                    raise StepError(f"loop item {f.item!r} has no key {ref.key!r} ({{{{ {ref.path} }}}})")
-                return f.item[ref.key]
+                return self._loop_value(frame, ref)
             if kind == "pipeline":
                 if ref.name == "status":
                     return "failed" if self.failing else "succeeded"
@@ -358,6 +336,36 @@ class Engine:
             raise StepError(f"{{{{ {ref.path} }}}} cannot be resolved here")
 
         return lookup
+
+    def _step_value(self, frame: Frame, ref: Ref) -> Any:
+        """A step output (or one of a Metrics output's numbers) as seen from ``frame``."""
+        scope = self.index.nodes[ref.name].scope
+        f: Frame | None = frame
+        while f is not None and f.scope is not scope:
+            f = f.parent
+        if f is None:
+            raise StepError(f"step {ref.name!r} is not visible here")
+        inst = f.insts[ref.name]
+        out = inst.outputs
+        if out is None or ref.key not in out:
+            raise Missing(ref.name)
+        if ref.metric is not None:
+            return read_metric(out[ref.key], ref)
+        return out[ref.key]
+
+    @staticmethod
+    def _loop_value(frame: Frame, ref: Ref) -> Any:
+        """The item of the nearest loop named ``ref.name`` (or one of its keys)."""
+        f: Frame | None = frame
+        while f is not None and f.loop_var != ref.name:
+            f = f.parent
+        if f is None:
+            raise StepError(f"loop variable {ref.name!r} is not defined here")
+        if ref.key is None:
+            return f.item
+        if not isinstance(f.item, dict) or ref.key not in f.item:
+            raise StepError(f"loop item {f.item!r} has no key {ref.key!r} ({{{{ {ref.path} }}}})")
+        return f.item[ref.key]
 
     @staticmethod
     def resolve_value(value: Value, lookup: Callable[[Ref], Any]) -> Any:

@@ -44,41 +44,8 @@ def render(graph: Graph) -> str:
         '  node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#3b6fd8", fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9, color="#555555"];',
     ]
-    # An edge to a group attaches to one of its tasks and is clipped at the cluster box.
-    first: dict[str, str] = {}
-    last: dict[str, str] = {}
-
-    def anchor(cid: str, pick_last: bool) -> str:
-        children = graph.clusters[cid].children
-        child = children[-1] if pick_last else children[0]
-        return anchor(child, pick_last) if child in graph.clusters else child
-
-    for cid in graph.clusters:
-        if graph.clusters[cid].children:
-            first[cid] = anchor(cid, False)
-            last[cid] = anchor(cid, True)
-
-    def emit(item: str, depth: int) -> None:
-        pad = "  " * depth
-        if item in graph.clusters:
-            c = graph.clusters[item]
-            title = c.lines if c.kind == "else" else [c.name, *c.lines]
-            out.append(f"{pad}subgraph {q('cluster_' + item)} {{")
-            out.append(f"{pad}  label={_label(*title)}; {_CLUSTER_STYLE[c.kind]};")
-            if not c.children:
-                out.append(f'{pad}  {q(item + "_empty")} [label="(no steps)", shape=plaintext, style=""];')
-            for child in c.children:
-                emit(child, depth + 1)
-            out.append(f"{pad}}}")
-            return
-        n = graph.nodes[item]
-        attrs = [f"label={_label(n.name, n.subtitle, f'when {n.when}' if n.when else '')}"]
-        if n.when:
-            attrs.append('style="rounded,filled,dashed"')
-        out.append(f"{pad}{q(item)} [{', '.join(attrs)}];")
-
     for item in graph.top:
-        emit(item, 1)
+        _emit(graph, item, 1, out)
     if graph.finally_id is not None:
         out.append(f"  subgraph {q('cluster_finally')} {{")
         out.append(f'    label={q("finally: always runs, last")}; style="rounded,dashed"; color="#d08a00";')
@@ -87,6 +54,45 @@ def render(graph: Graph) -> str:
             'fillcolor="#fff4e0", color="#d08a00", penwidth=2];'
         )
         out.append("  }")
+    out += _edges(graph)
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _anchor(graph: Graph, cid: str, pick_last: bool) -> str:
+    """The task an edge to or from cluster ``cid`` attaches to (it is clipped at the box)."""
+    children = graph.clusters[cid].children
+    child = children[-1] if pick_last else children[0]
+    return _anchor(graph, child, pick_last) if child in graph.clusters else child
+
+
+def _emit(graph: Graph, item: str, depth: int, out: list[str]) -> None:
+    """A node, or a cluster with everything inside it."""
+    pad = "  " * depth
+    if item in graph.clusters:
+        c = graph.clusters[item]
+        title = c.lines if c.kind == "else" else [c.name, *c.lines]
+        out.append(f"{pad}subgraph {q('cluster_' + item)} {{")
+        out.append(f"{pad}  label={_label(*title)}; {_CLUSTER_STYLE[c.kind]};")
+        if not c.children:
+            out.append(f'{pad}  {q(item + "_empty")} [label="(no steps)", shape=plaintext, style=""];')
+        for child in c.children:
+            _emit(graph, child, depth + 1, out)
+        out.append(f"{pad}}}")
+        return
+    n = graph.nodes[item]
+    attrs = [f"label={_label(n.name, n.subtitle, f'when {n.when}' if n.when else '')}"]
+    if n.when:
+        attrs.append('style="rounded,filled,dashed"')
+    out.append(f"{pad}{q(item)} [{', '.join(attrs)}];")
+
+
+def _edges(graph: Graph) -> list[str]:
+    """Every edge; one to a group attaches to one of its tasks and is clipped at the cluster box
+    (an empty group has no task: its edges are left out)."""
+    first = {cid: _anchor(graph, cid, False) for cid in graph.clusters if graph.clusters[cid].children}
+    last = {cid: _anchor(graph, cid, True) for cid in graph.clusters if graph.clusters[cid].children}
+    out = []
     for edge in graph.edges:
         src, dst = edge.src, edge.dst
         attrs = []
@@ -107,5 +113,4 @@ def render(graph: Graph) -> str:
         if edge.kind == "finally":
             attrs.append('color="#d08a00"')
         out.append(f"  {q(src)} -> {q(dst)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
-    out.append("}")
-    return "\n".join(out) + "\n"
+    return out
