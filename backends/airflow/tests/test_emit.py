@@ -172,6 +172,18 @@ def test_for_each_in_a_when_group_of_a_loop_is_a_named_error(tmp_path):
     assert diag.code == "unsupported-feature"
 
 
+def test_finally_of_a_nested_for_each_is_a_named_error(tmp_path):
+    # Not silently dropped: the nested lowering has no per-outer-item place for it yet.
+    diag = _nested_error(
+        tmp_path,
+        "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    steps:\n"
+        "      i:\n        for_each: [3]\n        as: j\n        steps:\n"
+        "          b:\n            run: {python: 'm:f'}\n"
+        "        finally:\n          run: {python: 'm:f'}\n",
+    )
+    assert "for_each 'i' inside a for_each has its own 'finally'" in diag.message and diag.line == 13
+
+
 def test_parallelism_over_stages_is_a_named_error(tmp_path):
     diag = _nested_error(
         tmp_path,

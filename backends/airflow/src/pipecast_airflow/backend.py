@@ -198,15 +198,28 @@ class AirflowBackend(Backend):
                 continue
             owner = index.nodes[node.scope.owner] if node.scope.owner is not None else None
             if owner is not None and index.loops(node) and not owner.group.is_loop:
+                kind = "'when' group" if owner.group.is_condition else "group"
                 report.add(
                     Diagnostic(
-                        f"target 'airflow': for_each {node.name!r} is inside the 'when' group "
+                        f"target 'airflow': for_each {node.name!r} is inside the {kind} "
                         f"{owner.name!r} of a for_each; Airflow cannot map inside a mapped task group, "
                         "and pipecast lowers a nested for_each only when it is a step of the outer "
                         "for_each's body",
                         node.yaml_path,
                         hint=f"move {node.name!r} out of {owner.name!r} and give it the condition as a "
                         "'when' of its own steps",
+                        code="unsupported-feature",
+                    )
+                )
+            if index.loops(node) and node.finally_node is not None:
+                report.add(
+                    Diagnostic(
+                        f"target 'airflow': for_each {node.name!r} inside a for_each has its own "
+                        "'finally' (SPEC §18), which the nested lowering (one mapped task group over "
+                        "the flattened items) does not run per outer item yet",
+                        (*node.yaml_path, "finally"),
+                        hint="move the cleanup into a step after the inner for_each, or give the outer "
+                        "for_each the 'finally'",
                         code="unsupported-feature",
                     )
                 )
