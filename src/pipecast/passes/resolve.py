@@ -217,7 +217,6 @@ class ResolvedStep:
         outputs: a group's outputs (read in its body / then-branch).
         else_outputs: a ``when`` group's ``else`` outputs (read in the else branch).
         import_uri: an import step's URI (SPEC §13).
-        groups: the enclosing groups, innermost first.
     """
 
     name: str
@@ -228,7 +227,6 @@ class ResolvedStep:
     outputs: dict[str, Value] = field(default_factory=dict)
     else_outputs: dict[str, Value] = field(default_factory=dict)
     import_uri: Value | None = None
-    groups: tuple[str, ...] = ()
     _index: PipelineIndex | None = field(default=None, repr=False)
     _effective: EffectiveTask | None = field(default=None, repr=False)
 
@@ -239,6 +237,14 @@ class ResolvedStep:
             assert self._index is not None
             self._effective = self._index.effective(self.node)
         return self._effective
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The enclosing groups, innermost first (none for the pipeline's ``finally``)."""
+        assert self._index is not None
+        if self.node is self._index.finally_node:
+            return ()
+        return tuple(g.name for g in self._index.ancestors(self.node))
 
     @property
     def deps(self) -> list[str]:
@@ -255,6 +261,7 @@ class Resolved:
         self.index = index
         self._steps: dict[int, ResolvedStep] = {}
         self._outputs: dict[str, Value] | None = None
+        self._loop_vars: dict[int, dict[str, StepNode]] = {}
 
     def step(self, node: StepNode | str) -> ResolvedStep:
         """The resolved form of a step (by node or name, ``finally`` included)."""
@@ -288,7 +295,6 @@ class Resolved:
         out = ResolvedStep(
             name=node.name,
             node=node,
-            groups=tuple(g.name for g in index.ancestors(node)) if node is not index.finally_node else (),
             _index=index,
         )
         if isinstance(step, TaskStep):
@@ -355,16 +361,22 @@ class Resolved:
                 return MetricValue(ref, type_, producer, sibling)
             return StepOutput(ref, type_, producer, sibling)
         if kind == "loop":
-            group = self.index.loop_vars(scope).get(ref.name)
+            group = self._loops(scope).get(ref.name)
             return LoopItem(ref, type_, group.name if group is not None else "")
         if kind == "pipeline":
             return PipelineField(ref, type_)
         if kind == "group":  # SPEC §18; a loop variable named 'group' shadows it
-            group = self.index.loop_vars(scope).get("group")
+            group = self._loops(scope).get("group")
             if group is not None:
                 return LoopItem(Ref("loop", "group", ref.name), type_, group.name)
             return GroupStatus(ref, type_)
         return RefNode(ref, type_)
+
+    def _loops(self, scope: Scope) -> dict[str, StepNode]:
+        found = self._loop_vars.get(id(scope))
+        if found is None:
+            found = self._loop_vars[id(scope)] = self.index.loop_vars(scope)
+        return found
 
     def condition(
         self, text: str, scope: Scope, dependent: str | None, in_finally: FinallyKind = False

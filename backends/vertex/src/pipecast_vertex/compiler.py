@@ -45,8 +45,7 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun, Resources
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
-from pipecast.passes.parse import is_structured_template
-from pipecast.passes.resolve import ListOf, RefNode, StepOutput, refs_of
+from pipecast.passes.resolve import ListOf, RefNode, StepOutput, has_template_text, refs_of
 from pipecast.runtime.conventions.kfp import encode, encode_item, textual
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast.stock import StockPlan
@@ -463,7 +462,7 @@ class Compiler:
         json_inputs: set[str] = set()
         resolved = node.resolved.inputs
         for name, value in step.inputs.items():
-            structured = isinstance(value, list | dict) and is_structured_template(value)
+            structured = isinstance(value, list | dict) and has_template_text(value)
             if not structured and (not isinstance(value, str) or "{{" not in value):
                 continue  # literal: embedded in the step spec
             rv = resolved[name]
