@@ -119,3 +119,71 @@ def test_group_finally_reads_outside_steps_and_orders_its_group(sim):
     assert outputs(rec, "loop.finally") == {"output": 41}
     # Reading 'base' in the group's finally made the group wait for it.
     assert rec["steps"]["base"]["ended"] <= rec["steps"]["sq[0]"]["started"]
+
+
+@pytest.mark.parametrize(
+    ("finally_yaml", "message", "path"),
+    [
+        (
+            '{run: {python: "steps:status"}, inputs: {s: "{{ steps.sq.outputs.output }}"}}',
+            "is inside group 'loop' and not visible here",
+            "steps.loop.finally.inputs.s",
+        ),
+        (
+            '{run: {python: "steps:status"}, inputs: {s: "{{ steps.loop.outputs.all }}"}}',
+            "a group's 'finally' cannot read the outputs of 'loop'",
+            "steps.loop.finally.inputs.s",
+        ),
+        (
+            '{run: {python: "steps:status"}, inputs: {s: "x"}, after: [base]}',
+            "a group's 'finally' runs after the group's steps; it cannot have 'after'",
+            "steps.loop.finally.after",
+        ),
+    ],
+)
+def test_what_a_group_finally_may_not_do(sim, finally_yaml, message, path):
+    from pipecast.api import load_checked
+    from pipecast.diagnostics import UserError, format_path
+
+    file = sim.write(
+        """
+        pipecast: 1
+        name: gf
+        steps:
+          base: {run: {python: "steps:emit"}, inputs: {value: 1}, outputs: {output: int}}
+          loop:
+            for_each: [1, 2]
+            steps:
+              sq: {run: {python: "steps:square"}, inputs: {x: "{{ item }}"}, outputs: {output: int}}
+            outputs: {all: "{{ steps.sq.outputs.output }}"}
+            finally: FINALLY
+        """.replace("FINALLY", finally_yaml)
+    )
+    with pytest.raises(UserError) as info:
+        load_checked(file)
+    found = [(format_path(d.path), d.message, d.line) for d in info.value.diagnostics]
+    assert any(p == path and message in m and line for p, m, line in found), found
+
+
+def test_a_loop_variable_named_group_shadows_group_status(sim):
+    rec = sim.run(
+        """
+        pipecast: 1
+        name: gf
+        steps:
+          outer:
+            for_each: [{status: "mine"}]
+            as: group
+            steps:
+              inner:
+                when: "1 == 1"
+                steps:
+                  a: {run: {python: "steps:emit"}, inputs: {value: 1}}
+                finally:
+                  run: {python: "steps:status"}
+                  inputs: {s: "{{ group.status }}"}
+                  outputs: {output: str}
+        """
+    )
+    assert rec["status"] == "succeeded", rec
+    assert outputs(rec, "inner.finally[0]") == {"output": "mine"}

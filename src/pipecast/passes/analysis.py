@@ -681,7 +681,7 @@ class PipelineIndex:
                     if res.dependency and res.dependency[0] is scope:
                         _s, user, producer = res.dependency
                         edges[user].add(producer)
-                for target in node.step.after:
+                for target in node.step.after if node.finally_of is None else ():  # validation reports it
                     lifted = self.lift_after(node, target)
                     if lifted is not None and lifted[0] is scope:
                         edges[lifted[1]].add(lifted[2])
