@@ -39,7 +39,6 @@ NOT_MIGRATED = frozenset(
         "src/pipecast/runtime/conventions/base.py",
         "src/pipecast/runtime/conventions/kfp.py",
         "src/pipecast/runtime/executor.py",
-        "src/pipecast/runtime/spec.py",
     }
 )
 

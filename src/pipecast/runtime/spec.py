@@ -18,7 +18,6 @@ from pydantic import Field
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import ContainerRun, Node, OutputType, PythonRun, Retry
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
-from pipecast.passes.parse import is_template
 from pipecast.runtime.cachekey import definition_digest
 
 #: A secret store's name (``pipecast.runtime.secrets``: the built-in ones, or a plugin's).
@@ -115,12 +114,12 @@ def step_spec(
             carries the signature's definition digest and ``version`` into a native cache key).
     """
     task = node.task
-    eff = index.effective(node)
+    eff = node.resolved.effective
     in_finally = node is index.finally_node
     inputs: dict[str, InputSpec] = {}
     for name, value in task.inputs.items():
         type_ = index.value_type(value, node.scope, node.name, in_finally=in_finally) or ANY
-        if is_template(value):
+        if isinstance(value, str) and "{{" in value:
             inputs[name] = InputSpec(type=type_)
         else:
             inputs[name] = InputSpec(type=type_, value=value, literal=True)
