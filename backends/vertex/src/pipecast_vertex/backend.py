@@ -98,7 +98,7 @@ class VertexBackend(Backend):
             "importer node (`importer` executor, reimport: false); the URI is a "
             "literal, one param or one loop item"
         ),
-        Feature.METRIC_REFS: native(
+        Feature.METRIC_REFS: runtime(
             "the producing step's runtime also publishes each metric the pipeline reads as a "
             "float output parameter `<output>-metric-<name>`, which conditions and inputs read"
         ),
