@@ -87,18 +87,21 @@ steps:
 """
 
 
-def test_items_from_data_inside_a_gated_branch_is_a_named_error(tmp_path):
-    """The one gated shape left: parallel_for cannot take the items job's skipped marker."""
+def test_items_from_data_inside_a_gated_branch_compile(tmp_path):
+    """The items job takes the branch's gate as its own: a closed gate gives one sentinel item
+    and closes the body's gate (``nonempty``), so parallel_for never sees a skipped marker."""
+    from pipecast_azureml.validate import validate_files
+
     path = tmp_path / "p.yaml"
     path.write_text(GATED_LOOP)
-    with pytest.raises(UserError) as err:
-        compile_file(path)
-    diag = err.value.diagnostics[0]
-    assert diag.code == "unsupported-feature"
-    assert tuple(diag.path) == ("steps", "g", "steps", "each", "for_each")
-    assert "gated when branch" in diag.message and "outside the when-group" in (diag.hint or "")
+    loaded, result = compile_file(path)
+    check_graph(loaded, dict(result.files))
+    assert not [p for p in validate_files(result.files) if p.severity == "error"]
+    jobs = yaml.safe_load(result.files["components/g.yml"])["jobs"]
+    assert jobs["each__items"]["inputs"]["pipecast_gate"] == "${{parent.inputs.pipecast_gate}}"
+    assert jobs["each__body"]["inputs"]["pipecast_gate"] == "${{parent.jobs.each__items.outputs.nonempty}}"
     path.write_text(GATED_LOOP.replace('"{{ params.xs }}"', "[1, 2]"))
-    loaded, result = compile_file(path)  # a literal list needs no items job: it compiles
+    loaded, result = compile_file(path)  # a literal list needs no items job
     check_graph(loaded, dict(result.files))
 
 

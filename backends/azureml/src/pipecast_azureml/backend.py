@@ -96,9 +96,14 @@ class AzureMLBackend(Backend):
             "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
             "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
-        Feature.STRUCTURED_VALUES: unsupported(
-            "not yet: a list or mapping literal holding references is built by the simulator only",
-            "pass each reference as its own input and build the value in the step",
+        Feature.METRIC_REFS: runtime(
+            "the runtime publishes each metric read elsewhere as a number output of the job that "
+            "wrote the Metrics file (<output>__<metric>); conditions and inputs bind to it"
+        ),
+        Feature.STRUCTURED_VALUES: runtime(
+            "the runtime builds the list or mapping from one input per reference (each by its "
+            "type, an artifact as its local path); a for_each literal holding references gets an "
+            "items job"
         ),
         Feature.GROUP_FINALLY: unsupported(
             # https://learn.microsoft.com/en-us/azure/machine-learning/reference-yaml-job-pipeline

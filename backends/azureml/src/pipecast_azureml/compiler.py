@@ -41,8 +41,8 @@ from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
-from pipecast.passes.resolve import RefNode, StepOutput, Value, refs_of
-from pipecast.runtime.conventions.azureml import HEREDOC_END, needs_encoding, safe_json
+from pipecast.passes.resolve import DictOf, ListOf, MetricValue, RefNode, StepOutput, Value, refs_of
+from pipecast.runtime.conventions.azureml import HEREDOC_END, metric_output_name, needs_encoding, safe_json
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
@@ -114,6 +114,9 @@ class Compiler:
         self._exposed = _exposed_outputs(pipeline, index)
         #: component file → the component built for it (for completion outputs added later)
         self._children: dict[str, Component] = {}
+        #: (step, metric output) → (Metrics output, metric name): see :meth:`_metric_output`
+        self._metric_keys: dict[tuple[str, str | None], tuple[str, str]] = {}
+        self._plan_metrics()
         self.gated = self._plan_gates()
 
     # ------------------------------------------------------------------ entry
@@ -127,6 +130,9 @@ class Compiler:
         tags: dict[str, str] = {}
         for out, expr in self.pipeline.outputs.items():
             value = self.index.resolved.outputs[out]
+            if isinstance(value, MetricValue):
+                tags[f"pipecast.output.{out}"] = f"{value.ref.name}.outputs.{self._metric_output(value.ref)}"
+                continue
             ref = value.ref if isinstance(value, StepOutput) else None
             if ref is not None:
                 type_name = self.index.output_type(self.index.node(ref.name), ref.key or "") or ANY
@@ -209,6 +215,49 @@ class Compiler:
         """
         return _Gates(self.index).plan()
 
+    def _plan_metrics(self) -> None:
+        """Every metric a condition, an input or an output reads (``steps.S.outputs.O.NAME``,
+        SPEC §15) becomes a ``number`` output of S's job, which the runtime fills from the
+        Metrics file after the step (``out.O.NAME`` in its values): Azure ML passes jobs values
+        only through outputs, and a condition job reads a number, not a folder."""
+        found: list[tuple[StepNode | None, Ref]] = [
+            (None, r.ref) for v in self.index.resolved.outputs.values() for r in refs_of(v)
+        ]
+        for node in self.index.walk():
+            resolved = node.resolved
+            if resolved.when is not None:
+                found += [(node, r) for r in cond.paths(resolved.when)]
+            values_ = [*resolved.inputs.values(), *resolved.outputs.values(), *resolved.else_outputs.values()]
+            if resolved.for_each is not None:
+                values_.append(resolved.for_each)
+            found += [(node, r.ref) for v in values_ for r in refs_of(v)]
+        for user, ref in found:
+            if ref.kind != "step" or ref.metric is None:
+                continue
+            producer = self.index.node(ref.name)
+            if producer.is_group:
+                raise UserError(
+                    Diagnostic(
+                        f"target 'azureml': {ref.path} reads a metric of group {ref.name!r}'s "
+                        "output; Azure ML gets a metric from the job that wrote it",
+                        user.yaml_path if user is not None else ("outputs",),
+                        hint=f"read the metric from the step inside {ref.name!r} that writes it",
+                        code="unsupported-feature",
+                    )
+                )
+            self._metric_keys[(ref.name, self._metric_output(ref))] = (ref.key or "", ref.metric)
+
+    @staticmethod
+    def _metric_output(ref: Ref) -> str:
+        """The job output carrying one metric: ``<output>__<metric>`` (Azure ML names)."""
+        return metric_output_name(ref.key or "", ref.metric or "")
+
+    def metric_outputs(self, step: str) -> dict[str, tuple[str, str]]:
+        """The metric outputs of ``step``'s job: output name → (Metrics output, metric)."""
+        return {
+            key: found for (name, key), found in sorted(self._metric_keys.items()) if name == step and key
+        }
+
     def _param_input(self, name: str, type_name: str, default: Any, has_default: bool) -> dict[str, Any]:
         decl: dict[str, Any] = {"type": azure_type(type_name)}
         if has_default:
@@ -241,6 +290,9 @@ class Compiler:
     def _source(self, ref: Ref) -> Source:
         if ref.kind == "param":
             return ("param", ref.name, None)
+        if ref.kind == "step" and ref.metric is not None:
+            # SPEC §15: the producer's job publishes the metric as its own number output.
+            return ("step", ref.name, self._metric_output(ref))
         if ref.kind == "step":
             return ("step", ref.name, ref.key)
         if ref.kind == "loop":
@@ -252,6 +304,8 @@ class Compiler:
         if kind == "param":
             return self.pipeline.params[name].type
         if kind == "step":
+            if (name, key) in self._metric_keys:
+                return "float"
             return self.index.output_type(self.index.node(name), key or "") or ANY
         return ANY  # loop items travel as text; the runtime parses them by the input's type
 
@@ -331,9 +385,10 @@ class Compiler:
         user = node.name if node is not self.index.finally_node else None
         resolved_inputs = node.resolved.inputs
         for name, value in task.inputs.items():
-            if not (isinstance(value, str) and "{{" in value):
-                continue
             rv = resolved_inputs[name]
+            structured = isinstance(rv, ListOf | DictOf)
+            if not (isinstance(value, str) and "{{" in value) and not structured:
+                continue
             ref = rv.ref if isinstance(rv, RefNode) else None
             if (ref is not None and ref.kind in ("param", "step")) or (
                 ref is not None and ref.kind == "loop" and ref.key is None
@@ -343,27 +398,18 @@ class Compiler:
                 in_bind[name] = self._bind(comp, source, user)
                 args.append((self._value_file(source, name), f"${{{{inputs.{name}}}}}"))
                 continue
-            refs: dict[str, list[Any]] = {}
-            for r in (n.ref for n in refs_of(rv)):
-                if r.kind == "pipeline":
-                    refs[r.path] = [None, None]
-                    continue
-                source = self._source(r)
-                channel = channels.get(source)
-                if channel is None:
-                    channel = f"{naming.REF_PREFIX}{len(channels)}"
-                    channels[source] = channel
-                    in_decl[channel] = {"type": self._decl_type(source)}
-                    in_bind[channel] = self._bind(comp, source, user)
-                    args.append((self._value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
-                refs[r.path] = [channel, r.key if r.kind == "loop" else None]
-            templates[name] = {"template": value, "refs": refs}
+            templates[name] = self._template(
+                comp, value, rv, channels, in_decl, in_bind, args, user, structured
+            )
         plan = self.stock_plan(node)
         stock_run = plan is not None and plan.stock
         if gate is not None:
             _gate_input(gate, in_decl, in_bind, args)
         outputs = {o: {"type": "uri_folder" if stock_run else azure_type(t)} for o, t in task.outputs.items()}
         out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in task.outputs]
+        for out, (metrics_out, metric) in self.metric_outputs(node.name).items():
+            outputs[out] = {"type": "number"}
+            out_args.append((f"out.{metrics_out}.{metric}", f"${{{{outputs.{out}}}}}"))
         command = ""
         if stock_run and not self.dry:
             command = self._stock_command(node, in_decl)
@@ -379,6 +425,11 @@ class Compiler:
             )
             if warning is not None:
                 self.diagnostics.append(warning)
+            built = {
+                n: InputSpec(type=i.type) for n, i in spec.inputs.items() if n in templates and i.literal
+            }
+            if built:  # list/mapping literals holding references: the runtime builds them (SPEC §19)
+                spec = spec.model_copy(update={"inputs": spec.inputs | built})
             command = self._runtime_command(spec, args, out_args, templates)
         component: dict[str, Any] = {
             "type": "command",
@@ -406,6 +457,33 @@ class Compiler:
             job["limits"] = {"timeout": _job_timeout(eff)}
         self._compute(job, node, eff.resources)
         return job
+
+    def _template(
+        self, comp: Component, value: Any, resolved: Value, channels: dict[Source, str],
+        in_decl: dict[str, Any], in_bind: dict[str, str], args: list[tuple[str, str]], user: str | None,
+        structured: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A value the runtime renders (``--templates``): a mixed string, or a list/mapping
+        literal holding references (SPEC §19), each reference an input ``pipecast_refN``.
+        In a structured value each reference also names its type, so it keeps it (an artifact
+        arrives as the step's local path)."""
+        refs: dict[str, list[Any]] = {}
+        for r in (n.ref for n in refs_of(resolved)):
+            if r.kind == "pipeline":
+                refs[r.path] = [None, None]
+                continue
+            source = self._source(r)
+            channel = channels.get(source)
+            if channel is None:
+                channel = f"{naming.REF_PREFIX}{len(channels)}"
+                channels[source] = channel
+                in_decl[channel] = {"type": self._decl_type(source)}
+                in_bind[channel] = self._bind(comp, source, user)
+                args.append((self._value_file(source, channel), f"${{{{inputs.{channel}}}}}"))
+            refs[r.path] = [channel, r.key if r.kind == "loop" else None]
+            if structured and r.kind != "loop":
+                refs[r.path].append("float" if r.metric is not None else self._source_type(source))
+        return {"template": value, "refs": refs}
 
     # ------------------------------------------------------------------ stock images (SPEC §21)
 
@@ -436,8 +514,13 @@ class Compiler:
 
         def later(run: ContainerRun) -> list[str]:
             out = []
+            if self.metric_outputs(node.name):
+                out.append("a metric it writes is read by a condition or input (the runtime publishes it)")
             if self._may_skip(node):
-                out.append("it is in a gated when branch (the runtime skips it when not taken)")
+                out.append(
+                    "it is in a gated when branch or a for_each over a run-time list (the runtime skips "
+                    "it when the branch is not taken or the list is empty)"
+                )
             for ref in (r.ref for v in node.resolved.inputs.values() for r in refs_of(v)):
                 if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
                     out.append(f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)")
@@ -453,12 +536,13 @@ class Compiler:
         """Whether ``node``'s jobs start and may be skipped by the runtime (gated, or inside a gate)."""
         if node.name in self.gated:
             return True
-        return any(n.name in self.gated for n in self.index.ancestors(node))
+        # The body of a for_each over a run-time list is gated by its items job (an empty list).
+        return any(n.name in self.gated or runtime_items(n) for n in self.index.ancestors(node))
 
     def _is_stock_param(self, source: Source) -> bool:
         """Whether ``source`` is a parameter output of a stock step: a file in a ``uri_folder``."""
         kind, name, key = source
-        if kind != "step" or self.index.node(name).is_group:
+        if kind != "step" or self.index.node(name).is_group or (name, key) in self._metric_keys:
             return False
         producer = self.index.node(name)
         plan = self.stock_plan(producer)
@@ -575,9 +659,7 @@ class Compiler:
         the one place where the shell reads nothing in them (see the ``azureml`` convention).
         The JSON arguments are compile-time text made single-quote- and expression-safe.
         """
-        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)"]
-        for file, expr in [*args, *out_args]:
-            lines += [f"cat > \"$PIPECAST_VALUES/{file}\" <<'{HEREDOC_END}'", expr, HEREDOC_END]
+        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)", *_value_lines([*args, *out_args])]
         parts = [
             shlex.quote(self.settings.python), "-m", "pipecast.runtime", "run",
             "--spec", f"'{_shell_safe(spec.to_arg())}'", "--convention", "azureml",
@@ -779,7 +861,8 @@ class Compiler:
         producer = comp.scope.steps[ref.name]
         job = comp.jobs[self._output_job(producer)]
         outs = job.setdefault("outputs", {})
-        if ref.key in outs:
+        key = self._source(ref)[2]  # a metric: the job's number output carrying it
+        if key in outs:
             raise UserError(
                 Diagnostic(
                     f"target 'azureml': output {ref.key!r} of {ref.name!r} is exposed twice; an Azure ML "
@@ -789,8 +872,8 @@ class Compiler:
                     code="unsupported-feature",
                 )
             )
-        outs[ref.key] = f"${{{{parent.outputs.{out}}}}}"
-        type_name = self.index.output_type(producer, ref.key or "") or ANY
+        outs[key] = f"${{{{parent.outputs.{out}}}}}"
+        type_name = self._source_type(("step", ref.name, key))
         comp.outputs[out] = {"type": azure_type(type_name)}
 
     def _node_inputs(self, comp: Component, child: Component, user: str) -> dict[str, str]:
@@ -891,27 +974,9 @@ class Compiler:
                 in_decl[channel] = {"type": str(self.components_output_type(child, done))}
         if comp.gate is not None:
             _gate_input(comp.gate, in_decl, in_bind, args)
-        out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in sorted(out_decl)]
-        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)"]
-        for file, expr in [*args, *out_args]:
-            lines += [f"cat > \"$PIPECAST_VALUES/{file}\" <<'{HEREDOC_END}'", expr, HEREDOC_END]
-        lines.append(
-            f"{shlex.quote(self.settings.python)} -m {CONVENTION_MODULE} select "
-            f"--outputs '{safe_json(table)}' --values \"$PIPECAST_VALUES\""
+        return self._convention_job(
+            f"select --outputs '{safe_json(table)}'", args, in_decl, in_bind, out_decl
         )
-        component: dict[str, Any] = {
-            "type": "command",
-            "command": "\n".join(lines),
-            "environment": self._environment(self.pipeline.defaults.image, None),
-            "is_deterministic": False,
-            "inputs": in_decl,
-        }
-        if out_decl:
-            component["outputs"] = out_decl
-        job: dict[str, Any] = {"type": "command", "component": component, "inputs": in_bind}
-        if self.settings.serverless:
-            job["resources"] = {"instance_type": "Standard_DS2_v2"}
-        return job
 
     def components_output_type(self, child: Component, out: str) -> str:
         return str(child.outputs[out]["type"])
@@ -958,62 +1023,131 @@ class Compiler:
             return [(select, naming.DONE)]
         if node.group.outputs:
             return [(producer, sorted(node.group.outputs)[0])]
+        if is_empty_loop(node):  # one command job (see _empty_loop)
+            outs = comp.jobs[producer]["component"].setdefault("outputs", {})
+            outs.setdefault(naming.DONE, {"type": "uri_folder"})
+            return [(producer, naming.DONE)]
         rel = naming.component_file(producer, "")
         return [(producer, done) for done in self._completion(self._children[rel])]
 
     def _loop(self, comp: Component, node: StepNode) -> None:
+        """A ``for_each``: ``parallel_for`` over the body node, items inline or from ``<g>__items``.
+
+        Azure ML's ``parallel_for`` rejects empty items ("Items is an empty list/dict": the
+        SDK's ``ParallelFor._validate_items``, and the service at run time), while SPEC says an
+        empty list completes the group with empty outputs. So a literal ``[]`` compiles to one
+        ``<g>`` command job giving the empty outputs (:meth:`_empty_loop`), and a list known
+        only at run time comes from ``<g>__items``, which turns an empty list into one sentinel
+        item and gates every body job with its ``nonempty`` output: the body then writes only
+        skipped markers, which readers of the collected outputs drop (``[]``).
+        """
         group = node.group
         assert node.body is not None and node.body.loop_var is not None
-        var_channel = naming.loop_channel(node.body.loop_var)
-        body, rel = self._child(comp, node, node.body, naming.BODY)
-        body_name = naming.role(node.name, naming.BODY)
-        self._add(comp, node.name, body_name, self._pipeline_node(comp, body, rel, node.name))
-        loop: dict[str, Any] = {"type": "parallel_for", "body": f"${{{{parent.jobs.{body_name}}}}}"}
         items = node.resolved.for_each
         ref = items.ref if isinstance(items, RefNode) else None
         if ref is None and not group.for_each:
-            # Azure ML's parallel_for rejects an empty items list (job._validate(), and the
-            # service at run time); SPEC says the group completes with empty outputs.
-            raise UserError(
-                Diagnostic(
-                    f"target 'azureml': for_each group {node.name!r} iterates an empty list, and "
-                    "Azure ML's parallel_for rejects empty items",
-                    (*node.yaml_path, "for_each"),
-                    hint="remove the group (its outputs would be empty lists) or give it items",
-                    code="unsupported-feature",
-                )
-            )
-        if ref is None:
+            self._empty_loop(comp, node)
+            return
+        var_channel = naming.loop_channel(node.body.loop_var)
+        items_name = naming.role(node.name, naming.ITEMS)
+        at_run_time = runtime_items(node)
+        body_gate = f"${{{{parent.jobs.{items_name}.outputs.nonempty}}}}" if at_run_time else None
+        if at_run_time:
+            # Before the body: the body binds to its gate (and so to the items job).
+            self._add(comp, node.name, items_name, self._items_job(comp, node, ref, var_channel))
+        body, rel = self._child(comp, node, node.body, naming.BODY, body_gate)
+        body_name = naming.role(node.name, naming.BODY)
+        self._add(comp, node.name, body_name, self._pipeline_node(comp, body, rel, node.name))
+        loop: dict[str, Any] = {"type": "parallel_for", "body": f"${{{{parent.jobs.{body_name}}}}}"}
+        if not at_run_time:
             # A literal list: the items are known now.
             loop["items"] = json.dumps([{var_channel: item_text(v)} for v in group.for_each], sort_keys=True)
         else:
-            if comp.gate is not None:
-                raise UserError(
-                    Diagnostic(
-                        f"target 'azureml': for_each group {node.name!r} takes its items from a "
-                        "reference inside a gated when branch (a when-group with outputs, or one a "
-                        "step waits for): when the branch is not taken its items job is skipped, and "
-                        "Azure ML's parallel_for fails on items that are not a list",
-                        (*node.yaml_path, "for_each"),
-                        hint="compute the list outside the when-group, or give for_each a literal list",
-                        code="unsupported-feature",
-                    )
-                )
-            items_name = naming.role(node.name, naming.ITEMS)
-            source = self._source(ref)
-            type_name = self._source_type(source) if ref.kind != "loop" else "list"
-            channel_type = type_name
-            job = self._generated_job(
-                comp, items_name, "loop_items", {"values": (source, channel_type)},
-                {"name": var_channel, "key": ref.key if ref.kind == "loop" else None},
-                {"items": "string"}, node.name,
-            )  # fmt: skip
-            self._add(comp, node.name, items_name, job)
             loop["items"] = f"${{{{parent.jobs.{items_name}.outputs.items}}}}"
         if group.parallelism is not None:
             loop["max_concurrency"] = group.parallelism
         # parallel_for shares its outputs (aggregated) with the body: nothing to declare here.
         self._add(comp, node.name, node.name, loop)
+
+    def _items_job(
+        self, comp: Component, node: StepNode, ref: Ref | None, var_channel: str
+    ) -> dict[str, Any]:
+        """``<g>__items``: the ``parallel_for`` items and the body's gate ``nonempty`` (the
+        convention's ``items`` command; a closed gate of its own region also closes the body's).
+        A list literal holding references (SPEC §19) is built by the runtime (``--template``)."""
+        in_decl: dict[str, Any] = {}
+        in_bind: dict[str, str] = {}
+        args: list[tuple[str, str]] = []
+        key = ""
+        if ref is None:
+            assert node.resolved.for_each is not None
+            template = self._template(
+                comp, node.group.for_each, node.resolved.for_each, {}, in_decl, in_bind, args, node.name, True
+            )
+            key = f" --template '{safe_json(template)}'"
+        else:
+            source = self._source(ref)
+            type_name = self._source_type(source) if ref.kind != "loop" else "list"
+            in_decl["values"] = {"type": self._decl_type(source, type_name)}
+            in_bind["values"] = self._bind(comp, source, node.name)
+            args.append((self._value_file(source, "values"), "${{inputs.values}}"))
+            if ref.kind == "loop" and ref.key is not None:
+                key = f" --key {shlex.quote(ref.key)}"
+        if comp.gate is not None:
+            _gate_input(comp.gate, in_decl, in_bind, args)
+        outputs = {"items": "string", "nonempty": "boolean"}
+        job = self._convention_job(
+            f"items --name {var_channel}{key}", args, in_decl, in_bind,
+            {o: {"type": t, "is_control": True} for o, t in outputs.items()},
+        )  # fmt: skip
+        return job
+
+    def _empty_loop(self, comp: Component, node: StepNode) -> None:
+        """A ``for_each: []``: one ``<g>`` command job whose outputs are the group's after no
+        iteration (the convention's ``empty`` command); the body is not compiled."""
+        in_decl: dict[str, Any] = {}
+        in_bind: dict[str, str] = {}
+        args: list[tuple[str, str]] = []
+        if comp.gate is not None:
+            _gate_input(comp.gate, in_decl, in_bind, args)
+        table: dict[str, dict[str, bool]] = {}
+        out_decl: dict[str, Any] = {}
+        for out in sorted(node.group.outputs):
+            kind = azure_type(self.index.output_type(node, out) or ANY)
+            artifact = kind not in PRIMITIVE_TYPES
+            # What parallel_for would aggregate: a JSON list as string, artifacts as mltable.
+            out_decl[out] = {"type": "mltable" if artifact else "string"}
+            table[out] = {"artifact": artifact}
+        job = self._convention_job(f"empty --outputs '{safe_json(table)}'", args, in_decl, in_bind, out_decl)
+        self._add(comp, node.name, node.name, job)
+
+    def _convention_job(
+        self, command: str, args: list[tuple[str, str]], in_decl: dict[str, Any], in_bind: dict[str, str],
+        out_decl: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        """A command job running one of the ``azureml`` convention module's commands (``select``,
+        ``items``, ``empty``) on the default image, its values in quoted here-documents."""
+        out_args = [(f"out.{o}", f"${{{{outputs.{o}}}}}") for o in sorted(out_decl)]
+        lines = ["set -e", "PIPECAST_VALUES=$(mktemp -d)", *_value_lines([*args, *out_args])]
+        lines.append(
+            f'{shlex.quote(self.settings.python)} -m {CONVENTION_MODULE} {command} --values "$PIPECAST_VALUES"'
+        )
+        component: dict[str, Any] = {
+            "type": "command",
+            "command": "\n".join(lines),
+            "environment": self._environment(self.pipeline.defaults.image, None),
+            "is_deterministic": False,
+        }
+        if in_decl:
+            component["inputs"] = in_decl
+        if out_decl:
+            component["outputs"] = out_decl
+        job: dict[str, Any] = {"type": "command", "component": component}
+        if in_bind:
+            job["inputs"] = in_bind
+        if self.settings.serverless:
+            job["resources"] = {"instance_type": "Standard_DS2_v2"}
+        return job
 
     # ------------------------------------------------------------------ after
 
@@ -1061,7 +1195,7 @@ class Compiler:
             return naming.role(user, naming.COND) if node.task.when is not None else user
         if node.group.is_condition:
             return naming.role(user, naming.COND)
-        return naming.role(user, naming.BODY)
+        return user if is_empty_loop(node) else naming.role(user, naming.BODY)
 
     def _declared_inputs(self, comp: Component, job: dict[str, Any]) -> dict[str, Any]:
         if job["type"] == "command":
@@ -1079,6 +1213,24 @@ class Compiler:
         rel = "components/" + body["component"].removeprefix("./").removeprefix("components/")
         inner = self.components[rel]["outputs"][output]["type"]
         return "string" if inner in ("string", "integer", "number", "boolean") else "mltable"
+
+
+def runtime_items(node: StepNode) -> bool:
+    """A ``for_each`` whose items are known only at run time (a reference, or a list literal
+    holding references): a ``<g>__items`` job computes them and gates the body."""
+    if not (node.is_group and node.group.is_loop):
+        return False
+    return isinstance(node.resolved.for_each, RefNode | ListOf | DictOf)
+
+
+def is_empty_loop(node: StepNode) -> bool:
+    """A ``for_each`` over a literal empty list (compiled to one command job, no body)."""
+    return (
+        node.is_group
+        and node.group.is_loop
+        and isinstance(node.group.for_each, list)
+        and not node.group.for_each
+    )
 
 
 def _when_outputs_error(node: StepNode) -> Diagnostic:
@@ -1117,6 +1269,15 @@ def _read_var(var: str, expr: str) -> list[str]:
     return [f"{var}=$(cat <<'{HEREDOC_END}'", expr, HEREDOC_END, "printf x)", f"{var}=${{{var}%?x}}"]
 
 
+def _value_lines(args: list[tuple[str, str]]) -> list[str]:
+    """Shell lines writing each ``(file, ${{...}})`` into ``$PIPECAST_VALUES`` through a quoted
+    here-document (the shell reads nothing in what Azure ML pastes there)."""
+    lines: list[str] = []
+    for file, expr in args:
+        lines += [f"cat > \"$PIPECAST_VALUES/{file}\" <<'{HEREDOC_END}'", expr, HEREDOC_END]
+    return lines
+
+
 def _sinks(scope: Scope, deps: dict[str, list[str]]) -> list[str]:
     """The siblings of ``scope`` no other sibling waits for (its last steps), in writing order."""
     waited = {p for ps in deps.values() for p in ps}
@@ -1151,7 +1312,7 @@ def uses_control_flow(result: Result) -> bool:
     return any(job.get("type") in ("if_else", "parallel_for") for doc in docs for job in doc["jobs"].values())
 
 
-__all__ = ["MAX_JOBS", "Compiler", "Result", "uses_control_flow"]
+__all__ = ["MAX_JOBS", "Compiler", "Result", "is_empty_loop", "runtime_items", "uses_control_flow"]
 
 
 def _is_when(node: StepNode) -> bool:

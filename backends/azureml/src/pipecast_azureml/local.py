@@ -30,6 +30,7 @@ from pipecast import stock
 from pipecast.passes.analysis import PipelineIndex, Scope, is_artifact_type
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import Engine, EngineJob, EngineResult, EngineSession, compile_job, timed_out
+from pipecast_azureml.compiler import is_empty_loop, runtime_items
 
 _JOBS = re.compile(r"\$\{\{parent\.jobs\.([A-Za-z0-9_]+)")
 
@@ -83,6 +84,11 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
     files = docs(compiled)
     job_file = f"{loaded.pipeline.name}.yml"
     for scope in index.scopes():
+        owner_node = index.nodes[scope.owner] if scope.owner is not None else None
+        if owner_node is not None and any(
+            is_empty_loop(g) for g in [owner_node, *index.ancestors(owner_node)]
+        ):
+            continue  # the body of a `for_each: []` is not compiled (one command job instead)
         doc = files[scope_file(index, scope, job_file)]
         jobs = doc["jobs"]
         siblings = set(scope.steps)
@@ -102,13 +108,23 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                     for slot in stock.slots(node.task.run):
                         expr = f"${{{{{slot.kind}.{slot.name}}}}}"
                         assert expr in command or slot.name not in job["component"].get(slot.kind, {})
-                assert set(job["component"].get("outputs") or {}) - {"pipecast_done"} == set(
-                    node.task.outputs
-                )
+                outs = set(job["component"].get("outputs") or {}) - {"pipecast_done"}
+                # SPEC §15: a metric read elsewhere is a number output <Metrics output>__<metric>
+                metric_outs = {
+                    o for o in outs if node.task.outputs.get(o.split("__", 1)[0]) == "Metrics" and "__" in o
+                }
+                assert outs - metric_outs == set(node.task.outputs)
                 if node.task.when is not None and f"{name}__if" not in jobs:
                     _check_gated(jobs, name, node.task.when, [(name, "result")])
                 elif node.task.when is not None:
                     _check_condition(jobs, name, name, node.task.when)
+            elif is_empty_loop(node):
+                # No parallel_for (it rejects empty items): one job giving the empty outputs.
+                job = jobs[name]
+                assert job["type"] == "command" and " empty --outputs " in job["component"]["command"]
+                outs = set(job["component"].get("outputs") or {}) - {"pipecast_done"}
+                assert outs == set(node.group.outputs)
+                assert f"components/{name}.yml" not in files
             elif node.group.is_loop:
                 loop = jobs[name]
                 assert loop["type"] == "parallel_for"
@@ -120,7 +136,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 outs = {o for o in body.get("outputs") or {} if not o.startswith("pipecast_done__")}
                 assert outs == set(node.group.outputs)
                 var = f"item__{node.group.as_}"
-                if isinstance(node.group.for_each, list):
+                if not runtime_items(node):
                     items = json.loads(loop["items"])
                     # Every item travels as one line of JSON without '$' (see item_text).
                     assert [json.loads(i[var]) for i in items] == node.group.for_each
@@ -128,10 +144,17 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 else:
                     assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
                     items = node.resolved.for_each
-                    assert isinstance(items, RefNode)
-                    ref = items.ref
-                    bound = jobs[f"{name}__items"]["inputs"]["values"]
-                    assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
+                    ref = items.ref if isinstance(items, RefNode) else None
+                    items_job = jobs[f"{name}__items"]
+                    if ref is None:  # a list literal holding references: built at run time
+                        assert " --template " in items_job["component"]["command"]
+                    else:
+                        bound = items_job["inputs"]["values"]
+                        assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
+                    # An empty list at run time: one sentinel item, every body job gated off.
+                    gate = jobs[f"{name}__body"]["inputs"]["pipecast_gate"]
+                    assert gate == f"${{{{parent.jobs.{name}__items.outputs.nonempty}}}}"
+                    _check_gate_inside(files, f"components/{name}.yml")
             elif f"{name}__if" not in jobs:
                 # Gated: both branches start with the condition as their gate; a select job
                 # publishes the outputs of the branch that ran (docs/targets/azureml.md).

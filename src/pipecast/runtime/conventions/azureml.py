@@ -66,13 +66,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from pipecast.ir import condition as cond
+from pipecast.ir import values as values_mod
+from pipecast.ir.models import PythonRun
 from pipecast.ir.refs import Ref
-from pipecast.passes.analysis import ANY, element_type
+from pipecast.passes.analysis import ANY, element_type, is_artifact_type
 from pipecast.passes.parse import parse_condition, render
 from pipecast.runtime.conventions.base import (
     Convention,
@@ -97,6 +100,8 @@ ENCODED_PREFIX = "pipecast:json:"
 SKIPPED = "pipecast:skipped"
 #: The file in an artifact output folder of a skipped job.
 SKIPPED_FILE = ".pipecast-skipped"
+#: A metric output whose Metrics file lacks the metric: the message follows; a reader fails with it.
+MISSING_METRIC = "pipecast:missing-metric:"
 #: The value file (``gate.<name>``) holding a gated job's branch condition.
 GATE = "pipecast_gate"
 
@@ -265,9 +270,9 @@ class AzureMLConvention(Convention):
         return gate_closed(self.gates) or skipped_input(self.given, self.items)
 
     def write_skipped(self, spec: StepSpec, workdir: Path) -> None:
-        write_markers(
-            {name: (self.outputs.get(name), is_artifact_output(spec, name)) for name in spec.outputs}
-        )
+        markers = {name: (self.outputs.get(name), is_artifact_output(spec, name)) for name in spec.outputs}
+        markers |= {name: (path, False) for name, path in self.outputs.items() if "." in name}
+        write_markers(markers)
 
     # ------------------------------------------------------------------ inputs
 
@@ -275,6 +280,9 @@ class AzureMLConvention(Convention):
         if name not in self.given:
             raise ConventionError(f"no value for {name!r}: the command has no --in {name}=...")
         text = self.given[name]
+        if text.startswith(MISSING_METRIC):
+            # SPEC §15: reading a metric the Metrics output lacks fails the reader, at run time.
+            raise ConventionError(f"input {name!r}: {text[len(MISSING_METRIC) :]}")
         if name in self.items:
             try:
                 return json.loads(text)
@@ -290,13 +298,30 @@ class AzureMLConvention(Convention):
         def lookup(ref: Ref) -> Any:
             if ref.kind == "pipeline":
                 return pipeline_field(spec, ref.name)
-            channel, key = refs.get(ref.path, [None, None])
+            channel, key, *typed = refs.get(ref.path, [None, None])
             if channel is None:
                 raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
-            value = self._channel(channel)
+            value = self._typed(channel, typed[0]) if typed else self._channel(channel)
             return value[key] if key is not None else value
 
         return render(template["template"], lookup)
+
+    def _typed(self, channel: str, type_name: str) -> Any:
+        """A value inside a list or mapping input (SPEC §19): by its type, an artifact as the
+        step's local path (a collected one as the list of paths)."""
+        if channel in self.items:
+            return self._channel(channel)
+        if values_mod.is_artifact(type_name) or is_artifact_type(type_name):
+            path = Path(self.given.get(channel, ""))
+            if channel not in self.given or not path.exists():
+                raise ConventionError(f"artifact {channel!r} is not mounted (got {str(path)!r})")
+            if values_mod.is_artifact(type_name):
+                return str(locate_in_folder(path))
+            return collected_paths(path)
+        value = self._channel(channel, type_name)
+        if isinstance(value, list) and element_type(type_name) is not None:
+            value = [v for v in value if v != SKIPPED]
+        return value
 
     def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
         values = self.literal_inputs(spec)
@@ -348,9 +373,43 @@ class AzureMLConvention(Convention):
             path.write_text(text, encoding="utf-8")
             published[name] = value
         primitives = {n: v for n, v in published.items() if not is_artifact_output(spec, n)}
+        primitives |= self._write_metric_outputs(spec, result)
         if primitives:
             publish_control_outputs(primitives)
         return published
+
+    def _write_metric_outputs(self, spec: StepSpec, result: AttemptResult) -> dict[str, Any]:
+        """SPEC §15: ``out.O.NAME`` asks for metric NAME of Metrics output O as a number output
+        (what conditions and inputs of other jobs bind to); a missing metric writes
+        :data:`MISSING_METRIC` and its message, which fails the reader, not this step."""
+        from pipecast import metrics
+
+        values: dict[str, Any] = {}
+        for name, target in sorted(self.outputs.items()):
+            output, dot, metric = name.partition(".")
+            if not dot:
+                continue
+            if output not in spec.outputs or spec.outputs[output] != "Metrics":
+                raise ConventionError(
+                    f"--values asks for metric {metric!r} of {output!r}, not a Metrics output"
+                )
+            try:
+                value: Any = metrics.metric_value(str(result.outputs[output]), metric)
+                text = json.dumps(value)
+            except metrics.MetricsError as exc:
+                value = text = f"{MISSING_METRIC}step {spec.step!r}: {exc}"
+            path = Path(target)
+            if path.is_dir():
+                path = path / "output"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            values[metric_output_name(output, metric)] = value
+        return values
+
+
+def metric_output_name(output: str, metric: str) -> str:
+    """The Azure ML output of a job carrying metric ``metric`` of its Metrics output ``output``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{output}__{metric}")
 
 
 def log_job_metrics(path: Path) -> bool:
@@ -571,6 +630,102 @@ def select_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: The one item a ``parallel_for`` gets for an empty list (Azure ML rejects empty items): the body
+#: jobs' gate (``nonempty``) is closed, so they only write markers, which readers drop.
+SENTINEL_ITEM = "null"
+
+
+def items_main(argv: list[str] | None = None) -> int:
+    """A ``for_each`` group's items job: ``parallel_for`` items and the body's gate.
+
+    ``--name`` is the body input carrying the item (``item__<as>``), ``--key`` a key of a loop
+    item to iterate, ``--values`` holds ``in.values`` (or ``item.values``: a loop item), an
+    optional ``gate.pipecast_gate`` (the loop sits in a gated region) and ``out.items`` /
+    ``out.nonempty``. Azure ML's ``parallel_for`` fails on an empty list ("Items is an empty
+    list/dict"), and SPEC says an empty ``for_each`` completes with empty outputs: an empty list
+    (or a closed gate, or a skipped producer's marker) becomes one sentinel item and
+    ``nonempty`` is ``false``, the gate of every body job, so the body writes only skipped
+    markers and readers of the collected outputs get ``[]`` (see :func:`collected_paths`).
+    """
+    parser = argparse.ArgumentParser(prog="python -m pipecast.runtime.conventions.azureml items")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--key", default=None)
+    parser.add_argument("--template", default=None, help="a list literal holding references (SPEC §19)")
+    parser.add_argument("--values", required=True)
+    args = parser.parse_args(argv)
+    try:
+        given, outs, items, gates = read_values(Path(args.values))
+        text = given.get("values", SKIPPED)
+        closed = gate_closed(gates) or skipped_input(given if args.template else {"values": text}, items)
+        listed: list[Any] = []
+        if closed is None and args.template:
+            # The list is built now: each reference by its type, a mixed string as text.
+            convention = AzureMLConvention(given, outs, items=items)
+            spec = StepSpec(pipeline="", step="items", run=PythonRun(python=f"{__name__}:items_main"))
+            value = convention._render(spec, parse_json_arg(args.template, "--template"))
+            listed = json.loads(loop_items(value, args.name))
+        elif closed is None:
+            value = json.loads(text) if "values" in items else decode_text(text)
+            listed = json.loads(loop_items(value, args.name, args.key))
+        found = bool(listed)
+        listed = listed or [{args.name: SENTINEL_ITEM}]
+        written = json.dumps(listed, sort_keys=True)
+        for name, content in (("items", written), ("nonempty", "true" if found else "false")):
+            if name not in outs:
+                raise ConventionError(f"no path for output {name!r} in --values")
+            path = Path(outs[name])
+            if path.is_dir():
+                path = path / "output"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        publish_control_outputs({"items": written, "nonempty": found})
+    except (ConventionError, ValueError, TypeError, KeyError) as exc:
+        print(f"pipecast items: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    why = f"; body skipped: {closed}" if closed else ("" if found else "; the list is empty: body skipped")
+    print(f"pipecast items: {len(listed) if found else 0} item(s){why}", file=sys.stderr)
+    return 0
+
+
+def empty_main(argv: list[str] | None = None) -> int:
+    """A ``for_each`` over a literal empty list: no ``parallel_for`` (Azure ML rejects empty
+    items); this job gives the group's outputs as they are after no iteration: ``[]`` for a
+    collected parameter, an ``MLTable`` listing no paths for collected artifacts; markers when
+    its gate is closed (the group was skipped). ``--outputs`` maps each output to
+    ``{"artifact": bool}``."""
+    parser = argparse.ArgumentParser(prog="python -m pipecast.runtime.conventions.azureml empty")
+    parser.add_argument("--outputs", required=True)
+    parser.add_argument("--values", required=True)
+    args = parser.parse_args(argv)
+    try:
+        table: dict[str, dict[str, Any]] = parse_json_arg(args.outputs, "--outputs")
+        _, outs, _, gates = read_values(Path(args.values))
+        if gate_closed(gates):
+            write_markers({n: (outs.get(n), bool(how.get("artifact"))) for n, how in table.items()})
+            print("pipecast empty: skipped (closed gate)", file=sys.stderr)
+            return 0
+        values: dict[str, Any] = {}
+        for name, how in sorted(table.items()):
+            if name not in outs:
+                raise ConventionError(f"no path for output {name!r} in --values")
+            path = Path(outs[name])
+            if how.get("artifact"):
+                path.mkdir(parents=True, exist_ok=True)
+                (path / "MLTable").write_text("paths: []\n", encoding="utf-8")
+                continue
+            if path.is_dir():
+                path = path / "output"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("[]", encoding="utf-8")
+            values[name] = []
+        if values:
+            publish_control_outputs(values)
+    except ConventionError as exc:
+        print(f"pipecast empty: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def loop_items(values: Any, name: str, key: str | None = None) -> str:
     """``parallel_for`` items for a list: ``[{"<name>": "<item text>"}, ...]`` as JSON text."""
     if key is not None:
@@ -586,14 +741,17 @@ __all__ = [
     "ENCODED_PREFIX",
     "GATE",
     "HEREDOC_END",
+    "SENTINEL_ITEM",
     "SKIPPED",
     "SKIPPED_FILE",
     "AzureMLConvention",
     "decode_text",
+    "empty_main",
     "encode_text",
     "evaluate_gates",
     "evaluate_when",
     "item_text",
+    "items_main",
     "loop_items",
     "publish_control_outputs",
     "read_values",
@@ -602,11 +760,13 @@ __all__ = [
 ]
 
 
+_COMMANDS = {"select": select_main, "items": items_main, "empty": empty_main}
+
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["select"]:
-        print(
-            "usage: python -m pipecast.runtime.conventions.azureml select --outputs JSON --values DIR",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    sys.exit(select_main(sys.argv[2:]))
+    if sys.argv[1:2] and sys.argv[1] in _COMMANDS:
+        sys.exit(_COMMANDS[sys.argv[1]](sys.argv[2:]))
+    print(
+        "usage: python -m pipecast.runtime.conventions.azureml {select,items,empty} --values DIR ...",
+        file=sys.stderr,
+    )
+    sys.exit(2)
