@@ -96,6 +96,11 @@ class AzureMLBackend(Backend):
             "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
             "run it with the simulator, or copy the called pipeline's steps into this pipeline",
         ),
+        Feature.ARTIFACT_PARAMS: native("a uri_folder / uri_file pipeline input with the URI as path"),
+        Feature.IMPORT: native(
+            "a uri_folder / uri_file pipeline input <step>__artifact with the URI as path (no job); "
+            "the URI is written whole or is an artifact parameter"
+        ),
         Feature.METRIC_REFS: runtime(
             "the runtime publishes each metric read elsewhere as a number output of the job that "
             "wrote the Metrics file (<output>__<metric>); conditions and inputs bind to it"

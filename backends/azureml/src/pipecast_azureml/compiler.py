@@ -38,7 +38,7 @@ from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import ContainerRun, Pipeline, PythonRun
+from pipecast.ir.models import IMPORT_OUTPUT, ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import DictOf, ListOf, MetricValue, RefNode, StepOutput, Value, refs_of
@@ -117,6 +117,10 @@ class Compiler:
         #: (step, metric output) → (Metrics output, metric name): see :meth:`_metric_output`
         self._metric_keys: dict[tuple[str, str | None], tuple[str, str]] = {}
         self._plan_metrics()
+        #: import step → the pipeline input holding its artifact; synthetic inputs → (kind, URI)
+        self._import_of: dict[str, str] = {}
+        self._imports: dict[str, tuple[str, str]] = {}
+        self._plan_imports()
         self.gated = self._plan_gates()
 
     # ------------------------------------------------------------------ entry
@@ -126,6 +130,8 @@ class Compiler:
         root = Component(scope=self.index.root, is_root=True)
         for name, param in self.pipeline.params.items():
             root.inputs[name] = self._param_input(name, param.type, param.default, param.has_default)
+        for name, (kind, uri) in sorted(self._imports.items()):
+            root.inputs[name] = {"type": kind, "value": {"type": kind, "path": uri}}
         self._scope(root)
         tags: dict[str, str] = {}
         for out, expr in self.pipeline.outputs.items():
@@ -259,10 +265,66 @@ class Compiler:
         }
 
     def _param_input(self, name: str, type_name: str, default: Any, has_default: bool) -> dict[str, Any]:
+        if values.is_artifact(type_name):
+            # SPEC §14: an artifact parameter is a data input with a path (set another at submit
+            # time: --set inputs.P.path=...); https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline
+            kind = uri_kind(default) if has_default else "uri_folder"
+            value: dict[str, Any] = {"type": kind}
+            if has_default:
+                value["path"] = default
+            return {"type": kind, "value": value}
         decl: dict[str, Any] = {"type": azure_type(type_name)}
         if has_default:
             decl["value"] = param_input_value(type_name, default)
         return decl
+
+    def _plan_imports(self) -> None:
+        """SPEC §14 on Azure ML: an import step runs no job; its artifact is a pipeline input
+        ``<step>__artifact`` of type ``uri_folder``/``uri_file`` with the URI as ``path`` (what
+        Azure ML mounts for the jobs that read it), and readers bind to it like a parameter. An
+        import whose URI is exactly an artifact parameter reads that parameter's input."""
+        for name, param in self.pipeline.params.items():
+            if values.is_artifact(param.type) and param.has_default:
+                _check_azure_uri(str(param.default), ("params", name, "default"), f"parameter {name!r}")
+        for node in self.index.tasks():
+            spec = node.task.import_
+            if spec is None:
+                continue
+            path = (*node.yaml_path, "import", "uri")
+            if node.task.when is not None:
+                raise UserError(
+                    Diagnostic(
+                        f"target 'azureml': import step {node.name!r} has a when; its artifact is a "
+                        "pipeline input, which no condition can withhold",
+                        (*node.yaml_path, "when"),
+                        hint="put the when on the steps that read the artifact",
+                        code="unsupported-feature",
+                    )
+                )
+            uri = node.resolved.import_uri
+            ref = uri.ref if isinstance(uri, RefNode) else None
+            if (
+                ref is not None
+                and ref.kind == "param"
+                and values.is_artifact(self.pipeline.params[ref.name].type)
+            ):
+                self._import_of[node.name] = ref.name
+                continue
+            if "{{" in spec.uri:
+                raise UserError(
+                    Diagnostic(
+                        f"target 'azureml': import step {node.name!r} builds its URI from references "
+                        f"({spec.uri!r}); Azure ML takes an input's path as it is written",
+                        path,
+                        hint="declare an artifact parameter (type: Dataset, ...) and import "
+                        "'{{ params.NAME }}', or write the whole URI",
+                        code="unsupported-feature",
+                    )
+                )
+            _check_azure_uri(spec.uri, path, f"import step {node.name!r}")
+            channel = naming.step_channel(node.name, IMPORT_OUTPUT)
+            self._import_of[node.name] = channel
+            self._imports[channel] = (uri_kind(spec.uri), spec.uri)
 
     # ------------------------------------------------------------------ scopes
 
@@ -290,6 +352,8 @@ class Compiler:
     def _source(self, ref: Ref) -> Source:
         if ref.kind == "param":
             return ("param", ref.name, None)
+        if ref.kind == "step" and ref.name in self._import_of:
+            return ("param", self._import_of[ref.name], None)  # SPEC §14: a pipeline input
         if ref.kind == "step" and ref.metric is not None:
             # SPEC §15: the producer's job publishes the metric as its own number output.
             return ("step", ref.name, self._metric_output(ref))
@@ -301,6 +365,9 @@ class Compiler:
 
     def _source_type(self, source: Source) -> str:
         kind, name, key = source
+        if kind == "param" and name in self._imports:
+            step = next(s for s, i in self._import_of.items() if i == name)
+            return self.index.node(step).task.import_.type  # type: ignore[union-attr]
         if kind == "param":
             return self.pipeline.params[name].type
         if kind == "step":
@@ -346,6 +413,8 @@ class Compiler:
     # ------------------------------------------------------------------ tasks
 
     def _task(self, comp: Component, node: StepNode) -> None:
+        if node.task.is_import:
+            return  # a pipeline input (see _plan_imports): no job
         if node.name in self.gated:
             # A gated `when` step: the one-step group it is. The condition job outputs the gate;
             # the step's job always starts and the runtime skips it when the gate is closed.
@@ -552,6 +621,11 @@ class Compiler:
         """The Azure ML type of an input bound to ``source``."""
         if self._is_stock_param(source):
             return "uri_folder"
+        if source[0] == "param" and source[1] in self._imports:
+            return self._imports[source[1]][0]
+        if source[0] == "param" and values.is_artifact(self.pipeline.params[source[1]].type):
+            param = self.pipeline.params[source[1]]
+            return uri_kind(param.default) if param.has_default else "uri_folder"
         return azure_type(type_name or self._source_type(source))
 
     def _value_file(self, source: Source, name: str) -> str:
@@ -859,6 +933,16 @@ class Compiler:
                 )
             )
         producer = comp.scope.steps[ref.name]
+        if ref.name in self._import_of:
+            raise UserError(
+                Diagnostic(
+                    f"target 'azureml': output {out!r} exposes import step {ref.name!r}'s artifact; "
+                    "Azure ML outputs are bound from jobs, and an import is a pipeline input",
+                    path,
+                    hint="expose the output of a step that reads the artifact",
+                    code="unsupported-feature",
+                )
+            )
         job = comp.jobs[self._output_job(producer)]
         outs = job.setdefault("outputs", {})
         key = self._source(ref)[2]  # a metric: the job's number output carrying it
@@ -1011,6 +1095,8 @@ class Compiler:
     def _anchors(self, comp: Component, producer: str) -> list[tuple[str, str]]:
         """(job, output) pairs that are complete once ``producer`` (a sibling in ``comp``) is."""
         node = comp.scope.steps[producer]
+        if producer in self._import_of:
+            return []  # an import: its data exists before the run starts
         if node.is_task:
             job = comp.jobs[producer]
             outs = job["component"].setdefault("outputs", {})
@@ -1156,8 +1242,8 @@ class Compiler:
         deps = self.index.deps(comp.scope)
         for user, producers in deps.items():
             for producer in producers:
-                if producer in comp.bound.get(user, set()):
-                    continue
+                if producer in comp.bound.get(user, set()) or producer in self._import_of:
+                    continue  # bound by data, or an import (a pipeline input: nothing to wait for)
                 anchors = self._done_output(comp, producer, user)
                 target = self._waiting_job(comp, user)
                 job = comp.jobs[target]
@@ -1213,6 +1299,37 @@ class Compiler:
         rel = "components/" + body["component"].removeprefix("./").removeprefix("components/")
         inner = self.components[rel]["outputs"][output]["type"]
         return "string" if inner in ("string", "integer", "number", "boolean") else "mltable"
+
+
+#: URI schemes an Azure ML data input reads (https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2#paths).
+AZURE_SCHEMES = ("azureml:", "https://", "http://", "wasbs://", "wasb://", "abfss://", "abfs://", "adl://")
+
+
+def uri_kind(uri: Any) -> str:
+    """``uri_folder`` for a URI ending in ``/`` or whose last segment has no extension,
+    else ``uri_file`` (Azure ML mounts a file input as the file itself)."""
+    text = str(uri)
+    if text.endswith("/") or (text.startswith("azureml:") and "://" not in text):
+        return "uri_folder"  # a folder, or a data asset azureml:name:version
+    last = text.rstrip("/").rsplit("/", 1)[-1]
+    return "uri_file" if "." in last else "uri_folder"
+
+
+def _check_azure_uri(uri: str, path: tuple[str | int, ...], what: str) -> None:
+    """A remote URI Azure ML cannot read (local paths are refused by the core, SPEC §14)."""
+    from pipecast.passes.imports import is_local
+
+    if is_local(uri) or uri.startswith(AZURE_SCHEMES):
+        return
+    raise UserError(
+        Diagnostic(
+            f"target 'azureml': {what} reads {uri!r}, a URI Azure ML data inputs cannot read",
+            path,
+            hint="copy it to an Azure datastore and use azureml://datastores/<store>/paths/..., "
+            "or an https:// / abfss:// / wasbs:// URI",
+            code="unsupported-feature",
+        )
+    )
 
 
 def runtime_items(node: StepNode) -> bool:

@@ -91,11 +91,14 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
             continue  # the body of a `for_each: []` is not compiled (one command job instead)
         doc = files[scope_file(index, scope, job_file)]
         jobs = doc["jobs"]
-        siblings = set(scope.steps)
+        imports = _imports(scope, files[job_file])
+        siblings = set(scope.steps) - imports
         # Every job belongs to one step of this scope, and every step has its jobs.
         owners = {name for name in jobs if name != "finally"}
         assert {n.rsplit("__", 1)[0] if n not in siblings else n for n in owners} == siblings
         for name, node in scope.steps.items():
+            if name in imports:
+                continue
             if node.is_task:
                 job = jobs[name]
                 assert job["type"] == "command"
@@ -175,7 +178,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 assert if_job["true_block"] == f"${{{{parent.jobs.{name}}}}}"
                 assert ("false_block" in if_job) == (node.group.else_ is not None)
         # Dependencies: exactly the IR's (data and `after`), no more, no less.
-        expected = {k: set(v) for k, v in index.deps(scope).items()}
+        expected = {k: set(v) - imports for k, v in index.deps(scope).items() if k not in imports}
         got = compiled_edges(jobs, siblings)
         wrong = sorted(k for k in expected if got.get(k) != expected[k])
         assert not wrong, "; ".join(
@@ -184,7 +187,19 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
         )
     root = files[job_file]
     assert ("on_finalize" in root["settings"]) == (index.finally_node is not None)
-    assert set(root.get("inputs") or {}) == set(loaded.pipeline.params)
+    imported = {f"{n.name}__artifact" for n in index.tasks() if n.task.is_import}
+    assert set(root.get("inputs") or {}) - imported == set(loaded.pipeline.params)
+
+
+def _imports(scope: Scope, job: dict[str, Any]) -> set[str]:
+    """The import steps of ``scope`` (SPEC §14): each is a pipeline input ``<step>__artifact``
+    with its URI as path (or the artifact parameter it imports), not a job."""
+    imports = {n for n, node in scope.steps.items() if node.is_task and node.task.is_import}
+    for name in sorted(imports):
+        uri = scope.steps[name].task.import_.uri  # type: ignore[union-attr]
+        declared = (job.get("inputs") or {}).get(f"{name}__artifact")
+        assert declared is None or declared["path"] == uri, name
+    return imports
 
 
 def _spec_arg(command: str) -> str:
