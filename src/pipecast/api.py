@@ -199,6 +199,16 @@ def _submodel(model: type[Any], loc: tuple[Any, ...]) -> type[Any] | None:
 # ---------------------------------------------------------------------------- compile
 
 
+def compiled_form(loaded: Loaded, target: str) -> Loaded:
+    """The pipeline a target's compile works on: after the common lowerings, and with
+    sub-pipelines inlined for targets that inline them (:attr:`Backend.inlines_plain_groups`).
+    An engine reading back a run of the compiled output names these steps."""
+    from pipecast import registry
+
+    loaded = loaded.lowered()
+    return loaded.inlined() if registry.get(target).inlines_plain_groups else loaded
+
+
 def compile_pipeline(
     loaded: Loaded,
     target: str,
@@ -229,7 +239,7 @@ def compile_pipeline(
             raise UserError(
                 _settings_diagnostics(exc, backend.settings_model, backend.name, "settings")
             ) from None
-    loaded = loaded.lowered()
+    loaded = compiled_form(loaded, backend.name)
     source = loaded.source
 
     def located(d: Diagnostic) -> Diagnostic:

@@ -111,6 +111,14 @@ def unsupported(note: str, instead: str) -> Support:
     return Support("unsupported", note, instead)
 
 
+#: How targets without nested graphs run a sub-pipeline (SPEC §17): compile inlines it
+#: (:mod:`pipecast.passes.inline`, :attr:`Backend.inlines_plain_groups`).
+INLINED_SUBPIPELINES = native(
+    "inlined: the called pipeline's steps join the caller's graph under their dotted names "
+    "(prep.clean); the run record keeps the uses: step's own entry"
+)
+
+
 class Settings(BaseModel):
     """Base of every backend's target settings model (SPEC §11): strict, no unknown keys."""
 
@@ -230,6 +238,11 @@ class Backend(abc.ABC):
     #: Whether the target reads local paths (SPEC §14): only the simulator does; cloud
     #: targets reject an import of a local path at compile time.
     reads_local_files: ClassVar[bool] = False
+    #: Whether compile inlines plain groups (sub-pipelines without a ``finally``, SPEC §17)
+    #: into their enclosing scope first (:mod:`pipecast.passes.inline`), for targets whose
+    #: emitters know only loop and condition groups; run records get the group entries back
+    #: (:func:`pipecast.verify.records.restore_inlined_groups`).
+    inlines_plain_groups: ClassVar[bool] = True
 
     def support(self, feature: Feature) -> Support:
         return self.features.get(

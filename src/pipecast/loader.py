@@ -68,6 +68,16 @@ class Loaded:
             return self
         return Loaded(pipeline, self.path, self.source, list(self.warnings))
 
+    def inlined(self) -> Loaded:
+        """The same pipeline with its plain groups (sub-pipelines) inlined
+        (:mod:`pipecast.passes.inline`); ``self`` when it has none."""
+        from pipecast.passes.inline import inline_plain_groups
+
+        pipeline = inline_plain_groups(self.pipeline)
+        if pipeline is self.pipeline:
+            return self
+        return Loaded(pipeline, self.path, self.source, list(self.warnings))
+
 
 #: The largest pipeline file read (bytes); a bigger one is refused before it is read.
 MAX_FILE_BYTES = 50 * 2**20

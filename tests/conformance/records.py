@@ -8,6 +8,6 @@ one shape. It is the product's own (``pipecast verify`` completes records the sa
 
 from __future__ import annotations
 
-from pipecast.verify.records import base_name, complete
+from pipecast.verify.records import base_name, complete, restore_inlined_groups
 
-__all__ = ["base_name", "complete"]
+__all__ = ["base_name", "complete", "restore_inlined_groups"]

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from pipecast import registry
-from pipecast.api import compile_pipeline, load_checked
+from pipecast.api import compile_pipeline, compiled_form, load_checked
 from pipecast.backend import Feature
 from pipecast.conformance import Conformance, Job, Record, hooks_for
 from pipecast.diagnostics import UserError
@@ -55,7 +55,7 @@ from tests.conformance.catalogue import (
     load_case,
     timing_problems,
 )
-from tests.conformance.records import base_name, complete
+from tests.conformance.records import base_name, complete, restore_inlined_groups
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 BACKENDS = registry.available()
@@ -120,7 +120,9 @@ def job(name: str, backend: str, work: Path, fixtures: dict[str, Any]) -> Job:
     return Job(
         name=name,
         source=c.path,
-        loaded=load(name),
+        # What the engine runs: sub-pipelines inlined as the compile does (record readers
+        # name the compiled steps; test_execute maps the record back).
+        loaded=compiled_form(load(name), backend),
         files=compiled_files(name, backend),
         runs=[run.params for run in c.runs],
         secrets=c.secrets,
@@ -279,15 +281,17 @@ def test_execute(
     """Runs on the target's local engine with the expected results (or its own check)."""
     c = case(name)
     monkeypatch.chdir(tmp_path)
-    this, records = _records(name, backend, tmp_path, request)
+    _, records = _records(name, backend, tmp_path, request)
     if records is None:
         return  # no local engine: Conformance.execute checked the output another way
     simulated = request.getfixturevalue("simulated_records")
     problems, found = [], []
     for i, (run, record) in enumerate(zip(c.runs, records, strict=True)):
+        # Sub-pipelines the compile inlined: their dotted keys and the uses: step's own entry.
+        restore_inlined_groups(record, load(name).index)
         if hooks(backend).reports_tasks_only:
             # The engine reports tasks only; groups and never-started steps are derived.
-            complete(record, list(run.steps), this.loaded.index)
+            complete(record, list(run.steps), load(name).index)
         problems += [f"run {i} (params {run.params}): {p}" for p in compare(run, record)]
         problems += [f"run {i} (params {run.params}): {p}" for p in timing_problems(run, record)]
         # One harness: verify's own verdict on the same record (no second engine run).

@@ -17,6 +17,7 @@ class LocalBackend(Backend):
     title: ClassVar[str] = "Local simulator"
     features: ClassVar[dict[Feature, Support]] = {f: NATIVE for f in Feature}
     reads_local_files: ClassVar[bool] = True
+    inlines_plain_groups: ClassVar[bool] = False  # the simulator runs plain groups itself
     docs_url: ClassVar[str] = "docs/simulator.md"
     conformance: ClassVar[str] = "pipecast.simulator.conformance:LocalConformance"
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pipecast.passes.analysis import PipelineIndex, is_artifact_type
-from pipecast.passes.resolve import RefNode
+from pipecast.passes.resolve import RefNode, StepOutput
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -72,7 +72,100 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 status = "skipped" if "skipped" in outer else "succeeded"
         else:
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
-        steps[key] = {"status": status, "derived": True}
+        entry: dict[str, Any] = {"status": status, "derived": True}
+        if node is not None and node.is_group and not node.group.is_loop and status == "succeeded":
+            # Outputs an engine cannot report for a group: those of the steps it read them from.
+            values = group_outputs(index, node, key[len(name) :], steps)
+            if values is not None:
+                entry = {"status": status, "outputs": values}
+        steps[key] = entry
+    return record
+
+
+def group_outputs(
+    index: PipelineIndex, node: Any, suffix: str, steps: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A non-loop group's outputs read from its steps' entries (keys ending in ``suffix``,
+    the group's own loop indices): the branch whose producers all reported the outputs
+    (a ``when`` group's then-branch, else its ``else``); ``None`` when neither did."""
+    resolved = index.resolved.step(node)
+    for outputs in (resolved.outputs, resolved.else_outputs):
+        if not outputs:
+            continue
+        values = {}
+        for out_name, value in outputs.items():
+            if not isinstance(value, StepOutput):
+                break
+            got = (steps.get(value.producer + suffix) or {}).get("outputs") or {}
+            if value.output not in got:
+                break
+            values[out_name] = got[value.output]
+        else:
+            return values
+    return None
+
+
+def read_back(pipeline: Any, read: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The SPEC §12 record of a run of ``pipeline`` compiled for a target that inlines
+    sub-pipelines: ``read`` builds it from the engine's report given the pipeline the
+    compile worked on (:func:`pipecast.passes.inline.inline_plain_groups`), and the keys
+    the spec names come back (:func:`restore_inlined_groups`)."""
+    from pipecast.passes.inline import inline_plain_groups
+
+    compiled = inline_plain_groups(pipeline)
+    record = read(compiled)
+    if compiled is pipeline:
+        return record
+    return restore_inlined_groups(record, PipelineIndex(pipeline))
+
+
+def restore_inlined_groups(record: dict[str, Any], index: PipelineIndex) -> dict[str, Any]:
+    """A record of a target that compiled ``index``'s pipeline with its plain groups inlined
+    (:mod:`pipecast.passes.inline`), keyed as SPEC §17 says.
+
+    Step names the compile flattened (``prep__clean``) get their dotted names back
+    (``prep.clean[1]``), and each inlined group (a sub-pipeline ``uses:`` step) gets its own
+    entry (``prep[1]``) back from its steps' entries: ``failed`` if one failed, else
+    ``succeeded`` if one ran, else ``not_run`` if one never started, else ``skipped``; its
+    outputs are the entries' outputs its ``outputs`` read.
+    """
+    from pipecast.passes.inline import flat_names
+
+    names = {flat: dotted for dotted, flat in flat_names(index.pipeline).items()}
+    steps = record.get("steps")
+    if not names or not isinstance(steps, dict):
+        return record
+    renamed: dict[str, Any] = {}
+    for key, entry in steps.items():
+        base = base_name(key)
+        renamed[names.get(base, base) + key[len(base) :]] = entry
+    for node in reversed(list(index.walk())):  # innermost first: a group reads nested groups
+        if not (node.is_group and node.group.is_plain) or node.name in renamed:
+            continue
+        inner = {n.name for n in index.walk(node.body)}
+        depth = sum(1 for a in index.ancestors(node) if a.group.is_loop)
+        by_suffix: dict[str, list[dict[str, Any]]] = {}
+        for key, entry in renamed.items():
+            base = base_name(key)
+            if base in inner and isinstance(entry, dict):
+                suffix = "".join(_INDEX.findall(key[len(base) :])[:depth])
+                by_suffix.setdefault(suffix, []).append(entry)
+        for suffix, entries in sorted(by_suffix.items()):
+            statuses = {e.get("status") for e in entries}
+            status = (
+                "failed"
+                if "failed" in statuses
+                else "succeeded"
+                if statuses & {"succeeded", "cached"}
+                else "not_run"
+                if "not_run" in statuses
+                else "skipped"
+            )
+            entry: dict[str, Any] = {"status": status}
+            if status == "succeeded":
+                entry["outputs"] = group_outputs(index, node, suffix, renamed) or {}
+            renamed[node.name + suffix] = entry
+    record["steps"] = renamed
     return record
 
 

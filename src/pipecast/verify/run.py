@@ -10,8 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipecast.api import compiled_form
 from pipecast.verify.engine import EngineJob, engine_for, given_params
-from pipecast.verify.records import Difference, Fetch, complete, differences, digest_artifacts
+from pipecast.verify.records import (
+    Difference,
+    Fetch,
+    complete,
+    differences,
+    digest_artifacts,
+    restore_inlined_groups,
+)
 
 
 @dataclass
@@ -115,7 +123,9 @@ def verify(
         sim_seconds = time.monotonic() - started
         progress(f"running on {engine.title or target}")
         job = EngineJob(
-            loaded=loaded,
+            # Sub-pipelines inlined as the compile does: the engine's record names those steps
+            # (compare_records maps them back).
+            loaded=compiled_form(loaded, target),
             params=values,
             workdir=root / target,
             settings=dict(settings or {}),
@@ -171,7 +181,8 @@ def compare_records(
         the simulator's and the target's compared records, and their differences.
     """
     keys = list((sim_record.get("steps") or {}).keys())
-    local_record = _plain(target_record)
+    # A target that inlined sub-pipelines reports their steps under compile's names.
+    local_record = restore_inlined_groups(_plain(target_record), index)
     if compared is None:
         local_record = complete(local_record, keys, index)
     local_record = digest_artifacts(local_record, index, scratch, fetch)
@@ -189,7 +200,7 @@ def compare_records(
 
 def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
     """The compared part of a run record (status, outputs, steps with their times)."""
-    keep = ("status", "attempts", "outputs", "started", "ended")
+    keep = ("status", "attempts", "outputs", "started", "ended", "derived")
     return {
         "status": record.get("status"),
         "outputs": dict(record.get("outputs") or {}),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast import stock
 from pipecast.backend import (
+    INLINED_SUBPIPELINES,
     Backend,
     CompileResult,
     Feature,
@@ -129,10 +130,7 @@ class AirflowBackend(Backend):
             "the SPEC §20 signature; a hit restores the outputs without running the step"
         ),
         Feature.COMPONENTS: native("inlined: an ordinary task per step"),
-        Feature.SUBPIPELINES: unsupported(
-            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
-            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
-        ),
+        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.STRUCTURED_VALUES: runtime(
             "the runtime builds the value from the binding document (XCom values, paths)"
         ),

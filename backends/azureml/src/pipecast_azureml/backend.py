@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast import stock
 from pipecast.backend import (
+    INLINED_SUBPIPELINES,
     Backend,
     CompileResult,
     Feature,
@@ -92,10 +93,7 @@ class AzureMLBackend(Backend):
         Feature.COMPONENTS: native(
             "inlined: a command job per step (a component file per component: not yet)"
         ),
-        Feature.SUBPIPELINES: unsupported(
-            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
-            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
-        ),
+        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.ARTIFACT_PARAMS: native("a uri_folder / uri_file pipeline input with the URI as path"),
         Feature.IMPORT: native(
             "a uri_folder / uri_file pipeline input <step>__artifact with the URI as path (no job); "

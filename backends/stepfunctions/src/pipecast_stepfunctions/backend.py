@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast.backend import (
+    INLINED_SUBPIPELINES,
     Backend,
     CompileResult,
     Feature,
@@ -96,10 +97,7 @@ class StepFunctionsBackend(Backend):
             "(the task still starts: a worker message, a SageMaker job or a Batch job)"
         ),
         Feature.COMPONENTS: native("inlined: an ordinary task state per step"),
-        Feature.SUBPIPELINES: unsupported(
-            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
-            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
-        ),
+        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.ARTIFACT_PARAMS: runtime(
             "the s3:// URI travels in the state like an artifact output; the runtime downloads it "
             "(a local path is refused at compile time)"

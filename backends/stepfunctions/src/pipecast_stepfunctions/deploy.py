@@ -184,9 +184,13 @@ def follow(
                 Diagnostic(f"execution {execution_arn} did not finish within {timeout:g}s", code="timeout")
             )
         time.sleep(poll)
+    from pipecast.verify.records import read_back
+
     from .record import run_record
 
-    return run_record(pipeline, manifest, desc, history(sfn, execution_arn))
+    events = history(sfn, execution_arn)
+    # The state machine names a sub-pipeline's steps as the compile inlined them.
+    return read_back(pipeline, lambda compiled: run_record(compiled, manifest, desc, events))
 
 
 def _progress_line(ev: dict[str, Any], states: Mapping[str, Any]) -> str | None:

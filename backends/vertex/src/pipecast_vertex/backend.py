@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipecast.backend import (
+    INLINED_SUBPIPELINES,
     Backend,
     CompileResult,
     Feature,
@@ -76,10 +77,7 @@ class VertexBackend(Backend):
         Feature.COMPONENTS: native(
             "a task with its own ComponentSpec per step (one shared spec per component file: not yet)"
         ),
-        Feature.SUBPIPELINES: unsupported(
-            "not yet: a sub-pipeline lowers to a plain group (SPEC §17), which this target does not compile yet",
-            "run it with the simulator, or copy the called pipeline's steps into this pipeline",
-        ),
+        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.STRUCTURED_VALUES: runtime(
             "the consuming step's runtime builds the list/mapping from separate inputs "
             "(--templates); a for_each over such a list iterates what a task `<loop>--items` builds"
