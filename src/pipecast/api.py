@@ -247,6 +247,26 @@ def compile_pipeline(
 
     checks = backend.check(loaded.index, lenient=lenient, settings=settings)
     warnings = raise_if_errors([located(d) for d in checks])
+    if backend.inlines_plain_groups:
+        kept = [n for n in loaded.index.walk() if n.is_group and n.group.is_plain]
+        if kept:
+            raise UserError(
+                [
+                    for_target(
+                        Diagnostic(
+                            f"step {n.name!r} uses a pipeline that has a 'finally': this target runs "
+                            "a sub-pipeline inlined into its caller, where nothing can run its finally "
+                            "after its steps only",
+                            n.yaml_path,
+                            hint="move the called pipeline's finally into the caller's 'finally', or "
+                            "run it with the simulator",
+                            code="unsupported",
+                        ).located(source),
+                        backend.name,
+                    )
+                    for n in kept
+                ]
+            )
     try:
         result = backend.emit(loaded.pipeline, loaded.index, settings)
     except UserError as exc:

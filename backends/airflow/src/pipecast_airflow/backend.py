@@ -20,7 +20,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir.models import ContainerRun, Pipeline
