@@ -158,7 +158,7 @@ class _Rewrite:
         nested inlined groups); ``None`` for any other reference."""
         seen = 0
         while ref.kind == "step" and ref.name in self.plan.outputs and seen < 1000:
-            text = self.plan.outputs[ref.name].get(ref.key)
+            text = self.plan.outputs[ref.name].get(ref.key or "")
             segments = parse_template(text.strip()) if isinstance(text, str) else []
             if len(segments) != 1 or not isinstance(segments[0], Ref):
                 return None

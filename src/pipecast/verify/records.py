@@ -161,10 +161,10 @@ def restore_inlined_groups(record: dict[str, Any], index: PipelineIndex) -> dict
                 if "not_run" in statuses
                 else "skipped"
             )
-            entry: dict[str, Any] = {"status": status}
+            group: dict[str, Any] = {"status": status}
             if status == "succeeded":
-                entry["outputs"] = group_outputs(index, node, suffix, renamed) or {}
-            renamed[node.name + suffix] = entry
+                group["outputs"] = group_outputs(index, node, suffix, renamed) or {}
+            renamed[node.name + suffix] = group
     record["steps"] = renamed
     return record
 
