@@ -2,7 +2,12 @@
 
 Each pipeline mixes chains, fan-outs (for_each groups) and a seeded random DAG, so the
 lowering, the emitter, the splitting into child state machines (every definition under
-1 MB) and the limit checks all do real work. Goal: < 3 s for 10,000 steps, growing
+1 MB) and the limit checks all do real work. The three parts run one after the other and the
+DAG steps declare no outputs (they only order), so the top level is one sequence whose
+``$.steps`` entries are pruned as it goes and the state stays under Step Functions' 256 KiB
+payload quota (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); three
+independent parts with an output on every step would put all 10,000 entries in one state,
+which the compiler rightly rejects. Goal: < 3 s for 10,000 steps, growing
 linearly (the ms/step column stays flat). CPU time is printed next to wall-clock time
 because a loaded machine inflates the latter. Run: ``.venv/bin/python benchmarks/stepfunctions_compile.py``.
 """
@@ -21,8 +26,12 @@ from pipecast.ir.models import Pipeline
 from pipecast.passes.analysis import PipelineIndex
 
 
-def _task(inputs: dict[str, Any] | None = None, after: list[str] | None = None) -> dict[str, Any]:
-    step: dict[str, Any] = {"run": {"image": "alpine", "command": ["echo"]}, "outputs": {"v": "int"}}
+def _task(
+    inputs: dict[str, Any] | None = None, after: list[str] | None = None, *, output: bool = True
+) -> dict[str, Any]:
+    step: dict[str, Any] = {"run": {"image": "alpine", "command": ["echo"]}}
+    if output:
+        step["outputs"] = {"v": "int"}
     if inputs:
         step["inputs"] = inputs
     if after:
@@ -42,14 +51,20 @@ def make_pipeline(n: int, seed: int = 7) -> Pipeline:
     g = 0
     while made < third:
         inner = {f"g{g}_s{j}": _task() for j in range(9)}
-        steps[f"g{g}"] = {"for_each": [1, 2, 3], "steps": inner}
+        # each fan-out starts after the previous part, so the top level is one sequence
+        steps[f"g{g}"] = {
+            "for_each": [1, 2, 3],
+            "steps": inner,
+            "after": [f"g{g - 1}" if g else f"c{third - 1}"],
+        }
         made += 10
         g += 1
     # 3. a random DAG (edges to up to 3 of the previous 20 nodes: mostly not series-parallel)
     rest = n - third - made
     for i in range(rest):
         preds = sorted({rng.randrange(max(0, i - 20), i) for _ in range(rng.randint(0, 3))}) if i else []
-        steps[f"r{i}"] = _task(after=[f"r{p}" for p in preds])
+        after = [f"r{p}" for p in preds] if preds else [f"g{g - 1}"]
+        steps[f"r{i}"] = _task(after=after, output=False)
     return Pipeline.model_validate({"pipecast": 1, "name": "bench", "steps": steps})
 
 
