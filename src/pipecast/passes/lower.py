@@ -130,6 +130,11 @@ def guard_readers(pipeline: Pipeline) -> Pipeline:
             changed[node.name] = " and ".join(f"({c})" if len(conds) > 1 else c for c in conds)
     if not changed:
         return pipeline
+    return _with_whens(pipeline, changed)
+
+
+def _with_whens(pipeline: Pipeline, changed: dict[str, str]) -> Pipeline:
+    """``pipeline`` with the ``when`` of each task named in ``changed`` replaced."""
 
     def step(name: str, s: TaskStep | GroupStep) -> TaskStep | GroupStep:
         if isinstance(s, TaskStep):

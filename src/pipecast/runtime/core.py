@@ -17,7 +17,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -65,6 +65,57 @@ class StepOutcome:
     metrics: dict[str, dict[str, float]] | None = None
 
 
+def _skipped(spec: StepSpec, convention: Convention, workdir: Path, note: str, err: TextIO) -> StepOutcome:
+    """Publish a skipped step's markers (SPEC: readers of a skipped step are skipped too)."""
+    try:
+        convention.write_skipped(spec, workdir)
+    except ConventionError as exc:
+        raise StepFailed(f"step {spec.step} could not publish its skipped markers: {exc}") from None
+    print(f"pipecast: {note}", file=err, flush=True)
+    return StepOutcome(outputs={}, published=None, attempts=0, skipped=True)
+
+
+def _attempts(
+    spec: StepSpec,
+    inputs: dict[str, Any],
+    workdir: Path,
+    attempts: int,
+    *,
+    log_path: Path | None,
+    env: dict[str, str],
+    python_path: Sequence[str],
+    containers: ContainerMode,
+    paths: Mapping[str, Path] | None,
+    mask: list[str],
+    err: TextIO,
+    rng: random.Random | None,
+    sleep: Callable[[float], None],
+) -> tuple[AttemptResult, int]:
+    """Run the attempts of a step until one succeeds or the retries run out: the last
+    result and its attempt number."""
+    label = f"step {spec.step}"
+    result: AttemptResult | None = None
+    attempt = 0
+    for attempt in range(1, attempts + 1):
+        if injected(spec, inputs):  # pipecast verify --fail (unset on real targets)
+            result = AttemptResult(False, {}, FAULT, 1, False, 0.0)
+        else:
+            result = run_attempt(
+                spec, inputs, workdir, timeout=spec.timeout, log_path=log_path, env=env,
+                python_path=python_path, containers=containers, output_paths=paths, mask=mask,
+            )  # fmt: skip
+        if result.ok:
+            break
+        if attempt < attempts:
+            assert spec.retry is not None
+            wait = retry_delay(spec.retry, attempt, rng)
+            note = f"pipecast: {label} attempt {attempt}/{attempts} failed: {result.error}; retrying in {wait:g}s"
+            print(mask_text(note, mask), file=err, flush=True)
+            sleep(wait)
+    assert result is not None
+    return result, attempt
+
+
 def run_step(
     spec: StepSpec,
     convention: Convention,
@@ -98,12 +149,7 @@ def run_step(
     label = f"step {spec.step}"
     skip = convention.skip_reason(spec)
     if skip is not None:
-        try:
-            convention.write_skipped(spec, workdir)
-        except ConventionError as exc:
-            raise StepFailed(f"{label} could not publish its skipped markers: {exc}") from None
-        print(f"pipecast: {label} skipped: {skip}", file=err, flush=True)
-        return StepOutcome(outputs={}, published=None, attempts=0, skipped=True)
+        return _skipped(spec, convention, workdir, f"{label} skipped: {skip}", err)
     try:
         secret_env = resolve(spec.secrets, spec.secret_store)
     except SecretError as exc:
@@ -134,24 +180,10 @@ def run_step(
         )
 
     attempts = spec.retry.attempts if spec.retry is not None else 1
-    result: AttemptResult | None = None
-    for attempt in range(1, attempts + 1):
-        if injected(spec, inputs):  # pipecast verify --fail (unset on real targets)
-            result = AttemptResult(False, {}, FAULT, 1, False, 0.0)
-        else:
-            result = run_attempt(
-                spec, inputs, workdir, timeout=spec.timeout, log_path=log_path, env=env,
-                python_path=python_path, containers=containers, output_paths=paths, mask=mask,
-            )  # fmt: skip
-        if result.ok:
-            break
-        if attempt < attempts:
-            assert spec.retry is not None
-            wait = retry_delay(spec.retry, attempt, rng)
-            note = f"pipecast: {label} attempt {attempt}/{attempts} failed: {result.error}; retrying in {wait:g}s"
-            print(mask_text(note, mask), file=err, flush=True)
-            sleep(wait)
-    assert result is not None
+    result, attempt = _attempts(
+        spec, inputs, workdir, attempts, log_path=log_path, env=env, python_path=python_path,
+        containers=containers, paths=paths, mask=mask, err=err, rng=rng, sleep=sleep,
+    )  # fmt: skip
     if not result.ok:
         summary = f"{label} failed: {result.error}"
         if attempts > 1:

@@ -806,21 +806,7 @@ class Engine:
     def _finish(
         self, inst: Inst, status: str, *, error: str | None = None, reason: str | None = None
     ) -> None:
-        inst.status = status
-        inst.ended = self.clock.now()
-        if inst.started is None:
-            inst.started = inst.ended
-        if error is not None:
-            inst.error = error
-        if reason is not None:
-            inst.reason = reason
-        if status == "skipped" and inst.outputs is None:
-            inst.outputs = {}
-        self.last_done = inst
-        for hook in self.hooks:
-            hook.on_done(inst)
-        if self.on_change:
-            self.on_change(inst)
+        self._stamp(inst, status, error, reason)
         if inst is self.finally_inst:
             self.phase = "done"
             return
@@ -849,6 +835,30 @@ class Engine:
             frame.pending -= 1
             return
         frame.pending -= 1
+        self._release_users(inst, frame)
+        if frame.pending == 0:
+            self._frame_done(frame)
+
+    def _stamp(self, inst: Inst, status: str, error: str | None, reason: str | None) -> None:
+        """Record an instance's end and tell the hooks and the run record."""
+        inst.status = status
+        inst.ended = self.clock.now()
+        if inst.started is None:
+            inst.started = inst.ended
+        if error is not None:
+            inst.error = error
+        if reason is not None:
+            inst.reason = reason
+        if status == "skipped" and inst.outputs is None:
+            inst.outputs = {}
+        self.last_done = inst
+        for hook in self.hooks:
+            hook.on_done(inst)
+        if self.on_change:
+            self.on_change(inst)
+
+    def _release_users(self, inst: Inst, frame: Frame) -> None:
+        """The steps of ``frame`` waiting on ``inst`` that now have all they wait for start."""
         _, users = self._scope_graph(frame.scope)
         for user in users[inst.node.name]:
             frame.waiting[user] -= 1
@@ -856,8 +866,6 @@ class Engine:
                 nxt = frame.insts[user]
                 nxt.cause = inst
                 self._ready(nxt)
-        if frame.pending == 0:
-            self._frame_done(frame)
 
     def _finalize(self) -> None:
         failed = self.failing or (self.finally_inst is not None and self.finally_inst.status == "failed")

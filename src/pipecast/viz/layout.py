@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from pipecast.passes.analysis import Scope
-from pipecast.viz.model import GEdge, Graph, else_id, item_id
+from pipecast.viz.model import GEdge, GNode, Graph, else_id, item_id
 
 NODE_H = 44
 WHEN_H = 14
@@ -205,6 +205,34 @@ def _edge_svg(edge: GEdge, i: int, boxes: dict[str, Box], ports: dict[tuple[int,
     return "".join(parts)
 
 
+def _node_svg(nid: str, n: GNode, b: Box, st: tuple[str, str] | None, critical: bool) -> str:
+    """One step's box, with its status class and badge in a run report."""
+    out: list[str] = []
+    cls = "pc-node" + (" pc-finally" if n.is_finally else "") + (" pc-when" if n.when else "")
+    if st:
+        cls += f" st-{st[0]}"
+    if critical:
+        cls += " pc-critical"
+    out.append(
+        f'<g class="{cls}" data-id="{escape(nid)}" data-name="{escape(n.name)}" tabindex="0">'
+        f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="7"/>'
+        f'<text class="pc-node-name" x="{b.x + 10:.1f}" y="{b.y + 18:.1f}">{escape(_fit(n.name, b.w, CHAR_W))}</text>'
+        f'<text class="pc-node-sub" x="{b.x + 10:.1f}" y="{b.y + 34:.1f}">{escape(_fit(n.subtitle, b.w, SUB_CHAR_W))}</text>'
+    )
+    if n.when:
+        out.append(
+            f'<text class="pc-node-when" x="{b.x + 10:.1f}" y="{b.y + 48:.1f}">'
+            f"{escape(_fit('when ' + n.when, b.w, SUB_CHAR_W))}</text>"
+        )
+    if st and st[1]:
+        out.append(
+            f'<text class="pc-badge pc-node-badge" x="{b.x + 10:.1f}" y="{b.y + 48 + (WHEN_H if n.when else 0):.1f}">'
+            f"{escape(_fit(st[1], b.w, SUB_CHAR_W))}</text>"
+        )
+    out.append(f"<title>{escape(n.name + ': ' + n.subtitle)}</title></g>")
+    return "".join(out)
+
+
 def svg(
     graph: Graph, status: dict[str, tuple[str, str]] | None = None, critical: set[str] | None = None
 ) -> str:
@@ -266,30 +294,8 @@ def svg(
     ports = _ports(graph, boxes)
     for i, edge in enumerate(graph.edges):
         out.append(_edge_svg(edge, i, boxes, ports))
-    for nid, n in graph.nodes.items():
-        b = boxes[nid]
-        st = status.get(nid)
-        cls = "pc-node" + (" pc-finally" if n.is_finally else "") + (" pc-when" if n.when else "")
-        if st:
-            cls += f" st-{st[0]}"
-        if nid in critical:
-            cls += " pc-critical"
-        out.append(
-            f'<g class="{cls}" data-id="{escape(nid)}" data-name="{escape(n.name)}" tabindex="0">'
-            f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="7"/>'
-            f'<text class="pc-node-name" x="{b.x + 10:.1f}" y="{b.y + 18:.1f}">{escape(_fit(n.name, b.w, CHAR_W))}</text>'
-            f'<text class="pc-node-sub" x="{b.x + 10:.1f}" y="{b.y + 34:.1f}">{escape(_fit(n.subtitle, b.w, SUB_CHAR_W))}</text>'
-        )
-        if n.when:
-            out.append(
-                f'<text class="pc-node-when" x="{b.x + 10:.1f}" y="{b.y + 48:.1f}">'
-                f"{escape(_fit('when ' + n.when, b.w, SUB_CHAR_W))}</text>"
-            )
-        if st and st[1]:
-            out.append(
-                f'<text class="pc-badge pc-node-badge" x="{b.x + 10:.1f}" y="{b.y + 48 + (WHEN_H if n.when else 0):.1f}">'
-                f"{escape(_fit(st[1], b.w, SUB_CHAR_W))}</text>"
-            )
-        out.append(f"<title>{escape(n.name + ': ' + n.subtitle)}</title></g>")
+    out.extend(
+        _node_svg(nid, n, boxes[nid], status.get(nid), nid in critical) for nid, n in graph.nodes.items()
+    )
     out.append("</g></svg>")
     return "".join(out)

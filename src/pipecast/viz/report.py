@@ -388,26 +388,108 @@ def _node_status(rows: list[Row]) -> tuple[str, str]:
     return status, f"{len(rows)} runs: " + ", ".join(parts)
 
 
-def render_report(folder: Path, out: Path) -> str:
-    """The report page of the run in ``folder`` for a page written at ``out``."""
-    from pipecast.simulator.run import read_record
+def _load_pipeline(record: dict[str, Any]) -> tuple[Any, str | None]:
+    """The run's pipeline file, loaded again, or why it cannot be."""
+    file = record.get("file")
+    if not file:
+        return None, "the run record names no pipeline file"
+    try:
+        from pipecast.loader import load
+
+        return load(file), None
+    except UserError as exc:
+        return None, f"the pipeline file {file} cannot be read any more ({exc.diagnostics[0].message})"
+
+
+def _graph_parts(loaded: Any, rows: list[Row], crit_set: set[str]) -> tuple[str, dict[str, Any]]:
+    """The graph's SVG coloured by the rows' statuses, and its items with their instances."""
     from pipecast.viz import html as vhtml
     from pipecast.viz.layout import svg
     from pipecast.viz.model import build, item_id
 
-    record = read_record(folder)
-    loaded = None
-    problem = None
-    file = record.get("file")
-    if file:
+    graph = build(loaded.index)
+    by_name: dict[str, list[Row]] = {}
+    for r in rows:
+        by_name.setdefault(r.name, []).append(r)
+    status: dict[str, tuple[str, str]] = {}
+    crit_nodes = set()
+    for name, rs in by_name.items():
         try:
-            from pipecast.loader import load
+            node = loaded.index.node(name)
+        except KeyError:
+            continue
+        nid = item_id(node)
+        status[nid] = _node_status(rs)
+        if any(r.key in crit_set for r in rs):
+            crit_nodes.add(nid)
+    for nid in graph.nodes:
+        status.setdefault(nid, ("not_run", "not run"))
+    svg_markup = svg(graph, status, crit_nodes)
+    items = vhtml.items_data(graph)
+    for nid, item in items.items():
+        name = item["name"]
+        if nid.startswith("e_"):
+            continue
+        instances = {
+            r.key: r.status
+            + (f", {r.entry.get('attempts')} attempt(s)" if r.is_task else "")
+            + (f", {_fmt(r.duration)}" if r.duration is not None else "")
+            for r in by_name.get(name, [])
+        }
+        item["settings"] = {"instances": instances or {"-": "no record"}, **item["settings"]}
+    return svg_markup, items
 
-            loaded = load(file)
-        except UserError as exc:
-            problem = f"the pipeline file {file} cannot be read any more ({exc.diagnostics[0].message})"
-    else:
-        problem = "the run record names no pipeline file"
+
+def _row_outputs(r: Row, page_dir: Path) -> list[dict[str, Any]]:
+    """A row's outputs (artifact URIs as links relative to the page) and metrics."""
+    outputs: list[dict[str, Any]] = []
+    for name, value in sorted((r.entry.get("outputs") or {}).items()):
+        listed = value if isinstance(value, list) else [value]
+        links = [_rel_link(v, page_dir) for v in listed]
+        if listed and all(links):
+            outputs.extend(
+                {"name": name, "value": v, "link": link} for v, link in zip(listed, links, strict=True)
+            )
+        else:
+            outputs.append({"name": name, "value": value, "link": None})
+    for name, found in sorted((r.entry.get("metrics") or {}).items()):
+        # SPEC §15: each metric of a Metrics output, as output.metric = number.
+        outputs.extend({"name": f"{name}.{k}", "value": v, "link": None} for k, v in sorted(found.items()))
+    return outputs
+
+
+def _table_row(r: Row, folder: Path, page_dir: Path, origin: float, crit_set: set[str]) -> dict[str, Any]:
+    """One row of the report's table."""
+    logs = []
+    for rel in r.entry.get("logs") or []:
+        tail = _log_tail(folder / rel)
+        logs.append(
+            {"name": rel, "link": _rel_link((folder / rel).resolve().as_uri(), page_dir), "tail": tail}
+        )
+    return {
+        "key": r.key,
+        "status": r.status,
+        "kind": "task" if r.is_task else "group",
+        "attempts": r.entry.get("attempts", ""),
+        "duration": _fmt(r.duration),
+        "start": _fmt(r.start - origin) if r.start is not None else "",
+        "outputs": _row_outputs(r, page_dir),
+        "logs": logs,
+        "error": r.entry.get("error") or "",
+        "errors": [e for e in r.entry.get("errors") or [] if e and e != r.entry.get("error")],
+        "reason": r.entry.get("reason") or "",
+        "critical": r.key in crit_set,
+        "cached_from": r.entry.get("cached_from"),
+    }
+
+
+def render_report(folder: Path, out: Path) -> str:
+    """The report page of the run in ``folder`` for a page written at ``out``."""
+    from pipecast.simulator.run import read_record
+    from pipecast.viz import html as vhtml
+
+    record = read_record(folder)
+    loaded, problem = _load_pipeline(record)
     index = loaded.index if loaded is not None else None
     rows = load_rows(record, index)
     critical = critical_path(rows, index)
@@ -417,81 +499,8 @@ def render_report(folder: Path, out: Path) -> str:
     ends = [r.end for r in rows if r.end is not None]
     run_end = _time(record.get("ended")) or (max(ends) if ends else origin)
     page_dir = out.parent.resolve()
-
-    svg_markup = ""
-    items: dict[str, Any] = {}
-    if loaded is not None:
-        graph = build(loaded.index)
-        by_name: dict[str, list[Row]] = {}
-        for r in rows:
-            by_name.setdefault(r.name, []).append(r)
-        status: dict[str, tuple[str, str]] = {}
-        crit_nodes = set()
-        for name, rs in by_name.items():
-            try:
-                node = loaded.index.node(name)
-            except KeyError:
-                continue
-            nid = item_id(node)
-            status[nid] = _node_status(rs)
-            if any(r.key in crit_set for r in rs):
-                crit_nodes.add(nid)
-        for nid in graph.nodes:
-            status.setdefault(nid, ("not_run", "not run"))
-        svg_markup = svg(graph, status, crit_nodes)
-        items = vhtml.items_data(graph)
-        for nid, item in items.items():
-            name = item["name"]
-            if nid.startswith("e_"):
-                continue
-            instances = {
-                r.key: r.status
-                + (f", {r.entry.get('attempts')} attempt(s)" if r.is_task else "")
-                + (f", {_fmt(r.duration)}" if r.duration is not None else "")
-                for r in by_name.get(name, [])
-            }
-            item["settings"] = {"instances": instances or {"-": "no record"}, **item["settings"]}
-
-    table = []
-    for r in rows:
-        outputs: list[dict[str, Any]] = []
-        for name, value in sorted((r.entry.get("outputs") or {}).items()):
-            listed = value if isinstance(value, list) else [value]
-            links = [_rel_link(v, page_dir) for v in listed]
-            if listed and all(links):
-                outputs.extend(
-                    {"name": name, "value": v, "link": link} for v, link in zip(listed, links, strict=True)
-                )
-            else:
-                outputs.append({"name": name, "value": value, "link": None})
-        for name, found in sorted((r.entry.get("metrics") or {}).items()):
-            # SPEC §15: each metric of a Metrics output, as output.metric = number.
-            outputs.extend(
-                {"name": f"{name}.{k}", "value": v, "link": None} for k, v in sorted(found.items())
-            )
-        logs = []
-        for rel in r.entry.get("logs") or []:
-            tail = _log_tail(folder / rel)
-            logs.append(
-                {"name": rel, "link": _rel_link((folder / rel).resolve().as_uri(), page_dir), "tail": tail}
-            )
-        table.append(
-            {
-                "key": r.key,
-                "status": r.status,
-                "kind": "task" if r.is_task else "group",
-                "attempts": r.entry.get("attempts", ""),
-                "duration": _fmt(r.duration),
-                "start": _fmt(r.start - origin) if r.start is not None else "",
-                "outputs": outputs,
-                "logs": logs,
-                "error": r.entry.get("error") or "",
-                "errors": [e for e in r.entry.get("errors") or [] if e and e != r.entry.get("error")],
-                "reason": r.entry.get("reason") or "",
-                "critical": r.key in crit_set,
-                "cached_from": r.entry.get("cached_from"),
-            }
-        )
+    svg_markup, items = _graph_parts(loaded, rows, crit_set) if loaded is not None else ("", {})
+    table = [_table_row(r, folder, page_dir, origin, crit_set) for r in rows]
     counts: dict[str, int] = {}
     for r in rows:
         if r.is_task:
