@@ -70,6 +70,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str]) -> int:
         spec_data = parse_json_arg(args.spec, "--spec")
         spec = StepSpec.model_validate(spec_data)
         convention = conv_cls.from_args(conv_args)
+        spec = convention.specialise(spec)
     except ConventionError as exc:
         return _fail(f"pipecast runtime: {exc}", EXIT_USAGE)
     except ValueError as exc:  # pydantic ValidationError

@@ -56,7 +56,7 @@ class KubeflowCompiler(Compiler):
         key = json.dumps([executor, config], sort_keys=True)
         label = self._executor_keys.get(key)
         if label is None:
-            label = n.executor_label(tname)
+            label = self._unique_name(n.executor_label(tname), self.executors)
             self._executor_keys[key] = label
             self.executors[label] = executor
             if config:

@@ -32,6 +32,7 @@ template goes in ``--templates``. Literal inputs are embedded in the step spec.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +189,8 @@ class Compiler:
         self.spec = pb.PipelineSpec()
         self.executors: dict[str, dict[str, Any]] = {}
         self._executor_keys: dict[str, str] = {}
+        #: serialized ComponentSpec of a component file's use → its shared name (SPEC §16).
+        self._component_keys: dict[bytes, str] = {}
         self.diagnostics: list[Diagnostic] = []
         #: Container steps' stock-image plans (SPEC §21), by step name.
         self.plans: dict[str, StockPlan] = {}
@@ -460,10 +463,14 @@ class Compiler:
         task.component_ref.name = comp_name
         templates: dict[str, dict[str, Any]] = {}
         json_inputs: set[str] = set()
+        constants: set[str] = set()
+        shared = self._shares_component(node)
         resolved = node.resolved.inputs
         for name, value in step.inputs.items():
             structured = isinstance(value, list | dict) and has_template_text(value)
             if not structured and (not isinstance(value, str) or "{{" not in value):
+                if shared and self._constant_input(node, name, value, task, comp, json_inputs):
+                    constants.add(name)
                 continue  # literal: embedded in the step spec
             rv = resolved[name]
             ref = rv.ref if isinstance(rv, RefNode) else None
@@ -489,7 +496,82 @@ class Compiler:
         if plan is not None and plan.stock:
             self._stock_task(node, task, comp, eff)
             return
-        self._runtime_task(node, task, comp, eff, templates, json_inputs)
+        self._runtime_task(node, task, comp, eff, templates, json_inputs, constants)
+        if shared:
+            self._share_component(node, task, comp_name)
+
+    # ------------------------------------------------------------------ components (SPEC §16)
+
+    def _shares_component(self, node: StepNode) -> bool:
+        """Whether the step is a use of a component file that gets the file's one ComponentSpec
+        (a python or runtime-run container step; not the finally step, whose component gains
+        the status input afterwards, nor an import or a stock image)."""
+        step = node.task
+        if step.component is None or step.import_ is not None or node is self.index.finally_node:
+            return False
+        plan = self.stock_plan(node)
+        return plan is None or not plan.stock
+
+    def _constant_input(
+        self,
+        node: StepNode,
+        name: str,
+        value: Any,
+        task: pb.PipelineTaskSpec,
+        comp: pb.ComponentSpec,
+        json_inputs: set[str],
+    ) -> bool:
+        """A literal input of a component use as a task input with a constant value (what kfp
+        writes for a constant argument: ``runtimeValue.constant``,
+        https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto), so
+        the executor is the same for every use. Ints, lists and dicts travel as JSON text
+        (exact, SPEC §22) like step outputs; ``False`` when the value stays in the spec."""
+        type_ = self.index.value_type(value, node.scope, node.name) or ANY
+        const = struct_pb2.Value()
+        if value is None or type_ == ANY:
+            return False
+        if textual(type_):
+            const.string_value, wire = json.dumps(value), PT.STRING  # keys in stored order (SPEC §22)
+        elif type_ == "str" and isinstance(value, str):
+            const.string_value, wire = value, PT.STRING
+        elif type_ == "bool" and isinstance(value, bool):
+            const.bool_value, wire = value, PT.BOOLEAN
+        elif type_ == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            const.number_value, wire = float(value), PT.NUMBER_DOUBLE
+        else:
+            return False
+        if KFP_PLACEHOLDER in const.string_value:
+            return False  # KFP substitutes placeholders in constants too: kept in the (inert) spec
+        if wire == PT.STRING and textual(type_):
+            json_inputs.add(name)
+        task.inputs.parameters[name].runtime_value.constant.CopyFrom(const)
+        self._declare(comp.input_definitions, name, type_, wire)
+        return True
+
+    def _share_component(self, node: StepNode, task: pb.PipelineTaskSpec, comp_name: str) -> None:
+        """Point the task at the component file's ComponentSpec: one per distinct spec (the
+        same inputs, outputs and executor), named ``comp-<component>--component[-<k>]``."""
+        assert node.task.component is not None
+        comp = self.spec.components[comp_name]
+        key = comp.SerializeToString(deterministic=True)
+        name = self._component_keys.get(key)
+        if name is None:
+            name = self._unique_name(
+                n.component_name(n.task_name(node.task.component.name), "component"), self.spec.components
+            )
+            self._component_keys[key] = name
+            self.spec.components[name].CopyFrom(comp)
+        del self.spec.components[comp_name]
+        task.component_ref.name = name
+
+    @staticmethod
+    def _unique_name(base: str, taken: Any) -> str:
+        """``base``, or ``base-2``, ``base-3`` ... the first one not in ``taken``."""
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}-{k}"
+        return name
 
     def _template_refs(
         self,
@@ -558,10 +640,16 @@ class Compiler:
         eff: Any,
         templates: dict[str, dict[str, Any]],
         json_inputs: set[str],
+        constants: AbstractSet[str] = frozenset(),
     ) -> None:
         """A step run by the pipecast runtime: retry policy, cache, the step spec and the
-        container that runs ``python -m pipecast.runtime run``."""
+        container that runs ``python -m pipecast.runtime run``.
+
+        A use of a component file (:meth:`_shares_component`) keeps what differs per use out
+        of the executor: its literal inputs are task constants (``constants``) and the step
+        name arrives as the task input ``pipecast--step``, so equal uses share the executor."""
         tname = n.task_name(node.name)
+        shared = self._shares_component(node)
         # Vertex caps backoff_max_duration at 1 hour ("higher value will be capped to this
         # limit", RetryPolicy in https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto):
         # a longer max_delay, like jitter, is retried by the runtime, with SPEC §6's exact timing.
@@ -593,6 +681,16 @@ class Compiler:
         )
         if warning is not None:
             self.diagnostics.append(warning)
+        if shared:
+            assert node.task.component is not None
+            inputs = {
+                k: v.model_copy(update={"value": None, "literal": False}) if k in constants else v
+                for k, v in spec.inputs.items()
+            }
+            spec = spec.model_copy(update={"step": node.task.component.name, "inputs": inputs})
+            comp.input_definitions.parameters[n.STEP_INPUT].parameter_type = PT.STRING
+            task.inputs.parameters[n.STEP_INPUT].runtime_value.constant.string_value = node.name
+            tname = n.task_name(node.task.component.name) + "--component"
         image = eff.image or self.settings.image
         if not image:
             image = placeholder("image")
@@ -796,7 +894,7 @@ class Compiler:
         key = json.dumps(executor, sort_keys=True)
         label = self._executor_keys.get(key)
         if label is None:
-            label = n.executor_label(tname)
+            label = self._unique_name(n.executor_label(tname), self.executors)
             self._executor_keys[key] = label
             self.executors[label] = executor
         return label

@@ -15,6 +15,9 @@ value, resolves them: ``pipelinechannel--<param>`` (a parent input),
 
 from __future__ import annotations
 
+#: The hidden input that names the step a shared component runs for (SPEC §16).
+from pipecast.runtime.conventions.kfp import STEP_INPUT as STEP_INPUT
+
 CHANNEL = "pipelinechannel--"
 #: The hidden input of the finally step that receives the pipeline's final status.
 STATUS_INPUT = "pipecast--status"

@@ -103,6 +103,11 @@ class Convention(abc.ABC):
     def from_args(cls, args: argparse.Namespace) -> Convention:
         """Build the convention from the parsed options of :meth:`add_arguments`."""
 
+    def specialise(self, spec: StepSpec) -> StepSpec:
+        """The spec of this run: a target that shares one spec between the uses of a component
+        file (SPEC §16) hands over what differs per use (the step name) at run time."""
+        return spec
+
     @staticmethod
     def literal_inputs(spec: StepSpec) -> dict[str, Any]:
         """Inputs whose value is written in the pipeline (embedded in the spec)."""

@@ -54,6 +54,8 @@ from pipecast.runtime.spec import StepSpec
 
 _MOUNTS = (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/"))
 TRACE_ENV = "PIPECAST_KFP_TRACE"
+#: The task input that names the step a shared component executor runs for (SPEC §16).
+STEP_INPUT = "pipecast--step"
 #: Suffix of the companion output that holds a list output's items for a loop to iterate.
 ITEMS_SUFFIX = "--items"
 #: Suffix of the companion output that holds a list/dict output natively (``LIST``/``STRUCT``)
@@ -224,6 +226,12 @@ class KfpConvention(Convention):
 
     # ------------------------------------------------------------------ inputs
 
+    def specialise(self, spec: StepSpec) -> StepSpec:
+        """A component file's shared executor (SPEC §16) gets its step's name as the task
+        input ``pipecast--step`` (the compiler's constant for each use)."""
+        step = self._section("inputs", "parameterValues").get(STEP_INPUT)
+        return spec.model_copy(update={"step": step}) if isinstance(step, str) and step else spec
+
     def _section(self, *keys: str) -> dict[str, Any]:
         node: Any = self.executor_input
         for key in keys:
@@ -386,6 +394,7 @@ __all__ = [
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
     "NATIVE_SUFFIX",
+    "STEP_INPUT",
     "KfpConvention",
     "coerce",
     "compound",
