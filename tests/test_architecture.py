@@ -19,7 +19,7 @@ PARSERS = frozenset(
     }
 )
 PARSE_MODULES = ("pipecast.passes.parse",)
-#: Modules the parsers used to live in; importing a parser from them still works (old imports).
+#: Modules the parsers used to live in (issue 16 removed the re-exports; an import from them fails).
 OLD_HOMES = ("pipecast.ir.refs", "pipecast.ir.condition")
 
 #: Files that still parse on their own, to be migrated to the resolved form. The list only
@@ -29,21 +29,14 @@ NOT_MIGRATED = frozenset(
         "backends/stepfunctions/src/pipecast_stepfunctions/backend.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/emitter.py",
         "backends/stepfunctions/src/pipecast_stepfunctions/paths.py",
-        "src/pipecast/ir/condition.py",  # old-import shims (module __getattr__) for branches in
-        "src/pipecast/ir/refs.py",  # flight; removed once they have rebased
-        # The Python DSL is a front end: it checks user-written text before a pipeline exists.
-        "src/pipecast/dsl/groups.py",
-        "src/pipecast/dsl/refs.py",
-        "src/pipecast/dsl/steps.py",
-        # The runtime renders the template text compiled specs carry (kept so every golden file
-        # stays byte-identical); carrying resolved parts instead is the next step.
-        "src/pipecast/runtime/conventions/airflow.py",
-        "src/pipecast/runtime/conventions/azureml.py",
-        "src/pipecast/runtime/conventions/base.py",
-        "src/pipecast/runtime/conventions/kfp.py",
-        "src/pipecast/runtime/executor.py",
     }
 )
+#: Exempt for good, not awaiting migration. The step runtime is a separate program: it runs in
+#: the step's own process on the target and reads the compiled spec (template text, ``when``
+#: gates, container command text), where no pipeline, IR or resolved form exists, so it has to
+#: parse strings. It parses with the compiler's parser, through this one module only, so a
+#: template means the same at compile and at run time; the other runtime modules are checked.
+RUNTIME_ENTRY = frozenset({"src/pipecast/runtime/spec_text.py"})
 
 
 def _sources() -> list[Path]:
@@ -92,10 +85,10 @@ def test_only_passes_parse_references_and_conditions() -> None:
         hits = parser_uses(path.read_text())
         if hits:
             offending[path.relative_to(ROOT).as_posix()] = hits
-    new = {f: h for f, h in offending.items() if f not in NOT_MIGRATED}
+    new = {f: h for f, h in offending.items() if f not in NOT_MIGRATED | RUNTIME_ENTRY}
     assert not new, (
         "these modules parse reference templates or conditions; read the resolved form "
         f"(index.resolved, pipecast.passes.resolve) instead: {new}"
     )
-    done = sorted(NOT_MIGRATED - set(offending))
+    done = sorted((NOT_MIGRATED | RUNTIME_ENTRY) - set(offending))
     assert not done, f"migrated; remove from NOT_MIGRATED in tests/test_architecture.py: {done}"

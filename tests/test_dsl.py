@@ -30,6 +30,7 @@ from pipecast.dsl import (
 )
 from pipecast.ir import condition
 from pipecast.loader import load
+from pipecast.passes.parse import parse_condition
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -278,9 +279,7 @@ def test_operator_conditions_render_to_spec_text(build, text) -> None:
     written = data["steps"]["gate"]["when"]
     assert written == text
     # The text parses back to the same expression the operators built.
-    assert condition.to_text(condition.parse_condition(written)) == condition.to_text(
-        condition.parse_condition(text)
-    )
+    assert condition.to_text(parse_condition(written)) == condition.to_text(parse_condition(text))
 
 
 def test_string_literals_in_conditions_are_quoted() -> None:

@@ -32,7 +32,7 @@ from pipecast.dsl.steps import after_names
 from pipecast.ir import values
 from pipecast.ir.refs import RefSyntaxError
 from pipecast.passes.analysis import ANY, element_type, list_of
-from pipecast.passes.parse import single_ref
+from pipecast.passes.frontend import is_single_reference
 
 
 def _builder(what: str) -> Builder:
@@ -141,10 +141,10 @@ class Group:
                 data[key] = str(value)
             elif isinstance(value, str):
                 try:
-                    ref = single_ref(value)
+                    lone = is_single_reference(value)
                 except RefSyntaxError as exc:
                     raise dsl_error(f"{what}: {exc}") from None
-                inner = ANY if ref is not None else "str"
+                inner = ANY if lone else "str"
                 data[key] = value
             else:
                 raise dsl_error(

@@ -16,7 +16,7 @@ from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, accepts, element_type
-from pipecast.passes.parse import parse_condition
+from pipecast.passes.frontend import condition_of
 
 if TYPE_CHECKING:
     from pipecast.dsl.groups import ForEach, Group
@@ -178,7 +178,7 @@ class Cond:
             return cls(cond.Path(value._ref), (value,))
         if isinstance(value, str):
             try:
-                return cls(parse_condition(value))
+                return cls(condition_of(value))
             except cond.ConditionSyntaxError as exc:
                 raise dsl_error(
                     f"condition {value!r}: {exc} (column {exc.column})",

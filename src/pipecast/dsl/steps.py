@@ -26,7 +26,7 @@ from pipecast.dsl.types import type_info
 from pipecast.ir import values
 from pipecast.ir.models import IMPORT_OUTPUT, TaskStep
 from pipecast.ir.refs import Ref, RefSyntaxError
-from pipecast.passes.parse import parse_template
+from pipecast.passes.frontend import template_refs
 
 SETTINGS = ("image", "retry", "timeout", "resources", "env", "secrets", "cache", "description", "when")
 
@@ -424,11 +424,11 @@ def _placeholders(texts: list[str], where: Position) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {"inputs": [], "outputs": []}
     for text in texts:
         try:
-            segments = parse_template(text)
+            refs = template_refs(text)
         except RefSyntaxError as exc:
             raise dsl_error(f"container command {text!r}: {exc}", where=where) from None
-        for seg in segments:
-            if isinstance(seg, Ref) and seg.kind in found and seg.name not in found[seg.kind]:
+        for seg in refs:
+            if seg.kind in found and seg.name not in found[seg.kind]:
                 found[seg.kind].append(seg.name)
     return found
 

@@ -155,15 +155,3 @@ def to_text(expr: Expr) -> str:
 def _wrap(expr: Expr) -> str:
     text = to_text(expr)
     return f"({text})" if isinstance(expr, BoolOp | Compare | In) else text
-
-
-_MOVED = ("parse_condition",)
-
-
-def __getattr__(name: str) -> Any:
-    # The parser lives in pipecast.passes.parse (issue 16); this keeps old imports working.
-    if name in _MOVED:
-        from pipecast.passes import parse
-
-        return getattr(parse, name)
-    raise AttributeError(name)

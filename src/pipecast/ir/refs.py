@@ -73,23 +73,3 @@ def render_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), sort_keys=False)  # compact (SPEC §22)
-
-
-_MOVED = (
-    "parse_path",
-    "parse_template",
-    "single_ref",
-    "is_template",
-    "refs_in",
-    "is_structured_template",
-    "render",
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The parsers live in pipecast.passes.parse (issue 16); this keeps old imports working.
-    if name in _MOVED:
-        from pipecast.passes import parse
-
-        return getattr(parse, name)
-    raise AttributeError(name)

@@ -65,10 +65,10 @@ from typing import IO, Any, Literal
 
 from pipecast.ir.models import ContainerRun, PythonRun
 from pipecast.ir.refs import Ref
-from pipecast.passes.parse import parse_template
 from pipecast.runtime import _child, _procs
 from pipecast.runtime._values import OutputError, from_text, is_artifact, to_text
 from pipecast.runtime.spec import StepSpec
+from pipecast.runtime.spec_text import fill_text
 
 ContainerMode = Literal["host", "docker", "podman"]
 MASK = "***"
@@ -388,7 +388,7 @@ def substitute(text: str, spec: StepSpec, inputs: Mapping[str, Any], locations: 
             return str(locations[name])
         return str(ref)
 
-    return "".join(seg if isinstance(seg, str) else fill(seg) for seg in parse_template(text))
+    return fill_text(text, fill)
 
 
 def _container_argv(

@@ -156,12 +156,12 @@ class _Resolver:
         return self._items[task_id]
 
     def binding(self, doc: Mapping[str, Any], index: Any) -> Any:
-        from pipecast.passes.parse import render
+        from pipecast.runtime.spec_text import render_template
 
         if "value" in doc:
             return doc["value"]
         refs = doc["refs"]
-        return render(doc["template"], lambda ref: self.source(refs[ref.path], index))
+        return render_template(doc["template"], lambda ref: self.source(refs[ref.path], index))
 
     def source(self, src: Mapping[str, Any], index: Any) -> Any:
         if "param" in src:
@@ -254,13 +254,10 @@ class _Resolver:
 
     def holds(self, doc: Mapping[str, Any], index: int) -> bool:
         """Evaluate a ``when`` condition document (SPEC §5)."""
-        from pipecast.ir import condition as cond
-        from pipecast.passes.parse import parse_condition
+        from pipecast.runtime.spec_text import evaluate_text_condition
 
         refs = doc["refs"]
-        return bool(
-            cond.evaluate(parse_condition(doc["when"]), lambda ref: self.source(refs[ref.path], index))
-        )
+        return bool(evaluate_text_condition(doc["when"], lambda ref: self.source(refs[ref.path], index)))
 
     def items_done(self, group: str) -> dict[int, bool]:
         """Per map index of mapped task group ``group`` in this run: whether all its tasks

@@ -71,12 +71,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipecast.ir import condition as cond
 from pipecast.ir import values as values_mod
 from pipecast.ir.models import PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, element_type, is_artifact_type
-from pipecast.passes.parse import parse_condition, render
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
@@ -89,6 +87,7 @@ from pipecast.runtime.conventions.base import (
 )
 from pipecast.runtime.executor import AttemptResult
 from pipecast.runtime.spec import StepSpec
+from pipecast.runtime.spec_text import evaluate_text_condition, render_template
 
 CONTROL_PROPERTY = "azureml.pipeline.control"
 STATUS_ENV = "PIPECAST_PIPELINE_STATUS"
@@ -304,7 +303,7 @@ class AzureMLConvention(Convention):
             value = self._typed(channel, typed[0]) if typed else self._channel(channel)
             return value[key] if key is not None else value
 
-        return render(template["template"], lookup)
+        return render_template(template["template"], lookup)
 
     def _typed(self, channel: str, type_name: str) -> Any:
         """A value inside a list or mapping input (SPEC §19): by its type, an artifact as the
@@ -564,7 +563,7 @@ def evaluate_when(when: str, refs: dict[str, list[Any]], **values: Any) -> bool:
         value = values[channel]  # loop items arrive decoded (item.NAME)
         return value[key] if key is not None else value
 
-    return bool(cond.evaluate(parse_condition(when), lookup))
+    return bool(evaluate_text_condition(when, lookup))
 
 
 def evaluate_gates(when: str, refs: dict[str, list[Any]], **values: Any) -> dict[str, bool]:

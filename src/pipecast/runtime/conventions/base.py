@@ -203,7 +203,7 @@ Fetch = Callable[[str, str, Any], Any]
 def render_inputs(inputs: dict[str, Any], fetch: Fetch | None = None) -> dict[str, Any]:
     """Inputs with every :data:`RENDER_KEY` value rendered (SPEC §4/§22 mixed strings) and
     every :data:`BUILD_KEY` value built (SPEC §19), its artifacts fetched by ``fetch``."""
-    from pipecast.passes.parse import render
+    from pipecast.runtime.spec_text import render_template
 
     out = dict(inputs)
     for name, value in inputs.items():
@@ -230,7 +230,7 @@ def render_inputs(inputs: dict[str, Any], fetch: Fetch | None = None) -> dict[st
             return v[ref.path]
 
         try:
-            out[name] = render(template, lookup)
+            out[name] = render_template(template, lookup)
         except KeyError as exc:
             raise ConventionError(f"input {name!r}: no value for {{{{ {exc.args[0]} }}}}") from None
     return out

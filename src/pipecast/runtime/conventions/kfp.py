@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.passes.analysis import ANY, element_type
-from pipecast.passes.parse import render
 from pipecast.runtime.conventions.base import (
     Convention,
     ConventionError,
@@ -51,6 +50,7 @@ from pipecast.runtime.conventions.base import (
 )
 from pipecast.runtime.executor import AttemptResult
 from pipecast.runtime.spec import StepSpec
+from pipecast.runtime.spec_text import render_template
 
 _MOUNTS = (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/"))
 TRACE_ENV = "PIPECAST_KFP_TRACE"
@@ -271,7 +271,7 @@ class KfpConvention(Convention):
                 value = json.loads(value)
             return value[key] if key is not None else value
 
-        return render(template["template"], lookup)
+        return render_template(template["template"], lookup)
 
     def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
         values = self.literal_inputs(spec)
