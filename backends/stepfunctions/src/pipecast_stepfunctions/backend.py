@@ -18,7 +18,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.io import dump_json
@@ -117,11 +116,10 @@ class StepFunctionsBackend(Backend):
             "the step runtime (keys in stored order, artifacts downloaded); for_each: a Pass builds "
             "the items with States.Array"
         ),
-        Feature.GROUP_FINALLY: unsupported(
+        Feature.GROUP_FINALLY: native(
             # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
-            "the lowering (the group's states in a one-branch Parallel whose Catch runs the "
-            "finally, then a Fail state) is not written yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
+            "the group's states in a one-branch Parallel; success runs the finally with "
+            "group.status 'succeeded', the Catch (States.ALL) runs it with 'failed', then a Fail state"
         ),
         Feature.FINALLY: native(
             "the body runs in a Parallel whose Catch leads to the finally step, then Fail"

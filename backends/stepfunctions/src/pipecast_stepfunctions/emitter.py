@@ -17,6 +17,7 @@ docs/targets/stepfunctions.md; the state layout is in :mod:`.paths`.
 | ``retry``                  | ``Retry`` on the step's task state                             |
 | ``timeout``                | ``TimeoutSeconds``                                             |
 | ``finally``                | ``Parallel`` around the body, ``Catch`` → finally → ``Fail``   |
+| a group's ``finally``      | the same around the group's states (:meth:`emit_group_finally`)|
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref
-from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
+from pipecast.passes.analysis import ANY, FinallyKind, PipelineIndex, Scope, StepNode
 from pipecast.passes.parse import (
     is_structured_template,
     parse_template,
@@ -62,6 +63,7 @@ from .waits import lower_with_waits
 ROOT_KEYS = ("params", "pipeline", "steps")
 LOOP_KEYS = (*ROOT_KEYS, "loop", "index")
 FAILED_ERROR = "pipecast.PipelineFailed"
+GROUP_FAILED_ERROR = "pipecast.GroupFailed"
 
 
 @dataclass
@@ -130,9 +132,11 @@ class Emitter(Outliner):
         self.specs[node.name] = (key, text)
         return f"s3://{s.bucket}/{key}"
 
-    def type_of(self, scope: Scope, dependent: str | None, in_finally: bool = False) -> Callable[[Ref], str]:
+    def type_of(
+        self, scope: Scope, dependent: str | None, in_finally: FinallyKind = False
+    ) -> Callable[[Ref], str]:
         def type_of(ref: Ref) -> str:
-            if ref.kind == "pipeline":
+            if ref.kind in ("pipeline", "group"):
                 return "str"
             res = self.index.resolve(ref, scope, dependent=dependent, in_finally=in_finally)
             return res.type or ANY
@@ -145,8 +149,8 @@ class Emitter(Outliner):
     def _inputs(self, node: StepNode) -> tuple[dict[str, Any], dict[str, Any]]:
         """The step's inputs as a payload template, and the parts of fields too big for one
         field (over 10 intrinsic calls), which a ``Pass`` computes into ``$.fmt`` first."""
-        in_finally = node is self.index.finally_node
-        type_of = self.type_of(node.scope, node.name, in_finally)
+        scope, dependent, in_finally = self.index.context(node)
+        type_of = self.type_of(scope, dependent, in_finally)
         out: dict[str, Any] = {}
         parts: dict[str, Any] = {}
         for k, v in node.task.inputs.items():
@@ -459,6 +463,11 @@ class Emitter(Outliner):
             if step.when is not None:
                 return self.emit_when(node, frame, nxt, lambda sub: self.emit_task(node, sub, None), None)
             return self.emit_task(node, frame, nxt)
+        if node.finally_node is not None:
+            return self.emit_group_finally(node, node.finally_node, frame, nxt)
+        return self.emit_group(node, frame, nxt)
+
+    def emit_group(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         group = node.group
         if group.is_loop:
             return self.emit_loop(node, frame, nxt)
@@ -473,6 +482,76 @@ class Emitter(Outliner):
             lambda sub: self.emit_branch(node, node.body, group.outputs, sub, "then"),
             other,
         )
+
+    def emit_group_finally(
+        self, node: StepNode, fin: StepNode, frame: Frame, nxt: str | None
+    ) -> tuple[str, Events]:
+        """SPEC §18, error handling as for the pipeline's ``finally``
+        (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html):
+        the group's states run as the one branch of a ``Parallel``; on success the branch's
+        ``$.steps`` is kept, ``$.group.status`` is ``succeeded`` and the finally task runs
+        (not when the ``when`` group was skipped: a ``Choice`` on its ``skipped`` mark), then
+        ``nxt``; the ``Catch`` (``States.ALL``) sets ``failed``, runs a copy of the finally
+        task and ends in a ``Fail`` state, so the failure still fails the run (SPEC §10)."""
+        g = node.name
+        failed = self.names.new(f"{g} failed", "fail")
+        frame.states[failed] = {
+            "Type": "Fail",
+            "Error": GROUP_FAILED_ERROR,
+            "Cause": f"a step of group {g!r} failed; its finally step ran; see the execution history",
+        }
+        fin_ok, ev_ok = self.emit_task(fin, frame, nxt)
+        fin_fail, ev_fail = self._finally_copy(fin, frame, failed)
+        on_ok = self.names.new(f"{g} (status succeeded)", "status")
+        # Entering it marks the group failed in the run record (record.py).
+        on_fail = self.names.new(f"{g} (status failed)", "group-failed", g)
+        events: Events = (4 + 2, 4 + 2)  # the Parallel; the status Pass
+        ok_next = fin_ok
+        if node.group.when is not None and node.group.else_ is None:
+            ran = self.names.new(f"{g} (skipped?)", "choice")
+            skip_to = nxt
+            if skip_to is None:
+                # The last state of its sequence: an exit the caller links (a Choice cannot be).
+                skip_to = self.names.new(f"{g} (skipped, no finally)", "skip")
+                self.add(frame, skip_to, {"Type": "Pass"}, None)
+            skipped = {"Variable": f"$.steps.{g}.skipped", "IsPresent": True, "Next": skip_to}
+            self.add(frame, ran, {"Type": "Choice", "Choices": [skipped], "Default": fin_ok}, None)
+            ok_next = ran
+            events = _add(events, (2, 2))
+        group_status = "$.grp.state.steps"
+        self.add(
+            frame,
+            on_ok,
+            {
+                "Type": "Pass",
+                "Parameters": self.carry(frame, steps=group_status, group={"status": "succeeded"}),
+            },
+            ok_next,
+        )
+        self.add(
+            frame,
+            on_fail,
+            {"Type": "Pass", "Parameters": self.carry(frame, group={"status": "failed"})},
+            fin_fail,
+        )
+        par = self.names.new(f"{g} (with finally)", "parallel")
+        body = self.unit(frame, lambda sub: self.emit_group(node, sub, None))
+        if not self.fits([body]):
+            body = self.outline(body, frame)
+        self.add(
+            frame,
+            par,
+            {
+                "Type": "Parallel",
+                "Branches": [self.seal(body)],
+                "ResultSelector": {"state.$": "States.ArrayGetItem($, 0)"},
+                "ResultPath": "$.grp",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.grp", "Next": on_fail}],
+            },
+            on_ok,
+        )
+        worst = max(ev_ok[1], ev_fail[1] + 2)
+        return par, _add(events, (body.events[0] + ev_ok[0], body.events[1] + worst))
 
     def emit_task(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         if node.task.import_ is not None:
@@ -951,6 +1030,7 @@ class Emitter(Outliner):
         return main, (4 + ev[0] + 2 + ev_ok[0], 4 + ev[1] + 2 + worst_tail)
 
     def _finally_copy(self, fin: StepNode, root: Frame, nxt: str) -> tuple[str, Events]:
+        """A second copy of a finally task (its states named ``... (after failure)``)."""
         # The finally step appears twice (after success, after failure) so each path ends
         # in the right terminal state without a second Choice.
         saved = self.names.new

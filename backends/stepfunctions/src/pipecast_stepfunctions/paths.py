@@ -5,6 +5,7 @@ The state layout every generated state machine uses (docs/targets/stepfunctions.
     $.params.<P>                 parameters, defaults merged with the execution input
     $.pipeline.name|run_id       run_id is the execution name
     $.pipeline.status            only on the way into ``finally``
+    $.group.status               only on the way into a group's ``finally`` (SPEC §18)
     $.steps.<S>.outputs.<O>      each step's outputs (ResultPath of its state)
     $.loop.<var>                 the current item of each enclosing for_each
     $.index.<group>              the current index of each enclosing for_each
@@ -37,6 +38,8 @@ def ref_path(ref: Ref) -> str:
         return f"$.loop.{ref.name}" + (f".{ref.key}" if ref.key else "")
     if ref.kind == "pipeline":
         return f"$.pipeline.{ref.name}"
+    if ref.kind == "group":
+        return f"$.group.{ref.name}"
     raise ValueError(f"{ref} has no place in the state")
 
 

@@ -34,6 +34,15 @@ def _take_result(entry: dict[str, Any], out: dict[str, Any], role: str) -> None:
             entry["status"] = "cached"  # restored from the runtime's result cache
 
 
+def _entry(steps: Any, step: str) -> Any:
+    """A step's ``$.steps`` entry; a group's finally (``<group>.finally``, SPEC §18) writes
+    its result at the JSONPath ``$.steps.<group>.finally``, inside the group's entry."""
+    out = steps
+    for part in step.split("."):
+        out = out.get(part) if isinstance(out, dict) else None
+    return out
+
+
 class _History:
     """What one execution's history says of each step, read event by event."""
 
@@ -129,13 +138,16 @@ class _History:
             entry["status"] = "skipped"
         if role == "fail":  # the step's condition could not be evaluated (SPEC §15)
             entry["status"] = "failed"
+        if role == "group-failed":  # the Catch of a group with a finally (SPEC §18)
+            entry["status"] = "failed"
+            entry.setdefault("ended", _iso(ev.get("timestamp")))
 
     @staticmethod
     def exited(ev: dict[str, Any], entry: dict[str, Any], step: str, role: str, data: Any) -> None:
         entry["ended"] = _iso(ev.get("timestamp"))
         if role in ("task", "outputs", "map", "group-outputs") and entry["status"] != "skipped":
             entry["status"] = "succeeded"
-        out = (data or {}).get("steps", {}).get(step) if isinstance(data, dict) else None
+        out = _entry((data or {}).get("steps", {}), step) if isinstance(data, dict) else None
         if isinstance(out, dict) and role != "choice":
             _take_result(entry, out, role)
 
