@@ -247,7 +247,7 @@ def compile_pipeline(
 
     checks = backend.check(loaded.index, lenient=lenient, settings=settings)
     warnings = raise_if_errors([located(d) for d in checks])
-    if backend.inlines_plain_groups:
+    if backend.inlines_plain_groups and not backend.emits_plain_groups_with_finally:
         kept = [n for n in loaded.index.walk() if n.is_group and n.group.is_plain]
         if kept:
             raise UserError(

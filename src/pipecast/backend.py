@@ -243,6 +243,10 @@ class Backend(abc.ABC):
     #: emitters know only loop and condition groups; run records get the group entries back
     #: (:func:`pipecast.verify.records.restore_inlined_groups`).
     inlines_plain_groups: ClassVar[bool] = True
+    #: With :attr:`inlines_plain_groups`: whether the emitter compiles the plain groups the
+    #: inlining keeps (a sub-pipeline with a ``finally``, SPEC §17-§18) instead of compile
+    #: refusing them.
+    emits_plain_groups_with_finally: ClassVar[bool] = False
 
     def support(self, feature: Feature) -> Support:
         return self.features.get(

@@ -42,6 +42,9 @@ class StepFunctionsBackend(Backend):
     #: Executed by the suite in moto (backends/stepfunctions/tests/sfn_helpers.py).
     conformance = "sfn_helpers:StepFunctionsConformance"
     settings_model = StepFunctionsSettings
+    #: A sub-pipeline with a finally is a plain group lowered like a group with a finally
+    #: (emitter.emit_group_finally); the others are inlined.
+    emits_plain_groups_with_finally = True
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: runtime(
             "the step image runs `python -m pipecast.runtime`, which calls the function"

@@ -471,6 +471,10 @@ class Emitter(Outliner):
         group = node.group
         if group.is_loop:
             return self.emit_loop(node, frame, nxt)
+        if group.is_plain:
+            # A sub-pipeline with a finally (SPEC §17; the others are inlined): its steps,
+            # then a Pass with its entry (outputs), inside emit_group_finally's Parallel.
+            return self.emit_branch(node, node.body, group.outputs, frame, "plain", nxt)
         other: Callable[[Frame], tuple[str, Events]] | None = None
         else_ = group.else_
         if else_ is not None and node.else_body is not None:
@@ -664,8 +668,10 @@ class Emitter(Outliner):
         outputs: dict[str, str],
         frame: Frame,
         label: str,
+        nxt: str | None = None,
     ) -> tuple[str, Events]:
-        """One branch of a ``when`` group, ending in a ``Pass`` that sets the group's outputs."""
+        """One branch of a ``when`` group (or a plain group's steps), ending in a ``Pass`` that
+        sets the group's outputs."""
         assert body is not None
         done = self.names.new(f"{node.name} ({label} outputs)", "group-outputs", node.name)
         result = self.outputs_template(outputs, body)
@@ -673,7 +679,7 @@ class Emitter(Outliner):
             frame,
             done,
             {"Type": "Pass", "Parameters": {"outputs": result}, "ResultPath": f"$.steps.{node.name}"},
-            None,
+            nxt,
         )
         start, ev = self.emit_scope(body, frame, done)
         return start, _add(ev, (2, 2))
