@@ -106,7 +106,9 @@ def test_component_twice_shares_one_spec_between_uses_with_other_inputs_and_retr
     assert len(spec["deploymentSpec"]["executors"]) == 2
 
 
-def test_training_runs_in_kfp_local_like_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_runs_in_kfp_local_like_the_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pipecast.simulator import run_pipeline
 
     loaded = load_checked(COMPONENTS / "training.yaml")
