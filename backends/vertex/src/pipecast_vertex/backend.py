@@ -75,7 +75,8 @@ class VertexBackend(Backend):
         Feature.SECRETS: runtime("the runtime reads Google Secret Manager by secret name"),
         Feature.CACHE: native("cachingOptions.enableCache (off unless the step asks)"),
         Feature.COMPONENTS: native(
-            "a task with its own ComponentSpec per step (one shared spec per component file: not yet)"
+            "one ComponentSpec + executor per component file and container; each use's literal "
+            "inputs and step name are task constants"
         ),
         Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.STRUCTURED_VALUES: runtime(
