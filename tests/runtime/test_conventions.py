@@ -200,3 +200,48 @@ def test_jobs_write_metrics_beside_their_outputs(tmp_path):
     )
     assert result.exists() and outcome.metrics is None
     assert not result.with_name("metrics.json").exists()  # no Metrics output, no file
+
+
+def test_kfp_shared_executor_runs_under_the_step_name_of_its_task(tmp_path, pp):
+    """SPEC §16 on KFP: one executor spec for every use of a component file; the step's name
+    and its literal inputs arrive as task inputs (pipecast--step, JSON-text constants)."""
+    import os
+    import subprocess
+    import sys
+
+    from pipecast.runtime.conventions.kfp import STEP_INPUT
+
+    spec = make_spec("add", {"output": "int"}, inputs={"a": {"type": "int"}, "b": {"type": "int"}})
+    spec = spec.model_copy(update={"step": "plus"})  # the component's name, as compiled
+    trace = tmp_path / "trace.jsonl"
+    for step, b in (("first", "1"), ("second", "2")):
+        out = tmp_path / step / "executor_output.json"
+        executor_input = {
+            "inputs": {"parameterValues": {"a": "40", "b": b, STEP_INPUT: step}},
+            "outputs": {"outputFile": str(out)},
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipecast.runtime",
+            "run",
+            "--spec",
+            spec.to_arg(),
+            "--convention",
+            "kfp",
+        ]
+        cmd += ["--python-path", pp[0], "--executor-input", json.dumps(executor_input)]
+        cmd += ["--json-inputs", '["a","b"]']
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PIPECAST_KFP_TRACE": str(trace)},
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(out.read_text())["parameterValues"]["output"] == str(40 + int(b))
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [(line["step"], line["outputs"]) for line in lines] == [
+        ("first", {"output": 41}),
+        ("second", {"output": 42}),
+    ]
