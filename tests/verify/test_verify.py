@@ -20,6 +20,11 @@ from pipecast.verify import verify
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "conformance" / "cases"
 CHURN = REPO / "examples" / "churn" / "pipeline.yaml"
+# churn imports its base dataset from an s3:// URI by default; both runs read the shipped copy,
+# given as an absolute path (a target's step reads a run-time path from its own working folder),
+# and verify compares the import's output by content.
+CHURN_BASE = CHURN.parent / "data" / "customers.csv"
+CHURN_DATA = ("--param", f"data_uri={CHURN_BASE}")
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
@@ -51,11 +56,14 @@ def _break_result_path(step: str) -> Any:
 @pytest.mark.slow
 def test_stepfunctions_churn_agrees_and_is_fast(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    code, data = _cli(capsys, str(CHURN), "--target", "stepfunctions")
+    code, data = _cli(capsys, str(CHURN), "--target", "stepfunctions", *CHURN_DATA)
     elapsed = time.monotonic() - started
     assert code == 0, data.get("differences")
     assert data["agree"] is True and data["differences"] == []
     assert data["stepfunctions"]["record"]["status"] == "succeeded"
+    base = data["stepfunctions"]["record"]["steps"]["base"]["outputs"]["artifact"]
+    assert base == data["simulator"]["record"]["steps"]["base"]["outputs"]["artifact"]
+    assert base["artifact"].startswith("sha256:")
     assert data["simulator"]["seconds"] > 0 and data["stepfunctions"]["seconds"] > 0
     assert any("compute=callback" in n for n in data["notes"])  # the default compute is sagemaker
     assert elapsed < 180, f"verify took {elapsed:.0f} s"  # a blow-up guard; goal: under 60 s
@@ -133,7 +141,7 @@ def _break_trigger_rule(task: str) -> Any:
 @pytest.mark.slow
 def test_airflow_churn_agrees_and_is_fast(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    code, data = _cli(capsys, str(CHURN), "--target", "airflow")
+    code, data = _cli(capsys, str(CHURN), "--target", "airflow", *CHURN_DATA)
     elapsed = time.monotonic() - started
     assert code == 0, data.get("differences")
     assert data["airflow"]["record"]["steps"]["train[1]"]["status"] == "succeeded"
@@ -172,7 +180,7 @@ def _break_kfp_binding(task: str, name: str, param: str) -> Any:
 @pytest.mark.vertex
 @pytest.mark.slow
 def test_vertex_churn_agrees(capsys: pytest.CaptureFixture[str]) -> None:
-    code, data = _cli(capsys, str(CHURN), "--target", "vertex")
+    code, data = _cli(capsys, str(CHURN), "--target", "vertex", *CHURN_DATA)
     assert code == 0, data.get("differences")
     assert data["vertex"]["record"]["steps"]["train[0]"]["outputs"]["model"]["artifact"].startswith("sha256:")
 
@@ -219,6 +227,8 @@ def test_azureml_broken_command_binding_is_caught() -> None:
 
 
 EXAMPLES = sorted(p for p in (REPO / "examples").glob("*/pipeline.yaml"))
+#: The parameters an example needs for a local run (churn: its base dataset's local copy).
+EXAMPLE_PARAMS: dict[str, dict[str, str]] = {"churn": {"data_uri": str(CHURN_BASE)}}
 #: What verify found and is not fixed yet (strict: each must go when its backend is fixed).
 FOUND: dict[tuple[str, str], str] = {}
 
@@ -235,7 +245,8 @@ def test_every_example_agrees(example: Path, target: str, request: pytest.Fixtur
     from pipecast.diagnostics import UserError
 
     try:
-        result = verify(load_checked(example), target, lenient=True, timeout=300)
+        params = EXAMPLE_PARAMS.get(example.parent.name)
+        result = verify(load_checked(example), target, params=params, lenient=True, timeout=300)
     except UserError as exc:
         if any(d.code == "unsupported-feature" for d in exc.diagnostics):
             pytest.skip(f"{target} declares a feature of this example unsupported")

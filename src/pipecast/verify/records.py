@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from pipecast.passes import imports
 from pipecast.passes.analysis import PipelineIndex, is_artifact_type
 from pipecast.passes.resolve import RefNode, StepOutput
 
@@ -172,11 +173,15 @@ def restore_inlined_groups(record: dict[str, Any], index: PipelineIndex) -> dict
 # ------------------------------------------------------------------------------ artifacts
 
 
-def _local(uri: str) -> Path | None:
+def _local(uri: str, base_dir: Path | None = None) -> Path | None:
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
     if uri.startswith("/"):
         return Path(uri)
+    if base_dir is not None and uri and imports.is_local(uri):
+        # A relative path a target passed through as given (an import step's URI, SPEC §14):
+        # relative to the pipeline file's folder, never to the working directory.
+        return imports.local_path(uri, base_dir)
     return None
 
 
@@ -193,15 +198,15 @@ def content_digest(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _digest(value: Any, fetch: Fetch | None, scratch: Path) -> Any:
+def _digest(value: Any, fetch: Fetch | None, scratch: Path, base_dir: Path | None = None) -> Any:
     if isinstance(value, list):
-        return [_digest(v, fetch, scratch) for v in value]
+        return [_digest(v, fetch, scratch, base_dir) for v in value]
     if not isinstance(value, str):
         return value
     # The engine's own reading first (an Azure ML mount is a folder holding the file).
     path = fetch(value, scratch) if fetch is not None else None
     if path is None:
-        path = _local(value)
+        path = _local(value, base_dir)
     if path is None or not path.exists():
         return {"artifact": "unreadable", "uri": value}
     return {"artifact": content_digest(path)}
@@ -222,9 +227,14 @@ def output_types(index: PipelineIndex) -> dict[str, dict[str, str]]:
 
 
 def digest_artifacts(
-    record: dict[str, Any], index: PipelineIndex, scratch: Path, fetch: Fetch | None = None
+    record: dict[str, Any],
+    index: PipelineIndex,
+    scratch: Path,
+    fetch: Fetch | None = None,
+    base_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``record`` whose artifact outputs are ``{"artifact": "sha256:..."}``."""
+    """A copy of ``record`` whose artifact outputs are ``{"artifact": "sha256:..."}``;
+    a relative local path is read from ``base_dir`` (the pipeline file's folder)."""
     types = output_types(index)
     scratch.mkdir(parents=True, exist_ok=True)
 
@@ -233,7 +243,7 @@ def digest_artifacts(
             return outputs
         known = types.get(owner, {})
         return {
-            k: _digest(v, fetch, scratch) if is_artifact_type(known.get(k, "any")) else v
+            k: _digest(v, fetch, scratch, base_dir) if is_artifact_type(known.get(k, "any")) else v
             for k, v in outputs.items()
         }
 

@@ -143,7 +143,13 @@ def verify(
             result = session.run(job)
             local_seconds = time.monotonic() - started
             sim, local_record, diffs = compare_records(
-                sim_record, result.record, index, root / "fetched", result.fetch, result.compared
+                sim_record,
+                result.record,
+                index,
+                root / "fetched",
+                result.fetch,
+                result.compared,
+                base_dir=source_dir,
             )
         diffs += [Difference("compiled output", "check", "accepted", p) for p in result.problems]
         return Verification(
@@ -169,13 +175,16 @@ def compare_records(
     scratch: Path,
     fetch: Fetch | None = None,
     compared: list[str] | None = None,
+    base_dir: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[Difference]]:
     """Verify's verdict on two run records of one run: the simulator's and the target's.
 
     The target's record is completed (:func:`complete`: entries it cannot report) unless
     ``compared`` names the only steps it ran, artifacts on both sides become content digests
     (``fetch`` reads the target's URIs; call this while the engine is open), and the
-    differences are listed. The conformance suite calls this on every case and target too.
+    differences are listed; a relative local path (an import URI a target passed through) is
+    read from ``base_dir``, the pipeline file's folder. The conformance suite calls this on
+    every case and target too.
 
     Returns:
         the simulator's and the target's compared records, and their differences.
@@ -185,8 +194,8 @@ def compare_records(
     local_record = restore_inlined_groups(_plain(target_record), index)
     if compared is None:
         local_record = complete(local_record, keys, index)
-    local_record = digest_artifacts(local_record, index, scratch, fetch)
-    sim = digest_artifacts(_plain(sim_record), index, scratch)
+    local_record = digest_artifacts(local_record, index, scratch, fetch, base_dir)
+    sim = digest_artifacts(_plain(sim_record), index, scratch, base_dir=base_dir)
     if compared is not None:
         # Only what the engine ran: the simulator's view of those steps, nothing else.
         sim = {
