@@ -78,8 +78,9 @@ def test_dataeng_graph_is_not_series_parallel() -> None:
 
 
 RUNS = {
-    "churn": ("churn/pipeline.yaml",),
-    "churn_else": ("churn/pipeline.py", "min_auc=0.99", 'regions=["apac"]'),
+    # The base dataset's default is an s3:// URI; the simulator reads the copy shipped beside it.
+    "churn": ("churn/pipeline.yaml", "data_uri=data/customers.csv"),
+    "churn_else": ("churn/pipeline.py", "data_uri=data/customers.csv", "min_auc=0.99", 'regions=["apac"]'),
     "sweep": ("sweep/pipeline.yaml",),
     "containers": ("containers/pipeline.yaml", "count=5", "label=sq"),
     "dataeng": ("dataeng/pipeline.yaml",),
@@ -122,10 +123,19 @@ def test_churn_runs_and_registers(runs: dict[str, dict]) -> None:
     status = _status(record)
     assert record["status"] == "succeeded"
     assert status["register"] == "succeeded" and status["alert"] == "skipped"
+    # The import step hands the shipped file (read in place) and its metadata to ingest.
+    base = record["steps"]["base"]
+    assert base["outputs"]["artifact"].endswith("/examples/churn/data/customers.csv")
+    assert base["metadata"]["artifact"] == {"source": "crm-export"}
+    assert record["steps"]["ingest"]["inputs"]["base"] == base["outputs"]["artifact"]
     assert record["steps"]["ingest"]["outputs"]["rows"] == 1500
-    best = record["steps"]["pick"]["outputs"]["best"]
+    assert record["steps"]["ingest"]["metadata"]["table"] == {"rows_read": 1500, "rows_kept": 1500}
+    # evaluate reports the AUCs as metrics; the best one gated publish.
     aucs = [record["steps"][f"train[{i}]"]["outputs"]["auc"] for i in (0, 1)]
-    assert best == max(aucs) and best >= 0.8
+    metrics = record["steps"]["evaluate"]["metrics"]["metrics"]
+    assert metrics == {"auc": max(aucs), "auc_min": min(aucs), "auc_eu": aucs[0], "auc_us": aucs[1]}
+    assert metrics["auc"] >= 0.8
+    assert record["steps"]["evaluate"]["metadata"]["metrics"] == {"best_region": "us", "models": 2}
 
 
 @pytest.mark.local
@@ -134,6 +144,9 @@ def test_churn_takes_the_else_branch(runs: dict[str, dict]) -> None:
     status = _status(record)
     assert record["status"] == "succeeded"
     assert status["alert"] == "succeeded" and status["register"] == "skipped"
+    # alert's input is the metric the condition read.
+    auc = record["steps"]["evaluate"]["metrics"]["metrics"]["auc"]
+    assert auc < 0.99 and record["steps"]["alert"]["inputs"]["best"] == auc
 
 
 @pytest.mark.local

@@ -12,7 +12,21 @@ from pipecast.passes.parse import single_ref
 from pipecast.passes.resolve import DictOf, Lit, LoopItem, ParamRef, PipelineField, StepOutput, Text, Value
 from pipecast.stock import Slot, arg_parts, input_kind, literal_text, render_args, slots
 
-CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn" / "pipeline.yaml"
+# A python step and a stock container step in the same image (the churn example's shape
+# before it reported its AUCs as metrics).
+MIXED = """\
+pipecast: 1
+name: mixed-images
+defaults: {image: "python:3.11-slim"}
+steps:
+  train:
+    run: {python: "m.steps:train"}
+    outputs: {auc: float}
+  pick:
+    run: {image: "python:3.11-slim", command: [python, -c, "import sys; open(sys.argv[2],'w').write(sys.argv[1])", "{{ inputs.auc }}", "{{ outputs.best }}"]}
+    inputs: {auc: "{{ steps.train.outputs.auc }}"}
+    outputs: {best: float}
+"""
 
 
 def test_arguments_split_into_text_and_slots() -> None:
@@ -75,20 +89,22 @@ def test_literal_text_is_raw_for_strings_json_otherwise() -> None:
 def test_compile_lists_the_images_that_need_the_runtime(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Vertex and Step Functions (sagemaker) run the churn example's `pick` step in
+    """Vertex and Step Functions (sagemaker) run the container step `pick` in
     python:3.11-slim unchanged; with compute=batch every image needs the runtime."""
-    assert main(["compile", str(CHURN), "-t", "vertex", "-o", str(tmp_path / "v")]) == 0
+    pipe = tmp_path / "pipeline.yaml"
+    pipe.write_text(MIXED)
+    assert main(["compile", str(pipe), "-t", "vertex", "-o", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert "images that need the pipecast runtime" in out
     line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
     assert "pick" not in line and "train" in line
-    assert main(["compile", str(CHURN), "-t", "stepfunctions", "-o", str(tmp_path / "s")]) == 0
+    assert main(["compile", str(pipe), "-t", "stepfunctions", "-o", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.strip().startswith("python:3.11-slim:"))
     assert "pick" not in line and "train" in line
     batch = [
         "compile",
-        str(CHURN),
+        str(pipe),
         "-t",
         "stepfunctions",
         "--set",

@@ -8,33 +8,18 @@ It builds exactly the same IR as pipeline.yaml next to it (a test checks this):
 
 from typing import Annotated
 
-from churn.steps import alert, ingest, notify, register, train
+from churn.steps import alert, evaluate, ingest, notify, register, train
 
 from pipecast.dsl import (
-    IN,
-    OUT,
     PIPELINE,
+    Dataset,
     Param,
-    container_step,
     finally_,
     for_each,
+    import_artifact,
     otherwise,
     pipeline,
     when,
-)
-
-# A container step: the command gets the list of AUCs as JSON and writes the best one.
-pick = container_step(
-    "pick",
-    image="python:3.11-slim",
-    command=[
-        "python",
-        "-c",
-        "import json,sys; a=json.loads(sys.argv[1]); open(sys.argv[2],'w').write(str(max(a)))",
-        IN.aucs,
-        OUT.best,
-    ],
-    outputs={"best": float},
 )
 
 
@@ -50,23 +35,24 @@ pick = container_step(
     },
 )
 def churn_training(
-    data_uri: str = "s3://example/churn.csv",
+    data_uri: str = "s3://example/churn/customers.csv",
     min_auc: float = 0.8,
     regions: list = Param(["eu", "us"]),
     dry: Annotated[bool, "skip registration"] = False,
 ):
-    ingested = ingest(uri=data_uri)
+    base = import_artifact(data_uri, Dataset, metadata={"source": "crm-export"}, name="base")
+    ingested = ingest(base=base)
 
     per_region = for_each(regions, as_="region", parallelism=2, name="per_region")
     with per_region as region:
         trained = train(table=ingested.outputs.table, region=region)
         per_region.outputs(aucs=trained.outputs.auc, models=trained.outputs.model)
 
-    best = pick(aucs=per_region.outputs.aucs).outputs.best
+    auc = evaluate(aucs=per_region.outputs.aucs, regions=regions).outputs.metrics.auc
 
-    with when((best >= min_auc) & ~dry, name="publish"):
+    with when((auc >= min_auc) & ~dry, name="publish"):
         register(models=per_region.outputs.models)
     with otherwise():
-        alert(best=best)
+        alert(best=auc)
 
     finally_(notify, status=PIPELINE.status)

@@ -20,10 +20,18 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import values
 
 EXAMPLES = {
-    "churn": "ingest, a per-region training fan-out, a container step that picks the best AUC, "
-    "a when/else group and a finally step",
+    "churn": "an import step for the base dataset, ingest, a per-region training fan-out, an "
+    "evaluate step reporting metrics, a when/else group on a metric and a finally step",
     "sweep": "a nested learning-rate by depth sweep with a when/else in every cell",
     "containers": "container steps only: parameter outputs, file and folder artifacts, a task-level when",
+}
+#: The ``pipecast run`` flags each example needs in the simulator. churn's base dataset
+#: defaults to an s3:// URI (what a cloud target reads); the simulator reads the copy shipped
+#: in the example's data/ folder (a relative path is relative to the pipeline file).
+RUN_FLAGS = {
+    "churn": " --param data_uri=data/customers.csv",
+    "sweep": "",
+    "containers": " --containers host",
 }
 _NAME_LINE = re.compile(r"^name:[^\n]*$", re.MULTILINE)
 #: Files named without their leading dot in the templates (hatch and some tools skip dotfiles).
@@ -125,7 +133,7 @@ def create(name: str, target: Path, example: str = "churn") -> list[Path]:
         "example": example,
         "module": module,
         "summary": EXAMPLES[example],
-        "run_flags": " --containers host" if example != "sweep" else "",
+        "run_flags": RUN_FLAGS[example],
     }
     common = root / "common"
     for path in sorted(common.rglob("*.j2")):

@@ -1,6 +1,7 @@
-"""Steps of the churn pipeline: synthetic data, a pure-Python logistic regression, registry.
+"""Steps of the churn pipeline: ingest, a pure-Python logistic regression, evaluation, registry.
 
-Everything uses the standard library only and runs in well under a second. The functions
+Everything uses the standard library (and ``pipecast.metrics``) only and runs in well under a
+second. The functions
 are plain Python called with keyword arguments (SPEC §3.1); ``@step`` only adds the typing
 the Python DSL twin (``pipeline.py``) reads, and leaves the functions callable as they are.
 """
@@ -14,26 +15,27 @@ import math
 import random
 from pathlib import Path
 
-from pipecast.dsl import Dataset, Input, Model, Output, Resources, step
+from pipecast.dsl import Dataset, Input, Metrics, Model, Output, Resources, step
+from pipecast.metrics import annotate, log
 
 FEATURES = ("tenure", "monthly_charges", "support_calls")
 REGIONS = ("eu", "us", "apac")
 ROWS = 1500
 
 
-def _seed(text: str) -> int:
-    # Derive the data from the URI instead of downloading it: same URI, same data.
-    return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+COLUMNS = ("customer_id", "region", *FEATURES, "churned")
 
 
-@step(output="rows")
-def ingest(uri: str, table: Output[Dataset]) -> int:
-    """Write a synthetic churn table (CSV) derived from ``uri``; return its row count."""
-    rng = random.Random(_seed(uri))
-    with open(table, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(("customer_id", "region", *FEATURES, "churned"))
-        for i in range(ROWS):
+def synthesize(path: str, seed: str = "s3://example/churn.csv", rows: int = ROWS) -> None:
+    """Write a synthetic customer table (CSV): how ``data/customers.csv`` was made.
+
+    ``python -c "from churn.steps import synthesize; synthesize('data/customers.csv')"``
+    """
+    rng = random.Random(int(hashlib.sha256(seed.encode()).hexdigest()[:16], 16))
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(COLUMNS)
+        for i in range(rows):
             region = REGIONS[i % len(REGIONS)]
             tenure = rng.randint(1, 72)
             charges = round(rng.uniform(20.0, 120.0), 2)
@@ -41,7 +43,35 @@ def ingest(uri: str, table: Output[Dataset]) -> int:
             logit = 0.5 - 0.06 * tenure + 0.03 * charges + 0.7 * calls - 2.0
             churned = int(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
             out.writerow((f"c{i:05d}", region, tenure, charges, calls, churned))
-    return ROWS
+
+
+@step(output="rows")
+def ingest(base: Input[Dataset], table: Output[Dataset]) -> int:
+    """Check the imported customer table (CSV) and write the rows fit for training.
+
+    A row is kept when every feature is a number and ``churned`` is 0 or 1; the table's
+    metadata records how many rows were read and kept.
+    """
+    read = kept = 0
+    with open(base, newline="") as src, open(table, "w", newline="") as dst:
+        reader = csv.DictReader(src)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{base}: the base dataset lacks the columns {', '.join(missing)}")
+        out = csv.writer(dst, lineterminator="\n")
+        out.writerow(COLUMNS)
+        for rec in reader:
+            read += 1
+            try:
+                [float(rec[f]) for f in FEATURES]
+            except ValueError:
+                continue
+            if rec["churned"] not in ("0", "1"):
+                continue
+            out.writerow([rec[c] for c in COLUMNS])
+            kept += 1
+    annotate(table, rows_read=read, rows_kept=kept)
+    return kept
 
 
 def _sigmoid(z: float) -> float:
@@ -125,6 +155,22 @@ def train(table: Input[Dataset], region: str, model: Output[Model]) -> float:
         )
     )
     return auc
+
+
+@step
+def evaluate(aucs: list, regions: list, metrics: Output[Metrics]) -> None:
+    """Report the regional models' test AUCs as metrics: the best (``auc``), the worst and
+    one per region; the metadata names the best region."""
+    if len(aucs) != len(regions) or not aucs:
+        raise ValueError(f"{len(aucs)} AUCs for the {len(regions)} regions {regions}")
+    log(
+        metrics,
+        auc=max(aucs),
+        auc_min=min(aucs),
+        **{f"auc_{r}": a for r, a in zip(regions, aucs, strict=True)},
+    )
+    best = max(range(len(aucs)), key=lambda i: aucs[i])
+    annotate(metrics, best_region=regions[best], models=len(aucs))
 
 
 @step

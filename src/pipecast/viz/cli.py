@@ -108,7 +108,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from pipecast.scaffold import create
+    from pipecast.scaffold import RUN_FLAGS, create
 
     target = Path(args.dir) if args.dir else Path(args.name)
     written = create(args.name, target, example=args.example)
@@ -116,7 +116,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("next:")
     print(f"  cd {target}")
     print("  python -m pytest                       # run the pipeline in the simulator")
-    print("  pipecast run pipeline.yaml             # or run it yourself")
+    print(f"  pipecast run pipeline.yaml{RUN_FLAGS[args.example]}  # or run it yourself")
     for settings in sorted((target / "settings").glob("*.yaml"))[:1]:
         print(
             f"  pipecast compile pipeline.yaml --target {settings.stem} --settings settings/{settings.name}"
