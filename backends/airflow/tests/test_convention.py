@@ -70,7 +70,12 @@ def test_kubernetes_xcom_file_carries_outputs_and_artifact_paths(tmp_path):
     )
     xcom = tmp_path / "airflow" / "xcom" / "return.json"
     proc = _run(
-        docs["ingest"], {"uri": "s3://example/churn.csv"}, tmp_path, "--xcom-file", str(xcom), project=folder
+        docs["ingest"],
+        {"base": str(folder / "data" / "customers.csv")},
+        tmp_path,
+        "--xcom-file",
+        str(xcom),
+        project=folder,
     )
     assert proc.returncode == 0, proc.stderr
     outputs = json.loads(xcom.read_text())

@@ -27,6 +27,10 @@ HERE = Path(__file__).parent
 #: Examples run under dag.test() (sweep's nested for_each: its inner loop's flattened items).
 EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 ARTIFACT_TYPES = {"Dataset", "Model", "Metrics", "Artifact"}
+#: Run-time parameters of an example: churn imports its base dataset, whose default is an
+#: s3:// URI; both sides read the shipped copy, a path relative to the pipeline file (on the
+#: worker: to project_dir).
+PARAMS: dict[str, dict[str, Any]] = {"churn": {"data_uri": "data/customers.csv"}}
 
 
 SHARED = {"artifact_root": "/mnt/artifacts", "artifact_volume_claim": "artifacts"}
@@ -62,7 +66,15 @@ def _simulate(name: str, tmp: Path) -> dict[str, Any]:
 
     loaded = load_checked(REPO / "examples" / name / "pipeline.yaml")
     # Each example runs once on each side: no result may come from an earlier run's cache.
-    return run_pipeline(loaded, run_dir=tmp / name, containers="host", max_parallel=2, seed=1, no_cache=True)
+    return run_pipeline(
+        loaded,
+        params=PARAMS.get(name),
+        run_dir=tmp / name,
+        containers="host",
+        max_parallel=2,
+        seed=1,
+        no_cache=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +88,8 @@ def results(airflow_env, tmp_path_factory) -> dict[str, Any]:
         rel = os.path.relpath(folder, dags)
         file_name, text = compile_file(folder / "pipeline.yaml", {"project_dir": rel})
         path = place(dags, file_name, text)
-        jobs.append({"file": str(path), "dag_id": load_checked(folder / "pipeline.yaml").pipeline.name})
+        dag_id = load_checked(folder / "pipeline.yaml").pipeline.name
+        jobs.append({"file": str(path), "dag_id": dag_id, "conf": PARAMS.get(name)})
     # The default layout: the step module copied beside the DAG file (project_dir ".").
     hostile = HERE / "pipelines" / "hostile.yaml"
     shutil.copy(HERE / "pipelines" / "hostile_steps.py", dags / "hostile_steps.py")

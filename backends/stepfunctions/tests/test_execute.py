@@ -26,12 +26,21 @@ pytestmark = [pytest.mark.stepfunctions, pytest.mark.slow]
 
 EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 RERUN = "dataeng"  # has artifacts
+#: Run-time parameters of an example: churn imports its base dataset, whose default is an
+#: s3:// URI; the worker and the simulator read the shipped copy (absolute: the worker's
+#: working folder is not the pipeline's).
+PARAMS: dict[str, dict[str, Any]] = {
+    "churn": {"data_uri": str(REPO / "examples" / "churn" / "data" / "customers.csv")}
+}
 TIMEOUT = 120.0
 
 
 def _runs() -> list[tuple[str, Path, dict[str, Any]]]:
     """(label, pipeline file, params) of every execution this file checks."""
-    out = [(f"example:{name}", REPO / "examples" / name / "pipeline.yaml", {}) for name in EXAMPLES]
+    out = [
+        (f"example:{name}", REPO / "examples" / name / "pipeline.yaml", PARAMS.get(name, {}))
+        for name in EXAMPLES
+    ]
     # A second execution of one machine: each execution must get its own artifact prefix.
     out.append((f"rerun:{RERUN}", REPO / "examples" / RERUN / "pipeline.yaml", {}))
     return out
@@ -101,7 +110,9 @@ def _run_all(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         sim_root = tmp_path_factory.mktemp("sim")
         for name in EXAMPLES:
             example = load_checked(REPO / "examples" / name / "pipeline.yaml")
-            simulated[name] = run_pipeline(example, run_dir=sim_root, containers="host")
+            simulated[name] = run_pipeline(
+                example, params=PARAMS.get(name), run_dir=sim_root, containers="host"
+            )
         out: dict[str, Any] = {}
         deadline = time.monotonic() + TIMEOUT
         pending = dict(started)
