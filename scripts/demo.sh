@@ -7,7 +7,7 @@ bash scripts/setup.sh
 PC=.venv/bin/pipecast
 EX=examples/churn/pipeline.yaml
 echo; echo "== validate"; $PC validate "$EX"
-# The base dataset defaults to an s3:// URI (what the compiled pipelines read); the simulator
+# The base dataset defaults to a remote URI (what the compiled pipelines read); the simulator
 # reads the copy shipped with the example (a relative path is relative to the pipeline file).
 echo; echo "== simulate"; $PC run "$EX" --param data_uri=data/customers.csv --run-dir build/demo/runs
 # Every installed target (the registry's list, so a new backend is in the demo by itself).

@@ -16,7 +16,6 @@ from pipecast.dsl import (
     Param,
     finally_,
     for_each,
-    import_artifact,
     otherwise,
     pipeline,
     when,
@@ -35,13 +34,12 @@ from pipecast.dsl import (
     },
 )
 def churn_training(
-    data_uri: str = "s3://example/churn/customers.csv",
+    data_uri: Dataset = "https://example.blob.core.windows.net/churn/customers.csv",
     min_auc: float = 0.8,
     regions: list = Param(["eu", "us"]),
     dry: Annotated[bool, "skip registration"] = False,
 ):
-    base = import_artifact(data_uri, Dataset, metadata={"source": "crm-export"}, name="base")
-    ingested = ingest(base=base)
+    ingested = ingest(base=data_uri)
 
     per_region = for_each(regions, as_="region", parallelism=2, name="per_region")
     with per_region as region:

@@ -20,13 +20,13 @@ from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import values
 
 EXAMPLES = {
-    "churn": "an import step for the base dataset, ingest, a per-region training fan-out, an "
+    "churn": "an artifact parameter for the base dataset, ingest, a per-region training fan-out, an "
     "evaluate step reporting metrics, a when/else group on a metric and a finally step",
     "sweep": "a nested learning-rate by depth sweep with a when/else in every cell",
     "containers": "container steps only: parameter outputs, file and folder artifacts, a task-level when",
 }
 #: The ``pipecast run`` flags each example needs in the simulator. churn's base dataset
-#: defaults to an s3:// URI (what a cloud target reads); the simulator reads the copy shipped
+#: defaults to a remote URI (what a cloud target reads); the simulator reads the copy shipped
 #: in the example's data/ folder (a relative path is relative to the pipeline file).
 RUN_FLAGS = {
     "churn": " --param data_uri=data/customers.csv",

@@ -20,7 +20,7 @@ from pipecast.verify import verify
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "conformance" / "cases"
 CHURN = REPO / "examples" / "churn" / "pipeline.yaml"
-# churn imports its base dataset from an s3:// URI by default; both runs read the shipped copy,
+# churn reads its base dataset (an artifact param) from a remote URI by default; both runs read the shipped copy,
 # given as an absolute path (a target's step reads a run-time path from its own working folder),
 # and verify compares the import's output by content.
 CHURN_BASE = CHURN.parent / "data" / "customers.csv"

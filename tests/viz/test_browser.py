@@ -54,7 +54,7 @@ def test_graph_page(browser: Any, tmp_path: Path) -> None:
     assert main(["graph", str(EXAMPLES / "churn" / "pipeline.yaml"), "-o", str(out)]) == 0
     page, problems, requests = open_page(browser, out)
     names = page.locator(".pc-node").evaluate_all("els => els.map(e => e.dataset.name)")
-    assert sorted(names) == ["alert", "base", "evaluate", "finally", "ingest", "register", "train"]
+    assert sorted(names) == ["alert", "evaluate", "finally", "ingest", "register", "train"]
     clusters = page.locator(".pc-cluster").evaluate_all("els => els.map(e => e.dataset.name)")
     assert sorted(clusters) == ["else", "per_region", "publish"]
     assert page.locator(".pc-edge-after, .pc-edge-finally").count() == 1  # the finally edge

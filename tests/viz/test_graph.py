@@ -58,14 +58,12 @@ def test_every_step_and_group_is_drawn(path: Path) -> None:
 def test_churn_edges_carry_output_names_and_finally_is_apart() -> None:
     g = graph_of(EXAMPLES / "churn" / "pipeline.yaml")
     edges = {(e.src, e.dst): (e.kind, e.label) for e in g.edges}
-    assert edges[("s_base", "s_ingest")] == ("data", "artifact")
     assert edges[("s_ingest", "s_train")] == ("data", "table")
     assert edges[("g_per_region", "s_evaluate")] == ("data", "aucs")
     assert edges[("g_per_region", "s_register")] == ("data", "models")
     # The condition reads a metric of evaluate's Metrics output (SPEC §15).
     assert edges[("s_evaluate", "g_publish")] == ("data", "metrics (when)")
     assert edges[("s_evaluate", "s_alert")] == ("data", "metrics")
-    assert g.nodes["s_base"].subtitle == "import {{ params.data_uri }}"
     assert edges[("g_publish", "fin")] == ("finally", "always")
     # Only the top-level sink leads to finally.
     assert [e.src for e in g.edges if e.kind == "finally"] == ["g_publish"]

@@ -27,8 +27,8 @@ HERE = Path(__file__).parent
 #: Examples run under dag.test() (sweep's nested for_each: its inner loop's flattened items).
 EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 ARTIFACT_TYPES = {"Dataset", "Model", "Metrics", "Artifact"}
-#: Run-time parameters of an example: churn imports its base dataset, whose default is an
-#: s3:// URI; both sides read the shipped copy, a path relative to the pipeline file (on the
+#: Run-time parameters of an example: churn reads its base dataset, whose default is a
+#: remote URI; both sides read the shipped copy, a path relative to the pipeline file (on the
 #: worker: to project_dir).
 PARAMS: dict[str, dict[str, Any]] = {"churn": {"data_uri": "data/customers.csv"}}
 

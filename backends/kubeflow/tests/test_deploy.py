@@ -61,7 +61,6 @@ def test_new_pipeline_is_uploaded_scheduled_and_run_to_a_run_record() -> None:
     assert record["params"]["dry"] is True and record["params"]["regions"] == ["us"]
     steps = {k: (v["status"], v.get("attempts")) for k, v in record["steps"].items()}
     assert steps == {
-        "base": ("succeeded", 1),
         "ingest": ("succeeded", 1),
         "per_region": ("succeeded", None),
         "train[0]": ("succeeded", 2),

@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.stepfunctions, pytest.mark.slow]
 
 EXAMPLES = ["churn", "containers", "dataeng", "sweep"]
 RERUN = "dataeng"  # has artifacts
-#: Run-time parameters of an example: churn imports its base dataset, whose default is an
-#: s3:// URI; the worker and the simulator read the shipped copy (absolute: the worker's
+#: Run-time parameters of an example: churn reads its base dataset, whose default is a
+#: remote URI; the worker and the simulator read the shipped copy (absolute: the worker's
 #: working folder is not the pipeline's).
 PARAMS: dict[str, dict[str, Any]] = {
     "churn": {"data_uri": str(REPO / "examples" / "churn" / "data" / "customers.csv")}

@@ -119,7 +119,7 @@ def test_deploy_builds_the_request_offline() -> None:
     )
     body = job.to_dict()
     assert body["runtimeConfig"]["parameterValues"] == {
-        "data_uri": "s3://example/churn/customers.csv",
+        "data_uri": "https://example.blob.core.windows.net/churn/customers.csv",
         "min_auc": 0.9,
         "regions": '["eu", "us"]',  # a list parameter travels as JSON text (SPEC §22)
         "dry": False,
