@@ -152,9 +152,18 @@ def test_steps_the_command_cannot_fill_fall_back_to_the_runtime(tmp_path):
     assert "pipecast.runtime run" in command
 
 
-def test_churn_pick_runs_stock():
-    _loaded, result = compile_file(REPO / "examples/churn/pipeline.yaml")
-    assert all("pick" not in steps for steps in result.summary["runtime_images"].values())
+def test_a_container_step_beside_python_steps_runs_stock(tmp_path):
+    # The churn example's shape before it reported its AUCs as metrics: a python step and a
+    # stock container step in the same image.
+    (tmp_path / "p.yaml").write_text(
+        "pipecast: 1\nname: mixed\ndefaults: {image: 'python:3.11-slim'}\nsteps:\n"
+        "  train:\n    run: {python: 'm.steps:train'}\n    outputs: {auc: float}\n"
+        "  pick:\n    run: {image: 'python:3.11-slim', command: [python, -c, 'import sys; "
+        "open(sys.argv[2], \"w\").write(sys.argv[1])', '{{ inputs.auc }}', '{{ outputs.best }}']}\n"
+        "    inputs: {auc: '{{ steps.train.outputs.auc }}'}\n    outputs: {best: float}\n"
+    )
+    _loaded, result = compile_file(tmp_path / "p.yaml")
+    assert result.summary["runtime_images"] == {"python:3.11-slim": ["train"]}
 
 
 @pytest.mark.parametrize(
