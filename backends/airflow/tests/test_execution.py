@@ -174,12 +174,12 @@ def test_churn_structure(results):
     assert tasks["per_region.train"]["upstream"] == ["per_region-items"]
     assert tasks["per_region-done"]["upstream"] == ["per_region-items", "per_region.train"]
     assert tasks["per_region-done"]["trigger_rule"] == "none_failed_min_one_success"
-    assert tasks["pick"]["upstream"] == ["per_region-done"]
+    assert tasks["evaluate"]["upstream"] == ["per_region-done"]
     # retry: attempts 3 (defaults), done by the runtime inside the task: Airflow never retries.
     assert {t["retries"] for n, t in tasks.items() if "-" not in n} == {0}
     # when/else: a branch task, both branches, a join that runs whichever branch ran.
     assert tasks["publish-condition"]["operator"] == "BranchPythonOperator"
-    assert tasks["publish-condition"]["upstream"] == ["per_region-done", "pick"]
+    assert tasks["publish-condition"]["upstream"] == ["evaluate", "per_region-done"]
     assert tasks["register"]["upstream"] == ["publish-condition"]
     assert tasks["alert"]["upstream"] == ["publish-condition"]
     assert tasks["publish-join"] == {
@@ -190,7 +190,7 @@ def test_churn_structure(results):
     }
     # finally: all_done after every root exit, then the status leaf.
     assert tasks["finally"]["trigger_rule"] == "all_done"
-    assert tasks["finally"]["upstream"] == ["ingest", "per_region-done", "pick", "publish-join"]
+    assert tasks["finally"]["upstream"] == ["evaluate", "ingest", "per_region-done", "publish-join"]
     assert tasks["pipeline-status"]["upstream"] == ["finally"]
     assert tasks["pipeline-status"]["trigger_rule"] == "all_done"
 
