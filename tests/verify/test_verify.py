@@ -16,6 +16,7 @@ import pytest
 from pipecast.api import load_checked
 from pipecast.cli import main
 from pipecast.verify import verify
+from pipecast.verify.engine import supported
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "conformance" / "cases"
@@ -244,7 +245,7 @@ FOUND: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["stepfunctions", "airflow", "vertex", "azureml"])
+@pytest.mark.parametrize("target", supported())  # every installed backend with a local engine
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
 def test_every_example_agrees(example: Path, target: str, request: pytest.FixtureRequest) -> None:
     """What the acceptance asks of ``pipecast verify``: each example agrees on each target
