@@ -20,7 +20,7 @@ services that assume it), derived from the states actually written:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .settings import StepFunctionsSettings
@@ -86,6 +86,44 @@ def policies(
     if any(r.startswith("arn:aws:states:::sqs:") for r in used):
         queue = s.queue_url.rstrip("/").split("/")
         allow("CallbackQueue", ["sqs:SendMessage"], [f"arn:{partition}:sqs:{region}:{queue[-2]}:{queue[-1]}"])
+    _job_statements(allow, managed_rule, s, sagemaker=sagemaker, batch=batch, services=services)
+    if child_arns or distributed:
+        _child_statements(allow, managed_rule, machine_arn, child_arns, distributed=distributed)
+    if schedule:
+        services.add("scheduler.amazonaws.com")
+        allow("ScheduledStart", ["states:StartExecution"], [machine_arn])
+    if secrets and (sagemaker or fargate_role):
+        allow(
+            "StepSecrets",
+            ["secretsmanager:GetSecretValue"],
+            [f"arn:{partition}:secretsmanager:{region}:{account}:secret:*"],
+        )
+    policy = {"Version": VERSION, "Statement": statements}
+    trust = {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": sorted(services)},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    return policy, trust
+
+
+def _job_statements(
+    allow: Callable[..., None],
+    managed_rule: Callable[[str], str],
+    s: StepFunctionsSettings,
+    *,
+    sagemaker: bool,
+    batch: bool,
+    services: set[str],
+) -> None:
+    """The statements of SageMaker processing jobs and Batch jobs (and the roles they pass)."""
+    partition, account, region = s.role_arn.split(":")[1], s.role_arn.split(":")[4], s.region
+    fargate_role = batch and s.batch_platform == "FARGATE" and not s.batch_job_role_arn
     if sagemaker:
         services.add("sagemaker.amazonaws.com")
         jobs = f"arn:{partition}:sagemaker:{region}:{account}:processing-job/*"
@@ -138,39 +176,28 @@ def policies(
         )
     elif batch and s.batch_job_role_arn:
         allow("PassRole", ["iam:PassRole"], [s.batch_job_role_arn])
-    if child_arns or distributed:
-        targets = sorted({*child_arns, *([machine_arn] if distributed else [])})
-        # .sync:2 children: execution:<child>:<name>; map runs: execution:<machine>/<label>:<name>.
-        executions = sorted(
-            {a.replace(":stateMachine:", ":execution:") + ":*" for a in child_arns}
-            | ({machine_arn.replace(":stateMachine:", ":execution:") + "/*"} if distributed else set())
-        )
-        allow("ChildExecutions", ["states:StartExecution"], targets)
-        allow("ChildExecutionsStatus", ["states:DescribeExecution", "states:StopExecution"], executions)
-        if child_arns:
-            allow(
-                "ChildExecutionsSyncRule",
-                ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-                [managed_rule("StepFunctionsGetEventsForStepFunctionsExecutionRule")],
-            )
-    if schedule:
-        services.add("scheduler.amazonaws.com")
-        allow("ScheduledStart", ["states:StartExecution"], [machine_arn])
-    if secrets and (sagemaker or fargate_role):
+
+
+def _child_statements(
+    allow: Callable[..., None],
+    managed_rule: Callable[[str], str],
+    machine_arn: str,
+    child_arns: list[str],
+    *,
+    distributed: bool,
+) -> None:
+    """The statements of child state machines and DISTRIBUTED map runs."""
+    targets = sorted({*child_arns, *([machine_arn] if distributed else [])})
+    # .sync:2 children: execution:<child>:<name>; map runs: execution:<machine>/<label>:<name>.
+    executions = sorted(
+        {a.replace(":stateMachine:", ":execution:") + ":*" for a in child_arns}
+        | ({machine_arn.replace(":stateMachine:", ":execution:") + "/*"} if distributed else set())
+    )
+    allow("ChildExecutions", ["states:StartExecution"], targets)
+    allow("ChildExecutionsStatus", ["states:DescribeExecution", "states:StopExecution"], executions)
+    if child_arns:
         allow(
-            "StepSecrets",
-            ["secretsmanager:GetSecretValue"],
-            [f"arn:{partition}:secretsmanager:{region}:{account}:secret:*"],
+            "ChildExecutionsSyncRule",
+            ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+            [managed_rule("StepFunctionsGetEventsForStepFunctionsExecutionRule")],
         )
-    policy = {"Version": VERSION, "Statement": statements}
-    trust = {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": sorted(services)},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    return policy, trust

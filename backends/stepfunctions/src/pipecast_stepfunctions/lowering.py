@@ -754,35 +754,11 @@ class _Lowerer:
         if groups is not None and len(groups) > 1:
             # Branch order: by the earliest (in input order) node they contain.
             subsets = sorted(([nodes[i] for i in grp] for grp in groups), key=min)
-            results: list[_Result] = []
-            first = 0 if mode else sub_mode
-            for sub in subsets:
-                results.append(self.leaf(sub[0]) if len(sub) == 1 else (yield sub, first, _CONNECTED))
-            if mode:
-                # Only the longest branches decide a Parallel's makespan: search those,
-                # longest first, and stop once the rest already fit under the maximum.
-                longest = 0.0
-                for i in sorted(range(len(results)), key=lambda j: -results[j][0]):
-                    if results[i][0] <= longest:
-                        break
-                    if len(subsets[i]) > 2:
-                        better = yield subsets[i], sub_mode, _CONNECTED
-                        if better[0] < results[i][0]:
-                            results[i] = better
-                    longest = max(longest, results[i][0])
-            result = (max(r[0] for r in results), _flat_par([r[1] for r in results]))
+            result = yield from self.solve_parallel(subsets, mode, sub_mode)
         else:
             cuts = [] if known & _NO_SERIES else _series_cuts(piece)
             if cuts:
-                total = 0.0
-                exprs: list[SP] = []
-                bounds = [0, *cuts, n]
-                for a, b in pairwise(bounds):
-                    part = nodes[a:b]
-                    c, e = self.leaf(part[0]) if b - a == 1 else (yield part, sub_mode, _NO_SERIES)
-                    total += c
-                    exprs.append(e)
-                result = (total, _flat_seq(exprs))
+                result = yield from self.solve_series(nodes, cuts, sub_mode)
             elif self.exact_only:
                 self.found_prime = True
                 result = (math.inf, g.exprs[nodes[0]])
@@ -791,6 +767,37 @@ class _Lowerer:
         if key is not None:
             self.memo[key] = result
         return result
+
+    def solve_parallel(self, subsets: list[list[int]], mode: int, sub_mode: int) -> _Step:
+        """Lower unconnected pieces as the branches of a ``Parallel``."""
+        results: list[_Result] = []
+        first = 0 if mode else sub_mode
+        for branch in subsets:
+            results.append(self.leaf(branch[0]) if len(branch) == 1 else (yield branch, first, _CONNECTED))
+        if mode:
+            # Only the longest branches decide a Parallel's makespan: search those,
+            # longest first, and stop once the rest already fit under the maximum.
+            longest = 0.0
+            for i in sorted(range(len(results)), key=lambda j: -results[j][0]):
+                if results[i][0] <= longest:
+                    break
+                if len(subsets[i]) > 2:
+                    better = yield subsets[i], sub_mode, _CONNECTED
+                    if better[0] < results[i][0]:
+                        results[i] = better
+                longest = max(longest, results[i][0])
+        return (max(r[0] for r in results), _flat_par([r[1] for r in results]))
+
+    def solve_series(self, nodes: list[int], cuts: list[int], sub_mode: int) -> _Step:
+        """Lower a piece with series cuts as the sequence of its parts."""
+        total = 0.0
+        exprs: list[SP] = []
+        for a, b in pairwise([0, *cuts, len(nodes)]):
+            part = nodes[a:b]
+            c, e = self.leaf(part[0]) if b - a == 1 else (yield part, sub_mode, _NO_SERIES)
+            total += c
+            exprs.append(e)
+        return (total, _flat_seq(exprs))
 
     def solve_prime(self, piece: _Piece, mode: int, sub_mode: int) -> _Step:
         """Lower a connected piece that has no series cut (it contains an N)."""
