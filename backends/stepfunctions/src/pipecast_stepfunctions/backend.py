@@ -237,19 +237,22 @@ def _check_loop_items(index: PipelineIndex, report: Report) -> None:
     """A ``for_each`` list literal holding references is built by ASL (no runtime runs
     there): a list holding references inside an item, and a non-string value inside a mixed
     string (ASL cannot render compact JSON, SPEC §22), cannot be built."""
-    from pipecast.ir.refs import Ref
-    from pipecast.passes.parse import is_structured_template, parse_template
+    from pipecast.passes.resolve import Text, Value
+
+    from .paths import is_built, part
 
     for node in index.walk():
-        if not (node.is_group and node.group.is_loop and is_structured_template(node.group.for_each)):
+        if not (node.is_group and node.group.is_loop and is_built(node.group.for_each)):
             continue
         base = (*node.yaml_path, "for_each")
-        stack: list[tuple[tuple[str | int, ...], Any, bool]] = [
-            ((*base, k), item, False) for k, item in enumerate(node.group.for_each)
+        for_each = node.resolved.for_each
+        assert isinstance(node.group.for_each, list) and for_each is not None
+        stack: list[tuple[tuple[str | int, ...], Any, Value, bool]] = [
+            ((*base, k), item, part(for_each, k), False) for k, item in enumerate(node.group.for_each)
         ]
         while stack:
-            path, value, in_item = stack.pop()
-            if isinstance(value, list) and in_item and is_structured_template(value):
+            path, value, resolved, in_item = stack.pop()
+            if isinstance(value, list) and in_item and is_built(value):
                 report.unsupported(
                     "a list holding references inside a for_each item cannot be built in ASL",
                     path,
@@ -259,12 +262,9 @@ def _check_loop_items(index: PipelineIndex, report: Report) -> None:
                 )
             elif isinstance(value, dict | list):
                 items = value.items() if isinstance(value, dict) else enumerate(value)
-                stack.extend(((*path, k), v, True) for k, v in items)
-            elif isinstance(value, str) and "{{" in value:
-                segments = parse_template(value)
-                refs = [s for s in segments if isinstance(s, Ref)]
-                if len(parse_template(value.strip())) == 1 or not refs:
-                    continue
+                stack.extend(((*path, k), v, part(resolved, k), True) for k, v in items)
+            elif isinstance(resolved, Text):  # a mixed string (a lone reference keeps its type)
+                refs = [r.ref for r in resolved.refs]
                 for ref in refs:
                     kind = (
                         "str"

@@ -680,7 +680,7 @@ def _sagemaker_stock(
         if ref is None:
             words[slot] = stock.sh_text(stock.literal_text(value))
             continue
-        key, path = value_entry(slot.name, value, type_of, em.pipeline.name)
+        key, path = value_entry(slot.name, value, node.resolved.inputs[slot.name], type_of, em.pipeline.name)
         assert key.endswith(".$"), key
         var = f"PIPECAST_IN_{slot.name}"
         if is_artifact(type_of(ref)):

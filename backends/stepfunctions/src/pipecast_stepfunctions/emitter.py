@@ -33,12 +33,7 @@ from pipecast.diagnostics import Diagnostic
 from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, FinallyKind, PipelineIndex, Scope, StepNode
-from pipecast.passes.parse import (
-    is_structured_template,
-    parse_template,
-    refs_in,
-)
-from pipecast.passes.resolve import Lit, ParamRef, RefNode, StepOutput, Text
+from pipecast.passes.resolve import Lit, ParamRef, RefNode, StepOutput, Text, Value, refs_of
 
 from . import compute, waits
 from .conditions import to_rule
@@ -50,10 +45,13 @@ from .paths import (
     format_parts,
     format_string,
     intrinsic_calls,
+    is_built,
     ordered,
+    part,
     ref_path,
     reorders,
     template,
+    text_segments,
     value_entry,
 )
 from .settings import StepFunctionsSettings
@@ -153,10 +151,13 @@ class Emitter(Outliner):
         type_of = self.type_of(scope, dependent, in_finally)
         out: dict[str, Any] = {}
         parts: dict[str, Any] = {}
+        resolved = node.resolved.inputs
         for k, v in node.task.inputs.items():
-            key, value = value_entry(k, v, type_of, self.pipeline.name)
+            key, value = value_entry(k, v, resolved[k], type_of, self.pipeline.name)
             if key.endswith(".$") and intrinsic_calls(value) > MAX_INTRINSICS:
-                value, parts[k] = format_parts(parse_template(v), type_of, self.pipeline.name, f"$.fmt.{k}")
+                rv = resolved[k]
+                assert isinstance(rv, Text), rv
+                value, parts[k] = format_parts(text_segments(rv), type_of, self.pipeline.name, f"$.fmt.{k}")
             out[key] = value
         return out, parts
 
@@ -686,7 +687,8 @@ class Emitter(Outliner):
 
     def outputs_template(self, outputs: dict[str, str], body: Scope) -> dict[str, Any]:
         # No runtime renders outputs: ASL does (SPEC §22 mixed strings, see value_entry).
-        return template(outputs, self.type_of(body, None), self.pipeline.name, runtime=False)
+        resolved = {k: self.index.resolved.value(v, body, None) for k, v in outputs.items()}
+        return template(outputs, resolved, self.type_of(body, None), self.pipeline.name, runtime=False)
 
     def emit_loop(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         """``for_each`` → ``Map``; each iteration ends in a ``Pass`` with its outputs, and the
@@ -721,7 +723,7 @@ class Emitter(Outliner):
         for_each = node.resolved.for_each
         items_ref = for_each.ref if isinstance(for_each, RefNode) else None
         pre: str | None = None
-        built = is_structured_template(group.for_each)
+        built = is_built(group.for_each)
         if items_ref is None:
             items_path = "$.items.list" if built else "$.items"
             pre = self.names.new(f"{node.name} (items)", "items", node.name)
@@ -804,13 +806,14 @@ class Emitter(Outliner):
         item, a non-string value inside a mixed string.)"""
         type_of = self.type_of(node.scope, node.name)
 
-        def entry(key: str, value: Any) -> tuple[str, Any]:
-            if isinstance(value, dict) and is_structured_template(value):
-                return key, KeepOrder(entry(k, v) for k, v in value.items())
-            return value_entry(key, value, type_of, self.pipeline.name)
+        def entry(key: str, value: Any, resolved: Value) -> tuple[str, Any]:
+            if isinstance(value, dict) and is_built(value):
+                return key, KeepOrder(entry(k, v, part(resolved, k)) for k, v in value.items())
+            return value_entry(key, value, resolved, type_of, self.pipeline.name)
 
-        assert isinstance(node.group.for_each, list)
-        return dict(entry(f"i{k}", item) for k, item in enumerate(node.group.for_each))
+        items = node.resolved.for_each
+        assert isinstance(node.group.for_each, list) and items is not None
+        return dict(entry(f"i{k}", item, part(items, k)) for k, item in enumerate(node.group.for_each))
 
     def conditional_outputs(self, node: StepNode) -> dict[str, tuple[str, str]]:
         """Group outputs of a loop that read a body task with a ``when``: output → (step, key)."""
@@ -920,7 +923,12 @@ class Emitter(Outliner):
         leaves = [_leaves(item) for item in items]
         # Entries read after item i: by later items (anything inside them), the pipeline
         # outputs and the finally step.
-        tail = {r.name for _p, r in self._template_refs(self.pipeline.outputs) if r.kind == "step"}
+        tail = {
+            r.ref.name
+            for v in self.index.resolved.outputs.values()
+            for r in refs_of(v)
+            if r.ref.kind == "step"
+        }
         if self.index.finally_node is not None:
             tail |= {r.name for _p, r in self.index.input_refs(self.index.finally_node) if r.kind == "step"}
         reads_after: list[set[str]] = [set() for _ in items]
@@ -959,9 +967,6 @@ class Emitter(Outliner):
             window = sum(node_bytes(self, self.index.root.steps[n]) for n in live)
         self.root_state_peak = max(peak, window)
         return self.link_sequence(self.fit_sequence(units, frame), frame, None)
-
-    def _template_refs(self, values: dict[str, Any]) -> list[tuple[str, Ref]]:
-        return [(k, r) for k, v in values.items() for r in refs_in(v)]
 
     def _reads(self, node: StepNode) -> set[str]:
         """Step entries read by a node or anything inside it."""
@@ -1172,4 +1177,4 @@ def _leaves(sp: SP) -> list[str]:
     return out
 
 
-__all__ = ["Emitter", "Frame", "parse_template", "refs_in"]
+__all__ = ["Emitter", "Frame"]

@@ -20,9 +20,41 @@ from collections.abc import Callable
 from typing import Any
 
 from pipecast.ir.refs import Ref
-from pipecast.passes.parse import is_structured_template, is_template, parse_template
+from pipecast.passes.resolve import (
+    DictOf,
+    ListOf,
+    Lit,
+    RefNode,
+    Text,
+    Value,
+    has_template_text,
+    literal_type,
+    refs_of,
+)
 
 TypeOf = Callable[[Ref], str]
+
+
+def is_built(raw: Any) -> bool:
+    """Whether a value as written is a list or mapping literal with ``{{`` text in it (SPEC
+    §19): the step runtime builds it (a ``\\{{`` escape counts: the runtime decodes it)."""
+    return isinstance(raw, list | dict) and has_template_text(raw)
+
+
+def text_segments(text: Text) -> list[str | Ref]:
+    """A mixed string's literal parts and references, in order."""
+    return [p if isinstance(p, str) else p.ref for p in text.parts]
+
+
+def part(value: Value, key: str | int) -> Value:
+    """The resolved item ``key`` of a resolved list or mapping literal."""
+    if isinstance(value, ListOf) and isinstance(key, int):
+        return value.items[key]
+    if isinstance(value, DictOf):
+        return dict(value.items)[str(key)]
+    assert isinstance(value, Lit), value
+    inner = value.value[key]
+    return Lit(inner, literal_type(inner))
 
 
 def ref_path(ref: Ref) -> str:
@@ -213,7 +245,7 @@ def literal_entry(key: str, value: Any) -> tuple[str, Any]:
     return key, ordered(value)
 
 
-def structured_entry(value: Any, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
+def structured_entry(value: Any, resolved: Value, type_of: TypeOf, pipeline_name: str) -> dict[str, Any]:
     """A list or mapping literal holding references (SPEC §19), built by the step runtime:
     ``{BUILD_KEY: <the literal as JSON text>, "values": {ref path: value}, "artifacts":
     [ref paths of artifacts]}``. JSON text keeps the keys in their stored order and is never
@@ -224,19 +256,7 @@ def structured_entry(value: Any, type_of: TypeOf, pipeline_name: str) -> dict[st
     from pipecast.ir.values import is_artifact
     from pipecast.runtime.conventions.base import BUILD_KEY
 
-    refs: dict[str, Ref] = {}
-
-    def walk(v: Any) -> None:
-        if isinstance(v, list):
-            for item in v:
-                walk(item)
-        elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif is_template(v):
-            refs.update((seg.path, seg) for seg in parse_template(v) if isinstance(seg, Ref))
-
-    walk(value)
+    refs: dict[str, Ref] = {node.path: node.ref for node in refs_of(resolved)}
     values: dict[str, Any] = {}
     artifacts: list[str] = []
     for path, ref in sorted(refs.items()):
@@ -254,28 +274,30 @@ def structured_entry(value: Any, type_of: TypeOf, pipeline_name: str) -> dict[st
 
 
 def value_entry(
-    key: str, value: Any, type_of: TypeOf, pipeline_name: str, *, runtime: bool = True
+    key: str, value: Any, resolved: Value, type_of: TypeOf, pipeline_name: str, *, runtime: bool = True
 ) -> tuple[str, Any]:
-    """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4).
+    """A payload-template entry (``key`` or ``key.$``) for an IR value (SPEC §4): ``value``
+    as written (a list or mapping the runtime builds travels as text), ``resolved`` its
+    resolved form (:mod:`pipecast.passes.resolve`).
 
     ``runtime``: the value goes to the step runtime, which renders mixed strings holding
     non-string values (SPEC §22). Elsewhere (group and pipeline outputs, no code runs) ASL
     renders them: ``States.JsonToString`` (compact JSON, keys in stored order) for a value
     known not to be a string, the value itself in ``States.Format`` when its type is unknown
     (a string bare, a number as digits)."""
-    if is_structured_template(value):
-        return key, structured_entry(value, type_of, pipeline_name)
-    if not is_template(value):
+    if is_built(value):
+        return key, structured_entry(value, resolved, type_of, pipeline_name)
+    if not isinstance(value, str) or "{{" not in value:
         return literal_entry(key, value)
-    segments = parse_template(value)
-    if not any(isinstance(s, Ref) for s in segments):  # only literal braces (SPEC §19: '\\{{')
-        return literal_entry(key, "".join(s for s in segments if isinstance(s, str)))
-    stripped = parse_template(value.strip())
-    if len(stripped) == 1 and isinstance(stripped[0], Ref):
-        ref = stripped[0]
+    if isinstance(resolved, Lit):  # only literal braces (SPEC §19: '\\{{'), decoded
+        return literal_entry(key, resolved.value)
+    if isinstance(resolved, RefNode):  # a lone reference, blanks around it aside
+        ref = resolved.ref
         if ref.kind == "pipeline" and ref.name == "name":
             return key, pipeline_name
         return key + ".$", ref_path(ref)
+    assert isinstance(resolved, Text), resolved
+    segments = text_segments(resolved)
     if not runtime:
         from pipecast.passes.analysis import ANY
 
@@ -301,7 +323,15 @@ def value_entry(
 
 
 def template(
-    values: dict[str, Any], type_of: TypeOf, pipeline_name: str, *, runtime: bool = True
+    values: dict[str, Any],
+    resolved: dict[str, Value],
+    type_of: TypeOf,
+    pipeline_name: str,
+    *,
+    runtime: bool = True,
 ) -> dict[str, Any]:
-    """A payload template for a name → IR value mapping (``runtime``: see :func:`value_entry`)."""
-    return dict(value_entry(k, v, type_of, pipeline_name, runtime=runtime) for k, v in values.items())
+    """A payload template for a name → IR value mapping and its resolved form (``runtime``:
+    see :func:`value_entry`)."""
+    return dict(
+        value_entry(k, v, resolved[k], type_of, pipeline_name, runtime=runtime) for k, v in values.items()
+    )
