@@ -334,6 +334,29 @@ class Expander:
         self.ctx.components[target] = None if comp is None else (comp, source)
         return comp
 
+    def _outputs_fit(self, label: str, comp: ComponentFile, step: dict[str, Any], path: YamlPath) -> bool:
+        """Whether the outputs a ``uses:`` step writes are the component's (each misfit reported)."""
+        ok = True
+        for key, kind in (step.get("outputs") or {}).items():
+            declared = comp.outputs.get(key)
+            if declared is None:
+                ok = False
+                self.problem(
+                    f"{label} declares no output {key!r}",
+                    (*path, "outputs", key),
+                    hint=_options("its outputs are", list(comp.outputs), key),
+                    code="component-output",
+                )
+            elif declared != kind:
+                ok = False
+                self.problem(
+                    f"output {key!r} of {label} is {_a(declared)}, not {_a(kind)}",
+                    (*path, "outputs", key),
+                    hint=f"write {key}: {declared}, or leave 'outputs' out (the component declares them)",
+                    code="component-output",
+                )
+        return ok
+
     def _component(
         self, name: str, step: dict[str, Any], path: YamlPath, target: Path, data: Any, source: SourceMap
     ) -> dict[str, Any] | None:
@@ -368,24 +391,7 @@ class Expander:
                 hint="add " + ", ".join(f"{k}: <value>" for k in missing) + " under 'inputs'",
                 code="component-input",
             )
-        for key, kind in (step.get("outputs") or {}).items():
-            declared = comp.outputs.get(key)
-            if declared is None:
-                ok = False
-                self.problem(
-                    f"{label} declares no output {key!r}",
-                    (*path, "outputs", key),
-                    hint=_options("its outputs are", list(comp.outputs), key),
-                    code="component-output",
-                )
-            elif declared != kind:
-                ok = False
-                self.problem(
-                    f"output {key!r} of {label} is {_a(declared)}, not {_a(kind)}",
-                    (*path, "outputs", key),
-                    hint=f"write {key}: {declared}, or leave 'outputs' out (the component declares them)",
-                    code="component-output",
-                )
+        ok = self._outputs_fit(label, comp, step, path) and ok
         if not ok:
             return None
         cdata = self.ctx.component_data.get(target)
