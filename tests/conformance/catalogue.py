@@ -360,7 +360,4 @@ UNVERIFIED: dict[str, Unverified] = {
 
 #: (backend, case) → a disagreement verify's comparison finds and is not fixed yet. Strict: the
 #: suite fails once the two runs agree (remove the entry then); the expectation still applies.
-VERIFY_FOUND: dict[tuple[str, str], str] = {
-    ("airflow", "when_step_gating"): "a when-group that ran but whose only step was skipped (it "
-    "reads a skipped step) is recorded 'skipped' (the simulator: succeeded)",
-}
+VERIFY_FOUND: dict[tuple[str, str], str] = {}

@@ -37,7 +37,8 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
 
     A task absent from the executor's report did not run: ``skipped`` when the run
     succeeded (a false condition), ``not_run`` when it failed. A group's status follows its
-    inner tasks (failed if one failed, succeeded if one ran, else skipped). Added entries
+    inner tasks (failed if one failed, succeeded if one ran or the engine lists the group's
+    condition as held in ``record["_held"]``, else skipped). Added entries
     are marked ``"derived": True`` (their outputs are unknown, not missing).
     """
     steps = record.setdefault("steps", {})
@@ -66,6 +67,8 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 if any(s == "succeeded" for s in inner)
                 else "skipped"
             )
+            if status == "skipped" and key in (record.get("_held") or ()):
+                status = "succeeded"  # the engine saw its condition hold; every step inside skipped
             if not inner and node.group.is_loop and record.get("status") == "succeeded":
                 # No item at all (an empty list): the group completed (SPEC §22 / issue 19),
                 # unless an enclosing group was skipped.

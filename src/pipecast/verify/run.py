@@ -212,6 +212,7 @@ def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("status", "attempts", "outputs", "started", "ended", "derived")
     return {
         "status": record.get("status"),
+        "_held": list(record.get("_held") or ()),  # when groups the engine saw run (complete)
         "outputs": dict(record.get("outputs") or {}),
         "steps": {
             k: {f: v for f, v in e.items() if f in keep}

@@ -146,6 +146,22 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **failed}
 
 
+def _held_conditions(tasks: Mapping[str, Any], steps: Mapping[str, Any]) -> list[str]:
+    """Top-level ``when`` groups whose condition held: their ``<group>-condition`` branch
+    followed a task of the group (not only its ``-join``). Such a group ran even when every
+    step inside was skipped (pipecast.verify.records.complete reads ``_held``)."""
+    held = []
+    for key, ti in tasks.items():
+        group = key.removesuffix("-condition")
+        if group == key or "." in key or "[" in key or group in steps or ti.get("state") != "success":
+            continue
+        followed = ti.get("xcom")
+        followed = [followed] if isinstance(followed, str) else followed
+        if isinstance(followed, list) and any(not str(t).endswith("-join") for t in followed):
+            held.append(group)
+    return sorted(held)
+
+
 def _is_path(item: Any) -> bool:
     return isinstance(item, dict) and set(item) == {"ix", "items"} and isinstance(item["ix"], list)
 
@@ -190,6 +206,7 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
         steps[name] = {"status": "succeeded", **({"outputs": xcom} if isinstance(xcom, dict) else {})}
     state = str(result.get("state"))
     record: dict[str, Any] = {
+        "_held": _held_conditions(result.get("tasks") or {}, steps),
         "status": {"success": "succeeded", "failed": "failed"}.get(state, state),
         "steps": steps,
         "_import_errors": result.get("import_errors"),
