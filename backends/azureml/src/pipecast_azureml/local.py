@@ -71,13 +71,70 @@ def compiled_edges(jobs: dict[str, Any], siblings: set[str]) -> dict[str, set[st
     return edges
 
 
+def _check_task_job(jobs: dict[str, Any], name: str, node: Any) -> None:
+    """A task's command job: its spec (or stock image and slots), outputs and condition."""
+    job = jobs[name]
+    assert job["type"] == "command"
+    command = job["component"]["command"]
+    if "pipecast.runtime run" in command:
+        spec = json.loads(_spec_arg(command))
+        assert spec["step"] == name and spec["run"] == node.task.run.to_data()
+    else:  # a stock container step (SPEC §21): its image, and Azure ML fills every slot
+        assert job["component"]["environment"] == {"image": node.task.run.image}
+        for slot in stock.slots(node.task.run):
+            expr = f"${{{{{slot.kind}.{slot.name}}}}}"
+            assert expr in command or slot.name not in job["component"].get(slot.kind, {})
+    outs = set(job["component"].get("outputs") or {}) - {"pipecast_done"}
+    # SPEC §15: a metric read elsewhere is a number output <Metrics output>__<metric>
+    metric_outs = {o for o in outs if node.task.outputs.get(o.split("__", 1)[0]) == "Metrics" and "__" in o}
+    assert outs - metric_outs == set(node.task.outputs)
+    if node.task.when is not None and f"{name}__if" not in jobs:
+        _check_gated(jobs, name, node.task.when, [(name, "result")])
+    elif node.task.when is not None:
+        _check_condition(jobs, name, name, node.task.when)
+
+
+def _check_loop_job(jobs: dict[str, Any], files: dict[str, Any], name: str, node: Any) -> None:
+    """A for_each's parallel_for job: its body, concurrency, outputs and items."""
+    from pipecast.passes.resolve import RefNode
+
+    loop = jobs[name]
+    assert loop["type"] == "parallel_for"
+    assert loop["body"] == f"${{{{parent.jobs.{name}__body}}}}"
+    assert jobs[f"{name}__body"]["component"].endswith(f"{name}.yml")
+    assert loop.get("max_concurrency") == node.group.parallelism
+    body = files[f"components/{name}.yml"]
+    # completion outputs (pipecast_done__<job>) are what `after` binds to
+    outs = {o for o in body.get("outputs") or {} if not o.startswith("pipecast_done__")}
+    assert outs == set(node.group.outputs)
+    var = f"item__{node.group.as_}"
+    if not runtime_items(node):
+        items = json.loads(loop["items"])
+        # Every item travels as one line of JSON without '$' (see item_text).
+        assert [json.loads(i[var]) for i in items] == node.group.for_each
+        assert "$" not in loop["items"] and "\n" not in loop["items"]
+    else:
+        assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
+        items = node.resolved.for_each
+        ref = items.ref if isinstance(items, RefNode) else None
+        items_job = jobs[f"{name}__items"]
+        if ref is None:  # a list literal holding references: built at run time
+            assert " --template " in items_job["component"]["command"]
+        else:
+            bound = items_job["inputs"]["values"]
+            assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
+        # An empty list at run time: one sentinel item, every body job gated off.
+        gate = jobs[f"{name}__body"]["inputs"]["pipecast_gate"]
+        assert gate == f"${{{{parent.jobs.{name}__items.outputs.nonempty}}}}"
+        _check_gate_inside(files, f"components/{name}.yml")
+
+
 def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
     """Assert that jobs, bindings, conditions and loops map one to one onto the pipeline's IR.
 
     Azure ML has no local executor: this equivalence check is what stands in for running
     the job (the conformance suite's stage (c) for this target).
     """
-    from pipecast.passes.resolve import RefNode
 
     loaded = loaded.lowered()  # compile_pipeline compiles the lowered IR
     index = loaded.index
@@ -100,27 +157,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
             if name in imports:
                 continue
             if node.is_task:
-                job = jobs[name]
-                assert job["type"] == "command"
-                command = job["component"]["command"]
-                if "pipecast.runtime run" in command:
-                    spec = json.loads(_spec_arg(command))
-                    assert spec["step"] == name and spec["run"] == node.task.run.to_data()
-                else:  # a stock container step (SPEC §21): its image, and Azure ML fills every slot
-                    assert job["component"]["environment"] == {"image": node.task.run.image}
-                    for slot in stock.slots(node.task.run):
-                        expr = f"${{{{{slot.kind}.{slot.name}}}}}"
-                        assert expr in command or slot.name not in job["component"].get(slot.kind, {})
-                outs = set(job["component"].get("outputs") or {}) - {"pipecast_done"}
-                # SPEC §15: a metric read elsewhere is a number output <Metrics output>__<metric>
-                metric_outs = {
-                    o for o in outs if node.task.outputs.get(o.split("__", 1)[0]) == "Metrics" and "__" in o
-                }
-                assert outs - metric_outs == set(node.task.outputs)
-                if node.task.when is not None and f"{name}__if" not in jobs:
-                    _check_gated(jobs, name, node.task.when, [(name, "result")])
-                elif node.task.when is not None:
-                    _check_condition(jobs, name, name, node.task.when)
+                _check_task_job(jobs, name, node)
             elif is_empty_loop(node):
                 # No parallel_for (it rejects empty items): one job giving the empty outputs.
                 job = jobs[name]
@@ -129,35 +166,7 @@ def check_graph(loaded: Any, compiled: dict[str, str]) -> None:
                 assert outs == set(node.group.outputs)
                 assert f"components/{name}.yml" not in files
             elif node.group.is_loop:
-                loop = jobs[name]
-                assert loop["type"] == "parallel_for"
-                assert loop["body"] == f"${{{{parent.jobs.{name}__body}}}}"
-                assert jobs[f"{name}__body"]["component"].endswith(f"{name}.yml")
-                assert loop.get("max_concurrency") == node.group.parallelism
-                body = files[f"components/{name}.yml"]
-                # completion outputs (pipecast_done__<job>) are what `after` binds to
-                outs = {o for o in body.get("outputs") or {} if not o.startswith("pipecast_done__")}
-                assert outs == set(node.group.outputs)
-                var = f"item__{node.group.as_}"
-                if not runtime_items(node):
-                    items = json.loads(loop["items"])
-                    # Every item travels as one line of JSON without '$' (see item_text).
-                    assert [json.loads(i[var]) for i in items] == node.group.for_each
-                    assert "$" not in loop["items"] and "\n" not in loop["items"]
-                else:
-                    assert loop["items"] == f"${{{{parent.jobs.{name}__items.outputs.items}}}}"
-                    items = node.resolved.for_each
-                    ref = items.ref if isinstance(items, RefNode) else None
-                    items_job = jobs[f"{name}__items"]
-                    if ref is None:  # a list literal holding references: built at run time
-                        assert " --template " in items_job["component"]["command"]
-                    else:
-                        bound = items_job["inputs"]["values"]
-                        assert (ref.name in bound) and (ref.kind != "step" or ref.key in bound)
-                    # An empty list at run time: one sentinel item, every body job gated off.
-                    gate = jobs[f"{name}__body"]["inputs"]["pipecast_gate"]
-                    assert gate == f"${{{{parent.jobs.{name}__items.outputs.nonempty}}}}"
-                    _check_gate_inside(files, f"components/{name}.yml")
+                _check_loop_job(jobs, files, name, node)
             elif f"{name}__if" not in jobs:
                 # Gated: both branches start with the condition as their gate; a select job
                 # publishes the outputs of the branch that ran (docs/targets/azureml.md).
