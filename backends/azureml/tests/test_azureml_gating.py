@@ -28,6 +28,28 @@ _JOB = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z0-9_]+)\s*\}\}$")
 _PRIMITIVE = {"string", "integer", "number", "boolean"}
 
 
+def _if_else_blocks(jobs: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Each if_else block job -> (the condition binding, the value it runs on)."""
+    blocks: dict[str, tuple[str, bool]] = {}
+    for job in jobs.values():
+        if job["type"] == "if_else":
+            for key, want in (("true_block", True), ("false_block", False)):
+                if key in job:
+                    blocks[_JOB.match(job[key]).group(1)] = (job["condition"], want)  # type: ignore[union-attr]
+    return blocks
+
+
+def _parent_outputs(jobs: dict[str, Any], results: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The pipeline's outputs: the job outputs bound to ``${{parent.outputs.<name>}}``."""
+    outputs: dict[str, str] = {}
+    for name, job in jobs.items():
+        for out, binding in (job.get("outputs") or {}).items():
+            parent = re.fullmatch(r"\$\{\{parent\.outputs\.([A-Za-z0-9_]+)\}\}", str(binding))
+            if parent:
+                outputs[parent.group(1)] = results[name][out]
+    return outputs
+
+
 class LocalAzure:
     """Runs a compiled job's ``command`` and ``pipeline`` nodes in dependency order."""
 
@@ -44,12 +66,7 @@ class LocalAzure:
         jobs: dict[str, Any] = doc["jobs"]
         results: dict[str, dict[str, str]] = {}
         # if_else: its blocks run only when the condition output says so (Azure ML's semantics).
-        blocks: dict[str, tuple[str, bool]] = {}
-        for job in jobs.values():
-            if job["type"] == "if_else":
-                for key, want in (("true_block", True), ("false_block", False)):
-                    if key in job:
-                        blocks[_JOB.match(job[key]).group(1)] = (job["condition"], want)  # type: ignore[union-attr]
+        blocks = _if_else_blocks(jobs)
         # parallel_for: its body node runs once per item, through the loop (not on its own).
         bodies = {_JOB.match(j["body"]).group(1): n for n, j in jobs.items() if j["type"] == "parallel_for"}  # type: ignore[union-attr]
         pending = {n: j for n, j in jobs.items() if j["type"] != "if_else" and n not in bodies}
@@ -83,13 +100,7 @@ class LocalAzure:
                     assert job["type"] == "command", f"{name}: {job['type']} needs Azure ML"
                     results[name] = self._command(f"{prefix}{name}", job["component"], bound)
                 self.ran[f"{prefix}{name}"] = results[name]
-        outputs: dict[str, str] = {}
-        for name, job in jobs.items():
-            for out, binding in (job.get("outputs") or {}).items():
-                parent = re.fullmatch(r"\$\{\{parent\.outputs\.([A-Za-z0-9_]+)\}\}", str(binding))
-                if parent:
-                    outputs[parent.group(1)] = results[name][out]
-        return outputs
+        return _parent_outputs(jobs, results)
 
     def _loop(
         self, rel: str, name: str, job: dict[str, Any], jobs: dict[str, Any], inputs: dict[str, str],
