@@ -483,23 +483,8 @@ class Compiler:
         if stock_run and not self.dry:
             command = self._stock_command(node, in_decl)
         elif not self.dry:
-            # cache_store="": the spec carries the SPEC §20 definition digest and cache.version
-            # into the command, which Azure ML's reuse of deterministic components keys on.
-            spec = step_spec(
-                self.index, node, retry_in_runtime=True, timeout_in_runtime=retries and eff.timeout is not None,
-                secret_store="azure", cache_store="",
-            )  # fmt: skip
-            spec, warning = without_max_age(
-                spec, node, "azureml", "Azure ML reuses a deterministic job's outputs whatever their age"
-            )
-            if warning is not None:
-                self.diagnostics.append(warning)
-            built = {
-                n: InputSpec(type=i.type) for n, i in spec.inputs.items() if n in templates and i.literal
-            }
-            if built:  # list/mapping literals holding references: the runtime builds them (SPEC §19)
-                spec = spec.model_copy(update={"inputs": spec.inputs | built})
-            command = self._runtime_command(spec, args, out_args, templates)
+            timeout_in_runtime = retries and eff.timeout is not None
+            command = self._runtime_job_command(node, timeout_in_runtime, args, out_args, templates)
         component: dict[str, Any] = {
             "type": "command",
             "command": command,
@@ -526,6 +511,27 @@ class Compiler:
             job["limits"] = {"timeout": _job_timeout(eff)}
         self._compute(job, node, eff.resources)
         return job
+
+    def _runtime_job_command(
+        self, node: StepNode, timeout_in_runtime: bool, args: list[tuple[str, str]],
+        out_args: list[tuple[str, str]], templates: dict[str, Any],
+    ) -> str:  # fmt: skip
+        """The command of a job that runs the step through the pipecast runtime."""
+        # cache_store="": the spec carries the SPEC §20 definition digest and cache.version
+        # into the command, which Azure ML's reuse of deterministic components keys on.
+        spec = step_spec(
+            self.index, node, retry_in_runtime=True, timeout_in_runtime=timeout_in_runtime,
+            secret_store="azure", cache_store="",
+        )  # fmt: skip
+        spec, warning = without_max_age(
+            spec, node, "azureml", "Azure ML reuses a deterministic job's outputs whatever their age"
+        )
+        if warning is not None:
+            self.diagnostics.append(warning)
+        built = {n: InputSpec(type=i.type) for n, i in spec.inputs.items() if n in templates and i.literal}
+        if built:  # list/mapping literals holding references: the runtime builds them (SPEC §19)
+            spec = spec.model_copy(update={"inputs": spec.inputs | built})
+        return self._runtime_command(spec, args, out_args, templates)
 
     def _template(
         self, comp: Component, value: Any, resolved: Value, channels: dict[Source, str],
@@ -582,24 +588,28 @@ class Compiler:
             return None
 
         def later(run: ContainerRun) -> list[str]:
-            out = []
-            if self.metric_outputs(node.name):
-                out.append("a metric it writes is read by a condition or input (the runtime publishes it)")
-            if self._may_skip(node):
-                out.append(
-                    "it is in a gated when branch or a for_each over a run-time list (the runtime skips "
-                    "it when the branch is not taken or the list is empty)"
-                )
-            for ref in (r.ref for v in node.resolved.inputs.values() for r in refs_of(v)):
-                if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
-                    out.append(f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)")
-                    break
-            for name, type_name in node.task.outputs.items():
-                if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
-                    out.append(f"parameter output {name!r} is a group or pipeline output (a control output)")
-            return out
+            return self._runtime_reasons(node)
 
         return stock.plan(self.plans, node, reasons, input_reason, later)
+
+    def _runtime_reasons(self, node: StepNode) -> list[str]:
+        """What needs the runtime around a container step once compiled (SPEC §21)."""
+        out = []
+        if self.metric_outputs(node.name):
+            out.append("a metric it writes is read by a condition or input (the runtime publishes it)")
+        if self._may_skip(node):
+            out.append(
+                "it is in a gated when branch or a for_each over a run-time list (the runtime skips "
+                "it when the branch is not taken or the list is empty)"
+            )
+        for ref in (r.ref for v in node.resolved.inputs.values() for r in refs_of(v)):
+            if ref.kind == "step" and self._may_skip(self.index.node(ref.name)):
+                out.append(f"it reads {ref.name!r}, which may be skipped (the runtime reads markers)")
+                break
+        for name, type_name in node.task.outputs.items():
+            if not values.is_artifact(type_name) and (node.name, name) in self._exposed:
+                out.append(f"parameter output {name!r} is a group or pipeline output (a control output)")
+        return out
 
     def _may_skip(self, node: StepNode) -> bool:
         """Whether ``node``'s jobs start and may be skipped by the runtime (gated, or inside a gate)."""
