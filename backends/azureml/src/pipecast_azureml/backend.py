@@ -129,7 +129,6 @@ class AzureMLBackend(Backend):
     def check_target(self, index: PipelineIndex, settings: Any, report: Report) -> None:
         """What only Azure ML limits: time zones and crons, and what a dry compile with the
         user's settings refuses."""
-        from pipecast_azureml.compiler import Compiler
         from pipecast_azureml.schedule import azure_cron, windows_zone
 
         schedule = index.pipeline.schedule
@@ -141,17 +140,16 @@ class AzureMLBackend(Backend):
         # What Azure ML cannot express depends on the pipeline's shape (outputs of when-groups,
         # waiting on a when-group, accelerators Azure lacks) and on the settings (a compute
         # cluster or serverless VM sizes): a dry compile with the user's settings finds it, so
-        # the error carries the pipeline file's line like every other check.
-        with report.catching():
-            Compiler(index.pipeline, index, settings, dry=True).compile()
+        # the error carries the pipeline file's line like every other check. The compile is
+        # kept for emit (one compile per run, not a dry one and then the real one).
+        self.build_for_emit(index, settings, report, lambda: _compiled(index, settings))
 
     def emit(self, pipeline: Pipeline, index: PipelineIndex, settings: Any) -> CompileResult:
-        from pipecast_azureml.compiler import Compiler, uses_control_flow
+        from pipecast_azureml.compiler import uses_control_flow
         from pipecast_azureml.render import render_yaml
         from pipecast_azureml.schedule import schedule_document
 
-        compiler = Compiler(pipeline, index, settings)
-        result = compiler.compile()
+        compiler, result = self.built(index, settings) or _compiled(index, settings)
         private = uses_control_flow(result)
         job_file = self.default_filename(pipeline)
         files = {job_file: render_yaml(result.job, private=private)}
@@ -208,3 +206,11 @@ class AzureMLBackend(Backend):
 
 
 __all__ = ["PRIVATE_FEATURES_ENV", "AzureMLBackend"]
+
+
+def _compiled(index: PipelineIndex, settings: Any) -> tuple[Any, Any]:
+    """The compiler (its stock-image plans) and what it compiled."""
+    from pipecast_azureml.compiler import Compiler
+
+    compiler = Compiler(index.pipeline, index, settings)
+    return compiler, compiler.compile()
