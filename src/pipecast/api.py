@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipecast.backend import CompileResult, Settings
+from pipecast.backend import CompileResult, Feature, Settings
 from pipecast.diagnostics import Diagnostic, UserError, for_target, raise_if_errors
 from pipecast.loader import Loaded, load
 
@@ -245,9 +245,13 @@ def compile_pipeline(
     def located(d: Diagnostic) -> Diagnostic:
         return for_target(d.located(source), backend.name)
 
-    checks = backend.check(loaded.index, lenient=lenient, settings=settings)
-    warnings = raise_if_errors([located(d) for d in checks])
-    if backend.inlines_plain_groups and not backend.emits_plain_groups_with_finally:
+    # Before check: a target's check may lower the pipeline, and its own feature check names a
+    # group finally it does not support at all (then that error says it).
+    if (
+        backend.inlines_plain_groups
+        and not backend.emits_plain_groups_with_finally
+        and backend.support(Feature.GROUP_FINALLY).compiles
+    ):
         kept = [n for n in loaded.index.walk() if n.is_group and n.group.is_plain]
         if kept:
             raise UserError(
@@ -267,6 +271,8 @@ def compile_pipeline(
                     for n in kept
                 ]
             )
+    checks = backend.check(loaded.index, lenient=lenient, settings=settings)
+    warnings = raise_if_errors([located(d) for d in checks])
     try:
         result = backend.emit(loaded.pipeline, loaded.index, settings)
     except UserError as exc:

@@ -258,10 +258,19 @@ def test_examples_run_and_repeat(example, tmp_path):
     from pipecast.simulator import run_pipeline
 
     loaded = load_checked(example)
+    # churn's base dataset defaults to a cloud URI; local runs give the shipped copy (its README).
+    data = example.parent / "data" / "customers.csv"
+    params = {"data_uri": str(data)} if data.exists() else {}
     results = []
     for i in range(2):
         rec = run_pipeline(
-            loaded, run_dir=tmp_path / "runs", containers="host", seed=1, run_id=f"r{i}", no_cache=True
+            loaded,
+            params=params,
+            run_dir=tmp_path / "runs",
+            containers="host",
+            seed=1,
+            run_id=f"r{i}",
+            no_cache=True,
         )
         assert rec["status"] == "succeeded", {
             k: e.get("error") for k, e in rec["steps"].items() if e.get("error")

@@ -241,7 +241,10 @@ EXAMPLES = sorted(p for p in (REPO / "examples").glob("*/pipeline.yaml"))
 #: The parameters an example needs for a local run (churn: its base dataset's local copy).
 EXAMPLE_PARAMS: dict[str, dict[str, str]] = {"churn": {"data_uri": str(CHURN_BASE)}}
 #: What verify found and is not fixed yet (strict: each must go when its backend is fixed).
-FOUND: dict[tuple[str, str], str] = {}
+FOUND: dict[tuple[str, str], str] = {
+    ("churn", "azureml"): "the Azure ML engine fails 'ingest' when the Dataset parameter is a local "
+    "path given at run time (the data input is not mounted as the simulator reads it); open",
+}
 
 
 @pytest.mark.slow

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.airflow
 HERE = Path(__file__).parent
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
 CASE_FILES = sorted(CASES.glob("*.yaml"))
-UNSUPPORTED: set[str] = set()
+#: Cases compile refuses with a located error on Airflow (catalogue.py EXCEPTIONS, stage compile).
+UNSUPPORTED: set[str] = {"subpipeline_finally"}
 #: Pipelines the compile fixture found using a feature Airflow declares unsupported.
 DECLARED_UNSUPPORTED: set[str] = set()
 PIPELINES = [
