@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,33 +364,9 @@ class Expander:
         if comp is None:
             return None
         label = f"component {comp.component!r} ({step['uses']})"
-        ok = True
         given = step.get("inputs") or {}
-        for key, value in given.items():
-            spec = comp.inputs.get(key)
-            if spec is None:
-                ok = False
-                self.problem(
-                    f"{label} has no input {key!r}",
-                    (*path, "inputs", key),
-                    hint=_options("its inputs are", list(comp.inputs), key),
-                    code="component-input",
-                )
-            elif not self._literal_fits(
-                value, spec.type, f"input {key!r} of {label}", (*path, "inputs", key)
-            ):
-                ok = False
-        missing = [k for k, spec in comp.inputs.items() if k not in given and not spec.has_default]
-        if missing:
-            ok = False
-            self.problem(
-                f"step {name!r} does not give the required input{'s' if len(missing) > 1 else ''} "
-                + ", ".join(repr(k) for k in missing)
-                + f" of {label}",
-                (*path, "inputs") if "inputs" in step else (*path, "uses"),
-                hint="add " + ", ".join(f"{k}: <value>" for k in missing) + " under 'inputs'",
-                code="component-input",
-            )
+        declared = {k: (spec.type, spec.has_default) for k, spec in comp.inputs.items()}
+        ok = self._given_fit(name, step, path, label, declared, "input")
         ok = self._outputs_fit(label, comp, step, path) and ok
         if not ok:
             return None
@@ -425,6 +401,48 @@ class Expander:
             **({"description": comp.description} if comp.description is not None else {}),
         }
         return task
+
+    def _given_fit(
+        self,
+        name: str,
+        step: dict[str, Any],
+        path: YamlPath,
+        label: str,
+        declared: Mapping[str, tuple[str, bool]],
+        noun: str,
+    ) -> bool:
+        """The ``uses:`` step's ``inputs`` against what the used file declares (name → type and
+        whether it has a default): no unknown name, literals of the declared type, nothing
+        required left out. One rule for component inputs and sub-pipeline params."""
+        ok = True
+        given = step.get("inputs") or {}
+        for key, value in given.items():
+            if key not in declared:
+                ok = False
+                self.problem(
+                    f"{label} has no {noun} {key!r}",
+                    (*path, "inputs", key),
+                    hint=_options(
+                        f"its {'inputs' if noun == 'input' else 'params'} are", list(declared), key
+                    ),
+                    code="component-input",
+                )
+            elif not self._literal_fits(
+                value, declared[key][0], f"{noun} {key!r} of {label}", (*path, "inputs", key)
+            ):
+                ok = False
+        missing = [k for k, (_type, has_default) in declared.items() if k not in given and not has_default]
+        if missing:
+            ok = False
+            self.problem(
+                f"step {name!r} does not give the required {noun}{'s' if len(missing) > 1 else ''} "
+                + ", ".join(repr(k) for k in missing)
+                + f" of {label}",
+                (*path, "inputs") if "inputs" in step else (*path, "uses"),
+                hint="add " + ", ".join(f"{k}: <value>" for k in missing) + " under 'inputs'",
+                code="component-input",
+            )
+        return ok
 
     def _literal_fits(self, value: Any, declared: str, what: str, path: YamlPath) -> bool:
         """A literal input value against its declared type (references are checked by validate)."""
@@ -491,32 +509,8 @@ class Expander:
         sub = called.pipeline
         label = f"pipeline {sub.name!r} ({step['uses']})"
         given = step.get("inputs") or {}
-        ok = True
-        for key, value in given.items():
-            param = sub.params.get(key)
-            if param is None:
-                ok = False
-                self.problem(
-                    f"{label} has no parameter {key!r}",
-                    (*path, "inputs", key),
-                    hint=_options("its params are", list(sub.params), key),
-                    code="component-input",
-                )
-            elif not self._literal_fits(
-                value, param.type, f"parameter {key!r} of {label}", (*path, "inputs", key)
-            ):
-                ok = False
-        missing = [k for k, p in sub.params.items() if k not in given and not p.has_default]
-        if missing:
-            ok = False
-            self.problem(
-                f"step {name!r} does not give the required parameter{'s' if len(missing) > 1 else ''} "
-                + ", ".join(repr(k) for k in missing)
-                + f" of {label}",
-                (*path, "inputs") if "inputs" in step else (*path, "uses"),
-                hint="add " + ", ".join(f"{k}: <value>" for k in missing) + " under 'inputs'",
-                code="component-input",
-            )
+        declared = {k: (p.type, p.has_default) for k, p in sub.params.items()}
+        ok = self._given_fit(name, step, path, label, declared, "parameter")
         for key in step.get("outputs") or {}:
             if key not in sub.outputs:
                 ok = False
