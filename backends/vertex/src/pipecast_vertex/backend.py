@@ -20,7 +20,6 @@ from pipecast.backend import (
     Support,
     native,
     runtime,
-    unsupported,
 )
 from pipecast.diagnostics import Diagnostic
 from pipecast.passes.analysis import is_artifact_type
@@ -42,6 +41,8 @@ class VertexBackend(Backend):
     #: Executed by the suite in kfp.local (backends/vertex/tests/kfp_local.py).
     conformance = "kfp_local:VertexConformance"
     settings_model: ClassVar[type[Settings]] = VertexSettings
+    #: A sub-pipeline keeping its finally (SPEC §17-§18) is a DAG task with an exit handler.
+    emits_plain_groups_with_finally = True
     features: ClassVar[Mapping[Feature, Support]] = {
         Feature.PYTHON_STEP: native("container executor running the pipecast runtime"),
         Feature.CONTAINER_STEP: native(
@@ -83,11 +84,11 @@ class VertexBackend(Backend):
             "the consuming step's runtime builds the list/mapping from separate inputs "
             "(--templates); a for_each over such a list iterates what a task `<loop>--items` builds"
         ),
-        Feature.GROUP_FINALLY: unsupported(
-            # kfp 2.17 compiler (pipeline_spec_builder): nested exit handlers are refused.
-            "kfp allows dsl.ExitHandler only in the outermost scope of a pipeline; an "
-            "ALL_UPSTREAM_TASKS_COMPLETED task over the group's sub-DAG is not lowered yet",
-            "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
+        Feature.GROUP_FINALLY: native(
+            # kfp 2.17 allows dsl.ExitHandler only in a pipeline's outermost scope
+            # (pipeline_spec_builder), so the group gets the shape an exit handler compiles to.
+            "the group's task runs a DAG of the group's own task and an exit task over it "
+            "(ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus, mapped to group.status)"
         ),
         Feature.FINALLY: native("exit handler: ALL_UPSTREAM_TASKS_COMPLETED + taskFinalStatus"),
         Feature.SCHEDULE: native("a Vertex schedule request (<name>.schedule.json); deploy creates it"),

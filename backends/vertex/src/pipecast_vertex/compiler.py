@@ -22,6 +22,9 @@ retry                       ``retryPolicy`` (maxRetryCount = attempts - 1)
 cache                       ``cachingOptions.enableCache`` (false unless the step asks)
 finally                     exit handler: the steps in ``pipeline--body``, the finally task
                             with ``ALL_UPSTREAM_TASKS_COMPLETED`` and a ``taskFinalStatus``
+group finally (§18)         the group's task runs ``comp-<group>--exit-handler``: the group's
+                            own task and ``<group>--finally``, the same exit task over it
+sub-pipeline with finally   a DAG task of its steps (other sub-pipelines are inlined first)
 ==========================  =================================================================
 
 Mixed strings (``"s3://{{ params.b }}/x"``), ``pipeline.*`` and loop-item keys are rendered
@@ -240,14 +243,7 @@ class Compiler:
             self._bind_all(task, needs, self.index.root, top=True)
             self._pipeline_outputs(body, body.dag, producer_prefix=None)
             if self.p.outputs:
-                for name, out in body.output_definitions.parameters.items():
-                    root.output_definitions.parameters[name].CopyFrom(out)
-                    sel = root.dag.outputs.parameters[name].value_from_parameter
-                    sel.producer_subtask, sel.output_parameter_key = n.BODY_TASK, name
-                for name, art in body.output_definitions.artifacts.items():
-                    root.output_definitions.artifacts[name].CopyFrom(art)
-                    a = root.dag.outputs.artifacts[name].artifact_selectors.add()
-                    a.producer_subtask, a.output_artifact_key = n.BODY_TASK, name
+                _forward_outputs(body, root, n.BODY_TASK)
             spec.components[comp].CopyFrom(body)
             self._finally(root.dag)
         wrap_collected_conditions(spec)
@@ -272,8 +268,12 @@ class Compiler:
                     self._task(node, task, scope, needs, top)
             elif node.group.is_loop:
                 self._loop(node, task, dag, scope, needs, top)
+            elif node.group.is_plain:
+                self._plain_group(node, task, scope, needs, top)
             else:
                 self._when_group(node, task, scope, needs, top)
+            if node.is_group and node.finally_node is not None:
+                self._group_finally(node, task, scope, needs, top)
         if scope is self.index.root:
             self._param_importers(dag, needs, top)
         return needs
@@ -330,6 +330,8 @@ class Compiler:
             )
         if ref.kind == "pipeline":
             return Chan("status" if ref.name == "status" else "run_id", ref.name, None, "str")
+        if ref.kind == "group":  # SPEC §18: group.status, from its body's final status
+            return Chan("status", ref.name, None, "str")
         if ref.metric is not None:  # SPEC §15: the float the producing step's runtime publishes
             return Chan("step", ref.name, metric_key(ref.key or "", ref.metric), "float", PT.NUMBER_DOUBLE)
         target = self.index.nodes[ref.name]
@@ -504,10 +506,11 @@ class Compiler:
 
     def _shares_component(self, node: StepNode) -> bool:
         """Whether the step is a use of a component file that gets the file's one ComponentSpec
-        (a python or runtime-run container step; not the finally step, whose component gains
+        (a python or runtime-run container step; not a finally step, whose component gains
         the status input afterwards, nor an import or a stock image)."""
         step = node.task
-        if step.component is None or step.import_ is not None or node is self.index.finally_node:
+        is_finally = node is self.index.finally_node or node.finally_of is not None
+        if step.component is None or step.import_ is not None or is_finally:
             return False
         plan = self.stock_plan(node)
         return plan is None or not plan.stock
@@ -1142,7 +1145,10 @@ class Compiler:
         # item, and reads the items by input name only; a loop that takes step outputs gets
         # a plain wrapper DAG so the loop task itself only sees component inputs. Vertex
         # runs both shapes alike.
-        wrap = any(
+        # A loop with its own finally is wrapped too: the exit task reads the final status of a
+        # plain DAG task (kfp.local records none for a failed loop task, and kfp's ExitHandler
+        # likewise puts a ParallelFor inside the exit-handler DAG).
+        wrap = node.finally_node is not None or any(
             c.kind == "task" or (c.kind == "step" and not c.artifact and self._local(c, scope))
             for c in body_needs.values()
         )
@@ -1157,14 +1163,7 @@ class Compiler:
                 else:
                     loop_task.inputs.parameters[name].component_input_parameter = name
             self._declare_needs(wrapper, body_needs)
-            for out, definition in body.output_definitions.parameters.items():
-                wrapper.output_definitions.parameters[out].CopyFrom(definition)
-                vp = wrapper.dag.outputs.parameters[out].value_from_parameter
-                vp.producer_subtask, vp.output_parameter_key = loop_task.task_info.name, out
-            for out, art in body.output_definitions.artifacts.items():
-                wrapper.output_definitions.artifacts[out].CopyFrom(art)
-                sel = wrapper.dag.outputs.artifacts[out].artifact_selectors.add()
-                sel.producer_subtask, sel.output_artifact_key = loop_task.task_info.name, out
+            _forward_outputs(body, wrapper, loop_task.task_info.name)
             if subvar is not None:
                 sub, outer, selector = subvar
                 wrapper_needs: Needs = {}
@@ -1296,23 +1295,107 @@ class Compiler:
                 vp.producer_subtask, vp.output_parameter_key = n.task_name(ref.name), key
 
     def _finally(self, dag: pb.DagSpec) -> None:
-        """The exit task: runs after the body whatever happened, and sees its final status."""
+        """The pipeline's exit task: after ``pipeline--body``, whatever happened."""
         node = self.index.finally_node
         assert node is not None
-        task = dag.tasks[n.FINALLY_TASK]
-        task.task_info.name = n.FINALLY_TASK
         needs: Needs = {}
-        self._task(node, task, self.index.root, needs, top=True)
+        self._exit_task(node, dag, n.FINALLY_TASK, n.BODY_TASK, self.index.root, needs, top=True)
         assert not needs, needs
+
+    def _exit_task(
+        self,
+        node: StepNode,
+        dag: pb.DagSpec,
+        tname: str,
+        producer: str,
+        scope: Scope | None,
+        needs: Needs,
+        top: bool,
+    ) -> pb.PipelineTaskSpec:
+        """A ``finally`` step as KFP's exit task (what ``dsl.ExitHandler`` compiles to): task
+        ``tname`` in ``dag`` runs after ``producer`` whatever happened
+        (``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED``) and takes its
+        ``PipelineTaskFinalStatus``
+        (https://www.kubeflow.org/docs/components/pipelines/user-guides/core-functions/execute-kfp-pipelines-locally/
+        and ``PipelineTaskSpec.TriggerPolicy`` in
+        https://github.com/kubeflow/pipelines/blob/master/api/v2alpha1/pipeline_spec.proto)."""
+        task = dag.tasks[tname]
+        task.task_info.name = tname
+        self._task(node, task, scope, needs, top=top)
         comp = self.spec.components[task.component_ref.name]
         # Always take the status: it is what marks an exit task (kfp.local looks for it).
         comp.input_definitions.parameters[n.STATUS_INPUT].parameter_type = PT.TASK_FINAL_STATUS
         comp.input_definitions.parameters[n.STATUS_INPUT].is_optional = True
-        task.inputs.parameters[n.STATUS_INPUT].task_final_status.producer_task = n.BODY_TASK
-        task.dependent_tasks.append(n.BODY_TASK)
+        task.inputs.parameters[n.STATUS_INPUT].task_final_status.producer_task = producer
+        task.dependent_tasks.append(producer)
         task.trigger_policy.strategy = (
             pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
         )
+        return task
+
+    def _group_finally(
+        self, node: StepNode, task: pb.PipelineTaskSpec, scope: Scope, needs: Needs, top: bool
+    ) -> None:
+        """A group's own ``finally`` (SPEC §18). kfp allows ``dsl.ExitHandler`` only in a
+        pipeline's outermost scope, so the group is lowered to what an exit handler compiles
+        to, one level down: the group's task ``task`` (already compiled, in the DAG that holds
+        it) keeps its name, inputs, dependencies and condition but runs a DAG
+        ``comp-<group>--exit-handler`` holding the group's own task (its loop, branches or
+        steps, every input read from the handler) and ``<group>--finally``, the exit task
+        over it. Readers of the group's outputs and steps after it wait for the handler, so
+        for its finally (docs/semantics.md); a skipped ``when`` group skips both."""
+        fin = node.finally_node
+        assert fin is not None
+        tname = task.task_info.name
+        group_comp = self.spec.components[task.component_ref.name]
+        handler = pb.ComponentSpec()
+        body = handler.dag.tasks[tname]
+        body.task_info.name = tname
+        body.component_ref.name = task.component_ref.name
+        defs = group_comp.input_definitions
+        for name in task.inputs.parameters:
+            handler.input_definitions.parameters[name].CopyFrom(defs.parameters[name])
+            body.inputs.parameters[name].component_input_parameter = name
+        for name in task.inputs.artifacts:
+            handler.input_definitions.artifacts[name].CopyFrom(defs.artifacts[name])
+            body.inputs.artifacts[name].component_input_artifact = name
+        _forward_outputs(group_comp, handler, tname)
+        fin_needs: Needs = {}
+        self._exit_task(fin, handler.dag, n.task_name(fin.name), tname, None, fin_needs, top=False)
+        fresh = {k: c for k, c in fin_needs.items() if k not in task.inputs.parameters}
+        fresh = {k: c for k, c in fresh.items() if k not in task.inputs.artifacts}
+        self._declare_needs(handler, fresh)
+        for name in sorted(fresh):
+            self._bind(task.inputs, name, fresh[name], scope, needs, top)
+        task.component_ref.name = n.component_name(tname, "exit-handler")
+        self.spec.components[task.component_ref.name].CopyFrom(handler)
+
+    def _plain_group(
+        self, node: StepNode, task: pb.PipelineTaskSpec, scope: Scope, needs: Needs, top: bool
+    ) -> None:
+        """A plain group (a sub-pipeline keeping its ``finally``, SPEC §17): a DAG task of its
+        steps, as kfp compiles a pipeline used as a component."""
+        assert node.body is not None
+        comp = pb.ComponentSpec()
+        body_needs = self._scope(node.body, comp.dag, top=False)
+        self._group_outputs(comp, node, node.body, node.group.outputs, collect=False)
+        self._declare_needs(comp, body_needs)
+        for name in sorted(body_needs):
+            self._bind(task.inputs, name, body_needs[name], scope, needs, top)
+        task.component_ref.name = n.component_name(n.task_name(node.name))
+        self.spec.components[task.component_ref.name].CopyFrom(comp)
+
+
+def _forward_outputs(src: pb.ComponentSpec, dst: pb.ComponentSpec, producer: str) -> None:
+    """Declare ``src``'s outputs on the DAG ``dst`` and take each from its task ``producer``."""
+    for out, definition in src.output_definitions.parameters.items():
+        dst.output_definitions.parameters[out].CopyFrom(definition)
+        vp = dst.dag.outputs.parameters[out].value_from_parameter
+        vp.producer_subtask, vp.output_parameter_key = producer, out
+    for out, art in src.output_definitions.artifacts.items():
+        dst.output_definitions.artifacts[out].CopyFrom(art)
+        sel = dst.dag.outputs.artifacts[out].artifact_selectors.add()
+        sel.producer_subtask, sel.output_artifact_key = producer, out
 
 
 def _value(v: Any) -> struct_pb2.Value:

@@ -29,8 +29,9 @@ FINALLY_TASK = "finally"
 
 
 def task_name(step: str) -> str:
-    """The KFP task name of a step or group."""
-    return step.replace("_", "-")
+    """The KFP task name of a step or group; a group's finally (``<group>.finally``, SPEC §18)
+    is ``<group>--finally``."""
+    return step.replace("_", "-").replace(".", "--")
 
 
 def component_name(task: str, suffix: str = "") -> str:

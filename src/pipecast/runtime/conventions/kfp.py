@@ -24,8 +24,8 @@ ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alph
 loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null, type]}}}``
 (the type decodes JSON-text channels and converts native numbers back: a float ``3.0``
 arrives as ``3``).
-``pipeline.status`` arrives as KFP's ``PipelineTaskFinalStatus`` and becomes
-``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
+``pipeline.status`` (and a group finally's ``group.status``, SPEC §18) arrives as KFP's
+``PipelineTaskFinalStatus`` and becomes ``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
 attempt (step, task folder, status, outputs): a debugging aid the tests also read.
 """
 
@@ -263,8 +263,8 @@ class KfpConvention(Convention):
             if channel is None:
                 raise ConventionError(f"--templates has no value for {{{{ {ref.path} }}}}")
             value = self._channel(channel)
-            if ref.kind == "pipeline" and ref.name == "status":
-                return final_status(value)
+            if ref.kind in ("pipeline", "group") and ref.name == "status":
+                return final_status(value)  # group.status: its body's final status (SPEC §18)
             type_name = rest[0] if rest else ANY
             value = decode(type_name, value) if channel in self.json_inputs else coerce(type_name, value)
             if isinstance(value, str) and key is not None:
