@@ -114,16 +114,15 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         Feature.CACHE,
     ),
     ("vertex", "subpipeline_finally"): notyet(
-        "kfp.local (kfp 2.17) cannot evaluate a condition on a loop item's key (the sub-pipeline's "
-        "`when: params.fail` reads `row.fail`), even as kfp compiles `dsl.If(row.fail == ...)` "
-        "inside a ParallelFor: its ConditionEvaluator looks the task input "
-        "`...-item-subvar-fail` up among the enclosing DAG's inputs and never applies the "
-        "task's parameterExpressionSelector ('Could not resolve parent input'), so the condition "
-        "is false and nothing fails; the group finally itself runs (group_finally_* cases)",
+        "the run is right in kfp.local (item 1 fails, each job.finally[i] sees its own status, the "
+        "pipeline fails), but kfp.local reports nothing for a task whose condition was false, and "
+        "an unreported task of a failed run reads as not_run (pipecast.verify.records.complete): "
+        "job.boom[0] (its `when: params.fail` false for item 0) is 'not_run' where the simulator "
+        "says 'skipped'",
     ),
     ("kubeflow", "subpipeline_finally"): notyet(
-        "kfp.local (kfp 2.17) cannot evaluate a condition on a loop item's key (see the vertex "
-        "entry: 'Could not resolve parent input ...-item-subvar-fail')",
+        "kfp.local reports nothing for a task whose condition was false; in a failed run the "
+        "record reads it as not_run: job.boom[0] is 'not_run' where the simulator says 'skipped'",
     ),
     ("vertex", "for_each_item_key"): notyet(
         "kfp.local (kfp 2.17) cannot run ParallelFor(item.key), even as kfp compiles it: 'Parent "

@@ -133,7 +133,8 @@ class Chan:
     """A value that crosses a DAG boundary.
 
     Attributes:
-        kind: ``param``, ``step`` (a step or group output), ``loop`` (a loop item),
+        kind: ``param``, ``step`` (a step or group output), ``loop`` (a loop item), ``key``
+            (a key of a loop item a condition reads, selected where the item enters),
             ``status``, ``run_id``, ``task`` (an output of a task pipecast adds, named by
             its KFP task name, in the same DAG as its reader) or ``import`` (the artifact of
             an artifact parameter, imported in the top DAG).
@@ -159,6 +160,8 @@ class Chan:
             return n.output_channel(self.name, self.key or "")
         if self.kind == "loop":
             return n.item_channel(self.name)
+        if self.kind == "key":
+            return n.item_key_channel(self.name, self.key or "")
         if self.kind == "task":
             return n.output_channel(self.name, self.key or "")
         if self.kind == "import":
@@ -403,6 +406,17 @@ class Compiler:
                 needs[chan.input_name] = chan
             return
         pspec = inputs.parameters[input_name]
+        if chan.kind == "key":
+            # Selected from the item in the loop's body DAG and handed down as its own input
+            # (kfp.local's condition evaluator reads a condition's values from the enclosing
+            # DAG's inputs, never through the condition task's selector).
+            if scope is not None and scope.owner == chan.name and scope.branch == "body":
+                pspec.component_input_parameter = n.item_channel(chan.name)
+                pspec.parameter_expression_selector = f'parseJson(string_value)["{chan.key}"]'
+            else:
+                pspec.component_input_parameter = chan.input_name
+                needs[chan.input_name] = chan
+            return
         if chan.kind == "task" and scope is not None:
             pspec.task_output_parameter.producer_task = chan.name
             pspec.task_output_parameter.output_parameter_key = chan.key or ""
@@ -947,14 +961,14 @@ class Compiler:
         """Set ``triggerPolicy.condition`` and bind the body's and the condition's channels."""
         expr = node.resolved.when
         assert expr is not None, text
-        extra: dict[str, tuple[Chan, str | None]] = {}
+        extra: dict[str, Chan] = {}
 
         def lookup(ref: Ref) -> tuple[str, ...]:
             if ref.kind == "loop" and ref.key is not None:
-                chan = self._chan(Ref("loop", ref.name), node.scope, node.name)
-                name = n.item_key_channel(chan.name, ref.key)
-                extra[name] = (chan, f'parseJson(string_value)["{ref.key}"]')
-                return name, ANY
+                item = self._chan(Ref("loop", ref.name), node.scope, node.name)
+                key = Chan("key", item.name, ref.key, ANY)
+                extra[key.input_name] = key
+                return key.input_name, ANY
             chan = self._chan(ref, node.scope, node.name)
             body_needs.setdefault(chan.input_name, chan)
             if ref.kind == "step" and ref.metric is None and (ref.name, ref.key or "") in self.doubled:
@@ -967,8 +981,8 @@ class Compiler:
         task.trigger_policy.condition = negate(cel) if negated else cel
         for name in sorted(body_needs):
             self._bind(task.inputs, name, body_needs[name], scope, needs, top)
-        for name, (chan, selector) in sorted(extra.items()):
-            self._bind(task.inputs, name, chan, scope, needs, top, selector=selector)
+        for name, key in sorted(extra.items()):
+            self._bind(task.inputs, name, key, scope, needs, top)
             comp.input_definitions.parameters[name].parameter_type = PT.STRING
 
     def _when_group(
