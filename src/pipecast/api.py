@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipecast.backend import CompileResult, Feature, Settings
+from pipecast.backend import Backend, CompileResult, Feature, Settings
 from pipecast.diagnostics import Diagnostic, UserError, for_target, raise_if_errors
+from pipecast.gcpause import gc_paused
 from pipecast.loader import Loaded, load
 
 
@@ -239,7 +240,12 @@ def compile_pipeline(
             raise UserError(
                 _settings_diagnostics(exc, backend.settings_model, backend.name, "settings")
             ) from None
-    loaded = compiled_form(loaded, backend.name)
+    # The compile keeps nearly all it builds until it returns (gcpause says why and what it costs).
+    with gc_paused():
+        return _check_and_emit(compiled_form(loaded, backend.name), backend, settings, lenient)
+
+
+def _check_and_emit(loaded: Loaded, backend: Backend, settings: Settings, lenient: bool) -> CompileResult:
     source = loaded.source
 
     def located(d: Diagnostic) -> Diagnostic:

@@ -12,12 +12,9 @@ in one pass.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipecast.diagnostics import Diagnostic, SourceMap, UserError, YamlPath
+from pipecast.gcpause import gc_paused
 from pipecast.ir.models import Pipeline
 from pipecast.passes.analysis import PipelineIndex
 
@@ -180,7 +178,7 @@ def from_data(
         if expander.problems:
             raise UserError(_sorted([*(d.located(source) for d in problems), *expander.problems]))
     try:
-        with _gc_paused():
+        with gc_paused():
             pipeline = Pipeline.model_validate(data)
     except ValidationError as exc:
         problems.extend(diagnostics_from_validation(exc, data))
@@ -442,21 +440,8 @@ def parse_yaml(text: str, name: str = "<pipeline>") -> tuple[Any, SourceMap, lis
     Raises:
         UserError: syntax errors, several documents, or alias expansion beyond the bound.
     """
-    with _gc_paused():
+    with gc_paused():
         return _parse_yaml(text, name)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects that are all
-    kept: on a 10,000-step file its passes over the growing heap cost 3x the parse itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse_yaml(text: str, name: str) -> tuple[Any, SourceMap, list[Diagnostic]]:

@@ -5,7 +5,6 @@ https://docs.aws.amazon.com/step-functions/latest/dg/welcome.html
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +19,7 @@ from pipecast.backend import (
     runtime,
 )
 from pipecast.diagnostics import Diagnostic
+from pipecast.gcpause import gc_paused
 from pipecast.io import dump_json
 from pipecast.ir.models import Pipeline
 from pipecast.passes.analysis import PipelineIndex
@@ -209,13 +209,8 @@ class StepFunctionsBackend(Backend):
 
         # Compiling allocates hundreds of thousands of small dicts that all stay alive; the
         # cyclic collector would rescan them again and again (super-linear time) for nothing.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return compile_pipeline(pipeline, index, settings)
-        finally:
-            if enabled:
-                gc.enable()
 
     def validate_output(self, files: Mapping[str, str]) -> list[Diagnostic]:
         from .validate import validate_files
