@@ -84,8 +84,9 @@ def escape(text: str) -> str:
 
 
 def intrinsic_str(text: str) -> str:
-    """A string literal inside an intrinsic function (see :func:`escape`)."""
-    return "'" + escape(text) + "'"
+    """A string argument of an intrinsic function: a ``'...'`` literal, or a
+    ``States.Base64Decode`` call for text with a reserved or control character (:data:`RESERVED`)."""
+    return base64_text(text) if as_data(text) else "'" + text + "'"
 
 
 def format_string(pieces: list[str | None]) -> str:
@@ -98,6 +99,20 @@ def has_control(text: str) -> bool:
     (newline, tab: statelint rejects them raw, and there is no escape for them) or a
     backslash (validators reject the escaped ``\\\\``)."""
     return "\\" in text or any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+#: Characters an intrinsic string literal must escape ("' { } \\ ... must be escaped with
+#: backslash", https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#amazon-states-language-intrinsic-functions-escapes).
+#: AWS reads ``\\'`` as ``'`` and ``\\{`` as ``{``; moto's parser (the engine the suite and
+#: ``pipecast verify`` execute on) keeps the backslash, and a ``\\'`` fails the state there. So
+#: text holding any of them is not written as a literal at all: it travels base64-encoded
+#: (:func:`base64_text`), which both read the same.
+RESERVED = frozenset("'{}\\")
+
+
+def as_data(text: str) -> bool:
+    """Whether literal text must travel base64-encoded rather than as a ``'...'`` literal."""
+    return has_control(text) or not RESERVED.isdisjoint(text)
 
 
 #: "States.Base64Decode: the input string can be at most 10,000 characters"
@@ -132,12 +147,9 @@ def format_call(segments: list[str | Ref], type_of: TypeOf, pipeline_name: str) 
         if isinstance(seg, Ref) and seg.kind == "pipeline" and seg.name == "name":
             seg = pipeline_name
         if isinstance(seg, str):
-            if has_control(seg):
+            if as_data(seg):  # braces, quotes, backslashes, control characters (RESERVED)
                 fmt.append(None)
                 args.append(base64_text(seg))
-            elif "{" in seg or "}" in seg:
-                fmt.append(None)
-                args.append(intrinsic_str(seg))
             else:
                 fmt.append(seg)
             continue
@@ -188,18 +200,25 @@ def format_parts(
     chunk: list[str | Ref] = []
     calls = 0
     for seg in [*segments, None]:
-        heavy = (isinstance(seg, Ref) and type_of(seg) != "str") or (
-            isinstance(seg, str) and has_control(seg)
-        )
-        if seg is None or (heavy and calls == MAX_INTRINSICS - 1):
+        cost = _calls(seg, type_of)
+        if seg is None or (cost and calls + cost > MAX_INTRINSICS - 1):
             if chunk:
                 parts[f"p{len(parts)}.$"] = format_call(chunk, type_of, pipeline_name)
             chunk, calls = [], 0
         if seg is not None:
             chunk.append(seg)
-            calls += heavy
+            calls += cost
     paths = [f"{at}.{k[:-2]}" for k in parts]
     return "States.Format('" + "{}" * len(paths) + "', " + ", ".join(paths) + ")", parts
+
+
+def _calls(seg: str | Ref | None, type_of: TypeOf) -> int:
+    """How many intrinsic calls a segment adds to its ``States.Format`` (:func:`format_call`)."""
+    if isinstance(seg, Ref):
+        return int(type_of(seg) != "str")
+    if isinstance(seg, str) and as_data(seg):
+        return intrinsic_calls(base64_text(seg))
+    return 0
 
 
 def _has_path_keys(value: Any) -> bool:
