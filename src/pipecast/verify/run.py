@@ -197,11 +197,13 @@ def compare_records(
     local_record = digest_artifacts(local_record, index, scratch, fetch, base_dir)
     sim = digest_artifacts(_plain(sim_record), index, scratch, base_dir=base_dir)
     if compared is not None:
-        # Only what the engine ran: the simulator's view of those steps, nothing else.
+        # Only what the engine ran: the simulator's view of those steps, nothing else (under
+        # SPEC §17's names too, when the target ran an inlined sub-pipeline's steps).
+        ran = [*compared, *(k for k in local_record["steps"] if k not in compared)]
         sim = {
             "status": None,
             "outputs": {},
-            "steps": {k: sim["steps"][k] for k in compared if k in sim["steps"]},
+            "steps": {k: sim["steps"][k] for k in ran if k in sim["steps"]},
         }
         local_record = {**local_record, "status": None, "outputs": {}}
     return sim, local_record, differences(sim, local_record)

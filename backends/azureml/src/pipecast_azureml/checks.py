@@ -7,7 +7,8 @@
   ``${{parent.outputs.Y}}`` an output of it;
 * every ``${{parent.jobs.J...}}`` points at an existing job of the same pipeline, and
   ``.outputs.O`` at an output that job has;
-* pipeline nodes point at component files that exist;
+* pipeline nodes and command nodes using a command component file point at files that exist,
+  and such a command node binds every required input of its file;
 * the jobs of each pipeline form no cycle;
 * ``settings.on_finalize`` names a job.
 """
@@ -59,6 +60,9 @@ def _job_outputs(files: _Files, file: str, jobs: dict[str, Any], name: str) -> s
     kind = job.get("type")
     if kind == "command":
         comp = job.get("component")
+        if isinstance(comp, str):  # a command component file (SPEC §16)
+            found = files.component(file, comp)
+            comp = found[1] if found else None
         return set((comp or {}).get("outputs") or {}) if isinstance(comp, dict) else None
     if kind == "pipeline":
         found = files.component(file, str(job.get("component", "")))
@@ -102,7 +106,13 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
             out.append(_problem(file, where, "is not a mapping"))
             continue
         comp = job.get("component")
-        if job.get("type") == "command" and isinstance(comp, dict):
+        if job.get("type") == "command" and isinstance(comp, str):
+            found = files.component(file, comp)
+            if found is None:
+                out.append(_problem(file, f"{where}.component", f"component file {comp!r} does not exist"))
+            else:
+                out.extend(_command_job(file, where, job, found[1], found[0]))
+        elif job.get("type") == "command" and isinstance(comp, dict):
             out.extend(_command_job(file, where, job, comp))
         if job.get("type") == "pipeline":
             out.extend(_pipeline_job(files, file, where, job, comp))
@@ -117,25 +127,29 @@ def check_pipeline(files: _Files, file: str, doc: dict[str, Any]) -> list[Diagno
     return out
 
 
-def _command_job(file: str, where: str, job: dict[str, Any], comp: dict[str, Any]) -> list[Diagnostic]:
-    """A command job: its command's expressions and its bindings name declared inputs/outputs."""
+def _command_job(
+    file: str, where: str, job: dict[str, Any], comp: dict[str, Any], comp_file: str | None = None
+) -> list[Diagnostic]:
+    """A command job: its command's expressions and its bindings name declared inputs/outputs.
+    ``comp_file``: the command component file the job uses (its command is checked there);
+    every required input it declares is bound by the job."""
     out: list[Diagnostic] = []
     declared_in = set(comp.get("inputs") or {})
     declared_out = set(comp.get("outputs") or {})
     command = str(comp.get("command", ""))
-    out.extend(_unsafe_substitutions(file, f"{where}.component.command", command))
+    cfile, cwhere = (comp_file, "command") if comp_file else (file, f"{where}.component.command")
+    out.extend(_unsafe_substitutions(cfile, cwhere, command))
     for m in _EXPR.finditer(command):
         parts = m.group(1).split(".")
         if parts[0] == "inputs" and (len(parts) != 2 or parts[1] not in declared_in):
-            out.append(
-                _problem(file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared input")
-            )
+            out.append(_problem(cfile, cwhere, f"${{{{{m.group(1)}}}}} is not a declared input"))
         elif parts[0] == "outputs" and (len(parts) != 2 or parts[1] not in declared_out):
-            out.append(
-                _problem(
-                    file, f"{where}.component.command", f"${{{{{m.group(1)}}}}} is not a declared output"
-                )
-            )
+            out.append(_problem(cfile, cwhere, f"${{{{{m.group(1)}}}}} is not a declared output"))
+    if comp_file:
+        for name, decl in sorted((comp.get("inputs") or {}).items()):
+            required = not (isinstance(decl, dict) and (decl.get("optional") or "default" in decl))
+            if required and name not in (job.get("inputs") or {}):
+                out.append(_problem(file, f"{where}.inputs", f"{comp_file} input {name!r} is not bound"))
     for bound in job.get("inputs") or {}:
         if bound not in declared_in:
             out.append(_problem(file, f"{where}.inputs.{bound}", "the component declares no such input"))

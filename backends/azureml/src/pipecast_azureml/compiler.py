@@ -27,6 +27,7 @@ boundary travel as component inputs named after what they carry: ``P`` (a parame
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shlex
@@ -38,11 +39,17 @@ from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.ir import condition as cond
 from pipecast.ir import values
-from pipecast.ir.models import IMPORT_OUTPUT, ContainerRun, Pipeline, PythonRun
+from pipecast.ir.models import IMPORT_OUTPUT, ComponentRef, ContainerRun, Pipeline, PythonRun
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import DictOf, ListOf, MetricValue, RefNode, StepOutput, Value, refs_of
-from pipecast.runtime.conventions.azureml import HEREDOC_END, metric_output_name, needs_encoding, safe_json
+from pipecast.runtime.conventions.azureml import (
+    HEREDOC_END,
+    STEP_FILE,
+    metric_output_name,
+    needs_encoding,
+    safe_json,
+)
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast_azureml import naming
 from pipecast_azureml.resources import NoVmSize, needs_vm, pick_vm
@@ -85,6 +92,50 @@ class Component:
 
 
 @dataclass
+class _Variant:
+    """One command component file of a component file (SPEC §16), see
+    :meth:`Compiler._component_files`."""
+
+    key: str
+    body: dict[str, Any]
+    rel: str
+    ref: ComponentRef
+    control: dict[str, Any] = field(default_factory=dict)
+    done: dict[str, Any] | None = None
+
+    def fits(self, key: str, control: dict[str, Any]) -> bool:
+        """A use with this component and no ``after`` input of another type."""
+        return key == self.key and all(self.control.get(k, v) == v for k, v in control.items())
+
+    def document(self) -> dict[str, Any]:
+        """The file: https://learn.microsoft.com/azure/machine-learning/reference-yaml-component-command.
+        ``name`` is the component's (``^[a-z][a-z0-9_]{0,62}$``, within Azure ML's "lowercase
+        letters, numbers, and underscore, at most 255 characters"); ``version`` is a digest of
+        the content, so registering a changed file never reuses a version (a job submitted
+        with the file registers it anonymously under a hash anyway)."""
+        inputs = dict(self.body.get("inputs") or {})
+        inputs |= {k: {**v, "optional": True} for k, v in sorted(self.control.items())}
+        outputs = dict(self.body.get("outputs") or {})
+        if self.done is not None:
+            outputs[naming.DONE] = self.done
+        data: dict[str, Any] = {
+            "$schema": naming.SCHEMA_COMMAND,
+            **{k: v for k, v in self.body.items() if k not in ("inputs", "outputs")},
+            "name": self.ref.name,
+            "display_name": self.ref.name,
+        }
+        if self.ref.description:
+            data["description"] = self.ref.description
+        if inputs:
+            data["inputs"] = inputs
+        if outputs:
+            data["outputs"] = outputs
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        data["version"] = "v" + digest[:12]
+        return data
+
+
+@dataclass
 class Result:
     job: dict[str, Any]
     components: dict[str, dict[str, Any]]
@@ -122,6 +173,8 @@ class Compiler:
         self._imports: dict[str, tuple[str, str]] = {}
         self._plan_imports()
         self.gated = self._plan_gates()
+        #: steps whose job uses a command component file (SPEC §16), see :meth:`_component_files`
+        self._uses: list[str] = []
 
     # ------------------------------------------------------------------ entry
 
@@ -180,6 +233,7 @@ class Compiler:
                 job["inputs"][name] = None
         if root.outputs:
             job["outputs"] = root.outputs
+        self._component_files(root)
         if self.job_count > MAX_JOBS:
             raise UserError(
                 Diagnostic(
@@ -192,6 +246,48 @@ class Compiler:
                 )
             )
         return Result(job, self.components, self.diagnostics, self.job_count, self.control_bindings)
+
+    def _component_files(self, root: Component) -> None:
+        """SPEC §16: each use of a component file references a command component file
+        (``component: ./components/<name>.component.yml``, as in the Azure ML CLI v2 examples:
+        https://github.com/Azure/azureml-examples/tree/main/cli/jobs/pipelines-with-components),
+        and keeps on the job node what a node may set
+        (https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline): its
+        inputs (bindings, lifted literals, its step name), outputs, ``compute``, ``resources``,
+        ``environment_variables`` and ``limits``. Uses whose component (command, environment,
+        input and output types, ``is_deterministic``) comes out the same share one file; a use
+        whose settings change it (a retry or timeout the runtime performs, an image, ``cache``,
+        a literal left in the spec, a stock step's literals) gets the next variant
+        (``<name>-2``). ``after`` inputs are the union over the uses, ``optional: true``, since
+        only some uses bind them (the command never reads them)."""
+        comps = {id(c.scope): c for c in [root, *self._children.values()]}
+        variants: dict[str, list[_Variant]] = {}
+        taken: dict[str, int] = {}
+        for step in self._uses:
+            node = self.index.node(step)
+            ref = node.task.component
+            assert ref is not None
+            comp = comps[id(node.scope)]
+            job = comp.jobs[step]
+            inline: dict[str, Any] = job["component"]
+            inputs = dict(inline.get("inputs") or {})
+            control = {k: inputs.pop(k) for k in list(inputs) if k.startswith(naming.AFTER_PREFIX)}
+            outputs = dict(inline.get("outputs") or {})
+            done = outputs.pop(naming.DONE, None)
+            body = {**inline, "inputs": inputs, "outputs": outputs}
+            key = json.dumps(body, sort_keys=True)
+            found = next((v for v in variants.get(ref.path, []) if v.fits(key, control)), None)
+            if found is None:
+                taken[ref.name] = taken.get(ref.name, 0) + 1
+                rel = naming.command_component_file(ref.name, taken[ref.name])
+                found = _Variant(key=key, body=body, rel=rel, ref=ref)
+                variants.setdefault(ref.path, []).append(found)
+            found.control |= control
+            found.done = found.done or done
+            job["component"] = "./" + (found.rel if comp.is_root else found.rel.removeprefix("components/"))
+        for entries in variants.values():
+            for variant in entries:
+                self.components[variant.rel] = variant.document()
 
     def _check_names(self) -> None:
         taken = set(self.index.nodes)
@@ -472,6 +568,7 @@ class Compiler:
             )
         plan = self.stock_plan(node)
         stock_run = plan is not None and plan.stock
+        lifted = self._use_inputs(node, stock_run, in_decl, in_bind, args)
         if gate is not None:
             _gate_input(gate, in_decl, in_bind, args)
         outputs = {o: {"type": "uri_folder" if stock_run else azure_type(t)} for o, t in task.outputs.items()}
@@ -484,7 +581,7 @@ class Compiler:
             command = self._stock_command(node, in_decl)
         elif not self.dry:
             timeout_in_runtime = retries and eff.timeout is not None
-            command = self._runtime_job_command(node, timeout_in_runtime, args, out_args, templates)
+            command = self._runtime_job_command(node, timeout_in_runtime, args, out_args, templates, lifted)
         component: dict[str, Any] = {
             "type": "command",
             "command": command,
@@ -512,11 +609,73 @@ class Compiler:
         self._compute(job, node, eff.resources)
         return job
 
+    def _shares_file(self, node: StepNode) -> bool:
+        """Whether ``node``'s job uses a command component file (SPEC §16): a use of a component
+        file, not the pipeline's ``finally`` (``settings.on_finalize``)."""
+        task = node.task
+        return (
+            task.component is not None
+            and node is not self.index.finally_node
+            and naming.STEP not in task.inputs
+        )
+
+    def _use_inputs(
+        self, node: StepNode, stock_run: bool, in_decl: dict[str, Any], in_bind: dict[str, str],
+        args: list[tuple[str, str]],
+    ) -> dict[str, str]:  # fmt: skip
+        """SPEC §16: a component file's command is the same for every use; what differs per
+        use travels as job inputs (its literal values, its step name). A stock step's literals
+        are text in its command (each distinct use gets its own file). Returns the lifted
+        literals (see :meth:`_lift_literals`)."""
+        if not self._shares_file(node):
+            return {}
+        self._uses.append(node.name)
+        if stock_run:
+            return {}
+        lifted = self._lift_literals(node, in_decl, in_bind, args)
+        in_decl[naming.STEP] = {"type": "string"}
+        in_bind[naming.STEP] = node.name
+        args.append((STEP_FILE, f"${{{{inputs.{naming.STEP}}}}}"))
+        return lifted
+
+    def _lift_literals(
+        self, node: StepNode, in_decl: dict[str, Any], in_bind: dict[str, str], args: list[tuple[str, str]]
+    ) -> dict[str, str]:
+        """A component use's literal inputs as job inputs with a value (what a pipeline job node
+        may set: https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline),
+        so the component's command does not hold them. Returns input → the type the runtime
+        parses it by. Left in the spec (the command): artifact URIs, ``null``, empty strings
+        and strings ending in a newline (Azure ML documents no exact round trip for those)."""
+        task = node.task
+        assert task.component is not None
+        declared = task.component.inputs
+        lifted: dict[str, str] = {}
+        for name, value in task.inputs.items():
+            if name in in_decl or value is None or (isinstance(value, str) and "{{" in value):
+                continue
+            type_name = declared.get(name, ANY)
+            if type_name == ANY:
+                type_name = values.json_type_of(value) or ANY
+            if values.is_artifact(type_name) or azure_type(type_name) not in PRIMITIVE_TYPES:
+                continue
+            if isinstance(value, str) and (not value or value.endswith("\n")):
+                continue
+            in_decl[name] = {"type": azure_type(type_name)}
+            in_bind[name] = param_input_value(type_name, value)  # type: ignore[assignment]
+            args.append((f"in.{name}", f"${{{{inputs.{name}}}}}"))
+            lifted[name] = type_name
+        return lifted
+
     def _runtime_job_command(
         self, node: StepNode, timeout_in_runtime: bool, args: list[tuple[str, str]],
-        out_args: list[tuple[str, str]], templates: dict[str, Any],
+        out_args: list[tuple[str, str]], templates: dict[str, Any], lifted: dict[str, str],
     ) -> str:  # fmt: skip
-        """The command of a job that runs the step through the pipecast runtime."""
+        """The command of a job that runs the step through the pipecast runtime.
+
+        A use of a component file (:meth:`_shares_file`) gets the spec every use shares: it
+        names the component (the runtime reads the step's name from ``step.name``), its lifted
+        literals are plain typed inputs, and its env is left to the job's
+        ``environment_variables`` (except values Azure ML would read as expressions)."""
         # cache_store="": the spec carries the SPEC §20 definition digest and cache.version
         # into the command, which Azure ML's reuse of deterministic components keys on.
         spec = step_spec(
@@ -531,6 +690,15 @@ class Compiler:
         built = {n: InputSpec(type=i.type) for n, i in spec.inputs.items() if n in templates and i.literal}
         if built:  # list/mapping literals holding references: the runtime builds them (SPEC §19)
             spec = spec.model_copy(update={"inputs": spec.inputs | built})
+        if self._shares_file(node):
+            assert node.task.component is not None
+            spec = spec.model_copy(
+                update={
+                    "step": node.task.component.name,
+                    "inputs": spec.inputs | {n: InputSpec(type=t) for n, t in lifted.items()},
+                    "env": {k: v for k, v in spec.env.items() if needs_encoding(v)},
+                }
+            )
         return self._runtime_command(spec, args, out_args, templates)
 
     def _template(
@@ -1436,7 +1604,11 @@ def uses_control_flow(result: Result) -> bool:
     """Whether the job needs ``AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED`` (if_else / parallel_for
     nodes; a gated when-group has none)."""
     docs = [result.job, *result.components.values()]
-    return any(job.get("type") in ("if_else", "parallel_for") for doc in docs for job in doc["jobs"].values())
+    return any(
+        job.get("type") in ("if_else", "parallel_for")
+        for doc in docs
+        for job in (doc.get("jobs") or {}).values()
+    )
 
 
 __all__ = ["MAX_JOBS", "Compiler", "Result", "is_empty_loop", "runtime_items", "uses_control_flow"]

@@ -36,7 +36,20 @@ _JOBS = re.compile(r"\$\{\{parent\.jobs\.([A-Za-z0-9_]+)")
 
 
 def docs(files: dict[str, str]) -> dict[str, Any]:
-    return {rel: yaml.safe_load(text) for rel, text in files.items()}
+    """The compiled files, loaded; a command job using a command component file (SPEC §16)
+    gets the file's content as its ``component`` (what Azure ML's ``load_job`` does) and the
+    file's path as ``component_file``."""
+    import posixpath
+
+    loaded = {rel: yaml.safe_load(text) for rel, text in files.items()}
+    for rel, doc in loaded.items():
+        for job in ((doc or {}).get("jobs") or {}).values() if isinstance(doc, dict) else ():
+            ref = job.get("component") if isinstance(job, dict) else None
+            if job.get("type") == "command" and isinstance(ref, str):
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), ref))
+                job["component"] = loaded[target]
+                job["component_file"] = target
+    return loaded
 
 
 def owner(job: str, siblings: set[str]) -> str:
@@ -76,9 +89,20 @@ def _check_task_job(jobs: dict[str, Any], name: str, node: Any) -> None:
     job = jobs[name]
     assert job["type"] == "command"
     command = job["component"]["command"]
+    component = node.task.component
+    # SPEC §16: every use of a component file names a command component file of that
+    # component, and passes its step name (the spec names the component).
+    assert ("component_file" in job) == (component is not None), name
+    if component is not None:
+        assert job["component_file"].startswith(f"components/{component.name}")
+        assert job["component"]["name"] == component.name
     if "pipecast.runtime run" in command:
         spec = json.loads(_spec_arg(command))
-        assert spec["step"] == name and spec["run"] == node.task.run.to_data()
+        if component is not None:
+            assert spec["step"] == component.name and job["inputs"]["pipecast_step"] == name
+        else:
+            assert spec["step"] == name
+        assert spec["run"] == node.task.run.to_data()
     else:  # a stock container step (SPEC §21): its image, and Azure ML fills every slot
         assert job["component"]["environment"] == {"image": node.task.run.image}
         for slot in stock.slots(node.task.run):
@@ -273,7 +297,7 @@ def run_top_level(job: EngineJob, files: dict[str, str]) -> tuple[dict[str, Any]
     """Run the top-level task jobs' command lines; a run record of them and the keys run."""
     loaded = job.loaded.lowered()
     index = loaded.index
-    root_doc = yaml.safe_load(files[f"{loaded.pipeline.name}.yml"])
+    root_doc = docs(files)[f"{loaded.pipeline.name}.yml"]
     jobs = root_doc["jobs"]
     params = {**{k: p.default for k, p in loaded.pipeline.params.items() if p.has_default}, **job.params}
     env = {**os.environ, "PIPECAST_PYTHON_PATH": os.pathsep.join(str(p) for p in job.python_path)}
@@ -309,7 +333,8 @@ def run_top_level(job: EngineJob, files: dict[str, str]) -> tuple[dict[str, Any]
         command = command.replace(
             "python -m pipecast.runtime", f"{shlex.quote(sys.executable)} -m pipecast.runtime"
         )
-        run_env = dict(env)
+        # What Azure ML sets in the job's container (a component use's env travels only so).
+        run_env = {**env, **(spec.get("environment_variables") or {})}
         if name == "finally":
             run_env["PIPECAST_PIPELINE_STATUS"] = "failed" if failed else "succeeded"
         try:

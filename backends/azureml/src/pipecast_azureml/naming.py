@@ -12,6 +12,8 @@ import re
 
 SCHEMA_PIPELINE = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json"
 SCHEMA_COMPONENT = "https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json"
+#: https://learn.microsoft.com/azure/machine-learning/reference-yaml-component-command
+SCHEMA_COMMAND = "https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json"
 
 COND, IF, ELSE, BODY, ITEMS, SELECT = "cond", "if", "else", "body", "items", "select"
 #: The boolean input of a job in a gated ``when`` branch (the runtime's ``gate.`` value file).
@@ -23,6 +25,8 @@ DONE = "pipecast_done"
 AFTER_PREFIX = "after__"
 LOOP_PREFIX = "item__"
 REF_PREFIX = "pipecast_ref"
+#: The string input naming the step that uses a shared command component file (SPEC §16).
+STEP = "pipecast_step"
 
 
 def role(group: str, what: str) -> str:
@@ -49,3 +53,11 @@ def component_name(pipeline: str, group: str, branch: str = "") -> str:
 def component_file(group: str, branch: str = "") -> str:
     """Where a group's (or branch's) pipeline component is written, relative to the job file."""
     return f"components/{group}{'__' + branch if branch else ''}.yml"
+
+
+def command_component_file(component: str, variant: int) -> str:
+    """Where a component file's (SPEC §16) command component is written, relative to the job
+    file: ``components/<component>.component.yml``, ``-2``, ``-3``... for uses whose settings
+    the job node cannot carry. Step names have no ``.`` or ``-``, so no group file
+    (``components/<group>.yml``) is ever named so."""
+    return f"components/{component}{f'-{variant}' if variant > 1 else ''}.component.yml"

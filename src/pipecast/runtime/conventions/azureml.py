@@ -185,9 +185,26 @@ def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str],
             given[name] = locate_in_folder(Path(text)).read_text(encoding="utf-8")
         elif kind == "gate":
             gates[name] = text
+        elif kind == "step":
+            continue  # the step's name, for a shared component file (see read_step_name)
         else:
             raise ConventionError(f"unexpected file {path.name!r} in --values")
     return given, outputs, items, gates
+
+
+#: The value file naming the step that runs a shared command component (SPEC §16).
+STEP_FILE = "step.name"
+
+
+def read_step_name(folder: Path) -> str | None:
+    """The step name a shared component file's command received (the job input
+    ``pipecast_step``, written to ``step.name``): the compiled spec names the component, and
+    every use of the file says which step it is, so logs and the run record name the step."""
+    path = folder / STEP_FILE
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    return (text[:-1] if text.endswith("\n") else text) or None
 
 
 def parse_text(type_name: str, text: str) -> Any:
@@ -233,7 +250,9 @@ class AzureMLConvention(Convention):
         templates: dict[str, Any] | None = None,
         items: set[str] | None = None,
         gates: dict[str, str] | None = None,
+        step: str | None = None,
     ) -> None:
+        self.step = step
         self.given = given
         self.outputs = outputs
         self.templates = templates or {}
@@ -256,11 +275,17 @@ class AzureMLConvention(Convention):
         outputs = _pairs(args.outputs, "--out")
         items: set[str] = set()
         gates: dict[str, str] = {}
+        step = None
         if args.values:
             more_in, more_out, items, gates = read_values(Path(args.values))
             given |= more_in
             outputs |= more_out
-        return cls(given, outputs, parse_json_arg(args.templates, "--templates"), items, gates)
+            step = read_step_name(Path(args.values))
+        return cls(given, outputs, parse_json_arg(args.templates, "--templates"), items, gates, step)
+
+    def specialise(self, spec: StepSpec) -> StepSpec:
+        """A shared command component file (SPEC §16) names its step in ``step.name``."""
+        return spec.model_copy(update={"step": self.step}) if self.step else spec
 
     # ------------------------------------------------------------------ skipping
 
@@ -743,6 +768,7 @@ __all__ = [
     "SENTINEL_ITEM",
     "SKIPPED",
     "SKIPPED_FILE",
+    "STEP_FILE",
     "AzureMLConvention",
     "decode_text",
     "empty_main",
@@ -753,6 +779,7 @@ __all__ = [
     "items_main",
     "loop_items",
     "publish_control_outputs",
+    "read_step_name",
     "read_values",
     "safe_json",
     "select_main",
