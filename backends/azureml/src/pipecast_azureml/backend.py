@@ -91,7 +91,9 @@ class AzureMLBackend(Backend):
         Feature.SECRETS: runtime("the runtime reads Azure Key Vault by secret name (key_vault_url)"),
         Feature.CACHE: native("component is_deterministic (reuse) only when the step asks"),
         Feature.COMPONENTS: native(
-            "inlined: a command job per step (a component file per component: not yet)"
+            "a command component file per component (components/<name>.component.yml), referenced "
+            "by path from each use; literal inputs and the step name are job inputs; a use whose "
+            "settings change the component (runtime retry, image, cache) gets <name>-2"
         ),
         Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
         Feature.ARTIFACT_PARAMS: native("a uri_folder / uri_file pipeline input with the URI as path"),

@@ -19,6 +19,7 @@ import re
 import shlex
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -302,6 +303,8 @@ def run_top_level(job: EngineJob, files: dict[str, str]) -> tuple[dict[str, Any]
     params = {**{k: p.default for k, p in loaded.pipeline.params.items() if p.has_default}, **job.params}
     env = {**os.environ, "PIPECAST_PYTHON_PATH": os.pathsep.join(str(p) for p in job.python_path)}
     env.pop("MLFLOW_TRACKING_URI", None)  # no run history here: outputs are files only
+    # Each run has its own id, as on Azure ML (pipeline.run_id: the root run's id).
+    env["AZUREML_ROOT_RUN_ID"] = f"local-{uuid.uuid4().hex}"
     if job.fail:
         env.update(fail_env(job.fail, job.workdir / "faults"))
     mounts = job.workdir / "mounts"
