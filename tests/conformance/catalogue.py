@@ -113,17 +113,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "Vertex's own cache (cachingOptions.enableCache) reuses it in the cloud",
         Feature.CACHE,
     ),
-    ("vertex", "subpipeline_finally"): notyet(
-        "the run is right in kfp.local (item 1 fails, each job.finally[i] sees its own status, the "
-        "pipeline fails), but kfp.local reports nothing for a task whose condition was false, and "
-        "an unreported task of a failed run reads as not_run (pipecast.verify.records.complete): "
-        "job.boom[0] (its `when: params.fail` false for item 0) is 'not_run' where the simulator "
-        "says 'skipped'",
-    ),
-    ("kubeflow", "subpipeline_finally"): notyet(
-        "kfp.local reports nothing for a task whose condition was false; in a failed run the "
-        "record reads it as not_run: job.boom[0] is 'not_run' where the simulator says 'skipped'",
-    ),
     ("vertex", "for_each_item_key"): notyet(
         "kfp.local (kfp 2.17) cannot run ParallelFor(item.key), even as kfp compiles it: 'Parent "
         "pipeline input argument ...-subvar-vals not found' (backends/vertex/tests/test_compile.py "

@@ -11,7 +11,8 @@ steps on stock images their own command (SPEC §21). ``python`` on the PATH is a
 is NOT importable, so a stock step that secretly needed pipecast fails here. Each runtime
 attempt appends a line to ``PIPECAST_KFP_TRACE``, and so does each stock task (from
 kfp.local's own task result); a step's run-record key is its name plus the
-``-iteration-<i>`` folders kfp.local creates for each enclosing loop.
+``-iteration-<i>`` folders kfp.local creates for each enclosing loop. A step whose condition
+kfp.local finds false is traced ``skipped`` (kfp.local itself reports nothing for it).
 
 :func:`run_local` runs in this process and restores what it changes (working directory,
 environment, the two kfp functions); ``python -m pipecast.verify.kfp_local JOB_JSON`` runs it
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecast.passes.analysis import PipelineIndex
+from pipecast.passes.inline import flat_names
 from pipecast.runtime.conventions.kfp import coerce, decode, textual, wire_params
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import (
@@ -112,6 +114,7 @@ def run_local(
         )
         stack.enter_context(_trace_stock_tasks(trace, index))
         stack.enter_context(_trace_importers(trace))
+        stack.enter_context(_trace_false_conditions(trace, index))
         stack.enter_context(environ(variables))
         stack.enter_context(_cwd(work))
         kfp.local.init(
@@ -226,6 +229,74 @@ def _trace_stock_tasks(trace: Path, index: PipelineIndex | None) -> Any:
     return _patched(task_dispatcher, "run_single_task_implementation", traced)
 
 
+@contextmanager
+def _trace_false_conditions(trace: Path, index: PipelineIndex | None) -> Iterator[None]:
+    """Append a ``skipped`` trace line for each step whose condition kfp.local finds false (it
+    reports nothing for such a task, which a failed run's record would otherwise call
+    ``not_run``), and for the steps inside a skipped group. The condition tasks are looked up in
+    the DAG being run (its ``pipeline_resource_name`` holds the ``-iteration-<i>`` folders).
+    Invented condition tasks (``<group>--then``) name no step and are left out."""
+    import contextvars
+
+    from kfp.local.orchestrator import enhanced_dag_orchestrator as orchestrator
+
+    if index is None:  # no way to tell steps from the condition tasks pipecast invents
+        yield
+        return
+    # Trace names are the compiled (flat) step names (``prep__clean``), whichever index.
+    flat = flat_names(index.pipeline)
+    by_task = {flat.get(name, name): node for name, node in index.nodes.items()}
+    running: contextvars.ContextVar[tuple[str, Any]] = contextvars.ContextVar("pipecast_kfp_dag")
+    run_dag = orchestrator.run_enhanced_dag
+    evaluate = orchestrator.ConditionEvaluator.evaluate_condition
+
+    def traced_run(*args: Any, **kwargs: Any) -> Any:
+        bound = dict(zip(["pipeline_resource_name", "dag_component_spec"], args, strict=False))
+        bound.update(kwargs)
+        token = running.set((bound["pipeline_resource_name"], bound["dag_component_spec"]))
+        try:
+            return run_dag(*args, **kwargs)
+        finally:
+            running.reset(token)
+
+    def traced_evaluate(condition: str, io_store: Any) -> bool:
+        held: bool = evaluate(condition, io_store)
+        current = running.get(None)
+        if held or current is None:
+            return held
+        where, dag = current
+        for name, task in dag.dag.tasks.items():
+            if task.trigger_policy.condition != condition:
+                continue
+            node = by_task.get(name.replace("-", "_"))  # step names have no '-' (SPEC §3)
+            if node is None:
+                continue  # a condition task pipecast adds (``<group>--then``): no step
+            steps = [flat.get(s, s) for s in (node.name, *_skipped_inside(node))]
+            with open(trace, "a", encoding="utf-8") as fh:
+                for name_ in steps:
+                    line = {"step": name_, "task_dir": where, "status": "skipped", "outputs": None}
+                    fh.write(json.dumps(line) + "\n")
+        return held
+
+    with (
+        _patched(orchestrator, "run_enhanced_dag", traced_run),
+        _patched(orchestrator.ConditionEvaluator, "evaluate_condition", staticmethod(traced_evaluate)),
+    ):
+        yield
+
+
+def _skipped_inside(node: Any) -> list[str]:
+    """The steps a skipped group skips with it, as the simulator records them: every step of
+    its branches, through inner ``when`` groups but not into a ``for_each`` (no item)."""
+    if not node.is_group or node.group.is_loop:
+        return []
+    out: list[str] = []
+    for scope in (node.body, node.else_body):
+        for inner in scope.steps.values() if scope is not None else ():
+            out += [inner.name, *_skipped_inside(inner)]
+    return out
+
+
 def _trace_importers(trace: Path) -> Any:
     """Append a trace line for each import step (SPEC §14) kfp.local runs with its importer
     handler (no command runs, so nothing else reports it); not for the importers pipecast adds
@@ -293,6 +364,9 @@ def _steps(trace: Path) -> dict[str, dict[str, Any]]:
     for line in trace.read_text().splitlines():
         entry = json.loads(line)
         key = entry["step"] + "".join(f"[{i}]" for i in _ITER.findall(entry["task_dir"] or ""))
+        if entry["status"] == "skipped":  # a false condition: never started (no attempt)
+            steps.setdefault(key, {"status": "skipped"})
+            continue
         record = steps.setdefault(key, {"attempts": 0})
         record["attempts"] += 0 if entry.get("imported") else 1
         record["status"] = entry["status"]
