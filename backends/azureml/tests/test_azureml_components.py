@@ -252,3 +252,72 @@ def test_checks_name_a_missing_file_and_an_unbound_input() -> None:
     problems = [p.render() for p in check_files(files)]
     assert any("jobs.second.component" in p and "does not exist" in p for p in problems), problems
     assert any("jobs.both.inputs" in p and "'pipecast_step' is not bound" in p for p in problems), problems
+
+
+STOCK = """\
+pipecast: 1
+component: shout
+run:
+  image: busybox:1.36
+  command: [sh, -c, 'printf "%s!" "$0" > "$1"', "{{ inputs.word }}", "{{ outputs.loud }}"]
+inputs: {word: str}
+outputs: {loud: str}
+"""
+
+ODD = """\
+pipecast: 1
+component: odd
+run: {python: "cstep:echo"}
+inputs: {pipecast_step: str}
+outputs: {output: str}
+"""
+
+SHAPES = """\
+pipecast: 1
+name: shapes
+defaults: {image: example.azurecr.io/steps:1}
+params:
+  go: {type: bool, default: true}
+steps:
+  hi:
+    uses: ./shout.yaml
+    inputs: {word: hi}
+  hi_again:
+    uses: ./shout.yaml
+    inputs: {word: hi}
+  bye:
+    uses: ./shout.yaml
+    inputs: {word: bye}
+  maybe:
+    uses: ./echo.yaml
+    inputs: {value: "{{ steps.hi.outputs.loud }}"}
+    when: params.go
+  odd:
+    uses: ./odd.yaml
+    inputs: {pipecast_step: x}
+"""
+
+
+def test_stock_uses_when_and_a_reserved_input_name(tmp_path: Path) -> None:
+    """A stock step's literals are text in its command: equal uses share a file, others get a
+    variant; a use with `when` is the if_else's true block; a component declaring an input
+    named pipecast_step keeps an inline component (its node could not carry the step name)."""
+    for name, text in {"shout.yaml": STOCK, "echo.yaml": LIB, "odd.yaml": ODD, "p.yaml": SHAPES}.items():
+        (tmp_path / name).write_text(text)
+    loaded, result = compile_file(tmp_path / "p.yaml")
+    docs = _docs(result.files)
+    uses = _uses(docs)
+    assert {k: v[0] for k, v in uses.items()} == {
+        "hi": "components/shout.component.yml",
+        "hi_again": "components/shout.component.yml",
+        "bye": "components/shout-2.component.yml",
+        "maybe": "components/echo.component.yml",
+    }
+    assert "pipecast_step" not in uses["hi"][1].get("inputs", {})  # a stock command runs no runtime
+    assert docs["components/shout.component.yml"]["environment"] == {"image": "busybox:1.36"}
+    jobs = docs["shapes.yml"]["jobs"]
+    assert jobs["maybe__if"]["true_block"] == "${{parent.jobs.maybe}}"
+    assert isinstance(jobs["odd"]["component"], dict)
+    problems = validate_files(result.files)
+    assert not problems, "\n".join(p.render() for p in problems)
+    check_graph(compiled_form(loaded, "azureml"), result.files)

@@ -612,12 +612,7 @@ class Compiler:
     def _shares_file(self, node: StepNode) -> bool:
         """Whether ``node``'s job uses a command component file (SPEC §16): a use of a component
         file, not the pipeline's ``finally`` (``settings.on_finalize``)."""
-        task = node.task
-        return (
-            task.component is not None
-            and node is not self.index.finally_node
-            and naming.STEP not in task.inputs
-        )
+        return uses_component_file(node.task) and node is not self.index.finally_node
 
     def _use_inputs(
         self, node: StepNode, stock_run: bool, in_decl: dict[str, Any], in_bind: dict[str, str],
@@ -1510,6 +1505,13 @@ def _check_azure_uri(uri: str, path: tuple[str | int, ...], what: str) -> None:
     )
 
 
+def uses_component_file(task: Any) -> bool:
+    """Whether a task step (not the pipeline's ``finally``) compiles to a use of a command
+    component file: it comes from a component file (SPEC §16) that declares no input named
+    like the step-name input ``pipecast_step``."""
+    return task.component is not None and naming.STEP not in task.inputs
+
+
 def runtime_items(node: StepNode) -> bool:
     """A ``for_each`` whose items are known only at run time (a reference, or a list literal
     holding references): a ``<g>__items`` job computes them and gates the body."""
@@ -1611,7 +1613,15 @@ def uses_control_flow(result: Result) -> bool:
     )
 
 
-__all__ = ["MAX_JOBS", "Compiler", "Result", "is_empty_loop", "runtime_items", "uses_control_flow"]
+__all__ = [
+    "MAX_JOBS",
+    "Compiler",
+    "Result",
+    "is_empty_loop",
+    "runtime_items",
+    "uses_component_file",
+    "uses_control_flow",
+]
 
 
 def _is_when(node: StepNode) -> bool:

@@ -31,7 +31,7 @@ from pipecast import stock
 from pipecast.passes.analysis import PipelineIndex, Scope, is_artifact_type
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import Engine, EngineJob, EngineResult, EngineSession, compile_job, timed_out
-from pipecast_azureml.compiler import is_empty_loop, runtime_items
+from pipecast_azureml.compiler import is_empty_loop, runtime_items, uses_component_file
 
 _JOBS = re.compile(r"\$\{\{parent\.jobs\.([A-Za-z0-9_]+)")
 
@@ -90,7 +90,7 @@ def _check_task_job(jobs: dict[str, Any], name: str, node: Any) -> None:
     job = jobs[name]
     assert job["type"] == "command"
     command = job["component"]["command"]
-    component = node.task.component
+    component = node.task.component if uses_component_file(node.task) else None
     # SPEC §16: every use of a component file names a command component file of that
     # component, and passes its step name (the spec names the component).
     assert ("component_file" in job) == (component is not None), name
