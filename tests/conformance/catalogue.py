@@ -100,13 +100,7 @@ def never(feature: Feature, reason: str) -> Exception_:
 #: (backend, case) → exception. Filled from what each backend really does; every entry is a
 #: strict xfail, so a stale entry fails the suite.
 EXCEPTIONS: dict[tuple[str, str], Exception_] = {
-    ("airflow", "subpipeline_finally"): notimpl(
-        None,
-        "a sub-pipeline is inlined into its caller and a plain group keeping its finally is not "
-        "lowered yet (Airflow runs a group finally of for_each/when groups); compile says so",
-        stage="compile",
-    ),
-    # Otherwise every known gap is a feature its backend declares unsupported or approximate,
+    # Every known gap is a feature its backend declares unsupported or approximate,
     # which test_unsupported checks (the case must fail to compile with that diagnostic).
     ("vertex", "cache_hit"): notyet(
         "kfp.local runs every task (it has no execution cache), so no step is reported cached; "

@@ -19,7 +19,7 @@ HERE = Path(__file__).parent
 EXAMPLES = sorted((REPO / "examples").glob("*/pipeline.yaml"))
 CASE_FILES = sorted(CASES.glob("*.yaml"))
 #: Cases compile refuses with a located error on Airflow (catalogue.py EXCEPTIONS, stage compile).
-UNSUPPORTED: set[str] = {"subpipeline_finally"}
+UNSUPPORTED: set[str] = set()
 #: Pipelines the compile fixture found using a feature Airflow declares unsupported.
 DECLARED_UNSUPPORTED: set[str] = set()
 PIPELINES = [
@@ -183,6 +183,72 @@ def test_finally_of_a_nested_for_each_is_a_named_error(tmp_path):
         "        finally:\n          run: {python: 'm:f'}\n",
     )
     assert "for_each 'i' inside a for_each has its own 'finally'" in diag.message and diag.line == 13
+
+
+def _write_subpipeline(tmp_path: Path, body: str) -> None:
+    (tmp_path / "sub.yaml").write_text(
+        "pipecast: 1\nname: sub\nparams:\n  x: {type: int}\nsteps:\n" + body + "outputs:\n"
+        "  value: '{{ steps.a.outputs.output }}'\nfinally:\n  run: {python: 'm:f'}\n"
+        "  inputs: {s: '{{ pipeline.status }}'}\n"
+    )
+
+
+def test_subpipeline_with_finally_is_its_tasks_a_join_and_the_group_finally(tmp_path):
+    # SPEC §17-§18: not inlined (its finally follows its steps); what waits for it waits for its
+    # end task, what feeds it points at its first task, its output is read where it is made.
+    _write_subpipeline(
+        tmp_path,
+        "  a:\n    run: {python: 'm:f'}\n    inputs: {x: '{{ params.x }}'}\n    outputs: {output: int}\n"
+        "  b:\n    run: {python: 'm:f'}\n    after: [a]\n",
+    )
+    src = tmp_path / "p.yaml"
+    src.write_text(
+        "pipecast: 1\nname: p\nsteps:\n"
+        "  first:\n    run: {python: 'm:f'}\n    outputs: {output: int}\n"
+        "  job:\n    uses: ./sub.yaml\n    inputs: {x: '{{ steps.first.outputs.output }}'}\n"
+        "  last:\n    run: {python: 'm:f'}\n    inputs: {v: '{{ steps.job.outputs.value }}'}\n"
+    )
+    _name, text = compile_file(src, lenient=False)
+    tree = ast.parse(text)
+    tasks = {
+        kw.value.value: {k.arg: getattr(k.value, "value", None) for k in call.keywords}
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        for kw in call.keywords
+        if kw.arg == "task_id" and isinstance(kw.value, ast.Constant)
+    }
+    assert {"job__a", "job__b", "job-join", "job-finally", "job-end"} <= set(tasks)
+    assert tasks["job-join"]["trigger_rule"] == "none_failed_min_one_success"
+    assert tasks["job-finally"]["trigger_rule"] == "all_done"
+    assert tasks["job-end"]["trigger_rule"] == "none_failed_min_one_success"
+    for edge in (
+        "t_first >> t_job__a",
+        "t_job__b >> j_job",
+        "j_job >> f_job",
+        "f_job >> e_job",
+        "e_job >> t_last",
+    ):
+        assert edge in text, edge
+    # The reader of the group's output reads job__a's XCom; the finally reads its group's states.
+    assert '"xcom":"job__a"' in text
+    assert '"group":{"same_index":false,"tasks":["job-join","job__a","job__b"]}' in text
+
+
+def test_for_each_in_a_subpipeline_with_finally_in_a_loop_is_a_named_error(tmp_path):
+    _write_subpipeline(
+        tmp_path,
+        "  a:\n    run: {python: 'm:f'}\n    outputs: {output: int}\n"
+        "  i:\n    for_each: [1]\n    steps:\n      c:\n        run: {python: 'm:f'}\n",
+    )
+    diag = _nested_error(
+        tmp_path,
+        "pipecast: 1\nname: p\nsteps:\n  o:\n    for_each: [1, 2]\n    as: row\n    steps:\n"
+        "      job:\n        uses: ./sub.yaml\n        inputs: {x: '{{ row }}'}\n",
+    )
+    assert "for_each 'i' of the pipeline that step 'job' uses is inside it, inside a for_each" in diag.message
+    assert diag.line == 8
+    assert "drop the called pipeline's 'finally'" in (diag.hint or "")
+    assert diag.code == "unsupported-feature"
 
 
 def test_parallelism_over_stages_is_a_named_error(tmp_path):

@@ -75,6 +75,9 @@ class AirflowBackend(Backend):
     #: Airflow is self-hosted: a local path (an import or an artifact parameter) is read on the
     #: worker, relative paths from the project folder (docs/semantics.md, SPEC §14).
     reads_local_files: ClassVar[bool] = True
+    #: A sub-pipeline with a finally is a plain group lowered to its steps, a join and the
+    #: group finally's tasks (Lowering.plain); the others are inlined.
+    emits_plain_groups_with_finally = True
     features: ClassVar[dict[Feature, Support]] = {
         Feature.PYTHON_STEP: native(
             "PythonOperator runs the step through the pipecast runtime on the worker"
@@ -129,12 +132,16 @@ class AirflowBackend(Backend):
             "the SPEC §20 signature; a hit restores the outputs without running the step"
         ),
         Feature.COMPONENTS: native("inlined: an ordinary task per step"),
-        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
+        Feature.SUBPIPELINES: native(
+            f"{INLINED_SUBPIPELINES.note}; one with its own finally keeps its tasks in the caller's "
+            "DAG, with a <step>-join task its finally follows"
+        ),
         Feature.STRUCTURED_VALUES: runtime(
             "the runtime builds the value from the binding document (XCom values, paths)"
         ),
         Feature.GROUP_FINALLY: native(
-            "<group>-finally with trigger rule all_done; group.status from the group's task states"
+            "<group>-finally with trigger rule all_done (a sub-pipeline's finally too); group.status "
+            "from the group's task states"
         ),
         Feature.FINALLY: native("trigger rule all_done; pipeline.status from the run's task states"),
         Feature.SCHEDULE: native("cron schedule, catchup=False"),
@@ -195,16 +202,21 @@ class AirflowBackend(Backend):
                 continue
             owner = index.nodes[node.scope.owner] if node.scope.owner is not None else None
             if owner is not None and index.loops(node) and not owner.group.is_loop:
-                kind = "'when' group" if owner.group.is_condition else "group"
+                if owner.group.is_condition:
+                    what = f"for_each {node.name!r} is inside the 'when' group {owner.name!r}"
+                    hint = "and give it the condition as a 'when' of its own steps"
+                else:  # a sub-pipeline keeping its finally; its steps are named <step>__<inner>
+                    called = node.name.removeprefix(f"{owner.name}__")
+                    what = f"for_each {called!r} of the pipeline that step {owner.name!r} uses is inside it"
+                    hint = "or drop the called pipeline's 'finally' (then its steps join the caller's)"
                 report.add(
                     Diagnostic(
-                        f"target 'airflow': for_each {node.name!r} is inside the {kind} "
-                        f"{owner.name!r} of a for_each; Airflow cannot map inside a mapped task group, "
+                        f"target 'airflow': {what}, "
+                        "inside a for_each; Airflow cannot map inside a mapped task group, "
                         "and pipecast lowers a nested for_each only when it is a step of the outer "
                         "for_each's body",
                         node.yaml_path,
-                        hint=f"move {node.name!r} out of {owner.name!r} and give it the condition as a "
-                        "'when' of its own steps",
+                        hint=f"move {node.name!r} out of {owner.name!r} {hint}",
                         code="unsupported-feature",
                     )
                 )

@@ -24,6 +24,8 @@ Shape (one ``when`` or ``for_each`` group becomes helper tasks, never a user-vis
   group's tasks; skipped with its ``when`` group), then ``g-end``
   (``none_failed_min_one_success`` over the group's last task and the finally): what comes
   after the group waits for it and still sees the group's failure;
+* a plain group ``p`` (a sub-pipeline that keeps its ``finally``; the others are inlined):
+  its steps' tasks, then ``p-join`` (``none_failed_min_one_success``) and its finally's tasks;
 * pipeline ``outputs``: a ``pipeline-outputs`` task returning them as its XCom.
 
 Helper ids contain ``-``, which step names cannot, so they never clash with a step.
@@ -39,6 +41,7 @@ from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import FinallyKind, PipelineIndex, Scope, StepNode
+from pipecast.passes.parse import parse_template
 from pipecast.passes.resolve import Value, has_template_text, refs_of
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
@@ -159,11 +162,18 @@ class Lowering:
             return node.name + suffix  # a loop's own tasks are never inside a mapped group
         return self.prefix(node) + node.name + suffix
 
-    def entry(self, node: StepNode) -> str:
-        """The variable of the first task of a sibling (what its dependencies point at)."""
+    def entry(self, node: StepNode) -> list[str]:
+        """The variables of the first tasks of a sibling (what its dependencies point at): a
+        plain group (a sub-pipeline keeping its ``finally``) has no task of its own before its
+        steps, so its body's first tasks."""
+        if node.is_group and node.group.is_plain:
+            body = node.body
+            assert body is not None
+            deps = self.index.deps(body)
+            return [v for n in self.index.toposort(body) if not deps[n] for v in self.entry(body.steps[n])]
         if node.is_group:
-            return f"i_{node.name}" if node.group.is_loop else f"c_{node.name}"
-        return f"c_{node.name}" if node.step.when is not None else f"t_{node.name}"
+            return [f"i_{node.name}" if node.group.is_loop else f"c_{node.name}"]
+        return [f"c_{node.name}" if node.step.when is not None else f"t_{node.name}"]
 
     def exit(self, node: StepNode) -> str:
         """The variable of the last task of a sibling (what steps after it wait for)."""
@@ -185,7 +195,10 @@ class Lowering:
             if deps[name]:
                 continue
             node = scope.steps[name]
-            if node.is_group:
+            if node.is_group and node.group.is_plain:
+                assert node.body is not None
+                out.extend(self.entries(node.body))
+            elif node.is_group:
                 suffix = "-items" if node.group.is_loop else "-condition"
                 out.append(self.tid(node, suffix))
             else:
@@ -264,6 +277,17 @@ class Lowering:
             if parent is not None:
                 src.update(row=True, **self.at(parent, reader))
             return src
+        if group.is_plain:
+            # A plain group's output is what it is bound to inside (SPEC §17: normally exactly
+            # one reference, read where it is produced; else built by the runtime).
+            ref = _only_ref(group.outputs[output])
+            if ref is not None:
+                return self.source(ref, node.body, None, reader=reader)
+            return {
+                "bind": self.value(
+                    group.outputs[output], node.resolved.outputs[output], node.body, None, reader=reader
+                )
+            }
         then = self.value(
             group.outputs[output], node.resolved.outputs[output], node.body, None, reader=reader
         )
@@ -356,7 +380,7 @@ class Lowering:
         for name in self.index.toposort(scope):
             node = scope.steps[name]
             out.extend(self.sibling(node))
-            out.extend(Edge(self.exit(scope.steps[d]), self.entry(node)) for d in deps[name])
+            out.extend(Edge(self.exit(scope.steps[d]), e) for d in deps[name] for e in self.entry(node))
         return out
 
     def sibling(self, node: StepNode) -> list[Op | Group | Edge]:
@@ -401,6 +425,8 @@ class Lowering:
         assert node.body is not None
         if group.is_loop:
             return self.loop(node)
+        if group.is_plain:
+            return self.plain(node)
         return self.when(
             node,
             self.scope_body(node.body),
@@ -434,7 +460,12 @@ class Lowering:
             [self.exit(then.steps[n]) for n in self.index.toposort(then)] if then else [f"t_{node.name}"]
         )
         then_entries = (
-            [self.entry(then.steps[n]) for n in self.index.toposort(then) if not self.index.deps(then)[n]]
+            [
+                e
+                for n in self.index.toposort(then)
+                if not self.index.deps(then)[n]
+                for e in self.entry(then.steps[n])
+            ]
             if then
             else [f"t_{node.name}"]
         )
@@ -445,7 +476,7 @@ class Lowering:
             deps = self.index.deps(other)
             order = self.index.toposort(other)
             exits += [self.exit(other.steps[n]) for n in order]
-            entries += [self.entry(other.steps[n]) for n in order if not deps[n]]
+            entries += [e for n in order if not deps[n] for e in self.entry(other.steps[n])]
         for branch in branches:
             out.extend(branch)
         # Each entry task checks the condition again and skips itself when its branch was not
@@ -460,6 +491,24 @@ class Lowering:
         out.extend(Edge(e, jvar) for e in exits)
         out.append(Edge(cvar, jvar))
         return out
+
+    def plain(self, node: StepNode) -> list[Op | Group | Edge]:
+        """A plain group (a sub-pipeline that keeps its ``finally``, SPEC §17-§18; the others are
+        inlined, :mod:`pipecast.passes.inline`): its steps, then ``<group>-join``
+        (``none_failed_min_one_success``, as a ``when`` group's join) that its ``finally``
+        follows: a failure inside the group reaches the join as ``upstream_failed``."""
+        body = node.body
+        assert body is not None
+        jvar = f"j_{node.name}"
+        self.operators.add("EmptyOperator")
+        join = Op(
+            jvar,
+            "EmptyOperator",
+            self.tid(node, "-join"),
+            [("trigger_rule", "lit", "none_failed_min_one_success")],
+        )
+        exits = [Edge(self.exit(body.steps[n]), jvar) for n in self.index.toposort(body)]
+        return [*self.scope_body(body), join, *exits]
 
     def loop(self, node: StepNode) -> list[Op | Group | Edge]:
         """``<loop>-items``, one mapped task group per stage of the body, the inner loops'
@@ -517,7 +566,7 @@ class Lowering:
             for d in deps[name]:
                 dn = body.steps[d]
                 if not _is_loop(dn) and not _is_loop(n) and staged[d] == staged[name]:
-                    groups[staged[name]].body.append(Edge(self.exit(dn), self.entry(n)))
+                    groups[staged[name]].body.extend(Edge(self.exit(dn), e) for e in self.entry(n))
                 else:
                     edges.append(Edge(f"d_{dn.name}" if _is_loop(dn) else groups[staged[d]].var, down))
         self.bound(node, order, groups)
@@ -690,6 +739,14 @@ def _items(node: StepNode) -> Value:
     items = node.resolved.for_each
     assert items is not None
     return items
+
+
+def _only_ref(value: Any) -> Ref | None:
+    """The reference a value is exactly (``"{{ steps.a.outputs.b }}"``), else ``None``."""
+    if not isinstance(value, str) or "{{" not in value:
+        return None
+    segments = parse_template(value.strip())
+    return segments[0] if len(segments) == 1 and isinstance(segments[0], Ref) else None
 
 
 def _import_uri(node: StepNode) -> Value:

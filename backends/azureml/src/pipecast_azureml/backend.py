@@ -112,9 +112,12 @@ class AzureMLBackend(Backend):
         ),
         Feature.GROUP_FINALLY: unsupported(
             # https://learn.microsoft.com/en-us/azure/machine-learning/reference-yaml-job-pipeline
+            # https://learn.microsoft.com/en-us/azure/machine-learning/reference-yaml-component-pipeline
+            # (no settings); tests/test_azureml_group_finally.py runs the SDK's _validate().
             "a job runs only when the jobs it depends on succeeded; the one job that runs after a "
             "failure is settings.on_finalize, which Azure ML refuses inside a pipeline component "
-            "('On_finalize is not supported for pipeline component')",
+            "('On_finalize is not supported for pipeline component'), so neither a group's finally "
+            "nor a sub-pipeline's",
             "move the cleanup into the pipeline's 'finally' (it sees pipeline.status), or check the status inside the group's last step",
         ),
         Feature.FINALLY: native("settings.on_finalize; pipeline.status read by the runtime from run history"),

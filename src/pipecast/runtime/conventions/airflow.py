@@ -191,6 +191,8 @@ class _Resolver:
             if value is None or "metric" not in src:
                 return None if value is None else value.get(src["output"])
             return self.metric(src, index, value.get(src["output"]))
+        if "bind" in src:  # a plain group's output built from several values (SPEC §17)
+            return self.binding(src["bind"], index)
         if "switch" in src:
             branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
             return None if branch is None else self.binding(branch, index)
@@ -298,6 +300,11 @@ class _Resolver:
                 index = int(suffix)
                 if group.get("same_index") and index != self.index:
                     continue
+            elif group.get("same_index"):
+                # Not expanded yet: Airflow evaluates an unexpanded task's trigger rule over every
+                # map index of its upstream (a join is upstream_failed as a whole when another item
+                # failed), so its state says nothing about this item; this item's own tasks do.
+                continue
             value = str(getattr(state, "value", state))
             if value in FAILED_STATES:
                 out[key] = "failed"
