@@ -57,19 +57,29 @@ def _timed(compile_n: Callable[[int], object]) -> tuple[float, float]:
 SFN_SETTINGS = {"compute": "callback", "max_history_events": 25_000, "map_mode": "auto"}
 
 
-def _stepfunctions_emit(n: int) -> object:
+def _stepfunctions_emit() -> Callable[[int], object]:
     """The backend's ``emit`` alone (this table's Step Functions row before the gc pause)."""
     from pipecast_stepfunctions.backend import StepFunctionsBackend
 
-    p = sfb.make_pipeline(n)
     backend = StepFunctionsBackend()
-    return backend.emit(p, PipelineIndex(p), backend.settings_model.model_validate(SFN_SETTINGS))
+    settings = backend.settings_model.model_validate(SFN_SETTINGS)
+    pipelines = {n: sfb.make_pipeline(n) for n in (WARM, N)}  # built outside the timing
+
+    def compile_n(n: int) -> object:
+        return backend.emit(pipelines[n], PipelineIndex(pipelines[n]), settings)
+
+    return compile_n
 
 
-def _stepfunctions(n: int) -> object:
+def _stepfunctions() -> Callable[[int], object]:
     """What ``pipecast compile`` spends after loading: lowering, check and emit."""
-    loaded = Loaded(pipeline=sfb.make_pipeline(n), path=Path("bench.yaml"), source=SourceMap())
-    return compile_pipeline(loaded, "stepfunctions", SFN_SETTINGS)
+    pipelines = {n: sfb.make_pipeline(n) for n in (WARM, N)}
+
+    def compile_n(n: int) -> object:
+        loaded = Loaded(pipeline=pipelines[n], path=Path("bench.yaml"), source=SourceMap())
+        return compile_pipeline(loaded, "stepfunctions", SFN_SETTINGS)
+
+    return compile_n
 
 
 def _layered(target: str) -> Callable[[int], object]:
@@ -90,8 +100,8 @@ def main() -> int:
     wanted = set(args.only) if args.only is not None else None
     out: dict[str, tuple[float, float]] = {}
     if wanted is None or "stepfunctions" in wanted:
-        out["stepfunctions"] = _timed(_stepfunctions)
-        out["stepfunctions-emit"] = _timed(_stepfunctions_emit)
+        out["stepfunctions"] = _timed(_stepfunctions())
+        out["stepfunctions-emit"] = _timed(_stepfunctions_emit())
     for target in registry.available():
         if target in ("local", "stepfunctions") or (wanted is not None and target not in wanted):
             continue

@@ -5,9 +5,10 @@ Run: ``.venv/bin/python benchmarks/components_compile.py [--uses 1000] [--target
 
 Writes 10 component files and a pipeline of ``--uses`` steps (10-step layers, each step
 ``uses:`` one of the components and reads an output of a step in the previous layer) to a
-temporary folder, then times, best of ``--repeat`` runs: loading (the component files are read
-once each and inlined), validation, and ``compile_pipeline`` for each target; the total is
-what ``pipecast compile`` spends.
+temporary folder, then times, in the run of least CPU time of ``--repeat`` (after an untimed compile that
+imports the target's SDK): loading (the component files are read once each and inlined),
+validation, and ``compile_pipeline`` for each target (wall seconds); the total is what
+``pipecast compile`` spends, and its CPU seconds (the figure to read on a loaded machine).
 """
 
 from __future__ import annotations
@@ -58,21 +59,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_files(Path(tmp), args.uses)
         print(f"{args.uses} uses: of {COMPONENTS} component files")
-        print(f"{'target':>14}  {'load s':>7}  {'validate s':>10}  {'compile s':>9}  {'total s':>7}")
+        print(
+            f"{'target':>14}  {'load s':>7}  {'validate s':>10}  {'compile s':>9}  {'total s':>7}  {'CPU s':>6}"
+        )
         for target in targets:
-            best = (float("inf"), 0.0, 0.0, 0.0)
+            compile_pipeline(load(path), target, {})  # imports (the kfp SDK: seconds) untimed
+            best = (0.0, 0.0, 0.0, 0.0, float("inf"))
             for _ in range(args.repeat):
-                t0 = time.perf_counter()
+                t0, cpu = time.perf_counter(), time.process_time()
                 loaded = load(path)
                 t1 = time.perf_counter()
                 raise_if_errors([d.located(loaded.source) for d in validate(loaded)])
                 t2 = time.perf_counter()
                 compile_pipeline(loaded, target, {})
-                t3 = time.perf_counter()
-                if t3 - t0 < best[0]:
-                    best = (t3 - t0, t1 - t0, t2 - t1, t3 - t2)
-            total, lo, va, co = best
-            print(f"{target:>14}  {lo:>7.2f}  {va:>10.2f}  {co:>9.2f}  {total:>7.2f}")
+                t3, cpu = time.perf_counter(), time.process_time() - cpu
+                if cpu < best[4]:
+                    best = (t3 - t0, t1 - t0, t2 - t1, t3 - t2, cpu)
+            total, lo, va, co, cpu = best
+            print(f"{target:>14}  {lo:>7.2f}  {va:>10.2f}  {co:>9.2f}  {total:>7.2f}  {cpu:>6.2f}")
 
 
 if __name__ == "__main__":
