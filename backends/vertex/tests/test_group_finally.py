@@ -168,3 +168,61 @@ def test_failing_for_each_finally_sees_failed_in_kfp_local(tmp_path: Path) -> No
     assert record["steps"]["each.finally"]["status"] == "succeeded"
     assert record["steps"]["each.finally"]["outputs"] == {"output": "failed"}
     assert "later" not in record["steps"] or record["steps"]["later"]["status"] != "succeeded"
+
+
+ELSE_IN_LOOP = """\
+pipecast: 1
+name: else-finally
+params:
+  mode: {type: str, default: "slow"}
+steps:
+  rows:
+    for_each: ["a", "b"]
+    as: row
+    steps:
+      choose:
+        when: "params.mode == 'fast'"
+        steps:
+          quick:
+            run: {python: "cstep:emit"}
+            inputs: {value: "quick-{{ row }}"}
+            outputs: {output: str}
+        outputs: {result: "{{ steps.quick.outputs.output }}"}
+        else:
+          steps:
+            slow:
+              run: {python: "cstep:fail"}
+              inputs: {message: "slow {{ row }}"}
+              outputs: {output: str}
+          outputs: {result: "{{ steps.slow.outputs.output }}"}
+        finally:
+          run: {python: "cstep:add"}
+          inputs: {a: "{{ group.status }}", b: "-{{ row }}"}
+          outputs: {output: str}
+      use:
+        run: {python: "cstep:emit"}
+        inputs: {value: "got {{ steps.choose.outputs.result }}"}
+        outputs: {output: str}
+"""
+
+
+def test_if_else_group_finally_in_a_loop_in_kfp_local(tmp_path: Path) -> None:
+    """An if/else group's finally runs after the branch taken, once per item, and sees its
+    failure; the branch not taken is recorded skipped (kfp.local reports nothing for it), what
+    reads the group's output never starts."""
+    source = tmp_path / "p.yaml"
+    source.write_text(ELSE_IN_LOOP)
+    loaded = load_checked(source)
+    result = compile_pipeline(loaded, "kubeflow", SETTINGS)
+    spec = tmp_path / "else-finally.yaml"
+    spec.write_text(result.files[spec.name])
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, {}, work, None, [CASES_DIR], index=loaded.index)
+    steps = record["steps"]
+    assert record["status"] == "failed"
+    for i, row in enumerate(["a", "b"]):
+        assert steps[f"choose.finally[{i}]"]["outputs"] == {"output": f"failed-{row}"}
+        assert steps[f"slow[{i}]"]["status"] == "failed"
+        assert steps[f"quick[{i}]"] == {"status": "skipped"}
+        assert f"use[{i}]" not in steps

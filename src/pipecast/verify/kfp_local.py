@@ -233,9 +233,9 @@ def _trace_stock_tasks(trace: Path, index: PipelineIndex | None) -> Any:
 def _trace_false_conditions(trace: Path, index: PipelineIndex | None) -> Iterator[None]:
     """Append a ``skipped`` trace line for each step whose condition kfp.local finds false (it
     reports nothing for such a task, which a failed run's record would otherwise call
-    ``not_run``), and for the steps inside a skipped group. The condition tasks are looked up in
-    the DAG being run (its ``pipeline_resource_name`` holds the ``-iteration-<i>`` folders).
-    Invented condition tasks (``<group>--then``) name no step and are left out."""
+    ``not_run``), for the steps inside a skipped group, and for those of an if/else group's
+    branch not taken (``<group>--then``/``--else``). The condition tasks are looked up in the
+    DAG being run (its ``pipeline_resource_name`` holds the ``-iteration-<i>`` folders)."""
     import contextvars
 
     from kfp.local.orchestrator import enhanced_dag_orchestrator as orchestrator
@@ -269,9 +269,16 @@ def _trace_false_conditions(trace: Path, index: PipelineIndex | None) -> Iterato
             if task.trigger_policy.condition != condition:
                 continue
             node = by_task.get(name.replace("-", "_"))  # step names have no '-' (SPEC §3)
-            if node is None:
-                continue  # a condition task pipecast adds (``<group>--then``): no step
-            steps = [flat.get(s, s) for s in (node.name, *_skipped_inside(node))]
+            if node is not None:
+                skipped = [node.name, *_skipped_inside(node)]
+            else:  # a branch of an if/else group (``<group>--then``/``--else``), or no step
+                group, _, branch = name.rpartition("--")
+                owner = by_task.get(group.replace("-", "_"))
+                scope = None if owner is None else {"then": owner.body, "else": owner.else_body}.get(branch)
+                if scope is None:
+                    continue
+                skipped = [s for inner in scope.steps.values() for s in (inner.name, *_skipped_inside(inner))]
+            steps = [flat.get(s, s) for s in skipped]
             with open(trace, "a", encoding="utf-8") as fh:
                 for name_ in steps:
                     line = {"step": name_, "task_dir": where, "status": "skipped", "outputs": None}
