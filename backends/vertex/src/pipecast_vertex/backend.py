@@ -79,7 +79,10 @@ class VertexBackend(Backend):
             "one ComponentSpec + executor per component file and container; each use's literal "
             "inputs and step name are task constants"
         ),
-        Feature.SUBPIPELINES: INLINED_SUBPIPELINES,
+        Feature.SUBPIPELINES: native(
+            f"{INLINED_SUBPIPELINES.note}; one with its own finally is a DAG task of its steps "
+            "with that finally as its exit task (<step>--finally)"
+        ),
         Feature.STRUCTURED_VALUES: runtime(
             "the consuming step's runtime builds the list/mapping from separate inputs "
             "(--templates); a for_each over such a list iterates what a task `<loop>--items` builds"
