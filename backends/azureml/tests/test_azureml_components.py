@@ -321,3 +321,25 @@ def test_stock_uses_when_and_a_reserved_input_name(tmp_path: Path) -> None:
     problems = validate_files(result.files)
     assert not problems, "\n".join(p.render() for p in problems)
     check_graph(compiled_form(loaded, "azureml"), result.files)
+
+
+def test_shared_files_run_inside_loops_and_gated_branches(tmp_path: Path) -> None:
+    """Every job, parallel_for bodies and gated branches included, run from the compiled files
+    (test_azureml_gating's local Azure ML): the shared plus component runs as prep__shift once
+    per item, and inside a gated branch both ways."""
+    from test_azureml_gating import execute, skipped
+
+    loop = execute("subpipeline_for_each", {}, tmp_path / "loop")
+    assert json.loads(loop.ran["each"]["values"]) == [2, 4, 6]
+    assert float(loop.ran["sum"]["output"]) == 12
+    assert loop.ran["each[1]/prep__shift"]["output"] == "4"
+    for go, value in (("true", "104"), ("false", None)):
+        local = execute("subpipeline_when", {"go": go}, tmp_path / go)
+        jobs = {k: v for k, v in local.ran.items() if k.endswith("prep__shift")}
+        assert len(jobs) == 1
+        (job,) = jobs
+        assert skipped(local, job) is (value is None)
+        if value is None:  # the runtime names the step it skipped from step.name
+            assert "step prep__shift skipped" in local.logs[job], local.logs[job]
+        else:
+            assert jobs[job]["output"] == value and local.ran["reader"]["output"] == value

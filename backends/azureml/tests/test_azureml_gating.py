@@ -98,7 +98,11 @@ class LocalAzure:
                     results[name] = self.run(os.path.normpath(child), bound, f"{prefix}{name}/")
                 else:
                     assert job["type"] == "command", f"{name}: {job['type']} needs Azure ML"
-                    results[name] = self._command(f"{prefix}{name}", job["component"], bound)
+                    component = job["component"]
+                    if isinstance(component, str):  # a command component file (SPEC §16)
+                        file = os.path.normpath(str(Path(rel).parent / component))
+                        component = yaml.safe_load((self.root / file).read_text())
+                    results[name] = self._command(f"{prefix}{name}", component, bound)
                 self.ran[f"{prefix}{name}"] = results[name]
         return _parent_outputs(jobs, results)
 
@@ -179,7 +183,9 @@ def _deps(job: dict[str, Any]) -> set[str]:
 
 def execute(name: str | Path, params: dict[str, str], tmp_path: Path) -> LocalAzure:
     loaded, result = compile_file(name if isinstance(name, Path) else CASES / f"{name}.yaml")
-    check_graph(loaded, dict(result.files))
+    from pipecast.api import compiled_form
+
+    check_graph(compiled_form(loaded, "azureml"), dict(result.files))  # sub-pipelines inlined
     root = tmp_path / "files"
     for rel, text in result.files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
