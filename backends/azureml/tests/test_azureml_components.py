@@ -343,3 +343,28 @@ def test_shared_files_run_inside_loops_and_gated_branches(tmp_path: Path) -> Non
             assert "step prep__shift skipped" in local.logs[job], local.logs[job]
         else:
             assert jobs[job]["output"] == value and local.ran["reader"]["output"] == value
+
+
+def test_same_component_name_in_two_files_and_marker_like_literals(tmp_path: Path) -> None:
+    """Two component files both named `echo` get their own files; a literal that reads like a
+    runtime marker (pipecast:skipped) stays in the spec, so it never skips the step."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "echo.yaml").write_text(LIB)
+    (tmp_path / "b" / "echo.yaml").write_text(LIB.replace("Echo a value.", "Echo again."))
+    (tmp_path / "p.yaml").write_text(
+        "pipecast: 1\nname: twins\ndefaults: {image: 'img:1'}\nsteps:\n"
+        "  one: {uses: ./a/echo.yaml, inputs: {value: x}}\n"
+        "  two: {uses: ./b/echo.yaml, inputs: {value: x}}\n"
+        "  odd: {uses: ./a/echo.yaml, inputs: {value: 'pipecast:skipped'}}\n"
+    )
+    _loaded, result = compile_file(tmp_path / "p.yaml")
+    docs = _docs(result.files)
+    uses = _uses(docs)
+    assert uses["one"][0] == "components/echo.component.yml"
+    assert uses["two"][0] == "components/echo-2.component.yml"
+    assert docs["components/echo-2.component.yml"]["description"] == "Echo again."
+    assert uses["odd"][0] == "components/echo-3.component.yml"
+    assert "value" not in uses["odd"][1]["inputs"]
+    spec = _spec(docs["components/echo-3.component.yml"]["command"])
+    assert spec["inputs"]["value"] == {"literal": True, "type": "str", "value": "pipecast:skipped"}

@@ -640,7 +640,9 @@ class Compiler:
         may set: https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline),
         so the component's command does not hold them. Returns input → the type the runtime
         parses it by. Left in the spec (the command): artifact URIs, ``null``, empty strings
-        and strings ending in a newline (Azure ML documents no exact round trip for those)."""
+        and strings ending in a newline (Azure ML documents no exact round trip for those), and
+        strings starting with ``pipecast:`` (the runtime reads ``pipecast:skipped`` and
+        ``pipecast:missing-metric:`` in an input value as markers)."""
         task = node.task
         assert task.component is not None
         declared = task.component.inputs
@@ -653,7 +655,9 @@ class Compiler:
                 type_name = values.json_type_of(value) or ANY
             if values.is_artifact(type_name) or azure_type(type_name) not in PRIMITIVE_TYPES:
                 continue
-            if isinstance(value, str) and (not value or value.endswith("\n")):
+            if isinstance(value, str) and (
+                not value or value.endswith("\n") or value.startswith("pipecast:")
+            ):
                 continue
             in_decl[name] = {"type": azure_type(type_name)}
             in_bind[name] = param_input_value(type_name, value)  # type: ignore[assignment]
