@@ -316,4 +316,4 @@ def test_int_output_compared_with_a_float_reads_its_double_view(
     record = run_local(spec, {}, work, monkeypatch, [project], index=loaded.index)
     assert record["status"] == "succeeded", record
     assert record["steps"]["above"] == {"attempts": 1, "status": "succeeded", "outputs": {"output": 3}}
-    assert "below" not in record["steps"]  # skipped
+    assert record["steps"]["below"] == {"status": "skipped"}  # its condition was false
