@@ -162,3 +162,29 @@ def test_find_cycle_is_the_one_search() -> None:
     chain = {f"s{i}": [f"s{(i + 1) % n}"] for i in range(n)}
     found = find_cycle(chain)
     assert found is not None and len(found) == n + 1 and found[0] == found[-1] == "s0"
+
+
+def test_effective_settings_are_merged_once_per_step(tmp_path: Path) -> None:
+    """``PipelineIndex.effective`` is computed once per step (backends read it several times
+    per task); a step of another index with the same name gets its own settings."""
+    from pipecast.passes.analysis import PipelineIndex
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "pipecast: 1\nname: p\ndefaults: {image: 'img:1', retry: {attempts: 2}}\n"
+        "steps:\n  a: {run: {python: 'm:f'}, retry: {backoff: 3}}\n",
+        encoding="utf-8",
+    )
+    loaded = load_checked(path)
+    index = loaded.index
+    first = index.effective(index.nodes["a"])
+    assert index.effective(index.nodes["a"]) is first
+    assert (first.retry.attempts, first.retry.backoff, first.image) == (2, 3, "img:1")
+    other = PipelineIndex(
+        loaded.pipeline.model_copy(
+            update={"defaults": loaded.pipeline.defaults.model_copy(update={"image": "img:2"})}
+        )
+    )
+    assert other.effective(other.nodes["a"]).image == "img:2"
+    assert index.effective(other.nodes["a"]) is not first  # a cache per node, not per name
+    assert index.effective(index.nodes["a"]) is first

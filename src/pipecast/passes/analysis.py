@@ -251,6 +251,8 @@ class PipelineIndex:
         # Validation, deps() and backends resolve the same references over and over.
         self._resolve_cache: dict[tuple[Ref, int, str | None, FinallyKind], Resolution] = {}
         self._resolved: Resolved | None = None
+        # effective() merges defaults into pydantic models: once per task, not per reader.
+        self._effective: dict[int, tuple[StepNode, EffectiveTask]] = {}
 
     @property
     def resolved(self) -> Resolved:
@@ -752,7 +754,16 @@ class PipelineIndex:
     # ------------------------------------------------------------------ settings
 
     def effective(self, node: StepNode) -> EffectiveTask:
-        """A task's settings with ``defaults`` applied field by field (docs/semantics.md)."""
+        """A task's settings with ``defaults`` applied field by field (docs/semantics.md);
+        computed once per node (readers must not change what it holds)."""
+        hit = self._effective.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        eff = self._effective_uncached(node)
+        self._effective[id(node)] = (node, eff)
+        return eff
+
+    def _effective_uncached(self, node: StepNode) -> EffectiveTask:
         task = node.task
         d = self.pipeline.defaults
         retry = _merge(Retry, d.retry, task.retry)
