@@ -368,3 +368,35 @@ def test_same_component_name_in_two_files_and_marker_like_literals(tmp_path: Pat
     assert "value" not in uses["odd"][1]["inputs"]
     spec = _spec(docs["components/echo-3.component.yml"]["command"])
     assert spec["inputs"]["value"] == {"literal": True, "type": "str", "value": "pipecast:skipped"}
+
+
+def test_uses_with_other_mixed_strings_share_the_file(tmp_path: Path) -> None:
+    """The inputs the runtime renders (mixed strings, structured values) travel as the job
+    input pipecast_templates, so uses differing only there share the file, and each use's
+    step renders its own."""
+    (tmp_path / "echo.yaml").write_text(LIB)
+    (tmp_path / "cstep.py").write_text("def echo(value, times, flag, cfg):\n    return f'{value}|{cfg}'\n")
+    (tmp_path / "p.yaml").write_text(
+        "pipecast: 1\nname: mixed\ndefaults: {image: 'img:1'}\nparams: {p: {type: str, default: P}}\n"
+        "steps:\n"
+        "  x: {uses: ./echo.yaml, inputs: {value: 'pre-{{ params.p }}'}}\n"
+        "  y: {uses: ./echo.yaml, inputs: {value: '{{ params.p }}-post', cfg: {k: '{{ params.p }}'}}}\n"
+    )
+    loaded, result = compile_file(tmp_path / "p.yaml")
+    docs = _docs(result.files)
+    uses = _uses(docs)
+    assert uses["x"][0] == uses["y"][0] == "components/echo.component.yml"
+    command = docs["components/echo.component.yml"]["command"]
+    assert "pre-" not in command and "-post" not in command
+    assert (
+        json.loads(uses["y"][1]["inputs"]["pipecast_templates"])["value"]["template"] == "{{ params.p }}-post"
+    )
+    problems = validate_files(result.files)
+    assert not problems, "\n".join(p.render() for p in problems)
+    from pipecast.verify.run import verify
+
+    run = verify(loaded, "azureml", settings={"image": "img:1"}, params={"p": "Q"})
+    assert run.agree, [d.render("azureml") for d in run.differences]
+    steps = run.local.record["steps"]
+    assert steps["x"]["outputs"]["output"] == "pre-Q|{}"
+    assert steps["y"]["outputs"]["output"] == "Q-post|{'k': 'Q'}"

@@ -46,6 +46,7 @@ from pipecast.passes.resolve import DictOf, ListOf, MetricValue, RefNode, StepOu
 from pipecast.runtime.conventions.azureml import (
     HEREDOC_END,
     STEP_FILE,
+    TEMPLATES_FILE,
     metric_output_name,
     needs_encoding,
     safe_json,
@@ -568,7 +569,7 @@ class Compiler:
             )
         plan = self.stock_plan(node)
         stock_run = plan is not None and plan.stock
-        lifted = self._use_inputs(node, stock_run, in_decl, in_bind, args)
+        lifted = self._use_inputs(node, stock_run, in_decl, in_bind, args, templates)
         if gate is not None:
             _gate_input(gate, in_decl, in_bind, args)
         outputs = {o: {"type": "uri_folder" if stock_run else azure_type(t)} for o, t in task.outputs.items()}
@@ -616,12 +617,15 @@ class Compiler:
 
     def _use_inputs(
         self, node: StepNode, stock_run: bool, in_decl: dict[str, Any], in_bind: dict[str, str],
-        args: list[tuple[str, str]],
+        args: list[tuple[str, str]], templates: dict[str, Any],
     ) -> dict[str, str]:  # fmt: skip
         """SPEC §16: a component file's command is the same for every use; what differs per
-        use travels as job inputs (its literal values, its step name). A stock step's literals
-        are text in its command (each distinct use gets its own file). Returns the lifted
-        literals (see :meth:`_lift_literals`)."""
+        use travels as job inputs: its literal values, its step name, and the inputs the
+        runtime renders (``--templates``: mixed strings, structured values), as the string
+        input ``pipecast_templates`` (one line of JSON without ``$``) that the command writes
+        to ``templates.json`` and passes as ``--templates @file``. A stock step's literals are
+        text in its command (each distinct use gets its own file). Returns the lifted literals
+        (see :meth:`_lift_literals`)."""
         if not self._shares_file(node):
             return {}
         self._uses.append(node.name)
@@ -631,6 +635,10 @@ class Compiler:
         in_decl[naming.STEP] = {"type": "string"}
         in_bind[naming.STEP] = node.name
         args.append((STEP_FILE, f"${{{{inputs.{naming.STEP}}}}}"))
+        if templates:
+            in_decl[naming.TEMPLATES] = {"type": "string"}
+            in_bind[naming.TEMPLATES] = safe_json(templates)
+            args.append((TEMPLATES_FILE, f"${{{{inputs.{naming.TEMPLATES}}}}}"))
         return lifted
 
     def _lift_literals(
@@ -917,7 +925,9 @@ class Compiler:
         ]  # fmt: skip
         if args or out_args:
             parts += ["--values", '"$PIPECAST_VALUES"']
-        if templates:
+        if any(file == TEMPLATES_FILE for file, _ in args):  # a shared component's (see _use_inputs)
+            parts += ["--templates", f'@"$PIPECAST_VALUES/{TEMPLATES_FILE}"']
+        elif templates:
             parts += ["--templates", f"'{safe_json(templates)}'"]
         lines.append(" ".join(parts))
         return "\n".join(lines)
@@ -1512,8 +1522,8 @@ def _check_azure_uri(uri: str, path: tuple[str | int, ...], what: str) -> None:
 def uses_component_file(task: Any) -> bool:
     """Whether a task step (not the pipeline's ``finally``) compiles to a use of a command
     component file: it comes from a component file (SPEC §16) that declares no input named
-    like the step-name input ``pipecast_step``."""
-    return task.component is not None and naming.STEP not in task.inputs
+    like the job inputs ``pipecast_step`` or ``pipecast_templates``."""
+    return task.component is not None and not {naming.STEP, naming.TEMPLATES} & set(task.inputs)
 
 
 def runtime_items(node: StepNode) -> bool:

@@ -27,6 +27,8 @@ LOOP_PREFIX = "item__"
 REF_PREFIX = "pipecast_ref"
 #: The string input naming the step that uses a shared command component file (SPEC §16).
 STEP = "pipecast_step"
+#: The string input carrying a shared command component use's ``--templates`` (JSON).
+TEMPLATES = "pipecast_templates"
 
 
 def role(group: str, what: str) -> str:

@@ -185,8 +185,8 @@ def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str],
             given[name] = locate_in_folder(Path(text)).read_text(encoding="utf-8")
         elif kind == "gate":
             gates[name] = text
-        elif kind == "step":
-            continue  # the step's name, for a shared component file (see read_step_name)
+        elif kind in ("step", "templates"):
+            continue  # a shared component file's step name / --templates @file (SPEC §16)
         else:
             raise ConventionError(f"unexpected file {path.name!r} in --values")
     return given, outputs, items, gates
@@ -194,6 +194,8 @@ def read_values(folder: Path) -> tuple[dict[str, str], dict[str, str], set[str],
 
 #: The value file naming the step that runs a shared command component (SPEC §16).
 STEP_FILE = "step.name"
+#: The value file holding a shared command component use's ``--templates`` (read as ``@file``).
+TEMPLATES_FILE = "templates.json"
 
 
 def read_step_name(folder: Path) -> str | None:
@@ -769,6 +771,7 @@ __all__ = [
     "SKIPPED",
     "SKIPPED_FILE",
     "STEP_FILE",
+    "TEMPLATES_FILE",
     "AzureMLConvention",
     "decode_text",
     "empty_main",
