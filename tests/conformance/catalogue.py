@@ -121,10 +121,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "the KFP backend's cache (cachingOptions.enableCache) reuses it on a cluster",
         Feature.CACHE,
     ),
-    ("vertex", "for_each_when_outputs"): notyet(
-        "a loop output collected from a task whose 'when' skipped some items: the KFP driver "
-        "(kfp.local: \"task 'big' not found\") fails the iteration instead of leaving the item out"
-    ),
     ("vertex", "fail_stops_new_steps"): notyet(
         "kfp.local starts the remaining loop items after one failed; on Vertex the fail-fast "
         "run policy (PipelineJob failure_policy, in the deploy request) stops them"
@@ -146,12 +142,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "time (SPEC §14, 'local-path'); backends/azureml/tests/test_azureml_imports.py compiles the "
         "same shapes with azureml:// and https:// URIs and runs them with the inputs mounted locally",
         stage="compile",
-    ),
-    ("vertex", "empty_for_each"): notyet(
-        "kfp.local cannot collect the outputs of a ParallelFor over no items (\"task 'none' not found\")"
-    ),
-    ("kubeflow", "empty_for_each"): notyet(
-        "kfp.local cannot collect the outputs of a ParallelFor over no items (\"task 'none' not found\")"
     ),
     ("vertex", "metrics_missing"): notyet(
         "kfp.local's condition evaluator turns a value it cannot resolve into false "
@@ -178,40 +168,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "the case imports local paths (import_data/...), which a cloud target rejects at compile "
         "time (SPEC §14)",
         stage="compile",
-    ),
-    ("vertex", "nested_for_each_deep"): notyet(
-        "as for_each_when_outputs: a loop output collected from a task whose 'when' skipped some "
-        "items fails the iteration in the KFP driver (kfp.local: \"task 'cell' not found\")"
-    ),
-    ("kubeflow", "nested_for_each_deep"): notyet(
-        "as for_each_when_outputs: a loop output collected from a task whose 'when' skipped some "
-        "items fails the iteration in the KFP driver (kfp.local: \"task 'cell' not found\")"
-    ),
-    ("vertex", "nested_for_each_mixed"): notyet(
-        "as empty_for_each: kfp.local cannot collect the outputs of an inner ParallelFor over no "
-        "items (\"task 'inner--loop' not found\")"
-    ),
-    ("kubeflow", "nested_for_each_mixed"): notyet(
-        "as empty_for_each: kfp.local cannot collect the outputs of an inner ParallelFor over no "
-        "items (\"task 'inner--loop' not found\")"
-    ),
-    ("vertex", "when_step_gating"): notyet(
-        "kfp.local: a task inside a ParallelFor reading the output of a skipped task outside it "
-        "fails (\"task 'gate' not found\") instead of being skipped (SPEC §22)"
-    ),
-    ("kubeflow", "when_step_gating"): notyet(
-        "kfp.local: a task inside a ParallelFor reading the output of a skipped task outside it "
-        "fails (\"task 'gate' not found\") instead of being skipped (SPEC §22)"
-    ),
-    ("vertex", "empty_for_each_step"): notyet(
-        "kfp.local cannot collect the outputs of a ParallelFor over no items (\"task 'each--loop' not found\")"
-    ),
-    ("kubeflow", "empty_for_each_step"): notyet(
-        "kfp.local cannot collect the outputs of a ParallelFor over no items (\"task 'each--loop' not found\")"
-    ),
-    ("kubeflow", "for_each_when_outputs"): notyet(
-        "a loop output collected from a task whose 'when' skipped some items: the KFP driver "
-        "(kfp.local: \"task 'big' not found\") fails the iteration instead of leaving the item out"
     ),
 }
 

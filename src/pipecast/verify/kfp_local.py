@@ -36,7 +36,7 @@ from typing import Any
 
 from pipecast.passes.analysis import PipelineIndex
 from pipecast.passes.inline import flat_names
-from pipecast.runtime.conventions.kfp import coerce, decode, textual, wire_params
+from pipecast.runtime.conventions.kfp import coerce, decode, textual, unmarked, wire_params
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import (
     Engine,
@@ -115,6 +115,7 @@ def run_local(
         stack.enter_context(_trace_stock_tasks(trace, index))
         stack.enter_context(_trace_importers(trace))
         stack.enter_context(_trace_false_conditions(trace, index))
+        stack.enter_context(_trace_held_conditions(trace))
         stack.enter_context(environ(variables))
         stack.enter_context(_cwd(work))
         kfp.local.init(
@@ -128,17 +129,21 @@ def run_local(
             if index is not None:  # ints, lists and dicts travel as JSON text (SPEC §22)
                 params = wire_params({k: p.type for k, p in index.pipeline.params.items()}, params)
             task = component(**params)
-            outputs = {k: _plain(v) for k, v in task.outputs.items()} if task.outputs else {}
+            # A collected output leaves out the items of skipped steps, as a reader's runtime does.
+            outputs = {k: unmarked(_plain(v)) for k, v in task.outputs.items()} if task.outputs else {}
             if index is not None:  # values that travel as JSON text (ints, lists, dicts), decoded
                 types = output_types(index)[""]
                 outputs = {
-                    k: decode(types[k], v) if textual(types.get(k, "str")) else v for k, v in outputs.items()
+                    k: decode(types[k], v)
+                    if textual(types.get(k, "str")) or types.get(k) in ("float", "bool")
+                    else v
+                    for k, v in outputs.items()
                 }
         except RuntimeError as exc:
             if "finished with status" not in str(exc):
                 raise
             status = "failed"
-    return {"status": status, "steps": _steps(trace), "outputs": outputs}
+    return {"status": status, "steps": _steps(trace), "outputs": outputs, "_held": _held(trace)}
 
 
 @functools.cache
@@ -274,6 +279,8 @@ def _trace_false_conditions(trace: Path, index: PipelineIndex | None) -> Iterato
             else:  # a branch of an if/else group (``<group>--then``/``--else``), or no step
                 group, _, branch = name.rpartition("--")
                 owner = by_task.get(group.replace("-", "_"))
+                if owner is not None and owner.is_group and owner.group.is_loop:
+                    continue  # a loop's empty-list guard (<loop>--then/--else): no item, no step
                 scope = None if owner is None else {"then": owner.body, "else": owner.else_body}.get(branch)
                 if scope is None:
                     continue
@@ -336,6 +343,37 @@ def _trace_importers(trace: Path) -> Any:
     return _patched(importer_handler, "run_importer", traced)
 
 
+def _trace_held_conditions(trace: Path) -> Any:
+    """Append a trace line for each condition DAG kfp.local enters (its condition held), so
+    the record shows a ``when`` group whose steps were all skipped as run
+    (:func:`pipecast.verify.records.complete` reads ``_held``)."""
+    from kfp.local.orchestrator import enhanced_dag_orchestrator as dags
+
+    original = dags.execute_task
+
+    def traced(**kwargs: Any) -> Any:
+        spec = kwargs["task_spec"]
+        if spec.trigger_policy.condition:
+            name = kwargs["task_name"].removesuffix("--then").removesuffix("--else")
+            line = {"held": name.replace("-", "_"), "task_dir": kwargs["pipeline_resource_name"]}
+            with open(trace, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        return original(**kwargs)
+
+    return _patched(dags, "execute_task", traced)
+
+
+def _held(trace: Path) -> list[str]:
+    if not trace.exists():
+        return []
+    held = []
+    for line in trace.read_text().splitlines():
+        entry = json.loads(line)
+        if "held" in entry:
+            held.append(entry["held"] + "".join(f"[{i}]" for i in _ITER.findall(entry["task_dir"] or "")))
+    return sorted(set(held))
+
+
 def _declared_artifacts(bound: dict[str, Any], task_dir: str) -> dict[str, Any]:
     """Every declared output artifact of a container task, at its local path: the KFP launcher
     registers them from the executor input (uploadOutputArtifacts in launcher_v2.go), while
@@ -370,6 +408,8 @@ def _steps(trace: Path) -> dict[str, dict[str, Any]]:
         return steps
     for line in trace.read_text().splitlines():
         entry = json.loads(line)
+        if "held" in entry:
+            continue
         key = entry["step"] + "".join(f"[{i}]" for i in _ITER.findall(entry["task_dir"] or ""))
         if entry["status"] == "skipped":  # a false condition: never started (no attempt)
             steps.setdefault(key, {"status": "skipped"})

@@ -69,21 +69,72 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             )
             if status == "skipped" and key in (record.get("_held") or ()):
                 status = "succeeded"  # the engine saw its condition hold; every step inside skipped
-            if not inner and node.group.is_loop and record.get("status") == "succeeded":
-                # No item at all (an empty list): the group completed (SPEC §22 / issue 19),
-                # unless an enclosing group was skipped.
+            if status == "skipped" and node.group.is_loop and record.get("status") == "succeeded":
+                # No item at all (an empty list), or items whose steps were all skipped (the
+                # engine reported them, so the loop ran): the group completed (SPEC §22 /
+                # issues 14, 19), unless an enclosing group was skipped.
                 outer = [steps.get(a.name, {}).get("status") for a in index.ancestors(node)]
                 status = "skipped" if "skipped" in outer else "succeeded"
         else:
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
         entry: dict[str, Any] = {"status": status, "derived": True}
-        if node is not None and node.is_group and not node.group.is_loop and status == "succeeded":
+        if node is not None and node.is_group and status == "succeeded":
             # Outputs an engine cannot report for a group: those of the steps it read them from.
-            values = group_outputs(index, node, key[len(name) :], steps)
+            if node.group.is_loop:
+                values = loop_outputs(index, node, key[len(name) :], steps)
+            else:
+                values = group_outputs(index, node, key[len(name) :], steps)
             if values is not None:
                 entry = {"status": status, "outputs": values}
         steps[key] = entry
     return record
+
+
+def _indices(key: str) -> list[int]:
+    return [int(i) for i in re.findall(r"\[(\d+)\]", key)]
+
+
+def loop_outputs(
+    index: PipelineIndex, node: Any, suffix: str, steps: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A ``for_each`` group's outputs collected from its items' entries (keys ending in
+    ``suffix`` plus the item index), in item order, leaving out the items whose producer was
+    skipped (docs/semantics.md); ``None`` when an item's value is unknown. The items are those
+    some inner step reported (an empty loop reports none: every output is ``[]``)."""
+    inner_names = {n.name for n in index.walk(node.body)}
+    depth = len(_indices(suffix))
+    items: set[int] = set()
+    for k in steps:
+        found = _indices(k)
+        if base_name(k) in inner_names and len(found) > depth and found[:depth] == _indices(suffix):
+            items.add(found[depth])
+    values: dict[str, Any] = {}
+    for out_name, value in index.resolved.step(node).outputs.items():
+        if not isinstance(value, StepOutput):
+            return None
+        producer = index.nodes[value.producer]
+        collected = []
+        for i in sorted(items):
+            item = f"{suffix}[{i}]"
+            if producer.is_group:
+                got = (
+                    loop_outputs(index, producer, item, steps)
+                    if producer.group.is_loop
+                    else group_outputs(index, producer, item, steps)
+                )
+                if got is None or value.output not in got:
+                    return None
+                collected.append(got[value.output])
+                continue
+            entry = steps.get(value.producer + item) or {}
+            if entry.get("status") == "skipped":
+                continue
+            outputs = entry.get("outputs") or {}
+            if entry.get("status") != "succeeded" or value.output not in outputs:
+                return None
+            collected.append(outputs[value.output])
+        values[out_name] = collected
+    return values
 
 
 def group_outputs(

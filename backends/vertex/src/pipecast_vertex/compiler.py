@@ -35,6 +35,7 @@ template goes in ``--templates``. Literal inputs are embedded in the step spec.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from pipecast import stock
 from pipecast.backend import placeholder
 from pipecast.diagnostics import Diagnostic, UserError
+from pipecast.ir import condition as cond
 from pipecast.ir import values
 from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun, Resources
 from pipecast.ir.refs import Ref
@@ -69,6 +71,7 @@ from pipecast_vertex.wire import (
     metric_key,
     metric_outputs,
     native_outputs,
+    self_gated,
 )
 
 SCHEMA_VERSION = "2.1.0"
@@ -208,6 +211,8 @@ class Compiler:
         self.metrics = metric_outputs(index)
         #: (step, int output) pairs a condition compares with a float: ``<o>-double`` outputs.
         self.doubled = doubled_outputs(index)
+        #: Steps with a ``when`` whose runtime evaluates it (see :func:`pipecast_vertex.wire.self_gated`).
+        self.self_gated = self_gated(index)
         #: Artifact parameters read (SPEC §14): each gets an importer task in the top DAG.
         self.imported_params: set[str] = set()
 
@@ -265,7 +270,7 @@ class Compiler:
             for dep in deps[name]:
                 task.dependent_tasks.append(n.task_name(dep))
             if node.is_task:
-                if node.task.when is not None:
+                if node.task.when is not None and name not in self.self_gated:
                     self._when_task(node, task, scope, needs, top)
                 else:
                     self._task(node, task, scope, needs, top)
@@ -342,7 +347,9 @@ class Compiler:
         if is_artifact_type(out_type):
             return Chan("step", ref.name, ref.key, out_type)
         wire = self._out_wire(target, ref.key or "")
-        json = textual(out_type) and wire != PT.NUMBER_INTEGER  # a stock image's int is native
+        json = (textual(out_type) and wire != PT.NUMBER_INTEGER) or (  # a stock image's int is native
+            out_type in ("float", "bool") and wire == PT.STRING  # a self-gated step's (wire.py)
+        )
         return Chan("step", ref.name, ref.key, out_type, wire, json)
 
     def _out_wire(self, node: StepNode, key: str) -> int:
@@ -369,6 +376,8 @@ class Compiler:
         plan = self.stock_plan(node)
         if type_ == "int" and plan is not None and not plan.reasons:
             return parameter_type(type_)
+        if type_ in ("float", "bool") and node.name in self.self_gated:
+            return PT.STRING  # JSON text, or the skipped marker (a string, as the driver checks)
         return PT.STRING if textual(type_) else parameter_type(type_)
 
     def _local(self, chan: Chan, scope: Scope | None) -> bool:
@@ -503,6 +512,15 @@ class Compiler:
                 "template": value,
                 "refs": self._template_refs(node, rv, ref, task, comp, scope, needs, top, json_inputs),
             }
+        gate = None
+        if node.name in self.self_gated:
+            assert node.resolved.when is not None
+            gate = {
+                "when": step.when,
+                "refs": self._bind_refs(
+                    node, cond.paths(node.resolved.when), task, comp, scope, needs, top, json_inputs
+                ),
+            }
         self._task_outputs(node, comp)
         if step.import_ is not None:
             self._importer(node, task, comp, scope, needs, top)
@@ -512,7 +530,7 @@ class Compiler:
         if plan is not None and plan.stock:
             self._stock_task(node, task, comp, eff)
             return
-        self._runtime_task(node, task, comp, eff, templates, json_inputs, constants)
+        self._runtime_task(node, task, comp, eff, templates, json_inputs, constants, gate)
         if shared:
             self._share_component(node, task, comp_name)
 
@@ -604,13 +622,29 @@ class Compiler:
     ) -> dict[str, list[Any]]:
         """The references of an input the runtime renders: each declared and bound as the
         component's own input, keyed by its path (what ``--templates`` tells the runtime)."""
-        refs: dict[str, list[Any]] = {}
         # A mixed string, one reference, or a list/mapping literal holding them (SPEC §19: the
         # runtime builds the value from the separate inputs with the same render as everywhere).
-        for part in refs_of(rv):
-            if part.ref.kind == "pipeline" and part.ref.name == "name":
+        return self._bind_refs(
+            node, (part.ref for part in refs_of(rv)), task, comp, scope, needs, top, json_inputs
+        )
+
+    def _bind_refs(
+        self,
+        node: StepNode,
+        found: Iterable[Ref],
+        task: pb.PipelineTaskSpec,
+        comp: pb.ComponentSpec,
+        scope: Scope | None,
+        needs: Needs,
+        top: bool,
+        json_inputs: set[str],
+    ) -> dict[str, list[Any]]:
+        """Declare and bind each reference as an input of the component; ``{path: [channel
+        input, loop-item key, type]}``, what the runtime looks values up with."""
+        refs: dict[str, list[Any]] = {}
+        for seg in found:
+            if seg.kind == "pipeline" and seg.name == "name":
                 continue
-            seg = part.ref
             chan = self._chan(seg, node.scope, node.name)
             # The type converts the value back exactly (a float 3.0 arrives as 3 natively).
             refs[seg.path] = [chan.input_name, seg.key if seg.kind == "loop" else None, chan.type]
@@ -658,6 +692,7 @@ class Compiler:
         templates: dict[str, dict[str, Any]],
         json_inputs: set[str],
         constants: AbstractSet[str] = frozenset(),
+        gate: dict[str, Any] | None = None,
     ) -> None:
         """A step run by the pipecast runtime: retry policy, cache, the step spec and the
         container that runs ``python -m pipecast.runtime run``.
@@ -725,6 +760,8 @@ class Compiler:
             args += ["--templates", kfp_inert(json.dumps(templates, sort_keys=True, separators=(",", ":")))]
         if json_inputs:
             args += ["--json-inputs", kfp_inert(json.dumps(sorted(json_inputs), separators=(",", ":")))]
+        if gate is not None:
+            args += ["--when", kfp_inert(json.dumps(gate, sort_keys=True, separators=(",", ":")))]
         container: dict[str, Any] = {
             "image": image,
             "command": [self.settings.python, "-m", "pipecast.runtime", "run"],
@@ -799,6 +836,8 @@ class Compiler:
                 out.append("retry max_delay is over Vertex's 1 h backoff cap (the runtime retries)")
             if eff.secrets and self.secrets_need_runtime:
                 out.append(stock.SECRETS_REASON)
+            if node.name in self.self_gated:
+                out.append("its 'when' is evaluated at run time (its outputs are read beyond its DAG)")
             return out
 
         def input_reason(slot: stock.Slot, ref: Ref) -> str | None:
@@ -1124,6 +1163,9 @@ class Compiler:
         group = node.group
         tname = n.task_name(node.name)
         assert node.body is not None
+        if group.for_each == [] and group.outputs:
+            self._empty_loop(node, task)  # a literal []: no loop, the empty lists
+            return
         body = pb.ComponentSpec()
         body_needs = self._scope(node.body, body.dag, top=False)
         self._group_outputs(body, node, node.body, group.outputs, collect=True)
@@ -1132,29 +1174,13 @@ class Compiler:
         body.input_definitions.parameters[item].parameter_type = (
             PT.STRING if item_json else parameter_type(self.index.loop_item_type(node))
         )
-        items = node.resolved.for_each
-        items_ref = items.ref if isinstance(items, RefNode) else None
-        # A key of an enclosing loop's item: iterate an input selected from the item with
-        # ``parseJson(string_value)["key"]``, as kfp 2.17 compiles ``ParallelFor(item.key)``.
-        subvar: tuple[str, Chan, str] | None = None
-        if items_ref is not None and items_ref.kind == "loop" and items_ref.key is not None:
-            outer = self._chan(Ref("loop", items_ref.name), scope, node.name)
-            sub = n.item_key_channel(outer.name, items_ref.key)
-            subvar = (sub, outer, f'parseJson(string_value)["{items_ref.key}"]')
-            body.input_definitions.parameters[sub].parameter_type = PT.STRING
-            items_ref = None
-        items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
-        if items_chan is not None and items_chan.kind == "param" and items_chan.json:
-            items_chan = self._items_task(node, task, dag, scope, needs, top, items_chan)
-        elif isinstance(items, ListOf):  # SPEC §19: the list is built at run time
-            items_chan = self._items_task(node, task, dag, scope, needs, top, None)
-        if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
-            # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
-            key = (items_chan.key or "") + ITEMS_SUFFIX
-            items_chan = Chan("step", items_chan.name, key, items_chan.type, PT.LIST)
+        items_chan, subvar = self._loop_items(node, task, dag, body, scope, needs, top)
         if items_chan is not None:
             body_needs.setdefault(items_chan.input_name, items_chan)
         self._declare_needs(body, body_needs)
+        if items_chan is not None and subvar is None and self._guarded(body):
+            self._guarded_loop(node, task, body, body_needs, items_chan, scope, needs, top)
+            return
         # kfp.local replaces every taskOutputParameter input of a loop task with the loop
         # item, and reads the items by input name only; a loop that takes step outputs gets
         # a plain wrapper DAG so the loop task itself only sees component inputs. Vertex
@@ -1200,6 +1226,164 @@ class Compiler:
         self._iterate(task, node, items_chan, subvar[0] if subvar else None)
         task.component_ref.name = n.component_name(tname)
         self.spec.components[task.component_ref.name].CopyFrom(body)
+
+    def _loop_items(
+        self,
+        node: StepNode,
+        task: pb.PipelineTaskSpec,
+        dag: pb.DagSpec,
+        body: pb.ComponentSpec,
+        scope: Scope,
+        needs: Needs,
+        top: bool,
+    ) -> tuple[Chan | None, tuple[str, Chan, str] | None]:
+        """What a loop iterates: the channel of a run-time list (``None``: a literal list), and
+        for a key of an enclosing loop's item (input, outer item channel, selector)."""
+        items = node.resolved.for_each
+        items_ref = items.ref if isinstance(items, RefNode) else None
+        # A key of an enclosing loop's item: iterate an input selected from the item with
+        # ``parseJson(string_value)["key"]``, as kfp 2.17 compiles ``ParallelFor(item.key)``.
+        subvar: tuple[str, Chan, str] | None = None
+        if items_ref is not None and items_ref.kind == "loop" and items_ref.key is not None:
+            outer = self._chan(Ref("loop", items_ref.name), scope, node.name)
+            sub = n.item_key_channel(outer.name, items_ref.key)
+            subvar = (sub, outer, f'parseJson(string_value)["{items_ref.key}"]')
+            body.input_definitions.parameters[sub].parameter_type = PT.STRING
+            items_ref = None
+        items_chan = None if items_ref is None else self._chan(items_ref, scope, node.name)
+        if items_chan is not None and items_chan.kind == "param" and items_chan.json:
+            items_chan = self._items_task(node, task, dag, scope, needs, top, items_chan)
+        elif isinstance(items, ListOf):  # SPEC §19: the list is built at run time
+            items_chan = self._items_task(node, task, dag, scope, needs, top, None)
+        if items_chan is not None and (items_chan.name, items_chan.key) in self.iterated:
+            # Iterate the native companion list, not the JSON text (see pipecast_vertex.wire).
+            key = (items_chan.key or "") + ITEMS_SUFFIX
+            items_chan = Chan("step", items_chan.name, key, items_chan.type, PT.LIST)
+        return items_chan, subvar
+
+    @staticmethod
+    def _guarded(body: pb.ComponentSpec) -> bool:
+        """Whether a loop over a run-time list gets the empty-list guard: it has outputs, all
+        parameters (collected lists; an empty artifact list has no task to come from)."""
+        outs = body.output_definitions
+        return bool(outs.parameters) and not outs.artifacts
+
+    def _guarded_loop(
+        self,
+        node: StepNode,
+        task: pb.PipelineTaskSpec,
+        body: pb.ComponentSpec,
+        body_needs: Needs,
+        items_chan: Chan,
+        scope: Scope,
+        needs: Needs,
+        top: bool,
+    ) -> None:
+        """A loop over a run-time list whose outputs something reads, in kfp's
+        ``dsl.If``/``dsl.Else`` + ``dsl.OneOf`` shape (a ``condition-branches`` DAG): the
+        then-branch ``<g>--then`` (items ``!= []``) holds the ``ParallelFor`` task ``<g>--loop``,
+        the else-branch ``<g>--else`` a task ``<g>--empty`` that yields ``[]``, and each group
+        output is ``valueFromOneof`` of the two (kfp's OneOf compile:
+        https://www.kubeflow.org/docs/components/pipelines/user-guides/core-functions/control-flow/).
+        On KFP a ParallelFor over ``[]`` collects ``[]`` already; kfp.local's
+        ``_run_parallel_for_task`` stores no outputs for it (``if not loop_tasks: return``), and
+        an empty list takes the else-branch, so both read the same (docs/targets/vertex.md)."""
+        tname = n.task_name(node.name)
+        # The list again under a name kfp.local's condition evaluator reads as a parent input
+        # (it parses ``pipelinechannel--<task>--<output>`` as a task output of this DAG).
+        items = n.items_channel(node.name)
+        guard = pb.ComponentSpec()
+        self._declare_needs(guard, body_needs)
+        guard.input_definitions.parameters[items].parameter_type = PT.LIST
+        then = pb.ComponentSpec()
+        self._declare_needs(then, body_needs)
+        loop_task = then.dag.tasks[f"{tname}--loop"]
+        loop_task.task_info.name = f"{tname}--loop"
+        for name in sorted(body_needs):
+            if body_needs[name].artifact:
+                loop_task.inputs.artifacts[name].component_input_artifact = name
+            else:
+                loop_task.inputs.parameters[name].component_input_parameter = name
+        for out, definition in body.output_definitions.parameters.items():
+            then.output_definitions.parameters[out].CopyFrom(definition)
+            vp = then.dag.outputs.parameters[out].value_from_parameter
+            vp.producer_subtask, vp.output_parameter_key = loop_task.task_info.name, out
+        self._iterate(loop_task, node, items_chan)
+        loop_task.component_ref.name = n.component_name(tname, "loop")
+        self.spec.components[loop_task.component_ref.name].CopyFrom(body)
+        nonempty = f"inputs.parameter_values['{items}'] != []"
+        else_comp = self._empty_outputs(node, body)
+        for suffix, comp, cond_text in (("then", then, nonempty), ("else", else_comp, negate(nonempty))):
+            branch = guard.dag.tasks[f"{tname}--{suffix}"]
+            branch.task_info.name = f"{tname}--{suffix}"
+            comp.input_definitions.parameters[items].parameter_type = PT.LIST
+            for name in sorted(comp.input_definitions.parameters):
+                branch.inputs.parameters[name].component_input_parameter = name
+            for name in sorted(comp.input_definitions.artifacts):
+                branch.inputs.artifacts[name].component_input_artifact = name
+            branch.trigger_policy.condition = cond_text
+            branch.component_ref.name = n.component_name(tname, suffix)
+            self.spec.components[branch.component_ref.name].CopyFrom(comp)
+        for out, definition in body.output_definitions.parameters.items():
+            guard.output_definitions.parameters[out].CopyFrom(definition)
+            oneof = guard.dag.outputs.parameters[out].value_from_oneof
+            for suffix in ("then", "else"):
+                sel = oneof.parameter_selectors.add()
+                sel.producer_subtask, sel.output_parameter_key = f"{tname}--{suffix}", out
+        for name in sorted(body_needs):
+            self._bind(task.inputs, name, body_needs[name], scope, needs, top)
+        self._bind(task.inputs, items, items_chan, scope, needs, top)
+        task.component_ref.name = n.component_name(tname)
+        self.spec.components[task.component_ref.name].CopyFrom(guard)
+
+    def _empty_outputs(self, node: StepNode, body: pb.ComponentSpec) -> pb.ComponentSpec:
+        """A DAG whose every (collected) parameter output is ``[]``: one task ``<g>--empty``
+        (the runtime's ``identity`` on the literal ``[]``; the native list is its ``--items``
+        companion, the JSON text ``"[]"`` its own output)."""
+        tname = f"{n.task_name(node.name)}--empty"
+        comp = pb.ComponentSpec()
+        empty = comp.dag.tasks[tname]
+        empty.task_info.name = tname
+        empty.component_ref.name = n.component_name(tname)
+        inner = self.spec.components[empty.component_ref.name]
+        inner.output_definitions.parameters["output"].parameter_type = PT.STRING
+        inner.output_definitions.parameters["output" + ITEMS_SUFFIX].parameter_type = PT.LIST
+        for out, definition in body.output_definitions.parameters.items():
+            comp.output_definitions.parameters[out].CopyFrom(definition)
+            vp = comp.dag.outputs.parameters[out].value_from_parameter
+            vp.producer_subtask, vp.output_parameter_key = tname, "output" + ITEMS_SUFFIX
+        spec = StepSpec(
+            pipeline=self.p.name,
+            step=f"{node.name}--empty",
+            run=PythonRun(python="pipecast.runtime.builtins:identity"),
+            inputs={"value": InputSpec(type="list", value=[], literal=True)},
+            outputs={"output": "list"},
+        )
+        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}"]
+        image = self.p.defaults.image or self.settings.image or placeholder("image")
+        container = {"image": image, "command": [self.settings.python, "-m", "pipecast.runtime", "run"]}
+        inner.executor_label = self._executor(tname, {"container": {**container, "args": args}})
+        return comp
+
+    def _empty_loop(self, node: StepNode, task: pb.PipelineTaskSpec) -> None:
+        """A ``for_each`` over a literal ``[]`` with outputs: the group completes with empty
+        lists (SPEC §22), so it is the DAG of :meth:`_empty_outputs`, with no loop."""
+        body = pb.ComponentSpec()
+        assert node.body is not None
+        self._group_outputs(body, node, node.body, node.group.outputs, collect=True)
+        if body.output_definitions.artifacts:
+            raise UserError(
+                Diagnostic(
+                    f"{self.target}: for_each group {node.name!r} over [] has artifact outputs, "
+                    "and an empty artifact list has no task to come from",
+                    (*node.yaml_path, "for_each"),
+                    hint="remove the group, or loop over a non-empty list",
+                    code="empty-artifact-loop",
+                )
+            )
+        tname = n.task_name(node.name)
+        task.component_ref.name = n.component_name(tname)
+        self.spec.components[task.component_ref.name].CopyFrom(self._empty_outputs(node, body))
 
     def _items_task(
         self,

@@ -59,6 +59,11 @@ def item_channel(group: str) -> str:
     return f"{CHANNEL}{task_name(group)}-item"
 
 
+def items_channel(group: str) -> str:
+    """The list a guarded ``for_each`` iterates, as its guard's condition reads it."""
+    return f"{CHANNEL}{task_name(group)}-items"
+
+
 def item_key_channel(group: str, key: str) -> str:
     """A loop item's dict key, selected at the condition task (kfp's ``-subvar-`` form)."""
     return f"{item_channel(group)}-subvar-{key}"

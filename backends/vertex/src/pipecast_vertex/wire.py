@@ -61,6 +61,7 @@ __all__ = [
     "metric_key",
     "metric_outputs",
     "native_outputs",
+    "self_gated",
     "wire_values",
 ]
 
@@ -147,6 +148,43 @@ def _metric_producers(index: PipelineIndex, name: str, key: str) -> list[tuple[s
             if isinstance(value, StepOutput) and not isinstance(value, MetricValue):
                 out += _metric_producers(index, value.ref.name, value.output)
     return out
+
+
+def self_gated(index: PipelineIndex) -> set[str]:
+    """Task steps with a ``when`` that run as plain tasks evaluating their condition
+    themselves: those whose outputs are read by anything but a task beside them (a group's or
+    the pipeline's outputs, a step in another DAG). A KFP DAG output or a DAG task input taken
+    from a task whose condition was false has no value (the driver cannot resolve it, and
+    kfp.local raises "task ... not found"), so such a step always runs, and when its condition
+    is false its runtime publishes the skipped marker instead of running the user's code
+    (:data:`pipecast.runtime.conventions.kfp.SKIPPED`): a collection leaves marked items out
+    and readers are skipped by the condition they inherit (docs/semantics.md)."""
+    found: set[str] = set()
+
+    def gated(name: str) -> bool:
+        node = index.nodes.get(name)
+        return node is not None and node.is_task and node.task.when is not None
+
+    def read(ref: Ref, reader: StepNode | None) -> None:
+        if ref.kind != "step" or not gated(ref.name):
+            return
+        producer = index.nodes[ref.name]
+        if reader is None or reader.is_group or reader.scope is not producer.scope:
+            found.add(ref.name)
+
+    nodes = list(index.walk())
+    if index.finally_node is not None:
+        nodes.append(index.finally_node)
+    for node in nodes:
+        for _, ref in index.input_refs(node):
+            read(ref, node)
+        if node.is_group:
+            for _, _, _, ref in index.group_output_refs(node):
+                read(ref, None)
+    for value in index.resolved.outputs.values():
+        for part in refs_of(value):
+            read(part.ref, None)
+    return found
 
 
 def item_is_json(index: PipelineIndex, group: StepNode) -> bool:

@@ -24,6 +24,15 @@ ExecutorInput JSON (https://github.com/kubeflow/pipelines/blob/master/api/v2alph
 loop-item keys): ``{input: {"template": str, "refs": {path: [channel input, key|null, type]}}}``
 (the type decodes JSON-text channels and converts native numbers back: a float ``3.0``
 arrives as ``3``).
+``--when`` (``{"when": text, "refs": {...}}``, refs as in ``--templates``) is the condition
+of a step the compiler runs as a plain task (a ``when`` step whose outputs are read beyond its
+DAG: a KFP DAG output or task input from a task whose condition was false has no value). The
+runtime evaluates it; when false it runs no user code and publishes :data:`SKIPPED` on every
+parameter output (an artifact output gets the ``pipecast_skipped`` metadata), and its float and
+bool outputs travel as JSON text so that the marker is a value of the declared type (a string).
+A collected list (a ``for_each`` group output) leaves marked items out when a step reads it
+(docs/semantics.md), and a step reading a marked value directly is skipped too (SPEC §22).
+
 ``pipeline.status`` (and a group finally's ``group.status``, SPEC §18) arrives as KFP's
 ``PipelineTaskFinalStatus`` and becomes ``"succeeded"``/``"failed"``. Set ``PIPECAST_KFP_TRACE`` to a file to append one JSON line per
 attempt (step, task folder, status, outputs): a debugging aid the tests also read.
@@ -67,6 +76,11 @@ METRIC_INFIX = "-metric-"
 #: Suffix of the float output ``<int output>-double`` a condition comparing the int with a
 #: float reads (CEL compares no int with a double, and kfp.local's evaluator has no double()).
 DOUBLE_SUFFIX = "-double"
+#: The value of every parameter output of a step skipped at run time (``--when``); the same
+#: reserved text Azure ML's gated jobs write (docs/semantics.md).
+SKIPPED = "pipecast:skipped"
+#: The metadata key that marks the artifact output of a step skipped at run time.
+SKIPPED_METADATA = "pipecast_skipped"
 #: How JSON text of an untyped loop item starts (an array, an object, a string).
 _TEXT_START = ("[", "{", '"')
 
@@ -104,13 +118,25 @@ def textual(type_name: str) -> bool:
     return compound(type_name) or type_name == "int"
 
 
+def unmarked(value: Any) -> Any:
+    """A value with the items of skipped steps (:data:`SKIPPED`) left out of every collected
+    list in it (nested collections included; JSON text is a string, never entered)."""
+    if isinstance(value, list):
+        return [unmarked(v) for v in value if v != SKIPPED]
+    return value
+
+
 def decode(type_name: str, value: Any) -> Any:
     """A JSON-text-carrying value (a step output, a collected list of them) as ``type_name``.
 
     JSON text decodes exactly (``3.0`` stays a float); a collected list decodes element by
-    element; scalars are converted as :func:`coerce` does.
+    element; scalars are converted as :func:`coerce` does. A float or bool given as text is the
+    JSON text of a step evaluating its own condition (``--when``).
     """
-    if isinstance(value, str) and (textual(type_name) or (type_name == ANY and value[:1] in _TEXT_START)):
+    textual_scalar = type_name in ("float", "bool") and isinstance(value, str)
+    if isinstance(value, str) and (
+        textual(type_name) or textual_scalar or (type_name == ANY and value[:1] in _TEXT_START)
+    ):
         try:
             return json.loads(value)
         except ValueError:
@@ -121,9 +147,12 @@ def decode(type_name: str, value: Any) -> Any:
     return coerce(type_name, value)
 
 
-def encode(type_name: str, value: Any) -> Any:
-    """A step's parameter output as it travels: lists, dicts and ints as JSON text."""
-    return json.dumps(value) if textual(type_name) else value
+def encode(type_name: str, value: Any, gated: bool = False) -> Any:
+    """A step's parameter output as it travels: lists, dicts and ints as JSON text (and floats
+    and bools, for a step that evaluates its own condition: ``gated``)."""
+    if textual(type_name) or (gated and type_name in ("float", "bool")):
+        return json.dumps(value)
+    return value
 
 
 def wire_params(types: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,10 +232,12 @@ class KfpConvention(Convention):
         executor_input: dict[str, Any],
         templates: dict[str, Any] | None = None,
         json_inputs: list[str] | None = None,
+        when: dict[str, Any] | None = None,
     ) -> None:
         self.executor_input = executor_input
         self.templates = templates or {}
         self.json_inputs = set(json_inputs or ())
+        self.when = when or None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -215,6 +246,9 @@ class KfpConvention(Convention):
         parser.add_argument(
             "--json-inputs", default="[]", help="parameter inputs that carry JSON text (JSON list)"
         )
+        parser.add_argument(
+            "--when", default="{}", help="the step's condition, evaluated here (JSON: when, refs)"
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> KfpConvention:
@@ -222,6 +256,7 @@ class KfpConvention(Convention):
             parse_json_arg(args.executor_input, "--executor-input"),
             parse_json_arg(args.templates, "--templates"),
             parse_json_arg(args.json_inputs, "--json-inputs"),
+            parse_json_arg(args.when, "--when"),
         )
 
     # ------------------------------------------------------------------ inputs
@@ -239,10 +274,15 @@ class KfpConvention(Convention):
         return node if isinstance(node, dict) else {}
 
     def _artifact_paths(self, name: str) -> list[str]:
+        """The local paths of an artifact input, without those of skipped steps (a collection)."""
         entry = self._section("inputs", "artifacts").get(name)
         if not entry:
             raise ConventionError(f"the executor input has no artifact {name!r}")
-        return [local_path(a.get("uri", "")) for a in entry.get("artifacts", [])]
+        return [
+            local_path(a.get("uri", ""))
+            for a in entry.get("artifacts", [])
+            if not (a.get("metadata") or {}).get(SKIPPED_METADATA)
+        ]
 
     def _channel(self, name: str) -> Any:
         params = self._section("inputs", "parameterValues")
@@ -253,8 +293,49 @@ class KfpConvention(Convention):
             return paths[0] if len(paths) == 1 else paths
         raise ConventionError(f"the executor input has no value {name!r}")
 
-    def _render(self, spec: StepSpec, template: dict[str, Any]) -> Any:
-        refs: dict[str, list[Any]] = template.get("refs", {})
+    # ------------------------------------------------------------------ skipping
+
+    def skip_reason(self, spec: StepSpec) -> str | None:
+        """A false ``--when`` condition, or a parameter input holding :data:`SKIPPED` (the
+        output of a skipped step, read directly: SPEC §22)."""
+        for name, value in sorted(self._section("inputs", "parameterValues").items()):
+            if value == SKIPPED:
+                return f"input {name!r} reads the output of a skipped step"
+        for name, entry in sorted(self._section("inputs", "artifacts").items()):
+            single = name not in spec.inputs or element_type(spec.inputs[name].type) in (None, ANY)
+            found = entry.get("artifacts") or [] if isinstance(entry, dict) else []
+            if single and found and all((a.get("metadata") or {}).get(SKIPPED_METADATA) for a in found):
+                return f"input {name!r} reads the artifact of a skipped step"
+        if self.when:
+            from pipecast.runtime.spec_text import evaluate_text_condition
+
+            if not evaluate_text_condition(self.when["when"], self._lookup(spec, self.when.get("refs", {}))):
+                return f"its condition is false ({self.when['when']})"
+        return None
+
+    def write_skipped(self, spec: StepSpec, workdir: Path) -> None:
+        """:data:`SKIPPED` on every declared parameter output, and each artifact output
+        (an empty file) marked in its metadata, so collections and readers see it."""
+        parameters = {name: SKIPPED for name in self._section("outputs", "parameters")}
+        artifacts: dict[str, Any] = {}
+        for name in self._section("outputs", "artifacts"):
+            artifact = self._output_artifact(name)
+            path = Path(local_path(artifact.get("uri", "")))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+            artifact["metadata"] = {**artifact.get("metadata", {}), SKIPPED_METADATA: True}
+            artifacts[name] = {"artifacts": [artifact]}
+        target = self._output_file()
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            document = {"parameterValues": parameters, "artifacts": artifacts}
+            target.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
+        self._trace(spec, "skipped", None)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _lookup(self, spec: StepSpec, refs: dict[str, list[Any]]) -> Any:
+        """Finds a reference's value among the channel inputs named by ``refs``."""
 
         def lookup(ref: Any) -> Any:
             if ref.kind == "pipeline" and ref.name == "name":
@@ -266,12 +347,16 @@ class KfpConvention(Convention):
             if ref.kind in ("pipeline", "group") and ref.name == "status":
                 return final_status(value)  # group.status: its body's final status (SPEC §18)
             type_name = rest[0] if rest else ANY
+            value = unmarked(value)
             value = decode(type_name, value) if channel in self.json_inputs else coerce(type_name, value)
             if isinstance(value, str) and key is not None:
                 value = json.loads(value)
             return value[key] if key is not None else value
 
-        return render_template(template["template"], lookup)
+        return lookup
+
+    def _render(self, spec: StepSpec, template: dict[str, Any]) -> Any:
+        return render_template(template["template"], self._lookup(spec, template.get("refs", {})))
 
     def stage_inputs(self, spec: StepSpec, workdir: Path) -> dict[str, Any]:
         values = self.literal_inputs(spec)
@@ -286,7 +371,7 @@ class KfpConvention(Convention):
                 values[name] = paths if element_type(ispec.type) not in (None, ANY) else paths[0]
             elif name in params:
                 convert = decode if name in self.json_inputs else coerce
-                values[name] = convert(ispec.type, params[name])
+                values[name] = convert(ispec.type, unmarked(params[name]))
             else:
                 raise ConventionError(f"the executor input has no value for input {name!r}")
         return values
@@ -324,7 +409,7 @@ class KfpConvention(Convention):
                 artifacts[name] = {"artifacts": [artifact]}
                 continue
             value = result.outputs[name]
-            parameters[name] = encode(out_type, value)
+            parameters[name] = encode(out_type, value, gated=bool(self.when))
             if name + ITEMS_SUFFIX in declared and isinstance(value, list):
                 parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
             if name + NATIVE_SUFFIX in declared:
@@ -394,6 +479,8 @@ __all__ = [
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
     "NATIVE_SUFFIX",
+    "SKIPPED",
+    "SKIPPED_METADATA",
     "STEP_INPUT",
     "KfpConvention",
     "coerce",
@@ -405,5 +492,6 @@ __all__ = [
     "final_status",
     "local_path",
     "textual",
+    "unmarked",
     "wire_params",
 ]
