@@ -226,3 +226,69 @@ def test_if_else_group_finally_in_a_loop_in_kfp_local(tmp_path: Path) -> None:
         assert steps[f"slow[{i}]"]["status"] == "failed"
         assert steps[f"quick[{i}]"] == {"status": "skipped"}
         assert f"use[{i}]" not in steps
+
+
+NESTED_WITH_COMPONENT = """\
+pipecast: 1
+name: nested-finally
+params:
+  grid: {type: list, default: [1, 2]}
+steps:
+  prep:
+    run: {python: "cstep:emit"}
+    inputs: {value: "p"}
+    outputs: {output: str}
+  outer:
+    for_each: "{{ params.grid }}"
+    as: row
+    steps:
+      inner:
+        for_each: [1, 2]
+        as: v
+        steps:
+          sq:
+            run: {python: "cstep:square"}
+            inputs: {x: "{{ v }}"}
+            outputs: {output: int}
+          gated:
+            when: "v > 1"
+            run: {python: "cstep:emit"}
+            inputs: {value: "{{ v }}"}
+            outputs: {output: int}
+        outputs: {squares: "{{ steps.sq.outputs.output }}"}
+        finally:
+          uses: ./lib/plus_text.yaml
+          inputs: {a: "{{ group.status }}-{{ row }}", b: "-{{ steps.prep.outputs.output }}"}
+"""
+
+PLUS_TEXT = """\
+pipecast: 1
+component: plus_text
+run: {python: "cstep:add"}
+inputs:
+  a: str
+  b: {type: str, default: "n"}
+outputs: {output: str}
+"""
+
+
+def test_nested_loop_group_finally_using_a_component_in_kfp_local(tmp_path: Path) -> None:
+    """A loop group's finally inside another loop: it uses a component, reads the enclosing
+    loop's item and a step before the loops (the handler task waits for it), once per outer
+    item; a when step inside is skipped where its condition is false."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "plus_text.yaml").write_text(PLUS_TEXT)
+    source = tmp_path / "p.yaml"
+    source.write_text(NESTED_WITH_COMPONENT)
+    loaded = load_checked(source)
+    spec = tmp_path / "nested-finally.yaml"
+    spec.write_text(compile_pipeline(loaded, "vertex", SETTINGS).files[spec.name])
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, {}, work, None, [CASES_DIR], index=loaded.index)
+    steps = record["steps"]
+    assert record["status"] == "succeeded", record
+    for i in (0, 1):
+        assert steps[f"inner.finally[{i}]"]["outputs"] == {"output": f"succeeded-{i + 1}-p"}
+        assert steps[f"gated[{i}][0]"] == {"status": "skipped"}
+        assert steps[f"gated[{i}][1]"]["outputs"] == {"output": 2}
