@@ -68,6 +68,47 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
             delattr(owner, name)
 
 
+class _Quoted(str):
+    """A string value as kfp.local's condition evaluator writes it into the expression it
+    evaluates (``f"'{value}'"``): formatted as the inside of a Python single-quoted literal, so
+    a quote, backslash or newline in the value stays text instead of breaking the expression."""
+
+    def __format__(self, spec: str) -> str:
+        return json.dumps(str(self), ensure_ascii=False)[1:-1].replace("'", "\\'")
+
+
+def _cel_shims() -> Any:
+    """Make kfp.local's condition evaluator read conditions as CEL does on the service.
+
+    kfp.local (``ConditionEvaluator.evaluate_condition`` in
+    kfp/local/orchestrator/enhanced_dag_orchestrator.py) turns a CEL condition into Python by
+    pasting values into the text and ``eval``-ing it with a few names; two gaps make a valid
+    condition read as false there although Vertex/KFP evaluate it (https://github.com/google/cel-spec/blob/master/doc/langdef.md):
+    a string value holding a quote or a newline is pasted unescaped (a syntax error), and CEL's
+    ``double()`` conversion (which kfp's own compiler emits to compare an int with a double) is
+    not among the names. The value is pasted escaped (:class:`_Quoted`) and ``double``/``string``
+    are CEL's conversions. The compiled spec is not changed; only the engine's reading of it.
+    """
+    import builtins
+
+    from kfp.local.orchestrator import enhanced_dag_orchestrator as orchestrator
+
+    evaluator = orchestrator.ConditionEvaluator
+    resolve = evaluator._resolve_pipeline_channel
+
+    def resolved(channel_ref: str, io_store: Any) -> Any:
+        value = resolve(channel_ref, io_store)
+        return _Quoted(value) if isinstance(value, str) else value
+
+    def cel_eval(source: str, names: dict[str, Any], local: dict[str, Any]) -> Any:
+        return builtins.eval(source, {**names, "double": float, "string": str}, local)
+
+    stack = ExitStack()
+    stack.enter_context(_patched(evaluator, "_resolve_pipeline_channel", staticmethod(resolved)))
+    stack.enter_context(_patched(orchestrator, "eval", cel_eval))
+    return stack
+
+
 @contextmanager
 def _cwd(path: Path) -> Iterator[None]:
     old = Path.cwd()
@@ -116,6 +157,7 @@ def run_local(
         stack.enter_context(_trace_importers(trace))
         stack.enter_context(_trace_false_conditions(trace, index))
         stack.enter_context(_trace_held_conditions(trace))
+        stack.enter_context(_cel_shims())
         stack.enter_context(environ(variables))
         stack.enter_context(_cwd(work))
         kfp.local.init(

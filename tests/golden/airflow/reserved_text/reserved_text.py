@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 
 import pendulum
-from airflow.providers.standard.operators.python import PythonOperator
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import (
+    BranchPythonOperator,
+    PythonOperator,
+)
 from airflow.sdk import (
     DAG,
     Param,
@@ -18,6 +22,8 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "escaped": '{"artifact_root":"","inputs":{"value":{"refs":{"params.n":{"param":"n"},"params.s":{"param":"s"}},"template":"{{ params.s }}|\\\\{{ not a ref }}|{{ params.n }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"reserved-text","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"escaped"}}',
+    "gated": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.s":{"param":"s"},"steps.quoted.outputs.output":{"output":"output","xcom":"quoted"}},"when":"params.s != \'plain\' and steps.quoted.outputs.output != \'\'"},"inputs":{"value":{"refs":{"params.s":{"param":"s"}},"template":"{{ params.s }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"reserved-text","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"gated"}}',
+    "gated-condition": '{"else":[],"join":"gated-join","kind":"branch","refs":{"params.s":{"param":"s"},"steps.quoted.outputs.output":{"output":"output","xcom":"quoted"}},"then":["gated"],"when":"params.s != \'plain\' and steps.quoted.outputs.output != \'\'"}',
     "joined": '{"artifact_root":"","inputs":{"a":{"refs":{"steps.quoted.outputs.output":{"output":"output","xcom":"quoted"}},"template":"{{ steps.quoted.outputs.output }}"},"b":{"refs":{"steps.escaped.outputs.output":{"output":"output","xcom":"escaped"}},"template":"\'{{ steps.escaped.outputs.output }}\'"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{"type":"str"},"b":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"reserved-text","run":{"python":"cstep:add"},"secret_store":"airflow","step":"joined"}}',
     "multiline": '{"artifact_root":"","inputs":{"value":{"refs":{"params.n":{"param":"n"}},"template":"line1 {{ params.n }}\\nline2 \'{}\'\\ttab"}},"kind":"step","python_path":["."],"spec":{"inputs":{"value":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"reserved-text","run":{"python":"cstep:emit"},"secret_store":"airflow","step":"multiline"}}',
     "pipeline-outputs": '{"kind":"outputs","outputs":{"joined":{"refs":{"steps.joined.outputs.output":{"output":"output","xcom":"joined"}},"template":"{{ steps.joined.outputs.output }}"}}}',
@@ -49,7 +55,7 @@ def _outputs(key, **context):
 
 with DAG(
     dag_id="reserved-text",
-    description="Literal text holding what each target's own syntax reserves (quotes, braces, backslashes, dollar signs, a newline), next to references in one string, reaches the step exactly; so do parameter values holding them (SPEC §4, §19, §22).",
+    description="Literal text holding what each target's own syntax reserves (quotes, braces, backslashes, dollar signs, a newline), next to references in one string, reaches the step exactly; so do parameter values holding them, also in conditions (SPEC §4, §7, §19, §22).",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -87,6 +93,24 @@ with DAG(
     )
     t_quoted >> t_joined
     t_escaped >> t_joined
+    c_gated = BranchPythonOperator(
+        task_id="gated-condition",
+        python_callable=_branch,
+        op_kwargs={"key": "gated-condition"},
+    )
+    t_gated = PythonOperator(
+        task_id="gated",
+        python_callable=_step,
+        op_kwargs={"key": "gated"},
+    )
+    j_gated = EmptyOperator(
+        task_id="gated-join",
+        trigger_rule="none_failed_min_one_success",
+    )
+    c_gated >> t_gated
+    t_gated >> j_gated
+    c_gated >> j_gated
+    t_quoted >> c_gated
     o_pipeline_outputs = PythonOperator(
         task_id="pipeline-outputs",
         python_callable=_outputs,
@@ -96,3 +120,4 @@ with DAG(
     t_escaped >> o_pipeline_outputs
     t_multiline >> o_pipeline_outputs
     t_joined >> o_pipeline_outputs
+    j_gated >> o_pipeline_outputs
