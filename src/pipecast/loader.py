@@ -61,7 +61,9 @@ class Loaded:
         (:mod:`pipecast.passes.lower`); ``self`` when nothing changes."""
         from pipecast.passes.lower import guard_readers, pipeline_refs_as_inputs
 
-        pipeline = guard_readers(pipeline_refs_as_inputs(self.pipeline))
+        pipeline = pipeline_refs_as_inputs(self.pipeline)
+        # Unchanged so far: guard_readers reads the index validation built (and resolved).
+        pipeline = guard_readers(pipeline, self.index if pipeline is self.pipeline else None)
         if pipeline is self.pipeline:
             return self
         return Loaded(pipeline, self.path, self.source, list(self.warnings))

@@ -6,9 +6,12 @@ Each lowering is pure and keeps the pipeline's meaning; emitters then see fewer 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipecast.ir.models import ContainerRun, ElseBranch, GroupStep, Pipeline, TaskStep
+
+if TYPE_CHECKING:
+    from pipecast.passes.analysis import PipelineIndex
 
 #: Prefix of inputs that lowerings add; user input names may not start with it.
 RESERVED_INPUT_PREFIX = "__pipecast_"
@@ -81,7 +84,7 @@ def _task(task: TaskStep) -> TaskStep:
     return task.model_copy(update={"run": new_run, "inputs": inputs})
 
 
-def guard_readers(pipeline: Pipeline) -> Pipeline:
+def guard_readers(pipeline: Pipeline, index: PipelineIndex | None = None) -> Pipeline:
     """SPEC §22 skipped producers: a task that reads an output of a task with a ``when``
     inherits that condition (conjoined with its own, producers' first), transitively.
 
@@ -93,10 +96,14 @@ def guard_readers(pipeline: Pipeline) -> Pipeline:
     task with ``when``, their outputs exist only if they ran); a ``when`` group's outputs exist
     whichever branch ran (``else`` declares them), and a ``for_each`` group's outputs always
     exist (docs/semantics.md: they collect the items where the inner step ran).
+
+    ``index``: the pipeline's index when the caller has it already (validation built it, and
+    its references are resolved once there); otherwise one is built.
     """
     from pipecast.passes.analysis import PipelineIndex
 
-    index = PipelineIndex(pipeline)
+    if index is None or index.pipeline is not pipeline:
+        index = PipelineIndex(pipeline)
     memo: dict[str, tuple[str, ...]] = {}
 
     def guards(name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
