@@ -301,6 +301,10 @@ UNVERIFIED: dict[str, Unverified] = {
         "'slow' races the failure of task[1] (it may finish or be cancelled) and 'task' items "
         "output their start/end times and run id (cstep.timed)",
     ),
+    "group_finally_in_for_each_failure": Unverified(
+        ("train",),
+        "its outputs are its start/end times and run id (cstep.timed)",
+    ),
     "parallelism_bound": Unverified(
         ("first", "second", "task"),
         "their outputs are their start/end times and run id (cstep.timed)",

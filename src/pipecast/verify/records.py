@@ -53,12 +53,18 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             inner_names = {n.name for n in index.walk(node.body)}
             if node.else_body is not None:
                 inner_names |= {n.name for n in index.walk(node.else_body)}
+            # Inside a loop, only the inner entries of this group's own item (``check[0]`` reads
+            # ``train[0]``, never ``train[1]``).
+            suffix = key[len(name) :]
+            depth = len(_INDEX.findall(suffix))
             inner = [
                 v.get("status")
                 for k, v in steps.items()
                 # A loop's inner task without an index is an unexpanded mapped task (Airflow
                 # reports one, skipped, for an empty list): no item ran.
-                if base_name(k) in inner_names and (k != base_name(k) or not node.group.is_loop)
+                if base_name(k) in inner_names
+                and (k != base_name(k) or not node.group.is_loop)
+                and "".join(_INDEX.findall(k[len(base_name(k)) :])[:depth]) == suffix
             ]
             status = (
                 "failed"
