@@ -3,7 +3,8 @@ per-backend exceptions, as data.
 
 A case is ``cases/<name>.yaml`` with ``expected/<name>.yaml``. The expectation holds
 the final ``status``, a subset of the run record's ``steps`` (``status``, ``attempts``,
-``outputs``; ``{absent: true}`` for a step that must not be in the record), optional pipeline ``outputs``, optional ``secrets`` to provide by name, and
+``outputs``; ``{absent: true}`` for a step that must not be in the record), optional pipeline ``outputs``,
+optional ``absent_outputs`` (pipeline outputs that must not be in the record), optional ``secrets`` to provide by name, and
 optionally ``runs:`` — several runs with different ``params``. ``exact: true`` compares
 values exactly (SPEC §22 "Numbers are exact"): an int is not a float (``2 != 2.0``), numbers
 are equal only when identical, and a dict's keys must come in the same order.
@@ -33,6 +34,8 @@ class Expected:
     status: str
     steps: dict[str, dict[str, Any]]
     outputs: dict[str, Any] | None = None
+    #: Pipeline outputs that must be missing from the record (not even ``null``).
+    absent_outputs: list[str] = field(default_factory=list)
     order: list[list[str]] = field(default_factory=list)
     #: Checks on step-side timing (``cstep.timed``): ``no_start_after_failure`` (SPEC §10) and
     #: ``parallelism: {group: N}`` (SPEC §22), see :func:`timing_problems`.
@@ -59,6 +62,7 @@ def load_case(name: str) -> Case:
             status=r["status"],
             steps=r.get("steps", {}),
             outputs=r.get("outputs"),
+            absent_outputs=list(r.get("absent_outputs", [])),
             order=data.get("order", []),
             timing=r.get("timing", data.get("timing", {})),
             exact=bool(data.get("exact", False)),
@@ -169,6 +173,17 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "time (SPEC §14)",
         stage="compile",
     ),
+    ("vertex", "skipped_pipeline_output"): notyet(
+        "a when group's output from a task whose own 'when' skipped it: the KFP driver "
+        "(kfp.local: \"task 'inner' not found\") fails the run instead of leaving the output out"
+    ),
+    ("kubeflow", "skipped_pipeline_output"): notyet(
+        "a when group's output from a task whose own 'when' skipped it: the KFP driver "
+        "(kfp.local: \"task 'inner' not found\") fails the run instead of leaving the output out"
+    ),
+    ("airflow", "skipped_pipeline_output"): notyet(
+        "a when group whose taken branch's only step was skipped is recorded as skipped"
+    ),
 }
 
 
@@ -200,6 +215,9 @@ def compare(expected: Expected, record: dict[str, Any]) -> list[str]:
             actual = (record.get("outputs") or {}).get(out, "<missing>")
             if not _same(actual, value, expected.exact):
                 problems.append(f"pipeline output {out!r} = {actual!r}, expected {value!r}")
+    for out in expected.absent_outputs:
+        if out in (record.get("outputs") or {}):
+            problems.append(f"pipeline output {out!r} = {record['outputs'][out]!r}, expected no entry")
     return problems
 
 

@@ -147,21 +147,20 @@ def group_outputs(
     index: PipelineIndex, node: Any, suffix: str, steps: dict[str, Any]
 ) -> dict[str, Any] | None:
     """A non-loop group's outputs read from its steps' entries (keys ending in ``suffix``,
-    the group's own loop indices): the branch whose producers all reported the outputs
-    (a ``when`` group's then-branch, else its ``else``); ``None`` when neither did."""
+    the group's own loop indices): those of the branch whose producers reported some (a
+    ``when`` group's then-branch, else its ``else``); ``None`` when neither did. An output
+    whose producer was skipped is left out (docs/semantics.md, "Skipped producers")."""
     resolved = index.resolved.step(node)
     for outputs in (resolved.outputs, resolved.else_outputs):
-        if not outputs:
+        if not outputs or not all(isinstance(v, StepOutput) for v in outputs.values()):
             continue
         values = {}
         for out_name, value in outputs.items():
-            if not isinstance(value, StepOutput):
-                break
+            assert isinstance(value, StepOutput)
             got = (steps.get(value.producer + suffix) or {}).get("outputs") or {}
-            if value.output not in got:
-                break
-            values[out_name] = got[value.output]
-        else:
+            if value.output in got:
+                values[out_name] = got[value.output]
+        if values:
             return values
     return None
 

@@ -34,6 +34,7 @@ from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, FinallyKind, PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import Lit, ParamRef, RefNode, StepOutput, Text, Value, refs_of
+from pipecast.passes.skipped import optional_refs
 
 from . import compute, waits
 from .conditions import to_rule
@@ -675,20 +676,78 @@ class Emitter(Outliner):
         sets the group's outputs."""
         assert body is not None
         done = self.names.new(f"{node.name} ({label} outputs)", "group-outputs", node.name)
-        result = self.outputs_template(outputs, body)
-        self.add(
-            frame,
-            done,
-            {"Type": "Pass", "Parameters": {"outputs": result}, "ResultPath": f"$.steps.{node.name}"},
-            nxt,
-        )
+        out_ev = self.set_outputs(frame, done, outputs, body, f"$.steps.{node.name}", nxt, node.name)
         start, ev = self.emit_scope(body, frame, done)
-        return start, _add(ev, (2, 2))
+        return start, _add(ev, out_ev)
 
     def outputs_template(self, outputs: dict[str, str], body: Scope) -> dict[str, Any]:
         # No runtime renders outputs: ASL does (SPEC §22 mixed strings, see value_entry).
         resolved = {k: self.index.resolved.value(v, body, None) for k, v in outputs.items()}
         return template(outputs, resolved, self.type_of(body, None), self.pipeline.name, runtime=False)
+
+    def set_outputs(
+        self,
+        frame: Frame,
+        entry: str,
+        outputs: dict[str, str],
+        body: Scope,
+        result_path: str,
+        nxt: str | None,
+        owner: str | None,
+    ) -> Events:
+        """States from ``entry`` writing ``{"outputs": {...}}`` at ``result_path``, then ``nxt``.
+
+        An output reading a producer that may have been skipped is absent when that producer
+        did not run (docs/semantics.md, "Skipped producers"): a ``Choice`` tests its paths with
+        ``IsPresent`` and, when all are there, a ``Pass`` renders it and another merges it in
+        (``States.JsonMerge``). A reference to a missing path would otherwise fail the
+        execution with ``States.Runtime``
+        (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html,
+        https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html,
+        https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html)."""
+        resolved = {k: self.index.resolved.value(v, body, None) for k, v in outputs.items()}
+        optional = {k: refs for k, v in resolved.items() if (refs := optional_refs(self.index, v))}
+        required = {k: v for k, v in outputs.items() if k not in optional}
+        tail = nxt
+        events: Events = (2, 2)
+        if optional and tail is None:
+            # A Choice cannot end a branch: both ways meet in a Pass that does.
+            tail = self.names.new(f"{entry}: done", "outputs", owner)
+            self.add(frame, tail, {"Type": "Pass"}, None)
+            events = _add(events, (2, 2))
+        for key in reversed(list(optional)):
+            paths = list(dict.fromkeys(ref_path(ref) for ref in optional[key]))
+            rules = [{"Variable": path, "IsPresent": True} for path in paths]
+            check = self.names.new(f"{entry}: {key} present?", "choice", owner)
+            put = self.names.new(f"{entry}: {key}", "outputs", owner)
+            merge = self.names.new(f"{entry}: merge {key}", "outputs", owner)
+            one = self.outputs_template({key: outputs[key]}, body)
+            self.add(
+                frame, put, {"Type": "Pass", "Parameters": one, "ResultPath": f"{result_path}.add"}, merge
+            )
+            self.add(
+                frame,
+                merge,
+                {
+                    "Type": "Pass",
+                    "Parameters": {
+                        "outputs.$": f"States.JsonMerge({result_path}.outputs, {result_path}.add, false)"
+                    },
+                    "ResultPath": result_path,
+                },
+                tail,
+            )
+            rule = rules[0] if len(rules) == 1 else {"And": rules}
+            self.add(
+                frame, check, {"Type": "Choice", "Choices": [{**rule, "Next": put}], "Default": tail}, tail
+            )
+            tail = check
+            events = _add(events, (6, 6))
+        result = self.outputs_template(required, body)
+        self.add(
+            frame, entry, {"Type": "Pass", "Parameters": {"outputs": result}, "ResultPath": result_path}, tail
+        )
+        return events
 
     def emit_loop(self, node: StepNode, frame: Frame, nxt: str | None) -> tuple[str, Events]:
         """``for_each`` → ``Map``; each iteration ends in a ``Pass`` with its outputs, and the
@@ -873,16 +932,26 @@ class Emitter(Outliner):
         events: Events = (2, 2)  # ExecutionStarted, ExecutionSucceeded/Failed
 
         outputs = self.names.new("Pipeline outputs", "outputs")
+        resolved = (self.index.resolved.value(v, self.index.root, None) for v in p.outputs.values())
+        if any(optional_refs(self.index, v) for v in resolved):
+            # Some output may read a skipped producer: collected at $.pipeline_outputs first.
+            collect = self.names.new("Collect pipeline outputs", "outputs")
+            events = _add(
+                events,
+                self.set_outputs(
+                    root, collect, p.outputs, self.index.root, "$.pipeline_outputs", outputs, None
+                ),
+            )
+            final: dict[str, Any] = {"outputs.$": "$.pipeline_outputs.outputs"}
+        else:
+            collect = outputs
+            final = {"outputs": self.outputs_template(p.outputs, self.index.root)}
         self.add(
             root,
             outputs,
             {
                 "Type": "Pass",
-                "Parameters": {
-                    "outputs": self.outputs_template(p.outputs, self.index.root),
-                    "params.$": "$.params",
-                    "run_id.$": "$.pipeline.run_id",
-                },
+                "Parameters": {**final, "params.$": "$.params", "run_id.$": "$.pipeline.run_id"},
             },
             None,
         )
@@ -890,10 +959,10 @@ class Emitter(Outliner):
         fin = self.index.finally_node
         if fin is None:
             body = self.body_unit(root)
-            body_start = self.place(body, root, outputs)
+            body_start = self.place(body, root, collect)
             events = _add(events, body.events)
         else:
-            body_start, ev = self.emit_with_finally(root, fin, outputs)
+            body_start, ev = self.emit_with_finally(root, fin, collect)
             events = _add(events, ev)
         first = self.emit_params(root, body_start)
         events = _add(events, (6, 6))
