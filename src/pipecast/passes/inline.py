@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecast.ir import condition as cond
-from pipecast.ir.models import Pipeline
+from pipecast.ir.models import GroupStep, Pipeline
 from pipecast.ir.refs import Ref
 from pipecast.passes.parse import parse_condition, parse_template
 from pipecast.passes.uses import template_text
@@ -75,12 +75,12 @@ def flat_names(pipeline: Pipeline) -> dict[str, str]:
                 dotted.append(name)
             else:
                 taken.add(name)
-            inner = getattr(step, "steps", None)
-            if inner:
-                walk(inner)
-            else_ = getattr(step, "else_", None)
-            if else_ is not None:
-                walk(else_.steps)
+            if not isinstance(step, GroupStep):  # (a pydantic getattr miss costs an exception)
+                continue
+            if step.steps:
+                walk(step.steps)
+            if step.else_ is not None:
+                walk(step.else_.steps)
 
     walk(pipeline.steps)
     out: dict[str, str] = {}
