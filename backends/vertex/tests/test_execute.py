@@ -317,3 +317,76 @@ def test_int_output_compared_with_a_float_reads_its_double_view(
     assert record["status"] == "succeeded", record
     assert record["steps"]["above"] == {"attempts": 1, "status": "succeeded", "outputs": {"output": 3}}
     assert record["steps"]["below"] == {"status": "skipped"}  # its condition was false
+
+
+GATED_VIEWS = """
+pipecast: 1
+name: gated-views
+params:
+  on: {type: bool, default: true}
+  xs: {type: list, default: [1, 2]}
+steps:
+  s:
+    when: "params.on"
+    run: {python: "cstep:emit"}
+    inputs: {value: 2.5}
+    outputs: {output: float}
+  b:
+    when: "params.on"
+    run: {python: "cstep:emit"}
+    inputs: {value: true}
+    outputs: {output: bool}
+  each:
+    for_each: "{{ params.xs }}"
+    as: x
+    steps:
+      r:
+        when: "steps.s.outputs.output > 1.0 and steps.b.outputs.output"
+        run: {python: "cstep:add"}
+        inputs: {a: "{{ x }}", b: "{{ steps.s.outputs.output }}"}
+        outputs: {output: float}
+      r2:
+        when: "steps.s.outputs.output > 1.0 and steps.b.outputs.output"
+        run: {python: "cstep:emit"}
+        inputs: {value: "{{ x }}"}
+        outputs: {output: int}
+    outputs: {rs: "{{ steps.r.outputs.output }}"}
+outputs:
+  rs: "{{ steps.each.outputs.rs }}"
+"""
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_steps_evaluating_their_own_when(on: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps with a 'when' read from inside a loop (s, b) and one collected by the loop (r)
+    evaluate their condition in their runtime (``--when``): no condition task, float/bool
+    outputs as JSON text, conditions that read them use the native ``-double``/``-bool``
+    views; when false they are recorded skipped, readers are skipped and the collection is []
+    (docs/targets/vertex.md, "Steps that evaluate their own when")."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "p.yaml").write_text(GATED_VIEWS)
+    shutil.copy(CASES_DIR / "cstep.py", project)
+    loaded = load_checked(project / "p.yaml")
+    text = compile_pipeline(loaded, "vertex", SETTINGS).files["gated-views.yaml"]
+    spec_data = yaml.safe_load(text)
+    assert "comp-s--when" not in spec_data["components"]
+    assert spec_data["components"]["comp-s"]["outputDefinitions"]["parameters"] == {
+        "output": {"parameterType": "STRING"},
+        "output-double": {"parameterType": "NUMBER_DOUBLE"},
+    }
+    assert "--when" in spec_data["deploymentSpec"]["executors"]["exec-s"]["container"]["args"]
+    assert "pipelinechannel--s--output-double'] > 1.0" in text
+    assert "pipelinechannel--b--output-bool'] == true" in text
+    params = {"on": on}
+    expected = _simulate(loaded, tmp_path, monkeypatch, params)
+    spec = tmp_path / "gated-views.yaml"
+    spec.write_text(text)
+    work = tmp_path / "kfp"
+    work.mkdir()
+    record = run_local(spec, params, work, monkeypatch, [project], index=loaded.index)
+    assert record["status"] == expected["status"] == "succeeded", record
+    assert record["outputs"]["rs"] == expected["outputs"]["rs"] == ([3.5, 4.5] if on else [])
+    for key in ("s", "b", "r[0]", "r[1]", "r2[0]", "r2[1]"):
+        assert record["steps"][key]["status"] == expected["steps"][key]["status"], key
+        assert record["steps"][key]["status"] == ("succeeded" if on else "skipped"), key

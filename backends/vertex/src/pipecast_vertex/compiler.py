@@ -52,7 +52,7 @@ from pipecast.ir.models import ContainerRun, GroupStep, Pipeline, PythonRun, Res
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, Scope, StepNode, element_type, is_artifact_type
 from pipecast.passes.resolve import ListOf, RefNode, StepOutput, has_template_text, refs_of
-from pipecast.runtime.conventions.kfp import encode, encode_item, textual
+from pipecast.runtime.conventions.kfp import encode, encode_item, textual, view_suffix
 from pipecast.runtime.spec import InputSpec, StepSpec, step_spec, without_max_age
 from pipecast.stock import StockPlan
 from pipecast_vertex import naming as n
@@ -61,6 +61,7 @@ from pipecast_vertex.conditions import negate, to_cel
 from pipecast_vertex.resources import container_resources
 from pipecast_vertex.settings import VertexSettings
 from pipecast_vertex.wire import (
+    BOOL_SUFFIX,
     DOUBLE_SUFFIX,
     ITEMS_SUFFIX,
     METRIC_INFIX,
@@ -358,6 +359,8 @@ class Compiler:
             return PT.LIST
         if METRIC_INFIX in key or key.endswith(DOUBLE_SUFFIX):
             return PT.NUMBER_DOUBLE
+        if key.endswith(BOOL_SUFFIX):
+            return PT.BOOLEAN
         if key.endswith(NATIVE_SUFFIX):
             return parameter_type(self.index.output_type(node, key.removesuffix(NATIVE_SUFFIX)) or ANY)
         if node.is_group:
@@ -681,7 +684,8 @@ class Compiler:
                 if (node.name, name) in self.native:
                     outs[name + NATIVE_SUFFIX].parameter_type = parameter_type(type_)
                 if (node.name, name) in self.doubled:
-                    outs[name + DOUBLE_SUFFIX].parameter_type = PT.NUMBER_DOUBLE
+                    view = view_suffix(type_)
+                    outs[name + view].parameter_type = PT.BOOLEAN if view == BOOL_SUFFIX else PT.NUMBER_DOUBLE
 
     def _runtime_task(
         self,
@@ -1011,7 +1015,9 @@ class Compiler:
             chan = self._chan(ref, node.scope, node.name)
             body_needs.setdefault(chan.input_name, chan)
             if ref.kind == "step" and ref.metric is None and (ref.name, ref.key or "") in self.doubled:
-                view = Chan("step", ref.name, (ref.key or "") + DOUBLE_SUFFIX, "float", PT.NUMBER_DOUBLE)
+                suffix = view_suffix(chan.type)
+                typed = ("bool", PT.BOOLEAN) if suffix == BOOL_SUFFIX else ("float", PT.NUMBER_DOUBLE)
+                view = Chan("step", ref.name, (ref.key or "") + suffix, *typed)
                 body_needs.setdefault(view.input_name, view)
                 return chan.input_name, chan.type, view.input_name
             return chan.input_name, chan.type
@@ -1134,7 +1140,8 @@ class Compiler:
             if not collect and (node.name, name) in self.native:
                 pairs.append((name + NATIVE_SUFFIX, key + NATIVE_SUFFIX))
             if not collect and (node.name, name) in self.doubled:
-                pairs.append((name + DOUBLE_SUFFIX, key + DOUBLE_SUFFIX))
+                view = view_suffix(inner)
+                pairs.append((name + view, key + view))
             for out_name, src in pairs:
                 wire = PT.LIST if collect else self._out_wire(target, src)
                 comp.output_definitions.parameters[out_name].parameter_type = wire

@@ -64,6 +64,9 @@ def _operand(expr: c.Expr, lookup: Lookup, numeric: str | None) -> str:
         name = found[0]
         type_ = _type(expr, lookup)
         text = f"inputs.parameter_values['{name}']"
+        view = found[2] if len(found) > 2 else None
+        if view and type_ in ("float", "bool"):
+            return f"inputs.parameter_values['{view}']"  # the native view of JSON text
         if type_ == "int" and numeric == "float":
             # A double view of the int (a step's ``<output>-double``, see pipecast_vertex.wire)
             # compares as a double in CEL and in kfp.local's evaluator, which has no double().
@@ -90,7 +93,9 @@ def to_cel(expr: c.Expr, lookup: Lookup) -> str:
     """Translate a parsed ``when`` expression into a CEL trigger condition."""
     if isinstance(expr, c.Path):
         # A bare boolean path: compare explicitly, as kfp does (CEL has no truthiness).
-        return f"inputs.parameter_values['{lookup(expr.ref)[0]}'] == true"
+        found = lookup(expr.ref)
+        name = found[2] if len(found) > 2 and found[2] else found[0]
+        return f"inputs.parameter_values['{name}'] == true"
     if isinstance(expr, c.Literal):
         return _literal(expr.value, as_float=False)
     if isinstance(expr, c.Not):

@@ -37,6 +37,7 @@ from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, PipelineIndex, StepNode
 from pipecast.passes.resolve import MetricValue, ParamRef, StepOutput, refs_of
 from pipecast.runtime.conventions.kfp import (
+    BOOL_SUFFIX,
     DOUBLE_SUFFIX,
     ITEMS_SUFFIX,
     METRIC_INFIX,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from pipecast.ir.models import Pipeline
 
 __all__ = [
+    "BOOL_SUFFIX",
     "DOUBLE_SUFFIX",
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
@@ -108,7 +110,11 @@ def doubled_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     """(step, int output) pairs a condition compares with a float (or untyped) path: the step
     also writes ``<output>-double`` (a ``NUMBER_DOUBLE``), which the condition reads, since
     CEL compares no int with a double without ``double(...)``, which kfp.local's evaluator
-    lacks (forwarded through ``when``/``else`` groups)."""
+    lacks (forwarded through ``when``/``else`` groups).
+
+    Also (step, float/bool output) pairs of a step evaluating its own condition
+    (:func:`self_gated`) that a condition reads: the output is JSON text, so the condition
+    reads its native view (``-double``/``-bool``)."""
     found: set[tuple[str, str]] = set()
 
     def visit(expr: cond.Expr) -> None:
@@ -131,10 +137,31 @@ def doubled_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     nodes = list(index.walk())
     if index.finally_node is not None:
         nodes.append(index.finally_node)
+    gated = self_gated(index)
     for node in nodes:
         if node.resolved.when is not None:
             visit(node.resolved.when)
+            for path in _typed_paths(node.resolved.when, ("float", "bool")):
+                producers = _metric_producers(index, path.ref.name, path.ref.key or "")
+                if any(name in gated for name, _ in producers):
+                    found.update(producers)
     return found
+
+
+def _typed_paths(expr: cond.Expr, types: tuple[str, ...]) -> list[cond.Path]:
+    """The step-output paths of an expression (no metrics) whose type is one of ``types``."""
+    if isinstance(expr, cond.Path):
+        ok = expr.type in types and expr.ref.kind == "step" and expr.ref.metric is None
+        return [expr] if ok else []
+    if isinstance(expr, cond.Not):
+        return _typed_paths(expr.operand, types)
+    if isinstance(expr, cond.BoolOp):
+        return [p for o in expr.operands for p in _typed_paths(o, types)]
+    if isinstance(expr, cond.Compare):
+        return _typed_paths(expr.left, types) + _typed_paths(expr.right, types)
+    if isinstance(expr, cond.In):
+        return _typed_paths(expr.operand, types)
+    return []
 
 
 def _metric_producers(index: PipelineIndex, name: str, key: str) -> list[tuple[str, str]]:

@@ -76,6 +76,16 @@ METRIC_INFIX = "-metric-"
 #: Suffix of the float output ``<int output>-double`` a condition comparing the int with a
 #: float reads (CEL compares no int with a double, and kfp.local's evaluator has no double()).
 DOUBLE_SUFFIX = "-double"
+#: Suffix of the bool output ``<bool output>-bool`` a condition reads when the output itself
+#: travels as JSON text (a step evaluating its own condition, ``--when``).
+BOOL_SUFFIX = "-bool"
+
+
+def view_suffix(type_name: str) -> str:
+    """The suffix of the native view a condition reads of an output of this type."""
+    return BOOL_SUFFIX if type_name == "bool" else DOUBLE_SUFFIX
+
+
 #: The value of every parameter output of a step skipped at run time (``--when``); the same
 #: reserved text Azure ML's gated jobs write (docs/semantics.md).
 SKIPPED = "pipecast:skipped"
@@ -316,7 +326,14 @@ class KfpConvention(Convention):
     def write_skipped(self, spec: StepSpec, workdir: Path) -> None:
         """:data:`SKIPPED` on every declared parameter output, and each artifact output
         (an empty file) marked in its metadata, so collections and readers see it."""
-        parameters = {name: SKIPPED for name in self._section("outputs", "parameters")}
+        # A condition's native view gets a value of its type: a reader's condition holds the
+        # skipped step's own condition first (pipecast.passes.lower.guard_readers), so it is
+        # never what decides.
+        views = {DOUBLE_SUFFIX: 0.0, BOOL_SUFFIX: False}
+        parameters = {
+            name: next((v for suffix, v in views.items() if name.endswith(suffix)), SKIPPED)
+            for name in self._section("outputs", "parameters")
+        }
         artifacts: dict[str, Any] = {}
         for name in self._section("outputs", "artifacts"):
             artifact = self._output_artifact(name)
@@ -414,8 +431,10 @@ class KfpConvention(Convention):
                 parameters[name + ITEMS_SUFFIX] = encode_items(out_type, value)
             if name + NATIVE_SUFFIX in declared:
                 parameters[name + NATIVE_SUFFIX] = value
-            if name + DOUBLE_SUFFIX in declared and isinstance(value, int):
+            if name + DOUBLE_SUFFIX in declared and isinstance(value, int | float):
                 parameters[name + DOUBLE_SUFFIX] = float(value)
+            if name + BOOL_SUFFIX in declared and isinstance(value, bool):
+                parameters[name + BOOL_SUFFIX] = value
         parameters.update(self._metric_values(spec, declared))
         document = {"parameterValues": parameters, "artifacts": artifacts}
         target = self._output_file()
@@ -475,6 +494,7 @@ class KfpConvention(Convention):
 
 
 __all__ = [
+    "BOOL_SUFFIX",
     "DOUBLE_SUFFIX",
     "ITEMS_SUFFIX",
     "METRIC_INFIX",
@@ -493,5 +513,6 @@ __all__ = [
     "local_path",
     "textual",
     "unmarked",
+    "view_suffix",
     "wire_params",
 ]
