@@ -84,7 +84,8 @@ def _cel_shims() -> Any:
     kfp/local/orchestrator/enhanced_dag_orchestrator.py) turns a CEL condition into Python by
     pasting values into the text and ``eval``-ing it with a few names; two gaps make a valid
     condition read as false there although Vertex/KFP evaluate it (https://github.com/google/cel-spec/blob/master/doc/langdef.md):
-    a string value holding a quote or a newline is pasted unescaped (a syntax error), and CEL's
+    a string value holding a quote or a newline is pasted unescaped (a syntax error), a channel
+    whose task or output name holds ``--`` is not found (:func:`_split_anywhere`), and CEL's
     ``double()`` conversion (which kfp's own compiler emits to compare an int with a double) is
     not among the names. The value is pasted escaped (:class:`_Quoted`) and ``double``/``string``
     are CEL's conversions. The compiled spec is not changed; only the engine's reading of it.
@@ -98,6 +99,8 @@ def _cel_shims() -> Any:
 
     def resolved(channel_ref: str, io_store: Any) -> Any:
         value = resolve(channel_ref, io_store)
+        if value is None:
+            value = _split_anywhere(channel_ref, io_store)
         return _Quoted(value) if isinstance(value, str) else value
 
     def cel_eval(source: str, names: dict[str, Any], local: dict[str, Any]) -> Any:
@@ -107,6 +110,22 @@ def _cel_shims() -> Any:
     stack.enter_context(_patched(evaluator, "_resolve_pipeline_channel", staticmethod(resolved)))
     stack.enter_context(_patched(orchestrator, "eval", cel_eval))
     return stack
+
+
+def _split_anywhere(channel_ref: str, io_store: Any) -> Any:
+    """The value of ``pipelinechannel--<task>--<output>`` when the task or output name holds
+    ``--`` itself (an inlined sub-pipeline's ``prep--sq``, an ``output--items`` view):
+    kfp.local splits at the first ``--`` only; on the service the condition reads the task's
+    input by its whole name. Each split point is tried, the first that names a value wins."""
+    name = channel_ref.removeprefix("pipelinechannel--")
+    parts = name.split("--")
+    for cut in range(1, len(parts)):
+        task, key = "--".join(parts[:cut]), "--".join(parts[cut:])
+        try:
+            return io_store.get_task_output(task, key)
+        except (ValueError, KeyError):
+            continue
+    return None
 
 
 @contextmanager
