@@ -273,3 +273,32 @@ def test_an_engine_over_its_time_is_a_clear_error(capsys: pytest.CaptureFixture[
     code = main(["verify", str(CASES / "linear.yaml"), "--target", "vertex", "--timeout", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "kfp.local did not finish within 1 s" in err and "Traceback" not in err
+
+
+def _orphan_pipeline_output() -> Any:
+    """Point the pipeline outputs at a task the DAG does not have: kfp.local raises."""
+    import yaml
+
+    def patch(files: dict[str, str]) -> dict[str, str]:
+        (rel,) = [r for r in files if r.endswith(".yaml") and ".schedule" not in r]
+        spec = yaml.safe_load(files[rel])
+        for binding in spec["root"]["dag"]["outputs"]["parameters"].values():
+            binding["valueFromParameter"]["producerSubtask"] = "nowhere"
+        return {**files, rel: yaml.safe_dump(spec)}
+
+    return patch
+
+
+@pytest.mark.vertex
+def test_kfp_local_stopping_without_a_result_is_the_engines_failure() -> None:
+    """kfp.local raising on a spec (issue 14: a pipeline output of a skipped task) is reported
+    as the engine's failure with kfp.local's reason, a user error (exit 1, no traceback)."""
+    from pipecast.diagnostics import UserError
+
+    with pytest.raises(UserError) as caught:
+        verify(load_checked(CASES / "linear.yaml"), "vertex", patch=_orphan_pipeline_output())
+    (diag,) = caught.value.diagnostics
+    assert diag.code == "engine-failed"
+    assert "kfp.local stopped without a result" in diag.message
+    assert "task 'nowhere' not found" in diag.message
+    assert "Traceback" not in diag.message

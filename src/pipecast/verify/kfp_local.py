@@ -34,9 +34,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipecast.diagnostics import Diagnostic, UserError
 from pipecast.passes.analysis import PipelineIndex
 from pipecast.passes.inline import flat_names
-from pipecast.runtime.conventions.kfp import coerce, decode, textual, unmarked, wire_params
+from pipecast.runtime.conventions.kfp import SKIPPED, coerce, decode, textual, unmarked, wire_params
 from pipecast.runtime.faults import fail_env
 from pipecast.verify.engine import (
     Engine,
@@ -190,8 +191,10 @@ def run_local(
             if index is not None:  # ints, lists and dicts travel as JSON text (SPEC §22)
                 params = wire_params({k: p.type for k, p in index.pipeline.params.items()}, params)
             task = component(**params)
-            # A collected output leaves out the items of skipped steps, as a reader's runtime does.
-            outputs = {k: unmarked(_plain(v)) for k, v in task.outputs.items()} if task.outputs else {}
+            # A collected output leaves out the items of skipped steps, as a reader's runtime does;
+            # an output of a skipped step is absent (docs/semantics.md, "Skipped producers").
+            plain = {k: _plain(v) for k, v in (task.outputs or {}).items()}
+            outputs = {k: unmarked(v) for k, v in plain.items() if v != SKIPPED}
             if index is not None:  # values that travel as JSON text (ints, lists, dicts), decoded
                 types = output_types(index)[""]
                 outputs = {
@@ -528,11 +531,25 @@ def run_child(job: EngineJob, files: dict[str, str], target: str) -> dict[str, o
         if marker:
             result: dict[str, object] = json.loads(tail)
             return result
-    errors = [
-        line for line in proc.stderr.splitlines() if "Warning" not in line and "_warn_local" not in line
-    ]
-    raise RuntimeError(
-        f"kfp.local stopped without a result (exit code {proc.returncode}):\n" + "\n".join(errors[-60:])
+    raise stopped(target, proc.returncode, proc.stderr)
+
+
+def stopped(target: str, code: int, stderr: str) -> UserError:
+    """kfp.local ended without a run record (it raised on the compiled spec): the engine's
+    failure with its reason (the last exception line it printed), not an internal error."""
+    errors = [line for line in stderr.splitlines() if "Warning" not in line and "_warn_local" not in line]
+    logging.getLogger(__name__).debug("kfp.local stderr:\n%s", "\n".join(errors[-60:]))
+    raised = [line.strip() for line in errors if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)]
+    reason = raised[-1] if raised else next((line.strip() for line in reversed(errors) if line.strip()), "")
+    return UserError(
+        Diagnostic(
+            f"verify --target {target}: kfp.local stopped without a result (exit code {code})"
+            + (f": {reason}" if reason else ""),
+            hint="kfp.local could not run the compiled spec; the simulator's run is the reference "
+            "(pipecast run); the message above is kfp.local's own",
+            code="engine-failed",
+            target=target,
+        )
     )
 
 
