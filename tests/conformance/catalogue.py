@@ -181,9 +181,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "a when group's output from a task whose own 'when' skipped it: the KFP driver "
         "(kfp.local: \"task 'inner' not found\") fails the run instead of leaving the output out"
     ),
-    ("airflow", "skipped_pipeline_output"): notyet(
-        "a when group whose taken branch's only step was skipped is recorded as skipped"
-    ),
 }
 
 

@@ -146,10 +146,16 @@ def step_view(tasks: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **failed}
 
 
-def _held_conditions(tasks: Mapping[str, Any], steps: Mapping[str, Any]) -> list[str]:
-    """Top-level ``when`` groups whose condition held: their ``<group>-condition`` branch
+def _held_conditions(
+    tasks: Mapping[str, Any], steps: Mapping[str, Any], structure: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Top-level ``when`` groups that ran a branch: their ``<group>-condition`` branch
     followed a task of the group (not only its ``-join``). Such a group ran even when every
-    step inside was skipped (pipecast.verify.records.complete reads ``_held``)."""
+    step inside was skipped (pipecast.verify.records.complete reads ``_held``).
+
+    The followed tasks are the branch task's XCom when Airflow pushed it; Airflow 3 pushes none
+    when the branch skips tasks, so they are also read from the DAG's structure: a task
+    downstream of the condition, other than the join, that was not skipped."""
     held = []
     for key, ti in tasks.items():
         group = key.removesuffix("-condition")
@@ -157,7 +163,14 @@ def _held_conditions(tasks: Mapping[str, Any], steps: Mapping[str, Any]) -> list
             continue
         followed = ti.get("xcom")
         followed = [followed] if isinstance(followed, str) else followed
-        if isinstance(followed, list) and any(not str(t).endswith("-join") for t in followed):
+        if not isinstance(followed, list):
+            followed = [
+                t
+                for t, info in (structure or {}).items()
+                if key in info.get("upstream", ())
+                and (tasks.get(t) or {}).get("state") not in (None, "skipped")
+            ]
+        if any(not str(t).endswith("-join") for t in followed):
             held.append(group)
     return sorted(held)
 
@@ -206,7 +219,7 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
         steps[name] = {"status": "succeeded", **({"outputs": xcom} if isinstance(xcom, dict) else {})}
     state = str(result.get("state"))
     record: dict[str, Any] = {
-        "_held": _held_conditions(result.get("tasks") or {}, steps),
+        "_held": _held_conditions(result.get("tasks") or {}, steps, result.get("structure")),
         "status": {"success": "succeeded", "failed": "failed"}.get(state, state),
         "steps": steps,
         "_import_errors": result.get("import_errors"),

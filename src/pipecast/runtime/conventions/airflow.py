@@ -163,6 +163,26 @@ class _Resolver:
         refs = doc["refs"]
         return render_template(doc["template"], lambda ref: self.source(refs[ref.path], index))
 
+    def bound(self, doc: Mapping[str, Any], index: Any) -> bool:
+        """Whether every value a binding reads exists (its producing task ran and pushed it)."""
+        return "value" in doc or all(self.present(src, index) for src in doc["refs"].values())
+
+    def present(self, src: Mapping[str, Any], index: Any) -> bool:
+        """Whether a source's value exists: a step's output its task pushed, or a group output
+        whose branch's producers did (SPEC §22 skipped producers)."""
+        if "xcom" in src:
+            value = self.xcom(src, index)
+            if src.get("json") and isinstance(value, str):
+                value = json.loads(value)
+            value = decode_stock(value)
+            return isinstance(value, dict) and src["output"] in value
+        if "bind" in src:
+            return self.bound(src["bind"], index)
+        if "switch" in src:
+            branch = src["then"] if self.holds(src["switch"], index) else src.get("else")
+            return branch is not None and self.bound(branch, index)
+        return True
+
     def source(self, src: Mapping[str, Any], index: Any) -> Any:
         if "param" in src:
             value = self.params[src["param"]]
@@ -630,8 +650,10 @@ def status(doc: Mapping[str, Any], context: Mapping[str, Any]) -> str:
 
 
 def outputs(doc: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The pipeline outputs; one that reads an output a skipped step did not produce is left
+    out, not ``None`` (docs/semantics.md, "Skipped producers")."""
     res = _resolver(context)
-    return {name: res.binding(b, -1) for name, b in doc["outputs"].items()}
+    return {name: res.binding(b, -1) for name, b in doc["outputs"].items() if res.bound(b, -1)}
 
 
 def spec_arg(doc: Mapping[str, Any]) -> str:
