@@ -86,7 +86,8 @@ def _cel_shims() -> Any:
     pasting values into the text and ``eval``-ing it with a few names; two gaps make a valid
     condition read as false there although Vertex/KFP evaluate it (https://github.com/google/cel-spec/blob/master/doc/langdef.md):
     a string value holding a quote or a newline is pasted unescaped (a syntax error), a channel
-    whose task or output name holds ``--`` is not found (:func:`_split_anywhere`), and CEL's
+    whose task or output name holds ``--`` is not found (:func:`_split_anywhere`), nor is a key
+    of a loop item that the task selects from the item (:func:`_item_key`), and CEL's
     ``double()`` conversion (which kfp's own compiler emits to compare an int with a double) is
     not among the names. The value is pasted escaped (:class:`_Quoted`) and ``double``/``string``
     are CEL's conversions. The compiled spec is not changed; only the engine's reading of it.
@@ -102,6 +103,8 @@ def _cel_shims() -> Any:
         value = resolve(channel_ref, io_store)
         if value is None:
             value = _split_anywhere(channel_ref, io_store)
+        if value is None:
+            value = _item_key(channel_ref, io_store)
         return _Quoted(value) if isinstance(value, str) else value
 
     def cel_eval(source: str, names: dict[str, Any], local: dict[str, Any]) -> Any:
@@ -126,6 +129,32 @@ def _split_anywhere(channel_ref: str, io_store: Any) -> Any:
             return io_store.get_task_output(task, key)
         except (ValueError, KeyError):
             continue
+    return None
+
+
+_SUBVAR = re.compile(r"pipelinechannel--(.+-item)-subvar-(.+)")
+
+
+def _item_key(channel_ref: str, io_store: Any) -> Any:
+    """The value of ``pipelinechannel--<loop>-item-subvar-<key>``: a task input that kfp's
+    compiler (``ParallelFor`` over dicts, ``item.key`` in a ``dsl.If``) binds to the loop item
+    with ``parameterExpressionSelector: parseJson(string_value)["<key>"]``, which kfp.local never
+    applies to a condition (it looks for a parent input of that name). Read from the item."""
+    match = _SUBVAR.fullmatch(channel_ref)
+    if match is None:
+        return None
+    for name in (f"pipelinechannel--{match[1]}", match[1]):
+        try:
+            item = io_store.get_parent_input(name)
+        except (ValueError, KeyError):
+            continue
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                return None
+        if isinstance(item, dict) and match[2] in item:
+            return item[match[2]]
     return None
 
 
