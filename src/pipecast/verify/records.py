@@ -38,7 +38,8 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
     A task absent from the executor's report did not run: ``skipped`` when the run
     succeeded (a false condition), ``not_run`` when it failed. A group's status follows its
     inner tasks (failed if one failed, succeeded if one ran or the engine lists the group's
-    condition as held in ``record["_held"]``, else skipped). Added entries
+    condition as held in ``record["_held"]``, else skipped; in a failed run, ``not_run`` when
+    nothing inside was skipped: the group never started). Added entries
     are marked ``"derived": True`` (their outputs are unknown, not missing).
     """
     steps = record.setdefault("steps", {})
@@ -81,6 +82,10 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 # issues 14, 19), unless an enclosing group was skipped.
                 outer = [steps.get(a.name, {}).get("status") for a in index.ancestors(node)]
                 status = "skipped" if "skipped" in outer else "succeeded"
+            if status == "skipped" and record.get("status") != "succeeded" and "skipped" not in inner:
+                # Nothing inside ran and no condition skipped it: the run had failed before the
+                # group started (SPEC §10), as the simulator records it.
+                status = "not_run"
         else:
             status = "skipped" if record.get("status") == "succeeded" else "not_run"
         entry: dict[str, Any] = {"status": status, "derived": True}
