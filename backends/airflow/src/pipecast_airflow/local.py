@@ -179,6 +179,14 @@ def _is_path(item: Any) -> bool:
     return isinstance(item, dict) and set(item) == {"ix", "items"} and isinstance(item["ix"], list)
 
 
+def _skipped_loops(tasks: Mapping[str, Any], steps: dict[str, dict[str, Any]]) -> None:
+    """A top-level loop whose items task was skipped: its list came from a skipped step (SPEC §22)."""
+    for key, ti in tasks.items():
+        name = key.removesuffix("-items")
+        if name != key and "." not in key and "[" not in key and ti["state"] == "skipped":
+            steps.setdefault(name, {"status": "skipped"})
+
+
 def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
     """A run record from one harness result (plus ``_import_errors`` and ``_dags``)."""
     steps: dict[str, dict[str, Any]] = {}
@@ -217,6 +225,7 @@ def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
                 }
             continue
         steps[name] = {"status": "succeeded", **({"outputs": xcom} if isinstance(xcom, dict) else {})}
+    _skipped_loops(result.get("tasks") or {}, steps)
     state = str(result.get("state"))
     record: dict[str, Any] = {
         "_held": _held_conditions(result.get("tasks") or {}, steps, result.get("structure")),

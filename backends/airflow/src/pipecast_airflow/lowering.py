@@ -349,7 +349,11 @@ class Lowering:
                 for name, expr in pipeline.outputs.items()
             }
             self.add_doc("pipeline-outputs", {"kind": "outputs", "outputs": outputs})
-            body.append(self.python_op("o_pipeline_outputs", "pipeline-outputs", "_outputs"))
+            outputs_op = self.python_op("o_pipeline_outputs", "pipeline-outputs", "_outputs")
+            # Runs when a top-level task was skipped too (a for_each over a skipped step's
+            # list, SPEC §22); its outputs are absent then (docs/semantics.md).
+            outputs_op.kwargs.append(("trigger_rule", "lit", "none_failed"))
+            body.append(outputs_op)
             body.extend(Edge(up, "o_pipeline_outputs") for up in root_exits)
             root_exits = [*root_exits, "o_pipeline_outputs"]
         fin = self.index.finally_node

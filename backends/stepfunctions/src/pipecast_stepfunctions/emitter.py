@@ -34,7 +34,7 @@ from pipecast.ir.models import Pipeline
 from pipecast.ir.refs import Ref
 from pipecast.passes.analysis import ANY, FinallyKind, PipelineIndex, Scope, StepNode
 from pipecast.passes.resolve import Lit, ParamRef, RefNode, StepOutput, Text, Value, refs_of
-from pipecast.passes.skipped import optional_refs
+from pipecast.passes.skipped import may_be_missing, optional_refs
 
 from . import compute, waits
 from .conditions import to_rule
@@ -754,6 +754,7 @@ class Emitter(Outliner):
         Map's ``ResultSelector`` turns the list of dicts into a dict of lists (item order)."""
         group = node.group
         assert node.body is not None
+        after = nxt
         name = self.names.new(node.name, "map", node.name)
         body_frame = Frame(states={}, loops=(*frame.loops, node), keys=LOOP_KEYS)
         done = self.names.new(f"{node.name} (iteration outputs)", "iteration-outputs", node.name)
@@ -855,6 +856,24 @@ class Emitter(Outliner):
                 frame, pre, {"Type": "Pass", "Result": ordered(group.for_each), "ResultPath": "$.items"}, name
             )
             return pre, _add(events, (2, 2))
+        if (
+            items_ref is not None
+            and items_ref.kind == "step"
+            and may_be_missing(self.index, items_ref.name, items_ref.key)
+        ):
+            # SPEC §22: a for_each over the output of a skipped step is skipped with it (a
+            # Map over a missing ItemsPath fails with States.Runtime).
+            check = self.names.new(f"{node.name} (items present?)", "choice", node.name)
+            skip = self.names.new(f"{node.name} (skipped)", "skip", node.name)
+            skipped = {
+                "Type": "Pass",
+                "Result": {"outputs": {}, "skipped": True},
+                "ResultPath": f"$.steps.{node.name}",
+            }
+            self.add(frame, skip, skipped, after)
+            rule = {"Variable": items_path, "IsPresent": True, "Next": name}
+            self.add(frame, check, {"Type": "Choice", "Choices": [rule], "Default": skip}, None)
+            return check, _add(events, (4, 4))
         return name, events
 
     def loop_item_fields(self, node: StepNode) -> dict[str, Any]:

@@ -597,6 +597,14 @@ def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
     res = _resolver(context, doc)
     parent = doc.get("parent")
     if parent is None:
+        if not res.bound(doc["for_each"], res.index):
+            # SPEC §22: a for_each over the output of a skipped step is skipped with it (its
+            # task groups and -done task are skipped after this task).
+            try:
+                from airflow.sdk.exceptions import AirflowSkipException
+            except ImportError:  # Airflow 2
+                from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+            raise AirflowSkipException("the list of this for_each comes from a skipped step")
         value = res.binding(doc["for_each"], res.index)
         if not isinstance(value, list):
             raise ConventionError(f"for_each needs a list, got {type(value).__name__}")

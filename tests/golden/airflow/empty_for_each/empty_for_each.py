@@ -132,6 +132,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     d_none >> o_pipeline_outputs
     d_runtime >> o_pipeline_outputs

@@ -176,6 +176,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_make >> o_pipeline_outputs
     d_each >> o_pipeline_outputs

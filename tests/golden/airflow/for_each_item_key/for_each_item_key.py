@@ -117,6 +117,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     d_outer >> o_pipeline_outputs
     t_show >> o_pipeline_outputs

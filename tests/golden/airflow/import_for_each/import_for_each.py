@@ -126,6 +126,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_folder >> o_pipeline_outputs
     t_count >> o_pipeline_outputs

@@ -111,6 +111,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_eval >> o_pipeline_outputs
     j_publish >> o_pipeline_outputs

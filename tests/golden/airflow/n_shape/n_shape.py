@@ -88,6 +88,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_a >> o_pipeline_outputs
     t_b >> o_pipeline_outputs

@@ -181,5 +181,6 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     d_l1 >> o_pipeline_outputs

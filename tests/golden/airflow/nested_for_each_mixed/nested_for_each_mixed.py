@@ -162,6 +162,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_base >> o_pipeline_outputs
     d_outer >> o_pipeline_outputs

@@ -115,6 +115,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_quoted >> o_pipeline_outputs
     t_escaped >> o_pipeline_outputs

@@ -201,6 +201,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     j_gate_off >> o_pipeline_outputs
     j_gate_on >> o_pipeline_outputs

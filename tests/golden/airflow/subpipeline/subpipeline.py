@@ -79,6 +79,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_seed >> o_pipeline_outputs
     t_prep__clean >> o_pipeline_outputs

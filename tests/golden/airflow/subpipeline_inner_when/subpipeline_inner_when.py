@@ -131,5 +131,6 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     d_each >> o_pipeline_outputs

@@ -79,6 +79,7 @@ with DAG(
         task_id="pipeline-outputs",
         python_callable=_outputs,
         op_kwargs={"key": "pipeline-outputs"},
+        trigger_rule="none_failed",
     )
     t_top__a__clean >> o_pipeline_outputs
     t_top__a__shift >> o_pipeline_outputs
