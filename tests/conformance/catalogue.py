@@ -175,11 +175,11 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
     ),
     ("vertex", "skipped_for_each_output"): notyet(
         "a for_each over the list output of a skipped task: kfp.local iterates over the skipped "
-        "marker's characters (\"pipecast:skipped\") instead of skipping the loop"
+        'marker\'s characters ("pipecast:skipped") instead of skipping the loop'
     ),
     ("kubeflow", "skipped_for_each_output"): notyet(
         "a for_each over the list output of a skipped task: kfp.local iterates over the skipped "
-        "marker's characters (\"pipecast:skipped\") instead of skipping the loop"
+        'marker\'s characters ("pipecast:skipped") instead of skipping the loop'
     ),
     ("vertex", "skipped_pipeline_output"): notyet(
         "a when group's output from a task whose own 'when' skipped it: the KFP driver "
