@@ -181,14 +181,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "a for_each over the list output of a skipped task: kfp.local iterates over the skipped "
         'marker\'s characters ("pipecast:skipped") instead of skipping the loop'
     ),
-    ("vertex", "skipped_pipeline_output"): notyet(
-        "a when group's output from a task whose own 'when' skipped it: the KFP driver "
-        "(kfp.local: \"task 'inner' not found\") fails the run instead of leaving the output out"
-    ),
-    ("kubeflow", "skipped_pipeline_output"): notyet(
-        "a when group's output from a task whose own 'when' skipped it: the KFP driver "
-        "(kfp.local: \"task 'inner' not found\") fails the run instead of leaving the output out"
-    ),
 }
 
 

@@ -14,6 +14,8 @@ ints, floats stay floats, nested too). The rules:
 * pipeline outputs of type ``list``/``dict``/``list[T]``: native (``LIST``/``STRUCT``, as kfp
   declares a ``dict`` pipeline output), read from a companion output ``<output>--native`` the
   producing step writes alongside its JSON text (forwarded through ``when``/``else`` groups);
+  not when a producer evaluates its own ``when`` (:func:`self_gated`): it may publish the
+  skipped marker, which a typed view cannot hold, so that output stays JSON text;
 * pipeline parameters of type ``int``/``list``/``dict``/``list[T]``: JSON text (``STRING``;
   the console takes the JSON, deploy and ``pipecast verify`` encode the values); a loop over
   such a parameter iterates the ``--items`` companion that a task ``<loop>--items`` (the
@@ -247,12 +249,18 @@ def native_outputs(index: PipelineIndex) -> set[tuple[str, str]]:
     list/dict type, from a step or through ``when`` groups (a ``for_each`` group's collected
     ``LIST`` is not; its items keep their own wire)."""
     found: set[tuple[str, str]] = set()
+    gated = self_gated(index)
     for value in index.resolved.outputs.values():
         if not isinstance(value, StepOutput):
             continue
         node = index.nodes[value.ref.name]
         if textual(index.output_type(node, value.output) or ANY):
-            _producers(index, value.ref.name, value.output, found)
+            chain: set[tuple[str, str]] = set()
+            _producers(index, value.ref.name, value.output, chain)
+            # A producer that may publish the skipped marker (text) cannot fill a typed view:
+            # that pipeline output stays JSON text, which read-back drops when it is the marker.
+            if not any(name in gated for name, _ in chain):
+                found |= chain
     return found
 
 
