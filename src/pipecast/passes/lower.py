@@ -93,8 +93,9 @@ def guard_readers(pipeline: Pipeline, index: PipelineIndex | None = None) -> Pip
     ``Choice``, KFP ``triggerPolicy``, Airflow branches, Azure ML ``if_else``), so no target
     has to detect a missing output at run time. ``after`` adds no condition (SPEC §22: it
     still runs). Producers are tasks, and sub-pipeline steps with a ``when`` (SPEC §17: like a
-    task with ``when``, their outputs exist only if they ran); a ``when`` group's outputs exist
-    whichever branch ran (``else`` declares them), and a ``for_each`` group's outputs always
+    task with ``when``, their outputs exist only if they ran); a ``when`` group's output exists
+    when the branch that ran produced it (``_Guards.branch``: the group's condition and that
+    branch's producer's guards), and a ``for_each`` group's outputs always
     exist (docs/semantics.md: they collect the items where the inner step ran).
 
     ``index``: the pipeline's index when the caller has it already (validation built it, and
@@ -104,28 +105,7 @@ def guard_readers(pipeline: Pipeline, index: PipelineIndex | None = None) -> Pip
 
     if index is None or index.pipeline is not pipeline:
         index = PipelineIndex(pipeline)
-    memo: dict[str, tuple[str, ...]] = {}
-
-    def guards(name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
-        """The conditions under which task ``name`` runs (inherited first, then its own)."""
-        if name in memo:
-            return memo[name]
-        node = index.nodes[name]
-        found: list[str] = []
-        if node.is_task and name not in seen:
-            for _path, ref in index.input_refs(node):
-                if ref.kind != "step":
-                    continue
-                res = index.resolve(ref, node.scope, dependent=node.name)
-                producer = index.nodes.get(res.target or "")
-                if res.ok and producer is not None and (producer.is_task or _gated_subpipeline(producer)):
-                    found += guards(producer.name, seen | {name})
-            if node.task.when is not None:
-                found.append(node.task.when.strip())
-        elif _gated_subpipeline(node) and node.group.when is not None:
-            found.append(node.group.when.strip())
-        memo[name] = tuple(dict.fromkeys(found))
-        return memo[name]
+    guards = _Guards(index).of
 
     changed: dict[str, str] = {}
     for node in index.walk():
@@ -138,6 +118,74 @@ def guard_readers(pipeline: Pipeline, index: PipelineIndex | None = None) -> Pip
     if not changed:
         return pipeline
     return _with_whens(pipeline, changed)
+
+
+class _Guards:
+    """The conditions under which each task runs, for :func:`guard_readers` (memoised)."""
+
+    def __init__(self, index: PipelineIndex) -> None:
+        self.index = index
+        self.memo: dict[str, tuple[str, ...]] = {}
+
+    def of(self, name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The conditions under which task ``name`` runs (inherited first, then its own)."""
+        if name in self.memo:
+            return self.memo[name]
+        index = self.index
+        node = index.nodes[name]
+        found: list[str] = []
+        if node.is_task and name not in seen:
+            for _path, ref in index.input_refs(node):
+                if ref.kind != "step":
+                    continue
+                res = index.resolve(ref, node.scope, dependent=node.name)
+                producer = index.nodes.get(res.target or "")
+                if not res.ok or producer is None:
+                    continue
+                if producer.is_task or _gated_subpipeline(producer):
+                    found += self.of(producer.name, seen | {name})
+                elif ref.key is not None:
+                    branch = self.branch(producer, ref.key, seen | {name})
+                    found += [branch] if branch is not None else []
+            if node.task.when is not None:
+                found.append(node.task.when.strip())
+        elif _gated_subpipeline(node) and node.group.when is not None:
+            found.append(node.group.when.strip())
+        self.memo[name] = tuple(dict.fromkeys(found))
+        return self.memo[name]
+
+    def branch(self, group: Any, key: str, seen: frozenset[str]) -> str | None:
+        """When an output of a ``when`` group with ``else`` exists: the branch that ran
+        produced it (``(G and <then producer's guards>) or (not (G) and <else producer's>)``);
+        None when both branches always produce it, or a guard reads a step inside the group
+        (not visible to the reader, which then keeps failing on a skipped producer)."""
+        from pipecast.passes.resolve import StepOutput
+
+        step = group.step
+        if (
+            not isinstance(step, GroupStep)
+            or step.when is None
+            or step.else_ is None
+            or step.for_each is not None
+        ):
+            return None
+        sides: list[tuple[str, ...]] = []
+        for value in (group.resolved.outputs.get(key), group.resolved.else_outputs.get(key)):
+            producer = self.index.nodes.get(value.ref.name) if isinstance(value, StepOutput) else None
+            sides.append(self.of(producer.name, seen) if producer is not None and producer.is_task else ())
+        if not any(sides):
+            return None
+        inside = {n.name for body in (group.body, group.else_body) for n in self.index.walk(body)}
+        if any(m in inside for c in (*sides[0], *sides[1]) for m in _STEP_REF.findall(c)):
+            return None
+        cond = step.when.strip()
+        then_c = " and ".join(f"({c})" for c in (cond, *sides[0]))
+        else_c = " and ".join(f"({c})" for c in (f"not ({cond})", *sides[1]))
+        return f"({then_c}) or ({else_c})"
+
+
+#: A step reference inside a condition (``steps.S.outputs.O``): its step name.
+_STEP_REF = re.compile(r"\bsteps\.(\w+)\.")
 
 
 def _with_whens(pipeline: Pipeline, changed: dict[str, str]) -> Pipeline:
