@@ -76,9 +76,11 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
             )
             if status == "skipped" and key in (record.get("_held") or ()):
                 status = "succeeded"  # the engine saw its condition hold; every step inside skipped
-            if status == "skipped" and node.group.is_loop and record.get("status") == "succeeded":
+            plain_or_loop = node.group.is_loop or node.group.is_plain
+            if status == "skipped" and plain_or_loop and record.get("status") == "succeeded":
                 # No item at all (an empty list), or items whose steps were all skipped (the
-                # engine reported them, so the loop ran): the group completed (SPEC §22 /
+                # engine reported them, so the loop ran), or a plain group (a sub-pipeline
+                # without when) whose steps were all skipped: the group completed (SPEC §22 /
                 # issues 14, 19), unless an enclosing group was skipped.
                 outer = [steps.get(a.name, {}).get("status") for a in index.ancestors(node)]
                 status = "skipped" if "skipped" in outer else "succeeded"
@@ -191,7 +193,8 @@ def restore_inlined_groups(record: dict[str, Any], index: PipelineIndex) -> dict
     Step names the compile flattened (``prep__clean``) get their dotted names back
     (``prep.clean[1]``), and each inlined group (a sub-pipeline ``uses:`` step) gets its own
     entry (``prep[1]``) back from its steps' entries: ``failed`` if one failed, else
-    ``succeeded`` if one ran, else ``not_run`` if one never started, else ``skipped``; its
+    ``succeeded`` if one ran, else ``not_run`` if one never started, else ``skipped`` (but
+    ``succeeded`` outside any ``when`` group: it ran, its steps skipped themselves); its
     outputs are the entries' outputs its ``outputs`` read.
     """
     from pipecast.passes.inline import flat_names
@@ -226,6 +229,11 @@ def restore_inlined_groups(record: dict[str, Any], index: PipelineIndex) -> dict
                 if "not_run" in statuses
                 else "skipped"
             )
+            if status == "skipped" and not any(a.group.when is not None for a in index.ancestors(node)):
+                # Every step inside skipped itself (their own conditions): the sub-pipeline ran
+                # and completed, as the simulator records it. Inside a when group, the steps may
+                # have been skipped with that group instead, so the entry stays skipped there.
+                status = "succeeded"
             group: dict[str, Any] = {"status": status}
             if status == "succeeded":
                 group["outputs"] = group_outputs(index, node, suffix, renamed) or {}
