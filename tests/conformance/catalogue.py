@@ -173,18 +173,6 @@ EXCEPTIONS: dict[tuple[str, str], Exception_] = {
         "time (SPEC §14)",
         stage="compile",
     ),
-    ("vertex", "skipped_for_each_output"): notyet(
-        "a for_each over the list output of a step that evaluates its own when and was skipped: the "
-        "loop reads the skipped marker as its list (kfp.local iterates over the characters of "
-        "'pipecast:skipped'; the service would fail the iterator), not lowered yet: the empty-list "
-        "guard's else branch must publish the marker (loop skipped, outputs absent) instead of []"
-    ),
-    ("kubeflow", "skipped_for_each_output"): notyet(
-        "a for_each over the list output of a step that evaluates its own when and was skipped: the "
-        "loop reads the skipped marker as its list (kfp.local iterates over the characters of "
-        "'pipecast:skipped'; the service would fail the iterator), not lowered yet: the empty-list "
-        "guard's else branch must publish the marker (loop skipped, outputs absent) instead of []"
-    ),
 }
 
 

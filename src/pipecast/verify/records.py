@@ -74,6 +74,9 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 if any(s == "succeeded" for s in inner)
                 else "skipped"
             )
+            if node.group.is_loop and not inner and _source_skipped(index, node, key, steps):
+                steps[key] = {"status": "skipped", "derived": True}  # whatever its guard did
+                continue
             if status == "skipped" and key in (record.get("_held") or ()):
                 status = "succeeded"  # the engine saw its condition hold; every step inside skipped
             plain_or_loop = node.group.is_loop or node.group.is_plain
@@ -101,6 +104,18 @@ def complete(record: dict[str, Any], keys: list[str], index: PipelineIndex) -> d
                 entry = {"status": status, "outputs": values}
         steps[key] = entry
     return record
+
+
+def _source_skipped(index: PipelineIndex, node: Any, key: str, steps: dict[str, Any]) -> bool:
+    """Whether a loop's list is the output of a step the run skipped: the loop is skipped
+    with it (SPEC §22, as the simulator records it), not an empty loop that completed."""
+    items = node.resolved.for_each
+    if not isinstance(items, RefNode) or items.ref.kind != "step" or items.ref.name not in index.nodes:
+        return False
+    producer = index.nodes[items.ref.name]
+    depth = sum(1 for a in index.ancestors(producer) if a.group.is_loop)
+    source = producer.name + "".join(_INDEX.findall(key[len(node.name) :])[:depth])
+    return bool(steps.get(source, {}).get("status") == "skipped")
 
 
 def _indices(key: str) -> list[int]:

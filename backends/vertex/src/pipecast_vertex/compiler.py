@@ -1319,7 +1319,16 @@ class Compiler:
         loop_task.component_ref.name = n.component_name(tname, "loop")
         self.spec.components[loop_task.component_ref.name].CopyFrom(body)
         nonempty = f"inputs.parameter_values['{items}'] != []"
-        else_comp = self._empty_outputs(node, body)
+        # The list of a step that evaluates its own ``when``: skipped, it publishes ``[]`` as the
+        # list the loop iterates and the marker as its text; the else-branch's task reads that
+        # text, so it is skipped too and the loop's outputs carry the marker (absent, not ``[]``:
+        # a for_each over a skipped step's list is skipped with it, SPEC §22).
+        text = None
+        if items_chan.kind == "step" and items_chan.name in self.self_gated:
+            key = (items_chan.key or "").removesuffix(ITEMS_SUFFIX)
+            text = Chan("step", items_chan.name, key, items_chan.type, PT.STRING, json=True)
+            guard.input_definitions.parameters[text.input_name].parameter_type = PT.STRING
+        else_comp = self._empty_outputs(node, body, None if text is None else text.input_name)
         for suffix, comp, cond_text in (("then", then, nonempty), ("else", else_comp, negate(nonempty))):
             branch = guard.dag.tasks[f"{tname}--{suffix}"]
             branch.task_info.name = f"{tname}--{suffix}"
@@ -1340,13 +1349,18 @@ class Compiler:
         for name in sorted(body_needs):
             self._bind(task.inputs, name, body_needs[name], scope, needs, top)
         self._bind(task.inputs, items, items_chan, scope, needs, top)
+        if text is not None and text.input_name not in body_needs:
+            self._bind(task.inputs, text.input_name, text, scope, needs, top)
         task.component_ref.name = n.component_name(tname)
         self.spec.components[task.component_ref.name].CopyFrom(guard)
 
-    def _empty_outputs(self, node: StepNode, body: pb.ComponentSpec) -> pb.ComponentSpec:
+    def _empty_outputs(self, node: StepNode, body: pb.ComponentSpec, source: str | None = None) -> pb.ComponentSpec:
         """A DAG whose every (collected) parameter output is ``[]``: one task ``<g>--empty``
         (the runtime's ``identity`` on the literal ``[]``; the native list is its ``--items``
-        companion, the JSON text ``"[]"`` its own output)."""
+        companion, the JSON text ``"[]"`` its own output).
+
+        ``source``: the DAG input holding the loop's list as JSON text, which the task reads
+        instead of the literal (it is ``[]`` there, or the skipped marker, which skips it)."""
         tname = f"{n.task_name(node.name)}--empty"
         comp = pb.ComponentSpec()
         empty = comp.dag.tasks[tname]
@@ -1354,19 +1368,31 @@ class Compiler:
         empty.component_ref.name = n.component_name(tname)
         inner = self.spec.components[empty.component_ref.name]
         inner.output_definitions.parameters["output"].parameter_type = PT.STRING
-        inner.output_definitions.parameters["output" + ITEMS_SUFFIX].parameter_type = PT.LIST
+        value = InputSpec(type="list", value=[], literal=True)
+        extra: list[str] = []
+        # The list the group outputs read: the ``--items`` view, or with a source the
+        # ``--native`` one, which a skipped task marks (its ``--items`` view is ``[]``).
+        view = ITEMS_SUFFIX
+        if source is not None:
+            view = NATIVE_SUFFIX
+            comp.input_definitions.parameters[source].parameter_type = PT.STRING
+            inner.input_definitions.parameters["value"].parameter_type = PT.STRING
+            empty.inputs.parameters["value"].component_input_parameter = source
+            value = InputSpec(type="list")
+            extra = ["--json-inputs", kfp_inert(json.dumps(["value"], separators=(",", ":")))]
+        inner.output_definitions.parameters["output" + view].parameter_type = PT.LIST
         for out, definition in body.output_definitions.parameters.items():
             comp.output_definitions.parameters[out].CopyFrom(definition)
             vp = comp.dag.outputs.parameters[out].value_from_parameter
-            vp.producer_subtask, vp.output_parameter_key = tname, "output" + ITEMS_SUFFIX
+            vp.producer_subtask, vp.output_parameter_key = tname, "output" + view
         spec = StepSpec(
             pipeline=self.p.name,
             step=f"{node.name}--empty",
             run=PythonRun(python="pipecast.runtime.builtins:identity"),
-            inputs={"value": InputSpec(type="list", value=[], literal=True)},
+            inputs={"value": value},
             outputs={"output": "list"},
         )
-        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}"]
+        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}", *extra]
         image = self.p.defaults.image or self.settings.image or placeholder("image")
         container = {"image": image, "command": [self.settings.python, "-m", "pipecast.runtime", "run"]}
         inner.executor_label = self._executor(tname, {"container": {**container, "args": args}})

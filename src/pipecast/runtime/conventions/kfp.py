@@ -329,7 +329,10 @@ class KfpConvention(Convention):
         # A condition's native view gets a value of its type: a reader's condition holds the
         # skipped step's own condition first (pipecast.passes.lower.guard_readers), so it is
         # never what decides.
-        views = {DOUBLE_SUFFIX: 0.0, BOOL_SUFFIX: False}
+        # A list's ``--items`` view (what a loop iterates) is empty: the loop's guard then takes
+        # its else-branch, whose task reads the marked text and is skipped in turn (the loop is
+        # skipped with its producer, pipecast_vertex.compiler ``_guarded_loop``).
+        views: dict[str, Any] = {DOUBLE_SUFFIX: 0.0, BOOL_SUFFIX: False, ITEMS_SUFFIX: []}
         parameters = {
             name: next((v for suffix, v in views.items() if name.endswith(suffix)), SKIPPED)
             for name in self._section("outputs", "parameters")
