@@ -1354,7 +1354,9 @@ class Compiler:
         task.component_ref.name = n.component_name(tname)
         self.spec.components[task.component_ref.name].CopyFrom(guard)
 
-    def _empty_outputs(self, node: StepNode, body: pb.ComponentSpec, source: str | None = None) -> pb.ComponentSpec:
+    def _empty_outputs(
+        self, node: StepNode, body: pb.ComponentSpec, source: str | None = None
+    ) -> pb.ComponentSpec:
         """A DAG whose every (collected) parameter output is ``[]``: one task ``<g>--empty``
         (the runtime's ``identity`` on the literal ``[]``; the native list is its ``--items``
         companion, the JSON text ``"[]"`` its own output).
@@ -1392,7 +1394,15 @@ class Compiler:
             inputs={"value": value},
             outputs={"output": "list"},
         )
-        args = ["--spec", kfp_inert(spec.to_arg()), "--convention", "kfp", "--executor-input", "{{$}}", *extra]
+        args = [
+            "--spec",
+            kfp_inert(spec.to_arg()),
+            "--convention",
+            "kfp",
+            "--executor-input",
+            "{{$}}",
+            *extra,
+        ]
         image = self.p.defaults.image or self.settings.image or placeholder("image")
         container = {"image": image, "command": [self.settings.python, "-m", "pipecast.runtime", "run"]}
         inner.executor_label = self._executor(tname, {"container": {**container, "args": args}})
