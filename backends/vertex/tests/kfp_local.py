@@ -19,9 +19,10 @@ from pipecast.verify.kfp_child import KfpHang, run_bounded
 from pipecast.verify.kfp_local import bare_python, shim_dir
 
 # A kfp.local run of a conformance case takes seconds; this bound is far above the slowest
-# under CI load. kfp.local has been seen (twice, under load, never reproduced) to wait forever
-# in a ParallelFor thread pool: such a run is killed, reported with its stacks as a warning,
-# and run once more in a fresh child. A second hang fails the test.
+# under CI load. kfp.local once piled up print wrappers across the runs of one process
+# (pipecast.verify.kfp_local._unindented) until runs crawled; each run now has a process of its
+# own, and a run past the bound is killed, reported with its stacks as a warning, and run once
+# more in a fresh child. A second hang fails the test.
 RUN_TIMEOUT = 300.0
 
 

@@ -58,3 +58,41 @@ def test_a_run_past_its_bound_is_killed_with_its_stacks(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     # The child was waiting on its task's subprocess: the stacks say so.
     assert "run_local_subprocess" in hang.value.stacks
+
+
+FAN_OUT = """\
+pipecast: 1
+name: fan
+steps:
+  each:
+    for_each: [0.1, 1.5, 0.5]
+    as: s
+    steps:
+      nap:
+        run: {python: "cstep:sleep"}
+        inputs: {seconds: "{{ s }}"}
+        outputs: {output: str}
+"""
+
+
+def test_parallel_items_leave_print_alone(tmp_path: Path) -> None:
+    """kfp.local's ``indented_print`` swaps ``builtins.print`` from every ParallelFor thread;
+    the first item ending before a later one leaves the later one's wrapper in place for good."""
+    import builtins
+
+    from pipecast.verify.kfp_local import run_local
+
+    source = tmp_path / "fan.yaml"
+    source.write_text(FAN_OUT)
+    loaded = load_checked(source)
+    files = compile_pipeline(
+        loaded, "vertex", {"image": "python:3.11-slim", "pipeline_root": "gs://b/r"}
+    ).files
+    spec = tmp_path / "fan.spec.yaml"
+    spec.write_text(files["fan.yaml"])
+    before = builtins.print
+    work = tmp_path / "run"
+    work.mkdir()
+    record = run_local(spec, {}, work, [CASES_DIR], index=loaded.index)
+    assert record["status"] == "succeeded"
+    assert builtins.print is before

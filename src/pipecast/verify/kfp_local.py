@@ -159,6 +159,12 @@ def _item_key(channel_ref: str, io_store: Any) -> Any:
 
 
 @contextmanager
+def _unindented(num_spaces: int = 4) -> Iterator[None]:
+    """kfp.local's ``indented_print``, leaving ``builtins.print`` alone (thread-safe)."""
+    yield
+
+
+@contextmanager
 def _cwd(path: Path) -> Iterator[None]:
     old = Path.cwd()
     os.chdir(path)
@@ -183,7 +189,7 @@ def run_local(
     """
     import kfp.local
     from kfp import components
-    from kfp.local import subprocess_task_handler
+    from kfp.local import logging_utils, subprocess_task_handler
 
     trace = work / "trace.jsonl"
     bin_dir = str(Path(sys.executable).parent)
@@ -202,6 +208,12 @@ def run_local(
                 lambda self, full_command: None,
             )
         )
+        # kfp.local indents a task's log by replacing builtins.print for the task
+        # (logging_utils.indented_print), from each ParallelFor thread at once: restored out of
+        # order, the wrappers pile up for the rest of the process, every line printed through
+        # all of them; after a few hundred runs in one process a run seemed to hang. The log
+        # keeps its lines, unindented.
+        stack.enter_context(_patched(logging_utils, "indented_print", _unindented))
         stack.enter_context(_trace_stock_tasks(trace, index))
         stack.enter_context(_trace_importers(trace))
         stack.enter_context(_trace_false_conditions(trace, index))
