@@ -618,9 +618,9 @@ class Lowering:
         for item in ops:
             item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
             if len(ops) > 1 and item.var not in downs:
-                self.slot_entry(node, item, min(limits), groups[0].group_id)
+                self.slot_entry(node, item, min(limits), groups[0].group_id, _task_ids(gbody))
 
-    def slot_entry(self, node: StepNode, op: Op, bound: int, group: str) -> None:
+    def slot_entry(self, node: StepNode, op: Op, bound: int, group: str, tasks: list[str]) -> None:
         """Make ``op``, a first task of an item of loop ``node``, wait for a ``parallelism`` slot."""
         key = next((value for name, _, value in op.kwargs if name == "op_kwargs"), None)
         doc = self.docs.get(key) if isinstance(key, str) else None
@@ -636,7 +636,9 @@ class Lowering:
                     code="unsupported-feature",
                 )
             )
-        doc["slot"] = {"group": group, "bound": bound}
+        # An item is done when every task of the body is, nested groups' included (SPEC §22:
+        # an item is in progress until its last inner step ended).
+        doc["slot"] = {"group": group, "bound": bound, "tasks": sorted(f"{group}.{t}" for t in tasks)}
 
     def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
         self.operators.add(cls)

@@ -281,16 +281,18 @@ class _Resolver:
         refs = doc["refs"]
         return bool(evaluate_text_condition(doc["when"], lambda ref: self.source(refs[ref.path], index)))
 
-    def items_done(self, group: str) -> dict[int, bool]:
-        """Per map index of mapped task group ``group`` in this run: whether all its tasks
-        reached a state of :data:`DONE_STATES`."""
+    def items_done(self, group: str, tasks: list[str], upto: int) -> dict[int, bool]:
+        """Per map index below ``upto`` of mapped task group ``group`` in this run: whether
+        every task of ``tasks`` (its task ids, those of nested ``when`` groups and ``finally``
+        steps included) reached a state of :data:`DONE_STATES` for that item.
+
+        A task not expanded yet has one instance (map index -1) for every item: an item whose
+        instance of some task does not exist yet is not done, unless that unexpanded instance
+        already ended for all items (e.g. ``upstream_failed`` as a whole)."""
+        states = {key: str(getattr(s, "value", s)) for key, s in self.task_states(group).items()}
         done: dict[int, bool] = {}
-        for key, state in self.task_states(group).items():
-            task, _, index = key.rpartition("_")
-            if not task.startswith(group + ".") or not index.isdigit():
-                continue
-            ended = str(getattr(state, "value", state)) in DONE_STATES
-            done[int(index)] = done.get(int(index), True) and ended
+        for m in range(upto):
+            done[m] = all(states.get(f"{task}_{m}", states.get(task, "")) in DONE_STATES for task in tasks)
         return done
 
     def task_states(self, group: str | None = None) -> dict[str, Any]:
@@ -304,13 +306,12 @@ class _Resolver:
             states[ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"] = ti.state
         return states
 
-    def group_states(self) -> dict[str, str]:
-        """SPEC §18: each task instance of this finally's group (of this map index when the
-        group is inside a loop) as ``ran`` / ``failed`` (it failed, its upstream failed, or it
-        was stopped at start because the run had failed: SPEC §10) / ``skipped``."""
+    def group_instances(self) -> dict[str, tuple[str, int, str]]:
+        """Each task instance of this finally's group (of this map index when the group is
+        inside a loop): ``key -> (task id, map index, state)``."""
         group = self.group or {}
         tasks = set(group.get("tasks", []))
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, int, str]] = {}
         for key, state in self.task_states().items():
             task, index = key, -1
             if key not in tasks:
@@ -325,16 +326,27 @@ class _Resolver:
                 # map index of its upstream (a join is upstream_failed as a whole when another item
                 # failed), so its state says nothing about this item; this item's own tasks do.
                 continue
-            value = str(getattr(state, "value", state))
+            out[key] = (task, index, str(getattr(state, "value", state)))
+        return out
+
+    def group_states(self) -> dict[str, str]:
+        """SPEC §18: each task instance of this finally's group (of this map index when the
+        group is inside a loop) as ``ran`` / ``failed`` (it failed, its upstream failed, or it
+        was stopped at start because the run had failed: SPEC §10) / ``skipped``."""
+        out: dict[str, str] = {}
+        for key, (task, index, value) in self.group_instances().items():
             if value in FAILED_STATES:
                 out[key] = "failed"
             elif value == "skipped":
-                meta = self.ti.xcom_pull(task_ids=task, key=META_KEY, map_indexes=index)
-                stopped = isinstance(meta, dict) and meta.get("status") == "not_run"
-                out[key] = "failed" if stopped else "skipped"
+                out[key] = "failed" if self.stopped(task, index) else "skipped"
             else:
                 out[key] = "ran"
         return out
+
+    def stopped(self, task: str, index: int) -> bool:
+        """Whether a skipped task instance was stopped at start because the run had failed."""
+        meta = self.ti.xcom_pull(task_ids=task, key=META_KEY, map_indexes=index)
+        return isinstance(meta, dict) and meta.get("status") == "not_run"
 
     def status(self) -> str:
         """``succeeded`` unless a task of this run failed (read from the run's task states)."""
@@ -486,24 +498,29 @@ def _published_metrics(spec: StepSpec, published: Mapping[str, Any]) -> dict[str
     return {**({"metrics": found} if found else {}), **({"metadata": meta} if meta else {})}
 
 
+#: Task states of an instance that started (its callable ran, or runs).
+STARTED_STATES = frozenset({"success", "failed", "running", "up_for_retry", "restarting"})
+
+
 def _group_started(res: _Resolver, doc: Mapping[str, Any]) -> None:
-    """A group's finally (SPEC §18) runs once its group ran: a group whose tasks were all
-    stopped before they started (the run had failed, SPEC §10) never ran, and skips it."""
+    """A group's finally (SPEC §18) runs once its group started. After a failure (SPEC §10) a
+    group none of whose task instances (of this item, in a loop) started never ran: its
+    steps were stopped, skipped after a stopped upstream, or never expanded; it skips its
+    finally (the simulator has no entry for it). A condition or helper task that ran counts:
+    the group had started when its condition was evaluated (docs/semantics.md)."""
     if doc.get("group") is None:
         return
     res.group = doc["group"]
-    states = res.group_states()
-    if "ran" in states.values() or not states:
+    if res.status() != "failed":
         return
-    if "failed" in states.values() and all(
-        str(getattr(s, "value", s)) == "skipped" for k, s in res.task_states().items() if k in states
-    ):
-        _push_meta(res.ti, {"status": "group_not_run"})
-        try:
-            from airflow.sdk.exceptions import AirflowSkipException
-        except ImportError:  # Airflow 2
-            from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
-        raise AirflowSkipException("its group never started: the run had failed (SPEC §10, §18)")
+    if any(value in STARTED_STATES for _, _, value in res.group_instances().values()):
+        return
+    _push_meta(res.ti, {"status": "group_not_run"})
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 2
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+    raise AirflowSkipException("its group never started: the run had failed (SPEC §10, §18)")
 
 
 def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
@@ -556,7 +573,7 @@ def _wait_for_slot(res: _Resolver, doc: Mapping[str, Any]) -> None:
     slot = doc.get("slot")
     if slot is None or res.index < 0 or res.index < slot["bound"]:
         return
-    if slot_free(res.index, slot["bound"], res.items_done(slot["group"])):
+    if slot_free(res.index, slot["bound"], res.items_done(slot["group"], slot["tasks"], res.index)):
         return
     from datetime import UTC, datetime, timedelta
 
