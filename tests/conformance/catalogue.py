@@ -312,6 +312,10 @@ UNVERIFIED: dict[str, Unverified] = {
         ("train",),
         "its outputs are its start/end times and run id (cstep.timed)",
     ),
+    "parallelism_nested_group": Unverified(
+        ("mul", "inner"),
+        "their outputs are their start/end times and run id (cstep.timed)",
+    ),
     "parallelism_bound": Unverified(
         ("first", "second", "task"),
         "their outputs are their start/end times and run id (cstep.timed)",

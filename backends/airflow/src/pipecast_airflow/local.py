@@ -187,10 +187,47 @@ def _skipped_loops(tasks: Mapping[str, Any], steps: dict[str, dict[str, Any]]) -
             steps.setdefault(name, {"status": "skipped"})
 
 
+def _stopped(tasks: Mapping[str, Any], structure: Mapping[str, Any]) -> dict[str, Any]:
+    """The task instances with the ones that never started because of SPEC §10 marked
+    ``meta.status: not_run``: a task the runtime stopped at start (the run had failed) marks
+    itself; a task Airflow skipped because an upstream task instance (of the same map index,
+    or unmapped) never started is marked too, so a stopped item's later steps and nested
+    groups are ``not_run`` as in the simulator. A skip after a branch that ran (a false
+    ``when``) stays ``skipped``."""
+    out = {key: dict(ti) for key, ti in tasks.items()}
+
+    def stopped(ti: Mapping[str, Any]) -> bool:
+        meta = ti.get("meta")
+        return ti.get("state") == "skipped" and isinstance(meta, dict) and meta.get("status") == "not_run"
+
+    changed = True
+    while changed:
+        changed = False
+        for key, ti in out.items():
+            if ti.get("state") != "skipped" or stopped(ti) or isinstance(ti.get("meta"), dict):
+                continue
+            task, _, index = key.partition("[")
+            ups = [
+                out.get(f"{up}[{index}" if index else up) or out.get(up) for up in _upstream(structure, task)
+            ]
+            if any(up is not None and stopped(up) for up in ups):
+                ti["meta"] = {"status": "not_run", "attempts": 0}
+                changed = True
+    return out
+
+
+def _upstream(structure: Mapping[str, Any], task: str) -> list[str]:
+    found = structure.get(task)
+    return list(found.get("upstream") or []) if isinstance(found, dict) else []
+
+
 def run_record(result: Mapping[str, Any]) -> dict[str, Any]:
     """A run record from one harness result (plus ``_import_errors`` and ``_dags``)."""
     steps: dict[str, dict[str, Any]] = {}
-    for key, ti in step_view(result.get("tasks") or {}).items():
+    tasks = result.get("tasks") or {}
+    if result.get("state") == "failed":
+        tasks = _stopped(tasks, result.get("structure") or {})
+    for key, ti in step_view(tasks).items():
         meta = ti.get("meta") if isinstance(ti.get("meta"), dict) else {}
         # The runtime retries and caches inside the task: it reports attempts and a cache hit.
         entry: dict[str, Any] = {

@@ -638,7 +638,7 @@ class Lowering:
             )
         # An item is done when every task of the body is, nested groups' included (SPEC §22:
         # an item is in progress until its last inner step ended).
-        doc["slot"] = {"group": group, "bound": bound, "tasks": sorted(f"{group}.{t}" for t in tasks)}
+        doc["slot"] = {"group": group, "bound": bound, "tasks": sorted(tasks)}
 
     def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
         self.operators.add(cls)
