@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from af_helpers import compile_file
 
-from pipecast.runtime.conventions.airflow import slot_free
+from pipecast.runtime.conventions.airflow import _Resolver, slot_free
 
 pytestmark = pytest.mark.airflow
 
@@ -93,9 +93,81 @@ steps:
     tasks = {
         line.split(":")[0].strip().strip('"'): line for line in source.splitlines() if '"kind":"step"' in line
     }
-    slot = '"slot":{"bound":2,"group":"loop"}'
+    slot = '"slot":{"bound":2,"group":"loop","tasks":["loop.a","loop.b","loop.c"]}'
     assert slot in tasks["loop.a"] and slot in tasks["loop.b"]
     assert '"slot"' not in tasks["loop.c"]
     # one task per item: max_active_tis_per_dagrun bounds the items exactly, no slot needed
     assert '"slot"' not in tasks["single.d"]
     assert "max_active_tis_per_dagrun=1" in source
+
+
+class _Run:
+    """The task states of one dag run, as Airflow 3's execution API returns them."""
+
+    states: dict[str, str | None] = {}
+
+    map_index = 1
+
+    @classmethod
+    def get_task_states(cls, dag_id: str, run_ids: list[str], task_group_id: str | None) -> dict:
+        return {run_ids[0]: dict(cls.states)}
+
+
+def test_an_item_is_done_only_when_its_nested_group_is() -> None:
+    """SPEC §22: an item is in progress until its last inner step ended, a nested group's
+    tasks and finally included; a task not expanded yet (map index -1) for that item is not
+    done unless it ended for every item."""
+    tasks = ["loop.mul", "loop.grp-condition", "loop.inner", "loop.grp-finally"]
+    res = _Resolver(_Run(), {}, "run", "dag")
+    _Run.states = {
+        "loop.mul_0": "success",
+        "loop.grp-condition": None,
+        "loop.inner": None,
+        "loop.grp-finally": None,
+    }
+    assert res.items_done("loop", tasks, 1) == {0: False}
+    assert not slot_free(1, 1, res.items_done("loop", tasks, 1))
+    _Run.states = {
+        "loop.mul_0": "success",
+        "loop.grp-condition_0": "success",
+        "loop.inner_0": "failed",
+        "loop.grp-finally_0": "running",
+    }
+    assert res.items_done("loop", tasks, 1) == {0: False}
+    _Run.states["loop.grp-finally_0"] = "success"
+    assert res.items_done("loop", tasks, 1) == {0: True}
+    # An unexpanded task that ended as a whole (upstream_failed for every item) is done.
+    _Run.states = {
+        "loop.mul_0": "success",
+        "loop.grp-condition_0": "success",
+        "loop.inner": "upstream_failed",
+    }
+    assert res.items_done("loop", ["loop.mul", "loop.grp-condition", "loop.inner"], 1) == {0: True}
+
+
+def test_slot_lists_the_tasks_of_nested_groups(tmp_path: Path) -> None:
+    pipeline = tmp_path / "nested.yaml"
+    pipeline.write_text(
+        """
+pipecast: 1
+name: nested
+steps:
+  loop:
+    for_each: [1, 2, 3]
+    parallelism: 1
+    steps:
+      mul: {run: {python: "m:f"}, outputs: {o: int}}
+      grp:
+        when: "1 > 0"
+        steps:
+          inner: {run: {python: "m:f"}, outputs: {o: int}, after: [mul]}
+        finally: {run: {python: "m:f"}, outputs: {o: int}}
+""",
+        encoding="utf-8",
+    )
+    _, source = compile_file(pipeline)
+    line = next(ln for ln in source.splitlines() if ln.strip().startswith('"loop.mul"'))
+    assert (
+        '"tasks":["loop.grp-condition","loop.grp-end","loop.grp-finally","loop.grp-join","loop.inner","loop.mul"]'
+        in line
+    )
