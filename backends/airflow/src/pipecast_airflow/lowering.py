@@ -41,8 +41,7 @@ from pipecast.ir.models import ContainerRun
 from pipecast.ir.refs import Ref
 from pipecast.ir.values import is_artifact
 from pipecast.passes.analysis import FinallyKind, PipelineIndex, Scope, StepNode
-from pipecast.passes.parse import parse_template
-from pipecast.passes.resolve import Value, has_template_text, refs_of
+from pipecast.passes.resolve import RefNode, Value, has_template_text, refs_of
 from pipecast.runtime.retry import backoff_delay
 from pipecast.runtime.spec import step_spec
 
@@ -280,9 +279,9 @@ class Lowering:
         if group.is_plain:
             # A plain group's output is what it is bound to inside (SPEC §17: normally exactly
             # one reference, read where it is produced; else built by the runtime).
-            ref = _only_ref(group.outputs[output])
-            if ref is not None:
-                return self.source(ref, node.body, None, reader=reader)
+            resolved = node.resolved.outputs[output]
+            if isinstance(resolved, RefNode):
+                return self.source(resolved.ref, node.body, None, reader=reader)
             return {
                 "bind": self.value(
                     group.outputs[output], node.resolved.outputs[output], node.body, None, reader=reader
@@ -618,7 +617,7 @@ class Lowering:
         for item in ops:
             item.kwargs.append(("max_active_tis_per_dagrun", "lit", min(limits)))
             if len(ops) > 1 and item.var not in downs:
-                self.slot_entry(node, item, min(limits), groups[0].group_id, _task_ids(gbody))
+                self.slot_entry(node, item, min(limits), groups[0].group_id, _early_task_ids(gbody))
 
     def slot_entry(self, node: StepNode, op: Op, bound: int, group: str, tasks: list[str]) -> None:
         """Make ``op``, a first task of an item of loop ``node``, wait for a ``parallelism`` slot."""
@@ -747,19 +746,50 @@ def _items(node: StepNode) -> Value:
     return items
 
 
-def _only_ref(value: Any) -> Ref | None:
-    """The reference a value is exactly (``"{{ steps.a.outputs.b }}"``), else ``None``."""
-    if not isinstance(value, str) or "{{" not in value:
-        return None
-    segments = parse_template(value.strip())
-    return segments[0] if len(segments) == 1 and isinstance(segments[0], Ref) else None
-
-
 def _import_uri(node: StepNode) -> Value:
     """An import step's URI, resolved."""
     uri = node.resolved.import_uri
     assert uri is not None
     return uri
+
+
+#: Trigger rules Airflow evaluates over every item before it expands a task of a mapped task
+#: group (``_get_relevant_upstream_map_indexes`` in airflow/ti_deps/deps/trigger_rule_dep.py,
+#: issues #34023, #39801): such a task, and what runs after it, has no instance for any item
+#: until the items before it all ended.
+LATE_EXPANDED_RULES = frozenset({"one_success", "one_failed", "one_done", "none_failed_min_one_success"})
+
+
+def _early_task_ids(body: list[Op | Group | Edge]) -> list[str]:
+    """The task ids of a lowered loop body an item's slot waits for (SPEC §22): every task
+    but those Airflow expands only after all items (:data:`LATE_EXPANDED_RULES`, joins and
+    what follows them: a nested group's ``finally``), which a slot cannot wait for without
+    waiting for itself; those run after the items (docs/targets/airflow.md)."""
+    ops: dict[str, Op] = {}
+    downs: dict[str, list[str]] = {}
+
+    def walk(items: list[Op | Group | Edge]) -> None:
+        for item in items:
+            if isinstance(item, Op):
+                ops[item.var] = item
+            elif isinstance(item, Group):
+                walk(item.body)
+            else:
+                downs.setdefault(item.up, []).append(item.down)
+
+    walk(body)
+    late = [
+        v
+        for v, op in ops.items()
+        if any(k == "trigger_rule" and x in LATE_EXPANDED_RULES for k, _, x in op.kwargs)
+    ]
+    seen: set[str] = set()
+    while late:
+        var = late.pop()
+        if var not in seen:
+            seen.add(var)
+            late.extend(downs.get(var, []))
+    return [t for t in _task_ids(body) if t not in {ops[v].task_id for v in seen if v in ops}]
 
 
 def _task_ids(body: list[Op | Group | Edge]) -> list[str]:
