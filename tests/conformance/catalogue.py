@@ -317,7 +317,7 @@ UNVERIFIED: dict[str, Unverified] = {
         "output their start/end times and run id (cstep.timed)",
     ),
     "group_finally_in_for_each_failure": Unverified(
-        ("train",),
+        ("train", "boom"),
         "its outputs are its start/end times and run id (cstep.timed)",
     ),
     "parallelism_nested_group": Unverified(

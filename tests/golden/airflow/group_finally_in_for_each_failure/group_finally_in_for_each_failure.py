@@ -23,10 +23,12 @@ from airflow.sdk import (
 #: What each task needs at run time: JSON, read only inside the task callables.
 TASKS = {
     "regions-done": '{"items":"regions-items","kind":"done","outputs":{}}',
-    "regions-items": '{"for_each":{"value":[{"fail":false,"r":"eu","wait":0.0},{"fail":true,"r":"us","wait":3.0}]},"kind":"items"}',
+    "regions-items": '{"for_each":{"value":[{"fail":false,"r":"eu","wait":0.0},{"fail":true,"r":"us","wait":1.0}]},"kind":"items"}',
+    "regions.boom": '{"artifact_root":"","guard":{"expect":true,"refs":{"row.fail":{"key":"fail","loop":"regions-items"}},"when":"row.fail"},"inputs":{"key":{"refs":{"row.r":{"key":"r","loop":"regions-items"}},"template":"boom-{{ row.r }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"fail":{"literal":true,"type":"bool","value":true},"key":{"type":"str"},"run_id":{"type":"str"}},"outputs":{"output":"dict"},"pipeline":"group-finally-in-for-each-failure","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"boom"}}',
+    "regions.boom-condition": '{"else":[],"join":"regions.boom-join","kind":"branch","refs":{"row.fail":{"key":"fail","loop":"regions-items"}},"then":["regions.boom"],"when":"row.fail"}',
     "regions.check-condition": '{"else":[],"join":"regions.check-join","kind":"branch","refs":{"params.go":{"param":"go"}},"then":["regions.train"],"when":"params.go"}',
-    "regions.check-finally": '{"artifact_root":"","group":{"same_index":true,"tasks":["regions.check-condition","regions.check-join","regions.train"]},"guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"a":{"refs":{"group.status":{"group":"status"}},"template":"{{ group.status }}"},"b":{"refs":{"row.r":{"key":"r","loop":"regions-items"}},"template":"-{{ row.r }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{},"b":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"group-finally-in-for-each-failure","run":{"python":"cstep:add"},"secret_store":"airflow","step":"check.finally"}}',
-    "regions.train": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"fail":{"refs":{"row.fail":{"key":"fail","loop":"regions-items"}},"template":"{{ row.fail }}"},"key":{"refs":{"row.r":{"key":"r","loop":"regions-items"}},"template":"train-{{ row.r }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"},"seconds":{"refs":{"row.wait":{"key":"wait","loop":"regions-items"}},"template":"{{ row.wait }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"fail":{},"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{}},"outputs":{"output":"dict"},"pipeline":"group-finally-in-for-each-failure","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"train"}}',
+    "regions.check-finally": '{"artifact_root":"","group":{"same_index":true,"tasks":["regions.boom","regions.boom-condition","regions.boom-join","regions.check-condition","regions.check-join","regions.train"]},"guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"a":{"refs":{"group.status":{"group":"status"}},"template":"{{ group.status }}"},"b":{"refs":{"row.r":{"key":"r","loop":"regions-items"}},"template":"-{{ row.r }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"a":{},"b":{"type":"str"}},"outputs":{"output":"str"},"pipeline":"group-finally-in-for-each-failure","run":{"python":"cstep:add"},"secret_store":"airflow","step":"check.finally"}}',
+    "regions.train": '{"artifact_root":"","guard":{"expect":true,"refs":{"params.go":{"param":"go"}},"when":"params.go"},"inputs":{"key":{"refs":{"row.r":{"key":"r","loop":"regions-items"}},"template":"train-{{ row.r }}"},"run_id":{"refs":{"pipeline.run_id":{"pipeline":"run_id"}},"template":"{{ pipeline.run_id }}"},"seconds":{"refs":{"row.wait":{"key":"wait","loop":"regions-items"}},"template":"{{ row.wait }}"}},"kind":"step","python_path":["."],"spec":{"inputs":{"key":{"type":"str"},"run_id":{"type":"str"},"seconds":{}},"outputs":{"output":"dict"},"pipeline":"group-finally-in-for-each-failure","run":{"python":"cstep:timed"},"secret_store":"airflow","step":"train"}}',
 }
 
 
@@ -54,7 +56,7 @@ def _done(key, **context):
 
 with DAG(
     dag_id="group-finally-in-for-each-failure",
-    description="A when group with a finally inside a for_each whose step fails for one item only (later than the other item's); each item's finally sees its own item's status, the pipeline fails (SPEC §10, §18).",
+    description="A when group with a finally inside a for_each whose step fails for one item only, after the other item's group ended; each item's finally sees its own item's status, the pipeline fails (SPEC §10, §18). The failing step comes after a step every item runs, so a serial engine (Airflow's dag.test() picks among ready tasks in no fixed order) meets the failure only once both items' first steps ran, as a parallel one does.",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -84,12 +86,31 @@ with DAG(
             python_callable=_step,
             op_kwargs={"key": "regions.train"},
         )
+        c_boom = BranchPythonOperator(
+            task_id="boom-condition",
+            python_callable=_branch,
+            op_kwargs={"key": "regions.boom-condition"},
+        )
+        t_boom = PythonOperator(
+            task_id="boom",
+            python_callable=_step,
+            op_kwargs={"key": "regions.boom"},
+        )
+        j_boom = EmptyOperator(
+            task_id="boom-join",
+            trigger_rule="none_failed_min_one_success",
+        )
+        c_boom >> t_boom
+        t_boom >> j_boom
+        c_boom >> j_boom
+        t_train >> c_boom
         j_check = EmptyOperator(
             task_id="check-join",
             trigger_rule="none_failed_min_one_success",
         )
         c_check >> t_train
         t_train >> j_check
+        j_boom >> j_check
         c_check >> j_check
         f_check = PythonOperator(
             task_id="check-finally",
