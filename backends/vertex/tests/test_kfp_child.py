@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipecast.api import compile_pipeline, load_checked
+from pipecast.passes.analysis import PipelineIndex
 from pipecast.verify.kfp_child import KfpHang, run_bounded
 from tests.conformance.catalogue import CASES_DIR
 
@@ -26,15 +27,16 @@ steps:
 """
 
 
-def _spec(tmp_path: Path) -> tuple[Path, object]:
-    source = tmp_path / "naps.yaml"
-    source.write_text(PIPELINE)
+def _spec(tmp_path: Path, text: str = PIPELINE) -> tuple[Path, PipelineIndex]:
+    """Compile pipeline ``text`` for Vertex: the spec file and the pipeline's index."""
+    source = tmp_path / "pipeline.yaml"
+    source.write_text(text)
     loaded = load_checked(source)
     files = compile_pipeline(
         loaded, "vertex", {"image": "python:3.11-slim", "pipeline_root": "gs://b/r"}
     ).files
-    spec = tmp_path / "naps.spec.yaml"
-    spec.write_text(files["naps.yaml"])
+    spec = tmp_path / "pipeline.spec.yaml"
+    spec.write_text(files[f"{loaded.pipeline.name}.yaml"])
     return spec, loaded.index
 
 
@@ -82,17 +84,10 @@ def test_parallel_items_leave_print_alone(tmp_path: Path) -> None:
 
     from pipecast.verify.kfp_local import run_local
 
-    source = tmp_path / "fan.yaml"
-    source.write_text(FAN_OUT)
-    loaded = load_checked(source)
-    files = compile_pipeline(
-        loaded, "vertex", {"image": "python:3.11-slim", "pipeline_root": "gs://b/r"}
-    ).files
-    spec = tmp_path / "fan.spec.yaml"
-    spec.write_text(files["fan.yaml"])
+    spec, index = _spec(tmp_path, FAN_OUT)
     before = builtins.print
     work = tmp_path / "run"
     work.mkdir()
-    record = run_local(spec, {}, work, [CASES_DIR], index=loaded.index)
+    record = run_local(spec, {}, work, [CASES_DIR], index=index)
     assert record["status"] == "succeeded"
     assert builtins.print is before

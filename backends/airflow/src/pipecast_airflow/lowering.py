@@ -635,8 +635,8 @@ class Lowering:
                     code="unsupported-feature",
                 )
             )
-        # An item is done when every task of the body is, nested groups' included (SPEC §22:
-        # an item is in progress until its last inner step ended).
+        # An item is done when every task of ``tasks`` is (SPEC §22: an item is in progress
+        # until its last inner step ended; see _early_task_ids for the tasks left out).
         doc["slot"] = {"group": group, "bound": bound, "tasks": sorted(tasks)}
 
     def python_op(self, var: str, task_id: str, func: str, cls: str = "PythonOperator") -> Op:
@@ -789,7 +789,8 @@ def _early_task_ids(body: list[Op | Group | Edge]) -> list[str]:
         if var not in seen:
             seen.add(var)
             late.extend(downs.get(var, []))
-    return [t for t in _task_ids(body) if t not in {ops[v].task_id for v in seen if v in ops}]
+    late_ids = {ops[v].task_id for v in seen if v in ops}
+    return [t for t in _task_ids(body) if t not in late_ids]
 
 
 def _task_ids(body: list[Op | Group | Edge]) -> list[str]:

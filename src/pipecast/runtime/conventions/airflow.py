@@ -283,8 +283,9 @@ class _Resolver:
 
     def items_done(self, group: str, tasks: list[str], upto: int) -> dict[int, bool]:
         """Per map index below ``upto`` of mapped task group ``group`` in this run: whether
-        every task of ``tasks`` (its task ids, those of nested ``when`` groups and ``finally``
-        steps included) reached a state of :data:`DONE_STATES` for that item.
+        every task of ``tasks`` (the task ids the slot waits for: the body's steps and nested
+        ``when`` groups' conditions and steps, see ``pipecast_airflow.lowering``) reached a
+        state of :data:`DONE_STATES` for that item.
 
         A task not expanded yet has one instance (map index -1) for every item: an item whose
         instance of some task does not exist yet is not done, unless that unexpanded instance
@@ -359,17 +360,22 @@ class _Resolver:
         return "succeeded"
 
 
+def _skip(reason: str) -> Exception:
+    """Airflow's exception that ends a task as ``skipped`` (Airflow 3's task SDK, or Airflow 2)."""
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 2
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+    return AirflowSkipException(reason)
+
+
 def _resolver(context: Mapping[str, Any], doc: Mapping[str, Any] | None = None) -> _Resolver:
     """The resolver of a task instance; skips the task when its branch guard does not hold."""
     ti = context["ti"]
     res = _Resolver(ti, context.get("params") or {}, context["run_id"], ti.dag_id)
     guard = (doc or {}).get("guard")
     if guard is not None and res.holds(guard, res.index) != guard["expect"]:
-        try:
-            from airflow.sdk.exceptions import AirflowSkipException
-        except ImportError:  # Airflow 2
-            from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
-        raise AirflowSkipException("the branch of this step was not chosen")
+        raise _skip("the branch of this step was not chosen")
     return res
 
 
@@ -516,11 +522,7 @@ def _group_started(res: _Resolver, doc: Mapping[str, Any]) -> None:
     if any(value in STARTED_STATES for _, _, value in res.group_instances().values()):
         return
     _push_meta(res.ti, {"status": "group_not_run"})
-    try:
-        from airflow.sdk.exceptions import AirflowSkipException
-    except ImportError:  # Airflow 2
-        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
-    raise AirflowSkipException("its group never started: the run had failed (SPEC §10, §18)")
+    raise _skip("its group never started: the run had failed (SPEC §10, §18)")
 
 
 def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
@@ -536,11 +538,7 @@ def _stop_after_failure(res: _Resolver, context: Mapping[str, Any]) -> None:
     if res.status() != "failed":
         return
     _push_meta(res.ti, {"status": "not_run"})
-    try:
-        from airflow.sdk.exceptions import AirflowSkipException
-    except ImportError:  # Airflow 2
-        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
-    raise AirflowSkipException("a task of this run failed before this step started (SPEC §10)")
+    raise _skip("a task of this run failed before this step started (SPEC §10)")
 
 
 #: Task states an item's task does not leave (an item whose tasks all reached one is done).
@@ -617,11 +615,7 @@ def items(doc: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any]:
         if not res.bound(doc["for_each"], res.index):
             # SPEC §22: a for_each over the output of a skipped step is skipped with it (its
             # task groups and -done task are skipped after this task).
-            try:
-                from airflow.sdk.exceptions import AirflowSkipException
-            except ImportError:  # Airflow 2
-                from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
-            raise AirflowSkipException("the list of this for_each comes from a skipped step")
+            raise _skip("the list of this for_each comes from a skipped step")
         value = res.binding(doc["for_each"], res.index)
         if not isinstance(value, list):
             raise ConventionError(f"for_each needs a list, got {type(value).__name__}")
